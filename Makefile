@@ -1,0 +1,126 @@
+# hyperrec -- one Makefile for the server, the trainer, the tests and benches.
+#
+#   make            build bin/hyperrec and bin/hyperrec-train
+#   make run        demo: private Redis, generated data, trained model, server
+#   make test       unit + integration tests (ends with "N passed, N failed")
+#   make asan       the same tests on an ASan+UBSan build (build-asan/)
+#   make bench      benchmarks (bench/)
+#   make deps       install the Debian 12 packages (apt-get, as root)
+#   make clean
+
+PKGS      := libmicrohttpd jansson hiredis libuv openblas
+DEB_PKGS  := build-essential pkg-config libmicrohttpd-dev libuv1-dev \
+             libjansson-dev libhiredis-dev libopenblas-dev redis-server \
+             curl python3
+CC        ?= cc
+BUILD     ?= build
+BIN       ?= bin
+OPT       ?= -O2 -g
+SAN       ?=
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes \
+             -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(OPT) $(SAN) -MMD -MP \
+             -pthread
+LDLIBS    += $(PKG_LIBS) -lm -pthread
+LDFLAGS   += $(SAN)
+
+MAINS      := src/server/main.c src/train/main.c
+LIB_SRC    := $(filter-out $(MAINS),$(sort $(wildcard src/*/*.c)))
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC   := $(sort $(wildcard tests/*.c tests/lib/*.c tests/unit/*.c tests/integration/*.c))
+TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
+LIBHR      := $(BUILD)/libhr.a
+
+.PHONY: all run test test-unit test-integration asan bench deps check-deps \
+        clean demo _run _test _bench
+
+all: $(BIN)/hyperrec $(BIN)/hyperrec-train
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBHR): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/hyperrec: $(BUILD)/src/server/main.o $(LIBHR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BIN)/hyperrec-train: $(BUILD)/src/train/main.o $(LIBHR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/hr-tests: $(TEST_OBJ) $(LIBHR)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%.o: CFLAGS += -Itests
+
+# ---------------------------------------------------------------- deps
+# `make run` and `make test` install what is missing first, so that on a
+# fresh Debian 12 machine those two commands are all the set-up there is.
+deps:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+	    --no-install-recommends $(DEB_PKGS); \
+	elif command -v sudo >/dev/null 2>&1; then \
+	  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends $(DEB_PKGS); \
+	else \
+	  echo "missing packages; run as root:"; \
+	  echo "  apt-get install -y --no-install-recommends $(DEB_PKGS)"; \
+	  exit 1; \
+	fi
+
+check-deps:
+	@if ! pkg-config --exists $(PKGS) 2>/dev/null || \
+	    ! command -v redis-server >/dev/null 2>&1 || \
+	    ! command -v curl >/dev/null 2>&1; then \
+	  echo "hyperrec: installing missing build/runtime packages"; \
+	  $(MAKE) --no-print-directory deps; \
+	fi
+
+# The real targets run in a sub-make so that pkg-config is asked again
+# after `deps` installed the libraries.
+run: check-deps
+	@$(MAKE) --no-print-directory _run
+test: check-deps
+	@$(MAKE) --no-print-directory _test
+bench: check-deps
+	@$(MAKE) --no-print-directory _bench
+
+_run: all
+	@./deploy/demo.sh
+
+_test: all $(BUILD)/hr-tests
+	HR_BIN_DIR=$(BIN) ./$(BUILD)/hr-tests $(TESTFLAGS)
+
+test-unit: all $(BUILD)/hr-tests
+	HR_BIN_DIR=$(BIN) ./$(BUILD)/hr-tests --filter tests/unit $(TESTFLAGS)
+
+test-integration: all $(BUILD)/hr-tests
+	HR_BIN_DIR=$(BIN) ./$(BUILD)/hr-tests --filter tests/integration $(TESTFLAGS)
+
+asan: check-deps
+	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin \
+	  OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	  _asan
+
+_asan: all $(BUILD)/hr-tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	HR_BIN_DIR=$(BIN) HR_TEST_TIMEOUT_MULT=3 ./$(BUILD)/hr-tests $(TESTFLAGS)
+
+_bench: all
+	@./bench/run.sh
+
+demo: run
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/server/main.d \
+         $(BUILD)/src/train/main.d

@@ -1,0 +1,93 @@
+/* config.h -- the server's configuration: defaults, JSON file, environment,
+ * command-line flags, validated once at start.
+ *
+ * Precedence, lowest first: built-in defaults, the JSON file (--config, or
+ * HYPERREC_CONFIG), HYPERREC_<KEY> environment variables (the key's dotted
+ * path upper-cased with '.' -> '_', e.g. HYPERREC_REDIS_COMMAND_TIMEOUT_MS),
+ * then flags. Every key is described in one table (config.c) which also
+ * produces docs/configuration.md's list via `hyperrec --help-config`.
+ * An hr_config_t is a plain value without pointers: copy it freely. It is
+ * loaded on the main thread; the server publishes an immutable copy that
+ * SIGHUP may replace (only keys marked reloadable change). */
+#ifndef HR_CONFIG_H
+#define HR_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "hr/err.h"
+#include "hr/log.h"
+
+#define HR_CONFIG_MAX_LIST 16
+#define HR_CONFIG_STR 256
+
+typedef struct {
+  char config_path[PATH_MAX];   /* file the values came from, "" if none */
+  char listen_host[HR_CONFIG_STR];
+  int listen_port;              /* 0: pick a free port */
+  int threads;                  /* HTTP worker threads, 0 = one per core */
+  char models_dir[PATH_MAX];
+  char slots[HR_CONFIG_MAX_LIST][64];
+  int n_slots;
+  int models_poll_ms;           /* how often to look for new versions */
+  char log_level[16];
+  struct {
+    char host[HR_CONFIG_STR];
+    int port;
+    int connect_timeout_ms;
+    int command_timeout_ms;
+    int backoff_min_ms;
+    int backoff_max_ms;
+    char key_prefix[32];
+    int history_cap;
+    long stream_maxlen;         /* 0: never trim the event stream */
+    int event_id_ttl_s;
+  } redis;
+  struct {
+    long max_body_bytes;
+    int connection_timeout_s;
+    int shutdown_grace_ms;
+    char cors_origins[HR_CONFIG_MAX_LIST][HR_CONFIG_STR];
+    int n_cors_origins;
+    char unknown_fields[16];    /* "reject" or "ignore" */
+  } http;
+  struct {
+    int default_k;
+    int max_k;
+    int max_history;
+    int max_exclude;
+  } recommend;
+  struct {
+    int max_batch;
+  } event;
+} hr_config_t;
+
+/** Fill `c` with the built-in defaults. */
+void hr_config_defaults(hr_config_t *c);
+
+/** Merge a JSON file over `c`. Unknown keys, wrong types and values out of
+ *  range are errors (HR_EINVAL/HR_EIO) naming the key in err->field. */
+int hr_config_load_file(hr_config_t *c, const char *path, hr_error_t *err);
+
+/** Merge HYPERREC_* variables from `envp` (NULL-terminated, e.g. environ).
+ *  An unknown HYPERREC_ variable is an error, so typos are not ignored. */
+int hr_config_load_env(hr_config_t *c, char *const *envp, hr_error_t *err);
+
+/** Set one key by dotted path from a string ("redis.port", "6380"). */
+int hr_config_set(hr_config_t *c, const char *key, const char *value,
+                  hr_error_t *err);
+
+/** Parse "HOST:PORT" (port 0-65535) into host/port buffers. */
+int hr_config_parse_hostport(const char *s, char *host, size_t host_len,
+                             int *port);
+
+/** Cross-field checks (e.g. default_k <= max_k). Call after all merges. */
+int hr_config_validate(const hr_config_t *c, hr_error_t *err);
+
+/** Print every key, its type, default and description (Markdown table). */
+void hr_config_print_reference(void);
+
+/** Is `origin` allowed by http.cors_origins ("*" allows all)? */
+int hr_config_origin_allowed(const hr_config_t *c, const char *origin);
+
+#endif

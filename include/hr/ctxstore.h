@@ -1,0 +1,93 @@
+/* ctxstore.h -- the Redis side of a request: user context, recent history,
+ * event writes.
+ *
+ * Each HTTP worker thread owns one connection (hr_ctxstore_thread()), so no
+ * lock is taken on the hot path; the connection is freed when its thread
+ * exits. A read is ONE pipelined round trip (HGETALL of the context hash and
+ * LRANGE of the history); a write of a batch of events is one MULTI/EXEC in
+ * which each event is one small Lua script (idempotency check by SET NX, then
+ * XADD, LPUSH+LTRIM and HSET), so a duplicate event_id writes nothing and a
+ * batch is applied as a whole. Failures are sticky per connection: the
+ * connection is dropped and re-dialled after an exponential backoff
+ * (redis.backoff_min_ms .. backoff_max_ms); until then calls fail at once
+ * with HR_EREDIS, which keeps a Redis outage from stalling requests.
+ *
+ * Key layout (prefix from config, default "hr:"): ctx:{u} hash, hist:{u}
+ * list newest first, events stream, evid:<event_id> string. */
+#ifndef HR_CTXSTORE_H
+#define HR_CTXSTORE_H
+
+#include <stddef.h>
+
+#include "hr/config.h"
+#include "hr/err.h"
+
+#define HR_CTX_FIELDS 4 /* tz, location, mood, device */
+extern const char *const hr_ctx_field_names[HR_CTX_FIELDS];
+
+typedef struct hr_ctxstore hr_ctxstore_t;
+
+/** What Redis knows about a user. Strings are owned by the struct. */
+typedef struct {
+  char *ctx[HR_CTX_FIELDS];  /* indexed like hr_ctx_field_names; NULL = unset */
+  char **hist;               /* recent item ids, newest first */
+  size_t n_hist;
+} hr_user_state_t;
+
+/** One validated event to store (all strings borrowed from the caller). */
+typedef struct {
+  const char *user_id;
+  const char *item_id;        /* NULL for type "context" */
+  const char *type;
+  const char *event_id;       /* NULL: no idempotency key */
+  const char *recommendation_id;
+  const char *ctx[HR_CTX_FIELDS]; /* NULL = not given */
+  int has_value;
+  double value;
+  long long ts;               /* unix seconds, already defaulted */
+} hr_event_t;
+
+/* ----------------------------------------------------------- lifecycle */
+
+/** Set the options every thread's connection uses. Call once at start,
+ *  before any worker thread runs; `cfg` is copied. */
+void hr_ctxstore_configure(const hr_config_t *cfg);
+
+/** The calling thread's store, created on first use (it does not connect
+ *  until needed). Never NULL except on OOM. Not to be shared across
+ *  threads. Freed automatically when the thread exits. */
+hr_ctxstore_t *hr_ctxstore_thread(void);
+
+/** A store owned by the caller (tests, the trainer's reader). */
+hr_ctxstore_t *hr_ctxstore_new(const hr_config_t *cfg);
+void hr_ctxstore_free(hr_ctxstore_t *s);
+
+/* ---------------------------------------------------------- operations */
+
+/** Read user `user_id`'s context hash and at most `max_hist` recent items in
+ *  one round trip. On success `out` must be released with
+ *  hr_user_state_destroy. Returns 0, HR_EREDIS (unreachable, timed out, or
+ *  in backoff) or HR_ENOMEM. */
+int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
+                          size_t max_hist, hr_user_state_t *out,
+                          hr_error_t *err);
+
+void hr_user_state_destroy(hr_user_state_t *st);
+
+/** Write `n` events in one MULTI/EXEC. dup[i] is set to 1 for events whose
+ *  event_id had been seen (nothing written for them), else 0. Returns 0, or
+ *  HR_EREDIS with nothing acknowledged. */
+int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
+                             int *dup, hr_error_t *err);
+
+/** PING; 0 when Redis answers. Respects the backoff like other calls. */
+int hr_ctxstore_ping(hr_ctxstore_t *s);
+
+/** Count of failed round trips in this process (all threads). */
+unsigned long hr_ctxstore_error_count(void);
+
+/** Build "<prefix><kind>:{<user>}" into buf; returns 0 or HR_EINVAL. */
+int hr_ctxstore_user_key(const char *prefix, const char *kind,
+                         const char *user_id, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,209 @@
+/* model.h -- one trained model version: file format, loader, forward pass.
+ *
+ * A version directory (models/<name>/<version>/) holds manifest.json,
+ * model.bin (a tensor table followed by 64-byte aligned tensors, mmap'd
+ * read-only), items.tsv and users.tsv (external id <-> dense index). The
+ * format is specified in docs/model-format.md; tensors are found by name, so
+ * later model kinds add tensors without breaking older readers.
+ *
+ * The same forward code serves the trainer's evaluation and the server, so
+ * offline metrics describe what is served. A loaded hr_model_t is immutable:
+ * any number of threads may call the const functions at once. The loader
+ * (hr_model_open) does blocking I/O and checksums every file: never call it
+ * on a request thread. Scoring all items costs one sgemv over n_items x dim.
+ */
+#ifndef HR_MODEL_H
+#define HR_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "hr/err.h"
+
+#define HR_MODEL_FORMAT_VERSION 1 /* manifest "format_version" and model.bin */
+#define HR_MODEL_MAGIC "HRMODEL1" /* first 8 bytes of model.bin */
+
+typedef struct hr_model hr_model_t;
+
+typedef enum { HR_DT_F32 = 1, HR_DT_I32 = 2, HR_DT_U64 = 3 } hr_dtype_t;
+
+/** A tensor view into a loaded model. Borrowed: valid while the model is. */
+typedef struct {
+  const char *name;
+  hr_dtype_t dtype;
+  int ndim;             /* 1..4 */
+  uint64_t dims[4];     /* unused dims are 1 */
+  const void *data;     /* 64-byte aligned */
+  uint64_t nbytes;
+} hr_tensor_t;
+
+/* ----------------------------------------------------------- lifecycle */
+
+/** Load and validate the version directory `dir`: manifest format version,
+ *  the CRC-32 of every file listed in the manifest, the tensor table (bounds,
+ *  alignment, dtype, shapes consistent with the manifest and the id tables).
+ *  Returns a new model (free with hr_model_free) or NULL with `err` set
+ *  (HR_EIO, HR_EFORMAT, HR_ECHECKSUM, HR_EVERSION, HR_ENOMEM); the reason
+ *  names the file at fault. `name` and `version` are taken from the path. */
+hr_model_t *hr_model_open(const char *dir, hr_error_t *err);
+
+/** Release a model. NULL is a no-op. */
+void hr_model_free(hr_model_t *m);
+
+/* ------------------------------------------------------- introspection */
+
+const char *hr_model_name(const hr_model_t *m);   /* slot name, e.g. "default" */
+uint64_t hr_model_version(const hr_model_t *m);
+const char *hr_model_kind(const hr_model_t *m);   /* manifest "kind", e.g. "ials" */
+int hr_model_dim(const hr_model_t *m);
+size_t hr_model_n_items(const hr_model_t *m);
+size_t hr_model_n_users(const hr_model_t *m);
+/** Total bytes of the version's files (for metrics). */
+uint64_t hr_model_size_bytes(const hr_model_t *m);
+/** The parsed manifest. Borrowed: valid while the model is. */
+const json_t *hr_model_manifest(const hr_model_t *m);
+/** Find a tensor by name; 0 and *out filled, or HR_ENOTFOUND. */
+int hr_model_tensor(const hr_model_t *m, const char *name, hr_tensor_t *out);
+
+/* ------------------------------------------------------------ id tables */
+
+/** Dense index of an external item id, or -1 if unknown. O(1) average. */
+long hr_model_item_index(const hr_model_t *m, const char *item_id);
+/** External id of a dense item index (0 <= idx < n_items). Borrowed. */
+const char *hr_model_item_id(const hr_model_t *m, size_t idx);
+/** Dense index of an external user id, or -1 if unknown. */
+long hr_model_user_index(const hr_model_t *m, const char *user_id);
+
+/* --------------------------------------------------------- forward pass */
+
+/** The user's recent history as dense item indices, NEWEST FIRST (the order
+ *  of the Redis list). Indices must be valid; the caller drops unknown ids. */
+typedef struct {
+  const long *items;
+  size_t n;
+} hr_history_t;
+
+/** Compute the user vector (dim floats into `out`).
+ *  user_idx: the user's dense index or -1 for an unknown/anonymous user.
+ *  recent: history newer than the model (may be NULL/empty).
+ *  The model combines what it learned about a known user with `recent` (for
+ *  iALS: a recency-weighted fold-in over the user's training history plus
+ *  `recent`), so an event changes the next answer without retraining.
+ *  With no information at all the vector is all zeros and
+ *  hr_model_score_items yields the popularity prior alone.
+ *  Returns 0, or HR_EINVAL (bad index) / HR_ENOMEM. Thread-safe. */
+int hr_model_user_vector(const hr_model_t *m, long user_idx,
+                         const hr_history_t *recent, float *out);
+
+/** Score every item for a user vector: out[i] = <u, item_i> + prior_i, where
+ *  prior_i is a small popularity prior that breaks ties in favour of popular
+ *  items (0 when the model has none). `out` holds n_items floats.
+ *  Thread-safe; one sgemv. */
+void hr_model_score_items(const hr_model_t *m, const float *u, float *out);
+
+/* ============================================================ additions
+ * Below: the writer, the id map and the iALS kernels, shared by the loader,
+ * the server's forward pass and the trainer (src/train), so that what the
+ * trainer learns and evaluates is exactly what the server computes. */
+
+/* -------------------------------------------------------------- writer */
+
+/** Everything a version directory holds. All pointers borrowed for the call. */
+typedef struct {
+  const char *kind;                 /* manifest "kind", e.g. "ials" */
+  int dim;
+  size_t n_items, n_users;
+  const char *const *item_ids;      /* n_items ids: no TAB, CR or LF, unique */
+  const char *item_attr_header;     /* NULL, or TAB-joined attribute names */
+  const char *const *item_attrs;    /* NULL, or n_items TAB-joined values */
+  const char *const *user_ids;      /* n_users ids, same rules */
+  const hr_tensor_t *tensors;       /* .nbytes is computed from dims/dtype */
+  size_t n_tensors;
+  json_t *params;                   /* manifest "params" (copied), required */
+  json_t *data;                     /* manifest "data" (copied), may be NULL */
+  json_t *metrics;                  /* manifest "metrics" (copied), NULL ok */
+} hr_model_spec_t;
+
+/** Write a new version of the slot `slot_dir` (MODELS/NAME, created if
+ *  missing) atomically: files go to slot_dir/.tmp-<version>-<pid>/, each is
+ *  fsync'd, then the directory, which is renamed to slot_dir/<version>; the
+ *  slot directory is fsync'd last. version = max(largest existing numeric
+ *  version + 1, unix seconds now); when a concurrent writer took it first the
+ *  next number is tried. The final path goes to path_out (NUL-terminated).
+ *  Returns 0, HR_EINVAL (spec), HR_EIO (with the path and errno text in
+ *  err), HR_ENOMEM. Not thread-safe for the same slot within one process. */
+int hr_model_write(const char *slot_dir, const hr_model_spec_t *spec,
+                   char *path_out, size_t path_cap, hr_error_t *err);
+
+/** The same files written into an existing directory `dir`, without the
+ *  rename dance (tests, tools). name/version go into the manifest. */
+int hr_model_write_files(const char *dir, const hr_model_spec_t *spec,
+                         const char *name, uint64_t version,
+                         hr_error_t *err);
+
+/* -------------------------------------------------------------- id map */
+
+/** String -> dense index (0, 1, 2, ... in insertion order), open addressing
+ *  with FNV-1a hashes; owns copies of the strings. Reads may run
+ *  concurrently; an add must not. */
+typedef struct hr_idmap hr_idmap_t;
+
+hr_idmap_t *hr_idmap_new(size_t cap_hint);  /* NULL on OOM */
+void hr_idmap_free(hr_idmap_t *m);          /* NULL is a no-op */
+/** Index of s[0..len), or -1. */
+long hr_idmap_find(const hr_idmap_t *m, const char *s, size_t len);
+/** Index of s, adding it when new; HR_ENOMEM. *added (may be NULL) tells. */
+long hr_idmap_add(hr_idmap_t *m, const char *s, size_t len, int *added);
+size_t hr_idmap_size(const hr_idmap_t *m);
+/** The string of an index (NUL-terminated). Borrowed: valid until the next
+ *  hr_idmap_add or hr_idmap_free. */
+const char *hr_idmap_str(const hr_idmap_t *m, size_t idx);
+
+/* --------------------------------------------------------- iALS kernels */
+
+/** Fold-in hyper-parameters (manifest "params"). A user's items, newest
+ *  first, get confidence c_j = 1 + alpha * (floor + (1-floor) * decay^j);
+ *  only the `cap` newest count (0 = all). */
+typedef struct {
+  float alpha;
+  float reg;
+  float decay;
+  float floor;
+  int cap;
+} hr_ials_params_t;
+
+/** Scratch for hr_ials_solve; zero-initialise, grows on demand. One per
+ *  thread. */
+typedef struct {
+  float *g;      /* gathered rows */
+  size_t g_cap;  /* floats */
+  float *a;      /* dim*dim */
+  double *l;     /* dim*dim */
+  double *b;     /* dim */
+  int dim;
+} hr_ials_work_t;
+
+void hr_ials_work_free(hr_ials_work_t *w);
+
+/** conf[j] for j < n as above (n newest-first positions). */
+void hr_ials_confidence(const hr_ials_params_t *p, size_t n, float *conf);
+
+/** One iALS row: solve (G + sum_j (c_j-1) y_j y_j^T + reg I) x = sum_j c_j y_j
+ *  where y_j = Y[idx[j]] (rows of `dim` floats) and G = Y^T Y (dim*dim).
+ *  Cholesky in double. n may be 0 (x = 0). Returns 0, HR_ENOMEM, or
+ *  HR_EINTERNAL when the system is not positive definite (x zeroed). */
+int hr_ials_solve(hr_ials_work_t *w, int dim, const float *gram, float reg,
+                  const float *Y, const int32_t *idx, const float *conf,
+                  size_t n, float *x);
+
+/** The fold-in parameters a loaded iALS model uses (from its manifest). */
+const hr_ials_params_t *hr_model_ials_params(const hr_model_t *m);
+
+/** The user's stored training history (dense item indices, OLDEST first);
+ *  *n = 0 for an unknown index. Borrowed. */
+const int32_t *hr_model_user_history(const hr_model_t *m, long user_idx,
+                                     size_t *n);
+
+#endif

@@ -1,0 +1,85 @@
+/* err.c -- names, messages and HTTP statuses of the HR_E* codes. */
+#include "hr/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *hr_err_name(int code) {
+  switch (code) {
+  case 0: return "OK";
+#define XX(name, val, status, msg) case -(val): return #name;
+  HR_ERR_MAP(XX)
+#undef XX
+  }
+  return "UNKNOWN";
+}
+
+const char *hr_strerror(int code) {
+  switch (code) {
+  case 0: return "success";
+#define XX(name, val, status, msg) case -(val): return msg;
+  HR_ERR_MAP(XX)
+#undef XX
+  }
+  return "unknown error";
+}
+
+int hr_err_status(int code) {
+  switch (code) {
+  case 0: return 200;
+#define XX(name, val, status, msg) case -(val): return status;
+  HR_ERR_MAP(XX)
+#undef XX
+  }
+  return 500;
+}
+
+const char *hr_err_api_code(int code) {
+  /* Stable snake_case names for clients; kept beside the table so that a new
+   * code cannot be added without one. */
+  switch (code) {
+  case HR_EINVAL: return "invalid_argument";
+  case HR_EBADJSON: return "invalid_json";
+  case HR_EBADFIELD: return "invalid_field";
+  case HR_EMISSING: return "missing_field";
+  case HR_EUNKNOWNFIELD: return "unknown_field";
+  case HR_ERANGE: return "out_of_range";
+  case HR_ETOOMANY: return "too_many";
+  case HR_ENOTFOUND: return "not_found";
+  case HR_EMETHOD: return "method_not_allowed";
+  case HR_ETOOBIG: return "payload_too_large";
+  case HR_EMEDIATYPE: return "unsupported_media_type";
+  case HR_EUNAUTH: return "unauthorized";
+  case HR_ENOMEM: return "out_of_memory";
+  case HR_EIO: return "io_error";
+  case HR_EFORMAT: return "bad_format";
+  case HR_ECHECKSUM: return "bad_checksum";
+  case HR_EVERSION: return "bad_version";
+  case HR_EINTERNAL: return "internal";
+  case HR_EREDIS: return "context_store_unavailable";
+  case HR_ENOMODEL: return "no_model";
+  case HR_ETIMEOUT: return "timeout";
+  case HR_ESHUTDOWN: return "shutting_down";
+  }
+  return "unknown";
+}
+
+int hr_error_set(hr_error_t *err, int code, const char *field,
+                 const char *fmt, ...) {
+  va_list ap;
+
+  if (err == NULL || err->code != 0)
+    return code;
+  err->code = code;
+  snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
+  va_start(ap, fmt);
+  vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+  va_end(ap);
+  return code;
+}
+
+void hr_error_clear(hr_error_t *err) {
+  if (err != NULL)
+    memset(err, 0, sizeof(*err));
+}

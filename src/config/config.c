@@ -1,0 +1,435 @@
+/* config.c -- one table of keys drives defaults, file, env and docs. */
+#include "hr/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+typedef enum { K_INT, K_LONG, K_STR, K_LIST } key_type;
+
+typedef struct {
+  const char *path;
+  key_type type;
+  size_t off;        /* offset of the value in hr_config_t */
+  size_t size;       /* K_STR: buffer size; K_LIST: element size */
+  size_t count_off;  /* K_LIST: offset of the int count */
+  long min, max;     /* K_INT/K_LONG bounds; K_LIST: max elements */
+  const char *def;   /* default, as a string (lists: comma-separated) */
+  const char *doc;
+} key_desc;
+
+#define OFF(f) offsetof(hr_config_t, f)
+#define SZ(f) sizeof(((hr_config_t *)0)->f)
+#define ESZ(f) sizeof(((hr_config_t *)0)->f[0])
+
+static const key_desc keys[] = {
+  {"listen", K_STR, OFF(listen_host), SZ(listen_host), 0, 0, 0,
+   "127.0.0.1:8080", "HOST:PORT to listen on; port 0 picks a free port"},
+  {"threads", K_INT, OFF(threads), 0, 0, 0, 256, "0",
+   "HTTP worker threads (0 = one per core)"},
+  {"models_dir", K_STR, OFF(models_dir), SZ(models_dir), 0, 0, 0, "models",
+   "directory holding one sub-directory per model slot"},
+  {"slots", K_LIST, OFF(slots), ESZ(slots), OFF(n_slots), 1,
+   HR_CONFIG_MAX_LIST, "default",
+   "model slots to serve; the first one answers /recommend"},
+  {"models_poll_ms", K_INT, OFF(models_poll_ms), 0, 0, 100, 3600000, "2000",
+   "how often the model directories are checked for a new version"},
+  {"log_level", K_STR, OFF(log_level), SZ(log_level), 0, 0, 0, "info",
+   "debug, info, warn or error (reloadable)"},
+  {"redis.host", K_STR, OFF(redis.host), SZ(redis.host), 0, 0, 0, "127.0.0.1",
+   "Redis host (or HOST:PORT in --redis / HYPERREC_REDIS)"},
+  {"redis.port", K_INT, OFF(redis.port), 0, 0, 1, 65535, "6379", "Redis port"},
+  {"redis.connect_timeout_ms", K_INT, OFF(redis.connect_timeout_ms), 0, 0, 1,
+   60000, "200", "timeout of one connection attempt"},
+  {"redis.command_timeout_ms", K_INT, OFF(redis.command_timeout_ms), 0, 0, 1,
+   60000, "100", "timeout of one pipelined round trip"},
+  {"redis.backoff_min_ms", K_INT, OFF(redis.backoff_min_ms), 0, 0, 1, 60000,
+   "50", "first wait after a failed connection; doubles up to the max"},
+  {"redis.backoff_max_ms", K_INT, OFF(redis.backoff_max_ms), 0, 0, 1, 600000,
+   "2000", "longest wait between reconnection attempts"},
+  {"redis.key_prefix", K_STR, OFF(redis.key_prefix), SZ(redis.key_prefix), 0,
+   0, 0, "hr:", "prefix of every Redis key"},
+  {"redis.history_cap", K_INT, OFF(redis.history_cap), 0, 0, 1, 10000, "200",
+   "recent items kept per user (LTRIM)"},
+  {"redis.stream_maxlen", K_LONG, OFF(redis.stream_maxlen), 0, 0, 0,
+   1000000000000L, "0",
+   "approximate cap of the event stream (0 = keep everything)"},
+  {"redis.event_id_ttl_s", K_INT, OFF(redis.event_id_ttl_s), 0, 0, 1,
+   31536000, "86400", "how long an event_id is remembered for idempotency"},
+  {"http.max_body_bytes", K_LONG, OFF(http.max_body_bytes), 0, 0, 64,
+   67108864, "1048576", "largest accepted request body (413 above)"},
+  {"http.connection_timeout_s", K_INT, OFF(http.connection_timeout_s), 0, 0,
+   1, 3600, "30", "idle connection timeout"},
+  {"http.shutdown_grace_ms", K_INT, OFF(http.shutdown_grace_ms), 0, 0, 0,
+   600000, "5000", "how long SIGTERM waits for in-flight requests"},
+  {"http.cors_origins", K_LIST, OFF(http.cors_origins), ESZ(http.cors_origins),
+   OFF(http.n_cors_origins), 0, HR_CONFIG_MAX_LIST, "*",
+   "origins allowed by CORS; \"*\" allows any (reloadable)"},
+  {"http.unknown_fields", K_STR, OFF(http.unknown_fields),
+   SZ(http.unknown_fields), 0, 0, 0, "reject",
+   "\"reject\" (400 unknown_field) or \"ignore\" (reloadable)"},
+  {"recommend.default_k", K_INT, OFF(recommend.default_k), 0, 0, 1, 10000,
+   "10", "k when the request has none (reloadable)"},
+  {"recommend.max_k", K_INT, OFF(recommend.max_k), 0, 0, 1, 10000, "100",
+   "largest k accepted (reloadable)"},
+  {"recommend.max_history", K_INT, OFF(recommend.max_history), 0, 0, 0,
+   100000, "200", "longest request `history` accepted (reloadable)"},
+  {"recommend.max_exclude", K_INT, OFF(recommend.max_exclude), 0, 0, 0,
+   100000, "1000", "longest request `exclude` accepted (reloadable)"},
+  {"event.max_batch", K_INT, OFF(event.max_batch), 0, 0, 1, 10000, "100",
+   "most events in one /event batch (reloadable)"},
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static const key_desc *find_key(const char *path) {
+  for (size_t i = 0; i < N_KEYS; i++)
+    if (strcmp(keys[i].path, path) == 0)
+      return &keys[i];
+  return NULL;
+}
+
+static int set_list(hr_config_t *c, const key_desc *k, const char *csv,
+                    hr_error_t *err) {
+  char *base = (char *)c + k->off;
+  int *count = (int *)((char *)c + k->count_off);
+  const char *p = csv;
+  int n = 0;
+
+  while (*p != '\0') {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    while (len > 0 && isspace((unsigned char)*p)) {
+      p++;
+      len--;
+    }
+    while (len > 0 && isspace((unsigned char)p[len - 1]))
+      len--;
+    if (len > 0) {
+      if (n >= k->max)
+        return hr_error_set(err, HR_EINVAL, k->path,
+                            "%s: at most %ld entries", k->path, k->max);
+      if (len >= k->size)
+        return hr_error_set(err, HR_EINVAL, k->path,
+                            "%s: entry longer than %zu bytes", k->path,
+                            k->size - 1);
+      memcpy(base + (size_t)n * k->size, p, len);
+      base[(size_t)n * k->size + len] = '\0';
+      n++;
+    }
+    if (e == NULL)
+      break;
+    p = e + 1;
+  }
+  if (n < k->min)
+    return hr_error_set(err, HR_EINVAL, k->path,
+                        "%s: needs at least %ld entries", k->path, k->min);
+  *count = n;
+  return 0;
+}
+
+static int set_value(hr_config_t *c, const key_desc *k, const char *v,
+                     hr_error_t *err) {
+  char *dst = (char *)c + k->off;
+  char *end;
+  long long n;
+
+  switch (k->type) {
+  case K_INT:
+  case K_LONG:
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0')
+      return hr_error_set(err, HR_EINVAL, k->path,
+                          "%s: \"%s\" is not an integer", k->path, v);
+    if (n < k->min || n > k->max)
+      return hr_error_set(err, HR_EINVAL, k->path,
+                          "%s: %lld is outside %ld..%ld", k->path, n, k->min,
+                          k->max);
+    if (k->type == K_INT)
+      *(int *)dst = (int)n;
+    else
+      *(long *)dst = (long)n;
+    return 0;
+  case K_STR:
+    if (strlen(v) >= k->size)
+      return hr_error_set(err, HR_EINVAL, k->path,
+                          "%s: longer than %zu bytes", k->path, k->size - 1);
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+  case K_LIST:
+    return set_list(c, k, v, err);
+  }
+  return HR_EINTERNAL;
+}
+
+/* "listen" and "redis" (as HOST:PORT) are shorthands handled here so that
+ * flags, env and file agree. */
+static int set_special(hr_config_t *c, const char *key, const char *value,
+                       hr_error_t *err, int *handled) {
+  char host[HR_CONFIG_STR];
+  int port;
+
+  *handled = 0;
+  if (strcmp(key, "listen") == 0 || strcmp(key, "redis") == 0) {
+    *handled = 1;
+    if (hr_config_parse_hostport(value, host, sizeof(host), &port) != 0)
+      return hr_error_set(err, HR_EINVAL, key,
+                          "%s: \"%s\" is not HOST:PORT with a port 0-65535",
+                          key, value);
+    if (key[0] == 'l') {
+      snprintf(c->listen_host, sizeof(c->listen_host), "%s", host);
+      c->listen_port = port;
+    } else {
+      if (port == 0)
+        return hr_error_set(err, HR_EINVAL, key, "redis: port 0 is invalid");
+      snprintf(c->redis.host, sizeof(c->redis.host), "%s", host);
+      c->redis.port = port;
+    }
+  }
+  return 0;
+}
+
+int hr_config_set(hr_config_t *c, const char *key, const char *value,
+                  hr_error_t *err) {
+  const key_desc *k;
+  int handled, rc;
+
+  rc = set_special(c, key, value, err, &handled);
+  if (handled)
+    return rc;
+  k = find_key(key);
+  if (k == NULL)
+    return hr_error_set(err, HR_EINVAL, key, "unknown configuration key \"%s\"",
+                        key);
+  return set_value(c, k, value, err);
+}
+
+int hr_config_parse_hostport(const char *s, char *host, size_t host_len,
+                             int *port) {
+  const char *colon = strrchr(s, ':');
+  char *end;
+  long p;
+  size_t hl;
+
+  if (colon == NULL || colon == s)
+    return HR_EINVAL;
+  hl = (size_t)(colon - s);
+  if (s[0] == '[' && colon[-1] == ']') { /* [::1]:80 */
+    s++;
+    hl -= 2;
+  }
+  if (hl == 0 || hl >= host_len)
+    return HR_EINVAL;
+  errno = 0;
+  p = strtol(colon + 1, &end, 10);
+  if (errno || end == colon + 1 || *end != '\0' || p < 0 || p > 65535)
+    return HR_EINVAL;
+  memcpy(host, s, hl);
+  host[hl] = '\0';
+  *port = (int)p;
+  return 0;
+}
+
+void hr_config_defaults(hr_config_t *c) {
+  memset(c, 0, sizeof(*c));
+  for (size_t i = 0; i < N_KEYS; i++) {
+    int rc = hr_config_set(c, keys[i].path, keys[i].def, NULL);
+    (void)rc; /* the defaults are valid by construction (unit-tested) */
+  }
+}
+
+/* Flattens one JSON value to the string form set_value parses. */
+static int json_to_string(const key_desc *k, const char *path, json_t *v,
+                          char *buf, size_t len, hr_error_t *err) {
+  if (k->type == K_INT || k->type == K_LONG) {
+    if (!json_is_integer(v))
+      return hr_error_set(err, HR_EINVAL, path, "%s: expected an integer",
+                          path);
+    snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+    return 0;
+  }
+  if (k->type == K_STR) {
+    if (!json_is_string(v))
+      return hr_error_set(err, HR_EINVAL, path, "%s: expected a string", path);
+    if (json_string_length(v) >= len)
+      return hr_error_set(err, HR_EINVAL, path, "%s: too long", path);
+    snprintf(buf, len, "%s", json_string_value(v));
+    return 0;
+  }
+  /* K_LIST: array of strings without commas */
+  if (!json_is_array(v))
+    return hr_error_set(err, HR_EINVAL, path, "%s: expected an array of strings",
+                        path);
+  buf[0] = '\0';
+  size_t i, used = 0;
+  json_t *e;
+  json_array_foreach(v, i, e) {
+    const char *s = json_string_value(e);
+    if (s == NULL || strchr(s, ',') != NULL)
+      return hr_error_set(err, HR_EINVAL, path,
+                          "%s[%zu]: expected a string without commas", path, i);
+    int w = snprintf(buf + used, len - used, "%s%s", i ? "," : "", s);
+    if (w < 0 || (size_t)w >= len - used)
+      return hr_error_set(err, HR_EINVAL, path, "%s: too long", path);
+    used += (size_t)w;
+  }
+  if (json_array_size(v) == 0 && k->min > 0)
+    return hr_error_set(err, HR_EINVAL, path, "%s: must not be empty", path);
+  return 0;
+}
+
+static int merge_object(hr_config_t *c, json_t *obj, const char *prefix,
+                        hr_error_t *err) {
+  const char *name;
+  json_t *v;
+  char path[128];
+  char buf[HR_CONFIG_MAX_LIST * (HR_CONFIG_STR + 1) + 64];
+  int rc, handled;
+
+  json_object_foreach(obj, name, v) {
+    snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", name);
+    if (json_is_object(v)) {
+      if ((rc = merge_object(c, v, path, err)) != 0)
+        return rc;
+      continue;
+    }
+    if (strcmp(path, "redis") == 0 && json_is_string(v)) {
+      rc = set_special(c, path, json_string_value(v), err, &handled);
+      if (rc != 0)
+        return rc;
+      continue;
+    }
+    const key_desc *k = find_key(path);
+    if (k == NULL)
+      return hr_error_set(err, HR_EINVAL, path,
+                          "unknown configuration key \"%s\"", path);
+    if ((rc = json_to_string(k, path, v, buf, sizeof(buf), err)) != 0)
+      return rc;
+    if (strcmp(path, "listen") == 0)
+      rc = set_special(c, path, buf, err, &handled);
+    else
+      rc = set_value(c, k, buf, err);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int hr_config_load_file(hr_config_t *c, const char *path, hr_error_t *err) {
+  json_error_t jerr;
+  json_t *root;
+  int rc;
+
+  root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+  if (root == NULL)
+    return hr_error_set(err, HR_EIO, "", "%s:%d:%d: %s", path, jerr.line,
+                        jerr.column, jerr.text);
+  if (!json_is_object(root)) {
+    json_decref(root);
+    return hr_error_set(err, HR_EINVAL, "", "%s: top level is not an object",
+                        path);
+  }
+  rc = merge_object(c, root, "", err);
+  json_decref(root);
+  if (rc == 0)
+    snprintf(c->config_path, sizeof(c->config_path), "%s", path);
+  return rc;
+}
+
+int hr_config_load_env(hr_config_t *c, char *const *envp, hr_error_t *err) {
+  static const char pfx[] = "HYPERREC_";
+  char key[128];
+
+  for (; envp && *envp; envp++) {
+    const char *e = *envp, *eq = strchr(e, '=');
+    size_t n;
+
+    if (strncmp(e, pfx, sizeof(pfx) - 1) != 0 || eq == NULL)
+      continue;
+    n = (size_t)(eq - e) - (sizeof(pfx) - 1);
+    if (n == 0 || n >= sizeof(key))
+      continue;
+    memcpy(key, e + sizeof(pfx) - 1, n);
+    key[n] = '\0';
+    if (strcmp(key, "CONFIG") == 0)
+      continue; /* handled by main: it names the file */
+    /* Map to a dotted path: find the key whose mangled form matches. */
+    const char *match = NULL;
+    if (strcmp(key, "REDIS") == 0)
+      match = "redis";
+    for (size_t i = 0; match == NULL && i < N_KEYS; i++) {
+      const char *p = keys[i].path;
+      size_t j = 0;
+      for (; p[j] && key[j]; j++) {
+        char m = p[j] == '.' ? '_' : (char)toupper((unsigned char)p[j]);
+        if (m != key[j])
+          break;
+      }
+      if (p[j] == '\0' && key[j] == '\0')
+        match = p;
+    }
+    if (match == NULL)
+      return hr_error_set(err, HR_EINVAL, key,
+                          "unknown environment variable HYPERREC_%s", key);
+    int rc = hr_config_set(c, match, eq + 1, err);
+    if (rc != 0)
+      return rc;
+  }
+  return 0;
+}
+
+int hr_config_validate(const hr_config_t *c, hr_error_t *err) {
+  hr_log_level_t lvl;
+
+  if (c->recommend.default_k > c->recommend.max_k)
+    return hr_error_set(err, HR_EINVAL, "recommend.default_k",
+                        "recommend.default_k (%d) exceeds recommend.max_k (%d)",
+                        c->recommend.default_k, c->recommend.max_k);
+  if (c->redis.backoff_min_ms > c->redis.backoff_max_ms)
+    return hr_error_set(err, HR_EINVAL, "redis.backoff_min_ms",
+                        "redis.backoff_min_ms exceeds redis.backoff_max_ms");
+  if (strcmp(c->http.unknown_fields, "reject") != 0 &&
+      strcmp(c->http.unknown_fields, "ignore") != 0)
+    return hr_error_set(err, HR_EINVAL, "http.unknown_fields",
+                        "http.unknown_fields must be \"reject\" or \"ignore\"");
+  if (hr_log_parse_level(c->log_level, &lvl) != 0)
+    return hr_error_set(err, HR_EINVAL, "log_level",
+                        "log_level must be debug, info, warn or error");
+  for (int i = 0; i < c->n_slots; i++) {
+    const char *s = c->slots[i];
+    if (s[0] == '\0' || s[0] == '.' ||
+        strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789_-.") != strlen(s))
+      return hr_error_set(err, HR_EINVAL, "slots",
+                          "slot name \"%s\" must be [A-Za-z0-9_.-]+", s);
+  }
+  return 0;
+}
+
+void hr_config_print_reference(void) {
+  printf("| key | environment | type | default | description |\n");
+  printf("| --- | --- | --- | --- | --- |\n");
+  for (size_t i = 0; i < N_KEYS; i++) {
+    const key_desc *k = &keys[i];
+    char env[128];
+    size_t j;
+    for (j = 0; k->path[j] && j < sizeof(env) - 1; j++)
+      env[j] = k->path[j] == '.' ? '_' : (char)toupper((unsigned char)k->path[j]);
+    env[j] = '\0';
+    printf("| `%s` | `HYPERREC_%s` | %s | `%s` | %s |\n", k->path, env,
+           k->type == K_STR ? "string" : k->type == K_LIST ? "list" : "integer",
+           k->def, k->doc);
+  }
+}
+
+int hr_config_origin_allowed(const hr_config_t *c, const char *origin) {
+  for (int i = 0; i < c->http.n_cors_origins; i++)
+    if (strcmp(c->http.cors_origins[i], "*") == 0 ||
+        strcmp(c->http.cors_origins[i], origin) == 0)
+      return 1;
+  return 0;
+}
