@@ -1,0 +1,198 @@
+/* forward.c -- the forward pass shared by the server and the trainer.
+ *
+ * iALS user vector = a fold-in: one exact iALS row solve over the user's
+ * items, newest first, with recency-weighted confidences. The trainer's user
+ * step calls the same hr_ials_solve with the same confidences, so for a known
+ * user without new events the fold-in reproduces the learned vector. */
+#include "model_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* --------------------------------------------------------- iALS kernels */
+
+void hr_ials_confidence(const hr_ials_params_t *p, size_t n, float *conf) {
+  double w = 1.0;
+
+  for (size_t j = 0; j < n; j++) {
+    conf[j] = (float)(1.0 + p->alpha * (p->floor + (1.0 - p->floor) * w));
+    w *= p->decay;
+  }
+}
+
+void hr_ials_work_free(hr_ials_work_t *w) {
+  if (w == NULL)
+    return;
+  free(w->g);
+  free(w->a);
+  free(w->l);
+  free(w->b);
+  memset(w, 0, sizeof(*w));
+}
+
+static int work_reserve(hr_ials_work_t *w, int dim, size_t n) {
+  size_t d = (size_t)dim;
+
+  if (w->dim != dim) {
+    free(w->a);
+    free(w->l);
+    free(w->b);
+    w->a = malloc(d * d * sizeof(*w->a));
+    w->l = malloc(d * d * sizeof(*w->l));
+    w->b = malloc(d * sizeof(*w->b));
+    w->dim = dim;
+    if (w->a == NULL || w->l == NULL || w->b == NULL) {
+      w->dim = 0;
+      return HR_ENOMEM;
+    }
+  }
+  if (w->g_cap < n * d) {
+    size_t cap = n * d + 64 * d;
+    float *g = realloc(w->g, cap * sizeof(*g));
+    if (g == NULL)
+      return HR_ENOMEM;
+    w->g = g;
+    w->g_cap = cap;
+  }
+  return 0;
+}
+
+int hr_ials_solve(hr_ials_work_t *w, int dim, const float *gram, float reg,
+                  const float *Y, const int32_t *idx, const float *conf,
+                  size_t n, float *x) {
+  size_t d = (size_t)dim;
+  double *l, *b;
+  float *a;
+
+  if (n == 0) {
+    memset(x, 0, d * sizeof(*x));
+    return 0;
+  }
+  if (work_reserve(w, dim, n) != 0)
+    return HR_ENOMEM;
+  a = w->a;
+  l = w->l;
+  b = w->b;
+  memset(b, 0, d * sizeof(*b));
+  /* Rows scaled by sqrt(c - 1) so that one syrk adds sum (c-1) y y^T. */
+  for (size_t j = 0; j < n; j++) {
+    const float *y = Y + (size_t)idx[j] * d;
+    float *g = w->g + j * d;
+    float s = sqrtf(conf[j] > 1.0f ? conf[j] - 1.0f : 0.0f);
+    double c = conf[j];
+    for (size_t k = 0; k < d; k++) {
+      g[k] = s * y[k];
+      b[k] += c * y[k];
+    }
+  }
+  memcpy(a, gram, d * d * sizeof(*a));
+  cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, dim, (int)n, 1.0f, w->g,
+              dim, 1.0f, a, dim);
+  /* Cholesky A = L L^T in double, lower triangle, row-major. */
+  for (size_t i = 0; i < d; i++) {
+    for (size_t j = 0; j <= i; j++) {
+      double s = (double)a[i * d + j] + (i == j ? (double)reg : 0.0);
+      const double *li = l + i * d, *lj = l + j * d;
+      for (size_t k = 0; k < j; k++)
+        s -= li[k] * lj[k];
+      if (i == j) {
+        if (!(s > 0.0)) {
+          memset(x, 0, d * sizeof(*x));
+          return HR_EINTERNAL;
+        }
+        l[i * d + i] = sqrt(s);
+      } else {
+        l[i * d + j] = s / lj[j];
+      }
+    }
+  }
+  /* L z = b, then L^T x = z (in place in b). */
+  for (size_t i = 0; i < d; i++) {
+    double s = b[i];
+    for (size_t k = 0; k < i; k++)
+      s -= l[i * d + k] * b[k];
+    b[i] = s / l[i * d + i];
+  }
+  for (size_t i = d; i-- > 0;) {
+    double s = b[i];
+    for (size_t k = i + 1; k < d; k++)
+      s -= l[k * d + i] * b[k];
+    b[i] = s / l[i * d + i];
+  }
+  for (size_t k = 0; k < d; k++)
+    x[k] = (float)b[k];
+  return 0;
+}
+
+/* --------------------------------------------------------- forward pass */
+
+/* Open-addressing set of item indices, to drop repeats. */
+static int seen_add(int32_t *set, size_t mask, int32_t v) {
+  size_t i = ((uint32_t)v * 2654435761u) & mask;
+  while (set[i] != -1) {
+    if (set[i] == v)
+      return 0;
+    i = (i + 1) & mask;
+  }
+  set[i] = v;
+  return 1;
+}
+
+int hr_model_user_vector(const hr_model_t *m, long user_idx,
+                         const hr_history_t *recent, float *out) {
+  size_t d = (size_t)m->dim, nrec = recent ? recent->n : 0, nhist = 0;
+  size_t cap, total, n = 0, tsize = 16;
+  const int32_t *hist = NULL;
+  hr_ials_work_t w = {0};
+  int32_t *list, *set;
+  float *conf;
+  int rc;
+
+  if (user_idx < -1 || (user_idx >= 0 && (size_t)user_idx >= m->n_users))
+    return HR_EINVAL;
+  for (size_t j = 0; j < nrec; j++)
+    if (recent->items[j] < 0 || (size_t)recent->items[j] >= m->n_items)
+      return HR_EINVAL;
+  if (user_idx >= 0)
+    hist = hr_model_user_history(m, user_idx, &nhist);
+  total = nrec + nhist;
+  cap = m->ials.cap > 0 ? (size_t)m->ials.cap : total;
+  if (cap > total)
+    cap = total;
+  if (cap == 0) {
+    memset(out, 0, d * sizeof(*out));
+    return 0;
+  }
+  while (tsize < 2 * cap)
+    tsize <<= 1;
+  list = malloc(cap * sizeof(*list) + cap * sizeof(*conf) +
+                tsize * sizeof(*set));
+  if (list == NULL)
+    return HR_ENOMEM;
+  conf = (float *)(list + cap);
+  set = (int32_t *)(conf + cap);
+  memset(set, 0xff, tsize * sizeof(*set));
+  /* Newest first: the recent events, then the stored history backwards. */
+  for (size_t j = 0; j < nrec && n < cap; j++)
+    if (seen_add(set, tsize - 1, (int32_t)recent->items[j]))
+      list[n++] = (int32_t)recent->items[j];
+  for (size_t j = nhist; j-- > 0 && n < cap;)
+    if (seen_add(set, tsize - 1, hist[j]))
+      list[n++] = hist[j];
+  hr_ials_confidence(&m->ials, n, conf);
+  rc = hr_ials_solve(&w, m->dim, m->yty, m->ials.reg, m->item_emb, list,
+                     conf, n, out);
+  hr_ials_work_free(&w);
+  free(list);
+  return rc;
+}
+
+void hr_model_score_items(const hr_model_t *m, const float *u, float *out) {
+  if (m->n_items == 0)
+    return;
+  memcpy(out, m->item_prior, m->n_items * sizeof(*out));
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m->n_items, m->dim, 1.0f,
+              m->item_emb, m->dim, u, 1, 1.0f, out, 1);
+}

@@ -1,0 +1,44 @@
+/* model_internal.h -- the model struct, shared by load.c and forward.c only.
+ * Everything else goes through include/hr/model.h. */
+#ifndef HR_MODEL_INTERNAL_H
+#define HR_MODEL_INTERNAL_H
+
+#include "hr/model.h"
+
+/* model.bin layout constants (docs/model-format.md). */
+#define HR__MB_HEADER 64
+#define HR__MB_ENTRY 128
+#define HR__MB_NAME 48
+#define HR__MB_ALIGN 64
+#define HR__MB_MAX_TENSORS 4096
+
+struct hr_model {
+  char *name;
+  uint64_t version;
+  char *kind;
+  int dim;
+  size_t n_items, n_users;
+  uint64_t size_bytes;
+  json_t *manifest;
+
+  void *map;              /* model.bin, mmap'd read-only */
+  size_t map_len;
+  hr_tensor_t *tensors;   /* views into map; names point into map too */
+  size_t n_tensors;
+
+  hr_idmap_t *items, *users;
+
+  /* kind "ials" */
+  hr_ials_params_t ials;
+  const float *item_emb;  /* n_items x dim */
+  const float *yty;       /* dim x dim */
+  const float *user_emb;  /* n_users x dim */
+  const float *item_prior;/* n_items */
+  const uint64_t *hist_ptr;   /* n_users + 1 */
+  const int32_t *hist_items;  /* hist_ptr[n_users] */
+};
+
+/* Element size of a known dtype, 0 for an unknown one. */
+size_t hr__model_dtype_size(uint32_t dtype);
+
+#endif
