@@ -19,7 +19,7 @@ OPT       ?= -O2 -g
 SAN       ?=
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS    += -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes \
+CFLAGS    += -DHR_VERSION=\"0.1.0\" -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes -Wno-format-truncation \
              -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(OPT) $(SAN) -MMD -MP \
              -pthread
 LDLIBS    += $(PKG_LIBS) -lm -pthread

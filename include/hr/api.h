@@ -1,0 +1,64 @@
+/* api.h -- JSON request codecs and the error body.
+ *
+ * Parses and fully validates request bodies into C structs before any other
+ * module sees them: a request that passes here is safe to act on, and one
+ * that fails writes nothing anywhere. Errors name the offending field by its
+ * JSON path (`events[2].item_id`). Parsed structs borrow their strings from
+ * the JSON tree they keep (`_root`); release them with the _destroy
+ * function. Integer ids are normalised to their decimal strings. Pure
+ * functions of their input and the config: thread-safe. */
+#ifndef HR_API_H
+#define HR_API_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "hr/config.h"
+#include "hr/ctxstore.h"
+#include "hr/err.h"
+
+#define HR_API_MAX_ID 128      /* bytes in a user/item/event id */
+#define HR_API_MAX_CTX_VALUE 64
+#define HR_API_TS_MIN 946684800LL /* 2000-01-01T00:00:00Z */
+
+typedef struct {
+  const char *user_id;                 /* NULL: anonymous */
+  const char **history;                /* newest first */
+  size_t n_history;
+  const char **exclude;
+  size_t n_exclude;
+  int k;
+  int explain;
+  const char *ctx[HR_CTX_FIELDS];      /* overrides, NULL = none */
+  long long ts;                        /* -1: now */
+  json_t *_root;
+} hr_recommend_req_t;
+
+typedef struct {
+  hr_event_t *events;
+  size_t n;
+  int batch;                           /* body was {"events": [...]} */
+  json_t *_root;
+} hr_event_req_t;
+
+/** Parse POST /recommend. `now` bounds `context.ts`. Returns 0, or
+ *  HR_EBADJSON / HR_EBADFIELD / HR_EMISSING / HR_EUNKNOWNFIELD / HR_ERANGE /
+ *  HR_ETOOMANY / HR_ENOMEM with err->field set. On error nothing needs
+ *  destroying. */
+int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
+                           long long now, hr_recommend_req_t *out,
+                           hr_error_t *err);
+void hr_recommend_req_destroy(hr_recommend_req_t *r);
+
+/** Parse POST /event (one event or {"events":[...]}). Events without `ts`
+ *  get `now`. Same error codes as above. */
+int hr_api_parse_events(const char *body, size_t len, const hr_config_t *cfg,
+                        long long now, hr_event_req_t *out, hr_error_t *err);
+void hr_event_req_destroy(hr_event_req_t *r);
+
+/** {"error":{"code","message","field"}} for `err` (new string, free()).
+ *  Falls back to the table's message when err->msg is empty. */
+char *hr_api_error_body(const hr_error_t *err);
+
+#endif

@@ -1,0 +1,41 @@
+/* metrics.h -- process counters and latency histograms, rendered in the
+ * Prometheus text exposition format (0.0.4).
+ *
+ * Every counter is a relaxed atomic: recording costs a few atomic adds and
+ * never blocks a request thread. Rendering reads the counters without a
+ * lock, so a scrape may see one request's counters half-updated; that is
+ * the usual Prometheus contract. */
+#ifndef HR_METRICS_H
+#define HR_METRICS_H
+
+#include "hr/registry.h"
+
+#define HR_ENDPOINT_MAP(XX)                                                   \
+  XX(RECOMMEND, "recommend")                                                  \
+  XX(EVENT, "event")                                                          \
+  XX(HEALTHZ, "healthz")                                                      \
+  XX(READYZ, "readyz")                                                        \
+  XX(METRICS, "metrics")                                                      \
+  XX(MODELS, "models")                                                        \
+  XX(OTHER, "other")
+
+typedef enum {
+#define XX(name, str) HR_EP_##name,
+  HR_ENDPOINT_MAP(XX)
+#undef XX
+  HR_EP__COUNT
+} hr_endpoint_t;
+
+/** Count one finished request and its latency. */
+void hr_metrics_observe(hr_endpoint_t ep, int status, double seconds);
+/** Count events by outcome. */
+void hr_metrics_events(unsigned long accepted, unsigned long duplicates,
+                       unsigned long rejected);
+/** Count a /recommend answered without Redis. */
+void hr_metrics_degraded(void);
+
+/** Render everything, plus the registry's model gauges (reg may be NULL).
+ *  Returns a new string (free()) or NULL on OOM. */
+char *hr_metrics_render(hr_registry_t *reg);
+
+#endif

@@ -1,0 +1,52 @@
+/* registry.h -- model slots and the snapshots requests score with.
+ *
+ * Each configured slot (models_dir/<slot>/) serves its newest valid version.
+ * hr_registry_scan() (blocking: directory listing, file reads, checksums)
+ * runs at start and later on a loader thread, never on a request thread; it
+ * loads a newer version completely, validates it, and publishes it by
+ * swapping the slot's snapshot pointer. Requests take a reference with
+ * hr_registry_acquire() and drop it with hr_snapshot_release(); the last
+ * release of a replaced snapshot frees its model. A version that fails to
+ * load is refused, logged with its reason, counted, and not tried again.
+ * acquire/release are thread-safe and O(1) (a short per-slot mutex). */
+#ifndef HR_REGISTRY_H
+#define HR_REGISTRY_H
+
+#include <jansson.h>
+
+#include "hr/config.h"
+#include "hr/model.h"
+
+typedef struct hr_registry hr_registry_t;
+
+typedef struct hr_snapshot {
+  hr_model_t *model;          /* owned by the snapshot */
+  char loaded_at[32];         /* RFC 3339 UTC */
+  char path[PATH_MAX];
+  int _refs;                  /* guarded by the slot's mutex */
+} hr_snapshot_t;
+
+/** A registry for cfg->slots under cfg->models_dir. Loads nothing yet. */
+hr_registry_t *hr_registry_new(const hr_config_t *cfg);
+/** Free the registry and its snapshots. No snapshot may still be held. */
+void hr_registry_free(hr_registry_t *r);
+
+/** Look for newer versions in every slot and publish the newest valid one.
+ *  Returns the number of slots whose snapshot changed. Not reentrant: one
+ *  scanner at a time (the caller serialises). */
+int hr_registry_scan(hr_registry_t *r);
+
+/** Current snapshot of slot `i` (0 = the default slot) with a reference
+ *  taken, or NULL if nothing is loaded. Release with hr_snapshot_release. */
+hr_snapshot_t *hr_registry_acquire(hr_registry_t *r, int slot);
+void hr_snapshot_release(hr_registry_t *r, int slot, hr_snapshot_t *s);
+
+int hr_registry_n_slots(const hr_registry_t *r);
+const char *hr_registry_slot_name(const hr_registry_t *r, int slot);
+/** Versions refused so far (all slots). */
+unsigned long hr_registry_refused_count(const hr_registry_t *r);
+
+/** JSON for GET /models (new reference). */
+json_t *hr_registry_describe(hr_registry_t *r);
+
+#endif

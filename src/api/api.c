@@ -1,0 +1,421 @@
+/* api.c -- request validation and the error body (see api.h). */
+#include "hr/api.h"
+#include "hr/features.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int valid_text(const char *s, size_t len, size_t max) {
+  if (len == 0 || len > max)
+    return 0;
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+      return 0;
+  return 1;
+}
+
+/* Turns a non-negative integer id into its string in place, then checks it.
+ * `parent` is the object or array holding it (key or index). */
+static int take_id(json_t *parent, const char *key, size_t index, json_t *v,
+                   const char *path, const char **out, hr_error_t *err) {
+  if (json_is_integer(v)) {
+    char buf[32];
+    if (json_integer_value(v) < 0)
+      return hr_error_set(err, HR_EBADFIELD, path,
+                          "%s must be a string or a non-negative integer",
+                          path);
+    snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+    v = json_string(buf);
+    if (v == NULL)
+      return hr_error_set(err, HR_ENOMEM, path, "out of memory");
+    if (key ? json_object_set_new(parent, key, v)
+            : json_array_set_new(parent, index, v))
+      return hr_error_set(err, HR_ENOMEM, path, "out of memory");
+  }
+  if (!json_is_string(v))
+    return hr_error_set(err, HR_EBADFIELD, path,
+                        "%s must be a string or a non-negative integer", path);
+  if (!valid_text(json_string_value(v), json_string_length(v), HR_API_MAX_ID))
+    return hr_error_set(err, HR_EBADFIELD, path,
+                        "%s must be 1 to %d bytes without control characters",
+                        path, HR_API_MAX_ID);
+  *out = json_string_value(v);
+  return 0;
+}
+
+static int check_unknown(json_t *obj, const char *const *known,
+                         const char *prefix, const hr_config_t *cfg,
+                         hr_error_t *err) {
+  const char *k;
+  json_t *v;
+  char path[160];
+
+  if (strcmp(cfg->http.unknown_fields, "ignore") == 0)
+    return 0;
+  json_object_foreach(obj, k, v) {
+    int ok = 0;
+    for (const char *const *p = known; *p; p++)
+      if (strcmp(*p, k) == 0)
+        ok = 1;
+    if (!ok) {
+      snprintf(path, sizeof(path), "%s%s%.100s", prefix, *prefix ? "." : "", k);
+      return hr_error_set(err, HR_EUNKNOWNFIELD, path,
+                          "unknown field \"%.100s\"", path);
+    }
+  }
+  return 0;
+}
+
+static int parse_ts(json_t *v, const char *path, long long now, long long *out,
+                    hr_error_t *err) {
+  if (!json_is_integer(v))
+    return hr_error_set(err, HR_EBADFIELD, path,
+                        "%s must be an integer (unix seconds)", path);
+  long long t = json_integer_value(v);
+  if (t < HR_API_TS_MIN || t > now + 86400)
+    return hr_error_set(err, HR_ERANGE, path,
+                        "%s must be between %lld (2000-01-01) and one day "
+                        "ahead of the server clock (%lld)",
+                        path, HR_API_TS_MIN, now + 86400);
+  *out = t;
+  return 0;
+}
+
+/* A context object: tz, location, mood, device (+ ts when allow_ts). */
+static int parse_context(json_t *obj, const char *prefix, int allow_ts,
+                         const hr_config_t *cfg, long long now,
+                         const char *ctx[HR_CTX_FIELDS], long long *ts,
+                         hr_error_t *err) {
+  static const char *const known_ts[] = {"tz", "location", "mood", "device",
+                                         "ts", NULL};
+  static const char *const known[] = {"tz", "location", "mood", "device", NULL};
+  char path[160];
+  int rc;
+
+  if (!json_is_object(obj))
+    return hr_error_set(err, HR_EBADFIELD, prefix, "%s must be an object",
+                        prefix);
+  if ((rc = check_unknown(obj, allow_ts ? known_ts : known, prefix, cfg, err)))
+    return rc;
+  for (int i = 0; i < HR_CTX_FIELDS; i++) {
+    json_t *v = json_object_get(obj, hr_ctx_field_names[i]);
+    snprintf(path, sizeof(path), "%s.%s", prefix, hr_ctx_field_names[i]);
+    if (v == NULL || json_is_null(v))
+      continue;
+    if (!json_is_string(v) ||
+        !valid_text(json_string_value(v), json_string_length(v),
+                    HR_API_MAX_CTX_VALUE))
+      return hr_error_set(err, HR_EBADFIELD, path,
+                          "%s must be a string of 1 to %d bytes without "
+                          "control characters",
+                          path, HR_API_MAX_CTX_VALUE);
+    if (i == 0 && !hr_tz_valid(json_string_value(v)))
+      return hr_error_set(err, HR_EBADFIELD, path,
+                          "%s: unknown time zone \"%s\" (use an IANA name "
+                          "such as Europe/Paris, or UTC+HH:MM)",
+                          path, json_string_value(v));
+    ctx[i] = json_string_value(v);
+  }
+  if (allow_ts) {
+    json_t *v = json_object_get(obj, "ts");
+    snprintf(path, sizeof(path), "%s.ts", prefix);
+    if (v != NULL && !json_is_null(v) && (rc = parse_ts(v, path, now, ts, err)))
+      return rc;
+  }
+  return 0;
+}
+
+static json_t *load(const char *body, size_t len, hr_error_t *err) {
+  json_error_t jerr;
+  json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+
+  if (root == NULL) {
+    hr_error_set(err, HR_EBADJSON, "", "invalid JSON at line %d column %d: %s",
+                 jerr.line, jerr.column, jerr.text);
+    return NULL;
+  }
+  if (!json_is_object(root)) {
+    json_decref(root);
+    hr_error_set(err, HR_EBADJSON, "", "the body must be a JSON object");
+    return NULL;
+  }
+  return root;
+}
+
+static int parse_id_list(json_t *root, const char *name, size_t max,
+                         const char ***out, size_t *n, hr_error_t *err) {
+  json_t *arr = json_object_get(root, name);
+  char path[64];
+  size_t i;
+  json_t *v;
+
+  *out = NULL;
+  *n = 0;
+  if (arr == NULL || json_is_null(arr))
+    return 0;
+  if (!json_is_array(arr))
+    return hr_error_set(err, HR_EBADFIELD, name,
+                        "%s must be an array of item ids", name);
+  if (json_array_size(arr) > max)
+    return hr_error_set(err, HR_ETOOMANY, name, "%s has %zu items; at most %zu",
+                        name, json_array_size(arr), max);
+  if (json_array_size(arr) == 0)
+    return 0;
+  *out = calloc(json_array_size(arr), sizeof(char *));
+  if (*out == NULL)
+    return hr_error_set(err, HR_ENOMEM, name, "out of memory");
+  json_array_foreach(arr, i, v) {
+    int rc;
+    snprintf(path, sizeof(path), "%s[%zu]", name, i);
+    if ((rc = take_id(arr, NULL, i, v, path, &(*out)[i], err))) {
+      free(*out);
+      *out = NULL;
+      return rc;
+    }
+  }
+  *n = json_array_size(arr);
+  return 0;
+}
+
+int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
+                           long long now, hr_recommend_req_t *out,
+                           hr_error_t *err) {
+  static const char *const known[] = {"user_id", "history", "k", "context",
+                                      "exclude", "explain", NULL};
+  json_t *root, *v;
+  int rc;
+
+  memset(out, 0, sizeof(*out));
+  out->ts = -1;
+  out->k = cfg->recommend.default_k;
+  if ((root = load(body, len, err)) == NULL)
+    return err ? err->code : HR_EBADJSON;
+  out->_root = root;
+  if ((rc = check_unknown(root, known, "", cfg, err)))
+    goto fail;
+  v = json_object_get(root, "user_id");
+  if (v != NULL && !json_is_null(v) &&
+      (rc = take_id(root, "user_id", 0, v, "user_id", &out->user_id, err)))
+    goto fail;
+  if ((rc = parse_id_list(root, "history", (size_t)cfg->recommend.max_history,
+                          &out->history, &out->n_history, err)))
+    goto fail;
+  if ((rc = parse_id_list(root, "exclude", (size_t)cfg->recommend.max_exclude,
+                          &out->exclude, &out->n_exclude, err)))
+    goto fail;
+  if (out->user_id == NULL && json_object_get(root, "history") == NULL) {
+    rc = hr_error_set(err, HR_EMISSING, "user_id",
+                      "user_id is required (or history, for an anonymous "
+                      "request)");
+    goto fail;
+  }
+  v = json_object_get(root, "k");
+  if (v != NULL && !json_is_null(v)) {
+    if (!json_is_integer(v)) {
+      rc = hr_error_set(err, HR_EBADFIELD, "k", "k must be an integer from 1 to %d",
+                        cfg->recommend.max_k);
+      goto fail;
+    }
+    if (json_integer_value(v) < 1 || json_integer_value(v) > cfg->recommend.max_k) {
+      rc = hr_error_set(err, HR_ERANGE, "k", "k must be an integer from 1 to %d",
+                        cfg->recommend.max_k);
+      goto fail;
+    }
+    out->k = (int)json_integer_value(v);
+  }
+  v = json_object_get(root, "explain");
+  if (v != NULL && !json_is_null(v)) {
+    if (!json_is_boolean(v)) {
+      rc = hr_error_set(err, HR_EBADFIELD, "explain", "explain must be a boolean");
+      goto fail;
+    }
+    out->explain = json_is_true(v);
+  }
+  v = json_object_get(root, "context");
+  if (v != NULL && !json_is_null(v) &&
+      (rc = parse_context(v, "context", 1, cfg, now, out->ctx, &out->ts, err)))
+    goto fail;
+  return 0;
+fail:
+  hr_recommend_req_destroy(out);
+  return rc;
+}
+
+void hr_recommend_req_destroy(hr_recommend_req_t *r) {
+  free(r->history);
+  free(r->exclude);
+  json_decref(r->_root);
+  memset(r, 0, sizeof(*r));
+}
+
+static const char *const event_types[] = {"view", "click", "purchase",
+                                          "rating", "context", NULL};
+
+static int parse_event(json_t *obj, const char *prefix, const hr_config_t *cfg,
+                       long long now, hr_event_t *e, hr_error_t *err) {
+  static const char *const known[] = {"user_id", "item_id", "type", "value",
+                                      "ts", "context", "recommendation_id",
+                                      "event_id", NULL};
+  char path[96];
+  json_t *v;
+  int rc, is_ctx = 0;
+
+#define P(name) (snprintf(path, sizeof(path), "%s%s" name, prefix, *prefix ? "." : ""), path)
+  memset(e, 0, sizeof(*e));
+  e->ts = now;
+  if (!json_is_object(obj))
+    return hr_error_set(err, HR_EBADFIELD, prefix, "%s must be an object",
+                        prefix);
+  if ((rc = check_unknown(obj, known, prefix, cfg, err)))
+    return rc;
+  v = json_object_get(obj, "user_id");
+  if (v == NULL || json_is_null(v))
+    return hr_error_set(err, HR_EMISSING, P("user_id"), "%s is required", path);
+  if ((rc = take_id(obj, "user_id", 0, v, P("user_id"), &e->user_id, err)))
+    return rc;
+  v = json_object_get(obj, "type");
+  if (v == NULL || json_is_null(v))
+    return hr_error_set(err, HR_EMISSING, P("type"), "%s is required", path);
+  for (int i = 0; json_is_string(v) && event_types[i]; i++)
+    if (strcmp(json_string_value(v), event_types[i]) == 0)
+      e->type = event_types[i];
+  if (e->type == NULL)
+    return hr_error_set(err, HR_EBADFIELD, P("type"),
+                        "%s must be one of view, click, purchase, rating, "
+                        "context", path);
+  is_ctx = strcmp(e->type, "context") == 0;
+  v = json_object_get(obj, "item_id");
+  if (v != NULL && !json_is_null(v)) {
+    if ((rc = take_id(obj, "item_id", 0, v, P("item_id"), &e->item_id, err)))
+      return rc;
+  } else if (!is_ctx) {
+    return hr_error_set(err, HR_EMISSING, P("item_id"),
+                        "%s is required for a %s event", path, e->type);
+  }
+  v = json_object_get(obj, "value");
+  if (v != NULL && !json_is_null(v)) {
+    if (!json_is_number(v))
+      return hr_error_set(err, HR_EBADFIELD, P("value"), "%s must be a number",
+                          path);
+    e->value = json_number_value(v);
+    if (!isfinite(e->value) || fabs(e->value) > 1e9)
+      return hr_error_set(err, HR_ERANGE, P("value"),
+                          "%s must be finite and within +-1e9", path);
+    e->has_value = 1;
+  }
+  v = json_object_get(obj, "ts");
+  if (v != NULL && !json_is_null(v) && (rc = parse_ts(v, P("ts"), now, &e->ts, err)))
+    return rc;
+  v = json_object_get(obj, "context");
+  if (v != NULL && !json_is_null(v)) {
+    if ((rc = parse_context(v, P("context"), 0, cfg, now, e->ctx, NULL, err)))
+      return rc;
+  }
+  if (is_ctx) {
+    int any = 0;
+    for (int i = 0; i < HR_CTX_FIELDS; i++)
+      any |= e->ctx[i] != NULL;
+    if (!any)
+      return hr_error_set(err, HR_EMISSING, P("context"),
+                          "%s with at least one of tz, location, mood, device "
+                          "is required for a context event", path);
+  }
+  v = json_object_get(obj, "recommendation_id");
+  if (v != NULL && !json_is_null(v)) {
+    if (!json_is_string(v) ||
+        !valid_text(json_string_value(v), json_string_length(v), HR_API_MAX_ID))
+      return hr_error_set(err, HR_EBADFIELD, P("recommendation_id"),
+                          "%s must be a string of 1 to %d bytes", path,
+                          HR_API_MAX_ID);
+    e->recommendation_id = json_string_value(v);
+  }
+  v = json_object_get(obj, "event_id");
+  if (v != NULL && !json_is_null(v)) {
+    if (!json_is_string(v) ||
+        !valid_text(json_string_value(v), json_string_length(v), HR_API_MAX_ID))
+      return hr_error_set(err, HR_EBADFIELD, P("event_id"),
+                          "%s must be a string of 1 to %d bytes", path,
+                          HR_API_MAX_ID);
+    e->event_id = json_string_value(v);
+  }
+#undef P
+  return 0;
+}
+
+int hr_api_parse_events(const char *body, size_t len, const hr_config_t *cfg,
+                        long long now, hr_event_req_t *out, hr_error_t *err) {
+  static const char *const known_batch[] = {"events", NULL};
+  json_t *root, *arr;
+  int rc;
+
+  memset(out, 0, sizeof(*out));
+  if ((root = load(body, len, err)) == NULL)
+    return err ? err->code : HR_EBADJSON;
+  out->_root = root;
+  arr = json_object_get(root, "events");
+  if (arr != NULL) {
+    char path[32];
+    size_t i;
+    json_t *v;
+
+    out->batch = 1;
+    if ((rc = check_unknown(root, known_batch, "", cfg, err)))
+      goto fail;
+    if (!json_is_array(arr)) {
+      rc = hr_error_set(err, HR_EBADFIELD, "events", "events must be an array");
+      goto fail;
+    }
+    if (json_array_size(arr) == 0) {
+      rc = hr_error_set(err, HR_EBADFIELD, "events", "events must not be empty");
+      goto fail;
+    }
+    if (json_array_size(arr) > (size_t)cfg->event.max_batch) {
+      rc = hr_error_set(err, HR_ETOOMANY, "events",
+                        "a batch holds at most %d events, this one has %zu",
+                        cfg->event.max_batch, json_array_size(arr));
+      goto fail;
+    }
+    out->events = calloc(json_array_size(arr), sizeof(hr_event_t));
+    if (out->events == NULL) {
+      rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+      goto fail;
+    }
+    json_array_foreach(arr, i, v) {
+      snprintf(path, sizeof(path), "events[%zu]", i);
+      if ((rc = parse_event(v, path, cfg, now, &out->events[i], err)))
+        goto fail;
+    }
+    out->n = json_array_size(arr);
+    return 0;
+  }
+  out->events = calloc(1, sizeof(hr_event_t));
+  if (out->events == NULL) {
+    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+    goto fail;
+  }
+  if ((rc = parse_event(root, "", cfg, now, &out->events[0], err)))
+    goto fail;
+  out->n = 1;
+  return 0;
+fail:
+  hr_event_req_destroy(out);
+  return rc;
+}
+
+void hr_event_req_destroy(hr_event_req_t *r) {
+  free(r->events);
+  json_decref(r->_root);
+  memset(r, 0, sizeof(*r));
+}
+
+char *hr_api_error_body(const hr_error_t *err) {
+  json_t *o = json_pack(
+      "{s:{s:s,s:s,s:s}}", "error", "code", hr_err_api_code(err->code),
+      "message", err->msg[0] ? err->msg : hr_strerror(err->code), "field",
+      err->field);
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(o);
+  return s;
+}

@@ -1,0 +1,267 @@
+/* handlers.c -- /recommend, /event and the operational endpoints. */
+#include "hr/api.h"
+#include "hr/ctxstore.h"
+#include "hr/features.h"
+#include "hr/log.h"
+#include "hr/metrics.h"
+#include "hr/model.h"
+#include "hr/ranker.h"
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static char *dump(json_t *o) {
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(o);
+  return s;
+}
+
+static void reply_json(hr_hresp_t *resp, int status, json_t *o) {
+  resp->status = status;
+  resp->body = dump(o);
+  if (resp->body == NULL) {
+    hr_error_t e = {0};
+    hr_error_set(&e, HR_ENOMEM, "", "out of memory");
+    hr__http_error(resp, &e);
+  }
+}
+
+/* Appends the dense indices of `ids` (skipping unknown ones) to out. */
+static size_t map_ids(const hr_model_t *m, const char *const *ids, size_t n,
+                      long *out) {
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++) {
+    long idx = hr_model_item_index(m, ids[i]);
+    if (idx >= 0)
+      out[w++] = idx;
+  }
+  return w;
+}
+
+/* Items the user interacted with in the training data (model tensors
+ * user_hist_ptr/user_hist_items, when the model has them). */
+static size_t trained_history(const hr_model_t *m, long user_idx,
+                              const int32_t **items) {
+  hr_tensor_t ptr, it;
+  *items = NULL;
+  if (user_idx < 0 || hr_model_tensor(m, "user_hist_ptr", &ptr) != 0 ||
+      hr_model_tensor(m, "user_hist_items", &it) != 0 ||
+      ptr.dtype != HR_DT_U64 || it.dtype != HR_DT_I32 ||
+      (uint64_t)user_idx + 1 >= ptr.dims[0])
+    return 0;
+  const uint64_t *p = ptr.data;
+  if (p[user_idx] > p[user_idx + 1] || p[user_idx + 1] > it.dims[0])
+    return 0;
+  *items = (const int32_t *)it.data + p[user_idx];
+  return (size_t)(p[user_idx + 1] - p[user_idx]);
+}
+
+void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
+  const hr_config_t *cfg = req->cfg;
+  hr_recommend_req_t r;
+  hr_error_t err = {0};
+  hr_snapshot_t *snap = NULL;
+  hr_user_state_t st = {0};
+  int have_state = 0, degraded = 0;
+  hr_context_t ctx;
+  long *hist = NULL, *excl = NULL;
+  float *uvec = NULL, *scores = NULL;
+  hr_scored_t *top = NULL;
+  size_t n_hist = 0, n_excl = 0, n_top;
+  const hr_model_t *m;
+  long user_idx = -1;
+  const int32_t *trained = NULL;
+  size_t n_trained = 0;
+  char rid[40], hex[17];
+
+  if (hr_api_parse_recommend(req->body, req->body_len, cfg,
+                             (long long)time(NULL), &r, &err) != 0) {
+    hr__http_error(resp, &err);
+    return;
+  }
+  snap = hr_registry_acquire(req->reg, 0);
+  if (snap == NULL) {
+    hr_error_set(&err, HR_ENOMODEL, "", "no model is loaded yet");
+    hr__http_error(resp, &err);
+    resp->retry_after_s = 5;
+    goto out;
+  }
+  m = snap->model;
+  if (r.user_id != NULL) {
+    hr_ctxstore_t *cs = hr_ctxstore_thread();
+    if (cs != NULL && hr_ctxstore_read_user(cs, r.user_id,
+                                            (size_t)cfg->redis.history_cap,
+                                            &st, NULL) == 0) {
+      have_state = 1;
+    } else {
+      degraded = 1;
+      hr_metrics_degraded();
+    }
+    user_idx = hr_model_user_index(m, r.user_id);
+  }
+  hr_features_resolve(r.ctx, r.ts, have_state ? &st : NULL, &ctx);
+
+  /* History, newest first: the request's, then Redis's. */
+  hist = malloc(sizeof(long) * (r.n_history + st.n_hist + 1));
+  n_trained = trained_history(m, user_idx, &trained);
+  excl = malloc(sizeof(long) *
+                (r.n_history + st.n_hist + r.n_exclude + n_trained + 1));
+  uvec = malloc(sizeof(float) * (size_t)(hr_model_dim(m) > 0 ? hr_model_dim(m) : 1));
+  scores = malloc(sizeof(float) * (hr_model_n_items(m) + 1));
+  top = malloc(sizeof(hr_scored_t) * (size_t)r.k);
+  if (!hist || !excl || !uvec || !scores || !top) {
+    hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+    hr__http_error(resp, &err);
+    goto out;
+  }
+  n_hist = map_ids(m, r.history, r.n_history, hist);
+  n_hist += map_ids(m, (const char *const *)st.hist, st.n_hist, hist + n_hist);
+  {
+    /* De-duplicate, keeping each item's newest position. */
+    size_t w = 0;
+    for (size_t i = 0; i < n_hist; i++) {
+      int seen = 0;
+      for (size_t j = 0; j < w && !seen; j++)
+        seen = hist[j] == hist[i];
+      if (!seen)
+        hist[w++] = hist[i];
+    }
+    n_hist = w;
+  }
+  hr_history_t h = {hist, n_hist};
+  if (hr_model_user_vector(m, user_idx, &h, uvec) != 0) {
+    hr_error_set(&err, HR_EINTERNAL, "", "model failed to embed the user");
+    hr__http_error(resp, &err);
+    goto out;
+  }
+  hr_model_score_items(m, uvec, scores);
+  memcpy(excl, hist, sizeof(long) * n_hist);
+  n_excl = n_hist + map_ids(m, r.exclude, r.n_exclude, excl + n_hist);
+  for (size_t i = 0; i < n_trained; i++)
+    excl[n_excl++] = trained[i];
+  n_excl = hr_ranker_sort_unique(excl, n_excl);
+  n_top = hr_ranker_topk(scores, hr_model_n_items(m), excl, n_excl,
+                         (size_t)r.k, top);
+
+  hr__http_random_hex(hex);
+  snprintf(rid, sizeof(rid), "r1-%s", hex);
+  {
+    json_t *items = json_array(), *c, *src;
+    for (size_t i = 0; i < n_top; i++)
+      json_array_append_new(
+          items, json_pack("{s:s,s:f}", "item_id",
+                           hr_model_item_id(m, (size_t)top[i].index), "score",
+                           (double)top[i].score));
+    c = json_pack("{s:I,s:s,s:i,s:i,s:b}", "ts", (json_int_t)ctx.ts, "tz",
+                  ctx.val[0], "hour", ctx.hour, "weekday", ctx.weekday,
+                  "weekend", ctx.weekend);
+    src = json_pack("{s:s,s:s}", "ts", hr_ctx_source_name(ctx.ts_src), "tz",
+                    hr_ctx_source_name(ctx.src[0]));
+    for (int i = 1; i < HR_CTX_FIELDS; i++) {
+      json_object_set_new(c, hr_ctx_field_names[i],
+                          ctx.val[i] ? json_string(ctx.val[i]) : json_null());
+      json_object_set_new(src, hr_ctx_field_names[i],
+                          json_string(hr_ctx_source_name(ctx.src[i])));
+    }
+    json_t *o = json_pack(
+        "{s:s,s:o,s:o,s:{s:s,s:I},s:n,s:o,s:o,s:I,s:b}", "recommendation_id",
+        rid, "user_id", r.user_id ? json_string(r.user_id) : json_null(),
+        "items", items, "model", "name", hr_model_name(m), "version",
+        (json_int_t)hr_model_version(m), "variant", "context", c,
+        "context_source", src, "history_used", (json_int_t)n_hist, "degraded",
+        degraded);
+    reply_json(resp, 200, o);
+  }
+out:
+  free(hist);
+  free(excl);
+  free(uvec);
+  free(scores);
+  free(top);
+  if (have_state)
+    hr_user_state_destroy(&st);
+  hr_snapshot_release(req->reg, 0, snap);
+  hr_recommend_req_destroy(&r);
+}
+
+void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
+  hr_event_req_t r;
+  hr_error_t err = {0};
+  hr_ctxstore_t *cs;
+  int *dup = NULL;
+  size_t ndup = 0;
+  int rc;
+
+  if (hr_api_parse_events(req->body, req->body_len, req->cfg,
+                          (long long)time(NULL), &r, &err) != 0) {
+    hr_metrics_events(0, 0, 1);
+    hr__http_error(resp, &err);
+    return;
+  }
+  dup = calloc(r.n, sizeof(int));
+  cs = hr_ctxstore_thread();
+  if (dup == NULL || cs == NULL) {
+    hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+    hr__http_error(resp, &err);
+    goto out;
+  }
+  rc = hr_ctxstore_write_events(cs, r.events, r.n, dup, &err);
+  if (rc != 0) {
+    hr_log(HR_LOG_WARN, "event_write_failed",
+           json_pack("{s:s,s:s,s:I}", "request_id", req->request_id, "reason",
+                     err.msg, "events", (json_int_t)r.n));
+    if (rc == HR_EREDIS) {
+      hr_error_clear(&err);
+      hr_error_set(&err, HR_EREDIS, "",
+                   "the event store is unavailable; nothing was written, "
+                   "retry later");
+      resp->retry_after_s = 1;
+    }
+    hr__http_error(resp, &err);
+    goto out;
+  }
+  for (size_t i = 0; i < r.n; i++)
+    ndup += (size_t)dup[i];
+  hr_metrics_events(r.n - ndup, ndup, 0);
+  reply_json(resp, 202,
+             json_pack("{s:I,s:I}", "accepted", (json_int_t)(r.n - ndup),
+                       "duplicates", (json_int_t)ndup));
+out:
+  free(dup);
+  hr_event_req_destroy(&r);
+}
+
+void hr__h_healthz(const hr_hreq_t *req, hr_hresp_t *resp) {
+  (void)req;
+  reply_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void hr__h_readyz(const hr_hreq_t *req, hr_hresp_t *resp) {
+  hr_snapshot_t *s = hr_registry_acquire(req->reg, 0);
+  hr_ctxstore_t *cs = hr_ctxstore_thread();
+  int model = s != NULL;
+  int redis = cs != NULL && hr_ctxstore_ping(cs) == 0;
+  hr_snapshot_release(req->reg, 0, s);
+  reply_json(resp, model && redis ? 200 : 503,
+             json_pack("{s:s,s:b,s:b}", "status",
+                       model && redis ? "ready" : "not_ready", "model", model,
+                       "redis", redis));
+}
+
+void hr__h_metrics(const hr_hreq_t *req, hr_hresp_t *resp) {
+  resp->status = 200;
+  resp->body = hr_metrics_render(req->reg);
+  resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+  if (resp->body == NULL) {
+    hr_error_t e = {0};
+    hr_error_set(&e, HR_ENOMEM, "", "out of memory");
+    hr__http_error(resp, &e);
+  }
+}
+
+void hr__h_models(const hr_hreq_t *req, hr_hresp_t *resp) {
+  reply_json(resp, 200, hr_registry_describe(req->reg));
+}

@@ -1,0 +1,442 @@
+/* http.c -- libmicrohttpd daemon, routing, bodies, CORS, request ids. */
+#include "hr/http.h"
+#include "hr/api.h"
+#include "hr/log.h"
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#define MAX_CONFIGS 64 /* SIGHUP reloads kept alive until stop */
+
+typedef struct {
+  const char *path;
+  const char *method;
+  hr_handler_fn fn;
+  hr_endpoint_t ep;
+  int has_body;
+} route_t;
+
+static const route_t routes[] = {
+    {"/recommend", "POST", hr__h_recommend, HR_EP_RECOMMEND, 1},
+    {"/event", "POST", hr__h_event, HR_EP_EVENT, 1},
+    {"/healthz", "GET", hr__h_healthz, HR_EP_HEALTHZ, 0},
+    {"/readyz", "GET", hr__h_readyz, HR_EP_READYZ, 0},
+    {"/metrics", "GET", hr__h_metrics, HR_EP_METRICS, 0},
+    {"/models", "GET", hr__h_models, HR_EP_MODELS, 0},
+    {NULL, NULL, NULL, HR_EP_OTHER, 0},
+};
+
+struct hr_http {
+  struct MHD_Daemon *d;
+  hr_registry_t *reg;
+  _Atomic(const hr_config_t *) cfg;
+  hr_config_t *configs[MAX_CONFIGS];
+  int n_configs;
+  int port;
+  atomic_int inflight;
+  atomic_int draining;
+};
+
+/* Per-request state, from the first callback to NOTIFY_COMPLETED. */
+typedef struct {
+  struct timespec t0;
+  const route_t *route;      /* NULL: 404 */
+  int method_ok;
+  const hr_config_t *cfg;
+  char *body;
+  size_t len, cap;
+  int err_code;              /* set when the request is refused early */
+  char err_field[32];
+  char request_id[65];
+  int status;                /* for metrics */
+} conn_t;
+
+/* ------------------------------------------------------------ helpers */
+
+void hr__http_random_hex(char buf[17]) {
+  static _Thread_local uint64_t s;
+  static atomic_ulong salt;
+  if (s == 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+        ((uint64_t)getpid() << 40) ^
+        (atomic_fetch_add(&salt, 1) * 0x9E3779B97F4A7C15ULL);
+    if (s == 0)
+      s = 1;
+  }
+  /* xorshift64* */
+  s ^= s >> 12;
+  s ^= s << 25;
+  s ^= s >> 27;
+  snprintf(buf, 17, "%016llx", (unsigned long long)(s * 2685821657736338717ULL));
+}
+
+void hr__http_error(hr_hresp_t *resp, const hr_error_t *err) {
+  resp->status = hr_err_status(err->code);
+  resp->body = hr_api_error_body(err);
+  resp->content_type = "application/json";
+}
+
+static int valid_request_id(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  return n > 0 && n <= 64 &&
+         strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                   "0123456789._-") == n;
+}
+
+static int is_json_type(const char *ct) {
+  size_t n = strlen("application/json");
+  if (ct == NULL || strncasecmp(ct, "application/json", n) != 0)
+    return 0;
+  return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+static const route_t *match(const char *url, const char *method, int *method_ok,
+                            char *allow, size_t allow_len) {
+  const route_t *found = NULL;
+  allow[0] = '\0';
+  *method_ok = 0;
+  for (const route_t *r = routes; r->path; r++) {
+    if (strcmp(r->path, url) != 0)
+      continue;
+    found = r;
+    snprintf(allow + strlen(allow), allow_len - strlen(allow), "%s%s%s",
+             allow[0] ? ", " : "", r->method,
+             strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+    if (strcmp(r->method, method) == 0 ||
+        (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0)) {
+      *method_ok = 1;
+      return r;
+    }
+  }
+  if (found)
+    snprintf(allow + strlen(allow), allow_len - strlen(allow), ", OPTIONS");
+  return found;
+}
+
+static void add_common_headers(struct MHD_Connection *c, struct MHD_Response *r,
+                               const conn_t *cc) {
+  const char *origin =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+  MHD_add_response_header(r, "X-Request-Id", cc->request_id);
+  MHD_add_response_header(r, "Cache-Control", "no-store");
+  if (origin && cc->cfg && hr_config_origin_allowed(cc->cfg, origin)) {
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(r, "Vary", "Origin");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                            "X-Request-Id, Retry-After");
+  }
+}
+
+static enum MHD_Result send_body(struct MHD_Connection *c, conn_t *cc,
+                                 int status, char *body, const char *ctype,
+                                 int retry_after, const char *allow) {
+  struct MHD_Response *r;
+  enum MHD_Result ret;
+  size_t len = body ? strlen(body) : 0;
+
+  r = MHD_create_response_from_buffer(len, body ? body : (char *)"",
+                                      body ? MHD_RESPMEM_MUST_FREE
+                                           : MHD_RESPMEM_PERSISTENT);
+  if (r == NULL) {
+    free(body);
+    return MHD_NO;
+  }
+  add_common_headers(c, r, cc);
+  if (ctype)
+    MHD_add_response_header(r, "Content-Type", ctype);
+  if (retry_after > 0) {
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%d", retry_after);
+    MHD_add_response_header(r, "Retry-After", ra);
+  }
+  if (allow && allow[0])
+    MHD_add_response_header(r, "Allow", allow);
+  cc->status = status;
+  ret = MHD_queue_response(c, (unsigned)status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, conn_t *cc,
+                                  int code, const char *field, const char *msg,
+                                  int retry_after, const char *allow) {
+  hr_error_t err = {0};
+  hr_error_set(&err, code, field, "%s", msg);
+  return send_body(c, cc, hr_err_status(code), hr_api_error_body(&err),
+                   "application/json", retry_after, allow);
+}
+
+/* --------------------------------------------------------- callbacks */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls) {
+  hr_http_t *h = cls;
+  conn_t *cc = *con_cls;
+  char allow[128];
+  (void)version;
+
+  if (cc == NULL) {
+    const char *rid, *cl;
+    cc = calloc(1, sizeof(*cc));
+    if (cc == NULL)
+      return MHD_NO;
+    *con_cls = cc;
+    atomic_fetch_add(&h->inflight, 1);
+    clock_gettime(CLOCK_MONOTONIC, &cc->t0);
+    cc->cfg = atomic_load(&h->cfg);
+    rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+    if (valid_request_id(rid))
+      snprintf(cc->request_id, sizeof(cc->request_id), "%s", rid);
+    else
+      hr__http_random_hex(cc->request_id);
+    cc->route = match(url, method, &cc->method_ok, allow, sizeof(allow));
+    if (cc->route && cc->route->has_body && cc->method_ok) {
+      const char *ct =
+          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+      if (!is_json_type(ct))
+        cc->err_code = HR_EMEDIATYPE;
+      cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+      if (cl && strtoull(cl, NULL, 10) > (unsigned long long)cc->cfg->http.max_body_bytes)
+        return send_error(c, cc, HR_ETOOBIG, "",
+                          "request body too large", 0, NULL);
+    }
+    return MHD_YES;
+  }
+
+  if (*upload_size > 0) {
+    /* Body bytes: keep them only for a route that wants a body. */
+    size_t n = *upload_size;
+    *upload_size = 0;
+    if (cc->route == NULL || !cc->method_ok || !cc->route->has_body ||
+        cc->err_code)
+      return MHD_YES;
+    if (cc->len + n > (size_t)cc->cfg->http.max_body_bytes) {
+      cc->err_code = HR_ETOOBIG;
+      free(cc->body);
+      cc->body = NULL;
+      cc->len = cc->cap = 0;
+      return MHD_YES;
+    }
+    if (cc->len + n + 1 > cc->cap) {
+      size_t nc = cc->cap ? cc->cap * 2 : 4096;
+      while (nc < cc->len + n + 1)
+        nc *= 2;
+      char *nb = realloc(cc->body, nc);
+      if (nb == NULL)
+        return MHD_NO;
+      cc->body = nb;
+      cc->cap = nc;
+    }
+    memcpy(cc->body + cc->len, upload, n);
+    cc->len += n;
+    cc->body[cc->len] = '\0';
+    return MHD_YES;
+  }
+
+  /* The whole request is here: answer it. */
+  if (strcmp(method, "OPTIONS") == 0 && cc->route) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(0, (char *)"", MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret;
+    if (r == NULL)
+      return MHD_NO;
+    add_common_headers(c, r, cc);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods",
+                            "GET, POST, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                            "Content-Type, Authorization, X-Request-Id");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    cc->status = 204;
+    ret = MHD_queue_response(c, 204, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
+  if (cc->route == NULL)
+    return send_error(c, cc, HR_ENOTFOUND, "", "no such path", 0, NULL);
+  if (!cc->method_ok) {
+    match(url, method, &cc->method_ok, allow, sizeof(allow));
+    char msg[160];
+    snprintf(msg, sizeof(msg), "%s is not allowed on %s (allowed: %s)", method,
+             url, allow);
+    return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
+  }
+  if (cc->err_code == HR_EMEDIATYPE)
+    return send_error(c, cc, HR_EMEDIATYPE, "",
+                      "Content-Type must be application/json", 0, NULL);
+  if (cc->err_code == HR_ETOOBIG) {
+    char msg[96];
+    snprintf(msg, sizeof(msg), "request body exceeds %ld bytes",
+             cc->cfg->http.max_body_bytes);
+    return send_error(c, cc, HR_ETOOBIG, "", msg, 0, NULL);
+  }
+  if (atomic_load(&h->draining) && cc->route->has_body)
+    return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down", 1,
+                      NULL);
+  {
+    hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
+                     cc->request_id};
+    hr_hresp_t resp = {200, NULL, "application/json", 0};
+    cc->route->fn(&req, &resp);
+    return send_body(c, cc, resp.status, resp.body, resp.content_type,
+                     resp.retry_after_s, NULL);
+  }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  hr_http_t *h = cls;
+  conn_t *cc = *con_cls;
+  struct timespec t1;
+  (void)c;
+  (void)toe;
+
+  if (cc == NULL)
+    return;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  hr_metrics_observe(cc->route ? cc->route->ep : HR_EP_OTHER,
+                     cc->status ? cc->status : 500,
+                     (double)(t1.tv_sec - cc->t0.tv_sec) +
+                         (t1.tv_nsec - cc->t0.tv_nsec) / 1e9);
+  free(cc->body);
+  free(cc);
+  *con_cls = NULL;
+  atomic_fetch_sub(&h->inflight, 1);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  char msg[512];
+  (void)cls;
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  size_t n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+    msg[--n] = '\0';
+  hr_log(HR_LOG_WARN, "http_daemon", json_pack("{s:s}", "msg", msg));
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
+                         hr_error_t *err) {
+  hr_http_t *h;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  unsigned threads;
+  const union MHD_DaemonInfo *info;
+
+  memset(&ss, 0, sizeof(ss));
+  if (inet_pton(AF_INET, cfg->listen_host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_port = htons((uint16_t)cfg->listen_port);
+    sl = sizeof(*a);
+  } else if (inet_pton(AF_INET6, cfg->listen_host,
+                       &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons((uint16_t)cfg->listen_port);
+    sl = sizeof(*a);
+  } else if (strcmp(cfg->listen_host, "localhost") == 0) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a->sin_port = htons((uint16_t)cfg->listen_port);
+    sl = sizeof(*a);
+  } else {
+    hr_error_set(err, HR_EINVAL, "listen",
+                 "listen host \"%s\" is not an IP address", cfg->listen_host);
+    return NULL;
+  }
+  (void)sl;
+  h = calloc(1, sizeof(*h));
+  if (h == NULL)
+    return NULL;
+  h->reg = reg;
+  if (hr_http_set_config(h, cfg) != 0) {
+    free(h);
+    return NULL;
+  }
+  threads = cfg->threads > 0 ? (unsigned)cfg->threads
+                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+  if (threads < 1)
+    threads = 1;
+  h->d = MHD_start_daemon(
+      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+          (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+      (uint16_t)cfg->listen_port, NULL, NULL, on_request, h,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http.connection_timeout_s,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+      MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+      MHD_OPTION_END);
+  if (h->d == NULL) {
+    hr_error_set(err, HR_EIO, "listen", "cannot listen on %s:%d",
+                 cfg->listen_host, cfg->listen_port);
+    for (int i = 0; i < h->n_configs; i++)
+      free(h->configs[i]);
+    free(h);
+    return NULL;
+  }
+  info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+  h->port = info ? info->port : cfg->listen_port;
+  return h;
+}
+
+int hr_http_port(const hr_http_t *h) { return h->port; }
+
+int hr_http_set_config(hr_http_t *h, const hr_config_t *cfg) {
+  hr_config_t *copy;
+  if (h->n_configs >= MAX_CONFIGS)
+    return HR_ETOOMANY;
+  copy = malloc(sizeof(*copy));
+  if (copy == NULL)
+    return HR_ENOMEM;
+  *copy = *cfg;
+  h->configs[h->n_configs++] = copy;
+  atomic_store(&h->cfg, copy);
+  return 0;
+}
+
+void hr_http_stop(hr_http_t *h, int grace_ms) {
+  struct timespec t0, t;
+  if (h == NULL)
+    return;
+  atomic_store(&h->draining, 1);
+  /* Stop accepting; connections already open are served until done. */
+  MHD_socket s = MHD_quiesce_daemon(h->d);
+  if (s != MHD_INVALID_SOCKET)
+    close(s);
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    if (atomic_load(&h->inflight) == 0 ||
+        (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
+            grace_ms)
+      break;
+    usleep(5000);
+  }
+  if (atomic_load(&h->inflight) > 0)
+    hr_log(HR_LOG_WARN, "drain_timeout",
+           json_pack("{s:i}", "inflight", atomic_load(&h->inflight)));
+  MHD_stop_daemon(h->d);
+  for (int i = 0; i < h->n_configs; i++)
+    free(h->configs[i]);
+  free(h);
+}

@@ -1,0 +1,257 @@
+/* registry.c -- slots, refcounted snapshots, version scanning. */
+#include "hr/registry.h"
+#include "hr/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_REFUSED 64
+
+typedef struct {
+  uint64_t version;
+  char reason[200];
+} refused_t;
+
+typedef struct {
+  char name[64];
+  char dir[PATH_MAX];
+  pthread_mutex_t mu;
+  hr_snapshot_t *cur;
+  refused_t refused[MAX_REFUSED]; /* ring; guarded by mu */
+  int n_refused;
+} slot_t;
+
+struct hr_registry {
+  slot_t slots[HR_CONFIG_MAX_LIST];
+  int n;
+  atomic_ulong refused_total;
+};
+
+hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
+  hr_registry_t *r = calloc(1, sizeof(*r));
+  if (r == NULL)
+    return NULL;
+  r->n = cfg->n_slots;
+  for (int i = 0; i < r->n; i++) {
+    slot_t *s = &r->slots[i];
+    snprintf(s->name, sizeof(s->name), "%s", cfg->slots[i]);
+    snprintf(s->dir, sizeof(s->dir), "%s/%s", cfg->models_dir, cfg->slots[i]);
+    pthread_mutex_init(&s->mu, NULL);
+  }
+  return r;
+}
+
+static void snapshot_free(hr_snapshot_t *s) {
+  if (s == NULL)
+    return;
+  hr_model_free(s->model);
+  free(s);
+}
+
+void hr_registry_free(hr_registry_t *r) {
+  if (r == NULL)
+    return;
+  for (int i = 0; i < r->n; i++) {
+    snapshot_free(r->slots[i].cur);
+    pthread_mutex_destroy(&r->slots[i].mu);
+  }
+  free(r);
+}
+
+hr_snapshot_t *hr_registry_acquire(hr_registry_t *r, int slot) {
+  hr_snapshot_t *s;
+  if (slot < 0 || slot >= r->n)
+    return NULL;
+  pthread_mutex_lock(&r->slots[slot].mu);
+  s = r->slots[slot].cur;
+  if (s)
+    s->_refs++;
+  pthread_mutex_unlock(&r->slots[slot].mu);
+  return s;
+}
+
+void hr_snapshot_release(hr_registry_t *r, int slot, hr_snapshot_t *s) {
+  int last;
+  if (s == NULL)
+    return;
+  pthread_mutex_lock(&r->slots[slot].mu);
+  last = --s->_refs == 0;
+  pthread_mutex_unlock(&r->slots[slot].mu);
+  if (last)
+    snapshot_free(s); /* the slot's own reference is gone: it was replaced */
+}
+
+int hr_registry_n_slots(const hr_registry_t *r) { return r->n; }
+
+const char *hr_registry_slot_name(const hr_registry_t *r, int slot) {
+  return slot >= 0 && slot < r->n ? r->slots[slot].name : NULL;
+}
+
+unsigned long hr_registry_refused_count(const hr_registry_t *r) {
+  return atomic_load(&((hr_registry_t *)r)->refused_total);
+}
+
+static int is_refused(slot_t *s, uint64_t v) {
+  int found = 0;
+  pthread_mutex_lock(&s->mu);
+  for (int i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
+    if (s->refused[i].version == v)
+      found = 1;
+  pthread_mutex_unlock(&s->mu);
+  return found;
+}
+
+static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why) {
+  pthread_mutex_lock(&s->mu);
+  refused_t *e = &s->refused[s->n_refused % MAX_REFUSED];
+  e->version = v;
+  snprintf(e->reason, sizeof(e->reason), "%s", why);
+  s->n_refused++;
+  pthread_mutex_unlock(&s->mu);
+  atomic_fetch_add(&r->refused_total, 1);
+  hr_log(HR_LOG_ERROR, "model_refused",
+         json_pack("{s:s,s:I,s:s}", "slot", s->name, "version", (json_int_t)v,
+                   "reason", why));
+}
+
+static int cmp_desc(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x < y) - (x > y);
+}
+
+/* Numeric version directories of a slot, newest first. */
+static size_t list_versions(const char *dir, uint64_t *out, size_t cap) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  size_t n = 0;
+
+  if (d == NULL)
+    return 0;
+  while ((e = readdir(d)) != NULL && n < cap) {
+    const char *p = e->d_name;
+    char *end;
+    if (*p < '1' || *p > '9')
+      continue; /* skips ".", "..", ".tmp-*" and "0" */
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno || *end != '\0')
+      continue;
+    out[n++] = v;
+  }
+  closedir(d);
+  qsort(out, n, sizeof(uint64_t), cmp_desc);
+  return n;
+}
+
+static int scan_slot(hr_registry_t *r, slot_t *s) {
+  uint64_t versions[4096];
+  size_t n = list_versions(s->dir, versions, 4096);
+  uint64_t current = 0;
+
+  pthread_mutex_lock(&s->mu);
+  if (s->cur)
+    current = hr_model_version(s->cur->model);
+  pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; i < n && versions[i] > current; i++) {
+    char path[PATH_MAX];
+    hr_error_t err = {0};
+    hr_model_t *m;
+    hr_snapshot_t *snap, *old;
+    struct timespec t0, t1;
+
+    if (is_refused(s, versions[i]))
+      continue;
+    snprintf(path, sizeof(path), "%s/%llu", s->dir,
+             (unsigned long long)versions[i]);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    m = hr_model_open(path, &err);
+    if (m == NULL) {
+      refuse(r, s, versions[i], err.msg[0] ? err.msg : hr_strerror(err.code));
+      continue;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    snap = calloc(1, sizeof(*snap));
+    if (snap == NULL) {
+      hr_model_free(m);
+      return 0;
+    }
+    snap->model = m;
+    snap->_refs = 1; /* the slot's reference */
+    snprintf(snap->path, sizeof(snap->path), "%s", path);
+    {
+      time_t now = time(NULL);
+      struct tm tm;
+      gmtime_r(&now, &tm);
+      strftime(snap->loaded_at, sizeof(snap->loaded_at), "%Y-%m-%dT%H:%M:%SZ",
+               &tm);
+    }
+    pthread_mutex_lock(&s->mu);
+    old = s->cur;
+    s->cur = snap;
+    pthread_mutex_unlock(&s->mu);
+    hr_log(HR_LOG_INFO, "model_loaded",
+           json_pack("{s:s,s:I,s:s,s:I,s:f}", "slot", s->name, "version",
+                     (json_int_t)versions[i], "kind", hr_model_kind(m),
+                     "items", (json_int_t)hr_model_n_items(m), "load_ms",
+                     (t1.tv_sec - t0.tv_sec) * 1e3 +
+                         (t1.tv_nsec - t0.tv_nsec) / 1e6));
+    hr_snapshot_release(r, (int)(s - r->slots), old);
+    return 1;
+  }
+  return 0;
+}
+
+int hr_registry_scan(hr_registry_t *r) {
+  int changed = 0;
+  for (int i = 0; i < r->n; i++)
+    changed += scan_slot(r, &r->slots[i]);
+  return changed;
+}
+
+json_t *hr_registry_describe(hr_registry_t *r) {
+  json_t *slots = json_array();
+
+  for (int i = 0; i < r->n; i++) {
+    slot_t *s = &r->slots[i];
+    json_t *o = json_pack("{s:s}", "name", s->name);
+    json_t *refused = json_array();
+    hr_snapshot_t *snap = hr_registry_acquire(r, i);
+
+    if (snap) {
+      const hr_model_t *m = snap->model;
+      const json_t *man = hr_model_manifest(m);
+      json_t *metrics = man ? json_object_get(man, "metrics") : NULL;
+      json_object_set_new(o, "version", json_integer((json_int_t)hr_model_version(m)));
+      json_object_set_new(o, "kind", json_string(hr_model_kind(m)));
+      json_object_set_new(o, "loaded_at", json_string(snap->loaded_at));
+      json_object_set_new(o, "dim", json_integer(hr_model_dim(m)));
+      json_object_set_new(o, "n_items", json_integer((json_int_t)hr_model_n_items(m)));
+      json_object_set_new(o, "n_users", json_integer((json_int_t)hr_model_n_users(m)));
+      json_object_set_new(o, "size_bytes",
+                          json_integer((json_int_t)hr_model_size_bytes(m)));
+      json_object_set_new(o, "path", json_string(snap->path));
+      json_object_set_new(o, "metrics",
+                          metrics ? json_deep_copy(metrics) : json_object());
+      hr_snapshot_release(r, i, snap);
+    } else {
+      json_object_set_new(o, "version", json_null());
+    }
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_refused < MAX_REFUSED ? s->n_refused : MAX_REFUSED;
+    for (int j = 0; j < n; j++)
+      json_array_append_new(
+          refused, json_pack("{s:I,s:s}", "version",
+                             (json_int_t)s->refused[j].version, "reason",
+                             s->refused[j].reason));
+    pthread_mutex_unlock(&s->mu);
+    json_object_set_new(o, "refused", refused);
+    json_array_append_new(slots, o);
+  }
+  return json_pack("{s:o}", "slots", slots);
+}

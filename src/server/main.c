@@ -1,0 +1,258 @@
+/* main.c -- bin/hyperrec: flags -> config -> modules -> control loop.
+ *
+ * The data plane (HTTP workers) is started by hr_http_start; this thread
+ * then runs the control plane, one libuv loop: SIGTERM/SIGINT drain and
+ * stop, SIGHUP reloads the reloadable configuration, and a timer hands the
+ * model directory scan to libuv's thread pool, so the loop itself never
+ * blocks on model I/O. */
+#include "hr/config.h"
+#include "hr/ctxstore.h"
+#include "hr/features.h"
+#include "hr/http.h"
+#include "hr/log.h"
+#include "hr/registry.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+extern char **environ;
+
+typedef struct {
+  int argc;
+  char **argv;
+  hr_config_t cfg;        /* what the server runs with */
+  hr_registry_t *reg;
+  hr_http_t *http;
+  uv_loop_t loop;
+  uv_signal_t sig_term, sig_int, sig_hup;
+  uv_timer_t poll;
+  uv_work_t scan_req;
+  int scanning;
+  int stopping;
+} server_t;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: hyperrec [--config FILE] [--listen HOST:PORT] "
+          "[--redis HOST:PORT]\n"
+          "                [--models DIR] [--threads N] [--log-level LEVEL]\n"
+          "                [--set KEY=VALUE]... [--help-config] [--version]\n"
+          "\n"
+          "Serves POST /recommend and POST /event (docs/api.md). Settings "
+          "come from\n"
+          "defaults < --config FILE (or $HYPERREC_CONFIG) < HYPERREC_* "
+          "variables < flags;\n"
+          "`hyperrec --help-config` lists every key.\n");
+}
+
+/* Builds the configuration from scratch: used at start and on SIGHUP. */
+static int load_config(int argc, char **argv, hr_config_t *c, hr_error_t *err,
+                       int *exit_now) {
+  const char *file = getenv("HYPERREC_CONFIG");
+  int rc;
+
+  *exit_now = -1;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+      file = argv[i + 1];
+  hr_config_defaults(c);
+  if (file && *file && (rc = hr_config_load_file(c, file, err)) != 0)
+    return rc;
+  if ((rc = hr_config_load_env(c, environ, err)) != 0)
+    return rc;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *key = NULL;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      *exit_now = 0;
+      return 0;
+    }
+    if (strcmp(a, "--help-config") == 0) {
+      hr_config_print_reference();
+      *exit_now = 0;
+      return 0;
+    }
+    if (strcmp(a, "--version") == 0) {
+      printf("hyperrec %s\n", HR_VERSION);
+      *exit_now = 0;
+      return 0;
+    }
+    if (i + 1 >= argc)
+      return hr_error_set(err, HR_EINVAL, a, "unknown flag or missing value: %s",
+                          a);
+    const char *v = argv[++i];
+    if (strcmp(a, "--config") == 0)
+      continue;
+    else if (strcmp(a, "--listen") == 0)
+      key = "listen";
+    else if (strcmp(a, "--redis") == 0)
+      key = "redis";
+    else if (strcmp(a, "--models") == 0)
+      key = "models_dir";
+    else if (strcmp(a, "--threads") == 0)
+      key = "threads";
+    else if (strcmp(a, "--log-level") == 0)
+      key = "log_level";
+    else if (strcmp(a, "--set") == 0) {
+      char k[128];
+      const char *eq = strchr(v, '=');
+      if (eq == NULL || (size_t)(eq - v) >= sizeof(k))
+        return hr_error_set(err, HR_EINVAL, "--set",
+                            "--set takes KEY=VALUE, got \"%s\"", v);
+      memcpy(k, v, (size_t)(eq - v));
+      k[eq - v] = '\0';
+      if ((rc = hr_config_set(c, k, eq + 1, err)) != 0)
+        return rc;
+      continue;
+    } else
+      return hr_error_set(err, HR_EINVAL, a, "unknown flag %s", a);
+    if ((rc = hr_config_set(c, key, v, err)) != 0)
+      return rc;
+  }
+  return hr_config_validate(c, err);
+}
+
+static void apply_log_level(const hr_config_t *c) {
+  hr_log_level_t lvl = HR_LOG_INFO;
+  hr_log_parse_level(c->log_level, &lvl);
+  hr_log_set_level(lvl);
+}
+
+/* ------------------------------------------------------ model polling */
+
+static void scan_work(uv_work_t *w) {
+  server_t *s = w->data;
+  hr_registry_scan(s->reg);
+}
+
+static void scan_done(uv_work_t *w, int status) {
+  server_t *s = w->data;
+  (void)status;
+  s->scanning = 0;
+}
+
+static void on_poll(uv_timer_t *t) {
+  server_t *s = t->data;
+  if (s->scanning || s->stopping)
+    return;
+  s->scanning = 1;
+  s->scan_req.data = s;
+  if (uv_queue_work(&s->loop, &s->scan_req, scan_work, scan_done) != 0)
+    s->scanning = 0;
+}
+
+/* ----------------------------------------------------------- signals */
+
+static void on_stop(uv_signal_t *sig, int signum) {
+  server_t *s = sig->data;
+  if (s->stopping)
+    return;
+  s->stopping = 1;
+  hr_log(HR_LOG_INFO, "shutdown",
+         json_pack("{s:s,s:i}", "signal", signum == SIGINT ? "SIGINT" : "SIGTERM",
+                   "grace_ms", s->cfg.http.shutdown_grace_ms));
+  hr_http_stop(s->http, s->cfg.http.shutdown_grace_ms);
+  s->http = NULL;
+  uv_timer_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, NULL);
+  uv_close((uv_handle_t *)&s->sig_term, NULL);
+  uv_close((uv_handle_t *)&s->sig_int, NULL);
+  uv_close((uv_handle_t *)&s->sig_hup, NULL);
+}
+
+static void on_hup(uv_signal_t *sig, int signum) {
+  server_t *s = sig->data;
+  hr_config_t c;
+  hr_error_t err = {0};
+  int exit_now;
+  (void)signum;
+
+  if (load_config(s->argc, s->argv, &c, &err, &exit_now) != 0) {
+    hr_log(HR_LOG_ERROR, "config_reload_failed",
+           json_pack("{s:s,s:s}", "field", err.field, "reason", err.msg));
+    return;
+  }
+  /* Only the reloadable keys change; the rest needs a restart. */
+  hr_config_t next = s->cfg;
+  memcpy(next.log_level, c.log_level, sizeof(next.log_level));
+  memcpy(next.http.cors_origins, c.http.cors_origins,
+         sizeof(next.http.cors_origins));
+  next.http.n_cors_origins = c.http.n_cors_origins;
+  memcpy(next.http.unknown_fields, c.http.unknown_fields,
+         sizeof(next.http.unknown_fields));
+  next.recommend = c.recommend;
+  next.event = c.event;
+  if (hr_http_set_config(s->http, &next) != 0) {
+    hr_log(HR_LOG_ERROR, "config_reload_failed",
+           json_pack("{s:s}", "reason", "too many reloads; restart the server"));
+    return;
+  }
+  s->cfg = next;
+  apply_log_level(&next);
+  hr_log(HR_LOG_INFO, "config_reloaded",
+         json_pack("{s:s}", "file", c.config_path));
+}
+
+int main(int argc, char **argv) {
+  server_t s;
+  hr_error_t err = {0};
+  int exit_now;
+
+  memset(&s, 0, sizeof(s));
+  s.argc = argc;
+  s.argv = argv;
+  if (load_config(argc, argv, &s.cfg, &err, &exit_now) != 0) {
+    hr_log(HR_LOG_ERROR, "config_invalid",
+           json_pack("{s:s,s:s}", "field", err.field, "reason", err.msg));
+    fprintf(stderr, "hyperrec: %s\n", err.msg);
+    return 2;
+  }
+  if (exit_now >= 0)
+    return exit_now;
+  apply_log_level(&s.cfg);
+  hr_ctxstore_configure(&s.cfg);
+  s.reg = hr_registry_new(&s.cfg);
+  if (s.reg == NULL)
+    return 1;
+  if (hr_registry_scan(s.reg) == 0)
+    hr_log(HR_LOG_WARN, "no_model",
+           json_pack("{s:s,s:s}", "models_dir", s.cfg.models_dir, "msg",
+                     "no valid model version yet; /recommend answers 503 "
+                     "until one appears"));
+  s.http = hr_http_start(&s.cfg, s.reg, &err);
+  if (s.http == NULL) {
+    hr_log(HR_LOG_ERROR, "listen_failed",
+           json_pack("{s:s}", "reason", err.msg[0] ? err.msg : "out of memory"));
+    hr_registry_free(s.reg);
+    return 1;
+  }
+  hr_log(HR_LOG_INFO, "listening",
+         json_pack("{s:s,s:i,s:s,s:i,s:s}", "host", s.cfg.listen_host, "port",
+                   hr_http_port(s.http), "redis", s.cfg.redis.host,
+                   "redis_port", s.cfg.redis.port, "version", HR_VERSION));
+
+  uv_loop_init(&s.loop);
+  uv_signal_init(&s.loop, &s.sig_term);
+  uv_signal_init(&s.loop, &s.sig_int);
+  uv_signal_init(&s.loop, &s.sig_hup);
+  s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
+  uv_signal_start(&s.sig_term, on_stop, SIGTERM);
+  uv_signal_start(&s.sig_int, on_stop, SIGINT);
+  uv_signal_start(&s.sig_hup, on_hup, SIGHUP);
+  uv_timer_init(&s.loop, &s.poll);
+  s.poll.data = &s;
+  uv_timer_start(&s.poll, on_poll, (uint64_t)s.cfg.models_poll_ms,
+                 (uint64_t)s.cfg.models_poll_ms);
+  signal(SIGPIPE, SIG_IGN);
+
+  uv_run(&s.loop, UV_RUN_DEFAULT); /* returns after on_stop closed all */
+  uv_loop_close(&s.loop);
+  hr_registry_free(s.reg);
+  hr_tz_cache_clear();
+  hr_log(HR_LOG_INFO, "stopped", NULL);
+  return 0;
+}
