@@ -4,7 +4,6 @@
  * Each test is forked; a test that crashes, hangs past its timeout or
  * returns non-zero fails alone. Exit code 77 means skipped, which is a
  * failure when CI=true. The last line is `N passed, N failed[, N skipped]`. */
-#define _GNU_SOURCE
 #include "test.h"
 
 #include <dirent.h>

@@ -1,0 +1,115 @@
+/* test_config.c -- defaults, file, env, flags, validation. */
+#include "test.h"
+
+#include <stdlib.h>
+
+#include "hr/config.h"
+
+static int write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL)
+    return -1;
+  fputs(text, f);
+  fclose(f);
+  return 0;
+}
+
+HR_TEST(config_defaults_are_valid) {
+  hr_config_t c;
+  hr_error_t err = {0};
+  hr_config_defaults(&c);
+  ASSERT_EQ(hr_config_validate(&c, &err), 0);
+  ASSERT_STR_EQ(c.listen_host, "127.0.0.1");
+  ASSERT_EQ(c.listen_port, 8080);
+  ASSERT_EQ(c.redis.port, 6379);
+  ASSERT_EQ(c.recommend.default_k, 10);
+  ASSERT_EQ(c.n_slots, 1);
+  ASSERT_STR_EQ(c.slots[0], "default");
+  ASSERT_EQ(c.http.n_cors_origins, 1);
+  ASSERT_STR_EQ(c.http.unknown_fields, "reject");
+  return 0;
+}
+
+HR_TEST(config_file_env_flag_precedence) {
+  char path[512];
+  hr_config_t c;
+  hr_error_t err = {0};
+  char *env[] = {"HYPERREC_REDIS_COMMAND_TIMEOUT_MS=250",
+                 "HYPERREC_RECOMMEND_MAX_K=50", "HYPERREC_REDIS=10.0.0.1:7000",
+                 "OTHER=1", NULL};
+
+  snprintf(path, sizeof(path), "%s/c.json", hr_test_tmpdir());
+  ASSERT_EQ(write_file(path, "{\"redis\":{\"command_timeout_ms\":150,"
+                             "\"history_cap\":33},\"recommend\":{\"max_k\":"
+                             "20},\"http\":{\"cors_origins\":[\"https://a."
+                             "example\",\"https://b.example\"]}}"),
+            0);
+  hr_config_defaults(&c);
+  ASSERT_EQ(hr_config_load_file(&c, path, &err), 0);
+  ASSERT_EQ(c.redis.command_timeout_ms, 150);
+  ASSERT_EQ(c.redis.history_cap, 33);
+  ASSERT_EQ(c.http.n_cors_origins, 2);
+  ASSERT(hr_config_origin_allowed(&c, "https://b.example"));
+  ASSERT(!hr_config_origin_allowed(&c, "https://evil.example"));
+  ASSERT_EQ(hr_config_load_env(&c, env, &err), 0);
+  ASSERT_EQ(c.redis.command_timeout_ms, 250);
+  ASSERT_EQ(c.recommend.max_k, 50);
+  ASSERT_STR_EQ(c.redis.host, "10.0.0.1");
+  ASSERT_EQ(c.redis.port, 7000);
+  ASSERT_EQ(hr_config_set(&c, "listen", "0.0.0.0:0", &err), 0);
+  ASSERT_EQ(c.listen_port, 0);
+  ASSERT_EQ(hr_config_validate(&c, &err), 0);
+  return 0;
+}
+
+HR_TEST(config_rejects_bad_input) {
+  char path[512];
+  hr_config_t c;
+  hr_error_t err = {0};
+  char *bad_env[] = {"HYPERREC_NO_SUCH_KEY=1", NULL};
+
+  snprintf(path, sizeof(path), "%s/c.json", hr_test_tmpdir());
+  hr_config_defaults(&c);
+  ASSERT_EQ(write_file(path, "{\"redis\":{\"comand_timeout_ms\":1}}"), 0);
+  ASSERT_EQ(hr_config_load_file(&c, path, &err), HR_EINVAL);
+  ASSERT_STR_EQ(err.field, "redis.comand_timeout_ms");
+  hr_error_clear(&err);
+  ASSERT_EQ(write_file(path, "{\"recommend\":{\"max_k\":\"ten\"}}"), 0);
+  ASSERT_EQ(hr_config_load_file(&c, path, &err), HR_EINVAL);
+  ASSERT_STR_EQ(err.field, "recommend.max_k");
+  hr_error_clear(&err);
+  ASSERT_EQ(write_file(path, "{\"redis\":{\"port\":70000}}"), 0);
+  ASSERT_EQ(hr_config_load_file(&c, path, &err), HR_EINVAL);
+  hr_error_clear(&err);
+  ASSERT_EQ(write_file(path, "{not json"), 0);
+  ASSERT_EQ(hr_config_load_file(&c, path, &err), HR_EIO);
+  hr_error_clear(&err);
+  ASSERT_EQ(hr_config_load_env(&c, bad_env, &err), HR_EINVAL);
+  hr_error_clear(&err);
+  ASSERT_EQ(hr_config_set(&c, "listen", "nohostport", &err), HR_EINVAL);
+  hr_error_clear(&err);
+  ASSERT_EQ(hr_config_set(&c, "listen", "h:99999", &err), HR_EINVAL);
+  hr_error_clear(&err);
+  hr_config_defaults(&c);
+  c.recommend.default_k = 500;
+  ASSERT_EQ(hr_config_validate(&c, &err), HR_EINVAL);
+  hr_error_clear(&err);
+  hr_config_defaults(&c);
+  ASSERT_EQ(hr_config_set(&c, "slots", "../etc", &err), 0);
+  ASSERT_EQ(hr_config_validate(&c, &err), HR_EINVAL);
+  return 0;
+}
+
+HR_TEST(config_hostport) {
+  char host[64];
+  int port;
+  ASSERT_EQ(hr_config_parse_hostport("127.0.0.1:6379", host, sizeof(host), &port), 0);
+  ASSERT_STR_EQ(host, "127.0.0.1");
+  ASSERT_EQ(port, 6379);
+  ASSERT_EQ(hr_config_parse_hostport("[::1]:80", host, sizeof(host), &port), 0);
+  ASSERT_STR_EQ(host, "::1");
+  ASSERT_EQ(hr_config_parse_hostport(":80", host, sizeof(host), &port), HR_EINVAL);
+  ASSERT_EQ(hr_config_parse_hostport("h:", host, sizeof(host), &port), HR_EINVAL);
+  ASSERT_EQ(hr_config_parse_hostport("h:-1", host, sizeof(host), &port), HR_EINVAL);
+  return 0;
+}
