@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# demo.sh -- `make run`: a private Redis, a generated data set, a trained
+# model, seeded user contexts and the server on 127.0.0.1:8080 (override
+# with HYPERREC_DEMO_LISTEN). Everything lives under var/; Ctrl-C stops
+# everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${HR_BIN_DIR:-bin}
+VAR=var
+LISTEN=${HYPERREC_DEMO_LISTEN:-127.0.0.1:8080}
+mkdir -p "$VAR/redis" "$VAR/data" "$VAR/models"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  echo "demo: stopped"
+}
+trap cleanup INT TERM EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# 1. Redis, private to the demo, with its data in var/redis.
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/$VAR/redis" \
+  --appendonly yes --save '' --daemonize no \
+  >"$VAR/redis/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.05
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "demo: redis did not start"; exit 1; }
+echo "demo: redis on 127.0.0.1:$REDIS_PORT (data in $VAR/redis)"
+
+# 2. Data and model, generated once.
+if [ ! -f "$VAR/data/events.csv" ]; then
+  echo "demo: generating a synthetic data set in $VAR/data"
+  "$BIN/hyperrec-train" gen --out "$VAR/data" --seed 1
+fi
+if ! ls -d "$VAR"/models/default/[0-9]* >/dev/null 2>&1; then
+  echo "demo: training the demo model"
+  "$BIN/hyperrec-train" fit --data "$VAR/data/events.csv" --format csv \
+    --items "$VAR/data/items.csv" --out "$VAR/models/default"
+fi
+
+# 3. Seed the users' current context (location, mood, time zone).
+tail -n +2 "$VAR/data/contexts.csv" | head -n 200 |
+  while IFS=, read -r uid loc mood tz; do
+    printf 'HSET hr:ctx:{%s} location %s mood %s tz %s\n' "$uid" "$loc" "$mood" "$tz"
+  done | redis-cli -p "$REDIS_PORT" >/dev/null
+USER=$(tail -n +2 "$VAR/data/contexts.csv" | head -n 1 | cut -d, -f1)
+ITEM=$(tail -n +2 "$VAR/data/items.csv" | head -n 1 | cut -d, -f1)
+
+# 4. The server.
+"$BIN/hyperrec" --config config/hyperrec.json --listen "$LISTEN" \
+  --redis "127.0.0.1:$REDIS_PORT" --models "$VAR/models" \
+  2> >(tee "$VAR/hyperrec.log" >&2) &
+pids+=($!)
+for _ in $(seq 1 200); do
+  curl -sf "http://$LISTEN/readyz" >/dev/null 2>&1 && break
+  sleep 0.05
+done
+curl -sf "http://$LISTEN/readyz" >/dev/null || { echo "demo: server not ready"; exit 1; }
+
+cat <<MSG
+
+hyperrec demo is running on http://$LISTEN (Ctrl-C stops it). Try:
+
+  curl -s -X POST http://$LISTEN/recommend -H 'Content-Type: application/json' \\
+       -d '{"user_id":"$USER","k":5}'
+
+  curl -s -X POST http://$LISTEN/event -H 'Content-Type: application/json' \\
+       -d '{"user_id":"$USER","item_id":"$ITEM","type":"click","context":{"mood":"happy"}}'
+
+  curl -s -X POST http://$LISTEN/recommend -H 'Content-Type: application/json' \\
+       -d '{"history":["$ITEM"],"k":5,"context":{"location":"gym"}}'
+
+Also: /healthz /readyz /metrics /models (GET).
+MSG
+wait "${pids[-1]}"
