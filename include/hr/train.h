@@ -1,0 +1,174 @@
+/* train.h -- the offline trainer (bin/hyperrec-train): data readers, iALS,
+ * the leave-last-out evaluation and the synthetic data generator.
+ *
+ * Everything here runs in the trainer process (and in unit tests), never in
+ * the server. The trainer writes models with hr_model_write and evaluates
+ * them through hr_model_open + hr_model_user_vector/hr_model_score_items, so
+ * offline metrics are computed by the code that serves. Functions are not
+ * thread-safe unless stated; hr_ials_fit runs its own worker threads. Errors
+ * are 0 or a negative HR_E* with the detail (file:line for input) in err. */
+#ifndef HR_TRAIN_H
+#define HR_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "hr/err.h"
+#include "hr/model.h"
+
+/* ------------------------------------------------------------ data set */
+
+/** Interactions as read, one per row/event, in input order. */
+typedef struct {
+  hr_idmap_t *users, *items;   /* external id <-> dense index */
+  int32_t *u, *i;              /* per interaction */
+  int64_t *ts;                 /* unix seconds, 0 when unknown */
+  size_t n, cap;
+  int64_t ts_min, ts_max;
+  /* Optional item attributes (--items): header and one row per item index
+   * (NULL where unknown). */
+  char *attr_header;
+  char **attrs;
+  size_t attrs_cap;
+  /* Context columns of a CSV / the ctx.* fields of a stream, with their
+   * values (the vocabulary goes into the manifest). */
+  size_t n_ctx;
+  char *ctx_name[64];
+  hr_idmap_t *ctx_vals[64];
+} hr_dataset_t;
+
+/** Empty data set; HR_ENOMEM. Free with hr_dataset_free. */
+int hr_dataset_init(hr_dataset_t *ds);
+void hr_dataset_free(hr_dataset_t *ds);
+/** Append one interaction (ids copied); HR_ENOMEM. */
+int hr_dataset_add(hr_dataset_t *ds, const char *user, size_t ulen,
+                   const char *item, size_t ilen, int64_t ts);
+
+/** MovieLens-style lines `user item [rating [ts]]`, TAB or "::" separated
+ *  (u.data, ratings.dat, the loo split files). HR_EIO, HR_EFORMAT (with
+ *  "path:line: reason"), HR_ENOMEM. */
+int hr_data_read_movielens(hr_dataset_t *ds, const char *path,
+                           hr_error_t *err);
+/** CSV with a header `user_id,item_id[,rating][,ts][,<context>...]`; every
+ *  other column is a categorical context. Same errors. */
+int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err);
+/** A catalogue CSV (header; first column item_id, the rest attributes):
+ *  adds items never interacted with and keeps their attributes. */
+int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err);
+/** Export of the server's event stream (XRANGE in chunks): fields user_id,
+ *  item_id, ts, type, ctx.*; events without item_id are skipped. HR_EREDIS
+ *  when Redis cannot be reached or answers an error. */
+int hr_data_read_redis(hr_dataset_t *ds, const char *hostport,
+                       const char *stream, hr_error_t *err);
+
+/** Per-user histories: CSR over dense user indices, each user's distinct
+ *  items OLDEST first, ordered by (ts, item id -- numerically when both ids
+ *  are integers --, input order); a repeated item counts at its latest
+ *  position. */
+typedef struct {
+  size_t n_users, n_items;
+  uint64_t *ptr;     /* n_users + 1 */
+  int32_t *items;    /* ptr[n_users] */
+} hr_csr_t;
+
+int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out);
+void hr_csr_free(hr_csr_t *c);
+
+/* ---------------------------------------------------------------- iALS */
+
+typedef struct {
+  int factors;             /* dim */
+  int iters;
+  int threads;
+  uint64_t seed;
+  hr_ials_params_t p;      /* alpha, reg, decay, floor, cap */
+  float prior;             /* scale of the popularity prior */
+  int progress;            /* 1: epoch lines on stderr */
+} hr_ials_opts_t;
+
+/** The tuned defaults (docs/training.md). */
+void hr_ials_opts_default(hr_ials_opts_t *o);
+
+typedef struct {
+  int dim;
+  size_t n_users, n_items;
+  float *X;       /* n_users x dim */
+  float *Y;       /* n_items x dim */
+  float *yty;     /* dim x dim, Gram of Y (full, symmetric) */
+  float *prior;   /* n_items */
+  double seconds; /* wall time of the fit */
+  double loss;    /* last epoch's loss per interaction */
+} hr_ials_t;
+
+/** Fit iALS on the histories with the confidences of hr_ials_confidence
+ *  (newest first per user). The last step is a user step, so X[u] equals
+ *  hr_model_user_vector for u without recent events. Deterministic for a
+ *  seed whatever the thread count. HR_EINVAL, HR_ENOMEM. */
+int hr_ials_fit(const hr_csr_t *h, const hr_ials_opts_t *o, hr_ials_t *out,
+                hr_error_t *err);
+void hr_ials_free(hr_ials_t *m);
+
+/** Write the trained model as a new version of slot_dir (hr_model_write);
+ *  `data` (borrowed, may be NULL) is the manifest's training summary. */
+int hr_train_write(const char *slot_dir, const hr_dataset_t *ds,
+                   const hr_csr_t *h, const hr_ials_t *m,
+                   const hr_ials_opts_t *o, json_t *data, json_t *metrics,
+                   char *path_out, size_t path_cap, hr_error_t *err);
+/** The same into an existing directory with a given name/version. */
+int hr_train_write_files(const char *dir, const hr_dataset_t *ds,
+                         const hr_csr_t *h, const hr_ials_t *m,
+                         const hr_ials_opts_t *o, json_t *data,
+                         const char *name, uint64_t version,
+                         hr_error_t *err);
+
+/* ---------------------------------------------------------- evaluation */
+
+typedef struct {
+  double hr, ndcg, mrr, coverage;
+  size_t users, n_items;
+  double train_seconds;
+} hr_eval_result_t;
+
+/** Accumulates PROTOCOL.md section 6 metrics: add one user's top-k (dense
+ *  item indices, best first) and relevant item, in ascending user order. */
+typedef struct {
+  int k;
+  size_t n_items, users;
+  double hr, ndcg, mrr;
+  unsigned char *covered;   /* n_items flags */
+  size_t n_covered;
+} hr_metrics_t;
+
+int hr_metrics_init(hr_metrics_t *mt, int k, size_t n_items);
+void hr_metrics_add(hr_metrics_t *mt, const int32_t *topk, size_t n,
+                    int32_t target);
+/** Averages into res (users, n_items, hr, ndcg, mrr, coverage). */
+void hr_metrics_result(const hr_metrics_t *mt, hr_eval_result_t *res);
+void hr_metrics_free(hr_metrics_t *mt);
+
+/** Top-k of scores (n entries) skipping excluded[i] != 0: score descending,
+ *  ties by ascending index. Returns the count written to out (<= k). */
+size_t hr_topk(const float *scores, const unsigned char *excluded, size_t n,
+               int k, int32_t *out);
+
+/** Protocol `loo` on split_dir (train.tsv, valid.tsv, test.tsv, meta.json):
+ *  target 0 = valid (fit on train), 1 = test (fit on train+valid). Writes
+ *  the judge's TSV to topk_out when not NULL. */
+int hr_eval_loo(const char *split_dir, int target_test,
+                const hr_ials_opts_t *o, const char *topk_out,
+                hr_eval_result_t *res, hr_error_t *err);
+
+/* ----------------------------------------------------------- generator */
+
+typedef struct {
+  size_t users, items, events;
+  uint64_t seed;
+} hr_gen_opts_t;
+
+/** Synthetic data with context effects into dir (created if missing):
+ *  events.csv, items.csv, contexts.csv. Deterministic for a seed. */
+int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err);
+
+#endif

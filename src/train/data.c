@@ -1,0 +1,508 @@
+/* data.c -- interaction readers (MovieLens, CSV, item catalogue) and the
+ * per-user histories (see train.h). A malformed line is an error naming
+ * path:line, never skipped: silently dropped rows make silently wrong
+ * models. */
+#include "hr/train.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ data set */
+
+int hr_dataset_init(hr_dataset_t *ds) {
+  memset(ds, 0, sizeof(*ds));
+  ds->users = hr_idmap_new(1024);
+  ds->items = hr_idmap_new(1024);
+  ds->ts_min = INT64_MAX;
+  ds->ts_max = INT64_MIN;
+  if (ds->users == NULL || ds->items == NULL) {
+    hr_dataset_free(ds);
+    return HR_ENOMEM;
+  }
+  return 0;
+}
+
+void hr_dataset_free(hr_dataset_t *ds) {
+  hr_idmap_free(ds->users);
+  hr_idmap_free(ds->items);
+  free(ds->u);
+  free(ds->i);
+  free(ds->ts);
+  free(ds->attr_header);
+  if (ds->attrs != NULL)
+    for (size_t k = 0; k < ds->attrs_cap; k++)
+      free(ds->attrs[k]);
+  free(ds->attrs);
+  for (size_t c = 0; c < ds->n_ctx; c++) {
+    free(ds->ctx_name[c]);
+    hr_idmap_free(ds->ctx_vals[c]);
+  }
+  memset(ds, 0, sizeof(*ds));
+}
+
+int hr_dataset_add(hr_dataset_t *ds, const char *user, size_t ulen,
+                   const char *item, size_t ilen, int64_t ts) {
+  long u, i;
+
+  if (ds->n == ds->cap) {
+    size_t nc = ds->cap ? ds->cap * 2 : 4096;
+    int32_t *nu = realloc(ds->u, nc * sizeof(*nu));
+    if (nu == NULL)
+      return HR_ENOMEM;
+    ds->u = nu;
+    int32_t *ni = realloc(ds->i, nc * sizeof(*ni));
+    if (ni == NULL)
+      return HR_ENOMEM;
+    ds->i = ni;
+    int64_t *nt = realloc(ds->ts, nc * sizeof(*nt));
+    if (nt == NULL)
+      return HR_ENOMEM;
+    ds->ts = nt;
+    ds->cap = nc;
+  }
+  u = hr_idmap_add(ds->users, user, ulen, NULL);
+  i = hr_idmap_add(ds->items, item, ilen, NULL);
+  if (u < 0 || i < 0 || u > INT32_MAX || i > INT32_MAX)
+    return HR_ENOMEM;
+  ds->u[ds->n] = (int32_t)u;
+  ds->i[ds->n] = (int32_t)i;
+  ds->ts[ds->n] = ts;
+  ds->n++;
+  if (ts < ds->ts_min)
+    ds->ts_min = ts;
+  if (ts > ds->ts_max)
+    ds->ts_max = ts;
+  return 0;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+typedef struct {
+  FILE *f;
+  const char *path;
+  char *line;
+  size_t cap;
+  size_t lineno;
+} reader_t;
+
+static int rd_open(reader_t *r, const char *path, hr_error_t *err) {
+  memset(r, 0, sizeof(*r));
+  r->path = path;
+  r->f = fopen(path, "r");
+  if (r->f == NULL)
+    return hr_error_set(err, HR_EIO, NULL, "%s: %s", path, strerror(errno));
+  return 0;
+}
+
+/* Next line without its "\n" / "\r\n"; NULL at EOF (or on a read error,
+ * reported by rd_close). */
+static char *rd_next(reader_t *r, size_t *len) {
+  ssize_t n = getline(&r->line, &r->cap, r->f);
+  if (n < 0)
+    return NULL;
+  r->lineno++;
+  if (n > 0 && r->line[n - 1] == '\n')
+    r->line[--n] = '\0';
+  if (n > 0 && r->line[n - 1] == '\r')
+    r->line[--n] = '\0';
+  *len = (size_t)n;
+  return r->line;
+}
+
+static int rd_close(reader_t *r, int rc, hr_error_t *err) {
+  if (rc == 0 && ferror(r->f))
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: read error", r->path);
+  fclose(r->f);
+  free(r->line);
+  return rc;
+}
+
+#define BAD(r, ...) bad_line((r), err, __VA_ARGS__)
+
+__attribute__((format(printf, 3, 4)))
+static int bad_line(reader_t *r, hr_error_t *err, const char *fmt, ...) {
+  char msg[120];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  return hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: %s", r->path, r->lineno,
+                      msg);
+}
+
+static int parse_i64(const char *s, size_t len, int64_t *out) {
+  char buf[32], *end;
+  long long v;
+
+  if (len == 0 || len >= sizeof(buf))
+    return -1;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  errno = 0;
+  v = strtoll(buf, &end, 10);
+  if (*end != '\0' || errno != 0)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_num(const char *s, size_t len) {
+  char buf[64], *end;
+
+  if (len == 0 || len >= sizeof(buf))
+    return -1;
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  errno = 0;
+  (void)strtod(buf, &end);
+  return (*end != '\0' || errno != 0) ? -1 : 0;
+}
+
+/* Split at `sep` (one char) or "::" into at most max fields; returns the
+ * field count, or max + 1 when there are more. */
+typedef struct {
+  const char *p;
+  size_t len;
+} field_t;
+
+static size_t split(const char *s, size_t len, char sep, int dcolon,
+                    field_t *f, size_t max) {
+  size_t n = 0, start = 0;
+
+  for (size_t i = 0; i <= len; i++) {
+    int at_end = i == len;
+    int is_sep = !at_end && (dcolon ? (s[i] == ':' && i + 1 < len &&
+                                       s[i + 1] == ':')
+                                    : s[i] == sep);
+    if (at_end || is_sep) {
+      if (n == max)
+        return max + 1;
+      f[n].p = s + start;
+      f[n].len = i - start;
+      n++;
+      if (is_sep && dcolon)
+        i++;
+      start = i + 1;
+    }
+  }
+  return n;
+}
+
+/* ----------------------------------------------------------- MovieLens */
+
+int hr_data_read_movielens(hr_dataset_t *ds, const char *path,
+                           hr_error_t *err) {
+  reader_t r;
+  field_t f[5];
+  char *line;
+  size_t len;
+  int rc = rd_open(&r, path, err);
+
+  if (rc != 0)
+    return rc;
+  while (rc == 0 && (line = rd_next(&r, &len)) != NULL) {
+    int dcolon = strchr(line, '\t') == NULL && strstr(line, "::") != NULL;
+    int64_t ts = 0;
+    size_t n;
+
+    if (len == 0)
+      continue;
+    n = split(line, len, '\t', dcolon, f, 4);
+    if (n < 2 || n > 4) {
+      rc = BAD(&r, "expected `user item [rating [timestamp]]` separated by "
+               "TAB or \"::\"");
+      break;
+    }
+    if (f[0].len == 0 || f[1].len == 0) {
+      rc = BAD(&r, "empty user or item id");
+      break;
+    }
+    if (n >= 3 && parse_num(f[2].p, f[2].len) != 0) {
+      rc = BAD(&r, "rating \"%.*s\" is not a number", (int)f[2].len,
+               f[2].p);
+      break;
+    }
+    if (n == 4 && parse_i64(f[3].p, f[3].len, &ts) != 0) {
+      rc = BAD(&r, "timestamp \"%.*s\" is not an integer", (int)f[3].len,
+               f[3].p);
+      break;
+    }
+    if ((rc = hr_dataset_add(ds, f[0].p, f[0].len, f[1].p, f[1].len, ts)))
+      hr_error_set(err, rc, NULL, "out of memory");
+  }
+  return rd_close(&r, rc, err);
+}
+
+/* ----------------------------------------------------------------- CSV */
+
+#define MAX_COLS 66
+
+int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
+  reader_t r;
+  field_t f[MAX_COLS];
+  int col_user = -1, col_item = -1, col_rating = -1, col_ts = -1;
+  int ctx_of[MAX_COLS];
+  size_t ncol, len;
+  char *line;
+  int rc = rd_open(&r, path, err);
+
+  if (rc != 0)
+    return rc;
+  line = rd_next(&r, &len);
+  if (line == NULL)
+    return rd_close(&r, hr_error_set(err, HR_EFORMAT, NULL, "%s: empty file, "
+                                     "expected a header", path), err);
+  ncol = split(line, len, ',', 0, f, MAX_COLS - 1);
+  if (ncol > MAX_COLS - 2)
+    return rd_close(&r, BAD(&r, "more than %d columns", MAX_COLS - 2), err);
+  for (size_t c = 0; c < ncol; c++) {
+    const char *p = f[c].p;
+    size_t l = f[c].len;
+    ctx_of[c] = -1;
+    if (l == 7 && memcmp(p, "user_id", 7) == 0 && col_user < 0)
+      col_user = (int)c;
+    else if (l == 7 && memcmp(p, "item_id", 7) == 0 && col_item < 0)
+      col_item = (int)c;
+    else if (l == 6 && memcmp(p, "rating", 6) == 0 && col_rating < 0)
+      col_rating = (int)c;
+    else if (((l == 2 && memcmp(p, "ts", 2) == 0) ||
+              (l == 9 && memcmp(p, "timestamp", 9) == 0)) && col_ts < 0)
+      col_ts = (int)c;
+    else {
+      if (l == 0)
+        return rd_close(&r, BAD(&r, "empty column name"), err);
+      if (ds->n_ctx == 64)
+        return rd_close(&r, BAD(&r, "more than 64 context columns"), err);
+      ctx_of[c] = (int)ds->n_ctx;
+      ds->ctx_name[ds->n_ctx] = strndup(p, l);
+      ds->ctx_vals[ds->n_ctx] = hr_idmap_new(16);
+      if (ds->ctx_name[ds->n_ctx] == NULL || ds->ctx_vals[ds->n_ctx] == NULL)
+        return rd_close(&r, hr_error_set(err, HR_ENOMEM, NULL, "out of "
+                                         "memory"), err);
+      ds->n_ctx++;
+    }
+  }
+  if (col_user < 0 || col_item < 0)
+    return rd_close(&r, BAD(&r, "header needs user_id and item_id columns"),
+                    err);
+  while (rc == 0 && (line = rd_next(&r, &len)) != NULL) {
+    int64_t ts = 0;
+    size_t n;
+
+    if (len == 0)
+      continue;
+    n = split(line, len, ',', 0, f, ncol);
+    if (n != ncol) {
+      rc = BAD(&r, "%s fields than the header's %zu", n > ncol ? "more" :
+               "fewer", ncol);
+      break;
+    }
+    if (f[col_user].len == 0 || f[col_item].len == 0) {
+      rc = BAD(&r, "empty user_id or item_id");
+      break;
+    }
+    if (col_rating >= 0 && f[col_rating].len > 0 &&
+        parse_num(f[col_rating].p, f[col_rating].len) != 0) {
+      rc = BAD(&r, "rating is not a number");
+      break;
+    }
+    if (col_ts >= 0 && f[col_ts].len > 0 &&
+        parse_i64(f[col_ts].p, f[col_ts].len, &ts) != 0) {
+      rc = BAD(&r, "ts \"%.*s\" is not an integer (unix seconds)",
+               (int)f[col_ts].len, f[col_ts].p);
+      break;
+    }
+    for (size_t c = 0; c < ncol && rc == 0; c++)
+      if (ctx_of[c] >= 0 && f[c].len > 0 &&
+          hr_idmap_add(ds->ctx_vals[ctx_of[c]], f[c].p, f[c].len, NULL) < 0)
+        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    if (rc == 0 && (rc = hr_dataset_add(ds, f[col_user].p, f[col_user].len,
+                                        f[col_item].p, f[col_item].len, ts)))
+      hr_error_set(err, rc, NULL, "out of memory");
+  }
+  return rd_close(&r, rc, err);
+}
+
+/* ------------------------------------------------------- item catalogue */
+
+int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
+  reader_t r;
+  field_t f[2];
+  char *line;
+  size_t len;
+  int rc = rd_open(&r, path, err);
+
+  if (rc != 0)
+    return rc;
+  line = rd_next(&r, &len);
+  if (line == NULL || split(line, len, ',', 0, f, 1) < 1 ||
+      f[0].len != 7 || memcmp(f[0].p, "item_id", 7) != 0)
+    return rd_close(&r, BAD(&r, "header must start with item_id"), err);
+  free(ds->attr_header);
+  ds->attr_header = NULL;
+  if (len > 8) {
+    ds->attr_header = strdup(line + 8);
+    if (ds->attr_header == NULL)
+      return rd_close(&r, hr_error_set(err, HR_ENOMEM, NULL, "out of memory"),
+                      err);
+    for (char *p = ds->attr_header; *p; p++)
+      if (*p == ',')
+        *p = '\t';
+  }
+  while (rc == 0 && (line = rd_next(&r, &len)) != NULL) {
+    const char *comma;
+    size_t idlen;
+    long idx;
+
+    if (len == 0)
+      continue;
+    comma = memchr(line, ',', len);
+    idlen = comma ? (size_t)(comma - line) : len;
+    if (idlen == 0 || memchr(line, '\t', len) != NULL) {
+      rc = BAD(&r, "empty item_id or TAB inside");
+      break;
+    }
+    idx = hr_idmap_add(ds->items, line, idlen, NULL);
+    if (idx < 0) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      break;
+    }
+    if ((size_t)idx >= ds->attrs_cap) {
+      size_t nc = ds->attrs_cap ? ds->attrs_cap * 2 : 1024;
+      while (nc <= (size_t)idx)
+        nc *= 2;
+      char **na = realloc(ds->attrs, nc * sizeof(*na));
+      if (na == NULL) {
+        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+        break;
+      }
+      memset(na + ds->attrs_cap, 0, (nc - ds->attrs_cap) * sizeof(*na));
+      ds->attrs = na;
+      ds->attrs_cap = nc;
+    }
+    free(ds->attrs[idx]);
+    ds->attrs[idx] = strdup(comma ? comma + 1 : "");
+    if (ds->attrs[idx] == NULL) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      break;
+    }
+    for (char *p = ds->attrs[idx]; *p; p++)
+      if (*p == ',')
+        *p = '\t';
+  }
+  return rd_close(&r, rc, err);
+}
+
+/* ------------------------------------------------------------ histories */
+
+typedef struct {
+  int64_t ts;
+  int32_t item;
+  uint32_t seq;
+} ev_t;
+
+/* Comparison context: qsort has none, and the trainer is single-threaded
+ * here. */
+static const hr_idmap_t *cmp_items;
+static int64_t *cmp_num; /* numeric value of each item id, or INT64_MIN */
+
+static int cmp_ev(const void *a, const void *b) {
+  const ev_t *x = a, *y = b;
+  if (x->ts != y->ts)
+    return x->ts < y->ts ? -1 : 1;
+  if (x->item != y->item) {
+    int64_t nx = cmp_num[x->item], ny = cmp_num[y->item];
+    if (nx != INT64_MIN && ny != INT64_MIN && nx != ny)
+      return nx < ny ? -1 : 1;
+    int c = strcmp(hr_idmap_str(cmp_items, (size_t)x->item),
+                   hr_idmap_str(cmp_items, (size_t)y->item));
+    if (c != 0)
+      return c;
+  }
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void hr_csr_free(hr_csr_t *c) {
+  free(c->ptr);
+  free(c->items);
+  memset(c, 0, sizeof(*c));
+}
+
+int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out) {
+  size_t nu = hr_idmap_size(ds->users), ni = hr_idmap_size(ds->items);
+  uint64_t *start = calloc(nu + 1, sizeof(*start));
+  ev_t *ev = malloc((ds->n ? ds->n : 1) * sizeof(*ev));
+  int64_t *num = malloc((ni ? ni : 1) * sizeof(*num));
+  uint32_t *mark = calloc(ni ? ni : 1, sizeof(*mark));
+  int rc = 0;
+
+  memset(out, 0, sizeof(*out));
+  out->ptr = calloc(nu + 1, sizeof(*out->ptr));
+  out->items = malloc((ds->n ? ds->n : 1) * sizeof(*out->items));
+  if (!start || !ev || !num || !mark || !out->ptr || !out->items) {
+    rc = HR_ENOMEM;
+    goto done;
+  }
+  out->n_users = nu;
+  out->n_items = ni;
+  for (size_t k = 0; k < ni; k++) {
+    const char *s = hr_idmap_str(ds->items, k);
+    int64_t v;
+    num[k] = parse_i64(s, strlen(s), &v) == 0 ? v : INT64_MIN;
+  }
+  /* Bucket by user (stable), then sort each user's events. */
+  for (size_t k = 0; k < ds->n; k++)
+    start[ds->u[k] + 1]++;
+  for (size_t u = 0; u < nu; u++)
+    start[u + 1] += start[u];
+  {
+    uint64_t *fill = calloc(nu + 1, sizeof(*fill));
+    if (fill == NULL) {
+      rc = HR_ENOMEM;
+      goto done;
+    }
+    memcpy(fill, start, (nu + 1) * sizeof(*fill));
+    for (size_t k = 0; k < ds->n; k++) {
+      ev_t *e = &ev[fill[ds->u[k]]++];
+      e->ts = ds->ts[k];
+      e->item = ds->i[k];
+      e->seq = (uint32_t)k;
+    }
+    free(fill);
+  }
+  cmp_items = ds->items;
+  cmp_num = num;
+  uint64_t w = 0;
+  for (size_t u = 0; u < nu; u++) {
+    ev_t *e = ev + start[u];
+    size_t n = (size_t)(start[u + 1] - start[u]), keep = 0;
+    qsort(e, n, sizeof(*e), cmp_ev);
+    /* Keep each item at its latest position: walk newest to oldest,
+     * marking with the user's number + 1, then restore the order. */
+    for (size_t j = n; j-- > 0;) {
+      if (mark[e[j].item] == (uint32_t)u + 1)
+        continue;
+      mark[e[j].item] = (uint32_t)u + 1;
+      out->items[w + keep++] = e[j].item;
+    }
+    for (size_t a = 0, b = keep; a + 1 < b; a++, b--) {
+      int32_t t = out->items[w + a];
+      out->items[w + a] = out->items[w + b - 1];
+      out->items[w + b - 1] = t;
+    }
+    w += keep;
+    out->ptr[u + 1] = w;
+  }
+done:
+  free(start);
+  free(ev);
+  free(num);
+  free(mark);
+  if (rc != 0)
+    hr_csr_free(out);
+  return rc;
+}

@@ -1,0 +1,307 @@
+/* eval.c -- protocol `loo` (shared/data/ml-100k/splits/loo/PROTOCOL.md) and
+ * the top-k / metric helpers (see train.h).
+ *
+ * The evaluated model is the one a `fit` would publish: it is written to a
+ * temporary version directory, loaded back with hr_model_open and scored
+ * with hr_model_user_vector + hr_model_score_items, the server's code. */
+#include "hr/train.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ metrics */
+
+int hr_metrics_init(hr_metrics_t *mt, int k, size_t n_items) {
+  memset(mt, 0, sizeof(*mt));
+  mt->k = k;
+  mt->n_items = n_items;
+  mt->covered = calloc(n_items ? n_items : 1, 1);
+  return mt->covered ? 0 : HR_ENOMEM;
+}
+
+void hr_metrics_add(hr_metrics_t *mt, const int32_t *topk, size_t n,
+                    int32_t target) {
+  if (n > (size_t)mt->k)
+    n = (size_t)mt->k;
+  mt->users++;
+  for (size_t r = 0; r < n; r++) {
+    if (topk[r] >= 0 && (size_t)topk[r] < mt->n_items &&
+        !mt->covered[topk[r]]) {
+      mt->covered[topk[r]] = 1;
+      mt->n_covered++;
+    }
+  }
+  for (size_t r = 0; r < n; r++)
+    if (topk[r] == target) {
+      mt->hr += 1.0;
+      mt->ndcg += 1.0 / log2((double)r + 2.0);
+      mt->mrr += 1.0 / ((double)r + 1.0);
+      break;
+    }
+}
+
+void hr_metrics_result(const hr_metrics_t *mt, hr_eval_result_t *res) {
+  double n = mt->users ? (double)mt->users : 1.0;
+  res->users = mt->users;
+  res->n_items = mt->n_items;
+  res->hr = mt->hr / n;
+  res->ndcg = mt->ndcg / n;
+  res->mrr = mt->mrr / n;
+  res->coverage = mt->n_items ? (double)mt->n_covered / (double)mt->n_items
+                              : 0.0;
+}
+
+void hr_metrics_free(hr_metrics_t *mt) {
+  free(mt->covered);
+  mt->covered = NULL;
+}
+
+size_t hr_topk(const float *scores, const unsigned char *excluded, size_t n,
+               int k, int32_t *out) {
+  size_t m = 0;
+
+  if (k <= 0)
+    return 0;
+  /* Indices arrive ascending, so an equal score never displaces: ties stay
+   * ordered by ascending index, as the protocol requires. */
+  for (size_t i = 0; i < n; i++) {
+    float s = scores[i];
+    size_t p;
+    if (excluded != NULL && excluded[i])
+      continue;
+    if (m == (size_t)k && !(s > scores[out[m - 1]]))
+      continue;
+    if (m < (size_t)k)
+      m++;
+    for (p = m - 1; p > 0 && s > scores[out[p - 1]]; p--)
+      out[p] = out[p - 1];
+    out[p] = (int32_t)i;
+  }
+  return m;
+}
+
+/* ---------------------------------------------------------------- loo */
+
+static int read_meta(const char *dir, size_t *n_items, hr_error_t *err) {
+  char path[4096];
+  json_error_t je;
+  json_t *meta, *v;
+
+  snprintf(path, sizeof(path), "%s/meta.json", dir);
+  meta = json_load_file(path, 0, &je);
+  if (meta == NULL)
+    return hr_error_set(err, HR_EIO, NULL, "%s: %s", path, je.text);
+  v = json_object_get(meta, "n_items");
+  if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+      json_integer_value(v) > 100000000) {
+    json_decref(meta);
+    return hr_error_set(err, HR_EFORMAT, NULL, "%s: bad n_items", path);
+  }
+  *n_items = (size_t)json_integer_value(v);
+  json_decref(meta);
+  return 0;
+}
+
+static void rm_version_dir(const char *dir) {
+  static const char *const files[] = {"model.bin", "items.tsv", "users.tsv",
+                                      "manifest.json"};
+  char p[4400];
+  for (int i = 0; i < 4; i++) {
+    snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+    unlink(p);
+  }
+  rmdir(dir);
+}
+
+typedef struct {
+  long uid;     /* numeric user id, for the judge's order */
+  long user;    /* dense (data set) index */
+  long item;    /* dense item index */
+} target_t;
+
+static int cmp_target(const void *a, const void *b) {
+  const target_t *x = a, *y = b;
+  return x->uid < y->uid ? -1 : x->uid > y->uid;
+}
+
+/* The target file's rows: exactly one per user. */
+static int read_targets(const char *path, const hr_dataset_t *all,
+                        target_t **out, size_t *n_out, hr_error_t *err) {
+  hr_dataset_t t;
+  target_t *tg;
+  size_t n;
+  int rc;
+
+  if ((rc = hr_dataset_init(&t)) != 0)
+    return hr_error_set(err, rc, NULL, "out of memory");
+  if ((rc = hr_data_read_movielens(&t, path, err)) != 0) {
+    hr_dataset_free(&t);
+    return rc;
+  }
+  tg = calloc(t.n + 1, sizeof(*tg));
+  if (tg == NULL) {
+    hr_dataset_free(&t);
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  }
+  for (size_t k = 0; k < t.n; k++) {
+    const char *u = hr_idmap_str(t.users, (size_t)t.u[k]);
+    const char *i = hr_idmap_str(t.items, (size_t)t.i[k]);
+    tg[k].uid = strtol(u, NULL, 10);
+    tg[k].user = hr_idmap_find(all->users, u, strlen(u));
+    tg[k].item = hr_idmap_find(all->items, i, strlen(i));
+    if (tg[k].item < 0 || tg[k].user < 0 || hr_idmap_size(t.users) != t.n) {
+      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: user %s or item %s "
+                        "unknown, or a user twice", path, u, i);
+      break;
+    }
+  }
+  n = t.n;
+  hr_dataset_free(&t);
+  if (rc != 0) {
+    free(tg);
+    return rc;
+  }
+  qsort(tg, n, sizeof(*tg), cmp_target);
+  *out = tg;
+  *n_out = n;
+  return 0;
+}
+
+int hr_eval_loo(const char *split_dir, int target_test,
+                const hr_ials_opts_t *o, const char *topk_out,
+                hr_eval_result_t *res, hr_error_t *err) {
+  char path[4096], tmp[] = "/tmp/hr-eval-XXXXXX", vdir[4200];
+  hr_dataset_t ds;
+  hr_csr_t h = {0};
+  hr_ials_t fit = {0};
+  hr_model_t *m = NULL;
+  hr_metrics_t mt = {0};
+  target_t *tg = NULL;
+  size_t n_items = 0, ntg = 0;
+  float *vec = NULL, *scores = NULL;
+  unsigned char *ex = NULL;
+  FILE *out = NULL;
+  int have_tmp = 0, rc;
+
+  memset(res, 0, sizeof(*res));
+  if ((rc = read_meta(split_dir, &n_items, err)) != 0)
+    return rc;
+  if ((rc = hr_dataset_init(&ds)) != 0)
+    return hr_error_set(err, rc, NULL, "out of memory");
+  /* The catalogue is 1..n_items, dense index = id - 1, so that "ties by
+   * ascending index" is "ties by ascending item id". */
+  for (size_t i = 1; i <= n_items; i++) {
+    char id[24];
+    int len = snprintf(id, sizeof(id), "%zu", i);
+    if (hr_idmap_add(ds.items, id, (size_t)len, NULL) < 0) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto done;
+    }
+  }
+  snprintf(path, sizeof(path), "%s/train.tsv", split_dir);
+  if ((rc = hr_data_read_movielens(&ds, path, err)) != 0)
+    goto done;
+  if (target_test) {
+    snprintf(path, sizeof(path), "%s/valid.tsv", split_dir);
+    if ((rc = hr_data_read_movielens(&ds, path, err)) != 0)
+      goto done;
+  }
+  if (hr_idmap_size(ds.items) != n_items) {
+    rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: item ids outside 1..%zu",
+                      split_dir, n_items);
+    goto done;
+  }
+  snprintf(path, sizeof(path), "%s/%s.tsv", split_dir,
+           target_test ? "test" : "valid");
+  if ((rc = read_targets(path, &ds, &tg, &ntg, err)) != 0)
+    goto done;
+  if ((rc = hr_dataset_histories(&ds, &h)) != 0) {
+    hr_error_set(err, rc, NULL, "out of memory");
+    goto done;
+  }
+  if ((rc = hr_ials_fit(&h, o, &fit, err)) != 0)
+    goto done;
+  res->train_seconds = fit.seconds;
+
+  if (mkdtemp(tmp) == NULL) {
+    rc = hr_error_set(err, HR_EIO, NULL, "mkdtemp: %s", strerror(errno));
+    goto done;
+  }
+  have_tmp = 1;
+  snprintf(vdir, sizeof(vdir), "%s/1", tmp);
+  if (mkdir(vdir, 0700) != 0) {
+    rc = hr_error_set(err, HR_EIO, NULL, "mkdir %s: %s", vdir,
+                      strerror(errno));
+    goto done;
+  }
+  if ((rc = hr_train_write_files(vdir, &ds, &h, &fit, o, NULL, "eval", 1,
+                                 err)) != 0)
+    goto done;
+  if ((m = hr_model_open(vdir, err)) == NULL) {
+    rc = err && err->code ? err->code : HR_EFORMAT;
+    goto done;
+  }
+
+  vec = malloc((size_t)hr_model_dim(m) * sizeof(*vec));
+  scores = malloc(n_items * sizeof(*scores));
+  ex = calloc(n_items, 1);
+  if (!vec || !scores || !ex || hr_metrics_init(&mt, 10, n_items) != 0) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  if (topk_out != NULL && (out = fopen(topk_out, "w")) == NULL) {
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
+    goto done;
+  }
+  for (size_t k = 0; k < ntg; k++) {
+    const char *uid = hr_idmap_str(ds.users, (size_t)tg[k].user);
+    long mu = hr_model_user_index(m, uid);
+    const int32_t *hist;
+    size_t nh;
+    int32_t top[10];
+    size_t nt;
+
+    if ((rc = hr_model_user_vector(m, mu, NULL, vec)) != 0) {
+      hr_error_set(err, rc, NULL, "user vector of %s failed", uid);
+      goto done;
+    }
+    hr_model_score_items(m, vec, scores);
+    hist = hr_model_user_history(m, mu, &nh);
+    for (size_t j = 0; j < nh; j++)
+      ex[hist[j]] = 1;
+    nt = hr_topk(scores, ex, n_items, 10, top);
+    for (size_t j = 0; j < nh; j++)
+      ex[hist[j]] = 0;
+    hr_metrics_add(&mt, top, nt, (int32_t)tg[k].item);
+    if (out != NULL) {
+      fputs(uid, out);
+      for (size_t j = 0; j < nt; j++)
+        fprintf(out, "\t%s", hr_model_item_id(m, (size_t)top[j]));
+      fputc('\n', out);
+    }
+  }
+  hr_metrics_result(&mt, res);
+done:
+  if (out != NULL && fclose(out) != 0 && rc == 0)
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
+  hr_metrics_free(&mt);
+  free(vec);
+  free(scores);
+  free(ex);
+  free(tg);
+  hr_model_free(m);
+  hr_ials_free(&fit);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  if (have_tmp) {
+    rm_version_dir(vdir);
+    rmdir(tmp);
+  }
+  return rc;
+}
