@@ -35,7 +35,7 @@ LIBHR      := $(BUILD)/libhr.a
 .PHONY: all run test test-unit test-integration asan bench deps check-deps \
         clean demo _run _test _bench
 
-all: $(BIN)/hyperrec $(BIN)/hyperrec-train
+all: $(BIN)/hyperrec $(BIN)/hyperrec-train $(BIN)/hyperrec-bench
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -50,6 +50,11 @@ $(BIN)/hyperrec: $(BUILD)/src/server/main.o $(LIBHR)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BIN)/hyperrec-train: $(BUILD)/src/train/main.o $(LIBHR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+BENCH_SRC  := $(sort $(wildcard bench/*.c))
+$(BIN)/hyperrec-bench: $(BENCH_SRC:%.c=$(BUILD)/%.o) $(LIBHR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -122,5 +127,5 @@ demo: run
 clean:
 	rm -rf build build-asan bin
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/server/main.d \
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/%.d) $(BUILD)/src/server/main.d \
          $(BUILD)/src/train/main.d

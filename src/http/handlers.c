@@ -14,7 +14,10 @@
 #include <time.h>
 
 static char *dump(json_t *o) {
-  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+  /* Scores are floats: 7 significant digits say all they hold. */
+  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                  JSON_REAL_PRECISION(7))
+              : NULL;
   json_decref(o);
   return s;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <uv.h>
 
 extern char **environ;
@@ -214,6 +215,9 @@ int main(int argc, char **argv) {
   if (exit_now >= 0)
     return exit_now;
   apply_log_level(&s.cfg);
+  /* Requests run in parallel on the HTTP workers: each BLAS call must stay
+   * on its own thread rather than fan out and contend with the others. */
+  openblas_set_num_threads(1);
   hr_ctxstore_configure(&s.cfg);
   s.reg = hr_registry_new(&s.cfg);
   if (s.reg == NULL)

@@ -1,0 +1,214 @@
+/* hyperrec_bench.c -- bin/hyperrec-bench: load generators and measurements.
+ *
+ *   hyperrec-bench http --target HOST:PORT [--path /recommend] [--requests N]
+ *                  [--concurrency C] [--users U] [--k K]
+ *                  [--user-prefix P] [--user-width W]
+ *
+ * `http` sends N POST requests over C keep-alive connections (one thread
+ * each) with bodies {"user_id":"<P><1..U, zero-padded to W>","k":K} and prints latency
+ * percentiles and throughput as one JSON line. It talks to the address it is
+ * given (the bench scripts give 127.0.0.1) and stops after N requests. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+  struct sockaddr_in addr;
+  const char *path;
+  int n;           /* requests for this thread */
+  int users, k;
+  const char *prefix; /* user ids are <prefix><number zero-padded to width> */
+  int width;
+  unsigned seed;
+  double *lat;     /* seconds, n entries */
+  int errors;
+  int non200;
+} worker_t;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int dial(const struct sockaddr_in *a) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+  struct timeval tv = {5, 0};
+  if (fd < 0)
+    return -1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (connect(fd, (const struct sockaddr *)a, sizeof(*a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Reads one response; returns its status or -1. */
+static int read_response(int fd, char *buf, size_t cap) {
+  size_t len = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + len, cap - 1 - len);
+    if (r <= 0)
+      return -1;
+    len += (size_t)r;
+    buf[len] = '\0';
+    char *end = strstr(buf, "\r\n\r\n");
+    if (end == NULL) {
+      if (len >= cap - 1)
+        return -1;
+      continue;
+    }
+    char *cl = strcasestr(buf, "\r\nContent-Length:");
+    size_t body = cl ? strtoul(cl + 17, NULL, 10) : 0;
+    size_t need = (size_t)(end + 4 - buf) + body;
+    if (need >= cap)
+      return -1;
+    while (len < need) {
+      r = read(fd, buf + len, need - len);
+      if (r <= 0)
+        return -1;
+      len += (size_t)r;
+    }
+    return atoi(buf + 9);
+  }
+}
+
+static void *run(void *arg) {
+  worker_t *w = arg;
+  char req[1024], body[256], resp[1 << 16];
+  int fd = dial(&w->addr);
+
+  for (int i = 0; i < w->n; i++) {
+    int bl, rl, st;
+    double t0;
+    w->seed = w->seed * 1103515245u + 12345u;
+    bl = snprintf(body, sizeof(body), "{\"user_id\":\"%s%0*u\",\"k\":%d}",
+                  w->prefix, w->width, 1 + (w->seed >> 8) % (unsigned)w->users,
+                  w->k);
+    rl = snprintf(req, sizeof(req),
+                  "POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                  "application/json\r\nContent-Length: %d\r\n\r\n%s",
+                  w->path, bl, body);
+    t0 = now_s();
+    if (fd < 0 || write(fd, req, (size_t)rl) != rl ||
+        (st = read_response(fd, resp, sizeof(resp))) < 0) {
+      w->errors++;
+      if (fd >= 0)
+        close(fd);
+      fd = dial(&w->addr);
+      w->lat[i] = now_s() - t0;
+      continue;
+    }
+    w->lat[i] = now_s() - t0;
+    if (st != 200)
+      w->non200++;
+  }
+  if (fd >= 0)
+    close(fd);
+  return NULL;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int cmd_http(int argc, char **argv) {
+  const char *target = "127.0.0.1:8080", *path = "/recommend";
+  const char *prefix = "";
+  int requests = 20000, conc = 2, users = 1000, k = 10, width = 0;
+  char host[64];
+  int port;
+
+  for (int i = 2; i < argc; i++) {
+    if (i + 1 >= argc)
+      goto usage;
+    if (strcmp(argv[i], "--target") == 0)
+      target = argv[++i];
+    else if (strcmp(argv[i], "--path") == 0)
+      path = argv[++i];
+    else if (strcmp(argv[i], "--requests") == 0)
+      requests = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--concurrency") == 0)
+      conc = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--users") == 0)
+      users = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--user-prefix") == 0)
+      prefix = argv[++i];
+    else if (strcmp(argv[i], "--user-width") == 0)
+      width = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--k") == 0)
+      k = atoi(argv[++i]);
+    else
+      goto usage;
+  }
+  if (requests < 1 || requests > 10000000 || conc < 1 || conc > 256 ||
+      users < 1 || k < 1 || width < 0 || width > 12 || strlen(prefix) > 32 || sscanf(target, "%63[^:]:%d", host, &port) != 2)
+    goto usage;
+  worker_t *ws = calloc((size_t)conc, sizeof(worker_t));
+  pthread_t *th = calloc((size_t)conc, sizeof(pthread_t));
+  double *lat = calloc((size_t)requests, sizeof(double));
+  if (!ws || !th || !lat)
+    return 1;
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, host, &a.sin_addr) != 1)
+    goto usage;
+  int off = 0;
+  for (int t = 0; t < conc; t++) {
+    ws[t].addr = a;
+    ws[t].path = path;
+    ws[t].n = requests / conc + (t < requests % conc);
+    ws[t].users = users;
+    ws[t].k = k;
+    ws[t].prefix = prefix;
+    ws[t].width = width;
+    ws[t].seed = 17u + (unsigned)t * 7919u;
+    ws[t].lat = lat + off;
+    off += ws[t].n;
+  }
+  double t0 = now_s();
+  for (int t = 0; t < conc; t++)
+    pthread_create(&th[t], NULL, run, &ws[t]);
+  int errors = 0, non200 = 0;
+  for (int t = 0; t < conc; t++) {
+    pthread_join(th[t], NULL);
+    errors += ws[t].errors;
+    non200 += ws[t].non200;
+  }
+  double secs = now_s() - t0;
+  qsort(lat, (size_t)requests, sizeof(double), cmp_d);
+#define PCT(p) (lat[(size_t)((p) * (requests - 1))] * 1e3)
+  printf("{\"bench\":\"http\",\"path\":\"%s\",\"requests\":%d,\"concurrency\":%d,"
+         "\"seconds\":%.3f,\"rps\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
+         "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"errors\":%d,\"non_200\":%d}\n",
+         path, requests, conc, secs, requests / secs, PCT(0.50), PCT(0.90),
+         PCT(0.99), lat[requests - 1] * 1e3, errors, non200);
+  free(ws);
+  free(th);
+  free(lat);
+  return errors || non200 ? 1 : 0;
+usage:
+  fprintf(stderr, "usage: hyperrec-bench http --target HOST:PORT [--path P] "
+                  "[--requests N] [--concurrency C] [--users U] [--k K]\n"
+                  "       [--user-prefix P] [--user-width W]\n");
+  return 2;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "http") == 0)
+    return cmd_http(argc, argv);
+  fprintf(stderr, "usage: hyperrec-bench http ...\n");
+  return 2;
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# bench/run.sh -- `make bench`: end-to-end /recommend latency and throughput.
+# Starts a private redis-server and bin/hyperrec on 127.0.0.1 (free ports),
+# trains a model on generated data, then runs bin/hyperrec-bench http
+# RUNS times and prints each run's JSON line and the median.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${HR_BIN_DIR:-bin}
+RUNS=${RUNS:-5}
+REQUESTS=${REQUESTS:-20000}
+CONC=${CONC:-2}
+USERS=${USERS:-2000}
+ITEMS=${ITEMS:-500}
+EVENTS=${EVENTS:-60000}
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RP=$(port)
+redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
+
+"$BIN/hyperrec-train" gen --out "$tmp/data" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 1 >/dev/null
+"$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --format csv --out "$tmp/models/default" >/dev/null 2>&1
+"$BIN/hyperrec" --listen 127.0.0.1:0 --redis "127.0.0.1:$RP" --models "$tmp/models" 2>"$tmp/server.log" &
+pids+=($!)
+for _ in $(seq 200); do grep -q '"event":"listening"' "$tmp/server.log" && break; sleep 0.05; done
+HP=$(grep -o '"event":"listening"[^}]*"port":[0-9]*' "$tmp/server.log" | grep -o '[0-9]*$')
+# Give every benchmark user some recent history, as in production.
+for u in $(seq 1 "$USERS"); do
+  printf 'LPUSH hr:hist:{u%05d} i%05d i%05d i%05d\n' "$u" $((u % ITEMS + 1)) $(((u * 7) % ITEMS + 1)) $(((u * 13) % ITEMS + 1))
+done | redis-cli -p "$RP" >/dev/null
+
+echo "# /recommend, $USERS users x $ITEMS items, $REQUESTS requests x $RUNS runs, concurrency $CONC"
+out="$tmp/runs.jsonl"
+"$BIN/hyperrec-bench" http --target "127.0.0.1:$HP" --requests 2000 --concurrency "$CONC" --users "$USERS" --user-prefix u --user-width 5 >/dev/null # warm-up
+for _ in $(seq "$RUNS"); do
+  "$BIN/hyperrec-bench" http --target "127.0.0.1:$HP" --requests "$REQUESTS" \
+    --concurrency "$CONC" --users "$USERS" --user-prefix u --user-width 5 | tee -a "$out"
+done
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+med = {k: statistics.median(r[k] for r in rows) for k in ("rps", "p50_ms", "p90_ms", "p99_ms")}
+print(json.dumps({"bench": "http-median", "runs": len(rows), **{k: round(v, 3) for k, v in med.items()}}))
+PY
