@@ -233,29 +233,40 @@ const char *hrt_jdump(const json_t *j) {
 
 /* ------------------------------------------------------------ Redis */
 
-static redisReply *vcmd(hrt_env_t *e, const char *fmt, va_list ap) {
-  redisReply *r;
+static redisContext *connect_inspector(const hrt_env_t *e) {
+  struct timeval tv = {2 * hrt_mult(), 0};
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", e->redis.port, tv);
 
-  if (e->rc != NULL && e->rc->err != 0) {
-    redisFree(e->rc);
-    e->rc = NULL;
+  if (c == NULL)
+    return NULL;
+  if (c->err != 0) {
+    fprintf(stderr, "  redis: %s\n", c->errstr);
+    redisFree(c);
+    return NULL;
   }
-  if (e->rc == NULL) {
-    struct timeval tv = {2 * hrt_mult(), 0};
-    e->rc = redisConnectWithTimeout("127.0.0.1", e->redis.port, tv);
-    if (e->rc == NULL)
-      return NULL;
-    if (e->rc->err != 0) {
-      fprintf(stderr, "  redis: %s\n", e->rc->errstr);
+  redisSetTimeout(c, tv);
+  return c;
+}
+
+/* A connection that broke (Redis restarted under the test) is dialled
+ * again once, so callers need not care. */
+static redisReply *vcmd(hrt_env_t *e, const char *fmt, va_list ap) {
+  redisReply *r = NULL;
+
+  for (int attempt = 0; attempt < 2 && r == NULL; attempt++) {
+    va_list aq;
+    if (e->rc != NULL && e->rc->err != 0) {
       redisFree(e->rc);
       e->rc = NULL;
-      return NULL;
     }
-    redisSetTimeout(e->rc, tv);
+    if (e->rc == NULL && (e->rc = connect_inspector(e)) == NULL)
+      return NULL;
+    va_copy(aq, ap);
+    r = redisvCommand(e->rc, fmt, aq);
+    va_end(aq);
+    if (r == NULL && attempt == 1)
+      fprintf(stderr, "  redis: %s\n", e->rc->errstr);
   }
-  r = redisvCommand(e->rc, fmt, ap);
-  if (r == NULL)
-    fprintf(stderr, "  redis: %s\n", e->rc->errstr);
   return r;
 }
 

@@ -1,0 +1,330 @@
+/* 60_faults.c -- Redis outages while the server runs (stopped, hung, absent
+ * at start) and graceful shutdown. The server must degrade, refuse writes
+ * with 503 + Retry-After, and recover by itself when Redis is back on the
+ * same port: no server restart. Short Redis timeouts and backoff keep the
+ * tests fast; every wait is a bounded poll. */
+#include "lib/env.h"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define FAULT_CONFIG                                                          \
+  "{\"redis\":{\"connect_timeout_ms\":200,\"command_timeout_ms\":200,"        \
+  "\"backoff_min_ms\":20,\"backoff_max_ms\":200}}"
+
+/* Bound on one request while Redis is down or hung: the command timeout
+ * plus generous slack, never the HTTP client's 10 s. */
+#define DEGRADED_MS 2000
+
+static const hrt_env_opts_t fault_opts = {.config_json = FAULT_CONFIG};
+
+static json_t *recommend_user(hrt_env_t *e, const char *user, int *st,
+                              long long *ms) {
+  long long t0 = hrt_now_ms();
+  json_t *j = hrt_post(e, "/recommend", json_pack("{s:s}", "user_id", user),
+                       st);
+  *ms = hrt_now_ms() - t0;
+  return j;
+}
+
+static json_t *click(hrt_env_t *e, const char *user, const char *item,
+                     const char *event_id, int *st, long long *ms) {
+  long long t0 = hrt_now_ms();
+  json_t *j = hrt_post(e, "/event",
+                       json_pack("{s:s,s:s,s:s,s:s}", "user_id", user, "type",
+                                 "click", "item_id", item, "event_id",
+                                 event_id),
+                       st);
+  *ms = hrt_now_ms() - t0;
+  return j;
+}
+
+/* 200 with degraded:false, i.e. Redis is read again. */
+static int recommend_healthy(hrt_env_t *e, const char *user) {
+  long long ms;
+  int st;
+  json_t *j = recommend_user(e, user, &st, &ms);
+  int ok = st == 200 && json_is_false(hrt_jget(j, "degraded"));
+
+  json_decref(j);
+  return ok;
+}
+
+static int readyz_status(hrt_env_t *e) {
+  int st;
+  json_t *j = hrt_get(e, "/readyz", &st);
+
+  json_decref(j);
+  return st;
+}
+
+static int hset_ctx(hrt_env_t *e, const char *user, const char *loc) {
+  redisReply *r = hrt_rcmd(e, "HSET hr:ctx:{%s} location %s", user, loc);
+  int ok = r != NULL && r->type == REDIS_REPLY_INTEGER;
+
+  if (r != NULL)
+    freeReplyObject(r);
+  return ok ? 0 : -1;
+}
+
+HR_TEST_T(faults_redis_down_recommend_degrades_then_recovers, 90) {
+  HRT_ENV(e);
+  double degraded0, degraded1, errors;
+  char *m;
+  long long ms;
+  json_t *j;
+  int st, ok;
+
+  ASSERT_EQ(hrt_env_start(&e, &fault_opts), 0);
+  ASSERT_EQ(hset_ctx(&e, "outage-user", "office"), 0);
+  j = recommend_user(&e, "outage-user", &st, &ms);
+  ASSERT_EQ(st, 200);
+  ASSERT(json_is_false(hrt_jget(j, "degraded")));
+  ASSERT_STR_EQ(hrt_jstr(j, "context_source.location"), "redis");
+  json_decref(j);
+  m = hrt_metrics(&e);
+  ASSERT_NOT_NULL(m);
+  degraded0 = hrt_metric(m, "hyperrec_recommend_degraded_total", NULL);
+  free(m);
+  ASSERT_DBL_NEAR(degraded0, 0, 1e-9);
+
+  hrt_redis_stop(&e.redis);
+  for (int i = 0; i < 5; i++) {
+    j = recommend_user(&e, "outage-user", &st, &ms);
+    ASSERT_MSG(st == 200, "Redis down: status %d: %s", st, hrt_jdump(j));
+    ASSERT_MSG(json_is_true(hrt_jget(j, "degraded")), "not degraded: %s",
+               hrt_jdump(j));
+    ASSERT_EQ(json_array_size(hrt_jget(j, "items")), 10); /* model only */
+    /* No stored context without Redis. */
+    ASSERT(json_is_null(hrt_jget(j, "context.location")));
+    ASSERT_STR_EQ(hrt_jstr(j, "context_source.location"), "none");
+    ASSERT_EQ(hrt_jint(j, "history_used"), 0);
+    ASSERT_MSG(ms < DEGRADED_MS * hrt_mult(), "degraded answer took %lld ms",
+               ms);
+    json_decref(j);
+  }
+  j = hrt_get(&e, "/readyz", &st);
+  ASSERT_MSG(st == 503, "readyz with Redis down: %d %s", st, hrt_jdump(j));
+  ASSERT_STR_EQ(hrt_jstr(j, "status"), "not_ready");
+  ASSERT(json_is_true(hrt_jget(j, "model")));
+  ASSERT(json_is_false(hrt_jget(j, "redis")));
+  json_decref(j);
+  j = hrt_get(&e, "/healthz", &st);
+  ASSERT_EQ(st, 200); /* alive all along */
+  json_decref(j);
+  m = hrt_metrics(&e);
+  ASSERT_NOT_NULL(m);
+  degraded1 = hrt_metric(m, "hyperrec_recommend_degraded_total", NULL);
+  errors = hrt_metric(m, "hyperrec_redis_errors_total", NULL);
+  free(m);
+  ASSERT_DBL_NEAR(degraded1 - degraded0, 5, 1e-9);
+  ASSERT_GT(errors, 0);
+
+  /* Redis back on the same port (empty: no persistence). */
+  ASSERT_EQ(hrt_redis_restart(&e.redis), 0);
+  ASSERT_EQ(hset_ctx(&e, "outage-user", "gym"), 0);
+  HRT_POLL(ok, 10000, recommend_healthy(&e, "outage-user"));
+  ASSERT_MSG(ok, "/recommend still degraded 10 s after Redis came back");
+  j = recommend_user(&e, "outage-user", &st, &ms);
+  ASSERT_EQ(st, 200);
+  ASSERT(json_is_false(hrt_jget(j, "degraded")));
+  ASSERT_STR_EQ(hrt_jstr(j, "context.location"), "gym");
+  ASSERT_STR_EQ(hrt_jstr(j, "context_source.location"), "redis");
+  json_decref(j);
+  HRT_POLL(ok, 10000, readyz_status(&e) == 200);
+  ASSERT_MSG(ok, "/readyz not 200 10 s after Redis came back");
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* 503 context_store_unavailable with a Retry-After of whole seconds. */
+static int check_unavailable(hrt_resp_t *r, char *why, size_t n) {
+  json_t *j = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+  const char *code = hrt_jstr(j, "error.code");
+  char ra[32];
+  int ok = r->status == 503 && code != NULL &&
+           strcmp(code, "context_store_unavailable") == 0 &&
+           hrt_resp_header(r, "Retry-After", ra, sizeof(ra)) != NULL &&
+           atoi(ra) >= 1 && strspn(ra, "0123456789") == strlen(ra);
+
+  if (!ok)
+    snprintf(why, n, "status %d, Retry-After %s, body %s", r->status,
+             hrt_resp_header(r, "Retry-After", ra, sizeof(ra)) ? ra : "(none)",
+             hrt_jdump(j));
+  json_decref(j);
+  return ok;
+}
+
+HR_TEST_T(faults_redis_down_event_503_then_recovers, 90) {
+  HRT_ENV(e);
+  const char *ev = "{\"user_id\":\"w\",\"type\":\"click\",\"item_id\":\"i9\","
+                   "\"event_id\":\"outage-evt-1\"}";
+  const char *batch = "{\"events\":[{\"user_id\":\"w\",\"type\":\"view\","
+                      "\"item_id\":\"i1\"},{\"user_id\":\"w\",\"type\":"
+                      "\"context\",\"context\":{\"mood\":\"calm\"}}]}";
+  char why[1200];
+  hrt_resp_t r;
+  long long t0, ms;
+  json_t *j;
+  int st, ok;
+
+  ASSERT_EQ(hrt_env_start(&e, &fault_opts), 0);
+  j = click(&e, "w", "i0", "before-outage", &st, &ms);
+  ASSERT_EQ(st, 202);
+  json_decref(j);
+  ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 1);
+
+  hrt_redis_stop(&e.redis);
+  for (int i = 0; i < 3; i++) {
+    t0 = hrt_now_ms();
+    ASSERT_EQ(hrt_req(&e, "POST", "/event", "Content-Type: application/json"
+                                            "\r\n",
+                      ev, strlen(ev), &r),
+              0);
+    ms = hrt_now_ms() - t0;
+    ASSERT_MSG(check_unavailable(&r, why, sizeof(why)), "single: %s", why);
+    hrt_resp_free(&r);
+    ASSERT_MSG(ms < DEGRADED_MS * hrt_mult(), "503 took %lld ms", ms);
+    ASSERT_EQ(hrt_req(&e, "POST", "/event", "Content-Type: application/json"
+                                            "\r\n",
+                      batch, strlen(batch), &r),
+              0);
+    ASSERT_MSG(check_unavailable(&r, why, sizeof(why)), "batch: %s", why);
+    hrt_resp_free(&r);
+  }
+
+  /* Back on the same port: the client's retry of the same event is
+   * accepted exactly once, with no server restart. */
+  ASSERT_EQ(hrt_redis_restart(&e.redis), 0);
+  HRT_POLL(ok, 10000,
+           (j = hrt_post_text(&e, "/event", ev, &st), json_decref(j),
+            st != 503));
+  ASSERT_MSG(ok, "/event still 503 10 s after Redis came back");
+  ASSERT_EQ(st, 202);
+  ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 1);
+  ASSERT_EQ(hrt_rint(&e, "EXISTS hr:evid:outage-evt-1"), 1);
+  j = hrt_post_text(&e, "/event", batch, &st);
+  ASSERT_MSG(st == 202 && hrt_jint(j, "accepted") == 2, "batch: %d %s", st,
+             hrt_jdump(j));
+  json_decref(j);
+  ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 3);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+HR_TEST_T(faults_redis_hung_requests_bounded, 90) {
+  HRT_ENV(e);
+  long long ms;
+  json_t *j;
+  int st, ok;
+
+  ASSERT_EQ(hrt_env_start(&e, &fault_opts), 0);
+  ASSERT(recommend_healthy(&e, "hung-user"));
+  /* A frozen Redis accepts connections' bytes but never answers: only the
+   * server's command timeout saves the request. */
+  hrt_redis_pause(&e.redis, 1);
+  j = recommend_user(&e, "hung-user", &st, &ms);
+  ASSERT_MSG(st == 200 && json_is_true(hrt_jget(j, "degraded")),
+             "hung Redis: status %d: %s", st, hrt_jdump(j));
+  ASSERT_MSG(ms < DEGRADED_MS * hrt_mult(), "took %lld ms", ms);
+  json_decref(j);
+  j = click(&e, "hung-user", "i1", "hung-evt-1", &st, &ms);
+  ASSERT_MSG(st == 503, "hung Redis: /event status %d: %s", st, hrt_jdump(j));
+  ASSERT_STR_EQ(hrt_jstr(j, "error.code"), "context_store_unavailable");
+  ASSERT_MSG(ms < DEGRADED_MS * hrt_mult(), "took %lld ms", ms);
+  json_decref(j);
+
+  /* Thawed, Redis may still execute what was queued before the timeout
+   * (the 503 promised nothing either way); a retry with the same event_id
+   * must leave exactly one copy. */
+  hrt_redis_pause(&e.redis, 0);
+  HRT_POLL(ok, 10000, recommend_healthy(&e, "hung-user"));
+  ASSERT_MSG(ok, "still degraded 10 s after Redis resumed");
+  HRT_POLL(ok, 10000,
+           (j = click(&e, "hung-user", "i1", "hung-evt-1", &st, &ms),
+            json_decref(j), st == 202));
+  ASSERT_MSG(ok, "/event not 202 10 s after Redis resumed (last %d)", st);
+  ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 1);
+  ASSERT_EQ(hrt_rint(&e, "LLEN hr:hist:{hung-user}"), 1);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+HR_TEST_T(faults_server_starts_without_redis, 90) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = FAULT_CONFIG, .redis_down = 1};
+  long long ms;
+  json_t *j;
+  int st, ok;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  j = hrt_get(&e, "/healthz", &st);
+  ASSERT_EQ(st, 200);
+  json_decref(j);
+  ASSERT_EQ(readyz_status(&e), 503);
+  j = recommend_user(&e, "early-user", &st, &ms);
+  ASSERT_MSG(st == 200 && json_is_true(hrt_jget(j, "degraded")),
+             "status %d: %s", st, hrt_jdump(j));
+  json_decref(j);
+  j = click(&e, "early-user", "i1", "early-1", &st, &ms);
+  ASSERT_EQ(st, 503);
+  json_decref(j);
+
+  ASSERT_EQ(hrt_redis_restart(&e.redis), 0);
+  HRT_POLL(ok, 10000, readyz_status(&e) == 200);
+  ASSERT_MSG(ok, "/readyz not 200 10 s after Redis started");
+  HRT_POLL(ok, 10000,
+           (j = click(&e, "early-user", "i1", "early-1", &st, &ms),
+            json_decref(j), st == 202));
+  ASSERT_MSG(ok, "/event not 202 10 s after Redis started");
+  ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 1);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* A client that sent half a request must not hold the shutdown hostage. */
+HR_TEST_T(faults_sigterm_with_idle_client_exits_0, 60) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"http\":{\"shutdown_grace_ms\":500}}"};
+  struct sockaddr_in a = {0};
+  const char *partial = "POST /recommend HTTP/1.1\r\nHost: x\r\n";
+  long long t0;
+  int fd, rc;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  ASSERT(recommend_healthy(&e, "u"));
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT(fd >= 0);
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)e.srv.port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  ASSERT_EQ(write(fd, partial, strlen(partial)), (long long)strlen(partial));
+  t0 = hrt_now_ms();
+  rc = hrt_server_stop(&e.srv);
+  close(fd);
+  ASSERT_EQ(rc, 0);
+  ASSERT_MSG(hrt_now_ms() - t0 < 5000LL * hrt_mult(),
+             "SIGTERM took %lld ms with a grace of 500 ms",
+             hrt_now_ms() - t0);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+HR_TEST_T(faults_sigint_exits_0, 60) {
+  HRT_ENV(e);
+  int rc;
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  ASSERT(recommend_healthy(&e, "u"));
+  kill(e.srv.pid, SIGINT);
+  rc = hrt_wait(e.srv.pid, 10000 * hrt_mult());
+  if (rc != -1)
+    e.srv.pid = 0;
+  ASSERT_MSG(rc == 0, "SIGINT: exit status %d", rc);
+  ASSERT_MSG(!hrt_file_has_sanitizer_report(e.srv.log), "sanitizer report");
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
