@@ -60,7 +60,7 @@ typedef struct {
   int err_code;              /* set when the request is refused early */
   char err_field[32];
   char request_id[65];
-  int status;                /* for metrics */
+  int status;                /* of the queued response, 0 before */
 } conn_t;
 
 /* ------------------------------------------------------------ helpers */
@@ -141,6 +141,17 @@ static void add_common_headers(struct MHD_Connection *c, struct MHD_Response *r,
   }
 }
 
+/* Counted when the response is queued, before the client can see it, so a
+ * client that reads /metrics right after a response finds it counted. */
+static void observe(conn_t *cc, int status) {
+  struct timespec t1;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  cc->status = status;
+  hr_metrics_observe(cc->route ? cc->route->ep : HR_EP_OTHER, status,
+                     (double)(t1.tv_sec - cc->t0.tv_sec) +
+                         (t1.tv_nsec - cc->t0.tv_nsec) / 1e9);
+}
+
 static enum MHD_Result send_body(struct MHD_Connection *c, conn_t *cc,
                                  int status, char *body, const char *ctype,
                                  int retry_after, const char *allow) {
@@ -165,7 +176,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, conn_t *cc,
   }
   if (allow && allow[0])
     MHD_add_response_header(r, "Allow", allow);
-  cc->status = status;
+  observe(cc, status);
   ret = MHD_queue_response(c, (unsigned)status, r);
   MHD_destroy_response(r);
   return ret;
@@ -262,7 +273,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     MHD_add_response_header(r, "Access-Control-Allow-Headers",
                             "Content-Type, Authorization, X-Request-Id");
     MHD_add_response_header(r, "Access-Control-Max-Age", "600");
-    cc->status = 204;
+    observe(cc, 204);
     ret = MHD_queue_response(c, 204, r);
     MHD_destroy_response(r);
     return ret;
@@ -302,17 +313,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   hr_http_t *h = cls;
   conn_t *cc = *con_cls;
-  struct timespec t1;
   (void)c;
   (void)toe;
 
   if (cc == NULL)
     return;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  hr_metrics_observe(cc->route ? cc->route->ep : HR_EP_OTHER,
-                     cc->status ? cc->status : 500,
-                     (double)(t1.tv_sec - cc->t0.tv_sec) +
-                         (t1.tv_nsec - cc->t0.tv_nsec) / 1e9);
   free(cc->body);
   free(cc);
   *con_cls = NULL;
