@@ -1,0 +1,527 @@
+/* test_model.c -- src/model: writer -> loader round trip, refusal of
+ * corrupt version directories with the right code, id lookups, CRC-32 and
+ * the iALS fold-in. */
+#include "test.h"
+
+#include "hr/crc.h"
+#include "hr/model.h"
+#include "hr/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------- helpers */
+
+#define D 4
+#define NI 6
+#define NU 3
+
+static float item_emb[NI * D], user_emb[NU * D], yty[D * D], prior[NI];
+static uint64_t hptr[NU + 1] = {0, 2, 5, 6};
+static int32_t hitems[6] = {0, 1, 2, 3, 4, 5};
+static float extra[3] = {1, 2, 3};
+
+/* A small hand-made iALS model in <tmp>/slot/7; returns its path. */
+static const char *write_small(int with_extra) {
+  static char dir[512];
+  static const char *items[NI] = {"a", "b", "c", "d", "e", "f"};
+  static const char *attrs[NI] = {"x\t1", "y\t2", "z\t3", "x\t4", "y\t5",
+                                  "z\t6"};
+  static const char *users[NU] = {"alice", "bob", "carol"};
+  hr_tensor_t t[7] = {
+      {"item_emb", HR_DT_F32, 2, {NI, D, 1, 1}, item_emb, 0},
+      {"yty", HR_DT_F32, 2, {D, D, 1, 1}, yty, 0},
+      {"user_emb", HR_DT_F32, 2, {NU, D, 1, 1}, user_emb, 0},
+      {"item_prior", HR_DT_F32, 1, {NI, 1, 1, 1}, prior, 0},
+      {"user_hist_ptr", HR_DT_U64, 1, {NU + 1, 1, 1, 1}, hptr, 0},
+      {"user_hist_items", HR_DT_I32, 1, {6, 1, 1, 1}, hitems, 0},
+      {"future_ann_graph", HR_DT_F32, 1, {3, 1, 1, 1}, extra, 0},
+  };
+  hr_model_spec_t s = {0};
+  hr_error_t err = {0};
+
+  for (int i = 0; i < NI * D; i++)
+    item_emb[i] = (float)((i * 37) % 11) / 10.0f - 0.5f;
+  for (int i = 0; i < NU * D; i++)
+    user_emb[i] = (float)((i * 13) % 7) / 7.0f;
+  for (int i = 0; i < D; i++)
+    for (int j = 0; j < D; j++) {
+      double g = 0;
+      for (int k = 0; k < NI; k++)
+        g += item_emb[k * D + i] * item_emb[k * D + j];
+      yty[i * D + j] = (float)g;
+    }
+  for (int i = 0; i < NI; i++)
+    prior[i] = 1e-4f * (float)(NI - i);
+  s.kind = "ials";
+  s.dim = D;
+  s.n_items = NI;
+  s.n_users = NU;
+  s.item_ids = items;
+  s.item_attr_header = "category\tlength";
+  s.item_attrs = attrs;
+  s.user_ids = users;
+  s.tensors = t;
+  s.n_tensors = with_extra ? 7 : 6;
+  s.params = json_pack("{sf sf sf sf si}", "alpha", 10.0, "reg", 1.0,
+                       "decay", 0.9, "floor", 0.0, "cap", 0);
+  snprintf(dir, sizeof(dir), "%s/slot/7", hr_test_tmpdir());
+  char slot[512];
+  snprintf(slot, sizeof(slot), "%s/slot", hr_test_tmpdir());
+  mkdir(slot, 0755);
+  mkdir(dir, 0755);
+  int rc = hr_model_write_files(dir, &s, "slot", 7, &err);
+  json_decref(s.params);
+  if (rc != 0) {
+    fprintf(stderr, "write failed: %s\n", err.msg);
+    return NULL;
+  }
+  return dir;
+}
+
+static char *slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  char *buf;
+  long len;
+  if (f == NULL)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  buf = malloc((size_t)len + 1);
+  if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) {
+    free(buf);
+    buf = NULL;
+  }
+  fclose(f);
+  *n = (size_t)len;
+  return buf;
+}
+
+static int spit(const char *path, const char *buf, size_t n) {
+  FILE *f = fopen(path, "wb");
+  if (f == NULL)
+    return -1;
+  size_t w = fwrite(buf, 1, n, f);
+  fclose(f);
+  return w == n ? 0 : -1;
+}
+
+/* Patch bytes of dir/file at off, then make the manifest agree with the new
+ * contents (so that the loader's deeper checks are reached). */
+static int patch(const char *dir, const char *file, size_t off,
+                 const void *bytes, size_t n, int fix_manifest) {
+  char path[600], mpath[600], hex[9];
+  size_t len;
+  char *buf;
+  json_t *man;
+
+  snprintf(path, sizeof(path), "%s/%s", dir, file);
+  buf = slurp(path, &len);
+  if (buf == NULL || off + n > len)
+    return -1;
+  memcpy(buf + off, bytes, n);
+  if (spit(path, buf, len) != 0)
+    return -1;
+  if (fix_manifest) {
+    snprintf(mpath, sizeof(mpath), "%s/manifest.json", dir);
+    man = json_load_file(mpath, 0, NULL);
+    snprintf(hex, sizeof(hex), "%08x", hr_crc32(0, buf, len));
+    json_object_set_new(json_object_get(json_object_get(man, "files"), file),
+                        "crc32", json_string(hex));
+    json_dump_file(man, mpath, JSON_INDENT(2));
+    json_decref(man);
+  }
+  free(buf);
+  return 0;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Re-seal the model.bin header CRC after editing bytes 0..59. */
+static int reseal_header(const char *dir) {
+  char path[600];
+  unsigned char crc[4];
+  size_t len;
+  char *buf;
+
+  snprintf(path, sizeof(path), "%s/model.bin", dir);
+  buf = slurp(path, &len);
+  if (buf == NULL)
+    return -1;
+  put32(crc, hr_crc32(0, buf, 60));
+  free(buf);
+  return patch(dir, "model.bin", 60, crc, 4, 1);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+HR_TEST(model_crc32_known_vectors) {
+  ASSERT_EQ(hr_crc32(0, "123456789", 9), 0xcbf43926u);
+  ASSERT_EQ(hr_crc32(0, NULL, 0), 0u);
+  ASSERT_EQ(hr_crc32(hr_crc32(0, "12345", 5), "6789", 4), 0xcbf43926u);
+  ASSERT_EQ(hr_crc32(0, "a", 1), 0xe8b7be43u);
+  return 0;
+}
+
+HR_TEST(model_roundtrip) {
+  const char *dir = write_small(1);
+  hr_error_t err = {0};
+  hr_model_t *m;
+  hr_tensor_t t;
+
+  ASSERT_NOT_NULL(dir);
+  m = hr_model_open(dir, &err);
+  ASSERT_MSG(m != NULL, "open failed: %s", err.msg);
+  ASSERT_STR_EQ(hr_model_name(m), "slot");
+  ASSERT_EQ(hr_model_version(m), 7);
+  ASSERT_STR_EQ(hr_model_kind(m), "ials");
+  ASSERT_EQ(hr_model_dim(m), D);
+  ASSERT_EQ(hr_model_n_items(m), NI);
+  ASSERT_EQ(hr_model_n_users(m), NU);
+  ASSERT_GT(hr_model_size_bytes(m), 64 + 7 * 128);
+  ASSERT_EQ(hr_model_tensor(m, "item_emb", &t), 0);
+  ASSERT_EQ(t.nbytes, sizeof(item_emb));
+  ASSERT_EQ(((uintptr_t)t.data) % 64, 0);
+  ASSERT(memcmp(t.data, item_emb, sizeof(item_emb)) == 0);
+  ASSERT_EQ(hr_model_tensor(m, "user_hist_ptr", &t), 0);
+  ASSERT_EQ(t.dtype, HR_DT_U64);
+  ASSERT(memcmp(t.data, hptr, sizeof(hptr)) == 0);
+  /* A tensor this reader has no use for is still there, and harmless. */
+  ASSERT_EQ(hr_model_tensor(m, "future_ann_graph", &t), 0);
+  ASSERT_EQ(hr_model_tensor(m, "nope", &t), HR_ENOTFOUND);
+  ASSERT_EQ(json_integer_value(json_object_get(hr_model_manifest(m),
+                                               "format_version")), 1);
+  hr_model_free(m);
+  hr_model_free(NULL);
+  return 0;
+}
+
+HR_TEST(model_id_lookups) {
+  const char *dir = write_small(0);
+  hr_model_t *m = dir ? hr_model_open(dir, NULL) : NULL;
+  ASSERT_NOT_NULL(m);
+  ASSERT_EQ(hr_model_item_index(m, "a"), 0);
+  ASSERT_EQ(hr_model_item_index(m, "f"), 5);
+  ASSERT_EQ(hr_model_item_index(m, "g"), -1);
+  ASSERT_EQ(hr_model_item_index(m, ""), -1);
+  ASSERT_STR_EQ(hr_model_item_id(m, 3), "d");
+  ASSERT(hr_model_item_id(m, NI) == NULL);
+  ASSERT_EQ(hr_model_user_index(m, "bob"), 1);
+  ASSERT_EQ(hr_model_user_index(m, "Bob"), -1);
+  size_t n;
+  const int32_t *h = hr_model_user_history(m, 1, &n);
+  ASSERT_EQ(n, 3);
+  ASSERT_EQ(h[0], 2);
+  hr_model_free(m);
+  return 0;
+}
+
+HR_TEST(model_idmap_grows) {
+  hr_idmap_t *m = hr_idmap_new(1);
+  char buf[32];
+  int added;
+  ASSERT_NOT_NULL(m);
+  for (int i = 0; i < 20000; i++) {
+    int n = snprintf(buf, sizeof(buf), "id-%d", i);
+    ASSERT_EQ(hr_idmap_add(m, buf, (size_t)n, &added), i);
+    ASSERT_EQ(added, 1);
+  }
+  ASSERT_EQ(hr_idmap_add(m, "id-17", 5, &added), 17);
+  ASSERT_EQ(added, 0);
+  ASSERT_EQ(hr_idmap_size(m), 20000);
+  ASSERT_EQ(hr_idmap_find(m, "id-19999", 8), 19999);
+  ASSERT_EQ(hr_idmap_find(m, "id-1999", 7), 1999);
+  ASSERT_EQ(hr_idmap_find(m, "id-20000", 8), -1);
+  ASSERT_STR_EQ(hr_idmap_str(m, 123), "id-123");
+  hr_idmap_free(m);
+  return 0;
+}
+
+HR_TEST(model_refuses_truncated_bin) {
+  const char *dir = write_small(0);
+  char path[600];
+  hr_error_t err = {0};
+  ASSERT_NOT_NULL(dir);
+  snprintf(path, sizeof(path), "%s/model.bin", dir);
+  ASSERT_EQ(truncate(path, 100), 0);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "slot/7/model.bin: truncated") != NULL, "%s",
+             err.msg);
+  return 0;
+}
+
+HR_TEST(model_refuses_flipped_byte) {
+  const char *dir = write_small(0);
+  hr_error_t err = {0};
+  unsigned char x = 0x5a;
+  ASSERT_NOT_NULL(dir);
+  ASSERT_EQ(patch(dir, "model.bin", 1000, &x, 1, 0), 0);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_ECHECKSUM);
+  ASSERT_MSG(strstr(err.msg, "model.bin: CRC-32") != NULL, "%s", err.msg);
+  return 0;
+}
+
+HR_TEST(model_refuses_flipped_byte_in_ids) {
+  const char *dir = write_small(0);
+  hr_error_t err = {0};
+  ASSERT_NOT_NULL(dir);
+  ASSERT_EQ(patch(dir, "users.tsv", 20, "Z", 1, 0), 0);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_ECHECKSUM);
+  ASSERT_MSG(strstr(err.msg, "users.tsv") != NULL, "%s", err.msg);
+  return 0;
+}
+
+HR_TEST(model_refuses_format_version) {
+  const char *dir = write_small(0);
+  char mpath[600];
+  hr_error_t err = {0};
+  json_t *man;
+  ASSERT_NOT_NULL(dir);
+  snprintf(mpath, sizeof(mpath), "%s/manifest.json", dir);
+  man = json_load_file(mpath, 0, NULL);
+  ASSERT_NOT_NULL(man);
+  json_object_set_new(man, "format_version", json_integer(2));
+  json_dump_file(man, mpath, 0);
+  json_decref(man);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_EVERSION);
+  ASSERT_MSG(strstr(err.msg, "manifest.json") != NULL, "%s", err.msg);
+  return 0;
+}
+
+HR_TEST(model_refuses_bin_version) {
+  const char *dir = write_small(0);
+  unsigned char v[4];
+  hr_error_t err = {0};
+  ASSERT_NOT_NULL(dir);
+  put32(v, 2);
+  ASSERT_EQ(patch(dir, "model.bin", 8, v, 4, 1), 0);
+  ASSERT_EQ(reseal_header(dir), 0);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_EVERSION);
+  ASSERT_MSG(strstr(err.msg, "model.bin") != NULL, "%s", err.msg);
+  return 0;
+}
+
+HR_TEST(model_refuses_missing_file) {
+  const char *dir = write_small(0);
+  char path[600];
+  hr_error_t err = {0};
+  ASSERT_NOT_NULL(dir);
+  snprintf(path, sizeof(path), "%s/users.tsv", dir);
+  ASSERT_EQ(unlink(path), 0);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_EIO);
+  ASSERT_MSG(strstr(err.msg, "slot/7/users.tsv") != NULL, "%s", err.msg);
+  return 0;
+}
+
+HR_TEST(model_refuses_bad_magic) {
+  const char *dir = write_small(0);
+  hr_error_t err = {0};
+  ASSERT_NOT_NULL(dir);
+  /* The manifest checksum is made to agree: the magic check must catch it. */
+  ASSERT_EQ(patch(dir, "model.bin", 0, "GGUFMODL", 8, 1), 0);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "model.bin: bad magic") != NULL, "%s", err.msg);
+  return 0;
+}
+
+HR_TEST(model_refuses_hostile_offsets) {
+  const char *dir = write_small(0);
+  char path[600];
+  unsigned char off[8] = {0, 0, 0, 0, 0, 0, 0, 0x10}, crc[4];
+  hr_error_t err = {0};
+  size_t len;
+  char *buf;
+  ASSERT_NOT_NULL(dir);
+  /* Tensor 0's offset far past the end, with every checksum re-sealed. */
+  ASSERT_EQ(patch(dir, "model.bin", 64 + 88, off, 8, 1), 0);
+  snprintf(path, sizeof(path), "%s/model.bin", dir);
+  buf = slurp(path, &len);
+  ASSERT_NOT_NULL(buf);
+  put32(crc, hr_crc32(0, buf + 64, 6 * 128));
+  free(buf);
+  ASSERT_EQ(patch(dir, "model.bin", 40, crc, 4, 1), 0);
+  ASSERT_EQ(reseal_header(dir), 0);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "out of bounds") != NULL, "%s", err.msg);
+  return 0;
+}
+
+HR_TEST(model_refuses_bad_paths_and_ids) {
+  hr_error_t err = {0};
+  char bad[600];
+  ASSERT(hr_model_open("/nonexistent/slot/12", &err) == NULL);
+  ASSERT_EQ(err.code, HR_EIO);
+  hr_error_clear(&err);
+  snprintf(bad, sizeof(bad), "%s/slot/latest", hr_test_tmpdir());
+  ASSERT(hr_model_open(bad, &err) == NULL);
+  ASSERT_EQ(err.code, HR_EFORMAT);
+  /* A duplicate id in items.tsv (checksum fixed) is refused. */
+  const char *dir = write_small(0);
+  ASSERT_NOT_NULL(dir);
+  hr_error_clear(&err);
+  ASSERT_EQ(patch(dir, "items.tsv", strlen("index\titem_id\tcategory\t"
+                                           "length\n0\ta\tx\t1\n1\t"), "a",
+                  1, 1), 0);
+  ASSERT(hr_model_open(dir, &err) == NULL);
+  ASSERT_EQ(err.code, HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "items.tsv: line 3: duplicate") != NULL, "%s",
+             err.msg);
+  return 0;
+}
+
+/* ------------------------------------------------------------- fold-in */
+
+/* A trained model on generated data, in <tmp>/fold/1. */
+static hr_model_t *trained(hr_ials_opts_t *o) {
+  char gdir[512], vdir[512], csv[600];
+  hr_gen_opts_t g = {300, 120, 6000, 3};
+  hr_error_t err = {0};
+  hr_dataset_t ds;
+  hr_csr_t h;
+  hr_ials_t fit;
+  hr_model_t *m = NULL;
+
+  snprintf(gdir, sizeof(gdir), "%s/gen", hr_test_tmpdir());
+  snprintf(vdir, sizeof(vdir), "%s/fold", hr_test_tmpdir());
+  snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
+  if (hr_gen_write(gdir, &g, &err) != 0 || hr_dataset_init(&ds) != 0)
+    return NULL;
+  if (hr_data_read_csv(&ds, csv, &err) == 0 &&
+      hr_dataset_histories(&ds, &h) == 0) {
+    if (hr_ials_fit(&h, o, &fit, &err) == 0) {
+      mkdir(vdir, 0755);
+      strcat(vdir, "/1");
+      mkdir(vdir, 0755);
+      if (hr_train_write_files(vdir, &ds, &h, &fit, o, NULL, "fold", 1,
+                               &err) == 0)
+        m = hr_model_open(vdir, &err);
+      hr_ials_free(&fit);
+    }
+    hr_csr_free(&h);
+  }
+  if (m == NULL)
+    fprintf(stderr, "trained(): %s\n", err.msg);
+  hr_dataset_free(&ds);
+  return m;
+}
+
+HR_TEST(model_foldin_reproduces_learned_vector) {
+  hr_ials_opts_t o;
+  hr_model_t *m;
+  hr_tensor_t ue;
+  float v[64];
+
+  hr_ials_opts_default(&o);
+  o.factors = 16;
+  o.iters = 5;
+  m = trained(&o);
+  ASSERT_NOT_NULL(m);
+  ASSERT_EQ(hr_model_tensor(m, "user_emb", &ue), 0);
+  for (long u = 0; u < 50; u++) {
+    const float *x = (const float *)ue.data + u * 16;
+    double diff = 0, norm = 0;
+    ASSERT_EQ(hr_model_user_vector(m, u, NULL, v), 0);
+    for (int k = 0; k < 16; k++) {
+      diff += (v[k] - x[k]) * (v[k] - x[k]);
+      norm += x[k] * x[k];
+    }
+    ASSERT_MSG(norm > 0 && sqrt(diff) <= 1e-4 * sqrt(norm) + 1e-7,
+               "user %ld: |fold-in - learned| = %g, |learned| = %g", u,
+               sqrt(diff), sqrt(norm));
+  }
+  hr_model_free(m);
+  return 0;
+}
+
+HR_TEST(model_recent_item_changes_topk) {
+  hr_ials_opts_t o;
+  hr_model_t *m;
+  float v0[16], v1[16], *s0, *s1;
+  int32_t t0[10], t1[10];
+  long recent[3];
+  hr_history_t h = {recent, 3};
+  size_t ni;
+
+  hr_ials_opts_default(&o);
+  o.factors = 16;
+  o.iters = 5;
+  m = trained(&o);
+  ASSERT_NOT_NULL(m);
+  ni = hr_model_n_items(m);
+  s0 = malloc(ni * sizeof(float));
+  s1 = malloc(ni * sizeof(float));
+  ASSERT_EQ(hr_model_user_vector(m, 0, NULL, v0), 0);
+  hr_model_score_items(m, v0, s0);
+  hr_topk(s0, NULL, ni, 10, t0);
+  /* Three fresh events on the items ranked last for this user. */
+  int32_t order[200];
+  size_t k = 0;
+  for (size_t i = 0; i < ni && k < 3; i++) {
+    size_t worst = 0;
+    for (size_t j = 0; j < ni; j++)
+      if (s0[j] < s0[worst])
+        worst = j;
+    order[k] = (int32_t)worst;
+    recent[k++] = (long)worst;
+    s0[worst] = 1e30f;
+  }
+  (void)order;
+  ASSERT_EQ(hr_model_user_vector(m, 0, &h, v1), 0);
+  hr_model_score_items(m, v1, s1);
+  hr_topk(s1, NULL, ni, 10, t1);
+  ASSERT_MSG(memcmp(t0, t1, sizeof(t0)) != 0, "top-10 did not move");
+  /* An unknown index in `recent` is refused, not read. */
+  recent[0] = (long)ni;
+  ASSERT_EQ(hr_model_user_vector(m, 0, &h, v1), HR_EINVAL);
+  ASSERT_EQ(hr_model_user_vector(m, (long)hr_model_n_users(m), NULL, v1),
+            HR_EINVAL);
+  free(s0);
+  free(s1);
+  hr_model_free(m);
+  return 0;
+}
+
+HR_TEST(model_unknown_user_gets_popularity) {
+  hr_ials_opts_t o;
+  hr_model_t *m;
+  hr_tensor_t pr;
+  float v[16], *s;
+  int32_t top[1];
+  size_t ni, best = 0;
+
+  hr_ials_opts_default(&o);
+  o.factors = 16;
+  o.iters = 3;
+  m = trained(&o);
+  ASSERT_NOT_NULL(m);
+  ni = hr_model_n_items(m);
+  s = malloc(ni * sizeof(float));
+  ASSERT_EQ(hr_model_user_vector(m, -1, NULL, v), 0);
+  for (int k = 0; k < 16; k++)
+    ASSERT(v[k] == 0.0f);
+  hr_model_score_items(m, v, s);
+  ASSERT_EQ(hr_model_tensor(m, "item_prior", &pr), 0);
+  for (size_t i = 0; i < ni; i++)
+    if (((const float *)pr.data)[i] > ((const float *)pr.data)[best])
+      best = i;
+  ASSERT_EQ(hr_topk(s, NULL, ni, 1, top), 1);
+  ASSERT_EQ(top[0], (int32_t)best);
+  ASSERT(s[best] > 0.0f && s[best] < 1e-3f);
+  free(s);
+  hr_model_free(m);
+  return 0;
+}

@@ -1,0 +1,388 @@
+/* test_train.c -- src/train: readers (and their refusals), history order,
+ * top-k ties, the protocol metrics on a hand-made case, deterministic
+ * generation and fitting, atomic versioned publishing, and the loo
+ * acceptance figure on the real MovieLens split. */
+#include "test.h"
+
+#include "hr/train.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *write_tmp(const char *name, const char *text) {
+  static char path[8][600];
+  static int k;
+  char *p = path[k++ % 8];
+  FILE *f;
+  snprintf(p, 600, "%s/%s", hr_test_tmpdir(), name);
+  f = fopen(p, "w");
+  if (f == NULL)
+    return NULL;
+  fputs(text, f);
+  fclose(f);
+  return p;
+}
+
+static int same_file(const char *a, const char *b) {
+  FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+  int ca, cb, same = fa && fb;
+  while (same) {
+    ca = fgetc(fa);
+    cb = fgetc(fb);
+    if (ca != cb)
+      same = 0;
+    if (ca == EOF)
+      break;
+  }
+  if (fa)
+    fclose(fa);
+  if (fb)
+    fclose(fb);
+  return same;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+HR_TEST(train_metrics_hand_made) {
+  /* 4 users over 20 items: hit at rank 1, hit at rank 3, miss, hit at 10. */
+  int32_t l1[10] = {5, 1, 2, 3, 4, 6, 7, 8, 9, 10};
+  int32_t l2[10] = {1, 2, 7, 3, 4, 5, 6, 8, 9, 10};
+  int32_t l3[10] = {11, 12, 13, 14, 15, 16, 17, 18, 19, 0};
+  int32_t l4[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 19};
+  hr_metrics_t mt;
+  hr_eval_result_t r;
+
+  ASSERT_EQ(hr_metrics_init(&mt, 10, 20), 0);
+  hr_metrics_add(&mt, l1, 10, 5);
+  hr_metrics_add(&mt, l2, 10, 7);
+  hr_metrics_add(&mt, l3, 10, 1);
+  hr_metrics_add(&mt, l4, 10, 19);
+  hr_metrics_result(&mt, &r);
+  hr_metrics_free(&mt);
+  ASSERT_EQ(r.users, 4);
+  ASSERT_DBL_NEAR(r.hr, 0.75, 1e-12);
+  ASSERT_DBL_NEAR(r.ndcg, (1.0 + 0.5 + 1.0 / log2(11.0)) / 4, 1e-12);
+  ASSERT_DBL_NEAR(r.mrr, (1.0 + 1.0 / 3 + 0.1) / 4, 1e-12);
+  ASSERT_DBL_NEAR(r.coverage, 20.0 / 20, 1e-12); /* 0..19 all shown */
+  /* Only the first k count. */
+  ASSERT_EQ(hr_metrics_init(&mt, 2, 20), 0);
+  hr_metrics_add(&mt, l2, 10, 7);
+  hr_metrics_result(&mt, &r);
+  hr_metrics_free(&mt);
+  ASSERT_DBL_NEAR(r.hr, 0.0, 1e-12);
+  ASSERT_DBL_NEAR(r.coverage, 2.0 / 20, 1e-12);
+  return 0;
+}
+
+HR_TEST(train_topk_ties_and_exclusions) {
+  float s[8] = {0.5f, 0.9f, 0.5f, 0.9f, 0.1f, 0.5f, 2.0f, 0.5f};
+  unsigned char ex[8] = {0, 0, 0, 0, 0, 0, 1, 0};
+  int32_t out[5];
+
+  ASSERT_EQ(hr_topk(s, ex, 8, 5, out), 5);
+  ASSERT_EQ(out[0], 1); /* 0.9, lower index first */
+  ASSERT_EQ(out[1], 3);
+  ASSERT_EQ(out[2], 0); /* 0.5 x4: 0, 2, 5 (7 cut) */
+  ASSERT_EQ(out[3], 2);
+  ASSERT_EQ(out[4], 5);
+  ASSERT_EQ(hr_topk(s, NULL, 8, 1, out), 1);
+  ASSERT_EQ(out[0], 6);
+  ASSERT_EQ(hr_topk(s, NULL, 3, 10, out), 3);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- readers */
+
+HR_TEST(train_csv_reader) {
+  const char *p = write_tmp("r.csv",
+                            "user_id,item_id,rating,ts,location,mood\n"
+                            "u1,i1,5,100,home,happy\n"
+                            "u1,i2,,101,,sad\n"
+                            "u2,i1,3,,work,\n");
+  hr_dataset_t ds;
+  hr_error_t err = {0};
+
+  ASSERT_NOT_NULL(p);
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, p, &err), 0);
+  ASSERT_EQ(ds.n, 3);
+  ASSERT_EQ(hr_idmap_size(ds.users), 2);
+  ASSERT_EQ(hr_idmap_size(ds.items), 2);
+  ASSERT_EQ(ds.n_ctx, 2);
+  ASSERT_STR_EQ(ds.ctx_name[0], "location");
+  ASSERT_EQ(hr_idmap_size(ds.ctx_vals[0]), 2);
+  ASSERT_EQ(ds.ts[1], 101);
+  hr_dataset_free(&ds);
+
+  /* A malformed line is an error naming file:line, not a skip. */
+  p = write_tmp("bad.csv", "user_id,item_id,ts\nu1,i1,5\nu1,i2,later\n");
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, p, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "bad.csv:3:") != NULL, "%s", err.msg);
+  hr_dataset_free(&ds);
+
+  hr_error_clear(&err);
+  p = write_tmp("short.csv", "user_id,item_id,mood\nu1,i1\n");
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, p, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "short.csv:2:") != NULL, "%s", err.msg);
+  hr_dataset_free(&ds);
+
+  hr_error_clear(&err);
+  p = write_tmp("nohdr.csv", "1,2,3\n");
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, p, &err), HR_EFORMAT);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
+HR_TEST(train_movielens_reader) {
+  const char *p = write_tmp("u.data", "1\t10\t5\t881250949\n"
+                                      "2\t20\t3\t881250950\n");
+  const char *q = write_tmp("ratings.dat", "1::10::5::978300760\n");
+  const char *bad = write_tmp("bad.data", "1\t10\t5\t1\n1\t11\t4\tx\n");
+  hr_dataset_t ds;
+  hr_error_t err = {0};
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_movielens(&ds, p, &err), 0);
+  ASSERT_EQ(hr_data_read_movielens(&ds, q, &err), 0);
+  ASSERT_EQ(ds.n, 3);
+  ASSERT_EQ(hr_idmap_size(ds.items), 2);
+  ASSERT_EQ(ds.ts[2], 978300760);
+  ASSERT_EQ(hr_data_read_movielens(&ds, bad, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "bad.data:2:") != NULL, "%s", err.msg);
+  hr_error_clear(&err);
+  ASSERT_EQ(hr_data_read_movielens(&ds, "/nonexistent/u.data", &err),
+            HR_EIO);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
+HR_TEST(train_history_order) {
+  /* Same timestamp: ascending numeric item id (9 before 10); a repeated
+   * item counts at its latest position. */
+  const char *p = write_tmp("h.data", "1\t10\t1\t5\n"
+                                      "1\t9\t1\t5\n"
+                                      "1\t3\t1\t1\n"
+                                      "1\t7\t1\t6\n"
+                                      "1\t3\t1\t7\n"
+                                      "2\t9\t1\t1\n");
+  hr_dataset_t ds;
+  hr_csr_t h;
+  hr_error_t err = {0};
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_movielens(&ds, p, &err), 0);
+  ASSERT_EQ(hr_dataset_histories(&ds, &h), 0);
+  ASSERT_EQ(h.n_users, 2);
+  ASSERT_EQ(h.ptr[1], 4);
+  ASSERT_EQ(h.ptr[2], 5);
+  const char *want[4] = {"9", "10", "7", "3"};
+  for (int k = 0; k < 4; k++)
+    ASSERT_STR_EQ(hr_idmap_str(ds.items, (size_t)h.items[k]), want[k]);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
+/* ------------------------------------------------------------- generator */
+
+HR_TEST(train_gen_is_deterministic) {
+  char a[600], b[600], c[600], fa[700], fb[700];
+  hr_gen_opts_t o = {2000, 500, 60000, 1};
+  hr_error_t err = {0};
+  struct timespec t0, t1;
+  static const char *files[3] = {"events.csv", "items.csv", "contexts.csv"};
+
+  snprintf(a, sizeof(a), "%s/ga", hr_test_tmpdir());
+  snprintf(b, sizeof(b), "%s/gb", hr_test_tmpdir());
+  snprintf(c, sizeof(c), "%s/gc", hr_test_tmpdir());
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  ASSERT_EQ(hr_gen_write(a, &o, &err), 0);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  ASSERT_LT((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000,
+            2000);
+  ASSERT_EQ(hr_gen_write(b, &o, &err), 0);
+  o.seed = 2;
+  ASSERT_EQ(hr_gen_write(c, &o, &err), 0);
+  for (int k = 0; k < 3; k++) {
+    snprintf(fa, sizeof(fa), "%s/%s", a, files[k]);
+    snprintf(fb, sizeof(fb), "%s/%s", b, files[k]);
+    ASSERT_MSG(same_file(fa, fb), "%s differs for the same seed", files[k]);
+  }
+  snprintf(fa, sizeof(fa), "%s/events.csv", a);
+  snprintf(fb, sizeof(fb), "%s/events.csv", c);
+  ASSERT_MSG(!same_file(fa, fb), "seed 2 gave the same events");
+
+  /* The output is what `fit --format csv` reads: 60000 rows, every column
+   * after ts a context. */
+  hr_dataset_t ds;
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  snprintf(fa, sizeof(fa), "%s/events.csv", a);
+  ASSERT_EQ(hr_data_read_csv(&ds, fa, &err), 0);
+  ASSERT_EQ(ds.n, 60000);
+  ASSERT_EQ(ds.n_ctx, 3);
+  ASSERT_STR_EQ(ds.ctx_name[2], "device");
+  hr_dataset_free(&ds);
+  return 0;
+}
+
+/* ----------------------------------------------------------- fit + write */
+
+static int fit_gen(hr_dataset_t *ds, hr_csr_t *h, hr_ials_t *m, int threads) {
+  char g[600], csv[700];
+  hr_gen_opts_t go = {200, 80, 3000, 5};
+  hr_ials_opts_t o;
+  hr_error_t err = {0};
+
+  snprintf(g, sizeof(g), "%s/fitgen", hr_test_tmpdir());
+  snprintf(csv, sizeof(csv), "%s/events.csv", g);
+  hr_ials_opts_default(&o);
+  o.factors = 8;
+  o.iters = 3;
+  o.threads = threads;
+  if (hr_gen_write(g, &go, &err) != 0 || hr_dataset_init(ds) != 0 ||
+      hr_data_read_csv(ds, csv, &err) != 0 || hr_dataset_histories(ds, h))
+    return -1;
+  return hr_ials_fit(h, &o, m, &err);
+}
+
+HR_TEST(train_fit_is_deterministic) {
+  hr_dataset_t d1, d2;
+  hr_csr_t h1, h2;
+  hr_ials_t m1, m2;
+
+  ASSERT_EQ(fit_gen(&d1, &h1, &m1, 1), 0);
+  ASSERT_EQ(fit_gen(&d2, &h2, &m2, 2), 0);
+  ASSERT(memcmp(m1.X, m2.X, m1.n_users * 8 * sizeof(float)) == 0);
+  ASSERT(memcmp(m1.Y, m2.Y, m1.n_items * 8 * sizeof(float)) == 0);
+  hr_ials_free(&m1);
+  hr_ials_free(&m2);
+  hr_csr_free(&h1);
+  hr_csr_free(&h2);
+  hr_dataset_free(&d1);
+  hr_dataset_free(&d2);
+  return 0;
+}
+
+HR_TEST(train_write_publishes_new_versions) {
+  char slot[600], p1[700], p2[700];
+  hr_dataset_t ds;
+  hr_csr_t h;
+  hr_ials_t m;
+  hr_ials_opts_t o;
+  hr_error_t err = {0};
+  hr_model_t *a, *b;
+  DIR *d;
+  struct dirent *e;
+
+  ASSERT_EQ(fit_gen(&ds, &h, &m, 2), 0);
+  hr_ials_opts_default(&o);
+  o.factors = 8;
+  snprintf(slot, sizeof(slot), "%s/models/default", hr_test_tmpdir());
+  ASSERT_EQ(hr_train_write(slot, &ds, &h, &m, &o, NULL, NULL, p1, sizeof(p1),
+                           &err), 0);
+  ASSERT_EQ(hr_train_write(slot, &ds, &h, &m, &o, NULL, NULL, p2, sizeof(p2),
+                           &err), 0);
+  a = hr_model_open(p1, &err);
+  ASSERT_MSG(a != NULL, "%s", err.msg);
+  b = hr_model_open(p2, &err);
+  ASSERT_MSG(b != NULL, "%s", err.msg);
+  ASSERT_GT(hr_model_version(b), hr_model_version(a));
+  ASSERT_GE(hr_model_version(a), (uint64_t)time(NULL) - 60);
+  ASSERT_STR_EQ(hr_model_name(a), "default");
+  ASSERT_EQ(json_integer_value(json_object_get(hr_model_manifest(b),
+                                               "version")),
+            (json_int_t)hr_model_version(b));
+  hr_model_free(a);
+  hr_model_free(b);
+  /* No temporary directory is left behind. */
+  d = opendir(slot);
+  ASSERT_NOT_NULL(d);
+  while ((e = readdir(d)) != NULL)
+    ASSERT_MSG(strncmp(e->d_name, ".tmp", 4) != 0, "left %s", e->d_name);
+  closedir(d);
+  /* A far-future version keeps the order: next = that + 1. */
+  char fut[700];
+  snprintf(fut, sizeof(fut), "%s/99999999999", slot);
+  ASSERT_EQ(mkdir(fut, 0755), 0);
+  ASSERT_EQ(hr_train_write(slot, &ds, &h, &m, &o, NULL, NULL, p1, sizeof(p1),
+                           &err), 0);
+  ASSERT_MSG(strstr(p1, "/100000000000") != NULL, "%s", p1);
+  hr_ials_free(&m);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
+/* ------------------------------------------------------------------- loo */
+
+HR_TEST(train_loo_tiny_split) {
+  /* 3 users, 6 items; checks plumbing and the TSV, not quality. */
+  char dir[600], out[700];
+  hr_ials_opts_t o;
+  hr_eval_result_t r;
+  hr_error_t err = {0};
+  FILE *f;
+  char line[256];
+  int lines = 0;
+
+  snprintf(dir, sizeof(dir), "%s/split", hr_test_tmpdir());
+  ASSERT_EQ(mkdir(dir, 0755), 0);
+  ASSERT_NOT_NULL(write_tmp("split/meta.json", "{\"n_users\":3,"
+                                               "\"n_items\":6}"));
+  ASSERT_NOT_NULL(write_tmp("split/train.tsv",
+                            "1\t1\t5\t1\n1\t2\t5\t2\n2\t1\t5\t1\n"
+                            "2\t3\t5\t2\n3\t2\t5\t1\n3\t3\t5\t2\n"));
+  ASSERT_NOT_NULL(write_tmp("split/valid.tsv",
+                            "1\t3\t5\t3\n2\t2\t5\t3\n3\t1\t5\t3\n"));
+  ASSERT_NOT_NULL(write_tmp("split/test.tsv",
+                            "1\t4\t5\t4\n2\t5\t5\t4\n3\t6\t5\t4\n"));
+  snprintf(out, sizeof(out), "%s/top.tsv", hr_test_tmpdir());
+  hr_ials_opts_default(&o);
+  o.factors = 4;
+  o.iters = 2;
+  ASSERT_EQ(hr_eval_loo(dir, 0, &o, out, &r, &err), 0);
+  ASSERT_EQ(r.users, 3);
+  ASSERT_EQ(r.n_items, 6);
+  /* Valid: every user's valid item is one of the 4 rankable ones, so a
+   * 10-list holds it: HR = 1. */
+  ASSERT_DBL_NEAR(r.hr, 1.0, 1e-12);
+  f = fopen(out, "r");
+  ASSERT_NOT_NULL(f);
+  while (fgets(line, sizeof(line), f) != NULL) {
+    int tabs = 0;
+    for (char *p = line; *p; p++)
+      tabs += *p == '\t';
+    ASSERT_EQ(tabs, 4); /* user + 6 - 2 excluded items */
+    lines++;
+  }
+  fclose(f);
+  ASSERT_EQ(lines, 3);
+  ASSERT_EQ(hr_eval_loo(dir, 1, &o, NULL, &r, &err), 0);
+  ASSERT_EQ(r.users, 3);
+  return 0;
+}
+
+HR_TEST_T(train_loo_ml100k_acceptance, 120) {
+  char dir[1024];
+  hr_ials_opts_t o;
+  hr_eval_result_t r;
+  hr_error_t err = {0};
+
+  HR_NEED_DATA("ml-100k/splits/loo", dir);
+  hr_ials_opts_default(&o);
+  ASSERT_EQ(hr_eval_loo(dir, 1, &o, NULL, &r, &err), 0);
+  fprintf(stderr, "  loo test: HR@10 %.6f NDCG@10 %.6f train %.2fs\n", r.hr,
+          r.ndcg, r.train_seconds);
+  ASSERT_EQ(r.users, 943);
+  ASSERT_EQ(r.n_items, 1682);
+  ASSERT_MSG(r.ndcg >= 0.045, "NDCG@10 %.6f < 0.045", r.ndcg);
+  ASSERT_MSG(r.train_seconds < 30, "training took %.1f s", r.train_seconds);
+  return 0;
+}
