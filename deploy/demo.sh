@@ -49,12 +49,12 @@ if ! ls -d "$VAR"/models/default/[0-9]* >/dev/null 2>&1; then
 fi
 
 # 3. Seed the users' current context (location, mood, time zone).
-tail -n +2 "$VAR/data/contexts.csv" | head -n 200 |
+sed -n '2,201p' "$VAR/data/contexts.csv" |
   while IFS=, read -r uid loc mood tz; do
     printf 'HSET hr:ctx:{%s} location %s mood %s tz %s\n' "$uid" "$loc" "$mood" "$tz"
   done | redis-cli -p "$REDIS_PORT" >/dev/null
-USER=$(tail -n +2 "$VAR/data/contexts.csv" | head -n 1 | cut -d, -f1)
-ITEM=$(tail -n +2 "$VAR/data/items.csv" | head -n 1 | cut -d, -f1)
+USER=$(sed -n 2p "$VAR/data/contexts.csv" | cut -d, -f1)
+ITEM=$(sed -n 2p "$VAR/data/items.csv" | cut -d, -f1)
 
 # 4. The server.
 "$BIN/hyperrec" --config config/hyperrec.json --listen "$LISTEN" \
