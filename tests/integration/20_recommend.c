@@ -133,6 +133,7 @@ HR_TEST_T(recommend_anonymous_with_history, 60) {
   HRT_ENV(e);
   char u1[256], u2[256];
   hrt_strv_t h1 = {0}, h2 = {0}, a = {0}, b = {0};
+  hrt_strv_t base = {0}, unmoved = {0};
   json_t *hist, *j;
   int st;
 
@@ -158,6 +159,24 @@ HR_TEST_T(recommend_anonymous_with_history, 60) {
       ASSERT_MSG(strcmp(a.v[i], h1.v[k]) != 0,
                  "history item %s was recommended back", a.v[i]);
 
+  /* Not merely the anonymous baseline with the history filtered out: the
+   * history moved the ranking itself. */
+  j = recommend(&e, json_pack("{s:s,s:i}", "user_id", "no-history-user", "k",
+                              30),
+                &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_EQ(hrt_item_ids(j, &base), 0);
+  json_decref(j);
+  for (size_t i = 0; i < base.n && unmoved.n < 10; i++) {
+    int in_hist = 0;
+    for (size_t k = 0; k < 8 && k < h1.n; k++)
+      in_hist |= strcmp(base.v[i], h1.v[k]) == 0;
+    if (!in_hist)
+      hrt_strv_add(&unmoved, base.v[i]);
+  }
+  ASSERT_MSG(!same_list(&a, &unmoved),
+             "the answer is the no-history ranking minus the history");
+
   /* Another history, another answer: the history drives the result. */
   hist = json_array();
   for (size_t i = 0; i < 8 && i < h2.n; i++)
@@ -172,6 +191,8 @@ HR_TEST_T(recommend_anonymous_with_history, 60) {
   hrt_strv_free(&h2);
   hrt_strv_free(&a);
   hrt_strv_free(&b);
+  hrt_strv_free(&base);
+  hrt_strv_free(&unmoved);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
