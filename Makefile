@@ -11,7 +11,7 @@
 PKGS      := libmicrohttpd jansson hiredis libuv openblas
 DEB_PKGS  := build-essential pkg-config libmicrohttpd-dev libuv1-dev \
              libjansson-dev libhiredis-dev libopenblas-dev redis-server \
-             curl python3
+             curl python3 valgrind tzdata
 CC        ?= cc
 BUILD     ?= build
 BIN       ?= bin
@@ -82,7 +82,8 @@ deps:
 check-deps:
 	@if ! pkg-config --exists $(PKGS) 2>/dev/null || \
 	    ! command -v redis-server >/dev/null 2>&1 || \
-	    ! command -v curl >/dev/null 2>&1; then \
+	    ! command -v curl >/dev/null 2>&1 || \
+	    ! command -v valgrind >/dev/null 2>&1; then \
 	  echo "hyperrec: installing missing build/runtime packages"; \
 	  $(MAKE) --no-print-directory deps; \
 	fi
@@ -108,7 +109,9 @@ test-unit: all $(BUILD)/hr-tests
 test-integration: all $(BUILD)/hr-tests
 	HR_BIN_DIR=$(BIN) ./$(BUILD)/hr-tests --filter tests/integration $(TESTFLAGS)
 
+# valgrind cannot run an ASan binary: its leak-check test uses the plain build.
 asan: check-deps
+	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/bin \
 	  OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
@@ -117,7 +120,8 @@ asan: check-deps
 _asan: all $(BUILD)/hr-tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	HR_BIN_DIR=$(BIN) HR_TEST_TIMEOUT_MULT=3 ./$(BUILD)/hr-tests $(TESTFLAGS)
+	HR_BIN_DIR=$(BIN) HR_VALGRIND_BIN=bin/hyperrec HR_TEST_TIMEOUT_MULT=3 \
+	  ./$(BUILD)/hr-tests $(TESTFLAGS)
 
 _bench: all
 	@./bench/run.sh

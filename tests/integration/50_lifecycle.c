@@ -1,0 +1,210 @@
+/* 50_lifecycle.c -- SIGHUP reload, pick-up of a new model version, refusal
+ * of a corrupt one, and a valgrind start/serve/stop cycle. */
+#include "lib/env.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL)
+    return -1;
+  fputs(text, f);
+  return fclose(f);
+}
+
+static int recommend_status(hrt_env_t *e, int k) {
+  int st;
+  json_t *j = hrt_post(e, "/recommend",
+                       json_pack("{s:s,s:i}", "user_id", "hup-user", "k", k), &st);
+  json_decref(j);
+  return st;
+}
+
+HR_TEST_T(lifecycle_sighup_reloads_limits, 60) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"recommend\":{\"max_k\":5,\"default_k\":5}}"};
+  int ok;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  ASSERT_EQ(recommend_status(&e, 6), 400);
+  ASSERT_EQ(recommend_status(&e, 5), 200);
+  ASSERT_EQ(write_text(e.config, "{\"recommend\":{\"max_k\":50,\"default_k\":5}}"), 0);
+  ASSERT_EQ(kill(e.srv.pid, SIGHUP), 0);
+  HRT_POLL(ok, 5000, recommend_status(&e, 6) == 200);
+  ASSERT_MSG(ok, "k=6 still refused after SIGHUP");
+  ASSERT_EQ(hrt_server_log_count(&e.srv, "\"config_reloaded\"", NULL), 1);
+  /* An invalid file is refused and changes nothing. */
+  ASSERT_EQ(write_text(e.config, "{\"recommend\":{\"max_k\":\"lots\"}}"), 0);
+  ASSERT_EQ(kill(e.srv.pid, SIGHUP), 0);
+  HRT_POLL(ok, 5000,
+           hrt_server_log_count(&e.srv, "\"config_reload_failed\"", NULL) == 1);
+  ASSERT(ok);
+  ASSERT_EQ(recommend_status(&e, 6), 200);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+static long long served_version(hrt_env_t *e) {
+  int st;
+  json_t *j = hrt_get(e, "/models", &st);
+  long long v = st == 200 ? hrt_jint(j, "slots[0].version") : -1;
+  json_decref(j);
+  return v;
+}
+
+HR_TEST_T(lifecycle_new_version_served_corrupt_refused, 90) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100}"};
+  char dir[PATH_MAX], file[PATH_MAX];
+  long long v0;
+  int ok, st;
+  json_t *j;
+  FILE *f;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  v0 = served_version(&e);
+  ASSERT_EQ(v0, e.fx.version);
+  /* A newer copy of the same model is picked up without a restart. */
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  HRT_POLL(ok, 5000, served_version(&e) == v0 + 10);
+  ASSERT_MSG(ok, "version %lld not served", v0 + 10);
+  /* A still newer one with a truncated model.bin is refused; v0+10 serves. */
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 20);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  hrt_fmt(file, sizeof(file), "%s/model.bin", dir);
+  ASSERT_EQ(truncate(file, 100), 0);
+  HRT_POLL(ok, 5000,
+           hrt_server_log_count(&e.srv, "\"model_refused\"", NULL) >= 1);
+  ASSERT_MSG(ok, "no model_refused log line");
+  ASSERT_EQ(served_version(&e), v0 + 10);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(hrt_jint(j, "slots[0].refused[0].version"), v0 + 20);
+  ASSERT_NOT_NULL(hrt_jstr(j, "slots[0].refused[0].reason"));
+  json_decref(j);
+  char *m = hrt_metrics(&e);
+  ASSERT_NOT_NULL(m);
+  ASSERT_DBL_NEAR(hrt_metric(m, "hyperrec_model_refused_total", NULL), 1, 1e-9);
+  free(m);
+  /* Requests keep working on the serving version. */
+  j = hrt_post(&e, "/recommend", json_pack("{s:s}", "user_id", "x"), &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_EQ(hrt_jint(j, "model.version"), v0 + 10);
+  json_decref(j);
+  /* A version directory still being written (no final rename) is ignored. */
+  hrt_fmt(dir, sizeof(dir), "%s/default/.tmp-%lld-1", e.models, v0 + 30);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  hrt_sleep_ms(300);
+  ASSERT_EQ(served_version(&e), v0 + 10);
+  (void)f;
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* The non-sanitizer server binary: valgrind cannot run an ASan build, so
+ * `make asan` points HR_VALGRIND_BIN at the plain build. */
+static const char *valgrind_target(char *buf, size_t n) {
+  const char *v = getenv("HR_VALGRIND_BIN");
+  if (v && *v) {
+    if (v[0] == '/')
+      hrt_fmt(buf, n, "%s", v);
+    else
+      hrt_fmt(buf, n, "%s/%s", hr_test_root(), v);
+    return buf;
+  }
+  return hrt_bin_path("hyperrec", buf, n);
+}
+
+HR_TEST_T(lifecycle_valgrind_start_serve_stop_no_leak, 240) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.no_model = 1}; /* only Redis; we start the server */
+  char bin[PATH_MAX], log[PATH_MAX], redis[64], line[512];
+  const char *argv[16];
+  pid_t pid;
+  int port = 0, st, n = 0;
+  json_t *j;
+  FILE *f;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  ASSERT_EQ(hrt_server_stop(&e.srv), 0); /* the env's own server */
+  ASSERT_EQ(hrt_fixture_get(&e.fx), 0);
+  ASSERT_EQ(hrt_fixture_install(&e.fx, e.models), 0);
+  hrt_fmt(redis, sizeof(redis), "127.0.0.1:%d", e.redis.port);
+  hrt_fmt(log, sizeof(log), "%s/valgrind.log", hr_test_tmpdir());
+  argv[n++] = "valgrind";
+  argv[n++] = "--leak-check=full";
+  argv[n++] = "--show-leak-kinds=definite,indirect,possible";
+  argv[n++] = "--errors-for-leak-kinds=definite,indirect,possible";
+  argv[n++] = "--error-exitcode=97";
+  argv[n++] = valgrind_target(bin, sizeof(bin));
+  argv[n++] = "--listen";
+  argv[n++] = "127.0.0.1:0";
+  argv[n++] = "--redis";
+  argv[n++] = redis;
+  argv[n++] = "--models";
+  argv[n++] = e.models;
+  argv[n] = NULL;
+  pid = hrt_spawn(argv, log);
+  ASSERT_GT(pid, 0);
+  for (long long d = hrt_now_ms() + 60000; port == 0 && hrt_now_ms() < d;) {
+    f = fopen(log, "r");
+    while (f && fgets(line, sizeof(line), f)) {
+      char *p = strstr(line, "\"event\":\"listening\"");
+      char *q = p ? strstr(p, "\"port\":") : NULL;
+      if (q)
+        port = atoi(q + 7);
+    }
+    if (f)
+      fclose(f);
+    if (port == 0)
+      hrt_sleep_ms(50);
+  }
+  if (port == 0) {
+    hrt_terminate(pid, 1000);
+    hrt_print_tail("valgrind log", log, 40);
+    HR_FAIL("server under valgrind did not start (is valgrind installed?)");
+  }
+  e.srv.port = port; /* talk to the valgrind server through the env helpers */
+  for (int i = 0; i < 3; i++) {
+    j = hrt_post(&e, "/recommend",
+                 json_pack("{s:s,s:i,s:{s:s}}", "user_id", "vg-user", "k", 5,
+                           "context", "tz", "Europe/Paris"), &st);
+    ASSERT_EQ(st, 200);
+    json_decref(j);
+    j = hrt_post(&e, "/event",
+                 json_pack("{s:[{s:s,s:s,s:s,s:s}]}", "events", "user_id",
+                           "vg-user", "item_id", "vg-item", "type", "click",
+                           "event_id", i == 1 ? "dup" : (i ? "b" : "dup")),
+                 &st);
+    ASSERT_EQ(st, 202);
+    json_decref(j);
+    j = hrt_post_text(&e, "/recommend", "{\"user_id\":", &st);
+    ASSERT_EQ(st, 400);
+    json_decref(j);
+    json_decref(hrt_get(&e, "/metrics", &st));
+    json_decref(hrt_get(&e, "/models", &st));
+    json_decref(hrt_get(&e, "/readyz", &st));
+  }
+  e.srv.port = 0;
+  st = hrt_terminate(pid, 60000);
+  if (st != 0)
+    hrt_print_tail("valgrind log", log, 60);
+  ASSERT_MSG(st == 0, "server under valgrind exited with %d (97: valgrind "
+                      "found errors or leaks)", st);
+  int clean = 0;
+  f = fopen(log, "r");
+  while (f && fgets(line, sizeof(line), f))
+    if (strstr(line, "All heap blocks were freed") ||
+        strstr(line, "definitely lost: 0 bytes"))
+      clean = 1;
+  if (f)
+    fclose(f);
+  ASSERT_MSG(clean, "no clean leak summary in %s", log);
+  hrt_redis_stop(&e.redis);
+  e.stopped = 1;
+  return 0;
+}
