@@ -83,7 +83,8 @@ check-deps:
 	@if ! pkg-config --exists $(PKGS) 2>/dev/null || \
 	    ! command -v redis-server >/dev/null 2>&1 || \
 	    ! command -v curl >/dev/null 2>&1 || \
-	    ! command -v valgrind >/dev/null 2>&1; then \
+	    ! command -v valgrind >/dev/null 2>&1 || \
+	    [ ! -f /usr/share/zoneinfo/Europe/Paris ]; then \
 	  echo "hyperrec: installing missing build/runtime packages"; \
 	  $(MAKE) --no-print-directory deps; \
 	fi
