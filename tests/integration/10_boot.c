@@ -326,3 +326,36 @@ HR_TEST_T(boot_cors_preflight, 60) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+HR_TEST_T(boot_cors_only_configured_origins, 60) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {
+      .config_json = "{\"http\":{\"cors_origins\":[\"https://a.example\"]}}"};
+  const char *body = "{\"user_id\":\"u1\",\"k\":1}";
+  hrt_resp_t r;
+  char v[256];
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  ASSERT_EQ(hrt_req(&e, "POST", "/recommend",
+                    "Content-Type: application/json\r\n"
+                    "Origin: https://a.example\r\n",
+                    body, strlen(body), &r),
+            0);
+  ASSERT_EQ(r.status, 200);
+  ASSERT_STR_EQ(
+      hrt_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)),
+      "https://a.example");
+  hrt_resp_free(&r);
+  ASSERT_EQ(hrt_req(&e, "POST", "/recommend",
+                    "Content-Type: application/json\r\n"
+                    "Origin: https://evil.example\r\n",
+                    body, strlen(body), &r),
+            0);
+  ASSERT_EQ(r.status, 200); /* CORS is the browser's check, not a 403 */
+  ASSERT_MSG(hrt_resp_header(&r, "Access-Control-Allow-Origin", v,
+                             sizeof(v)) == NULL,
+             "Access-Control-Allow-Origin: %s for a foreign origin", v);
+  hrt_resp_free(&r);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}

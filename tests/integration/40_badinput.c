@@ -287,6 +287,45 @@ HR_TEST_T(bad_body_too_large_event, 60) {
   return run_bad(&c);
 }
 
+/* The client announces the body and may wait for 100 Continue; the server
+ * can refuse from the Content-Length alone. */
+HR_TEST_T(bad_body_too_large_expect_continue, 60) {
+  static char body[8192];
+  bad_case c = {"POST", "/event", JSON "Expect: 100-continue\r\n", body,
+                "{\"http\":{\"max_body_bytes\":1024}}", 413,
+                "payload_too_large", "", NULL};
+
+  big_body(body, sizeof(body),
+           "{\"user_id\":\"u1\",\"type\":\"view\",\"item_id\":\"i1\","
+           "\"x\":[");
+  return run_bad(&c);
+}
+
+/* Encode text as chunks of `chunk` bytes. */
+static void chunked(char *out, size_t size, const char *text, size_t chunk) {
+  size_t n = 0, len = strlen(text);
+
+  for (size_t off = 0; off < len; off += chunk) {
+    size_t c = len - off < chunk ? len - off : chunk;
+    n += (size_t)snprintf(out + n, size - n, "%zx\r\n%.*s\r\n", c, (int)c,
+                          text + off);
+  }
+  snprintf(out + n, size - n, "0\r\n\r\n");
+}
+
+/* No Content-Length at all: the limit must hold while the body streams. */
+HR_TEST_T(bad_body_too_large_chunked, 60) {
+  static char text[8192], body[12288];
+  bad_case c = {"POST", "/recommend",
+                JSON "Transfer-Encoding: chunked\r\n", body,
+                "{\"http\":{\"max_body_bytes\":1024}}", 413,
+                "payload_too_large", "", NULL};
+
+  big_body(text, sizeof(text), "{\"user_id\":\"u1\",\"history\":[");
+  chunked(body, sizeof(body), text, 300);
+  return run_bad(&c);
+}
+
 /* ---------------------------------------------------------- routing, media */
 BAD_CASE(unknown_path, "GET", "/nope", NULL, NULL, NULL, 404, "not_found", "",
          NULL)
@@ -347,6 +386,26 @@ HR_TEST_T(content_type_with_charset_accepted, 60) {
             0);
   ASSERT_MSG(r.status == 200, "status %d: %s", r.status, r.body);
   hrt_resp_free(&r);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+HR_TEST_T(chunked_request_body_accepted, 60) {
+  HRT_ENV(e);
+  static char body[1024];
+  const char *text = "{\"user_id\":\"u1\",\"type\":\"view\","
+                     "\"item_id\":\"i1\"}";
+  hrt_resp_t r;
+
+  chunked(body, sizeof(body), text, 7);
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  ASSERT_EQ(hrt_req(&e, "POST", "/event",
+                    JSON "Transfer-Encoding: chunked\r\n", body, strlen(body),
+                    &r),
+            0);
+  ASSERT_MSG(r.status == 202, "status %d: %s", r.status, r.body);
+  hrt_resp_free(&r);
+  ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 1);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }

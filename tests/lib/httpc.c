@@ -240,7 +240,9 @@ int hrt_http(int port, const char *method, const char *path,
   buf_add(&req, line, strlen(line));
   if (headers != NULL)
     buf_add(&req, headers, strlen(headers));
-  if (body != NULL) {
+  /* A caller that frames the body itself (chunked) gets no length. */
+  if (body != NULL &&
+      (headers == NULL || strcasestr(headers, "Transfer-Encoding:") == NULL)) {
     snprintf(line, sizeof(line), "Content-Length: %zu\r\n", body_len);
     buf_add(&req, line, strlen(line));
   }

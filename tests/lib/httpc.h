@@ -18,7 +18,9 @@ typedef struct {
 
 /** Send one request to 127.0.0.1:port and read the answer.
  *  @param[in] headers extra header lines, each ending in "\r\n", or NULL.
- *  @param[in] body    request body or NULL; a body gets a Content-Length.
+ *  @param[in] body    request body or NULL; a body gets a Content-Length
+ *                     unless headers has a Transfer-Encoding line, in which
+ *                     case body must already be encoded that way. 
  *  @param[out] out    the response; free with hrt_resp_free even on error.
  *  Returns 0 when a complete response was read, -1 otherwise (connection
  *  refused, reset before an answer, timeout, malformed), with the reason on
