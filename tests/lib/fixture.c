@@ -262,11 +262,12 @@ int hrt_fixture_get(hrt_fixture_t *f) {
   return 0;
 }
 
-int hrt_fixture_install(const hrt_fixture_t *f, const char *models_dir) {
+/* Copy under a shared lock: no rebuild may replace the cache meanwhile.
+ * Returns 0, -1, or 1 when the version vanished (rebuilt since _get). */
+static int install_locked(const hrt_fixture_t *f, const char *models_dir) {
   char to[PATH_MAX];
   int fd, rc;
 
-  /* A shared lock: no rebuild may replace the cache while we copy it. */
   fd = open(f->lock, O_RDWR | O_CLOEXEC);
   if (fd < 0 || flock(fd, LOCK_SH) != 0) {
     fprintf(stderr, "  fixture: lock %s: %s\n", f->lock, strerror(errno));
@@ -274,14 +275,30 @@ int hrt_fixture_install(const hrt_fixture_t *f, const char *models_dir) {
       close(fd);
     return -1;
   }
-  hrt_fmt(to, sizeof(to), "%s/default/%lld", models_dir, f->version);
-  rc = hrt_copy_tree(f->version_dir, to);
-  if (rc != 0)
-    fprintf(stderr, "  fixture: copy %s -> %s: %s\n", f->version_dir, to,
-            strerror(errno));
+  if (access(f->version_dir, R_OK) != 0) {
+    rc = 1;
+  } else {
+    hrt_fmt(to, sizeof(to), "%s/default/%lld", models_dir, f->version);
+    rc = hrt_copy_tree(f->version_dir, to);
+    if (rc != 0)
+      fprintf(stderr, "  fixture: copy %s -> %s: %s\n", f->version_dir, to,
+              strerror(errno));
+  }
   flock(fd, LOCK_UN);
   close(fd);
   return rc;
+}
+
+int hrt_fixture_install(hrt_fixture_t *f, const char *models_dir) {
+  int rc = install_locked(f, models_dir);
+
+  /* The trainer was rebuilt (by a concurrent make) since hrt_fixture_get:
+   * take the new fixture once. */
+  if (rc == 1 && hrt_fixture_get(f) == 0)
+    rc = install_locked(f, models_dir);
+  if (rc == 1)
+    fprintf(stderr, "  fixture: %s vanished\n", f->version_dir);
+  return rc == 0 ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ string lists */

@@ -32,8 +32,9 @@ typedef struct {
 int hrt_fixture_get(hrt_fixture_t *f);
 
 /** Copy the fixture's model into models_dir/default/<version>/ (creating
- *  the directories). Returns 0 or -1. */
-int hrt_fixture_install(const hrt_fixture_t *f, const char *models_dir);
+ *  the directories). When a concurrent rebuild replaced the cache since
+ *  hrt_fixture_get, f is refreshed first. Returns 0 or -1. */
+int hrt_fixture_install(hrt_fixture_t *f, const char *models_dir);
 
 /** A list of strings (ids). Free with hrt_strv_free. */
 typedef struct {
