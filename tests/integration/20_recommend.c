@@ -459,3 +459,53 @@ HR_TEST_T(recommend_uses_redis_history, 60) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+HR_TEST_T(recommend_fewer_items_than_k, 60) {
+  HRT_ENV(e);
+  hrt_strv_t first = {0}, second = {0}, last = {0};
+  json_t *j, *excl;
+  long long n_items;
+  int st;
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  j = hrt_get(&e, "/models", &st);
+  n_items = hrt_jint(j, "slots[0].n_items");
+  json_decref(j);
+  ASSERT_GT(n_items, 100);
+  ASSERT_LE(n_items, 200);
+  /* Walk the whole catalogue in two pages of at most 100. */
+  j = recommend(&e, json_pack("{s:s,s:i}", "user_id", "pager", "k", 100), &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_EQ(hrt_item_ids(j, &first), 0);
+  json_decref(j);
+  ASSERT_EQ(first.n, 100);
+  excl = json_array();
+  for (size_t i = 0; i < first.n; i++)
+    json_array_append_new(excl, json_string(first.v[i]));
+  j = recommend(&e,
+                json_pack("{s:s,s:i,s:O}", "user_id", "pager", "k", 100,
+                          "exclude", excl),
+                &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_EQ(hrt_item_ids(j, &second), 0);
+  json_decref(j);
+  ASSERT_EQ((long long)second.n, n_items - 100);
+  /* Exclude all but the last five: k = 10 yields exactly those five. */
+  for (size_t i = 0; i + 5 < second.n; i++)
+    json_array_append_new(excl, json_string(second.v[i]));
+  j = recommend(&e,
+                json_pack("{s:s,s:i,s:o}", "user_id", "pager", "k", 10,
+                          "exclude", excl),
+                &st);
+  ASSERT_MSG(st == 200, "status %d: %s", st, hrt_jdump(j));
+  ASSERT_EQ(hrt_item_ids(j, &last), 0);
+  json_decref(j);
+  ASSERT_EQ(last.n, 5);
+  for (size_t i = 0; i < 5; i++)
+    ASSERT_STR_EQ(last.v[i], second.v[second.n - 5 + i]);
+  hrt_strv_free(&first);
+  hrt_strv_free(&second);
+  hrt_strv_free(&last);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
