@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # demo.sh -- `make run`: a private Redis, a generated data set, a trained
 # model, seeded user contexts and the server on 127.0.0.1:8080 (override
-# with HYPERREC_DEMO_LISTEN). Everything lives under var/; Ctrl-C stops
-# everything this script started.
+# with HR_DEMO_LISTEN). Everything lives under var/ (override with
+# HR_DEMO_VAR); Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=${HR_BIN_DIR:-bin}
-VAR=var
-LISTEN=${HYPERREC_DEMO_LISTEN:-127.0.0.1:8080}
+VAR=${HR_DEMO_VAR:-var}
+LISTEN=${HR_DEMO_LISTEN:-127.0.0.1:8080}
 mkdir -p "$VAR/redis" "$VAR/data" "$VAR/models"
+VAR=$(cd "$VAR" && pwd)
 
 pids=()
 cleanup() {
@@ -26,7 +27,7 @@ free_port() {
 
 # 1. Redis, private to the demo, with its data in var/redis.
 REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$PWD/$VAR/redis" \
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$VAR/redis" \
   --appendonly yes --save '' --daemonize no \
   >"$VAR/redis/redis.log" 2>&1 &
 pids+=($!)
