@@ -276,7 +276,8 @@ static int write_manifest(const char *dir, json_t *man, const char *name,
 
   json_object_set_new(man, "name", json_string(name));
   json_object_set_new(man, "version", json_integer((json_int_t)version));
-  text = json_dumps(man, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  text = json_dumps(man, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                             JSON_REAL_PRECISION(9));
   if (text == NULL)
     return hr_error_set(err, HR_ENOMEM, NULL, "manifest: out of memory");
   snprintf(path, sizeof(path), "%s/manifest.json", dir);

@@ -26,11 +26,11 @@ void hr_ials_opts_default(hr_ials_opts_t *o) {
   o->iters = 12;
   o->threads = 2;
   o->seed = 1;
-  o->p.alpha = 10.0f;
-  o->p.reg = 15.0f;
-  o->p.decay = 0.9f;
+  o->p.alpha = 160.0f;
+  o->p.reg = 80.0f;
+  o->p.decay = 0.75f;
   o->p.floor = 0.0f;
-  o->p.cap = 0;
+  o->p.cap = 200;
   o->prior = 1e-4f;
   o->progress = 0;
 }
@@ -334,6 +334,18 @@ done:
 
 /* --------------------------------------------------------------- writer */
 
+/* The shortest decimal that reads back as the same float, so that the
+ * manifest says 0.9 and not 0.89999997615814209. */
+static json_t *jfloat(float f) {
+  char buf[32];
+  for (int prec = 6; prec <= 9; prec++) {
+    snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
+    if ((float)strtod(buf, NULL) == f)
+      break;
+  }
+  return json_real(strtod(buf, NULL));
+}
+
 static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
                      const hr_ials_t *m, const hr_ials_opts_t *o,
                      json_t *data, json_t *metrics, hr_model_spec_t *s,
@@ -380,12 +392,12 @@ static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
   }
   s->tensors = t;
   s->n_tensors = 6;
-  s->params = json_pack("{sf sf sf sf si si si sI sf}", "alpha",
-                        (double)o->p.alpha, "reg", (double)o->p.reg, "decay",
-                        (double)o->p.decay, "floor", (double)o->p.floor,
+  s->params = json_pack("{so so so so si si si sI so}", "alpha",
+                        jfloat(o->p.alpha), "reg", jfloat(o->p.reg), "decay",
+                        jfloat(o->p.decay), "floor", jfloat(o->p.floor),
                         "cap", o->p.cap, "factors", o->factors, "iters",
                         o->iters, "seed", (json_int_t)o->seed, "prior",
-                        (double)o->prior);
+                        jfloat(o->prior));
   s->data = data;
   s->metrics = metrics;
   return s->params ? 0 : HR_ENOMEM;
