@@ -44,24 +44,6 @@ static size_t map_ids(const hr_model_t *m, const char *const *ids, size_t n,
   return w;
 }
 
-/* Items the user interacted with in the training data (model tensors
- * user_hist_ptr/user_hist_items, when the model has them). */
-static size_t trained_history(const hr_model_t *m, long user_idx,
-                              const int32_t **items) {
-  hr_tensor_t ptr, it;
-  *items = NULL;
-  if (user_idx < 0 || hr_model_tensor(m, "user_hist_ptr", &ptr) != 0 ||
-      hr_model_tensor(m, "user_hist_items", &it) != 0 ||
-      ptr.dtype != HR_DT_U64 || it.dtype != HR_DT_I32 ||
-      (uint64_t)user_idx + 1 >= ptr.dims[0])
-    return 0;
-  const uint64_t *p = ptr.data;
-  if (p[user_idx] > p[user_idx + 1] || p[user_idx + 1] > it.dims[0])
-    return 0;
-  *items = (const int32_t *)it.data + p[user_idx];
-  return (size_t)(p[user_idx + 1] - p[user_idx]);
-}
-
 void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   const hr_config_t *cfg = req->cfg;
   hr_recommend_req_t r;
@@ -109,7 +91,8 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
 
   /* History, newest first: the request's, then Redis's. */
   hist = malloc(sizeof(long) * (r.n_history + st.n_hist + 1));
-  n_trained = trained_history(m, user_idx, &trained);
+  /* Items the user interacted with in the training data are excluded too. */
+  trained = hr_model_user_history(m, user_idx, &n_trained);
   excl = malloc(sizeof(long) *
                 (r.n_history + st.n_hist + r.n_exclude + n_trained + 1));
   uvec = malloc(sizeof(float) * (size_t)(hr_model_dim(m) > 0 ? hr_model_dim(m) : 1));
