@@ -1,0 +1,95 @@
+/* 95_eval_judge.c -- `hyperrec-train eval` agrees with the reference judge
+ * (../shared/eval/evaluate.py) to the 6 printed decimals, on valid and test,
+ * and reaches the acceptance floor on test. */
+#include "lib/env.h"
+
+#include <stdlib.h>
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  char *buf;
+  long n;
+  if (f == NULL)
+    return NULL;
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  buf = malloc((size_t)n + 1);
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    free(buf);
+    buf = NULL;
+  }
+  if (buf)
+    buf[n] = '\0';
+  fclose(f);
+  return buf;
+}
+
+/* The last line of a log that parses as a JSON object with "HR@10". */
+static json_t *last_metrics(const char *path) {
+  char *text = slurp(path), *save = NULL;
+  json_t *best = NULL;
+  for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+       line = strtok_r(NULL, "\n", &save)) {
+    json_t *j = json_loads(line, 0, NULL);
+    if (j && json_object_get(j, "HR@10")) {
+      json_decref(best);
+      best = j;
+    } else {
+      json_decref(j);
+    }
+  }
+  free(text);
+  return best;
+}
+
+static int judge(const char *target, double *ndcg) {
+  char split[PATH_MAX], judge_py[PATH_MAX], bin[PATH_MAX], topk[PATH_MAX];
+  char ours_log[PATH_MAX], judge_log[PATH_MAX];
+  static const char *const keys[] = {"HR@10", "NDCG@10", "MRR@10",
+                                     "coverage@10"};
+  json_t *ours, *ref;
+
+  HR_NEED_DATA("ml-100k/splits/loo", split);
+  hrt_fmt(judge_py, sizeof(judge_py), "%s/../eval/evaluate.py",
+          hr_test_shared_data());
+  hrt_fmt(topk, sizeof(topk), "%s/top-%s.tsv", hr_test_tmpdir(), target);
+  hrt_fmt(ours_log, sizeof(ours_log), "%s/ours-%s.log", hr_test_tmpdir(), target);
+  hrt_fmt(judge_log, sizeof(judge_log), "%s/judge-%s.log", hr_test_tmpdir(),
+          target);
+  const char *eval_argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                             "eval", "--split", split, "--target", target,
+                             "--topk-out", topk, NULL};
+  ASSERT_EQ(hrt_run(eval_argv, ours_log, 120000), 0);
+  const char *judge_argv[] = {"python3", judge_py, split, topk, "--target",
+                              target, NULL};
+  ASSERT_EQ(hrt_run(judge_argv, judge_log, 120000), 0);
+  ours = last_metrics(ours_log);
+  ref = last_metrics(judge_log);
+  ASSERT_NOT_NULL(ours);
+  ASSERT_NOT_NULL(ref);
+  for (size_t i = 0; i < 4; i++) {
+    double a = json_number_value(json_object_get(ours, keys[i]));
+    double b = json_number_value(json_object_get(ref, keys[i]));
+    ASSERT_MSG(a == b, "%s %s: ours %.6f, judge %.6f", target, keys[i], a, b);
+  }
+  ASSERT_EQ(json_integer_value(json_object_get(ref, "missing_users")), 0);
+  ASSERT_EQ(json_integer_value(json_object_get(ref, "dropped_items")), 0);
+  ASSERT_EQ(json_integer_value(json_object_get(ref, "short_lists")), 0);
+  *ndcg = json_number_value(json_object_get(ref, "NDCG@10"));
+  fprintf(stderr, "  %s: judge %s\n", target, hrt_jdump(ref));
+  json_decref(ours);
+  json_decref(ref);
+  return 0;
+}
+
+HR_TEST_T(eval_loo_agrees_with_reference_judge, 300) {
+  double valid = 0, test = 0;
+  int rc;
+  if ((rc = judge("valid", &valid)) != 0)
+    return rc;
+  if ((rc = judge("test", &test)) != 0)
+    return rc;
+  ASSERT_MSG(test >= 0.045, "test NDCG@10 %.6f below the 0.045 floor", test);
+  return 0;
+}
