@@ -27,26 +27,6 @@ static int free_port(void) {
   return port;
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  char *buf;
-  long n;
-  if (f == NULL)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = malloc((size_t)n + 1);
-  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  if (buf)
-    buf[n] = '\0';
-  fclose(f);
-  return buf;
-}
-
 /* Runs `sh -c cmd`, stdout to out (malloc'd). Returns the exit status. */
 static int run_shell(const char *cmd, char **out) {
   char path[PATH_MAX];
@@ -62,7 +42,7 @@ static int run_shell(const char *cmd, char **out) {
     _exit(127);
   }
   st = hrt_wait(pid, 10000 * hrt_mult());
-  *out = slurp(path);
+  *out = hrt_slurp(path);
   return st;
 }
 
@@ -97,7 +77,7 @@ HR_TEST_T(demo_make_run_script_curls_and_ctrl_c, 240) {
   setpgid(pid, pid);
   for (long long d = hrt_now_ms() + 120000LL * hrt_mult(); hrt_now_ms() < d;) {
     free(text);
-    text = slurp(log);
+    text = hrt_slurp(log);
     if (text && strstr(text, "Also: /healthz")) {
       ok = 1;
       break;

@@ -5,29 +5,9 @@
 
 #include <stdlib.h>
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  char *buf;
-  long n;
-  if (f == NULL)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  buf = malloc((size_t)n + 1);
-  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  if (buf)
-    buf[n] = '\0';
-  fclose(f);
-  return buf;
-}
-
 /* The last line of a log that parses as a JSON object with "HR@10". */
 static json_t *last_metrics(const char *path) {
-  char *text = slurp(path), *save = NULL;
+  char *text = hrt_slurp(path), *save = NULL;
   json_t *best = NULL;
   for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
        line = strtok_r(NULL, "\n", &save)) {

@@ -478,3 +478,23 @@ int hrt_server_log_count(const hrt_server_t *s, ...) {
   fclose(f);
   return count;
 }
+
+char *hrt_slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  char *buf = NULL;
+  long n;
+
+  if (f == NULL)
+    return NULL;
+  if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+      fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+    if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
+      buf[n] = '\0';
+    } else {
+      free(buf);
+      buf = NULL;
+    }
+  }
+  fclose(f);
+  return buf;
+}

@@ -49,6 +49,9 @@ int hrt_terminate(pid_t pid, int grace_ms);
  *  of log_path when the code is not 0. */
 int hrt_run(const char *const argv[], const char *log_path, int timeout_ms);
 
+/** A whole file as a NUL-terminated string (malloc'd; free()), or NULL. */
+char *hrt_slurp(const char *path);
+
 /** Print the last `lines` lines of a file to stderr, under a title. */
 void hrt_print_tail(const char *title, const char *path, int lines);
 
