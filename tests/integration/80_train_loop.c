@@ -1,0 +1,72 @@
+/* 80_train_loop.c -- the loop the service exists for: events posted to
+ * /event land in the Redis stream, `hyperrec-train fit --from-redis` learns
+ * from them and publishes a version, and the running server picks it up. */
+#include "lib/env.h"
+
+#include <stdlib.h>
+
+HR_TEST_T(train_loop_events_to_new_served_model, 180) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100}"};
+  char bin[PATH_MAX], out[PATH_MAX], redis[64], log[PATH_MAX];
+  json_t *batch, *j;
+  int st, ok;
+  long long v0;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  j = hrt_get(&e, "/models", &st);
+  v0 = hrt_jint(j, "slots[0].version");
+  json_decref(j);
+  /* 40 users over 30 items in two taste groups: even users like even items. */
+  for (int u = 0; u < 40; u++) {
+    batch = json_array();
+    for (int k = 0; k < 8; k++) {
+      char uid[32], iid[32];
+      snprintf(uid, sizeof(uid), "loop-u%d", u);
+      snprintf(iid, sizeof(iid), "loop-i%d", (u % 2) + 2 * ((u + k) % 15));
+      json_array_append_new(
+          batch, json_pack("{s:s,s:s,s:s,s:I,s:{s:s}}", "user_id", uid,
+                           "item_id", iid, "type", "click", "ts",
+                           (json_int_t)(1700000000 + u * 100 + k), "context",
+                           "mood", k % 2 ? "happy" : "calm"));
+    }
+    j = hrt_post(&e, "/event", json_pack("{s:o}", "events", batch), &st);
+    ASSERT_MSG(st == 202, "event batch %d: %d %s", u, st, hrt_jdump(j));
+    json_decref(j);
+  }
+  ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 320);
+  hrt_fmt(redis, sizeof(redis), "127.0.0.1:%d", e.redis.port);
+  hrt_fmt(out, sizeof(out), "%s/default", e.models);
+  hrt_fmt(log, sizeof(log), "%s/fit.log", hr_test_tmpdir());
+  const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                        "fit", "--from-redis", redis, "--out", out,
+                        "--factors", "8", "--iters", "5", NULL};
+  ASSERT_EQ(hrt_run(argv, log, 120000), 0);
+  /* The server serves the new version, which knows the new users. */
+  long long v1 = -1;
+  HRT_POLL(ok, 10000, (j = hrt_get(&e, "/models", &st),
+                       v1 = hrt_jint(j, "slots[0].version"), json_decref(j),
+                       v1 > v0));
+  ASSERT_MSG(ok, "new version not served (still %lld)", v1);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(hrt_jint(j, "slots[0].n_users"), 40);
+  ASSERT_EQ(hrt_jint(j, "slots[0].n_items"), 30);
+  json_decref(j);
+  j = hrt_post(&e, "/recommend",
+               json_pack("{s:s,s:i}", "user_id", "loop-u0", "k", 5), &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_EQ(hrt_jint(j, "model.version"), v1);
+  /* Recommendations for an even user are mostly even items, none seen. */
+  hrt_strv_t ids = {0};
+  ASSERT_EQ(hrt_item_ids(j, &ids), 0);
+  ASSERT_EQ(ids.n, 5);
+  int even = 0;
+  for (size_t i = 0; i < ids.n; i++)
+    even += atoi(ids.v[i] + strlen("loop-i")) % 2 == 0;
+  ASSERT_MSG(even >= 4, "only %d of 5 items match the user's group: %s", even,
+             hrt_jdump(j));
+  hrt_strv_free(&ids);
+  json_decref(j);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
