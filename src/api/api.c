@@ -205,7 +205,8 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
   if ((rc = parse_id_list(root, "exclude", (size_t)cfg->recommend.max_exclude,
                           &out->exclude, &out->n_exclude, err)))
     goto fail;
-  if (out->user_id == NULL && json_object_get(root, "history") == NULL) {
+  v = json_object_get(root, "history");
+  if (out->user_id == NULL && (v == NULL || json_is_null(v))) {
     rc = hr_error_set(err, HR_EMISSING, "user_id",
                       "user_id is required (or history, for an anonymous "
                       "request)");
@@ -417,5 +418,8 @@ char *hr_api_error_body(const hr_error_t *err) {
       err->field);
   char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   json_decref(o);
+  if (s == NULL) /* never answer an error with an empty body */
+    s = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"the error "
+               "could not be encoded\",\"field\":\"\"}}");
   return s;
 }

@@ -65,6 +65,34 @@ const char *hr_err_api_code(int code) {
   return "unknown";
 }
 
+/* Makes `s` valid UTF-8 in place: bytes that do not start a complete,
+ * well-formed sequence become '?'. snprintf may have cut a character in
+ * two, and client bytes (a method, a field name) may be anything; an error
+ * text must still encode as JSON. */
+static void utf8_sanitize(char *s) {
+  unsigned char *p = (unsigned char *)s;
+  while (*p) {
+    int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+            : (*p & 0xF8) == 0xF0 ? 4 : 0;
+    int ok = n > 0 && !(n == 2 && *p < 0xC2) && !(n == 4 && *p > 0xF4);
+    for (int i = 1; ok && i < n; i++)
+      ok = (p[i] & 0xC0) == 0x80;
+    if (ok && n == 3) {
+      unsigned cp = (unsigned)(p[0] & 0x0F) << 12 | (unsigned)(p[1] & 0x3F) << 6;
+      ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+    }
+    if (ok && n == 4) {
+      unsigned cp = (unsigned)(p[0] & 0x07) << 18 | (unsigned)(p[1] & 0x3F) << 12;
+      ok = cp >= 0x10000 && cp <= 0x10FFFF;
+    }
+    if (!ok) {
+      *p++ = '?';
+      continue;
+    }
+    p += n;
+  }
+}
+
 int hr_error_set(hr_error_t *err, int code, const char *field,
                  const char *fmt, ...) {
   va_list ap;
@@ -76,6 +104,8 @@ int hr_error_set(hr_error_t *err, int code, const char *field,
   va_start(ap, fmt);
   vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
   va_end(ap);
+  utf8_sanitize(err->field);
+  utf8_sanitize(err->msg);
   return code;
 }
 

@@ -57,10 +57,9 @@ typedef struct {
   const hr_config_t *cfg;
   char *body;
   size_t len, cap;
-  int err_code;              /* set when the request is refused early */
-  char err_field[32];
   char request_id[65];
   int status;                /* of the queued response, 0 before */
+  int too_big;               /* the body passed http.max_body_bytes */
 } conn_t;
 
 /* ------------------------------------------------------------ helpers */
@@ -191,6 +190,31 @@ static enum MHD_Result send_error(struct MHD_Connection *c, conn_t *cc,
                    "application/json", retry_after, allow);
 }
 
+static enum MHD_Result send_too_big(struct MHD_Connection *c, conn_t *cc) {
+  char msg[96];
+  snprintf(msg, sizeof(msg), "request body exceeds %ld bytes",
+           cc->cfg->http.max_body_bytes);
+  return send_error(c, cc, HR_ETOOBIG, "", msg, 0, NULL);
+}
+
+static enum MHD_Result send_preflight(struct MHD_Connection *c, conn_t *cc) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(0, (char *)"", MHD_RESPMEM_PERSISTENT);
+  enum MHD_Result ret;
+  if (r == NULL)
+    return MHD_NO;
+  add_common_headers(c, r, cc);
+  MHD_add_response_header(r, "Access-Control-Allow-Methods",
+                          "GET, POST, OPTIONS");
+  MHD_add_response_header(r, "Access-Control-Allow-Headers",
+                          "Content-Type, Authorization, X-Request-Id");
+  MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+  observe(cc, 204);
+  ret = MHD_queue_response(c, 204, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 /* --------------------------------------------------------- callbacks */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
@@ -217,32 +241,62 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     else
       hr__http_random_hex(cc->request_id);
     cc->route = match(url, method, &cc->method_ok, allow, sizeof(allow));
-    if (cc->route && cc->route->has_body && cc->method_ok) {
+    /* Refuse what can be refused from the headers alone, before a byte of
+     * the body is read: a client cannot make us read a body we will not
+     * use. */
+    if (cc->route == NULL)
+      return send_error(c, cc, HR_ENOTFOUND, "", "no such path", 0, NULL);
+    if (strcmp(method, "OPTIONS") == 0)
+      return send_preflight(c, cc);
+    if (!cc->method_ok) {
+      char msg[160];
+      snprintf(msg, sizeof(msg), "%.16s is not allowed on %s (allowed: %s)",
+               method, cc->route->path, allow);
+      return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
+    }
+    if (cc->route->has_body) {
       const char *ct =
           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
       if (!is_json_type(ct))
-        cc->err_code = HR_EMEDIATYPE;
+        return send_error(c, cc, HR_EMEDIATYPE, "",
+                          "Content-Type must be application/json", 0, NULL);
       cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-      if (cl && strtoull(cl, NULL, 10) > (unsigned long long)cc->cfg->http.max_body_bytes)
-        return send_error(c, cc, HR_ETOOBIG, "",
-                          "request body too large", 0, NULL);
+      if (cl && strtoull(cl, NULL, 10) >
+                    (unsigned long long)cc->cfg->http.max_body_bytes)
+        return send_too_big(c, cc);
+      if (atomic_load(&h->draining))
+        return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down",
+                          1, NULL);
     }
     return MHD_YES;
   }
 
+  if (cc->status != 0) {
+    /* Answered early (404, 405, 413, ...): whatever still comes is dropped. */
+    *upload_size = 0;
+    return MHD_YES;
+  }
   if (*upload_size > 0) {
-    /* Body bytes: keep them only for a route that wants a body. */
     size_t n = *upload_size;
     *upload_size = 0;
-    if (cc->route == NULL || !cc->method_ok || !cc->route->has_body ||
-        cc->err_code)
-      return MHD_YES;
-    if (cc->len + n > (size_t)cc->cfg->http.max_body_bytes) {
-      cc->err_code = HR_ETOOBIG;
-      free(cc->body);
-      cc->body = NULL;
-      cc->len = cc->cap = 0;
-      return MHD_YES;
+    if (cc->too_big || cc->len + n > (size_t)cc->cfg->http.max_body_bytes) {
+      /* A body without Content-Length grew past the cap. libmicrohttpd
+       * 0.9.75 cannot answer in the middle of an upload, so the rest is
+       * read and dropped, up to as much again (at least 1 MiB) for a clean
+       * 413; past that the connection is closed. */
+      size_t allowance = (size_t)cc->cfg->http.max_body_bytes;
+      if (allowance < (1u << 20))
+        allowance = 1u << 20;
+      if (!cc->too_big) {
+        free(cc->body);
+        cc->body = NULL;
+        cc->cap = 0;
+        cc->too_big = 1;
+      }
+      cc->len += n;
+      return cc->len > (size_t)cc->cfg->http.max_body_bytes + allowance
+                 ? MHD_NO
+                 : MHD_YES;
     }
     if (cc->len + n + 1 > cc->cap) {
       size_t nc = cc->cap ? cc->cap * 2 : 4096;
@@ -261,44 +315,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   }
 
   /* The whole request is here: answer it. */
-  if (strcmp(method, "OPTIONS") == 0 && cc->route) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(0, (char *)"", MHD_RESPMEM_PERSISTENT);
-    enum MHD_Result ret;
-    if (r == NULL)
-      return MHD_NO;
-    add_common_headers(c, r, cc);
-    MHD_add_response_header(r, "Access-Control-Allow-Methods",
-                            "GET, POST, OPTIONS");
-    MHD_add_response_header(r, "Access-Control-Allow-Headers",
-                            "Content-Type, Authorization, X-Request-Id");
-    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
-    observe(cc, 204);
-    ret = MHD_queue_response(c, 204, r);
-    MHD_destroy_response(r);
-    return ret;
-  }
-  if (cc->route == NULL)
-    return send_error(c, cc, HR_ENOTFOUND, "", "no such path", 0, NULL);
-  if (!cc->method_ok) {
-    match(url, method, &cc->method_ok, allow, sizeof(allow));
-    char msg[160];
-    snprintf(msg, sizeof(msg), "%s is not allowed on %s (allowed: %s)", method,
-             url, allow);
-    return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
-  }
-  if (cc->err_code == HR_EMEDIATYPE)
-    return send_error(c, cc, HR_EMEDIATYPE, "",
-                      "Content-Type must be application/json", 0, NULL);
-  if (cc->err_code == HR_ETOOBIG) {
-    char msg[96];
-    snprintf(msg, sizeof(msg), "request body exceeds %ld bytes",
-             cc->cfg->http.max_body_bytes);
-    return send_error(c, cc, HR_ETOOBIG, "", msg, 0, NULL);
-  }
-  if (atomic_load(&h->draining) && cc->route->has_body)
-    return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down", 1,
-                      NULL);
+  if (cc->too_big)
+    return send_too_big(c, cc);
   {
     hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
                      cc->request_id};
