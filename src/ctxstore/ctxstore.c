@@ -20,6 +20,7 @@ struct hr_ctxstore {
   hr_config_t cfg;
   long long next_try_ms; /* no dial before this (backoff) */
   int backoff_ms;        /* current backoff, 0 after a success */
+  unsigned long up_seen; /* g_up_epoch when this connection failed */
 };
 
 static hr_config_t g_cfg;
@@ -27,37 +28,83 @@ static int g_configured;
 static pthread_key_t g_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static atomic_ulong g_errors;
+/* Bumped whenever some thread reconnects after a failure: the other
+ * threads then stop waiting out their backoff, so the whole server
+ * recovers together instead of one worker at a time. */
+static atomic_ulong g_up_epoch;
 
-/* One event: idempotency marker, stream entry, history, context. Runs
- * atomically inside the batch's MULTI/EXEC. KEYS: stream, hist, ctx[, evid].
- * ARGV: ttl, cap, item ("" for none), maxlen, nctx, ctx pairs..., stream
- * field/value pairs... Returns 1 when written, 0 for a duplicate. */
-static const char event_script[] =
-    "if #KEYS == 4 then\n"
-    "  if not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[1]) then\n"
-    "    return 0\n"
+/* The whole batch, as one script: Redis runs it atomically. Pass 1 checks
+ * every key's type and finds duplicates (markers already set, or repeated
+ * inside the batch) without writing anything, so a batch that cannot be
+ * applied writes nothing. Pass 2 writes the stream entries, histories and
+ * contexts; pass 3 sets the idempotency markers last, so a marker never
+ * exists for an event that was not written.
+ * KEYS: stream, then per event: hist, ctx[, evid].
+ * ARGV: ttl, cap, maxlen, n, received_ms, then per event: item ("" none),
+ * has_evid, nctx, nfields, ctx pairs..., stream field/values...
+ * Returns an array with 1 (written) or 0 (duplicate) per event. */
+static const char batch_script[] =
+    "local ttl, cap, maxlen, n = ARGV[1], tonumber(ARGV[2]), "
+    "tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local now = ARGV[5]\n"
+    "local function want(key, kind)\n"
+    "  local t = redis.call('TYPE', key).ok\n"
+    "  if t ~= 'none' and t ~= kind then\n"
+    "    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. t ..\n"
+    "      ', not a ' .. kind .. '; nothing was written')\n"
     "  end\n"
     "end\n"
-    "local nctx = tonumber(ARGV[5])\n"
-    "local fields = {}\n"
-    "for i = 6 + 2 * nctx, #ARGV do fields[#fields + 1] = ARGV[i] end\n"
-    "local maxlen = tonumber(ARGV[4])\n"
-    "if maxlen > 0 then\n"
-    "  redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(fields))\n"
-    "else\n"
-    "  redis.call('XADD', KEYS[1], '*', unpack(fields))\n"
+    "local err = want(KEYS[1], 'stream')\n"
+    "if err then return err end\n"
+    "local ev, seen, a, k = {}, {}, 6, 2\n"
+    "for i = 1, n do\n"
+    "  local e = {item = ARGV[a], hist = KEYS[k], ctx = KEYS[k + 1]}\n"
+    "  local has, nctx, nf = ARGV[a + 1], tonumber(ARGV[a + 2]), "
+    "tonumber(ARGV[a + 3])\n"
+    "  a, k = a + 4, k + 2\n"
+    "  if has == '1' then e.evid = KEYS[k]; k = k + 1 end\n"
+    "  e.ca, e.nctx = a, nctx\n"
+    "  a = a + 2 * nctx\n"
+    "  e.fa, e.nf = a, nf\n"
+    "  a = a + nf\n"
+    "  err = want(e.hist, 'list') or want(e.ctx, 'hash')\n"
+    "  if err then return err end\n"
+    "  if e.evid then\n"
+    "    if seen[e.evid] or redis.call('EXISTS', e.evid) == 1 then e.dup = true end\n"
+    "    seen[e.evid] = true\n"
+    "  end\n"
+    "  ev[i] = e\n"
     "end\n"
-    "if ARGV[3] ~= '' then\n"
-    "  redis.call('LPUSH', KEYS[2], ARGV[3])\n"
-    "  redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)\n"
+    "local res = {}\n"
+    "for i = 1, n do\n"
+    "  local e = ev[i]\n"
+    "  if e.dup then res[i] = 0 else\n"
+    "    local f = {}\n"
+    "    for j = e.fa, e.fa + e.nf - 1 do f[#f + 1] = ARGV[j] end\n"
+    "    if maxlen > 0 then\n"
+    "      redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', unpack(f))\n"
+    "    else\n"
+    "      redis.call('XADD', KEYS[1], '*', unpack(f))\n"
+    "    end\n"
+    "    if e.item ~= '' then\n"
+    "      redis.call('LPUSH', e.hist, e.item)\n"
+    "      redis.call('LTRIM', e.hist, 0, cap - 1)\n"
+    "    end\n"
+    "    if e.nctx > 0 then\n"
+    "      local kv = {}\n"
+    "      for j = e.ca, e.ca + 2 * e.nctx - 1 do kv[#kv + 1] = ARGV[j] end\n"
+    "      kv[#kv + 1] = 'updated_at'\n"
+    "      kv[#kv + 1] = now\n"
+    "      redis.call('HSET', e.ctx, unpack(kv))\n"
+    "    end\n"
+    "    res[i] = 1\n"
+    "  end\n"
     "end\n"
-    "if nctx > 0 then\n"
-    "  local kv = {}\n"
-    "  for i = 6, 5 + 2 * nctx do kv[#kv + 1] = ARGV[i] end\n"
-    "  redis.call('HSET', KEYS[3], unpack(kv))\n"
-    "  redis.call('HSET', KEYS[3], 'updated_at', ARGV[#ARGV])\n"
+    "for i = 1, n do\n"
+    "  local e = ev[i]\n"
+    "  if e.evid and not e.dup then redis.call('SET', e.evid, '1', 'EX', ttl) end\n"
     "end\n"
-    "return 1\n";
+    "return res\n";
 
 static long long now_ms(void) {
   struct timespec ts;
@@ -125,13 +172,14 @@ static int fail(hr_ctxstore_t *s, hr_error_t *err, const char *what) {
   if (s->backoff_ms > s->cfg.redis.backoff_max_ms)
     s->backoff_ms = s->cfg.redis.backoff_max_ms;
   s->next_try_ms = now_ms() + s->backoff_ms;
+  s->up_seen = atomic_load(&g_up_epoch);
   return HR_EREDIS;
 }
 
 static int ensure(hr_ctxstore_t *s, hr_error_t *err) {
   if (s->c != NULL)
     return 0;
-  if (now_ms() < s->next_try_ms)
+  if (now_ms() < s->next_try_ms && atomic_load(&g_up_epoch) == s->up_seen)
     return hr_error_set(err, HR_EREDIS, "",
                         "redis %s:%d unavailable (reconnecting)",
                         s->cfg.redis.host, s->cfg.redis.port);
@@ -141,10 +189,12 @@ static int ensure(hr_ctxstore_t *s, hr_error_t *err) {
     return fail(s, err, "connect");
   if (redisSetTimeout(s->c, tv_ms(s->cfg.redis.command_timeout_ms)) != REDIS_OK)
     return fail(s, err, "set timeout");
-  if (s->backoff_ms)
+  if (s->backoff_ms) {
+    atomic_fetch_add(&g_up_epoch, 1);
     hr_log(HR_LOG_INFO, "redis_reconnected",
            json_pack("{s:s,s:i}", "host", s->cfg.redis.host, "port",
                      s->cfg.redis.port));
+  }
   s->backoff_ms = 0;
   return 0;
 }
@@ -164,9 +214,8 @@ void hr_user_state_destroy(hr_user_state_t *st) {
   memset(st, 0, sizeof(*st));
 }
 
-int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
-                          size_t max_hist, hr_user_state_t *out,
-                          hr_error_t *err) {
+static int read_once(hr_ctxstore_t *s, const char *user_id, size_t max_hist,
+                     hr_user_state_t *out, hr_error_t *err) {
   char kctx[512], khist[512];
   redisReply *r1 = NULL, *r2 = NULL;
   int rc = 0;
@@ -189,6 +238,18 @@ int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
       freeReplyObject(r1);
     return fail(s, err, "read");
   }
+  if (r1->type == REDIS_REPLY_ERROR || r2->type == REDIS_REPLY_ERROR) {
+    /* NOAUTH, LOADING, WRONGTYPE...: Redis answered but gave us nothing to
+     * use; the request is degraded like in an outage, the connection kept. */
+    const char *msg = r1->type == REDIS_REPLY_ERROR ? r1->str : r2->str;
+    atomic_fetch_add(&g_errors, 1);
+    hr_log(HR_LOG_WARN, "redis_reply_error",
+           json_pack("{s:s,s:s}", "user_id", user_id, "error", msg));
+    rc = hr_error_set(err, HR_EREDIS, "", "redis: %s", msg);
+    freeReplyObject(r1);
+    freeReplyObject(r2);
+    return rc;
+  }
   if (r1->type == REDIS_REPLY_ARRAY) {
     for (size_t i = 0; i + 1 < r1->elements; i += 2) {
       redisReply *k = r1->element[i], *v = r1->element[i + 1];
@@ -202,9 +263,6 @@ int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
         }
       }
     }
-  } else if (r1->type == REDIS_REPLY_ERROR) {
-    hr_log(HR_LOG_WARN, "redis_reply_error",
-           json_pack("{s:s,s:s}", "key", kctx, "error", r1->str));
   }
   if (r2->type == REDIS_REPLY_ARRAY && max_hist > 0 && r2->elements > 0) {
     out->hist = calloc(r2->elements, sizeof(char *));
@@ -221,9 +279,6 @@ int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
       }
       out->n_hist++;
     }
-  } else if (r2->type == REDIS_REPLY_ERROR) {
-    hr_log(HR_LOG_WARN, "redis_reply_error",
-           json_pack("{s:s,s:s}", "key", khist, "error", r2->str));
   }
   freeReplyObject(r1);
   freeReplyObject(r2);
@@ -234,16 +289,59 @@ int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
   return 0;
 }
 
-/* Argument vector of one EVAL, built on the stack-ish arena `a`. */
+int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
+                          size_t max_hist, hr_user_state_t *out,
+                          hr_error_t *err) {
+  int reused = s->c != NULL;
+  hr_error_t first = {0};
+  int rc = read_once(s, user_id, max_hist, out, &first);
+  /* Reads are safe to repeat: a connection the peer closed while idle is
+   * re-dialled at once and the read tried again. */
+  if (rc == HR_EREDIS && reused && s->c == NULL) {
+    s->next_try_ms = 0;
+    return read_once(s, user_id, max_hist, out, err);
+  }
+  if (rc != 0 && err && err->code == 0)
+    *err = first;
+  return rc;
+}
+
+/* The argument vector of the batch's EVAL: pointer and length arrays plus
+ * an arena for the strings we format (keys, numbers). Sized up front from
+ * the event count, so nothing is reallocated while pointers are taken. */
 typedef struct {
-  const char *argv[64];
-  size_t len[64];
-  int n;
-  char buf[2048]; /* formatted numbers and keys */
-  size_t used;
+  const char **argv;
+  size_t *len;
+  int n, cap;
+  char *arena;
+  size_t used, arena_cap;
+  int overflow;
 } argvec;
 
+#define ARGS_PER_EVENT (7 + 2 * HR_CTX_FIELDS + 2 * (7 + HR_CTX_FIELDS))
+#define ARENA_PER_EVENT 1024 /* 3 keys of <= 32+4+128+2 bytes, 2 numbers */
+
+static int argvec_init(argvec *a, size_t n_events) {
+  memset(a, 0, sizeof(*a));
+  a->cap = (int)(8 + n_events * ARGS_PER_EVENT);
+  a->arena_cap = 256 + n_events * ARENA_PER_EVENT;
+  a->argv = malloc(sizeof(char *) * (size_t)a->cap);
+  a->len = malloc(sizeof(size_t) * (size_t)a->cap);
+  a->arena = malloc(a->arena_cap);
+  return a->argv && a->len && a->arena ? 0 : HR_ENOMEM;
+}
+
+static void argvec_free(argvec *a) {
+  free(a->argv);
+  free(a->len);
+  free(a->arena);
+}
+
 static void push(argvec *a, const char *s) {
+  if (s == NULL || a->n >= a->cap) {
+    a->overflow = 1;
+    return;
+  }
   a->argv[a->n] = s;
   a->len[a->n] = strlen(s);
   a->n++;
@@ -253,158 +351,217 @@ static const char *fmt(argvec *a, const char *f, ...)
     __attribute__((format(printf, 2, 3)));
 static const char *fmt(argvec *a, const char *f, ...) {
   va_list ap;
-  char *p = a->buf + a->used;
+  char *p = a->arena + a->used;
   int w;
 
   va_start(ap, f);
-  w = vsnprintf(p, sizeof(a->buf) - a->used, f, ap);
+  w = vsnprintf(p, a->arena_cap - a->used, f, ap);
   va_end(ap);
-  if (w < 0 || (size_t)w >= sizeof(a->buf) - a->used)
+  if (w < 0 || (size_t)w >= a->arena_cap - a->used) {
+    a->overflow = 1;
     return NULL;
+  }
   a->used += (size_t)w + 1;
   return p;
 }
 
-static int build_eval(argvec *a, const hr_config_t *cfg, const hr_event_t *e) {
-  const char *kstream, *khist, *kctx, *kevid = NULL, *s;
-  int nctx = 0;
+static int build_batch(argvec *keys, argvec *args, const hr_config_t *cfg,
+                       const hr_event_t *ev, size_t n) {
+  const char *prefix = cfg->redis.key_prefix;
   struct timespec now;
 
-  memset(a, 0, sizeof(*a) - sizeof(a->buf));
-  a->used = 0;
   clock_gettime(CLOCK_REALTIME, &now);
-  kstream = fmt(a, "%sevents", cfg->redis.key_prefix);
-  khist = fmt(a, "%shist:{%s}", cfg->redis.key_prefix, e->user_id);
-  kctx = fmt(a, "%sctx:{%s}", cfg->redis.key_prefix, e->user_id);
-  if (e->event_id)
-    kevid = fmt(a, "%sevid:%s", cfg->redis.key_prefix, e->event_id);
-  if (!kstream || !khist || !kctx || (e->event_id && !kevid))
-    return HR_EINVAL;
-  push(a, "EVAL");
-  push(a, event_script);
-  push(a, kevid ? "4" : "3");
-  push(a, kstream);
-  push(a, khist);
-  push(a, kctx);
-  if (kevid)
-    push(a, kevid);
-  push(a, fmt(a, "%d", cfg->redis.event_id_ttl_s));
-  push(a, fmt(a, "%d", cfg->redis.history_cap));
-  push(a, e->item_id ? e->item_id : "");
-  push(a, fmt(a, "%ld", cfg->redis.stream_maxlen));
-  for (int i = 0; i < HR_CTX_FIELDS; i++)
-    nctx += e->ctx[i] != NULL;
-  push(a, fmt(a, "%d", nctx));
-  for (int i = 0; i < HR_CTX_FIELDS; i++) {
-    if (e->ctx[i]) {
-      push(a, hr_ctx_field_names[i]);
-      push(a, e->ctx[i]);
+  push(keys, fmt(keys, "%sevents", prefix));
+  push(args, fmt(args, "%d", cfg->redis.event_id_ttl_s));
+  push(args, fmt(args, "%d", cfg->redis.history_cap));
+  push(args, fmt(args, "%ld", cfg->redis.stream_maxlen));
+  push(args, fmt(args, "%zu", n));
+  push(args, fmt(args, "%lld",
+                 (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000));
+  for (size_t i = 0; i < n; i++) {
+    const hr_event_t *e = &ev[i];
+    int nctx = 0, nf = 8; /* user_id, type, ts, received_ms */
+
+    push(keys, fmt(keys, "%shist:{%s}", prefix, e->user_id));
+    push(keys, fmt(keys, "%sctx:{%s}", prefix, e->user_id));
+    if (e->event_id)
+      push(keys, fmt(keys, "%sevid:%s", prefix, e->event_id));
+    for (int f = 0; f < HR_CTX_FIELDS; f++)
+      nctx += e->ctx[f] != NULL;
+    nf += 2 * ((e->item_id != NULL) + e->has_value + (e->event_id != NULL) +
+               (e->recommendation_id != NULL) + nctx);
+    push(args, e->item_id ? e->item_id : "");
+    push(args, e->event_id ? "1" : "0");
+    push(args, fmt(args, "%d", nctx));
+    push(args, fmt(args, "%d", nf));
+    for (int f = 0; f < HR_CTX_FIELDS; f++) {
+      if (e->ctx[f]) {
+        push(args, hr_ctx_field_names[f]);
+        push(args, e->ctx[f]);
+      }
     }
-  }
-  /* stream entry */
-  push(a, "user_id");
-  push(a, e->user_id);
-  push(a, "type");
-  push(a, e->type);
-  if (e->item_id) {
-    push(a, "item_id");
-    push(a, e->item_id);
-  }
-  if (e->has_value) {
-    push(a, "value");
-    push(a, fmt(a, "%.17g", e->value));
-  }
-  push(a, "ts");
-  push(a, fmt(a, "%lld", e->ts));
-  if (e->event_id) {
-    push(a, "event_id");
-    push(a, e->event_id);
-  }
-  if (e->recommendation_id) {
-    push(a, "recommendation_id");
-    push(a, e->recommendation_id);
-  }
-  for (int i = 0; i < HR_CTX_FIELDS; i++) {
-    if (e->ctx[i]) {
-      push(a, fmt(a, "ctx.%s", hr_ctx_field_names[i]));
-      push(a, e->ctx[i]);
+    /* The stream entry: nf strings. */
+    push(args, "user_id");
+    push(args, e->user_id);
+    push(args, "type");
+    push(args, e->type);
+    if (e->item_id) {
+      push(args, "item_id");
+      push(args, e->item_id);
     }
+    if (e->has_value) {
+      push(args, "value");
+      push(args, fmt(args, "%.17g", e->value));
+    }
+    push(args, "ts");
+    push(args, fmt(args, "%lld", e->ts));
+    if (e->event_id) {
+      push(args, "event_id");
+      push(args, e->event_id);
+    }
+    if (e->recommendation_id) {
+      push(args, "recommendation_id");
+      push(args, e->recommendation_id);
+    }
+    for (int f = 0; f < HR_CTX_FIELDS; f++) {
+      if (e->ctx[f]) {
+        push(args, fmt(args, "ctx.%s", hr_ctx_field_names[f]));
+        push(args, e->ctx[f]);
+      }
+    }
+    push(args, "received_ms");
+    push(args, args->argv[4]);
   }
-  /* last: received time, also used as the context's updated_at */
-  push(a, "received_ms");
-  s = fmt(a, "%lld", (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
-  push(a, s);
-  for (int i = 0; i < a->n; i++)
-    if (a->argv[i] == NULL)
-      return HR_EINVAL;
+  return keys->overflow || args->overflow ? HR_EINVAL : 0;
+}
+
+/* Errors that mean "Redis cannot take writes right now" rather than "this
+ * request is wrong": the client should retry later. */
+static int transient_reply(const char *msg) {
+  static const char *const kinds[] = {"OOM", "READONLY", "LOADING",
+                                      "MASTERDOWN", "BUSY", "NOREPLICAS",
+                                      "TRYAGAIN", "CLUSTERDOWN"};
+  for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+    if (strncmp(msg, kinds[i], strlen(kinds[i])) == 0)
+      return 1;
   return 0;
+}
+
+static int write_once(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
+                      int *dup, hr_error_t *err) {
+  argvec keys, args;
+  const char **argv = NULL;
+  size_t *lens = NULL;
+  redisReply *r = NULL;
+  char nkeys[24];
+  int rc = 0, total;
+
+  if ((rc = ensure(s, err)) != 0)
+    return rc;
+  if (argvec_init(&keys, n) != 0 || argvec_init(&args, n) != 0) {
+    argvec_free(&keys);
+    return hr_error_set(err, HR_ENOMEM, "", "out of memory");
+  }
+  if (build_batch(&keys, &args, &s->cfg, ev, n) != 0) {
+    rc = hr_error_set(err, HR_EINVAL, "", "event batch too large to encode");
+    goto out;
+  }
+  total = 3 + keys.n + args.n;
+  argv = malloc(sizeof(char *) * (size_t)total);
+  lens = malloc(sizeof(size_t) * (size_t)total);
+  if (argv == NULL || lens == NULL) {
+    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+    goto out;
+  }
+  snprintf(nkeys, sizeof(nkeys), "%d", keys.n);
+  argv[0] = "EVAL";
+  argv[1] = batch_script;
+  argv[2] = nkeys;
+  for (int i = 0; i < 3; i++)
+    lens[i] = strlen(argv[i]);
+  memcpy(argv + 3, keys.argv, sizeof(char *) * (size_t)keys.n);
+  memcpy(lens + 3, keys.len, sizeof(size_t) * (size_t)keys.n);
+  memcpy(argv + 3 + keys.n, args.argv, sizeof(char *) * (size_t)args.n);
+  memcpy(lens + 3 + keys.n, args.len, sizeof(size_t) * (size_t)args.n);
+  /* One MULTI/EXEC round trip holding the script. The script alone is
+   * already atomic; the transaction makes the batch's boundary explicit. */
+  if (redisAppendCommand(s->c, "MULTI") != REDIS_OK ||
+      redisAppendCommandArgv(s->c, total, argv, lens) != REDIS_OK ||
+      redisAppendCommand(s->c, "EXEC") != REDIS_OK) {
+    rc = fail(s, err, "append");
+    goto out;
+  }
+  for (int i = 0; i < 3; i++) {
+    if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
+      r = NULL;
+      rc = fail(s, err, "read");
+      goto out;
+    }
+    if (i < 2) { /* +OK, +QUEUED (or an error, seen again in EXEC) */
+      freeReplyObject(r);
+      r = NULL;
+    }
+  }
+  /* EXEC: [script result] or an error (EXECABORT) or nil. */
+  redisReply *res = NULL;
+  if (r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+    res = r->element[0];
+  if (res == NULL || res->type == REDIS_REPLY_ERROR) {
+    const char *msg = res ? res->str : r->type == REDIS_REPLY_ERROR ? r->str
+                                                                   : "aborted";
+    atomic_fetch_add(&g_errors, 1);
+    hr_log(HR_LOG_ERROR, "redis_event_error", json_pack("{s:s}", "error", msg));
+    rc = hr_error_set(err, transient_reply(msg) ? HR_EREDIS : HR_EINTERNAL, "",
+                      "redis refused the events (%s); nothing was written",
+                      msg);
+    goto out;
+  }
+  if (res->type != REDIS_REPLY_ARRAY || res->elements != n) {
+    atomic_fetch_add(&g_errors, 1);
+    rc = hr_error_set(err, HR_EINTERNAL, "", "unexpected reply to the event "
+                                             "script");
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++)
+    dup[i] = res->element[i]->type == REDIS_REPLY_INTEGER &&
+             res->element[i]->integer == 0;
+out:
+  if (r)
+    freeReplyObject(r);
+  free(argv);
+  free(lens);
+  argvec_free(&keys);
+  argvec_free(&args);
+  return rc;
 }
 
 int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
                              int *dup, hr_error_t *err) {
-  argvec a;
-  redisReply *r = NULL;
-  int rc;
+  int reused = s->c != NULL, rc;
+  hr_error_t first = {0};
 
-  if ((rc = ensure(s, err)) != 0)
-    return rc;
-  if (redisAppendCommand(s->c, "MULTI") != REDIS_OK)
-    return fail(s, err, "append");
-  for (size_t i = 0; i < n; i++) {
-    if (build_eval(&a, &s->cfg, &ev[i]) != 0) {
-      /* Cannot happen for validated input; keep the pipeline consistent. */
-      redisAppendCommand(s->c, "DISCARD");
-      for (size_t j = 0; j < i + 2; j++) {
-        if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
-          return fail(s, err, "read");
-        freeReplyObject(r);
-      }
-      return hr_error_set(err, HR_EINVAL, "", "event %zu too large", i);
+  rc = write_once(s, ev, n, dup, &first);
+  /* A connection that worked before and broke now was most likely closed
+   * by the peer while idle (a Redis restart, a timeout, CLIENT KILL): dial
+   * again at once. Retrying the write itself is safe only when every event
+   * carries an event_id, because the lost reply may have followed a
+   * successful write. */
+  if (rc == HR_EREDIS && reused && s->c == NULL) {
+    s->next_try_ms = 0;
+    int all_ids = 1;
+    for (size_t i = 0; i < n; i++)
+      all_ids &= ev[i].event_id != NULL;
+    if (all_ids) {
+      hr_error_t again = {0};
+      rc = write_once(s, ev, n, dup, &again);
+      if (rc != 0 && err)
+        *err = again;
+      return rc;
     }
-    if (redisAppendCommandArgv(s->c, a.n, a.argv, a.len) != REDIS_OK)
-      return fail(s, err, "append");
   }
-  if (redisAppendCommand(s->c, "EXEC") != REDIS_OK)
-    return fail(s, err, "append");
-  /* MULTI's +OK and one +QUEUED per event, then EXEC's array. */
-  for (size_t i = 0; i < n + 1; i++) {
-    if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
-      return fail(s, err, "read");
-    int bad = r->type == REDIS_REPLY_ERROR;
-    if (bad)
-      hr_log(HR_LOG_ERROR, "redis_queue_error",
-             json_pack("{s:s}", "error", r->str));
-    freeReplyObject(r);
-    if (bad)
-      rc = HR_EINTERNAL;
-  }
-  if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
-    return fail(s, err, "read");
-  if (rc != 0 || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-    /* EXECABORT or a nil (aborted) transaction: nothing was written. */
-    if (r->type == REDIS_REPLY_ERROR)
-      hr_log(HR_LOG_ERROR, "redis_exec_error",
-             json_pack("{s:s}", "error", r->str));
-    freeReplyObject(r);
-    atomic_fetch_add(&g_errors, 1);
-    return hr_error_set(err, HR_EINTERNAL, "", "redis refused the transaction");
-  }
-  for (size_t i = 0; i < n; i++) {
-    redisReply *e = r->element[i];
-    if (e->type == REDIS_REPLY_ERROR) {
-      /* A script error (e.g. WRONGTYPE on a key written by someone else).
-       * Earlier events of the batch are applied; say so precisely. */
-      hr_log(HR_LOG_ERROR, "redis_event_error",
-             json_pack("{s:I,s:s}", "index", (json_int_t)i, "error", e->str));
-      freeReplyObject(r);
-      atomic_fetch_add(&g_errors, 1);
-      return hr_error_set(err, HR_EINTERNAL, "", "redis rejected event %zu",
-                          i);
-    }
-    dup[i] = e->type == REDIS_REPLY_INTEGER && e->integer == 0;
-  }
-  freeReplyObject(r);
-  return 0;
+  if (rc != 0 && err && err->code == 0)
+    *err = first;
+  return rc;
 }
 
 int hr_ctxstore_ping(hr_ctxstore_t *s) {
