@@ -5,7 +5,9 @@
  * weekday, weekend) are local to the resolved time zone, read from the
  * system's TZif files (/usr/share/zoneinfo, or $TZDIR) and cached. All
  * strings in hr_context_t are borrowed from the inputs and live as long as
- * they do. Thread-safe (the zone cache takes a mutex only on a miss). */
+ * they do. Thread-safe: a zone lookup takes a mutex for one hash probe; a
+ * zone file is read outside it, at most once per zone while the cache has
+ * room. "UTC+HH:MM" offsets need no file. */
 #ifndef HR_FEATURES_H
 #define HR_FEATURES_H
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ZONES 1024
+#define CACHE_SLOTS 4096 /* open addressing; at most half full */
 #define MAX_TZFILE (1 << 20)
 
 typedef struct {
@@ -23,9 +23,20 @@ typedef struct {
   int32_t first_off; /* offset before the first transition */
 } zone;
 
+/* Zones are loaded once and kept until hr_tz_cache_clear. Lookups take the
+ * mutex for a hash probe; a file is read outside it. When the cache is half
+ * full (more distinct names than the zoneinfo tree holds: someone is
+ * probing), further zones are read, used and freed without being kept. */
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
-static zone *cache[MAX_ZONES];
+static zone *cache[CACHE_SLOTS];
 static int n_cache;
+
+static size_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return (size_t)(h & (CACHE_SLOTS - 1));
+}
 
 static uint32_t be32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -133,73 +144,23 @@ out:
   return z;
 }
 
-static const zone *zone_get(const char *tz) {
-  zone *z = NULL;
-
-  pthread_mutex_lock(&cache_mu);
-  for (int i = 0; i < n_cache; i++) {
-    if (strcmp(cache[i]->name, tz) == 0) {
-      z = cache[i];
-      break;
-    }
+/* The cached zone `tz`, or NULL. Caller holds cache_mu. */
+static zone *cache_find(const char *tz, size_t *slot) {
+  size_t i = name_hash(tz);
+  while (cache[i] != NULL) {
+    if (strcmp(cache[i]->name, tz) == 0)
+      return cache[i];
+    i = (i + 1) & (CACHE_SLOTS - 1);
   }
-  if (z == NULL && n_cache < MAX_ZONES) {
-    z = zone_load(tz);
-    if (z != NULL)
-      cache[n_cache++] = z;
-  }
-  pthread_mutex_unlock(&cache_mu);
-  /* Zones are never freed while the process serves, so z stays valid. */
-  return z;
+  *slot = i;
+  return NULL;
 }
 
-void hr_tz_cache_clear(void) {
-  pthread_mutex_lock(&cache_mu);
-  for (int i = 0; i < n_cache; i++)
-    zone_free(cache[i]);
-  n_cache = 0;
-  pthread_mutex_unlock(&cache_mu);
-}
-
-/* "UTC", "UTC+HH:MM", "UTC-HH", "Z". */
-static int parse_fixed(const char *tz, int *off) {
-  int h = 0, m = 0, sign, n = 0;
-  if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Z") == 0 || strcmp(tz, "Etc/UTC") == 0) {
-    *off = 0;
-    return 1;
-  }
-  if (strncmp(tz, "UTC", 3) != 0 || (tz[3] != '+' && tz[3] != '-'))
-    return 0;
-  sign = tz[3] == '-' ? -1 : 1;
-  if (sscanf(tz + 4, "%2d:%2d%n", &h, &m, &n) == 2 && tz[4 + n] == '\0') {
-  } else if (sscanf(tz + 4, "%2d%n", &h, &n) == 1 && tz[4 + n] == '\0') {
-    m = 0;
-  } else {
-    return -1;
-  }
-  if (h > 14 || m > 59 || h < 0 || m < 0)
-    return -1;
-  *off = sign * (h * 3600 + m * 60);
-  return 1;
-}
-
-int hr_tz_offset(const char *tz, long long ts, int *offset_s) {
-  const zone *z;
-  int r = parse_fixed(tz, offset_s);
-
-  if (r == 1)
-    return 0;
-  if (r < 0 || !name_ok(tz))
-    return HR_EINVAL;
-  z = zone_get(tz);
-  if (z == NULL)
-    return HR_EINVAL;
-  if (z->ntimes == 0 || ts < z->times[0]) {
-    *offset_s = z->first_off;
-    return 0;
-  }
-  /* Last transition <= ts. */
-  uint32_t lo = 0, hi = z->ntimes;
+/* Offset of `tz` at ts from a loaded zone. */
+static int32_t zone_offset(const zone *z, long long ts) {
+  if (z->ntimes == 0 || ts < z->times[0])
+    return z->first_off;
+  uint32_t lo = 0, hi = z->ntimes; /* last transition <= ts */
   while (hi - lo > 1) {
     uint32_t mid = lo + (hi - lo) / 2;
     if (z->times[mid] <= ts)
@@ -207,8 +168,88 @@ int hr_tz_offset(const char *tz, long long ts, int *offset_s) {
     else
       hi = mid;
   }
-  *offset_s = z->utoff[z->idx[lo]];
+  return z->utoff[z->idx[lo]];
+}
+
+/* Finds or loads `tz` and computes its offset; 0 or HR_EINVAL. */
+static int zone_lookup(const char *tz, long long ts, int *offset_s) {
+  zone *z, *loaded;
+  size_t slot = 0;
+
+  pthread_mutex_lock(&cache_mu);
+  z = cache_find(tz, &slot);
+  if (z != NULL) {
+    *offset_s = zone_offset(z, ts);
+    pthread_mutex_unlock(&cache_mu);
+    return 0;
+  }
+  pthread_mutex_unlock(&cache_mu);
+  loaded = zone_load(tz);
+  if (loaded == NULL)
+    return HR_EINVAL;
+  *offset_s = zone_offset(loaded, ts);
+  pthread_mutex_lock(&cache_mu);
+  z = cache_find(tz, &slot);
+  if (z == NULL && n_cache < CACHE_SLOTS / 2) {
+    cache[slot] = loaded;
+    n_cache++;
+    loaded = NULL;
+  }
+  pthread_mutex_unlock(&cache_mu);
+  zone_free(loaded); /* another thread cached it first, or no room */
   return 0;
+}
+
+void hr_tz_cache_clear(void) {
+  pthread_mutex_lock(&cache_mu);
+  for (size_t i = 0; i < CACHE_SLOTS; i++) {
+    zone_free(cache[i]);
+    cache[i] = NULL;
+  }
+  n_cache = 0;
+  pthread_mutex_unlock(&cache_mu);
+}
+
+/* "UTC", "Z", "UTC+HH", "UTC+HH:MM" (also with '-'); 1 if it is one, 0 if
+ * it is not of that form, -1 if it is but the numbers are out of range. */
+static int parse_fixed(const char *tz, int *off) {
+  const char *p = tz + 4;
+  int h, m = 0, sign;
+
+  if (strcmp(tz, "UTC") == 0 || strcmp(tz, "Z") == 0 ||
+      strcmp(tz, "Etc/UTC") == 0) {
+    *off = 0;
+    return 1;
+  }
+  if (strncmp(tz, "UTC", 3) != 0 || (tz[3] != '+' && tz[3] != '-'))
+    return 0;
+  sign = tz[3] == '-' ? -1 : 1;
+#define DIGIT(c) ((c) >= '0' && (c) <= '9')
+  if (!DIGIT(p[0]) || !DIGIT(p[1]))
+    return -1;
+  h = (p[0] - '0') * 10 + (p[1] - '0');
+  p += 2;
+  if (*p == ':') {
+    if (!DIGIT(p[1]) || !DIGIT(p[2]))
+      return -1;
+    m = (p[1] - '0') * 10 + (p[2] - '0');
+    p += 3;
+  }
+#undef DIGIT
+  if (*p != '\0' || h > 14 || m > 59)
+    return -1;
+  *off = sign * (h * 3600 + m * 60);
+  return 1;
+}
+
+int hr_tz_offset(const char *tz, long long ts, int *offset_s) {
+  int r = parse_fixed(tz, offset_s);
+
+  if (r == 1)
+    return 0;
+  if (r < 0 || !name_ok(tz))
+    return HR_EINVAL;
+  return zone_lookup(tz, ts, offset_s);
 }
 
 int hr_tz_valid(const char *tz) {

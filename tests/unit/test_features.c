@@ -23,6 +23,17 @@ HR_TEST(features_tz_offsets) {
   ASSERT_EQ(hr_tz_offset("../../etc/passwd", 0, &off), HR_EINVAL);
   ASSERT_EQ(hr_tz_offset("/etc/passwd", 0, &off), HR_EINVAL);
   ASSERT_EQ(hr_tz_offset("UTC+99:00", 0, &off), HR_EINVAL);
+  ASSERT_EQ(hr_tz_offset("UTC++5", 0, &off), HR_EINVAL);
+  ASSERT_EQ(hr_tz_offset("UTC+ 5", 0, &off), HR_EINVAL);
+  ASSERT_EQ(hr_tz_offset("UTC+05:3", 0, &off), HR_EINVAL);
+  ASSERT_EQ(hr_tz_offset("UTC+05:30x", 0, &off), HR_EINVAL);
+  /* Many lookups of many zones: the cache answers the same as a cold load. */
+  for (int round = 0; round < 2; round++) {
+    ASSERT_EQ(hr_tz_offset("Asia/Kolkata", 1719835200LL, &off), 0);
+    ASSERT_EQ(off, 5 * 3600 + 1800);
+    ASSERT_EQ(hr_tz_offset("Australia/Sydney", 1719835200LL, &off), 0);
+    ASSERT_EQ(off, 10 * 3600);
+  }
   ASSERT(!hr_tz_valid(""));
   hr_tz_cache_clear();
   return 0;
