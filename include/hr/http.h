@@ -27,9 +27,10 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
 /** The bound port (useful with port 0). */
 int hr_http_port(const hr_http_t *h);
 
-/** Replace the configuration used by new requests (copied; the old copy is
- *  kept until hr_http_stop, since requests may still read it). Only the
- *  keys documented as reloadable take effect. Call from one thread. */
+/** Replace the configuration used by new requests (copied). Requests in
+ *  flight keep the snapshot they started with; it is freed when the last of
+ *  them completes. Only the keys documented as reloadable take effect.
+ *  Returns 0 or HR_ENOMEM. Call from one thread. */
 int hr_http_set_config(hr_http_t *h, const hr_config_t *cfg);
 
 /** Stop accepting connections, let in-flight requests finish for at most

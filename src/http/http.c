@@ -18,7 +18,6 @@
 
 #include <microhttpd.h>
 
-#define MAX_CONFIGS 64 /* SIGHUP reloads kept alive until stop */
 
 typedef struct {
   const char *path;
@@ -38,12 +37,19 @@ static const route_t routes[] = {
     {NULL, NULL, NULL, HR_EP_OTHER, 0},
 };
 
+/* A configuration snapshot. The server holds one reference to the current
+ * one and every request one to the snapshot it started with; a SIGHUP
+ * replaces the current one, and the last release frees the old. */
+typedef struct {
+  hr_config_t cfg;
+  int refs; /* guarded by hr_http.cfg_mu */
+} cfg_ref;
+
 struct hr_http {
   struct MHD_Daemon *d;
   hr_registry_t *reg;
-  _Atomic(const hr_config_t *) cfg;
-  hr_config_t *configs[MAX_CONFIGS];
-  int n_configs;
+  pthread_mutex_t cfg_mu;
+  cfg_ref *cfg;
   int port;
   atomic_int inflight;
   atomic_int draining;
@@ -54,7 +60,8 @@ typedef struct {
   struct timespec t0;
   const route_t *route;      /* NULL: 404 */
   int method_ok;
-  const hr_config_t *cfg;
+  const hr_config_t *cfg;    /* &cref->cfg */
+  cfg_ref *cref;
   char *body;
   size_t len, cap;
   char request_id[65];
@@ -63,6 +70,26 @@ typedef struct {
 } conn_t;
 
 /* ------------------------------------------------------------ helpers */
+
+static cfg_ref *cfg_acquire(hr_http_t *h) {
+  cfg_ref *r;
+  pthread_mutex_lock(&h->cfg_mu);
+  r = h->cfg;
+  r->refs++;
+  pthread_mutex_unlock(&h->cfg_mu);
+  return r;
+}
+
+static void cfg_release(hr_http_t *h, cfg_ref *r) {
+  int last;
+  if (r == NULL)
+    return;
+  pthread_mutex_lock(&h->cfg_mu);
+  last = --r->refs == 0;
+  pthread_mutex_unlock(&h->cfg_mu);
+  if (last)
+    free(r);
+}
 
 void hr__http_random_hex(char buf[17]) {
   static _Thread_local uint64_t s;
@@ -234,7 +261,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     *con_cls = cc;
     atomic_fetch_add(&h->inflight, 1);
     clock_gettime(CLOCK_MONOTONIC, &cc->t0);
-    cc->cfg = atomic_load(&h->cfg);
+    cc->cref = cfg_acquire(h);
+    cc->cfg = &cc->cref->cfg;
     rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
     if (valid_request_id(rid))
       snprintf(cc->request_id, sizeof(cc->request_id), "%s", rid);
@@ -336,6 +364,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
   if (cc == NULL)
     return;
+  cfg_release(h, cc->cref);
   free(cc->body);
   free(cc);
   *con_cls = NULL;
@@ -390,7 +419,9 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
   if (h == NULL)
     return NULL;
   h->reg = reg;
+  pthread_mutex_init(&h->cfg_mu, NULL);
   if (hr_http_set_config(h, cfg) != 0) {
+    pthread_mutex_destroy(&h->cfg_mu);
     free(h);
     return NULL;
   }
@@ -412,8 +443,8 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
   if (h->d == NULL) {
     hr_error_set(err, HR_EIO, "listen", "cannot listen on %s:%d",
                  cfg->listen_host, cfg->listen_port);
-    for (int i = 0; i < h->n_configs; i++)
-      free(h->configs[i]);
+    cfg_release(h, h->cfg);
+    pthread_mutex_destroy(&h->cfg_mu);
     free(h);
     return NULL;
   }
@@ -425,15 +456,16 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
 int hr_http_port(const hr_http_t *h) { return h->port; }
 
 int hr_http_set_config(hr_http_t *h, const hr_config_t *cfg) {
-  hr_config_t *copy;
-  if (h->n_configs >= MAX_CONFIGS)
-    return HR_ETOOMANY;
-  copy = malloc(sizeof(*copy));
-  if (copy == NULL)
+  cfg_ref *r = malloc(sizeof(*r)), *old;
+  if (r == NULL)
     return HR_ENOMEM;
-  *copy = *cfg;
-  h->configs[h->n_configs++] = copy;
-  atomic_store(&h->cfg, copy);
+  r->cfg = *cfg;
+  r->refs = 1; /* the server's */
+  pthread_mutex_lock(&h->cfg_mu);
+  old = h->cfg;
+  h->cfg = r;
+  pthread_mutex_unlock(&h->cfg_mu);
+  cfg_release(h, old);
   return 0;
 }
 
@@ -444,8 +476,6 @@ void hr_http_stop(hr_http_t *h, int grace_ms) {
   atomic_store(&h->draining, 1);
   /* Stop accepting; connections already open are served until done. */
   MHD_socket s = MHD_quiesce_daemon(h->d);
-  if (s != MHD_INVALID_SOCKET)
-    close(s);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -459,7 +489,11 @@ void hr_http_stop(hr_http_t *h, int grace_ms) {
     hr_log(HR_LOG_WARN, "drain_timeout",
            json_pack("{s:i}", "inflight", atomic_load(&h->inflight)));
   MHD_stop_daemon(h->d);
-  for (int i = 0; i < h->n_configs; i++)
-    free(h->configs[i]);
+  /* MHD leaves a quiesced listening socket to us, to close only after the
+   * worker threads are gone. */
+  if (s != MHD_INVALID_SOCKET)
+    close(s);
+  cfg_release(h, h->cfg);
+  pthread_mutex_destroy(&h->cfg_mu);
   free(h);
 }

@@ -189,7 +189,7 @@ static void on_hup(uv_signal_t *sig, int signum) {
   next.event = c.event;
   if (hr_http_set_config(s->http, &next) != 0) {
     hr_log(HR_LOG_ERROR, "config_reload_failed",
-           json_pack("{s:s}", "reason", "too many reloads; restart the server"));
+           json_pack("{s:s}", "reason", "out of memory"));
     return;
   }
   s->cfg = next;

@@ -208,3 +208,22 @@ HR_TEST_T(lifecycle_valgrind_start_serve_stop_no_leak, 240) {
   e.stopped = 1;
   return 0;
 }
+
+HR_TEST_T(lifecycle_many_sighups_keep_working, 90) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"recommend\":{\"max_k\":50}}"};
+  int ok;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  for (int i = 1; i <= 100; i++) {
+    ASSERT_EQ(kill(e.srv.pid, SIGHUP), 0);
+    HRT_POLL(ok, 5000,
+             hrt_server_log_count(&e.srv, "\"config_reloaded\"", NULL) == i);
+    ASSERT_MSG(ok, "reload %d not applied", i);
+    if (i % 10 == 0)
+      ASSERT_EQ(recommend_status(&e, 6), 200);
+  }
+  ASSERT_EQ(hrt_server_log_count(&e.srv, "\"config_reload_failed\"", NULL), 0);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
