@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_REFUSED 64
+#define MAX_REASONS 64 /* refusals shown with their reason in /models */
 
 typedef struct {
   uint64_t version;
@@ -23,7 +23,11 @@ typedef struct {
   char dir[PATH_MAX];
   pthread_mutex_t mu;
   hr_snapshot_t *cur;
-  refused_t refused[MAX_REFUSED]; /* ring; guarded by mu */
+  /* Guarded by mu: every refused version (sorted, never retried), and the
+   * reasons of the latest MAX_REASONS in a ring. */
+  uint64_t *refused_set;
+  size_t n_refused_set, cap_refused_set;
+  refused_t reasons[MAX_REASONS];
   int n_refused;
 } slot_t;
 
@@ -59,6 +63,7 @@ void hr_registry_free(hr_registry_t *r) {
     return;
   for (int i = 0; i < r->n; i++) {
     snapshot_free(r->slots[i].cur);
+    free(r->slots[i].refused_set);
     pthread_mutex_destroy(&r->slots[i].mu);
   }
   free(r);
@@ -98,18 +103,41 @@ unsigned long hr_registry_refused_count(const hr_registry_t *r) {
 }
 
 static int is_refused(slot_t *s, uint64_t v) {
+  size_t lo = 0, hi;
   int found = 0;
   pthread_mutex_lock(&s->mu);
-  for (int i = 0; i < s->n_refused && i < MAX_REFUSED; i++)
-    if (s->refused[i].version == v)
-      found = 1;
+  hi = s->n_refused_set;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (s->refused_set[mid] < v)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  found = lo < s->n_refused_set && s->refused_set[lo] == v;
   pthread_mutex_unlock(&s->mu);
   return found;
 }
 
 static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why) {
   pthread_mutex_lock(&s->mu);
-  refused_t *e = &s->refused[s->n_refused % MAX_REFUSED];
+  if (s->n_refused_set == s->cap_refused_set) {
+    size_t nc = s->cap_refused_set ? s->cap_refused_set * 2 : 16;
+    uint64_t *n = realloc(s->refused_set, nc * sizeof(uint64_t));
+    if (n != NULL) {
+      s->refused_set = n;
+      s->cap_refused_set = nc;
+    }
+  }
+  if (s->n_refused_set < s->cap_refused_set) { /* else: retried, no harm */
+    size_t i = s->n_refused_set++;
+    while (i > 0 && s->refused_set[i - 1] > v) {
+      s->refused_set[i] = s->refused_set[i - 1];
+      i--;
+    }
+    s->refused_set[i] = v;
+  }
+  refused_t *e = &s->reasons[s->n_refused % MAX_REASONS];
   e->version = v;
   snprintf(e->reason, sizeof(e->reason), "%s", why);
   s->n_refused++;
@@ -125,40 +153,54 @@ static int cmp_desc(const void *a, const void *b) {
   return (x < y) - (x > y);
 }
 
-/* Numeric version directories of a slot, newest first. */
-static size_t list_versions(const char *dir, uint64_t *out, size_t cap) {
+/* Numeric version directories of a slot newer than `above`, newest first
+ * (new array, free()); *n their count. Every entry is read: the listing
+ * order of a directory says nothing about versions. */
+static uint64_t *list_versions(const char *dir, uint64_t above, size_t *n) {
   DIR *d = opendir(dir);
   struct dirent *e;
-  size_t n = 0;
+  uint64_t *v = NULL;
+  size_t cap = 0;
 
+  *n = 0;
   if (d == NULL)
-    return 0;
-  while ((e = readdir(d)) != NULL && n < cap) {
+    return NULL;
+  while ((e = readdir(d)) != NULL) {
     const char *p = e->d_name;
     char *end;
     if (*p < '1' || *p > '9')
       continue; /* skips ".", "..", ".tmp-*" and "0" */
     errno = 0;
-    unsigned long long v = strtoull(p, &end, 10);
-    if (errno || *end != '\0')
+    unsigned long long x = strtoull(p, &end, 10);
+    if (errno || *end != '\0' || x <= above)
       continue;
-    out[n++] = v;
+    if (*n == cap) {
+      size_t nc = cap ? cap * 2 : 16;
+      uint64_t *nv = realloc(v, nc * sizeof(uint64_t));
+      if (nv == NULL)
+        break;
+      v = nv;
+      cap = nc;
+    }
+    v[(*n)++] = x;
   }
   closedir(d);
-  qsort(out, n, sizeof(uint64_t), cmp_desc);
-  return n;
+  if (*n > 1)
+    qsort(v, *n, sizeof(uint64_t), cmp_desc);
+  return v;
 }
 
 static int scan_slot(hr_registry_t *r, slot_t *s) {
-  uint64_t versions[4096];
-  size_t n = list_versions(s->dir, versions, 4096);
-  uint64_t current = 0;
+  uint64_t *versions, current = 0;
+  size_t n;
+  int changed = 0;
 
   pthread_mutex_lock(&s->mu);
   if (s->cur)
     current = hr_model_version(s->cur->model);
   pthread_mutex_unlock(&s->mu);
-  for (size_t i = 0; i < n && versions[i] > current; i++) {
+  versions = list_versions(s->dir, current, &n);
+  for (size_t i = 0; i < n && !changed; i++) {
     char path[PATH_MAX];
     hr_error_t err = {0};
     hr_model_t *m;
@@ -179,7 +221,7 @@ static int scan_slot(hr_registry_t *r, slot_t *s) {
     snap = calloc(1, sizeof(*snap));
     if (snap == NULL) {
       hr_model_free(m);
-      return 0;
+      break;
     }
     snap->model = m;
     snap->_refs = 1; /* the slot's reference */
@@ -202,9 +244,10 @@ static int scan_slot(hr_registry_t *r, slot_t *s) {
                      (t1.tv_sec - t0.tv_sec) * 1e3 +
                          (t1.tv_nsec - t0.tv_nsec) / 1e6));
     hr_snapshot_release(r, (int)(s - r->slots), old);
-    return 1;
+    changed = 1;
   }
-  return 0;
+  free(versions);
+  return changed;
 }
 
 int hr_registry_scan(hr_registry_t *r) {
@@ -243,12 +286,13 @@ json_t *hr_registry_describe(hr_registry_t *r) {
       json_object_set_new(o, "version", json_null());
     }
     pthread_mutex_lock(&s->mu);
-    int n = s->n_refused < MAX_REFUSED ? s->n_refused : MAX_REFUSED;
-    for (int j = 0; j < n; j++)
+    int n = s->n_refused < MAX_REASONS ? s->n_refused : MAX_REASONS;
+    for (int j = 0; j < n; j++) { /* newest first */
+      const refused_t *f = &s->reasons[(s->n_refused - 1 - j) % MAX_REASONS];
       json_array_append_new(
-          refused, json_pack("{s:I,s:s}", "version",
-                             (json_int_t)s->refused[j].version, "reason",
-                             s->refused[j].reason));
+          refused, json_pack("{s:I,s:s}", "version", (json_int_t)f->version,
+                             "reason", f->reason));
+    }
     pthread_mutex_unlock(&s->mu);
     json_object_set_new(o, "refused", refused);
     json_array_append_new(slots, o);

@@ -227,3 +227,31 @@ HR_TEST_T(lifecycle_many_sighups_keep_working, 90) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+HR_TEST_T(lifecycle_many_versions_refused_once, 120) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100}", .no_model = 1};
+  char dir[PATH_MAX];
+  int ok;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  ASSERT_EQ(hrt_fixture_get(&e.fx), 0);
+  /* 3000 broken versions newer than the one valid version, created before
+   * it so that the directory listing does not put the newest first. */
+  for (int v = 2000; v < 5000; v++) {
+    hrt_fmt(dir, sizeof(dir), "%s/default/%d", e.models, v);
+    ASSERT_EQ(hrt_mkdirs(dir), 0);
+  }
+  hrt_fmt(dir, sizeof(dir), "%s/default/1000", e.models);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  HRT_POLL(ok, 20000, served_version(&e) == 1000);
+  ASSERT_MSG(ok, "version 1000 not served (%lld)", served_version(&e));
+  hrt_sleep_ms(500); /* several more scans */
+  char *m = hrt_metrics(&e);
+  ASSERT_NOT_NULL(m);
+  ASSERT_DBL_NEAR(hrt_metric(m, "hyperrec_model_refused_total", NULL), 3000,
+                  1e-9);
+  free(m);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
