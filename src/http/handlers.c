@@ -44,6 +44,43 @@ static size_t map_ids(const hr_model_t *m, const char *const *ids, size_t n,
   return w;
 }
 
+typedef struct {
+  long idx;
+  size_t pos;
+} idx_pos;
+
+static int cmp_idx_pos(const void *a, const void *b) {
+  const idx_pos *x = a, *y = b;
+  if (x->idx != y->idx)
+    return (x->idx > y->idx) - (x->idx < y->idx);
+  return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* Drops repeated items, keeping each one's first (newest) position and the
+ * order. O(n log n): histories can be long (recommend.max_history). */
+static size_t dedupe_keep_first(long *v, size_t n) {
+  idx_pos *t;
+  size_t w = 0;
+
+  if (n < 2)
+    return n;
+  t = malloc(sizeof(*t) * n);
+  if (t == NULL) { /* keep duplicates rather than fail the request */
+    return n;
+  }
+  for (size_t i = 0; i < n; i++)
+    t[i] = (idx_pos){v[i], i};
+  qsort(t, n, sizeof(*t), cmp_idx_pos);
+  for (size_t i = 0; i < n; i++) /* mark later copies */
+    if (i > 0 && t[i].idx == t[i - 1].idx)
+      v[t[i].pos] = -1;
+  free(t);
+  for (size_t i = 0; i < n; i++)
+    if (v[i] >= 0)
+      v[w++] = v[i];
+  return w;
+}
+
 void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   const hr_config_t *cfg = req->cfg;
   hr_recommend_req_t r;
@@ -105,18 +142,7 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   }
   n_hist = map_ids(m, r.history, r.n_history, hist);
   n_hist += map_ids(m, (const char *const *)st.hist, st.n_hist, hist + n_hist);
-  {
-    /* De-duplicate, keeping each item's newest position. */
-    size_t w = 0;
-    for (size_t i = 0; i < n_hist; i++) {
-      int seen = 0;
-      for (size_t j = 0; j < w && !seen; j++)
-        seen = hist[j] == hist[i];
-      if (!seen)
-        hist[w++] = hist[i];
-    }
-    n_hist = w;
-  }
+  n_hist = dedupe_keep_first(hist, n_hist);
   hr_history_t h = {hist, n_hist};
   if (hr_model_user_vector(m, user_idx, &h, uvec) != 0) {
     hr_error_set(&err, HR_EINTERNAL, "", "model failed to embed the user");
