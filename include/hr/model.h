@@ -91,6 +91,8 @@ typedef struct {
  *  The model combines what it learned about a known user with `recent` (for
  *  iALS: a recency-weighted fold-in over the user's training history plus
  *  `recent`), so an event changes the next answer without retraining.
+ *  A known user with no `recent` gets the stored learned vector (the same
+ *  solution, without the solve).
  *  With no information at all the vector is all zeros and
  *  hr_model_score_items yields the popularity prior alone.
  *  Returns 0, or HR_EINVAL (bad index) / HR_ENOMEM. Thread-safe. */

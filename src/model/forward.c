@@ -155,6 +155,12 @@ int hr_model_user_vector(const hr_model_t *m, long user_idx,
   for (size_t j = 0; j < nrec; j++)
     if (recent->items[j] < 0 || (size_t)recent->items[j] >= m->n_items)
       return HR_EINVAL;
+  if (user_idx >= 0 && nrec == 0) {
+    /* Nothing new since training: the fold-in would solve exactly the
+     * system of the trainer's final user step, whose answer is stored. */
+    memcpy(out, m->user_emb + (size_t)user_idx * d, d * sizeof(*out));
+    return 0;
+  }
   if (user_idx >= 0)
     hist = hr_model_user_history(m, user_idx, &nhist);
   total = nrec + nhist;

@@ -434,7 +434,17 @@ HR_TEST(model_foldin_reproduces_learned_vector) {
   for (long u = 0; u < 50; u++) {
     const float *x = (const float *)ue.data + u * 16;
     double diff = 0, norm = 0;
-    ASSERT_EQ(hr_model_user_vector(m, u, NULL, v), 0);
+    size_t nh;
+    const int32_t *hist = hr_model_user_history(m, u, &nh);
+    long recent[512];
+    /* Replaying the user's own history as "recent" (newest first) forces
+     * the fold-in solve; it must land on the stored vector, which is what
+     * lets the forward pass return that vector when nothing is new. */
+    ASSERT(nh > 0 && nh <= 512);
+    for (size_t j = 0; j < nh; j++)
+      recent[j] = hist[nh - 1 - j];
+    hr_history_t h = {recent, nh};
+    ASSERT_EQ(hr_model_user_vector(m, u, &h, v), 0);
     for (int k = 0; k < 16; k++) {
       diff += (v[k] - x[k]) * (v[k] - x[k]);
       norm += x[k] * x[k];
