@@ -181,3 +181,43 @@ HR_TEST(api_error_body_shape) {
   ASSERT_STR_EQ(hr_err_name(HR_EREDIS), "REDIS");
   return 0;
 }
+
+HR_TEST(api_error_body_always_valid_json) {
+  hr_config_t cfg;
+  hr_recommend_req_t r;
+  hr_error_t err = {0};
+  char body[512] = "{\"user_id\":\"u\",\"";
+  size_t n = strlen(body);
+
+  /* An unknown field name of 40 two-byte characters: the error's field and
+   * message are cut to fixed sizes, possibly inside a character. */
+  for (int i = 0; i < 40; i++) {
+    body[n++] = (char)0xc3;
+    body[n++] = (char)0xa9;
+  }
+  snprintf(body + n, sizeof(body) - n, "\":1}");
+  hr_config_defaults(&cfg);
+  ASSERT_EQ(hr_api_parse_recommend(body, strlen(body), &cfg, NOW, &r, &err),
+            HR_EUNKNOWNFIELD);
+  char *s = hr_api_error_body(&err);
+  ASSERT_NOT_NULL(s);
+  json_t *j = json_loads(s, 0, NULL);
+  ASSERT_MSG(j != NULL, "not JSON: %s", s);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+                "unknown_field");
+  json_decref(j);
+  free(s);
+  /* Raw bytes that are not UTF-8 at all. */
+  hr_error_clear(&err);
+  hr_error_set(&err, HR_EMETHOD, "", "%s not allowed", "F\xc3O\xff");
+  s = hr_api_error_body(&err);
+  j = json_loads(s, 0, NULL);
+  ASSERT_MSG(j != NULL, "not JSON: %s", s);
+  json_decref(j);
+  free(s);
+  /* "history": null does not make an anonymous request. */
+  hr_error_clear(&err);
+  ASSERT_EQ(hr_api_parse_recommend("{\"history\":null}", 16, &cfg, NOW, &r, &err),
+            HR_EMISSING);
+  return 0;
+}
