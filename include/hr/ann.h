@@ -1,0 +1,97 @@
+/* ann.h -- approximate nearest-neighbour retrieval by inner product: an HNSW
+ * graph over item embeddings, and its exact brute-force twin.
+ *
+ * The trainer builds an index after the item vectors (hr_ann_build) and
+ * writes it to the model directory (hr_ann_save -> index.bin); the server
+ * maps it read-only (hr_ann_open) and searches it on every request thread.
+ * For cosine similarity, normalise the vectors (and queries) first.
+ *
+ * Threads: a built or opened index is immutable; any number of threads may
+ * search it at once, each with its own hr_ann_scratch_t (visited marks,
+ * heaps: O(n) bytes, allocate once per thread and reuse). Building uses
+ * `threads` worker threads and is deterministic for a given (seed, threads,
+ * input). Errors: constructors return NULL with `err` set; others return 0
+ * or a negative HR_E* code (err.h). Nothing here logs.
+ *
+ * index.bin starts with a header (magic, format version, dim, counts,
+ * parameters, a CRC-32 of everything after the header); hr_ann_open
+ * refuses a file whose magic, version, sizes or checksum do not add up, with
+ * a message naming the file. Format: docs/model-format.md. */
+#ifndef HR_ANN_H
+#define HR_ANN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hr/err.h"
+
+#define HR_ANN_MAGIC "HRANN001" /* first 8 bytes of index.bin */
+#define HR_ANN_FORMAT_VERSION 1
+
+typedef struct hr_ann hr_ann_t;
+typedef struct hr_ann_scratch hr_ann_scratch_t;
+
+typedef struct {
+  int M;               /* links per node on upper levels (level 0: 2*M); 16 */
+  int ef_construction; /* beam width while building; 200 */
+  int threads;         /* build threads; 2 */
+  uint64_t seed;       /* level draws and tie-breaks; 1 */
+} hr_ann_params_t;
+
+/** Fill `p` with the defaults above. */
+void hr_ann_params_default(hr_ann_params_t *p);
+
+/* ----------------------------------------------------------- lifecycle */
+
+/** Build an index over n row-major vectors of `dim` floats (borrowed for
+ *  the call; the index keeps what it needs). n >= 1, 1 <= dim <= 4096.
+ *  Returns a new index or NULL (HR_EINVAL, HR_ENOMEM). */
+hr_ann_t *hr_ann_build(const float *x, size_t n, int dim,
+                       const hr_ann_params_t *p, hr_error_t *err);
+
+/** Write the index to `path` (written to path.tmp, fsync'd, renamed).
+ *  Returns 0 or HR_EIO. */
+int hr_ann_save(const hr_ann_t *a, const char *path, hr_error_t *err);
+
+/** Map `path` read-only and validate it (HR_EIO, HR_EFORMAT, HR_EVERSION,
+ *  HR_ECHECKSUM). Load time is a checksum pass, not a rebuild. */
+hr_ann_t *hr_ann_open(const char *path, hr_error_t *err);
+
+/** Release an index (built or opened). NULL is a no-op. */
+void hr_ann_free(hr_ann_t *a);
+
+/** Per-thread search scratch for `a` (or any index with no more items). */
+hr_ann_scratch_t *hr_ann_scratch_new(const hr_ann_t *a);
+void hr_ann_scratch_free(hr_ann_scratch_t *s);
+
+/* ------------------------------------------------------------- search */
+
+/** The k items with the largest inner product with q (dim floats), best
+ *  first, into ids/scores (k entries each; scores may be NULL). `ef` is the
+ *  beam width (raised to k when smaller). Items listed in `excl` (sorted
+ *  ascending, unique dense ids) are never returned, and the search widens
+ *  so that excluding them costs no recall. Scores are exact float inner
+ *  products. Returns the number of results (< k only when fewer items
+ *  remain). Thread-safe with one scratch per thread. */
+size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
+                     size_t k, int ef, const uint32_t *excl, size_t n_excl,
+                     uint32_t *ids, float *scores);
+
+/** The exact twin: the same contract computed by scoring every vector
+ *  (OpenBLAS sgemv) and selecting the top k. x is n x dim, row-major. */
+size_t hr_ann_brute_search(const float *x, size_t n, int dim, const float *q,
+                           size_t k, const uint32_t *excl, size_t n_excl,
+                           uint32_t *ids, float *scores);
+
+/* ------------------------------------------------------- introspection */
+
+size_t hr_ann_size(const hr_ann_t *a);      /* number of items */
+int hr_ann_dim(const hr_ann_t *a);
+/** Bytes the index occupies in memory (everything search touches). */
+size_t hr_ann_memory_bytes(const hr_ann_t *a);
+const hr_ann_params_t *hr_ann_params(const hr_ann_t *a);
+/** Name of the distance kernel chosen at start ("avx512", "avx2",
+ *  "scalar"). */
+const char *hr_ann_kernel_name(void);
+
+#endif
