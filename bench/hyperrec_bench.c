@@ -7,7 +7,16 @@
  * `http` sends N POST requests over C keep-alive connections (one thread
  * each) with bodies {"user_id":"<P><1..U, zero-padded to W>","k":K} and prints latency
  * percentiles and throughput as one JSON line. It talks to the address it is
- * given (the bench scripts give 127.0.0.1) and stops after N requests. */
+ * given (the bench scripts give 127.0.0.1) and stops after N requests.
+ *
+ *   hyperrec-bench ann --base F --queries F --gt F [--ef LIST] [--threads N]
+ *                  [--M 16] [--efc 200] [--index PATH] [--json]
+ *
+ * `ann` reads VEC1 base/query files and a GT01 ground truth (formats in
+ * ../shared/bench/README.md), builds the HNSW index with N threads (or opens
+ * PATH when it exists; builds and saves it there otherwise), then for each ef
+ * searches every query alone on one thread and prints one JSON line:
+ * recall@10, queries/s, build seconds, index bytes. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -19,6 +28,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "hr/ann.h"
 
 typedef struct {
   struct sockaddr_in addr;
@@ -206,9 +217,182 @@ usage:
   return 2;
 }
 
+/* ------------------------------------------------------------------ ann */
+
+/* Reads a "VEC1"/"GT01" file: magic, uint32 rows, uint32 cols, rows*cols
+ * 4-byte values; the file size must match the header exactly. */
+static void *read_mat(const char *path, const char *magic, uint32_t *rows,
+                      uint32_t *cols) {
+  FILE *f = fopen(path, "rb");
+  char m[4];
+  uint32_t hdr[2];
+  void *buf = NULL;
+  long size;
+  if (f == NULL) {
+    fprintf(stderr, "%s: %s\n", path, strerror(errno));
+    return NULL;
+  }
+  if (fread(m, 1, 4, f) != 4 || memcmp(m, magic, 4) != 0 ||
+      fread(hdr, 4, 2, f) != 2 || hdr[0] == 0 || hdr[1] == 0 ||
+      hdr[1] > 4096 || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 ||
+      (uint64_t)size != 12 + (uint64_t)hdr[0] * hdr[1] * 4) {
+    fprintf(stderr, "%s: not a valid %.4s file (magic, sizes)\n", path, magic);
+    fclose(f);
+    return NULL;
+  }
+  buf = malloc((size_t)hdr[0] * hdr[1] * 4);
+  if (buf == NULL || fseek(f, 12, SEEK_SET) != 0 ||
+      fread(buf, 4, (size_t)hdr[0] * hdr[1], f) != (size_t)hdr[0] * hdr[1]) {
+    fprintf(stderr, "%s: read failed\n", path);
+    free(buf);
+    fclose(f);
+    return NULL;
+  }
+  fclose(f);
+  *rows = hdr[0];
+  *cols = hdr[1];
+  return buf;
+}
+
+static int cmd_ann(int argc, char **argv) {
+  const char *base = NULL, *queries = NULL, *gtp = NULL, *index = NULL;
+  const char *eflist = "10,20,40,80,160,320";
+  hr_ann_params_t p;
+  hr_error_t err = {0};
+  uint32_t n, dim, nq, qdim, ng, kg;
+  float *x = NULL, *q = NULL;
+  int32_t *gt = NULL;
+  hr_ann_t *a = NULL;
+  hr_ann_scratch_t *s = NULL;
+  double build_s = 0, load_s = 0;
+  int rc = 1, loaded = 0;
+
+  hr_ann_params_default(&p);
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      continue; /* JSON lines are the only output format */
+    if (i + 1 >= argc)
+      goto usage;
+    if (strcmp(argv[i], "--base") == 0)
+      base = argv[++i];
+    else if (strcmp(argv[i], "--queries") == 0)
+      queries = argv[++i];
+    else if (strcmp(argv[i], "--gt") == 0)
+      gtp = argv[++i];
+    else if (strcmp(argv[i], "--ef") == 0)
+      eflist = argv[++i];
+    else if (strcmp(argv[i], "--threads") == 0)
+      p.threads = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--M") == 0)
+      p.M = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--efc") == 0)
+      p.ef_construction = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--index") == 0)
+      index = argv[++i];
+    else
+      goto usage;
+  }
+  if (!base || !queries || !gtp || p.threads < 1 || p.M < 2 ||
+      p.ef_construction < 1)
+    goto usage;
+  if ((x = read_mat(base, "VEC1", &n, &dim)) == NULL ||
+      (q = read_mat(queries, "VEC1", &nq, &qdim)) == NULL ||
+      (gt = read_mat(gtp, "GT01", &ng, &kg)) == NULL)
+    goto out;
+  if (qdim != dim || ng < nq || kg < 10) {
+    fprintf(stderr, "ann: files do not match (dim %u/%u, gt %ux%u for %u "
+                    "queries; need k >= 10)\n", dim, qdim, ng, kg, nq);
+    goto out;
+  }
+  for (size_t i = 0; i < (size_t)ng * kg; i++)
+    if (gt[i] < 0 || (uint32_t)gt[i] >= n) {
+      fprintf(stderr, "%s: ground-truth id %d out of range\n", gtp, gt[i]);
+      goto out;
+    }
+  if (index && access(index, F_OK) == 0) {
+    double t0 = now_s();
+    if ((a = hr_ann_open(index, &err)) == NULL) {
+      fprintf(stderr, "ann: %s\n", err.msg);
+      goto out;
+    }
+    load_s = now_s() - t0;
+    loaded = 1;
+    if (hr_ann_size(a) != n || hr_ann_dim(a) != (int)dim) {
+      fprintf(stderr, "ann: %s does not match %s\n", index, base);
+      goto out;
+    }
+  } else {
+    double t0 = now_s();
+    if ((a = hr_ann_build(x, n, (int)dim, &p, &err)) == NULL) {
+      fprintf(stderr, "ann: build: %s\n", err.msg);
+      goto out;
+    }
+    build_s = now_s() - t0;
+    if (index && hr_ann_save(a, index, &err) != 0) {
+      fprintf(stderr, "ann: %s\n", err.msg);
+      goto out;
+    }
+  }
+  if ((s = hr_ann_scratch_new(a)) == NULL)
+    goto out;
+  uint32_t *found = malloc((size_t)nq * 10 * sizeof(uint32_t));
+  if (found == NULL)
+    goto out;
+  for (const char *e = eflist; *e;) {
+    int ef = atoi(e);
+    size_t hits = 0;
+    double t0, dt;
+    if (ef < 1) {
+      free(found);
+      goto usage;
+    }
+    memset(found, 0xff, (size_t)nq * 10 * sizeof(uint32_t));
+    t0 = now_s();
+    for (uint32_t i = 0; i < nq; i++)
+      hr_ann_search(a, s, q + (size_t)i * dim, 10, ef, NULL, 0,
+                    found + (size_t)i * 10, NULL);
+    dt = now_s() - t0;
+    for (uint32_t i = 0; i < nq; i++) /* outside the timed loop */
+      for (int j = 0; j < 10; j++)
+        for (int t = 0; t < 10; t++)
+          if (found[(size_t)i * 10 + j] == (uint32_t)gt[(size_t)i * kg + t]) {
+            hits++;
+            break;
+          }
+    printf("{\"method\":\"hyperrec\",\"ef\":%d,\"recall@10\":%.4f,\"qps\":%.1f,"
+           "\"build_s\":%.2f,\"load_s\":%.3f,\"loaded\":%s,\"index_bytes\":%zu,"
+           "\"n\":%u,\"dim\":%u,\"threads\":%d,\"kernel\":\"%s\"}\n",
+           ef, (double)hits / (10.0 * nq), nq / dt, build_s, load_s,
+           loaded ? "true" : "false", hr_ann_memory_bytes(a), n, dim,
+           hr_ann_params(a)->threads, hr_ann_kernel_name());
+    fflush(stdout);
+    while (*e && *e != ',')
+      e++;
+    if (*e == ',')
+      e++;
+  }
+  free(found);
+  rc = 0;
+out:
+  hr_ann_scratch_free(s);
+  hr_ann_free(a);
+  free(x);
+  free(q);
+  free(gt);
+  return rc;
+usage:
+  fprintf(stderr, "usage: hyperrec-bench ann --base F --queries F --gt F "
+                  "[--ef LIST] [--threads N] [--M 16] [--efc 200]\n"
+                  "       [--index PATH] [--json]\n");
+  rc = 2;
+  goto out;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "http") == 0)
     return cmd_http(argc, argv);
-  fprintf(stderr, "usage: hyperrec-bench http ...\n");
+  if (argc >= 2 && strcmp(argv[1], "ann") == 0)
+    return cmd_ann(argc, argv);
+  fprintf(stderr, "usage: hyperrec-bench http ... | ann ...\n");
   return 2;
 }
