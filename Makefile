@@ -127,6 +127,13 @@ _asan: all $(BUILD)/hr-tests
 _bench: all
 	@./bench/run.sh
 
+# ANN index against hnswlib (bench/run_ann.sh; long: builds 1M twice per run).
+.PHONY: bench-ann _bench-ann
+bench-ann: check-deps
+	@$(MAKE) --no-print-directory _bench-ann
+_bench-ann: all
+	@./bench/run_ann.sh
+
 demo: run
 
 clean:
