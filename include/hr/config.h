@@ -60,6 +60,11 @@ typedef struct {
   struct {
     int max_batch;
   } event;
+  struct {
+    int min_items;              /* smaller catalogues are scored exactly */
+    int candidates;             /* retrieved from the index, then ranked */
+    int ef;                     /* search beam width */
+  } ann;
 } hr_config_t;
 
 /** Fill `c` with the built-in defaults. */

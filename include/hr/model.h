@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "hr/ann.h"
 #include "hr/err.h"
 
 #define HR_MODEL_FORMAT_VERSION 1 /* manifest "format_version" and model.bin */
@@ -64,6 +65,9 @@ size_t hr_model_n_users(const hr_model_t *m);
 uint64_t hr_model_size_bytes(const hr_model_t *m);
 /** The parsed manifest. Borrowed: valid while the model is. */
 const json_t *hr_model_manifest(const hr_model_t *m);
+/** The version's ANN index over its item embeddings (index.bin), or NULL
+ *  when it has none. Borrowed: valid while the model is. */
+const hr_ann_t *hr_model_ann(const hr_model_t *m);
 /** Find a tensor by name; 0 and *out filled, or HR_ENOTFOUND. */
 int hr_model_tensor(const hr_model_t *m, const char *name, hr_tensor_t *out);
 
@@ -105,6 +109,15 @@ int hr_model_user_vector(const hr_model_t *m, long user_idx,
  *  Thread-safe; one sgemv. */
 void hr_model_score_items(const hr_model_t *m, const float *u, float *out);
 
+/** The same score for the n items `ids` only (candidates from the index):
+ *  out[j] = <u, item_ids[j]> + prior. Ids must be < n_items. Thread-safe. */
+void hr_model_score_subset(const hr_model_t *m, const float *u,
+                           const uint32_t *ids, size_t n, float *out);
+
+/** The popularity prior alone (n_items floats; zeros when the model has
+ *  none): the ranking for a user the model knows nothing about. */
+const float *hr_model_item_prior(const hr_model_t *m);
+
 /* ============================================================ additions
  * Below: the writer, the id map and the iALS kernels, shared by the loader,
  * the server's forward pass and the trainer (src/train), so that what the
@@ -126,6 +139,9 @@ typedef struct {
   json_t *params;                   /* manifest "params" (copied), required */
   json_t *data;                     /* manifest "data" (copied), may be NULL */
   json_t *metrics;                  /* manifest "metrics" (copied), NULL ok */
+  /* When not NULL, an ANN index over the "item_emb" tensor is built with
+   * these parameters and written as index.bin (docs/ann.md). */
+  const hr_ann_params_t *ann;
 } hr_model_spec_t;
 
 /** Write a new version of the slot `slot_dir` (MODELS/NAME, created if

@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "hr/err.h"
+#include "hr/ann.h"
 #include "hr/model.h"
 
 /* ------------------------------------------------------------ data set */
@@ -86,6 +87,8 @@ typedef struct {
   hr_ials_params_t p;      /* alpha, reg, decay, floor, cap */
   float prior;             /* scale of the popularity prior */
   int progress;            /* 1: epoch lines on stderr */
+  int index;               /* 1: build index.bin over the item vectors */
+  hr_ann_params_t ann;     /* its parameters */
 } hr_ials_opts_t;
 
 /** The tuned defaults (docs/training.md). */
@@ -170,5 +173,12 @@ typedef struct {
 /** Synthetic data with context effects into dir (created if missing):
  *  events.csv, items.csv, contexts.csv. Deterministic for a seed. */
 int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err);
+
+/* ----------------------------------------------------------- vectors */
+
+/** Read a VEC1 file (../shared/bench/README.md): a new n x dim row-major
+ *  array (free()), or NULL with err set (HR_EIO, HR_EFORMAT, HR_ENOMEM).
+ *  The header must match the file size exactly. */
+float *hr_vec_read(const char *path, size_t *n, int *dim, hr_error_t *err);
 
 #endif

@@ -82,6 +82,14 @@ static const key_desc keys[] = {
    100000, "1000", "longest request `exclude` accepted (reloadable)"},
   {"event.max_batch", K_INT, OFF(event.max_batch), 0, 0, 1, 10000, "100",
    "most events in one /event batch (reloadable)"},
+  {"ann.min_items", K_INT, OFF(ann.min_items), 0, 0, 0, 2000000000, "20000",
+   "catalogues smaller than this are scored exactly, without the index "
+   "(reloadable)"},
+  {"ann.candidates", K_INT, OFF(ann.candidates), 0, 0, 1, 100000, "200",
+   "candidates retrieved from the index before ranking; at least k "
+   "(reloadable)"},
+  {"ann.ef", K_INT, OFF(ann.ef), 0, 0, 1, 100000, "200",
+   "index search beam width; raised to the candidate count (reloadable)"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

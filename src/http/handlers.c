@@ -8,6 +8,7 @@
 #include "hr/ranker.h"
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,107 @@ static size_t map_ids(const hr_model_t *m, const char *const *ids, size_t n,
       out[w++] = idx;
   }
   return w;
+}
+
+/* ------------------------------------------------------------ retrieval */
+
+/* Each worker thread keeps one ANN search scratch (visited marks and
+ * heaps, O(catalogue) bytes), grown when a larger model arrives and freed
+ * when the thread exits. */
+typedef struct {
+  hr_ann_scratch_t *s;
+  size_t cap;
+} scratch_slot;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_slot_free(void *p) {
+  scratch_slot *slot = p;
+  hr_ann_scratch_free(slot->s);
+  free(slot);
+}
+
+static void scratch_key_make(void) {
+  pthread_key_create(&scratch_key, scratch_slot_free);
+}
+
+static hr_ann_scratch_t *thread_scratch(const hr_ann_t *a) {
+  scratch_slot *slot;
+
+  pthread_once(&scratch_once, scratch_key_make);
+  slot = pthread_getspecific(scratch_key);
+  if (slot == NULL) {
+    slot = calloc(1, sizeof(*slot));
+    if (slot == NULL || pthread_setspecific(scratch_key, slot) != 0) {
+      free(slot);
+      return NULL;
+    }
+  }
+  if (slot->s == NULL || slot->cap < hr_ann_size(a)) {
+    hr_ann_scratch_free(slot->s);
+    slot->s = hr_ann_scratch_new(a);
+    slot->cap = slot->s ? hr_ann_size(a) : 0;
+  }
+  return slot->s;
+}
+
+/* The k best items for user vector u, not in excl (sorted, unique):
+ *  - "popularity" when u is zero (the model knows nothing of the user),
+ *  - "ann": candidates from the index, scored exactly, when the version has
+ *    an index and the catalogue is at least ann.min_items,
+ *  - "exact": every item scored (one sgemv) otherwise.
+ * Returns 0 or HR_ENOMEM. */
+static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
+                      const float *u, const long *excl, size_t n_excl,
+                      size_t k, hr_scored_t *top, size_t *n_top,
+                      const char **path) {
+  size_t n = hr_model_n_items(m);
+  const hr_ann_t *a = hr_model_ann(m);
+  int zero = 1;
+
+  for (int i = 0; i < hr_model_dim(m) && zero; i++)
+    zero = u[i] == 0.0f;
+  if (zero) {
+    *path = "popularity";
+    *n_top = hr_ranker_topk(hr_model_item_prior(m), n, excl, n_excl, k, top);
+    return 0;
+  }
+  if (a != NULL && n >= (size_t)cfg->ann.min_items) {
+    size_t nc = (size_t)cfg->ann.candidates > k ? (size_t)cfg->ann.candidates
+                                                : k;
+    int ef = cfg->ann.ef > (int)nc ? cfg->ann.ef : (int)nc;
+    hr_ann_scratch_t *s = thread_scratch(a);
+    uint32_t *ids = malloc(sizeof(uint32_t) * (nc + n_excl + 1));
+    float *sc = malloc(sizeof(float) * (nc + 1));
+    uint32_t *ex = ids + nc;
+    size_t got;
+
+    if (s == NULL || ids == NULL || sc == NULL) {
+      free(ids);
+      free(sc);
+      return HR_ENOMEM;
+    }
+    for (size_t i = 0; i < n_excl; i++)
+      ex[i] = (uint32_t)excl[i];
+    got = hr_ann_search(a, s, u, nc, ef, ex, n_excl, ids, NULL);
+    hr_model_score_subset(m, u, ids, got, sc);
+    *n_top = hr_ranker_topk(sc, got, NULL, 0, k, top);
+    for (size_t i = 0; i < *n_top; i++)
+      top[i].index = (long)ids[top[i].index];
+    free(ids);
+    free(sc);
+    *path = "ann";
+    return 0;
+  }
+  float *scores = malloc(sizeof(float) * (n + 1));
+  if (scores == NULL)
+    return HR_ENOMEM;
+  hr_model_score_items(m, u, scores);
+  *n_top = hr_ranker_topk(scores, n, excl, n_excl, k, top);
+  free(scores);
+  *path = "exact";
+  return 0;
 }
 
 typedef struct {
@@ -90,7 +192,8 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   int have_state = 0, degraded = 0;
   hr_context_t ctx;
   long *hist = NULL, *excl = NULL;
-  float *uvec = NULL, *scores = NULL;
+  float *uvec = NULL;
+  const char *retrieval = "exact";
   hr_scored_t *top = NULL;
   size_t n_hist = 0, n_excl = 0, n_top;
   const hr_model_t *m;
@@ -133,9 +236,8 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   excl = malloc(sizeof(long) *
                 (r.n_history + st.n_hist + r.n_exclude + n_trained + 1));
   uvec = malloc(sizeof(float) * (size_t)(hr_model_dim(m) > 0 ? hr_model_dim(m) : 1));
-  scores = malloc(sizeof(float) * (hr_model_n_items(m) + 1));
   top = malloc(sizeof(hr_scored_t) * (size_t)r.k);
-  if (!hist || !excl || !uvec || !scores || !top) {
+  if (!hist || !excl || !uvec || !top) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &err);
     goto out;
@@ -149,14 +251,17 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
     hr__http_error(resp, &err);
     goto out;
   }
-  hr_model_score_items(m, uvec, scores);
   memcpy(excl, hist, sizeof(long) * n_hist);
   n_excl = n_hist + map_ids(m, r.exclude, r.n_exclude, excl + n_hist);
   for (size_t i = 0; i < n_trained; i++)
     excl[n_excl++] = trained[i];
   n_excl = hr_ranker_sort_unique(excl, n_excl);
-  n_top = hr_ranker_topk(scores, hr_model_n_items(m), excl, n_excl,
-                         (size_t)r.k, top);
+  if (rank_items(m, cfg, uvec, excl, n_excl, (size_t)r.k, top, &n_top,
+                 &retrieval) != 0) {
+    hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+    hr__http_error(resp, &err);
+    goto out;
+  }
 
   hr__http_random_hex(hex);
   snprintf(rid, sizeof(rid), "r1-%s", hex);
@@ -185,13 +290,13 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
         (json_int_t)hr_model_version(m), "variant", "context", c,
         "context_source", src, "history_used", (json_int_t)n_hist, "degraded",
         degraded);
+    json_object_set_new(o, "retrieval", json_string(retrieval));
     reply_json(resp, 200, o);
   }
 out:
   free(hist);
   free(excl);
   free(uvec);
-  free(scores);
   free(top);
   if (have_state)
     hr_user_state_destroy(&st);

@@ -202,3 +202,13 @@ void hr_model_score_items(const hr_model_t *m, const float *u, float *out) {
   cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m->n_items, m->dim, 1.0f,
               m->item_emb, m->dim, u, 1, 1.0f, out, 1);
 }
+
+void hr_model_score_subset(const hr_model_t *m, const float *u,
+                           const uint32_t *ids, size_t n, float *out) {
+  for (size_t j = 0; j < n; j++)
+    out[j] = cblas_sdot(m->dim, u, 1, m->item_emb + (size_t)ids[j] * m->dim,
+                        1) +
+             m->item_prior[ids[j]];
+}
+
+const float *hr_model_item_prior(const hr_model_t *m) { return m->item_prior; }

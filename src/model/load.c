@@ -575,6 +575,23 @@ static int bind_ials(ctx_t *c, hr_model_t *m) {
 
 /* ------------------------------------------------------------- lifecycle */
 
+/* index.bin: the ANN graph over item_emb; it must describe this model's
+ * catalogue exactly. */
+static int open_ann(ctx_t *c, hr_model_t *m) {
+  char path[PATH_MAX];
+  hr_error_t e = {0};
+
+  snprintf(path, sizeof(path), "%s/index.bin", c->dir);
+  m->ann = hr_ann_open(path, &e);
+  if (m->ann == NULL)
+    return FAIL(c, e.code ? e.code : HR_EFORMAT, "index.bin", "%s", e.msg);
+  if (hr_ann_size(m->ann) != m->n_items || hr_ann_dim(m->ann) != m->dim)
+    return FAIL(c, HR_EFORMAT, "index.bin",
+                "indexes %zu items of dim %d, the model has %zu of dim %d",
+                hr_ann_size(m->ann), hr_ann_dim(m->ann), m->n_items, m->dim);
+  return 0;
+}
+
 hr_model_t *hr_model_open(const char *dir, hr_error_t *err) {
   hr_model_t *m = calloc(1, sizeof(*m));
   ctx_t c = {.dir = dir, .err = err};
@@ -622,6 +639,9 @@ hr_model_t *hr_model_open(const char *dir, hr_error_t *err) {
          m->kind);
     goto fail;
   }
+  if (json_object_get(files, "index.bin") != NULL &&
+      (rc = open_ann(&c, m)) != 0)
+    goto fail;
   return m;
 fail:
   hr_model_free(m);
@@ -633,6 +653,7 @@ void hr_model_free(hr_model_t *m) {
     return;
   if (m->map != NULL)
     munmap(m->map, m->map_len);
+  hr_ann_free(m->ann);
   free(m->tensors);
   hr_idmap_free(m->items);
   hr_idmap_free(m->users);
@@ -645,6 +666,7 @@ void hr_model_free(hr_model_t *m) {
 /* --------------------------------------------------------- introspection */
 
 const char *hr_model_name(const hr_model_t *m) { return m->name; }
+const hr_ann_t *hr_model_ann(const hr_model_t *m) { return m->ann; }
 uint64_t hr_model_version(const hr_model_t *m) { return m->version; }
 const char *hr_model_kind(const hr_model_t *m) { return m->kind; }
 int hr_model_dim(const hr_model_t *m) { return m->dim; }

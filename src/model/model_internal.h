@@ -27,6 +27,7 @@ struct hr_model {
   size_t n_tensors;
 
   hr_idmap_t *items, *users;
+  hr_ann_t *ann;          /* index.bin, NULL when the version has none */
 
   /* kind "ials" */
   hr_ials_params_t ials;

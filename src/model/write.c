@@ -291,13 +291,54 @@ static int write_manifest(const char *dir, json_t *man, const char *name,
   return rc;
 }
 
+/* Builds the ANN index over the spec's item_emb tensor and saves it as
+ * dir/index.bin; its size and CRC-32 go to the manifest. */
+static int write_ann(const char *dir, const hr_model_spec_t *s, uint32_t *crc,
+                     uint64_t *bytes, hr_error_t *err) {
+  const hr_tensor_t *emb = NULL;
+  char path[PATH_MAX];
+  unsigned char buf[1 << 16];
+  hr_ann_t *a;
+  FILE *f;
+  size_t n;
+  int rc;
+
+  for (size_t i = 0; i < s->n_tensors; i++)
+    if (strcmp(s->tensors[i].name, "item_emb") == 0)
+      emb = &s->tensors[i];
+  if (emb == NULL || emb->dtype != HR_DT_F32 || emb->ndim != 2 ||
+      emb->dims[0] != s->n_items || emb->dims[1] != (uint64_t)s->dim)
+    return hr_error_set(err, HR_EINVAL, NULL,
+                        "an index needs an item_emb tensor of n_items x dim");
+  a = hr_ann_build(emb->data, s->n_items, s->dim, s->ann, err);
+  if (a == NULL)
+    return err && err->code ? err->code : HR_ENOMEM;
+  snprintf(path, sizeof(path), "%s/index.bin", dir);
+  rc = hr_ann_save(a, path, err);
+  hr_ann_free(a);
+  if (rc != 0)
+    return rc;
+  /* Checksum what is on disk, as the loader will. */
+  if ((f = fopen(path, "rb")) == NULL)
+    return hr_error_set(err, HR_EIO, NULL, "%s: %s", path, strerror(errno));
+  *crc = 0;
+  *bytes = 0;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
+    *crc = hr_crc32(*crc, buf, n);
+    *bytes += n;
+  }
+  rc = ferror(f) ? hr_error_set(err, HR_EIO, NULL, "%s: read error", path) : 0;
+  fclose(f);
+  return rc;
+}
+
 /* Write the three data files and return the manifest (without name and
  * version, which write_manifest sets). */
 static json_t *write_data(const char *dir, const hr_model_spec_t *s,
                           hr_error_t *err) {
   char path[PATH_MAX], ts[32];
-  uint32_t crc[3];
-  uint64_t bytes[3];
+  uint32_t crc[4];
+  uint64_t bytes[4];
   json_t *man, *files;
 
   if (s->kind == NULL || s->dim < 1 || s->params == NULL ||
@@ -321,11 +362,16 @@ static json_t *write_data(const char *dir, const hr_model_spec_t *s,
                 &bytes[2], err) != 0)
     return NULL;
 
+  if (s->ann != NULL && write_ann(dir, s, &crc[3], &bytes[3], err) != 0)
+    return NULL;
+
   rfc3339_now(ts, sizeof(ts));
   files = json_object();
   json_object_set_new(files, "model.bin", file_entry(bytes[0], crc[0]));
   json_object_set_new(files, "items.tsv", file_entry(bytes[1], crc[1]));
   json_object_set_new(files, "users.tsv", file_entry(bytes[2], crc[2]));
+  if (s->ann != NULL)
+    json_object_set_new(files, "index.bin", file_entry(bytes[3], crc[3]));
   man = json_object();
   if (man == NULL || files == NULL) {
     json_decref(man);
@@ -347,6 +393,12 @@ static json_t *write_data(const char *dir, const hr_model_spec_t *s,
     json_object_set_new(man, "data", json_deep_copy(s->data));
   if (s->metrics != NULL)
     json_object_set_new(man, "metrics", json_deep_copy(s->metrics));
+  if (s->ann != NULL)
+    json_object_set_new(
+        man, "ann",
+        json_pack("{s:s,s:i,s:i,s:i,s:I}", "kind", "hnsw", "M", s->ann->M,
+                  "ef_construction", s->ann->ef_construction, "threads",
+                  s->ann->threads, "seed", (json_int_t)s->ann->seed));
   json_object_set_new(man, "files", files);
   return man;
 }

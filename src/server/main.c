@@ -187,6 +187,7 @@ static void on_hup(uv_signal_t *sig, int signum) {
          sizeof(next.http.unknown_fields));
   next.recommend = c.recommend;
   next.event = c.event;
+  next.ann = c.ann;
   if (hr_http_set_config(s->http, &next) != 0) {
     hr_log(HR_LOG_ERROR, "config_reload_failed",
            json_pack("{s:s}", "reason", "out of memory"));

@@ -240,9 +240,14 @@ int hr_eval_loo(const char *split_dir, int target_test,
                       strerror(errno));
     goto done;
   }
-  if ((rc = hr_train_write_files(vdir, &ds, &h, &fit, o, NULL, "eval", 1,
-                                 err)) != 0)
-    goto done;
+  {
+    /* The protocol ranks the full catalogue exactly: no index needed. */
+    hr_ials_opts_t wo = *o;
+    wo.index = 0;
+    if ((rc = hr_train_write_files(vdir, &ds, &h, &fit, &wo, NULL, "eval", 1,
+                                   err)) != 0)
+      goto done;
+  }
   if ((m = hr_model_open(vdir, err)) == NULL) {
     rc = err && err->code ? err->code : HR_EFORMAT;
     goto done;

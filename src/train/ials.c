@@ -33,6 +33,8 @@ void hr_ials_opts_default(hr_ials_opts_t *o) {
   o->p.cap = 200;
   o->prior = 1e-4f;
   o->progress = 0;
+  o->index = 1;
+  hr_ann_params_default(&o->ann);
 }
 
 static double now_s(void) {
@@ -375,6 +377,7 @@ static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
   t[5] = (hr_tensor_t){"user_hist_items", HR_DT_I32, 1,
                        {h->ptr[nu], 1, 1, 1}, h->items, 0};
   s->kind = "ials";
+  s->ann = o->index ? &o->ann : NULL;
   s->dim = m->dim;
   s->n_items = ni;
   s->n_users = nu;

@@ -23,6 +23,7 @@ static const char usage_main[] =
     "  fit    train a model and publish a new version MODELS/NAME/<version>\n"
     "  eval   leave-last-out evaluation on a MovieLens split (PROTOCOL.md)\n"
     "  gen    write a synthetic data set with context effects\n"
+    "  index  build an ANN index (index.bin) from a VEC1 vector file\n"
     "\n"
     "`hyperrec-train <command> --help` describes each command.\n";
 
@@ -39,7 +40,11 @@ static const char usage_hyper[] =
     "  --iters N       ALS iterations (default 12)\n"
     "  --seed S        random seed (default 1)\n"
     "  --threads N     worker threads (default 2)\n"
-    "  --quiet         no progress on stderr\n";
+    "  --quiet         no progress on stderr\n"
+    "index options (fit writes index.bin, the ANN graph over the items):\n"
+    "  --no-index      do not build index.bin\n"
+    "  --ann-m N       HNSW links per node (default 16)\n"
+    "  --ann-efc N     HNSW build beam width (default 200)\n";
 
 static const char usage_fit[] =
     "usage: hyperrec-train fit (--data PATH [--format movielens|csv] |\n"
@@ -159,8 +164,17 @@ static int hyper_opt(args_t *a, const char *arg, hr_ials_opts_t *o) {
                               16);
   else if (strcmp(arg, "--quiet") == 0)
     o->progress = 0;
+  else if (strcmp(arg, "--no-index") == 0)
+    o->index = 0;
+  else if (is_opt(arg, "--ann-m"))
+    o->ann.M = (int)int_opt(a, "--ann-m", value(a, arg, "--ann-m"), 2, 256);
+  else if (is_opt(arg, "--ann-efc"))
+    o->ann.ef_construction =
+        (int)int_opt(a, "--ann-efc", value(a, arg, "--ann-efc"), 1, 100000);
   else
     return 0;
+  o->ann.threads = o->threads;
+  o->ann.seed = o->seed;
   return 1;
 }
 
@@ -375,6 +389,63 @@ static int cmd_gen(args_t *a) {
   return 0;
 }
 
+static const char usage_index[] =
+    "usage: hyperrec-train index --vectors FILE.vec --out PATH [--ann-m N]\n"
+    "                            [--ann-efc N] [--threads N] [--seed S]\n"
+    "\n"
+    "Builds the HNSW graph over the vectors of a VEC1 file (docs/ann.md) and\n"
+    "writes it to PATH atomically. Inner product; normalise the vectors\n"
+    "first for cosine similarity.\n";
+
+static int cmd_index(args_t *a) {
+  const char *vecs = NULL, *out = NULL;
+  hr_ann_params_t p;
+  hr_error_t err = {0};
+  hr_ann_t *ann;
+  size_t n;
+  int dim, rc;
+  float *x;
+
+  hr_ann_params_default(&p);
+  for (a->i = 1; a->i < a->argc; a->i++) {
+    const char *arg = a->argv[a->i];
+    if (help(arg)) {
+      fputs(usage_index, stdout);
+      return 0;
+    } else if (is_opt(arg, "--vectors"))
+      vecs = value(a, arg, "--vectors");
+    else if (is_opt(arg, "--out"))
+      out = value(a, arg, "--out");
+    else if (is_opt(arg, "--ann-m"))
+      p.M = (int)int_opt(a, "--ann-m", value(a, arg, "--ann-m"), 2, 256);
+    else if (is_opt(arg, "--ann-efc"))
+      p.ef_construction =
+          (int)int_opt(a, "--ann-efc", value(a, arg, "--ann-efc"), 1, 100000);
+    else if (is_opt(arg, "--threads"))
+      p.threads =
+          (int)int_opt(a, "--threads", value(a, arg, "--threads"), 1, 256);
+    else if (is_opt(arg, "--seed"))
+      p.seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
+                                 INT64_MAX);
+    else
+      usage_error(a, "unknown option \"%s\"", arg);
+  }
+  if (vecs == NULL || out == NULL)
+    usage_error(a, "--vectors FILE and --out PATH are required");
+  if ((x = hr_vec_read(vecs, &n, &dim, &err)) == NULL)
+    return fail(&err, err.code);
+  ann = hr_ann_build(x, n, dim, &p, &err);
+  free(x);
+  if (ann == NULL)
+    return fail(&err, err.code ? err.code : HR_ENOMEM);
+  rc = hr_ann_save(ann, out, &err);
+  hr_ann_free(ann);
+  if (rc != 0)
+    return fail(&err, rc);
+  printf("%s\n", out);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   args_t a = {argc - 1, argv + 1, 0, NULL};
 
@@ -392,6 +463,8 @@ int main(int argc, char **argv) {
     return cmd_eval(&a);
   if (strcmp(argv[1], "gen") == 0)
     return cmd_gen(&a);
+  if (strcmp(argv[1], "index") == 0)
+    return cmd_index(&a);
   fprintf(stderr, "%s: unknown command \"%s\"\n\n%s", prog, argv[1],
           usage_main);
   return 2;
