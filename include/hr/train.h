@@ -181,4 +181,19 @@ int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err);
  *  The header must match the file size exactly. */
 float *hr_vec_read(const char *path, size_t *n, int *dim, hr_error_t *err);
 
+/* ------------------------------------------------------- index check */
+
+typedef struct {
+  size_t users;      /* users measured */
+  double recall;     /* |index top-n ∩ exact top-n| / |exact top-n| */
+  double ann_qps;    /* index searches per second, one thread */
+  double exact_qps;  /* brute-force searches per second, one thread */
+} hr_check_result_t;
+
+/** Recall@n of the version `dir`'s index for `users` of its known users
+ *  (evenly spaced), with their real vectors and their training history
+ *  excluded, against the exact top-n; search beam `ef`. 0 or HR_E*. */
+int hr_check_index(const char *dir, size_t users, size_t n, int ef,
+                   hr_check_result_t *res, hr_error_t *err);
+
 #endif

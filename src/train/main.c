@@ -24,6 +24,7 @@ static const char usage_main[] =
     "  eval   leave-last-out evaluation on a MovieLens split (PROTOCOL.md)\n"
     "  gen    write a synthetic data set with context effects\n"
     "  index  build an ANN index (index.bin) from a VEC1 vector file\n"
+    "  check-index  recall of a version's index for its own users\n"
     "\n"
     "`hyperrec-train <command> --help` describes each command.\n";
 
@@ -446,6 +447,54 @@ static int cmd_index(args_t *a) {
   return 0;
 }
 
+static const char usage_check[] =
+    "usage: hyperrec-train check-index --model MODELS/NAME/VERSION\n"
+    "                                  [--users 1000] [--n 200] [--ef LIST]\n"
+    "\n"
+    "For evenly spaced known users: the real user vector, the training\n"
+    "history excluded, the index's top-n against the exact top-n by inner\n"
+    "product. One JSON line per ef: recall@n and searches per second.\n";
+
+static int cmd_check(args_t *a) {
+  const char *model = NULL, *eflist = "200";
+  size_t users = 1000, n = 200;
+  hr_error_t err = {0};
+  char buf[256];
+
+  for (a->i = 1; a->i < a->argc; a->i++) {
+    const char *arg = a->argv[a->i];
+    if (help(arg)) {
+      fputs(usage_check, stdout);
+      return 0;
+    } else if (is_opt(arg, "--model"))
+      model = value(a, arg, "--model");
+    else if (is_opt(arg, "--users"))
+      users = (size_t)int_opt(a, "--users", value(a, arg, "--users"), 1,
+                              10000000);
+    else if (is_opt(arg, "--n"))
+      n = (size_t)int_opt(a, "--n", value(a, arg, "--n"), 1, 100000);
+    else if (is_opt(arg, "--ef"))
+      eflist = value(a, arg, "--ef");
+    else
+      usage_error(a, "unknown option \"%s\"", arg);
+  }
+  if (model == NULL)
+    usage_error(a, "--model MODELS/NAME/VERSION is required");
+  snprintf(buf, sizeof(buf), "%s", eflist);
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
+       t = strtok_r(NULL, ",", &save)) {
+    hr_check_result_t r;
+    int ef = (int)int_opt(a, "--ef", t, 1, 1000000), rc;
+    if ((rc = hr_check_index(model, users, n, ef, &r, &err)) != 0)
+      return fail(&err, rc);
+    printf("{\"users\":%zu,\"n\":%zu,\"ef\":%d,\"recall\":%.4f,"
+           "\"ann_qps\":%.1f,\"exact_qps\":%.1f}\n",
+           r.users, n, ef, r.recall, r.ann_qps, r.exact_qps);
+    fflush(stdout);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   args_t a = {argc - 1, argv + 1, 0, NULL};
 
@@ -465,6 +514,8 @@ int main(int argc, char **argv) {
     return cmd_gen(&a);
   if (strcmp(argv[1], "index") == 0)
     return cmd_index(&a);
+  if (strcmp(argv[1], "check-index") == 0)
+    return cmd_check(&a);
   fprintf(stderr, "%s: unknown command \"%s\"\n\n%s", prog, argv[1],
           usage_main);
   return 2;
