@@ -57,8 +57,12 @@ typedef float (*hr_ann_dot32_fn)(const float *a, const float *b, size_t d);
 typedef float (*hr_ann_dot16_fn)(const float *q, const uint16_t *h,
                                  size_t len);
 
+/* out[0..len) = the fp16 row h as floats; len is a multiple of 8. */
+typedef void (*hr_ann_f16row_fn)(const uint16_t *h, float *out, size_t len);
+
 extern hr_ann_dot32_fn hr_ann__dot32;
 extern hr_ann_dot16_fn hr_ann__dot16;
+extern hr_ann_f16row_fn hr_ann__f16row;
 
 float hr_ann__dot32_scalar(const float *a, const float *b, size_t d);
 float hr_ann__dot16_scalar(const float *q, const uint16_t *h, size_t len);
@@ -66,6 +70,9 @@ float hr_ann__dot32_avx2(const float *a, const float *b, size_t d);
 float hr_ann__dot16_avx2(const float *q, const uint16_t *h, size_t len);
 float hr_ann__dot32_avx512(const float *a, const float *b, size_t d);
 float hr_ann__dot16_avx512(const float *q, const uint16_t *h, size_t len);
+void hr_ann__f16row_scalar(const uint16_t *h, float *out, size_t len);
+void hr_ann__f16row_avx2(const uint16_t *h, float *out, size_t len);
+void hr_ann__f16row_avx512(const uint16_t *h, float *out, size_t len);
 /* 0 scalar, 1 avx2+fma+f16c, 2 avx512f (what the CPU supports). */
 int hr_ann__cpu_level(void);
 

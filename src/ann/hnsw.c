@@ -32,6 +32,8 @@ struct hr_ann_scratch {
   size_t sel_cap;
   float *q;            /* query padded to vstride */
   size_t q_cap;
+  float *hq, *tq;      /* build: rows converted from fp16 */
+  size_t hq_cap, tq_cap;
 };
 
 void hr_ann_params_default(hr_ann_params_t *p) {
@@ -140,7 +142,8 @@ static hr_ann_scratch_t *scratch_new(size_t n, size_t m0, size_t vstride) {
   if (s->marks == NULL || GROW(s->buf, s->buf_cap, m0) ||
       GROW(s->cand, s->cand_cap, 1024) ||
       GROW(s->res, s->res_cap, 512) || GROW(s->sel, s->sel_cap, 512) ||
-      GROW(s->q, s->q_cap, vstride)) {
+      GROW(s->q, s->q_cap, vstride) || GROW(s->hq, s->hq_cap, vstride) ||
+      GROW(s->tq, s->tq_cap, vstride)) {
     hr_ann_scratch_free(s);
     return NULL;
   }
@@ -162,6 +165,8 @@ void hr_ann_scratch_free(hr_ann_scratch_t *s) {
   free(s->buf);
   free(s->sel);
   free(s->q);
+  free(s->hq);
+  free(s->tq);
   free(s);
 }
 
@@ -385,7 +390,7 @@ static void barrier_wait(barrier_t *br) {
 
 typedef struct {
   hr_ann_t *a;
-  const float *x;
+  const float *x;      /* the input rows: float32 distances, or NULL: fp16 */
   int threads, efc;
   /* frozen state for the current batch */
   size_t lo, hi;
@@ -402,21 +407,37 @@ typedef struct {
 /* hnswlib's heuristic: walk candidates best first and keep one unless an
  * already kept neighbour is closer to it than the base is. `c` is sorted by
  * descending score to the base; keeps at most `lim`, returns the count. */
-static size_t heuristic(const build_t *b, pair_t *c, size_t nc, size_t lim) {
+static size_t heuristic(const build_t *b, hr_ann_scratch_t *s, pair_t *c,
+                        size_t nc, size_t lim) {
+  const hr_ann_t *a = b->a;
+  const size_t dim = (size_t)a->dim;
   size_t kept = 0;
-  const size_t dim = (size_t)b->a->dim;
   for (size_t i = 0; i < nc && kept < lim; i++) {
-    const float *xi = b->x + (size_t)c[i].id * dim;
     int good = 1;
-    for (size_t r = 0; r < kept; r++)
-      if (hr_ann__dot32(xi, b->x + (size_t)c[r].id * dim, dim) > c[i].s) {
+    if (kept > 0 && b->x == NULL)
+      hr_ann__f16row(a->vecs + (size_t)c[i].id * a->vstride, s->hq, a->vstride);
+    for (size_t r = 0; r < kept; r++) {
+      float d = b->x ? hr_ann__dot32(b->x + (size_t)c[i].id * dim,
+                                     b->x + (size_t)c[r].id * dim, dim)
+                     : score(a, NULL, s->hq, c[r].id);
+      if (d > c[i].s) {
         good = 0;
         break;
       }
+    }
     if (good)
       c[kept++] = c[i];
   }
   return kept;
+}
+
+/* The row of item id as the float query of a build step. */
+static const float *build_query(const build_t *b, float *buf, uint32_t id) {
+  const hr_ann_t *a = b->a;
+  if (b->x)
+    return b->x + (size_t)id * (size_t)a->dim;
+  hr_ann__f16row(a->vecs + (size_t)id * a->vstride, buf, a->vstride);
+  return buf;
 }
 
 static uint32_t *wlinks(build_t *b, uint32_t id, int lev) {
@@ -426,7 +447,7 @@ static uint32_t *wlinks(build_t *b, uint32_t id, int lev) {
 /* Phase 1 for node i: search the frozen graph, write i's own lists. */
 static int insert_search(build_t *b, hr_ann_scratch_t *s, uint32_t i) {
   hr_ann_t *a = b->a;
-  const float *q = b->x + (size_t)i * (size_t)a->dim;
+  const float *q = build_query(b, s->q, i);
   int L = b->levels[i], top = (int)b->max_level;
   uint32_t ep = b->entry;
   float ep_s = score(a, b->x, q, ep);
@@ -447,7 +468,7 @@ static int insert_search(build_t *b, hr_ann_scratch_t *s, uint32_t i) {
     qsort(s->sel, nr, sizeof(pair_t), cmp_pair_desc);
     ep = s->sel[0].id;
     ep_s = s->sel[0].s;
-    kept = heuristic(b, s->sel, nr, (size_t)a->M);
+    kept = heuristic(b, s, s->sel, nr, (size_t)a->M);
     for (size_t j = 0; j < kept; j++)
       l[j] = s->sel[j].id;
   }
@@ -460,9 +481,8 @@ static int add_link(build_t *b, hr_ann_scratch_t *s, uint32_t t, uint32_t i,
                     int lev) {
   hr_ann_t *a = b->a;
   const size_t cap = lev == 0 ? (size_t)a->m0 : (size_t)a->M;
-  const size_t dim = (size_t)a->dim;
   uint32_t *l = wlinks(b, t, lev);
-  const float *xt = b->x + (size_t)t * dim;
+  const float *xt;
   size_t cnt = 0, kept;
   void *tmp_;
 
@@ -474,11 +494,12 @@ static int add_link(build_t *b, hr_ann_scratch_t *s, uint32_t t, uint32_t i,
   }
   if (GROW(s->sel, s->sel_cap, cap + 1) != 0)
     return -1;
+  xt = build_query(b, s->tq, t);
   for (size_t j = 0; j < cap; j++)
-    s->sel[j] = (pair_t){hr_ann__dot32(xt, b->x + (size_t)l[j] * dim, dim), l[j]};
-  s->sel[cap] = (pair_t){hr_ann__dot32(xt, b->x + (size_t)i * dim, dim), i};
+    s->sel[j] = (pair_t){score(a, b->x, xt, l[j]), l[j]};
+  s->sel[cap] = (pair_t){score(a, b->x, xt, i), i};
   qsort(s->sel, cap + 1, sizeof(pair_t), cmp_pair_desc);
-  kept = heuristic(b, s->sel, cap + 1, cap);
+  kept = heuristic(b, s, s->sel, cap + 1, cap);
   for (size_t j = 0; j < cap; j++)
     l[j] = j < kept ? s->sel[j].id : HR_ANN_NONE;
   return 0;
@@ -615,7 +636,11 @@ hr_ann_t *hr_ann_build(const float *x, size_t n, int dim,
 
   memset(&b, 0, sizeof(b));
   b.a = a;
-  b.x = x;
+  /* Distances on the fp16 rows: half the memory traffic of the float input,
+   * and the graph is built in the geometry it is searched in.
+   * HR_ANN_BUILD_F32=1 builds on the float rows (for measurements). */
+  b.x = getenv("HR_ANN_BUILD_F32") && *getenv("HR_ANN_BUILD_F32") == '1' ? x
+                                                                         : NULL;
   b.threads = T;
   b.efc = prm.ef_construction;
   b.levels = levels;

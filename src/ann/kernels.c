@@ -70,7 +70,19 @@ float hr_ann__dot16_scalar(const float *q, const uint16_t *h, size_t len) {
   return s0 + s1;
 }
 
+void hr_ann__f16row_scalar(const uint16_t *h, float *out, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    out[i] = hr_ann__f16_to_f32(h[i]);
+}
+
 /* ------------------------------------------------------------ AVX2 */
+
+__attribute__((target("avx2,f16c")))
+void hr_ann__f16row_avx2(const uint16_t *h, float *out, size_t len) {
+  for (size_t i = 0; i < len; i += 8)
+    _mm256_storeu_ps(out + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+}
 
 __attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -164,10 +176,23 @@ float hr_ann__dot16_avx512(const float *q, const uint16_t *h, size_t len) {
   return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 }
 
+__attribute__((target("avx512f")))
+void hr_ann__f16row_avx512(const uint16_t *h, float *out, size_t len) {
+  size_t i = 0;
+  for (; i + 16 <= len; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(
+                                  (const __m256i *)(h + i))));
+  if (i < len)
+    _mm512_mask_storeu_ps(out + i, 0x00ff,
+                          _mm512_cvtph_ps(_mm256_castsi128_si256(
+                              _mm_loadu_si128((const __m128i *)(h + i)))));
+}
+
 /* ------------------------------------------------------- selection */
 
 hr_ann_dot32_fn hr_ann__dot32 = hr_ann__dot32_scalar;
 hr_ann_dot16_fn hr_ann__dot16 = hr_ann__dot16_scalar;
+hr_ann_f16row_fn hr_ann__f16row = hr_ann__f16row_scalar;
 static int cpu_level;
 
 int hr_ann__cpu_level(void) {
@@ -188,9 +213,11 @@ __attribute__((constructor)) static void pick_kernels(void) {
   if (cpu_level == 2) {
     hr_ann__dot32 = hr_ann__dot32_avx512;
     hr_ann__dot16 = hr_ann__dot16_avx512;
+    hr_ann__f16row = hr_ann__f16row_avx512;
   } else if (cpu_level == 1) {
     hr_ann__dot32 = hr_ann__dot32_avx2;
     hr_ann__dot16 = hr_ann__dot16_avx2;
+    hr_ann__f16row = hr_ann__f16row_avx2;
   }
 }
 
