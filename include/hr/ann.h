@@ -16,7 +16,7 @@
  * index.bin starts with a header (magic, format version, dim, counts,
  * parameters, a CRC-32 of everything after the header); hr_ann_open
  * refuses a file whose magic, version, sizes or checksum do not add up, with
- * a message naming the file. Format: docs/model-format.md. */
+ * a message naming the file. Format and algorithm: docs/ann.md. */
 #ifndef HR_ANN_H
 #define HR_ANN_H
 
@@ -70,9 +70,12 @@ void hr_ann_scratch_free(hr_ann_scratch_t *s);
  *  first, into ids/scores (k entries each; scores may be NULL). `ef` is the
  *  beam width (raised to k when smaller). Items listed in `excl` (sorted
  *  ascending, unique dense ids) are never returned, and the search widens
- *  so that excluding them costs no recall. Scores are exact float inner
- *  products. Returns the number of results (< k only when fewer items
- *  remain). Thread-safe with one scratch per thread. */
+ *  so that excluding them costs no recall. Scores are the inner products
+ *  of the float query with the index's stored fp16 rows (the only copy of
+ *  the items it keeps), within about 1e-3 of the float32 ones; rescore with
+ *  the model's own vectors where exact values matter. Returns the number of
+ *  results (< k only when fewer items remain, or 0 when `s` was made for an
+ *  index with fewer items). Thread-safe with one scratch per thread. */
 size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
                      size_t k, int ef, const uint32_t *excl, size_t n_excl,
                      uint32_t *ids, float *scores);
