@@ -10,13 +10,14 @@
  * given (the bench scripts give 127.0.0.1) and stops after N requests.
  *
  *   hyperrec-bench ann --base F --queries F --gt F [--ef LIST] [--threads N]
- *                  [--M 16] [--efc 200] [--index PATH] [--json]
+ *                  [--M 16] [--efc 200] [--index PATH] [--rerank] [--json]
  *
  * `ann` reads VEC1 base/query files and a GT01 ground truth (formats in
  * ../shared/bench/README.md), builds the HNSW index with N threads (or opens
  * PATH when it exists; builds and saves it there otherwise), then for each ef
  * searches every query alone on one thread and prints one JSON line:
- * recall@10, queries/s, build seconds, index bytes. */
+ * recall@10, queries/s, build seconds, index bytes. --rerank attaches the
+ * float base rows (hr_ann_set_rerank_vectors) for exact final scores. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -265,12 +266,16 @@ static int cmd_ann(int argc, char **argv) {
   hr_ann_t *a = NULL;
   hr_ann_scratch_t *s = NULL;
   double build_s = 0, load_s = 0;
-  int rc = 1, loaded = 0;
+  int rc = 1, loaded = 0, rerank = 0;
 
   hr_ann_params_default(&p);
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--json") == 0)
       continue; /* JSON lines are the only output format */
+    if (strcmp(argv[i], "--rerank") == 0) {
+      rerank = 1;
+      continue;
+    }
     if (i + 1 >= argc)
       goto usage;
     if (strcmp(argv[i], "--base") == 0)
@@ -333,6 +338,8 @@ static int cmd_ann(int argc, char **argv) {
       goto out;
     }
   }
+  if (rerank)
+    hr_ann_set_rerank_vectors(a, x);
   if ((s = hr_ann_scratch_new(a)) == NULL)
     goto out;
   uint32_t *found = malloc((size_t)nq * 10 * sizeof(uint32_t));
@@ -361,10 +368,11 @@ static int cmd_ann(int argc, char **argv) {
           }
     printf("{\"method\":\"hyperrec\",\"ef\":%d,\"recall@10\":%.4f,\"qps\":%.1f,"
            "\"build_s\":%.2f,\"load_s\":%.3f,\"loaded\":%s,\"index_bytes\":%zu,"
-           "\"n\":%u,\"dim\":%u,\"threads\":%d,\"kernel\":\"%s\"}\n",
+           "\"n\":%u,\"dim\":%u,\"threads\":%d,\"kernel\":\"%s\",\"rerank\":%s}\n",
            ef, (double)hits / (10.0 * nq), nq / dt, build_s, load_s,
            loaded ? "true" : "false", hr_ann_memory_bytes(a), n, dim,
-           hr_ann_params(a)->threads, hr_ann_kernel_name());
+           hr_ann_params(a)->threads, hr_ann_kernel_name(),
+           rerank ? "true" : "false");
     fflush(stdout);
     while (*e && *e != ',')
       e++;
@@ -383,7 +391,7 @@ out:
 usage:
   fprintf(stderr, "usage: hyperrec-bench ann --base F --queries F --gt F "
                   "[--ef LIST] [--threads N] [--M 16] [--efc 200]\n"
-                  "       [--index PATH] [--json]\n");
+                  "       [--index PATH] [--rerank] [--json]\n");
   rc = 2;
   goto out;
 }

@@ -80,6 +80,16 @@ size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
                      size_t k, int ef, const uint32_t *excl, size_t n_excl,
                      uint32_t *ids, float *scores);
 
+/** Optional exact re-ranking (an addition to the first contract): borrow
+ *  float32 rows of the same items (n x dim, row-major; typically the model's
+ *  item vectors, which the server maps anyway, so the index stays at fp16
+ *  size). Searches then rescore their best max(2k, k+10) candidates with
+ *  them: scores are exact float inner products and recall is no longer
+ *  capped by fp16 rounding (0.9988 at dim 64 on ../shared/bench data).
+ *  The rows must outlive the index or be detached with x = NULL. Not
+ *  thread-safe against searches in flight: set it before sharing `a`. */
+void hr_ann_set_rerank_vectors(hr_ann_t *a, const float *x);
+
 /** The exact twin: the same contract computed by scoring every vector
  *  (OpenBLAS sgemv) and selecting the top k. x is n x dim, row-major. */
 size_t hr_ann_brute_search(const float *x, size_t n, int dim, const float *q,

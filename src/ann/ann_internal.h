@@ -39,6 +39,7 @@ struct hr_ann {
   const uint32_t *links0;
   const uint32_t *upper;
   const uint16_t *vecs;
+  const float *rerank_x; /* borrowed float rows, or NULL */
   void *map;             /* opened: the mmap'd file */
   size_t map_len;
   void *own[5];          /* built: the malloc'd arrays */

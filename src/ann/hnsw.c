@@ -346,6 +346,18 @@ size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
 
   nr = s->res_n;
   qsort(s->res, nr, sizeof(pair_t), cmp_pair_desc);
+  if (a->rerank_x) {
+    /* fp16 rounding moves scores by ~1e-4: rescoring a margin past k in
+     * float32 recovers the exact order */
+    size_t m = 2 * k > k + 10 ? 2 * k : k + 10;
+    if (m > nr)
+      m = nr;
+    for (size_t i = 0; i < m; i++)
+      s->res[i].s = hr_ann__dot32(
+          q, a->rerank_x + (size_t)s->res[i].id * (size_t)a->dim,
+          (size_t)a->dim);
+    qsort(s->res, m, sizeof(pair_t), cmp_pair_desc);
+  }
   out = nr < k ? nr : k;
   for (size_t i = 0; i < out; i++) {
     ids[i] = s->res[i].id;
@@ -722,6 +734,11 @@ nomem:
   hr_ann_free(a);
   hr_error_set(err, HR_ENOMEM, NULL, "ann build: out of memory");
   return NULL;
+}
+
+void hr_ann_set_rerank_vectors(hr_ann_t *a, const float *x) {
+  if (a)
+    a->rerank_x = x;
 }
 
 /* ---------------------------------------------------- introspection */

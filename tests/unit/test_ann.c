@@ -137,6 +137,17 @@ HR_TEST(ann_recall_vs_brute) {
   }
   double recall = (double)hits / (NQ * K);
   ASSERT_MSG(recall >= 0.99, "recall@10 %.4f < 0.99", recall);
+  /* with the float rows attached, scores are the exact ones */
+  hr_ann_set_rerank_vectors(a, x);
+  for (int i = 0; i < 20; i++) {
+    float sc[K];
+    ASSERT_EQ(hr_ann_search(a, s, q + i * D, K, 200, NULL, 0, got, sc), K);
+    for (int j = 0; j < K; j++)
+      ASSERT(sc[j] == hr_ann__dot32(q + i * D, x + (size_t)got[j] * D, D));
+    for (int j = 1; j < K; j++)
+      ASSERT(sc[j - 1] >= sc[j]);
+  }
+  hr_ann_set_rerank_vectors(a, NULL);
   hr_ann_scratch_free(s);
   hr_ann_free(a);
   free(x);
