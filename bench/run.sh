@@ -12,6 +12,8 @@ CONC=${CONC:-2}
 USERS=${USERS:-2000}
 ITEMS=${ITEMS:-500}
 EVENTS=${EVENTS:-60000}
+FIT_ARGS=${FIT_ARGS:-}
+SEED_USERS=${SEED_USERS:-$USERS}   # users given recent history in Redis
 
 tmp=$(mktemp -d)
 pids=()
@@ -29,17 +31,23 @@ pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
 "$BIN/hyperrec-train" gen --out "$tmp/data" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 1 >/dev/null
-"$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --format csv --out "$tmp/models/default" >/dev/null 2>&1
+t0=$(date +%s)
+# shellcheck disable=SC2086
+"$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --format csv --out "$tmp/models/default" --quiet $FIT_ARGS >/dev/null
+echo "# trained in $(( $(date +%s) - t0 )) s (incl. index.bin)"
+
 "$BIN/hyperrec" --listen 127.0.0.1:0 --redis "127.0.0.1:$RP" --models "$tmp/models" 2>"$tmp/server.log" &
 pids+=($!)
-for _ in $(seq 200); do grep -q '"event":"listening"' "$tmp/server.log" && break; sleep 0.05; done
+for _ in $(seq 1200); do grep -q '"event":"listening"' "$tmp/server.log" && break; sleep 0.05; done
 HP=$(grep -o '"event":"listening"[^}]*"port":[0-9]*' "$tmp/server.log" | grep -o '[0-9]*$')
 # Give every benchmark user some recent history, as in production.
-for u in $(seq 1 "$USERS"); do
+for u in $(seq 1 "$SEED_USERS"); do
   printf 'LPUSH hr:hist:{u%05d} i%05d i%05d i%05d\n' "$u" $((u % ITEMS + 1)) $(((u * 7) % ITEMS + 1)) $(((u * 13) % ITEMS + 1))
 done | redis-cli -p "$RP" >/dev/null
 
 echo "# /recommend, $USERS users x $ITEMS items, $REQUESTS requests x $RUNS runs, concurrency $CONC"
+curl -s -X POST "http://127.0.0.1:$HP/recommend" -H 'Content-Type: application/json' \
+  -d '{"user_id":"u00001","k":10}' | python3 -c 'import json,sys; r=json.load(sys.stdin); print("# retrieval:", r["retrieval"], "items:", len(r["items"]))'
 out="$tmp/runs.jsonl"
 "$BIN/hyperrec-bench" http --target "127.0.0.1:$HP" --requests 2000 --concurrency "$CONC" --users "$USERS" --user-prefix u --user-width 5 >/dev/null # warm-up
 for _ in $(seq "$RUNS"); do
