@@ -97,17 +97,19 @@ for s in sets:
             f.write("# ef recall qps\n")
             for p in pts[m]:
                 f.write(f"{p['ef']} {p['recall']:.4f} {p['qps']:.1f}\n")
-    builds = {m: st.median({r["run"]: r["build_s"] for r in rows[m]}.values()) for m in rows}
+    runs = {m: {r["run"]: r["build_s"] for r in rows[m]} for m in rows}
+    builds = {m: st.median(runs[m].values()) for m in rows}
+    nruns = min(len(runs[m]) for m in runs)
     n, dim = rows["ours"][0]["n"], rows["ours"][0]["dim"]
     mem_ours = rows["ours"][0]["index_bytes"]
     mem_ref = hnswlib_bytes(n, dim)
-    print(f"\n## {s}: n={n} dim={dim}, medians of {len(builds)} runs (kernel {rows['ours'][0]['kernel']})")
+    print(f"\n## {s}: n={n} dim={dim}, medians of {nruns} runs (kernel {rows['ours'][0]['kernel']})")
     print(f"{'ef':>5} {'ours recall':>11} {'ours qps':>10} {'hnswlib recall':>14} {'hnswlib qps':>11}")
     ref = {p["ef"]: p for p in pts["hnswlib"]}
     for p in pts["ours"]:
         h = ref.get(p["ef"], {"recall": float("nan"), "qps": float("nan")})
         print(f"{p['ef']:>5} {p['recall']:>11.4f} {p['qps']:>10.0f} {h['recall']:>14.4f} {h['qps']:>11.0f}")
-    summary = {"bench": "ann-summary", "set": s, "runs": len(builds)}
+    summary = {"bench": "ann-summary", "set": s, "runs": nruns}
     for target, need in ((0.95, 1.3), (0.99, 1.0)):
         po, io, eo = at(pts["ours"], target)
         ph, ih, eh = at(pts["hnswlib"], target)
