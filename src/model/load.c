@@ -589,6 +589,9 @@ static int open_ann(ctx_t *c, hr_model_t *m) {
     return FAIL(c, HR_EFORMAT, "index.bin",
                 "indexes %zu items of dim %d, the model has %zu of dim %d",
                 hr_ann_size(m->ann), hr_ann_dim(m->ann), m->n_items, m->dim);
+  /* The index keeps fp16 rows; its final candidates are re-ranked with the
+   * model's float32 item vectors, which live as long as the model. */
+  hr_ann_set_rerank_vectors(m->ann, m->item_emb);
   return 0;
 }
 
