@@ -13,6 +13,7 @@ USERS=${USERS:-2000}
 ITEMS=${ITEMS:-500}
 EVENTS=${EVENTS:-60000}
 FIT_ARGS=${FIT_ARGS:-}
+MODELS=${MODELS:-}   # an existing models directory (with default/<version>): skip gen and fit
 SEED_USERS=${SEED_USERS:-$USERS}   # users given recent history in Redis
 
 tmp=$(mktemp -d)
@@ -30,13 +31,15 @@ redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp
 pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
-"$BIN/hyperrec-train" gen --out "$tmp/data" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 1 >/dev/null
-t0=$(date +%s)
-# shellcheck disable=SC2086
-"$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --format csv --out "$tmp/models/default" --quiet $FIT_ARGS >/dev/null
-echo "# trained in $(( $(date +%s) - t0 )) s (incl. index.bin)"
-
-"$BIN/hyperrec" --listen 127.0.0.1:0 --redis "127.0.0.1:$RP" --models "$tmp/models" 2>"$tmp/server.log" &
+if [ -z "$MODELS" ]; then
+  "$BIN/hyperrec-train" gen --out "$tmp/data" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 1 >/dev/null
+  t0=$(date +%s)
+  # shellcheck disable=SC2086
+  "$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --format csv --out "$tmp/models/default" --quiet $FIT_ARGS >/dev/null
+  echo "# trained in $(( $(date +%s) - t0 )) s (incl. index.bin)"
+  MODELS="$tmp/models"
+fi
+"$BIN/hyperrec" --listen 127.0.0.1:0 --redis "127.0.0.1:$RP" --models "$MODELS" 2>"$tmp/server.log" &
 pids+=($!)
 for _ in $(seq 1200); do grep -q '"event":"listening"' "$tmp/server.log" && break; sleep 0.05; done
 HP=$(grep -o '"event":"listening"[^}]*"port":[0-9]*' "$tmp/server.log" | grep -o '[0-9]*$')
