@@ -25,6 +25,7 @@
 
 #define HR_MODEL_FORMAT_VERSION 1 /* manifest "format_version" and model.bin */
 #define HR_MODEL_MAGIC "HRMODEL1" /* first 8 bytes of model.bin */
+#define HR_MODEL_MAX_DIM 1024     /* largest manifest "dim" accepted */
 
 typedef struct hr_model hr_model_t;
 
@@ -66,8 +67,18 @@ uint64_t hr_model_size_bytes(const hr_model_t *m);
 /** The parsed manifest. Borrowed: valid while the model is. */
 const json_t *hr_model_manifest(const hr_model_t *m);
 /** The version's ANN index over its item embeddings (index.bin), or NULL
- *  when it has none. Borrowed: valid while the model is. */
+ *  when it has none. Borrowed: valid while the model is. The index holds
+ *  the items MIPS-augmented to dim + 1; search it with
+ *  hr_model_ann_search, which builds the matching query. */
 const hr_ann_t *hr_model_ann(const hr_model_t *m);
+
+/** Candidates for user vector u from the index: the k items of largest
+ *  <u, item> (approximately), best first, never one of `excl` (sorted,
+ *  unique). `s` is the calling thread's scratch for this index. Returns the
+ *  number found (0 when the model has no index). Thread-safe. */
+size_t hr_model_ann_search(const hr_model_t *m, hr_ann_scratch_t *s,
+                           const float *u, size_t k, int ef,
+                           const uint32_t *excl, size_t n_excl, uint32_t *ids);
 /** Find a tensor by name; 0 and *out filled, or HR_ENOTFOUND. */
 int hr_model_tensor(const hr_model_t *m, const char *name, hr_tensor_t *out);
 

@@ -126,7 +126,7 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     }
     for (size_t i = 0; i < n_excl; i++)
       ex[i] = (uint32_t)excl[i];
-    got = hr_ann_search(a, s, u, nc, ef, ex, n_excl, ids, NULL);
+    got = hr_model_ann_search(m, s, u, nc, ef, ex, n_excl, ids);
     hr_model_score_subset(m, u, ids, got, sc);
     *n_top = hr_ranker_topk(sc, got, NULL, 0, k, top);
     for (size_t i = 0; i < *n_top; i++)

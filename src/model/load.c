@@ -278,7 +278,7 @@ static int parse_manifest(ctx_t *c, hr_model_t *m, uint64_t *size) {
   m->kind = strdup(json_string_value(kind));
   if (m->kind == NULL)
     return hr_error_set(c->err, HR_ENOMEM, NULL, "out of memory");
-  if (get_int(c, m->manifest, "dim", 1, 1024, &v) != 0)
+  if (get_int(c, m->manifest, "dim", 1, HR_MODEL_MAX_DIM, &v) != 0)
     return c->err->code;
   m->dim = (int)v;
   if (get_int(c, m->manifest, "n_items", 0, INT32_MAX, &v) != 0)
@@ -585,13 +585,14 @@ static int open_ann(ctx_t *c, hr_model_t *m) {
   m->ann = hr_ann_open(path, &e);
   if (m->ann == NULL)
     return FAIL(c, e.code ? e.code : HR_EFORMAT, "index.bin", "%s", e.msg);
-  if (hr_ann_size(m->ann) != m->n_items || hr_ann_dim(m->ann) != m->dim)
+  /* The index holds the items augmented by one coordinate (write.c: the
+   * MIPS transform): dim + 1. The server re-scores its candidates with the
+   * float item vectors, so fp16 rounding only touches candidate choice. */
+  if (hr_ann_size(m->ann) != m->n_items || hr_ann_dim(m->ann) != m->dim + 1)
     return FAIL(c, HR_EFORMAT, "index.bin",
-                "indexes %zu items of dim %d, the model has %zu of dim %d",
-                hr_ann_size(m->ann), hr_ann_dim(m->ann), m->n_items, m->dim);
-  /* The index keeps fp16 rows; its final candidates are re-ranked with the
-   * model's float32 item vectors, which live as long as the model. */
-  hr_ann_set_rerank_vectors(m->ann, m->item_emb);
+                "indexes %zu items of dim %d, the model needs %zu of dim %d",
+                hr_ann_size(m->ann), hr_ann_dim(m->ann), m->n_items,
+                m->dim + 1);
   return 0;
 }
 

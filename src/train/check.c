@@ -80,7 +80,7 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
       if (ne == 0 || excl[ne - 1] != excl[j])
         excl[ne++] = excl[j];
     t0 = now_s();
-    ng = hr_ann_search(a, s, u, n, ef, excl, ne, got, NULL);
+    ng = hr_model_ann_search(m, s, u, n, ef, excl, ne, got);
     t_ann += now_s() - t0;
     t0 = now_s();
     nt = hr_ann_brute_search(emb.data, hr_model_n_items(m), hr_model_dim(m),
