@@ -36,6 +36,9 @@ typedef struct {
   int ef_construction; /* beam width while building; 200 */
   int threads;         /* build threads; 2 */
   uint64_t seed;       /* level draws and tie-breaks; 1 */
+  int build_f32;       /* 1: build on the float input instead of the fp16
+                          rows; needed when item-item inner products differ
+                          below fp16 resolution (MIPS-augmented rows); 0 */
 } hr_ann_params_t;
 
 /** Fill `p` with the defaults above. */

@@ -67,9 +67,8 @@ uint64_t hr_model_size_bytes(const hr_model_t *m);
 /** The parsed manifest. Borrowed: valid while the model is. */
 const json_t *hr_model_manifest(const hr_model_t *m);
 /** The version's ANN index over its item embeddings (index.bin), or NULL
- *  when it has none. Borrowed: valid while the model is. The index holds
- *  the items MIPS-augmented to dim + 1; search it with
- *  hr_model_ann_search, which builds the matching query. */
+ *  when it has none. Borrowed: valid while the model is. Search it with
+ *  hr_model_ann_search. */
 const hr_ann_t *hr_model_ann(const hr_model_t *m);
 
 /** Candidates for user vector u from the index: the k items of largest

@@ -41,6 +41,7 @@ void hr_ann_params_default(hr_ann_params_t *p) {
   p->ef_construction = 200;
   p->threads = 2;
   p->seed = 1;
+  p->build_f32 = 0;
 }
 
 /* ------------------------------------------------------------ heaps */
@@ -649,10 +650,12 @@ hr_ann_t *hr_ann_build(const float *x, size_t n, int dim,
   memset(&b, 0, sizeof(b));
   b.a = a;
   /* Distances on the fp16 rows: half the memory traffic of the float input,
-   * and the graph is built in the geometry it is searched in.
-   * HR_ANN_BUILD_F32=1 builds on the float rows (for measurements). */
-  b.x = getenv("HR_ANN_BUILD_F32") && *getenv("HR_ANN_BUILD_F32") == '1' ? x
-                                                                         : NULL;
+   * and the graph is built in the geometry it is searched in. build_f32
+   * (or HR_ANN_BUILD_F32=1, for measurements) builds on the float rows. */
+  b.x = prm.build_f32 || (getenv("HR_ANN_BUILD_F32") &&
+                          *getenv("HR_ANN_BUILD_F32") == '1')
+            ? x
+            : NULL;
   b.threads = T;
   b.efc = prm.ef_construction;
   b.levels = levels;

@@ -217,10 +217,7 @@ size_t hr_model_ann_search(const hr_model_t *m, hr_ann_scratch_t *s,
                            const float *u, size_t k, int ef,
                            const uint32_t *excl, size_t n_excl,
                            uint32_t *ids) {
-  float q[HR_MODEL_MAX_DIM + 1];
-  if (m->ann == NULL || m->dim > HR_MODEL_MAX_DIM)
+  if (m->ann == NULL)
     return 0;
-  memcpy(q, u, sizeof(float) * (size_t)m->dim);
-  q[m->dim] = 0.0f; /* the augmented coordinate (write.c) */
-  return hr_ann_search(m->ann, s, q, k, ef, excl, n_excl, ids, NULL);
+  return hr_ann_search(m->ann, s, u, k, ef, excl, n_excl, ids, NULL);
 }

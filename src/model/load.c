@@ -585,14 +585,13 @@ static int open_ann(ctx_t *c, hr_model_t *m) {
   m->ann = hr_ann_open(path, &e);
   if (m->ann == NULL)
     return FAIL(c, e.code ? e.code : HR_EFORMAT, "index.bin", "%s", e.msg);
-  /* The index holds the items augmented by one coordinate (write.c: the
-   * MIPS transform): dim + 1. The server re-scores its candidates with the
-   * float item vectors, so fp16 rounding only touches candidate choice. */
-  if (hr_ann_size(m->ann) != m->n_items || hr_ann_dim(m->ann) != m->dim + 1)
+  if (hr_ann_size(m->ann) != m->n_items || hr_ann_dim(m->ann) != m->dim)
     return FAIL(c, HR_EFORMAT, "index.bin",
-                "indexes %zu items of dim %d, the model needs %zu of dim %d",
-                hr_ann_size(m->ann), hr_ann_dim(m->ann), m->n_items,
-                m->dim + 1);
+                "indexes %zu items of dim %d, the model has %zu of dim %d",
+                hr_ann_size(m->ann), hr_ann_dim(m->ann), m->n_items, m->dim);
+  /* The index keeps fp16 rows; its final candidates are re-ranked with the
+   * model's float32 item vectors, which live as long as the model. */
+  hr_ann_set_rerank_vectors(m->ann, m->item_emb);
   return 0;
 }
 
