@@ -64,6 +64,7 @@ typedef struct {
     int min_items;              /* smaller catalogues are scored exactly */
     int candidates;             /* retrieved from the index, then ranked */
     int ef;                     /* search beam width */
+    int exact;                  /* 1: norm-bound pass makes retrieval exact */
   } ann;
 } hr_config_t;
 

@@ -124,6 +124,21 @@ void hr_model_score_items(const hr_model_t *m, const float *u, float *out);
 void hr_model_score_subset(const hr_model_t *m, const float *u,
                            const uint32_t *ids, size_t n, float *out);
 
+/** Retrieval for user vector u with an index: the k items of largest
+ *  <u, item>, best first, none in `excl` (sorted, unique), EXACT. The index
+ *  supplies k candidates (beam `ef`), whose k-th inner product bounds what
+ *  any other item must reach; the items are then visited in decreasing
+ *  norm while |u| * |item| can still beat that bound (Cauchy-Schwarz), so
+ *  the result is exact, and cheap when norms are skewed (factor models:
+ *  a few percent of the catalogue). *scanned (may be NULL) gets the number
+ *  of items the norm pass scored. `ids`/`ip` hold k entries; `s` is the
+ *  thread's scratch. Returns the count, 0 without an index; HR_ENOMEM as
+ *  0 with *scanned = SIZE_MAX. Thread-safe. */
+size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
+                         const float *u, size_t k, int ef,
+                         const uint32_t *excl, size_t n_excl, uint32_t *ids,
+                         float *ip, size_t *scanned);
+
 /** The popularity prior alone (n_items floats; zeros when the model has
  *  none): the ranking for a user the model knows nothing about. */
 const float *hr_model_item_prior(const hr_model_t *m);

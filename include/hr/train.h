@@ -188,6 +188,9 @@ typedef struct {
   double recall;     /* |index top-n ∩ exact top-n| / |exact top-n| */
   double ann_qps;    /* index searches per second, one thread */
   double exact_qps;  /* brute-force searches per second, one thread */
+  double retrieve_recall; /* hr_model_retrieve (index + norm-bound pass) */
+  double retrieve_qps;
+  double scanned_frac;    /* share of the catalogue the norm pass scored */
 } hr_check_result_t;
 
 /** Recall@n of the version `dir`'s index for `users` of its known users

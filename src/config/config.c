@@ -90,6 +90,10 @@ static const key_desc keys[] = {
    "(reloadable)"},
   {"ann.ef", K_INT, OFF(ann.ef), 0, 0, 1, 100000, "200",
    "index search beam width; raised to the candidate count (reloadable)"},
+  {"ann.exact", K_INT, OFF(ann.exact), 0, 0, 0, 1, "1",
+   "1: after the index, a norm-bound pass makes the candidates the exact "
+   "top by inner product (costs about a millisecond at 1M items); 0: the "
+   "index's candidates alone (reloadable)"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

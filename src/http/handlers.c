@@ -90,8 +90,9 @@ static hr_ann_scratch_t *thread_scratch(const hr_ann_t *a) {
 
 /* The k best items for user vector u, not in excl (sorted, unique):
  *  - "popularity" when u is zero (the model knows nothing of the user),
- *  - "ann": candidates from the index, scored exactly, when the version has
- *    an index and the catalogue is at least ann.min_items,
+ *  - "ann": the exact top candidates by inner product from the index plus
+ *    its norm-bound pass (hr_model_retrieve), scored with the prior, when
+ *    the version has an index and the catalogue is at least ann.min_items,
  *  - "exact": every item scored (one sgemv) otherwise.
  * Returns 0 or HR_ENOMEM. */
 static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
@@ -126,7 +127,9 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     }
     for (size_t i = 0; i < n_excl; i++)
       ex[i] = (uint32_t)excl[i];
-    got = hr_model_ann_search(m, s, u, nc, ef, ex, n_excl, ids);
+    got = cfg->ann.exact
+              ? hr_model_retrieve(m, s, u, nc, ef, ex, n_excl, ids, sc, NULL)
+              : hr_model_ann_search(m, s, u, nc, ef, ex, n_excl, ids);
     hr_model_score_subset(m, u, ids, got, sc);
     *n_top = hr_ranker_topk(sc, got, NULL, 0, k, top);
     for (size_t i = 0; i < *n_top; i++)

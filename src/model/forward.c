@@ -221,3 +221,118 @@ size_t hr_model_ann_search(const hr_model_t *m, hr_ann_scratch_t *s,
     return 0;
   return hr_ann_search(m->ann, s, u, k, ef, excl, n_excl, ids, NULL);
 }
+
+static int cmp_u32_asc(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int in_sorted(const uint32_t *v, size_t n, uint32_t x) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v[mid] < x)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && v[lo] == x;
+}
+
+/* Min-heap on ip (worst at the root). */
+static void heap_down(uint32_t *id, float *ip, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, w = i;
+    if (l < n && ip[l] < ip[w])
+      w = l;
+    if (r < n && ip[r] < ip[w])
+      w = r;
+    if (w == i)
+      return;
+    float tf = ip[i];
+    uint32_t ti = id[i];
+    ip[i] = ip[w];
+    id[i] = id[w];
+    ip[w] = tf;
+    id[w] = ti;
+    i = w;
+  }
+}
+
+size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
+                         const float *u, size_t k, int ef,
+                         const uint32_t *excl, size_t n_excl, uint32_t *ids,
+                         float *ip, size_t *scanned) {
+  size_t got, d = (size_t)m->dim, n_scan = 0;
+  uint32_t *cand;
+  double un = 0;
+
+  if (scanned)
+    *scanned = 0;
+  if (m->ann == NULL || k == 0)
+    return 0;
+  got = hr_ann_search(m->ann, s, u, k, ef, excl, n_excl, ids, NULL);
+  for (size_t j = 0; j < got; j++)
+    ip[j] = cblas_sdot((int)d, u, 1, m->item_emb + (size_t)ids[j] * d, 1);
+  for (size_t j = got / 2; j-- > 0;)
+    heap_down(ids, ip, got, j);
+  cand = malloc(sizeof(uint32_t) * (got ? got : 1));
+  if (cand == NULL) {
+    if (scanned)
+      *scanned = SIZE_MAX;
+    return 0;
+  }
+  memcpy(cand, ids, sizeof(uint32_t) * got);
+  qsort(cand, got, sizeof(uint32_t), cmp_u32_asc);
+  for (size_t j = 0; j < d; j++)
+    un += (double)u[j] * u[j];
+  un = sqrt(un) * (1 + 1e-5); /* slack for float rounding of the bound */
+  for (size_t r = 0; r < m->n_items; r++) {
+    uint32_t i = m->by_norm[r];
+    float v;
+    if (got == k && (double)m->norm_sorted[r] * un < (double)ip[0])
+      break; /* no item from here on can enter the top k */
+    if (in_sorted(cand, got, i) || in_sorted(excl, n_excl, i))
+      continue;
+    {
+      const float *x = r < m->n_head ? m->head + r * d
+                                     : m->item_emb + (size_t)i * d;
+      float a8[8] = {0, 0, 0, 0, 0, 0, 0, 0}, acc = 0;
+      size_t t = 0;
+      for (; t + 8 <= d; t += 8) /* 8 independent sums: vectorisable */
+        for (int l = 0; l < 8; l++)
+          a8[l] += u[t + l] * x[t + l];
+      for (; t < d; t++)
+        acc += u[t] * x[t];
+      for (int l = 0; l < 8; l++)
+        acc += a8[l];
+      v = acc;
+    }
+    n_scan++;
+    if (got < k) { /* the index found fewer than k: take it */
+      ids[got] = i;
+      ip[got] = v;
+      got++;
+      for (size_t j = got / 2; j-- > 0;)
+        heap_down(ids, ip, got, j);
+    } else if (v > ip[0]) {
+      ids[0] = i;
+      ip[0] = v;
+      heap_down(ids, ip, got, 0);
+    }
+  }
+  free(cand);
+  /* Heap to best-first order. */
+  for (size_t end = got; end > 1; end--) {
+    float tf = ip[0];
+    uint32_t ti = ids[0];
+    ip[0] = ip[end - 1];
+    ids[0] = ids[end - 1];
+    ip[end - 1] = tf;
+    ids[end - 1] = ti;
+    heap_down(ids, ip, end - 1, 0);
+  }
+  if (scanned)
+    *scanned = n_scan;
+  return got;
+}

@@ -575,6 +575,53 @@ static int bind_ials(ctx_t *c, hr_model_t *m) {
 
 /* ------------------------------------------------------------- lifecycle */
 
+static const float *g_sort_norms; /* qsort has no context argument */
+
+static int cmp_norm_desc(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  float nx = g_sort_norms[x], ny = g_sort_norms[y];
+  if (nx != ny)
+    return nx < ny ? 1 : -1;
+  return (x > y) - (x < y);
+}
+
+/* The items in decreasing norm order (see hr_model_retrieve). Loading runs
+ * on one thread at a time (the registry's scanner), so the qsort context
+ * in a static is safe. */
+static int sort_by_norm(ctx_t *c, hr_model_t *m) {
+  size_t n = m->n_items, d = (size_t)m->dim;
+  float *norms = malloc(sizeof(float) * (n ? n : 1));
+  m->by_norm = malloc(sizeof(uint32_t) * (n ? n : 1));
+  m->norm_sorted = malloc(sizeof(float) * (n ? n : 1));
+  if (norms == NULL || m->by_norm == NULL || m->norm_sorted == NULL) {
+    free(norms);
+    return FAIL(c, HR_ENOMEM, "index.bin", "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    double q = 0;
+    for (size_t k = 0; k < d; k++)
+      q += (double)m->item_emb[i * d + k] * m->item_emb[i * d + k];
+    norms[i] = (float)sqrt(q);
+    m->by_norm[i] = (uint32_t)i;
+  }
+  g_sort_norms = norms;
+  qsort(m->by_norm, n, sizeof(uint32_t), cmp_norm_desc);
+  for (size_t i = 0; i < n; i++)
+    m->norm_sorted[i] = norms[m->by_norm[i]];
+  free(norms);
+  /* The norm pass reads the longest vectors first and usually stops within
+   * a few percent of the catalogue: keep those rows contiguous (1/16 of
+   * the items, at least 4096) so the pass streams instead of jumping. */
+  m->n_head = n / 16 > 4096 ? n / 16 : (n < 4096 ? n : 4096);
+  m->head = malloc(sizeof(float) * d * (m->n_head ? m->n_head : 1));
+  if (m->head == NULL)
+    return FAIL(c, HR_ENOMEM, "index.bin", "out of memory");
+  for (size_t r = 0; r < m->n_head; r++)
+    memcpy(m->head + r * d, m->item_emb + (size_t)m->by_norm[r] * d,
+           sizeof(float) * d);
+  return 0;
+}
+
 /* index.bin: the ANN graph over item_emb; it must describe this model's
  * catalogue exactly. */
 static int open_ann(ctx_t *c, hr_model_t *m) {
@@ -592,7 +639,7 @@ static int open_ann(ctx_t *c, hr_model_t *m) {
   /* The index keeps fp16 rows; its final candidates are re-ranked with the
    * model's float32 item vectors, which live as long as the model. */
   hr_ann_set_rerank_vectors(m->ann, m->item_emb);
-  return 0;
+  return sort_by_norm(c, m);
 }
 
 hr_model_t *hr_model_open(const char *dir, hr_error_t *err) {
@@ -657,6 +704,9 @@ void hr_model_free(hr_model_t *m) {
   if (m->map != NULL)
     munmap(m->map, m->map_len);
   hr_ann_free(m->ann);
+  free(m->by_norm);
+  free(m->norm_sorted);
+  free(m->head);
   free(m->tensors);
   hr_idmap_free(m->items);
   hr_idmap_free(m->users);

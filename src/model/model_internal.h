@@ -28,6 +28,12 @@ struct hr_model {
 
   hr_idmap_t *items, *users;
   hr_ann_t *ann;          /* index.bin, NULL when the version has none */
+  /* Items by decreasing norm (with their norms), for the exact norm-bound
+   * pass of hr_model_retrieve; built at load when there is an index. */
+  uint32_t *by_norm;
+  float *norm_sorted;
+  float *head;            /* the first n_head items of by_norm, contiguous */
+  size_t n_head;
 
   /* kind "ials" */
   hr_ials_params_t ials;

@@ -28,8 +28,10 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
   hr_tensor_t emb;
   float *u = NULL;
   uint32_t *excl = NULL, *got = NULL, *truth = NULL;
-  size_t nu, hits = 0, total = 0, max_hist = 0;
-  double t_ann = 0, t_exact = 0;
+  size_t nu, hits = 0, total = 0, max_hist = 0, hits_ret = 0, scanned = 0;
+  double t_ann = 0, t_exact = 0, t_ret = 0;
+  uint32_t *ret = NULL;
+  float *ret_ip = NULL;
   int rc = 0;
 
   memset(res, 0, sizeof(*res));
@@ -58,7 +60,9 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
   excl = malloc(sizeof(uint32_t) * (max_hist + 1));
   got = malloc(sizeof(uint32_t) * n);
   truth = malloc(sizeof(uint32_t) * n);
-  if (!s || !u || !excl || !got || !truth) {
+  ret = malloc(sizeof(uint32_t) * n);
+  ret_ip = malloc(sizeof(float) * n);
+  if (!s || !u || !excl || !got || !truth || !ret || !ret_ip) {
     rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
     goto out;
   }
@@ -86,20 +90,33 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
     nt = hr_ann_brute_search(emb.data, hr_model_n_items(m), hr_model_dim(m),
                              u, n, excl, ne, truth, NULL);
     t_exact += now_s() - t0;
+    size_t sc, nr;
+    t0 = now_s();
+    nr = hr_model_retrieve(m, s, u, n, ef, excl, ne, ret, ret_ip, &sc);
+    t_ret += now_s() - t0;
+    scanned += sc;
     qsort(got, ng, sizeof(uint32_t), cmp_u32);
-    for (size_t j = 0; j < nt; j++)
+    qsort(ret, nr, sizeof(uint32_t), cmp_u32);
+    for (size_t j = 0; j < nt; j++) {
       hits += bsearch(&truth[j], got, ng, sizeof(uint32_t), cmp_u32) != NULL;
+      hits_ret += bsearch(&truth[j], ret, nr, sizeof(uint32_t), cmp_u32) != NULL;
+    }
     total += nt;
   }
   res->users = users;
   res->recall = total ? (double)hits / (double)total : 0;
   res->ann_qps = t_ann > 0 ? (double)users / t_ann : 0;
+  res->retrieve_recall = total ? (double)hits_ret / (double)total : 0;
+  res->retrieve_qps = t_ret > 0 ? (double)users / t_ret : 0;
+  res->scanned_frac = (double)scanned / ((double)users * hr_model_n_items(m));
   res->exact_qps = t_exact > 0 ? (double)users / t_exact : 0;
 out:
   free(u);
   free(excl);
   free(got);
   free(truth);
+  free(ret);
+  free(ret_ip);
   hr_ann_scratch_free(s);
   hr_model_free(m);
   return rc;

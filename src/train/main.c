@@ -487,9 +487,11 @@ static int cmd_check(args_t *a) {
     int ef = (int)int_opt(a, "--ef", t, 1, 1000000), rc;
     if ((rc = hr_check_index(model, users, n, ef, &r, &err)) != 0)
       return fail(&err, rc);
-    printf("{\"users\":%zu,\"n\":%zu,\"ef\":%d,\"recall\":%.4f,"
-           "\"ann_qps\":%.1f,\"exact_qps\":%.1f}\n",
-           r.users, n, ef, r.recall, r.ann_qps, r.exact_qps);
+    printf("{\"users\":%zu,\"n\":%zu,\"ef\":%d,\"ann_recall\":%.4f,"
+           "\"ann_qps\":%.1f,\"retrieve_recall\":%.4f,\"retrieve_qps\":%.1f,"
+           "\"scanned\":%.4f,\"exact_qps\":%.1f}\n",
+           r.users, n, ef, r.recall, r.ann_qps, r.retrieve_recall,
+           r.retrieve_qps, r.scanned_frac, r.exact_qps);
     fflush(stdout);
   }
   return 0;
