@@ -44,7 +44,7 @@ static const char usage_hyper[] =
     "  --quiet         no progress on stderr\n"
     "index options (fit writes index.bin, the ANN graph over the items):\n"
     "  --no-index      do not build index.bin\n"
-    "  --ann-m N       HNSW links per node (default 16)\n"
+    "  --ann-m N       HNSW links per node (default 32)\n"
     "  --ann-efc N     HNSW build beam width (default 200)\n";
 
 static const char usage_fit[] =
