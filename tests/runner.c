@@ -164,6 +164,8 @@ int main(int argc, char **argv) {
   const char *single = NULL, *filter = NULL;
   int list = 0, mult = 1;
   int passed = 0, failed = 0, skipped = 0;
+  const char *failed_names[64];
+  int n_failed_names = 0;
   const char *ci = getenv("CI");
   int strict = ci && (strcmp(ci, "true") == 0 || strcmp(ci, "1") == 0);
 
@@ -218,15 +220,26 @@ int main(int argc, char **argv) {
       passed++;
     else if (rc == 77)
       skipped++;
-    else
+    else {
       failed++;
+      if (n_failed_names < 64)
+        failed_names[n_failed_names++] = t->name;
+    }
     printf("%s %s (%.0f ms)\n", rc == 0 ? "ok  " : rc == 77 ? "skip" : "FAIL",
            t->name, (now_s() - t0) * 1000.0);
     fflush(stdout);
   }
-  free(tests);
-  if (list)
+  if (list) {
+    free(tests);
     return 0;
+  }
+  if (n_failed_names > 0) { /* names, once more, where CI logs end */
+    printf("failed:");
+    for (int i = 0; i < n_failed_names; i++)
+      printf(" %s", failed_names[i]);
+    printf("\n");
+  }
+  free(tests);
   if (skipped)
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
   else
