@@ -4,13 +4,16 @@
  * Each HTTP worker thread owns one connection (hr_ctxstore_thread()), so no
  * lock is taken on the hot path; the connection is freed when its thread
  * exits. A read is ONE pipelined round trip (HGETALL of the context hash and
- * LRANGE of the history); a write of a batch of events is one MULTI/EXEC in
- * which each event is one small Lua script (idempotency check by SET NX, then
- * XADD, LPUSH+LTRIM and HSET), so a duplicate event_id writes nothing and a
- * batch is applied as a whole. Failures are sticky per connection: the
- * connection is dropped and re-dialled after an exponential backoff
- * (redis.backoff_min_ms .. backoff_max_ms); until then calls fail at once
- * with HR_EREDIS, which keeps a Redis outage from stalling requests.
+ * LRANGE of the history); a write of a batch of events is one MULTI/EXEC
+ * holding one Lua script for the whole batch (key types and seen event_ids
+ * checked first, then XADD, LPUSH+LTRIM and HSET, idempotency markers last),
+ * so a duplicate event_id writes nothing and a batch is applied as a whole
+ * or not at all. Failures are sticky per connection: the connection is
+ * dropped and re-dialled after an exponential backoff (redis.backoff_min_ms
+ * .. backoff_max_ms; at once when another thread has reconnected, and at
+ * once with one retry when a working connection was closed by the peer and
+ * the call is safe to repeat); until then calls fail at once with
+ * HR_EREDIS, which keeps a Redis outage from stalling requests.
  *
  * Key layout (prefix from config, default "hr:"): ctx:{u} hash, hist:{u}
  * list newest first, events stream, evid:<event_id> string. */
@@ -75,8 +78,11 @@ int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
 void hr_user_state_destroy(hr_user_state_t *st);
 
 /** Write `n` events in one MULTI/EXEC. dup[i] is set to 1 for events whose
- *  event_id had been seen (nothing written for them), else 0. Returns 0, or
- *  HR_EREDIS with nothing acknowledged. */
+ *  event_id had been seen (nothing written for them), else 0. Returns 0;
+ *  HR_EREDIS when Redis is unreachable or cannot take writes for now (OOM,
+ *  READONLY, LOADING...): nothing acknowledged, retry later; HR_EINTERNAL
+ *  when Redis refused the batch (e.g. a key of the wrong type): nothing
+ *  written; HR_EINVAL / HR_ENOMEM. */
 int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
                              int *dup, hr_error_t *err);
 

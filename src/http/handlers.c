@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,9 +128,16 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     }
     for (size_t i = 0; i < n_excl; i++)
       ex[i] = (uint32_t)excl[i];
+    size_t scanned = 0;
     got = cfg->ann.exact
-              ? hr_model_retrieve(m, s, u, nc, ef, ex, n_excl, ids, sc, NULL)
+              ? hr_model_retrieve(m, s, u, nc, ef, ex, n_excl, ids, sc,
+                                  &scanned)
               : hr_model_ann_search(m, s, u, nc, ef, ex, n_excl, ids);
+    if (scanned == SIZE_MAX) { /* the exact pass ran out of memory */
+      free(ids);
+      free(sc);
+      return HR_ENOMEM;
+    }
     hr_model_score_subset(m, u, ids, got, sc);
     *n_top = hr_ranker_topk(sc, got, NULL, 0, k, top);
     for (size_t i = 0; i < *n_top; i++)
