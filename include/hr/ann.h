@@ -83,6 +83,19 @@ size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
                      size_t k, int ef, const uint32_t *excl, size_t n_excl,
                      uint32_t *ids, float *scores);
 
+/** hr_ann_search restricted to a filter: only items whose bit is set in
+ *  `allow` (a bitmap of ceil(n/64) words, bit i of word i/64 for item i)
+ *  are returned; `n_allow` is the number of bits set. Filtered-out items
+ *  are traversed like excluded ones and widen the beam, so the cost grows
+ *  about as 1/selectivity: for selective filters (a few percent of the
+ *  catalogue) scoring the allowed items directly is cheaper
+ *  (hr_ann_brute_search over them, or the model's subset scoring).
+ *  allow == NULL means no filter. Returns 0 when n_allow is 0. */
+size_t hr_ann_search_filter(const hr_ann_t *a, hr_ann_scratch_t *s,
+                            const float *q, size_t k, int ef,
+                            const uint32_t *excl, size_t n_excl,
+                            const uint64_t *allow, size_t n_allow,
+                            uint32_t *ids, float *scores);
 /** Optional exact re-ranking (an addition to the first contract): borrow
  *  float32 rows of the same items (n x dim, row-major; typically the model's
  *  item vectors, which the server maps anyway, so the index stays at fp16

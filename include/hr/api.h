@@ -17,9 +17,12 @@
 #include "hr/config.h"
 #include "hr/ctxstore.h"
 #include "hr/err.h"
+#include "hr/model.h"
 
 #define HR_API_MAX_ID 128      /* bytes in a user/item/event id */
 #define HR_API_MAX_CTX_VALUE 64
+#define HR_API_MAX_FILTERS 16   /* attributes in "filters" */
+#define HR_API_MAX_FILTER_VALUES 256 /* values for one attribute */
 #define HR_API_TS_MIN 946684800LL /* 2000-01-01T00:00:00Z */
 
 typedef struct {
@@ -28,6 +31,8 @@ typedef struct {
   size_t n_history;
   const char **exclude;
   size_t n_exclude;
+  hr_filter_term_t *filters;           /* AND of terms; values are ORed */
+  size_t n_filters;
   int k;
   int explain;
   const char *ctx[HR_CTX_FIELDS];      /* overrides, NULL = none */

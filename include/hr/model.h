@@ -73,11 +73,14 @@ const hr_ann_t *hr_model_ann(const hr_model_t *m);
 
 /** Candidates for user vector u from the index: the k items of largest
  *  <u, item> (approximately), best first, never one of `excl` (sorted,
- *  unique). `s` is the calling thread's scratch for this index. Returns the
+ *  unique), and only items set in the filter bitmap `allow` (n_allow bits
+ *  set; NULL: no filter, see hr_model_filter and hr_ann_search_filter). `s` is the calling thread's scratch for this index. Returns the
  *  number found (0 when the model has no index). Thread-safe. */
 size_t hr_model_ann_search(const hr_model_t *m, hr_ann_scratch_t *s,
                            const float *u, size_t k, int ef,
-                           const uint32_t *excl, size_t n_excl, uint32_t *ids);
+                           const uint32_t *excl, size_t n_excl,
+                           const uint64_t *allow, size_t n_allow,
+                           uint32_t *ids);
 /** Find a tensor by name; 0 and *out filled, or HR_ENOTFOUND. */
 int hr_model_tensor(const hr_model_t *m, const char *name, hr_tensor_t *out);
 
@@ -89,6 +92,41 @@ long hr_model_item_index(const hr_model_t *m, const char *item_id);
 const char *hr_model_item_id(const hr_model_t *m, size_t idx);
 /** Dense index of an external user id, or -1 if unknown. */
 long hr_model_user_index(const hr_model_t *m, const char *user_id);
+
+/* ------------------------------------------------------ item attributes */
+
+#define HR_MODEL_MAX_ATTRS 64        /* attribute columns in items.tsv */
+#define HR_MODEL_MAX_ATTR_NAME 64    /* bytes in an attribute name */
+#define HR_MODEL_MAX_ATTR_VALUE 256  /* bytes in one attribute value */
+
+/* items.tsv may carry attribute columns after the id; a cell holds zero or
+ * more values separated by '|' (docs/model-format.md). */
+size_t hr_model_n_attrs(const hr_model_t *m);
+/** Name of attribute column `col`, or NULL past the end. Borrowed. */
+const char *hr_model_attr_name(const hr_model_t *m, size_t col);
+/** Column of the attribute `name`, or -1. */
+long hr_model_attr_find(const hr_model_t *m, const char *name);
+/** The items whose column `col` holds `value`: ascending dense indices,
+ *  *n of them (0 and NULL when no item has it). Borrowed. */
+const uint32_t *hr_model_attr_items(const hr_model_t *m, size_t col,
+                                    const char *value, size_t *n);
+
+/** One filter term: the item's attribute `attr` holds any of `values`. */
+typedef struct {
+  const char *attr;
+  const char *const *values;
+  size_t n_values;
+} hr_filter_term_t;
+
+/** The items passing every term (AND of terms, OR of a term's values) as
+ *  a bitmap into `allow` (ceil(n_items/64) words, bit i%64 of word i/64 for
+ *  item i), with the count in *n_allow. No terms: every item. A value no
+ *  item has matches nothing. Returns 0, HR_EBADFIELD (field
+ *  "filters.<attr>") when the model has no such attribute, or HR_ENOMEM.
+ *  Thread-safe. */
+int hr_model_filter(const hr_model_t *m, const hr_filter_term_t *terms,
+                    size_t n_terms, uint64_t *allow, size_t *n_allow,
+                    hr_error_t *err);
 
 /* --------------------------------------------------------- forward pass */
 
@@ -125,7 +163,8 @@ void hr_model_score_subset(const hr_model_t *m, const float *u,
                            const uint32_t *ids, size_t n, float *out);
 
 /** Retrieval for user vector u with an index: the k items of largest
- *  <u, item>, best first, none in `excl` (sorted, unique), EXACT. The index
+ *  <u, item>, best first, none in `excl` (sorted, unique) and all in the
+ *  filter `allow` (NULL: none; as in hr_model_ann_search), EXACT. The index
  *  supplies k candidates (beam `ef`), whose k-th inner product bounds what
  *  any other item must reach; the items are then visited in decreasing
  *  norm while |u| * |item| can still beat that bound (Cauchy-Schwarz), so
@@ -136,7 +175,8 @@ void hr_model_score_subset(const hr_model_t *m, const float *u,
  *  0 with *scanned = SIZE_MAX. Thread-safe. */
 size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
                          const float *u, size_t k, int ef,
-                         const uint32_t *excl, size_t n_excl, uint32_t *ids,
+                         const uint32_t *excl, size_t n_excl,
+                         const uint64_t *allow, size_t n_allow, uint32_t *ids,
                          float *ip, size_t *scanned);
 
 /** The popularity prior alone (n_items floats; zeros when the model has

@@ -237,13 +237,18 @@ static inline uint32_t greedy(const hr_ann_t *a, const float *x32,
   return ep;
 }
 
+/* Whether the filter bitmap lets item `id` be returned (no filter: yes). */
+static inline int allowed(const uint64_t *allow, uint32_t id) {
+  return allow == NULL || (allow[id >> 6] >> (id & 63)) & 1u;
+}
+
 /* Beam search of one level from `ep`. Leaves at most `ef` results (plus as
  * many more as excluded items were met, which are traversed but never kept)
  * in s->res as a min-heap. Marks must have been begun by the caller. */
 static inline __attribute__((always_inline)) void
 search_layer(const hr_ann_t *a, hr_ann_scratch_t *s, const float *x32,
              const float *q, uint32_t ep, float ep_s, int lev, size_t ef,
-             unsigned V, size_t max_ef) {
+             unsigned V, size_t max_ef, const uint64_t *allow) {
   const int deg = lev == 0 ? a->m0 : a->M;
   uint16_t *marks = s->marks;
   uint16_t excl_tag = (uint16_t)(V - 1);
@@ -251,7 +256,7 @@ search_layer(const hr_ann_t *a, hr_ann_scratch_t *s, const float *x32,
   pair_t *cand = s->cand, *res = s->res;
   void *tmp_;
 
-  if (marks[ep] == excl_tag) {
+  if (marks[ep] == excl_tag || !allowed(allow, ep)) {
     if (ef < max_ef)
       ef++;
   } else {
@@ -278,7 +283,7 @@ search_layer(const hr_ann_t *a, hr_ann_scratch_t *s, const float *x32,
     }
     for (int j = 0; j < nb; j++) {
       uint32_t id = buf[j];
-      int ex = marks[id] == excl_tag;
+      int ex = marks[id] == excl_tag || !allowed(allow, id);
       float d;
       marks[id] = (uint16_t)V;
       d = score(a, x32, q, id);
@@ -319,7 +324,16 @@ static int cmp_pair_desc(const void *x, const void *y) {
 size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
                      size_t k, int ef, const uint32_t *excl, size_t n_excl,
                      uint32_t *ids, float *scores) {
-  size_t efz, nr, out;
+  return hr_ann_search_filter(a, s, q, k, ef, excl, n_excl, NULL, 0, ids,
+                              scores);
+}
+
+size_t hr_ann_search_filter(const hr_ann_t *a, hr_ann_scratch_t *s,
+                            const float *q, size_t k, int ef,
+                            const uint32_t *excl, size_t n_excl,
+                            const uint64_t *allow, size_t n_allow,
+                            uint32_t *ids, float *scores) {
+  size_t efz, nr, out, max_ef;
   unsigned V;
   uint32_t ep;
   float ep_s;
@@ -332,6 +346,15 @@ size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
   efz = ef > 0 ? (size_t)ef : 0;
   if (efz < k)
     efz = k;
+  /* Every excluded or filtered-out item the beam meets widens it by one
+   * (traversed, never kept), up to this many: all of them. */
+  max_ef = efz + n_excl;
+  if (allow != NULL) {
+    if (n_allow == 0)
+      return 0;
+    if (n_allow < a->n)
+      max_ef += a->n - n_allow;
+  }
   memcpy(s->q, q, (size_t)a->dim * sizeof(float));
   memset(s->q + a->dim, 0, (a->vstride - (size_t)a->dim) * sizeof(float));
   V = begin_epoch(s);
@@ -343,7 +366,7 @@ size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
   ep_s = score(a, NULL, s->q, ep);
   for (int lev = (int)a->max_level; lev > 0; lev--)
     ep = greedy(a, NULL, s->q, ep, &ep_s, lev);
-  search_layer(a, s, NULL, s->q, ep, ep_s, 0, efz, V, efz + n_excl);
+  search_layer(a, s, NULL, s->q, ep, ep_s, 0, efz, V, max_ef, allow);
 
   nr = s->res_n;
   qsort(s->res, nr, sizeof(pair_t), cmp_pair_desc);
@@ -473,7 +496,7 @@ static int insert_search(build_t *b, hr_ann_scratch_t *s, uint32_t i) {
     void *tmp_;
       uint32_t *l = wlinks(b, i, lev);
     search_layer(a, s, b->x, q, ep, ep_s, lev, (size_t)b->efc, V,
-                 (size_t)b->efc);
+                 (size_t)b->efc, NULL);
     nr = s->res_n;
     if (GROW(s->sel, s->sel_cap, nr) != 0)
       return -1;

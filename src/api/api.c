@@ -179,11 +179,111 @@ static int parse_id_list(json_t *root, const char *name, size_t max,
   return 0;
 }
 
+/* One filter value: a string (or an integer, normalised to its decimal
+ * text) of 1 to HR_MODEL_MAX_ATTR_VALUE bytes, without control characters
+ * or '|' (which separates the values of one cell in items.tsv). */
+static int take_filter_value(json_t *parent, const char *key, size_t index,
+                             json_t *v, const char *path, const char **out,
+                             hr_error_t *err) {
+  if (json_is_integer(v)) {
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+    v = json_string(buf);
+    if (v == NULL)
+      return hr_error_set(err, HR_ENOMEM, path, "out of memory");
+    if (key ? json_object_set_new(parent, key, v)
+            : json_array_set_new(parent, index, v))
+      return hr_error_set(err, HR_ENOMEM, path, "out of memory");
+  }
+  if (!json_is_string(v) ||
+      !valid_text(json_string_value(v), json_string_length(v),
+                  HR_MODEL_MAX_ATTR_VALUE) ||
+      strchr(json_string_value(v), '|') != NULL)
+    return hr_error_set(err, HR_EBADFIELD, path,
+                        "%s must be a string of 1 to %d bytes without control "
+                        "characters or '|', or an integer",
+                        path, HR_MODEL_MAX_ATTR_VALUE);
+  *out = json_string_value(v);
+  return 0;
+}
+
+/* "filters": {"attr": value | [value, ...], ...} */
+static int parse_filters(json_t *obj, hr_recommend_req_t *out,
+                         hr_error_t *err) {
+  size_t n = json_object_size(obj), total = 0, t = 0, w = 0;
+  const char *key;
+  const char **vals;
+  json_t *v;
+  char path[128];
+
+  if (!json_is_object(obj))
+    return hr_error_set(err, HR_EBADFIELD, "filters",
+                        "filters must be an object of attribute: value or "
+                        "attribute: [values]");
+  if (n > HR_API_MAX_FILTERS)
+    return hr_error_set(err, HR_ETOOMANY, "filters",
+                        "filters has %zu attributes; at most %d", n,
+                        HR_API_MAX_FILTERS);
+  if (n == 0)
+    return 0;
+  json_object_foreach(obj, key, v) {
+    snprintf(path, sizeof(path), "filters.%.64s", key);
+    if (!valid_text(key, strlen(key), HR_MODEL_MAX_ATTR_NAME))
+      return hr_error_set(err, HR_EBADFIELD, "filters",
+                          "filter attribute names must be 1 to %d bytes "
+                          "without control characters",
+                          HR_MODEL_MAX_ATTR_NAME);
+    if (json_is_array(v)) {
+      if (json_array_size(v) == 0)
+        return hr_error_set(err, HR_EBADFIELD, path,
+                            "%s is an empty list, which no item matches; "
+                            "leave the attribute out instead", path);
+      if (json_array_size(v) > HR_API_MAX_FILTER_VALUES)
+        return hr_error_set(err, HR_ETOOMANY, path,
+                            "%s has %zu values; at most %d", path,
+                            json_array_size(v), HR_API_MAX_FILTER_VALUES);
+      total += json_array_size(v);
+    } else {
+      total++;
+    }
+  }
+  out->filters = calloc(n, sizeof(*out->filters));
+  vals = calloc(total, sizeof(*vals));
+  if (out->filters == NULL || vals == NULL) {
+    free(vals);
+    return hr_error_set(err, HR_ENOMEM, "filters", "out of memory");
+  }
+  out->n_filters = n;
+  out->filters[0].values = vals; /* owns the array: freed with the request */
+  json_object_foreach(obj, key, v) {
+    int rc;
+    out->filters[t].attr = key;
+    out->filters[t].values = vals + w;
+    if (json_is_array(v)) {
+      size_t i;
+      json_t *x;
+      json_array_foreach(v, i, x) {
+        snprintf(path, sizeof(path), "filters.%.64s[%zu]", key, i);
+        if ((rc = take_filter_value(v, NULL, i, x, path, &vals[w++], err)))
+          return rc;
+      }
+      out->filters[t].n_values = json_array_size(v);
+    } else {
+      snprintf(path, sizeof(path), "filters.%.64s", key);
+      if ((rc = take_filter_value(obj, key, 0, v, path, &vals[w++], err)))
+        return rc;
+      out->filters[t].n_values = 1;
+    }
+    t++;
+  }
+  return 0;
+}
+
 int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
                            long long now, hr_recommend_req_t *out,
                            hr_error_t *err) {
   static const char *const known[] = {"user_id", "history", "k", "context",
-                                      "exclude", "explain", NULL};
+                                      "exclude", "explain", "filters", NULL};
   json_t *root, *v;
   int rc;
 
@@ -238,6 +338,9 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
   if (v != NULL && !json_is_null(v) &&
       (rc = parse_context(v, "context", 1, cfg, now, out->ctx, &out->ts, err)))
     goto fail;
+  v = json_object_get(root, "filters");
+  if (v != NULL && !json_is_null(v) && (rc = parse_filters(v, out, err)))
+    goto fail;
   return 0;
 fail:
   hr_recommend_req_destroy(out);
@@ -247,6 +350,9 @@ fail:
 void hr_recommend_req_destroy(hr_recommend_req_t *r) {
   free(r->history);
   free(r->exclude);
+  if (r->filters != NULL)
+    free((void *)r->filters[0].values);
+  free(r->filters);
   json_decref(r->_root);
   memset(r, 0, sizeof(*r));
 }

@@ -89,29 +89,77 @@ static hr_ann_scratch_t *thread_scratch(const hr_ann_t *a) {
   return slot->s;
 }
 
-/* The k best items for user vector u, not in excl (sorted, unique):
+/* The filtered request scored exactly over the items it allows: `base`
+ * (the prior, for "popularity") or the model's scores of u. Excluded
+ * items (sorted) are skipped while the bitmap is walked. */
+static int rank_subset(const hr_model_t *m, const float *u,
+                       const float *base, const long *excl, size_t n_excl,
+                       const uint64_t *allow, size_t n_allow, size_t k,
+                       hr_scored_t *top, size_t *n_top) {
+  size_t n = hr_model_n_items(m), w = 0, e = 0;
+  uint32_t *ids = malloc(sizeof(uint32_t) * (n_allow + 1));
+  float *sc = malloc(sizeof(float) * (n_allow + 1));
+
+  if (ids == NULL || sc == NULL) {
+    free(ids);
+    free(sc);
+    return HR_ENOMEM;
+  }
+  for (size_t wd = 0; wd < (n + 63) / 64; wd++)
+    for (uint64_t b = allow[wd]; b != 0; b &= b - 1) {
+      size_t i = wd * 64 + (size_t)__builtin_ctzll(b);
+      while (e < n_excl && (size_t)excl[e] < i)
+        e++;
+      if (e < n_excl && (size_t)excl[e] == i)
+        continue;
+      ids[w++] = (uint32_t)i;
+    }
+  if (base != NULL)
+    for (size_t j = 0; j < w; j++)
+      sc[j] = base[ids[j]];
+  else
+    hr_model_score_subset(m, u, ids, w, sc);
+  *n_top = hr_ranker_topk(sc, w, NULL, 0, k, top);
+  for (size_t i = 0; i < *n_top; i++)
+    top[i].index = (long)ids[top[i].index];
+  free(ids);
+  free(sc);
+  return 0;
+}
+
+/* The k best items for user vector u, not in excl (sorted, unique), and
+ * only items in the filter bitmap `allow` when it is not NULL:
  *  - "popularity" when u is zero (the model knows nothing of the user),
- *  - "ann": the exact top candidates by inner product from the index plus
- *    its norm-bound pass (hr_model_retrieve), scored with the prior, when
- *    the version has an index and the catalogue is at least ann.min_items,
- *  - "exact": every item scored (one sgemv) otherwise.
+ *  - "ann": the top candidates by inner product from the index (exact
+ *    with its norm-bound pass, ann.exact), scored with the prior, when the
+ *    version has an index and the catalogue is at least ann.min_items;
+ *    filtered-out items are skipped during the search, which widens,
+ *  - "exact": every item scored (one sgemv) otherwise, or only the allowed
+ *    items when the filter keeps few (ann.filter_scan_pct): then scoring
+ *    them directly beats a search that must step over all the others.
  * Returns 0 or HR_ENOMEM. */
 static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
                       const float *u, const long *excl, size_t n_excl,
-                      size_t k, hr_scored_t *top, size_t *n_top,
-                      const char **path) {
+                      const uint64_t *allow, size_t n_allow, size_t k,
+                      hr_scored_t *top, size_t *n_top, const char **path) {
   size_t n = hr_model_n_items(m);
   const hr_ann_t *a = hr_model_ann(m);
-  int zero = 1;
+  int zero = 1, few;
 
   for (int i = 0; i < hr_model_dim(m) && zero; i++)
     zero = u[i] == 0.0f;
+  few = allow != NULL &&
+        (n_allow < (size_t)cfg->ann.min_items ||
+         (double)n_allow * 100.0 < (double)n * cfg->ann.filter_scan_pct);
   if (zero) {
     *path = "popularity";
+    if (allow != NULL)
+      return rank_subset(m, u, hr_model_item_prior(m), excl, n_excl, allow,
+                         n_allow, k, top, n_top);
     *n_top = hr_ranker_topk(hr_model_item_prior(m), n, excl, n_excl, k, top);
     return 0;
   }
-  if (a != NULL && n >= (size_t)cfg->ann.min_items) {
+  if (a != NULL && n >= (size_t)cfg->ann.min_items && !few) {
     size_t nc = (size_t)cfg->ann.candidates > k ? (size_t)cfg->ann.candidates
                                                 : k;
     int ef = cfg->ann.ef > (int)nc ? cfg->ann.ef : (int)nc;
@@ -130,9 +178,10 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
       ex[i] = (uint32_t)excl[i];
     size_t scanned = 0;
     got = cfg->ann.exact
-              ? hr_model_retrieve(m, s, u, nc, ef, ex, n_excl, ids, sc,
-                                  &scanned)
-              : hr_model_ann_search(m, s, u, nc, ef, ex, n_excl, ids);
+              ? hr_model_retrieve(m, s, u, nc, ef, ex, n_excl, allow, n_allow,
+                                  ids, sc, &scanned)
+              : hr_model_ann_search(m, s, u, nc, ef, ex, n_excl, allow,
+                                    n_allow, ids);
     if (scanned == SIZE_MAX) { /* the exact pass ran out of memory */
       free(ids);
       free(sc);
@@ -147,13 +196,16 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     *path = "ann";
     return 0;
   }
+  *path = "exact";
+  if (allow != NULL && n_allow < n)
+    return rank_subset(m, u, NULL, excl, n_excl, allow, n_allow, k, top,
+                       n_top);
   float *scores = malloc(sizeof(float) * (n + 1));
   if (scores == NULL)
     return HR_ENOMEM;
   hr_model_score_items(m, u, scores);
   *n_top = hr_ranker_topk(scores, n, excl, n_excl, k, top);
   free(scores);
-  *path = "exact";
   return 0;
 }
 
@@ -203,6 +255,8 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   int have_state = 0, degraded = 0;
   hr_context_t ctx;
   long *hist = NULL, *excl = NULL;
+  uint64_t *allow = NULL;
+  size_t n_allow = 0;
   float *uvec = NULL;
   const char *retrieval = "exact";
   hr_scored_t *top = NULL;
@@ -267,8 +321,20 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   for (size_t i = 0; i < n_trained; i++)
     excl[n_excl++] = trained[i];
   n_excl = hr_ranker_sort_unique(excl, n_excl);
-  if (rank_items(m, cfg, uvec, excl, n_excl, (size_t)r.k, top, &n_top,
-                 &retrieval) != 0) {
+  if (r.n_filters > 0) {
+    allow = malloc(sizeof(uint64_t) * ((hr_model_n_items(m) + 63) / 64 + 1));
+    if (allow == NULL) {
+      hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+      hr__http_error(resp, &err);
+      goto out;
+    }
+    if (hr_model_filter(m, r.filters, r.n_filters, allow, &n_allow, &err)) {
+      hr__http_error(resp, &err);
+      goto out;
+    }
+  }
+  if (rank_items(m, cfg, uvec, excl, n_excl, allow, n_allow, (size_t)r.k,
+                 top, &n_top, &retrieval) != 0) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &err);
     goto out;
@@ -302,11 +368,14 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
         "context_source", src, "history_used", (json_int_t)n_hist, "degraded",
         degraded);
     json_object_set_new(o, "retrieval", json_string(retrieval));
+    if (allow != NULL)
+      json_object_set_new(o, "filter_matches", json_integer((json_int_t)n_allow));
     reply_json(resp, 200, o);
   }
 out:
   free(hist);
   free(excl);
+  free(allow);
   free(uvec);
   free(top);
   if (have_state)

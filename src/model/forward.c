@@ -216,10 +216,12 @@ const float *hr_model_item_prior(const hr_model_t *m) { return m->item_prior; }
 size_t hr_model_ann_search(const hr_model_t *m, hr_ann_scratch_t *s,
                            const float *u, size_t k, int ef,
                            const uint32_t *excl, size_t n_excl,
+                           const uint64_t *allow, size_t n_allow,
                            uint32_t *ids) {
   if (m->ann == NULL)
     return 0;
-  return hr_ann_search(m->ann, s, u, k, ef, excl, n_excl, ids, NULL);
+  return hr_ann_search_filter(m->ann, s, u, k, ef, excl, n_excl, allow,
+                              n_allow, ids, NULL);
 }
 
 static int cmp_u32_asc(const void *a, const void *b) {
@@ -261,7 +263,8 @@ static void heap_down(uint32_t *id, float *ip, size_t n, size_t i) {
 
 size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
                          const float *u, size_t k, int ef,
-                         const uint32_t *excl, size_t n_excl, uint32_t *ids,
+                         const uint32_t *excl, size_t n_excl,
+                         const uint64_t *allow, size_t n_allow, uint32_t *ids,
                          float *ip, size_t *scanned) {
   size_t got, d = (size_t)m->dim, n_scan = 0;
   uint32_t *cand;
@@ -271,7 +274,8 @@ size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
     *scanned = 0;
   if (m->ann == NULL || k == 0)
     return 0;
-  got = hr_ann_search(m->ann, s, u, k, ef, excl, n_excl, ids, NULL);
+  got = hr_ann_search_filter(m->ann, s, u, k, ef, excl, n_excl, allow,
+                             n_allow, ids, NULL);
   for (size_t j = 0; j < got; j++)
     ip[j] = cblas_sdot((int)d, u, 1, m->item_emb + (size_t)ids[j] * d, 1);
   for (size_t j = got / 2; j-- > 0;)
@@ -292,7 +296,8 @@ size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
     float v;
     if (got == k && (double)m->norm_sorted[r] * un < (double)ip[0])
       break; /* no item from here on can enter the top k */
-    if (in_sorted(cand, got, i) || in_sorted(excl, n_excl, i))
+    if ((allow != NULL && !((allow[i >> 6] >> (i & 63)) & 1u)) ||
+        in_sorted(cand, got, i) || in_sorted(excl, n_excl, i))
       continue;
     {
       const float *x = r < m->n_head ? m->head + r * d

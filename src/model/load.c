@@ -490,6 +490,11 @@ static int load_tsv(ctx_t *c, hr_model_t *m, json_t *files, const char *file,
     rc = FAIL(c, HR_EFORMAT, file, "NUL byte inside");
   if (rc == 0)
     rc = parse_ids(c, file, column, text, expect, out);
+  if (rc == 0 && strcmp(file, "items.tsv") == 0) {
+    char where[128];
+    snprintf(where, sizeof(where), "%s/%s", c->tag, file);
+    rc = hr__model_parse_attrs(m, text, (size_t)size, where, c->err);
+  }
   m->size_bytes += size;
   free(text);
   return rc;
@@ -710,6 +715,7 @@ void hr_model_free(hr_model_t *m) {
   free(m->tensors);
   hr_idmap_free(m->items);
   hr_idmap_free(m->users);
+  hr__model_attrs_free(m);
   json_decref(m->manifest);
   free(m->name);
   free(m->kind);

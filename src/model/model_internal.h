@@ -12,6 +12,15 @@
 #define HR__MB_ALIGN 64
 #define HR__MB_MAX_TENSORS 4096
 
+/* One attribute column of items.tsv (attrs.c): its values and, per value,
+ * the ascending items that have it: items[ptr[v] .. ptr[v+1]). */
+typedef struct {
+  char *name;
+  hr_idmap_t *values;
+  size_t *ptr;            /* n_values + 1 */
+  uint32_t *items;
+} hr__attr_col_t;
+
 struct hr_model {
   char *name;
   uint64_t version;
@@ -27,6 +36,8 @@ struct hr_model {
   size_t n_tensors;
 
   hr_idmap_t *items, *users;
+  hr__attr_col_t *attrs;  /* item attribute columns (may be none) */
+  size_t n_attrs;
   hr_ann_t *ann;          /* index.bin, NULL when the version has none */
   /* Items by decreasing norm (with their norms), for the exact norm-bound
    * pass of hr_model_retrieve; built at load when there is an index. */
@@ -44,6 +55,12 @@ struct hr_model {
   const uint64_t *hist_ptr;   /* n_users + 1 */
   const int32_t *hist_items;  /* hist_ptr[n_users] */
 };
+
+/* Read the attribute columns of items.tsv (after its ids were parsed);
+ * `where` prefixes error messages. 0, HR_EFORMAT or HR_ENOMEM. */
+int hr__model_parse_attrs(hr_model_t *m, const char *text, size_t size,
+                          const char *where, hr_error_t *err);
+void hr__model_attrs_free(hr_model_t *m);
 
 /* Element size of a known dtype, 0 for an unknown one. */
 size_t hr__model_dtype_size(uint32_t dtype);

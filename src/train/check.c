@@ -84,7 +84,7 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
       if (ne == 0 || excl[ne - 1] != excl[j])
         excl[ne++] = excl[j];
     t0 = now_s();
-    ng = hr_model_ann_search(m, s, u, n, ef, excl, ne, got);
+    ng = hr_model_ann_search(m, s, u, n, ef, excl, ne, NULL, 0, got);
     t_ann += now_s() - t0;
     t0 = now_s();
     nt = hr_ann_brute_search(emb.data, hr_model_n_items(m), hr_model_dim(m),
@@ -92,7 +92,8 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
     t_exact += now_s() - t0;
     size_t sc, nr;
     t0 = now_s();
-    nr = hr_model_retrieve(m, s, u, n, ef, excl, ne, ret, ret_ip, &sc);
+    nr = hr_model_retrieve(m, s, u, n, ef, excl, ne, NULL, 0, ret, ret_ip,
+                           &sc);
     t_ret += now_s() - t0;
     scanned += sc;
     qsort(got, ng, sizeof(uint32_t), cmp_u32);

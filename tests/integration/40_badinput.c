@@ -144,6 +144,17 @@ BAD_POST(event_context_location_array, "/event",
 BAD_POST(events_not_array, "/event", "{\"events\":{}}", 400, "invalid_field",
          "events")
 
+BAD_POST(recommend_filters_not_object, "/recommend",
+         "{\"user_id\":\"u1\",\"filters\":[\"news\"]}", 400,
+         "invalid_field", "filters")
+BAD_POST(recommend_filter_empty_list, "/recommend",
+         "{\"user_id\":\"u1\",\"filters\":{\"category\":[]}}", 400,
+         "invalid_field", "filters.category")
+/* Checked against the serving model: it has no such attribute. */
+BAD_POST(recommend_filter_unknown_attribute, "/recommend",
+         "{\"user_id\":\"u1\",\"filters\":{\"colour\":\"red\"}}", 400,
+         "invalid_field", "filters.colour")
+
 /* ---------------------------------------------------------- missing */
 BAD_POST(recommend_missing_user_id, "/recommend", "{\"k\":5}", 400,
          "missing_field", "user_id")

@@ -128,8 +128,8 @@ static void trainer_stamp(const char *train, char *out, size_t n) {
   if (stat(train, &st) != 0)
     hrt_fmt(out, n, "missing\n");
   else
-    hrt_fmt(out, n, "size=%lld mtime=%lld.%09ld users=%d items=%d "
-                     "events=%d\n",
+    hrt_fmt(out, n, "recipe=2 size=%lld mtime=%lld.%09ld users=%d "
+                     "items=%d events=%d\n",
              (long long)st.st_size, (long long)st.st_mtim.tv_sec,
              st.st_mtim.tv_nsec, HRT_FIXTURE_USERS, HRT_FIXTURE_ITEMS,
              HRT_FIXTURE_EVENTS);
@@ -179,8 +179,10 @@ static int fixture_build(const char *dir, const char *train,
       return -1;
   }
   {
+    char items_csv[PATH_MAX];
+    hrt_fmt(items_csv, sizeof(items_csv), "%s/items.csv", data);
     const char *fit[] = {train, "fit", "--data", events, "--format", "csv",
-                         "--out", slot, NULL};
+                         "--items", items_csv, "--out", slot, NULL};
     if (hrt_run(fit, log, timeout) != 0)
       return -1;
   }

@@ -1,7 +1,8 @@
 /* fixture.h -- a small trained model shared by the integration tests.
  *
  * `hyperrec-train gen` (300 users, 200 items, 8000 events, fixed seed) then
- * `hyperrec-train fit` run once per trainer binary: the result is cached in
+ * `hyperrec-train fit --items` (so items.tsv carries the category, style and
+ * duration_min attributes) run once per trainer binary: the result is cached in
  * build/test-fixtures/<bin dir>/ (or $HR_FIXTURE_DIR) together with a stamp
  * of the trainer binary (size and mtime), and rebuilt when the trainer
  * changes. An exclusive flock on a sibling ".lock" file serialises builders,

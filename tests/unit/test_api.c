@@ -36,6 +36,16 @@ static const bad_case bad_recommend[] = {
     {"{\"user_id\":\"u\",\"context\":{\"tz\":\"Mars/Base\"}}", HR_EBADFIELD, "context.tz"},
     {"{\"user_id\":\"u\",\"context\":{\"ts\":12}}", HR_ERANGE, "context.ts"},
     {"{\"user_id\":\"u\",\"context\":{\"weather\":\"rain\"}}", HR_EUNKNOWNFIELD, "context.weather"},
+    {"{\"user_id\":\"u\",\"filters\":[\"news\"]}", HR_EBADFIELD, "filters"},
+    {"{\"user_id\":\"u\",\"filters\":{\"category\":[]}}", HR_EBADFIELD, "filters.category"},
+    {"{\"user_id\":\"u\",\"filters\":{\"category\":true}}", HR_EBADFIELD, "filters.category"},
+    {"{\"user_id\":\"u\",\"filters\":{\"category\":[\"a\",{}]}}", HR_EBADFIELD, "filters.category[1]"},
+    {"{\"user_id\":\"u\",\"filters\":{\"category\":\"a|b\"}}", HR_EBADFIELD, "filters.category"},
+    {"{\"user_id\":\"u\",\"filters\":{\"category\":\"\"}}", HR_EBADFIELD, "filters.category"},
+    {"{\"user_id\":\"u\",\"filters\":{\"\":\"x\"}}", HR_EBADFIELD, "filters"},
+    {"{\"user_id\":\"u\",\"filters\":{\"a\":1,\"b\":1,\"c\":1,\"d\":1,"
+     "\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1,\"j\":1,\"k\":1,\"l\":1,"
+     "\"m\":1,\"n\":1,\"o\":1,\"p\":1,\"q\":1}}", HR_ETOOMANY, "filters"},
 };
 
 static const bad_case bad_event[] = {
@@ -114,6 +124,18 @@ HR_TEST(api_recommend_valid) {
   ASSERT_STR_EQ(r.ctx[2], "happy");
   ASSERT(r.ctx[1] == NULL);
   ASSERT_EQ(r.ts, 1700000000LL);
+  hr_recommend_req_destroy(&r);
+  /* Filters: one value or a list; integers become their decimal text. */
+  body = "{\"user_id\":\"u\",\"filters\":{\"category\":[\"news\",\"podcast\"],"
+         "\"duration_min\":3}}";
+  ASSERT_EQ(hr_api_parse_recommend(body, strlen(body), &cfg, NOW, &r, &err), 0);
+  ASSERT_EQ(r.n_filters, 2);
+  ASSERT_STR_EQ(r.filters[0].attr, "category");
+  ASSERT_EQ(r.filters[0].n_values, 2);
+  ASSERT_STR_EQ(r.filters[0].values[1], "podcast");
+  ASSERT_STR_EQ(r.filters[1].attr, "duration_min");
+  ASSERT_EQ(r.filters[1].n_values, 1);
+  ASSERT_STR_EQ(r.filters[1].values[0], "3");
   hr_recommend_req_destroy(&r);
   /* Anonymous, defaults. */
   body = "{\"history\":[]}";

@@ -222,6 +222,126 @@ HR_TEST(model_id_lookups) {
   return 0;
 }
 
+/* Replace dir/items.tsv with `text` and make the manifest agree. */
+static int rewrite_items(const char *dir, const char *text) {
+  char path[600], mpath[600], hex[9];
+  json_t *man, *e;
+
+  snprintf(path, sizeof(path), "%s/items.tsv", dir);
+  if (spit(path, text, strlen(text)) != 0)
+    return -1;
+  snprintf(mpath, sizeof(mpath), "%s/manifest.json", dir);
+  man = json_load_file(mpath, 0, NULL);
+  if (man == NULL)
+    return -1;
+  e = json_object_get(json_object_get(man, "files"), "items.tsv");
+  snprintf(hex, sizeof(hex), "%08x", hr_crc32(0, text, strlen(text)));
+  json_object_set_new(e, "crc32", json_string(hex));
+  json_object_set_new(e, "bytes", json_integer((json_int_t)strlen(text)));
+  json_dump_file(man, mpath, JSON_INDENT(2));
+  json_decref(man);
+  return 0;
+}
+
+static size_t filter_count(const hr_model_t *m, const hr_filter_term_t *t,
+                           size_t n, uint64_t *bits, hr_error_t *err) {
+  size_t n_allow = 0;
+  if (hr_model_filter(m, t, n, bits, &n_allow, err) != 0)
+    return SIZE_MAX;
+  return n_allow;
+}
+
+HR_TEST(model_item_attributes_and_filters) {
+  const char *dir = write_small(0);
+  hr_error_t err = {0};
+  hr_model_t *m;
+  uint64_t bits[1];
+  size_t n;
+  const uint32_t *it;
+
+  ASSERT_NOT_NULL(dir);
+  /* genres is multi-valued ('|'), with a repeat and an empty cell; the
+   * last row has no year at all. */
+  ASSERT_EQ(rewrite_items(dir, "index\titem_id\tgenres\tyear\n"
+                               "0\ta\tComedy|Drama\t1995\n"
+                               "1\tb\tDrama\t1995\n"
+                               "2\tc\t\t1997\n"
+                               "3\td\tComedy|Comedy\t1997\n"
+                               "4\te\tHorror|Drama\t1995\n"
+                               "5\tf\tComedy\n"), 0);
+  m = hr_model_open(dir, &err);
+  ASSERT_MSG(m != NULL, "open failed: %s", err.msg);
+  ASSERT_EQ(hr_model_n_attrs(m), 2);
+  ASSERT_STR_EQ(hr_model_attr_name(m, 0), "genres");
+  ASSERT_STR_EQ(hr_model_attr_name(m, 1), "year");
+  ASSERT(hr_model_attr_name(m, 2) == NULL);
+  ASSERT_EQ(hr_model_attr_find(m, "year"), 1);
+  ASSERT_EQ(hr_model_attr_find(m, "Year"), -1);
+  it = hr_model_attr_items(m, 0, "Comedy", &n);
+  ASSERT_EQ(n, 3); /* a, d (once), f */
+  ASSERT_EQ(it[0], 0);
+  ASSERT_EQ(it[1], 3);
+  ASSERT_EQ(it[2], 5);
+  it = hr_model_attr_items(m, 0, "Drama", &n);
+  ASSERT_EQ(n, 3);
+  ASSERT(hr_model_attr_items(m, 0, "Western", &n) == NULL && n == 0);
+  ASSERT(hr_model_attr_items(m, 0, "", &n) == NULL && n == 0);
+
+  const char *comedy[] = {"Comedy"}, *cd[] = {"Comedy", "Horror"},
+             *y95[] = {"1995"}, *none[] = {"Western"};
+  hr_filter_term_t t1[] = {{"genres", comedy, 1}};
+  ASSERT_EQ(filter_count(m, t1, 1, bits, &err), 3);
+  ASSERT_EQ(bits[0], (uint64_t)0x29); /* items 0, 3, 5 */
+  hr_filter_term_t t2[] = {{"genres", cd, 2}, {"year", y95, 1}};
+  ASSERT_EQ(filter_count(m, t2, 2, bits, &err), 2);
+  ASSERT_EQ(bits[0], (uint64_t)0x11); /* a (Comedy, 1995), e (Horror) */
+  hr_filter_term_t t3[] = {{"genres", none, 1}};
+  ASSERT_EQ(filter_count(m, t3, 1, bits, &err), 0);
+  ASSERT_EQ(bits[0], 0);
+  ASSERT_EQ(filter_count(m, NULL, 0, bits, &err), NI);
+  ASSERT_EQ(bits[0], (uint64_t)0x3f);
+  hr_filter_term_t t4[] = {{"genres", comedy, 1}, {"colour", comedy, 1}};
+  ASSERT_EQ(filter_count(m, t4, 2, bits, &err), SIZE_MAX);
+  ASSERT_EQ(err.code, HR_EBADFIELD);
+  ASSERT_STR_EQ(err.field, "filters.colour");
+  ASSERT_MSG(strstr(err.msg, "genres, year") != NULL, "%s", err.msg);
+  hr_model_free(m);
+
+  /* Hostile tables are refused with the line at fault. */
+  static const struct {
+    const char *text, *msg;
+  } bad[] = {
+      {"index\titem_id\tg\n0\ta\tx\tEXTRA\n1\tb\n2\tc\n3\td\n4\te\n"
+       "5\tf\n", "line 2: more fields"},
+      {"index\titem_id\tg\tg\n0\ta\n1\tb\n2\tc\n3\td\n4\te\n5\tf\n",
+       "named twice"},
+      {"index\titem_id\tg\t\n0\ta\n1\tb\n2\tc\n3\td\n4\te\n5\tf\n",
+       "attribute 2: empty"},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    ASSERT_EQ(rewrite_items(dir, bad[i].text), 0);
+    err = (hr_error_t){0};
+    ASSERT(hr_model_open(dir, &err) == NULL);
+    ASSERT_EQ(err.code, HR_EFORMAT);
+    ASSERT_MSG(strstr(err.msg, "items.tsv") && strstr(err.msg, bad[i].msg),
+               "case %zu: %s", i, err.msg);
+  }
+  /* A value longer than HR_MODEL_MAX_ATTR_VALUE. */
+  {
+    char text[1024], big[HR_MODEL_MAX_ATTR_VALUE + 2];
+    memset(big, 'v', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(text, sizeof(text), "index\titem_id\tg\n0\ta\n1\tb\t%s\n"
+             "2\tc\n3\td\n4\te\n5\tf\n", big);
+    ASSERT_EQ(rewrite_items(dir, text), 0);
+    err = (hr_error_t){0};
+    ASSERT(hr_model_open(dir, &err) == NULL);
+    ASSERT_MSG(strstr(err.msg, "line 3: attribute g: a value longer") != NULL,
+               "%s", err.msg);
+  }
+  return 0;
+}
+
 HR_TEST(model_idmap_grows) {
   hr_idmap_t *m = hr_idmap_new(1);
   char buf[32];
@@ -559,7 +679,7 @@ HR_TEST(model_retrieve_is_exact) {
   for (long user = 0; user < 60; user++) {
     size_t scanned, n, nt;
     ASSERT_EQ(hr_model_user_vector(m, user, NULL, u), 0);
-    n = hr_model_retrieve(m, s, u, 30, 1, excl, 3, ids, ip, &scanned);
+    n = hr_model_retrieve(m, s, u, 30, 1, excl, 3, NULL, 0, ids, ip, &scanned);
     nt = hr_ann_brute_search(emb.data, hr_model_n_items(m), 16, u, 30, excl,
                              3, truth, tip);
     ASSERT_EQ(n, nt);
