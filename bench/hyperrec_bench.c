@@ -2,10 +2,11 @@
  *
  *   hyperrec-bench http --target HOST:PORT [--path /recommend] [--requests N]
  *                  [--concurrency C] [--users U] [--k K]
- *                  [--user-prefix P] [--user-width W]
+ *                  [--user-prefix P] [--user-width W] [--extra JSON]
  *
  * `http` sends N POST requests over C keep-alive connections (one thread
- * each) with bodies {"user_id":"<P><1..U, zero-padded to W>","k":K} and prints latency
+ * each) with bodies {"user_id":"<P><1..U, zero-padded to W>","k":K} (plus
+ * the members of --extra, e.g. '"filters":{"category":"news"}') and prints latency
  * percentiles and throughput as one JSON line. It talks to the address it is
  * given (the bench scripts give 127.0.0.1) and stops after N requests.
  *
@@ -38,6 +39,7 @@ typedef struct {
   int n;           /* requests for this thread */
   int users, k;
   const char *prefix; /* user ids are <prefix><number zero-padded to width> */
+  const char *extra;  /* more body members, "" for none */
   int width;
   unsigned seed;
   double *lat;     /* seconds, n entries */
@@ -97,16 +99,16 @@ static int read_response(int fd, char *buf, size_t cap) {
 
 static void *run(void *arg) {
   worker_t *w = arg;
-  char req[1024], body[256], resp[1 << 16];
+  char req[2048], body[1024], resp[1 << 16];
   int fd = dial(&w->addr);
 
   for (int i = 0; i < w->n; i++) {
     int bl, rl, st;
     double t0;
     w->seed = w->seed * 1103515245u + 12345u;
-    bl = snprintf(body, sizeof(body), "{\"user_id\":\"%s%0*u\",\"k\":%d}",
+    bl = snprintf(body, sizeof(body), "{\"user_id\":\"%s%0*u\",\"k\":%d%s%s}",
                   w->prefix, w->width, 1 + (w->seed >> 8) % (unsigned)w->users,
-                  w->k);
+                  w->k, *w->extra ? "," : "", w->extra);
     rl = snprintf(req, sizeof(req),
                   "POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: "
                   "application/json\r\nContent-Length: %d\r\n\r\n%s",
@@ -137,7 +139,7 @@ static int cmp_d(const void *a, const void *b) {
 
 static int cmd_http(int argc, char **argv) {
   const char *target = "127.0.0.1:8080", *path = "/recommend";
-  const char *prefix = "";
+  const char *prefix = "", *extra = "";
   int requests = 20000, conc = 2, users = 1000, k = 10, width = 0;
   char host[64];
   int port;
@@ -161,11 +163,13 @@ static int cmd_http(int argc, char **argv) {
       width = atoi(argv[++i]);
     else if (strcmp(argv[i], "--k") == 0)
       k = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--extra") == 0)
+      extra = argv[++i];
     else
       goto usage;
   }
   if (requests < 1 || requests > 10000000 || conc < 1 || conc > 256 ||
-      users < 1 || k < 1 || width < 0 || width > 12 || strlen(prefix) > 32 || sscanf(target, "%63[^:]:%d", host, &port) != 2)
+      users < 1 || k < 1 || width < 0 || width > 12 || strlen(prefix) > 32 || strlen(extra) > 800 || sscanf(target, "%63[^:]:%d", host, &port) != 2)
     goto usage;
   worker_t *ws = calloc((size_t)conc, sizeof(worker_t));
   pthread_t *th = calloc((size_t)conc, sizeof(pthread_t));
@@ -185,6 +189,7 @@ static int cmd_http(int argc, char **argv) {
     ws[t].users = users;
     ws[t].k = k;
     ws[t].prefix = prefix;
+    ws[t].extra = extra;
     ws[t].width = width;
     ws[t].seed = 17u + (unsigned)t * 7919u;
     ws[t].lat = lat + off;
@@ -214,7 +219,7 @@ static int cmd_http(int argc, char **argv) {
 usage:
   fprintf(stderr, "usage: hyperrec-bench http --target HOST:PORT [--path P] "
                   "[--requests N] [--concurrency C] [--users U] [--k K]\n"
-                  "       [--user-prefix P] [--user-width W]\n");
+                  "       [--user-prefix P] [--user-width W] [--extra JSON]\n");
   return 2;
 }
 

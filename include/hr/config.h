@@ -65,7 +65,6 @@ typedef struct {
     int candidates;             /* retrieved from the index, then ranked */
     int ef;                     /* search beam width */
     int exact;                  /* 1: norm-bound pass makes retrieval exact */
-    int filter_scan_pct;        /* filters keeping fewer: exact subset scan */
   } ann;
 } hr_config_t;
 

@@ -171,7 +171,9 @@ void hr_model_score_subset(const hr_model_t *m, const float *u,
  *  the result is exact, and cheap when norms are skewed (factor models:
  *  a few percent of the catalogue). *scanned (may be NULL) gets the number
  *  of items the norm pass scored. `ids`/`ip` hold k entries; `s` is the
- *  thread's scratch. Returns the count, 0 without an index; HR_ENOMEM as
+ *  thread's scratch. ef <= 0 skips the index: the norm pass alone, from
+ *  an empty top k -- for filters, which the graph serves poorly when they
+ *  correlate with u, and which the pass applies for free. Returns the count, 0 without an index; HR_ENOMEM as
  *  0 with *scanned = SIZE_MAX. Thread-safe. */
 size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
                          const float *u, size_t k, int ef,

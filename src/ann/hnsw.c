@@ -283,7 +283,7 @@ search_layer(const hr_ann_t *a, hr_ann_scratch_t *s, const float *x32,
     }
     for (int j = 0; j < nb; j++) {
       uint32_t id = buf[j];
-      int ex = marks[id] == excl_tag || !allowed(allow, id);
+      int ex = marks[id] == excl_tag, flt = !allowed(allow, id);
       float d;
       marks[id] = (uint16_t)V;
       d = score(a, x32, q, id);
@@ -292,8 +292,8 @@ search_layer(const hr_ann_t *a, hr_ann_scratch_t *s, const float *x32,
           continue; /* out of memory: drop the candidate, keep going */
         cand = s->cand;
         maxheap_push(cand, &nc, (pair_t){d, id});
-        if (ex) { /* traverse through it, never return it: widen */
-          if (ef < max_ef)
+        if (ex || flt) { /* traverse through it, never return it */
+          if (ex && ef < max_ef) /* excluded: widen */
             ef++;
           continue;
         }
@@ -346,15 +346,13 @@ size_t hr_ann_search_filter(const hr_ann_t *a, hr_ann_scratch_t *s,
   efz = ef > 0 ? (size_t)ef : 0;
   if (efz < k)
     efz = k;
-  /* Every excluded or filtered-out item the beam meets widens it by one
-   * (traversed, never kept), up to this many: all of them. */
+  /* Every excluded item the beam meets widens it by one (traversed, never
+   * kept), up to all of them. Filtered-out items are traversed and never
+   * kept too, without widening: the beam counts allowed results only, so
+   * it goes on until it holds ef of them (or the graph is exhausted). */
   max_ef = efz + n_excl;
-  if (allow != NULL) {
-    if (n_allow == 0)
-      return 0;
-    if (n_allow < a->n)
-      max_ef += a->n - n_allow;
-  }
+  if (allow != NULL && n_allow == 0)
+    return 0;
   memcpy(s->q, q, (size_t)a->dim * sizeof(float));
   memset(s->q + a->dim, 0, (a->vstride - (size_t)a->dim) * sizeof(float));
   V = begin_epoch(s);

@@ -94,10 +94,6 @@ static const key_desc keys[] = {
    "1: after the index, a norm-bound pass makes the candidates the exact "
    "top by inner product (costs about a millisecond at 1M items); 0: the "
    "index's candidates alone (reloadable)"},
-  {"ann.filter_scan_pct", K_INT, OFF(ann.filter_scan_pct), 0, 0, 0, 100, "5",
-   "a request whose attribute filters keep fewer than this percentage of "
-   "the catalogue (or fewer than ann.min_items items) scores the matching "
-   "items exactly instead of searching the index (reloadable)"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

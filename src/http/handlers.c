@@ -132,11 +132,15 @@ static int rank_subset(const hr_model_t *m, const float *u,
  *  - "popularity" when u is zero (the model knows nothing of the user),
  *  - "ann": the top candidates by inner product from the index (exact
  *    with its norm-bound pass, ann.exact), scored with the prior, when the
- *    version has an index and the catalogue is at least ann.min_items;
- *    filtered-out items are skipped during the search, which widens,
- *  - "exact": every item scored (one sgemv) otherwise, or only the allowed
- *    items when the filter keeps few (ann.filter_scan_pct): then scoring
- *    them directly beats a search that must step over all the others.
+ *    version has an index and the catalogue is at least ann.min_items,
+ *  - "exact" otherwise: every item scored (one sgemv), or with a filter
+ *    every item that passes it -- through the norm-bound pass alone when
+ *    the catalogue is large and the filter passes many items (the pass
+ *    skips filtered-out items for the price of a bit test and stops
+ *    early), by scoring the matching items otherwise.
+ *    The graph is not used for filters: a filter correlated with u (a
+ *    category the user does not favour) costs the search far more than
+ *    the pass, and recall (docs/benchmarks.md, "Attribute filters").
  * Returns 0 or HR_ENOMEM. */
 static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
                       const float *u, const long *excl, size_t n_excl,
@@ -144,13 +148,10 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
                       hr_scored_t *top, size_t *n_top, const char **path) {
   size_t n = hr_model_n_items(m);
   const hr_ann_t *a = hr_model_ann(m);
-  int zero = 1, few;
+  int zero = 1;
 
   for (int i = 0; i < hr_model_dim(m) && zero; i++)
     zero = u[i] == 0.0f;
-  few = allow != NULL &&
-        (n_allow < (size_t)cfg->ann.min_items ||
-         (double)n_allow * 100.0 < (double)n * cfg->ann.filter_scan_pct);
   if (zero) {
     *path = "popularity";
     if (allow != NULL)
@@ -159,7 +160,13 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     *n_top = hr_ranker_topk(hr_model_item_prior(m), n, excl, n_excl, k, top);
     return 0;
   }
-  if (a != NULL && n >= (size_t)cfg->ann.min_items && !few) {
+  /* A filter passing few items (under ann.min_items, or under 1/16 of the
+   * catalogue) is cheaper to answer by scoring them: on the 622k-item
+   * model the pass won from 10 % of the catalogue up and lost at 5 %
+   * (docs/benchmarks.md, "Attribute filters"). */
+  if (a != NULL && n >= (size_t)cfg->ann.min_items &&
+      (allow == NULL || (n_allow >= (size_t)cfg->ann.min_items &&
+                         n_allow >= n / 16))) {
     size_t nc = (size_t)cfg->ann.candidates > k ? (size_t)cfg->ann.candidates
                                                 : k;
     int ef = cfg->ann.ef > (int)nc ? cfg->ann.ef : (int)nc;
@@ -167,7 +174,7 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     uint32_t *ids = malloc(sizeof(uint32_t) * (nc + n_excl + 1));
     float *sc = malloc(sizeof(float) * (nc + 1));
     uint32_t *ex = ids + nc;
-    size_t got;
+    size_t got, scanned = 0;
 
     if (s == NULL || ids == NULL || sc == NULL) {
       free(ids);
@@ -176,12 +183,14 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     }
     for (size_t i = 0; i < n_excl; i++)
       ex[i] = (uint32_t)excl[i];
-    size_t scanned = 0;
-    got = cfg->ann.exact
-              ? hr_model_retrieve(m, s, u, nc, ef, ex, n_excl, allow, n_allow,
-                                  ids, sc, &scanned)
-              : hr_model_ann_search(m, s, u, nc, ef, ex, n_excl, allow,
-                                    n_allow, ids);
+    if (allow != NULL) /* exact: the norm pass alone over what passes */
+      got = hr_model_retrieve(m, s, u, nc, 0, ex, n_excl, allow, n_allow,
+                              ids, sc, &scanned);
+    else if (cfg->ann.exact)
+      got = hr_model_retrieve(m, s, u, nc, ef, ex, n_excl, NULL, 0, ids, sc,
+                              &scanned);
+    else
+      got = hr_model_ann_search(m, s, u, nc, ef, ex, n_excl, NULL, 0, ids);
     if (scanned == SIZE_MAX) { /* the exact pass ran out of memory */
       free(ids);
       free(sc);
@@ -193,7 +202,7 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
       top[i].index = (long)ids[top[i].index];
     free(ids);
     free(sc);
-    *path = "ann";
+    *path = allow != NULL ? "exact" : "ann";
     return 0;
   }
   *path = "exact";

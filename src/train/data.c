@@ -329,11 +329,60 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
 
 /* ------------------------------------------------------- item catalogue */
 
+/* The attribute columns must be what the model loader accepts
+ * (docs/model-format.md): names of 1 to HR_MODEL_MAX_ATTR_NAME bytes, unique,
+ * at most HR_MODEL_MAX_ATTRS of them. `hdr` is TAB-joined. */
+static int check_attr_header(reader_t *r, const char *hdr, size_t *n_cols,
+                             hr_error_t *err) {
+  size_t n = 0;
+  for (const char *p = hdr;; n++) {
+    const char *e = strchr(p, '\t');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == 0 || len > HR_MODEL_MAX_ATTR_NAME || memchr(p, '\r', len))
+      return BAD(r, "attribute column %zu: empty, longer than %d bytes or "
+                 "with a CR", n + 1, HR_MODEL_MAX_ATTR_NAME);
+    for (const char *q = hdr; q < p;) {
+      const char *qe = strchr(q, '\t');
+      if ((size_t)(qe - q) == len && memcmp(q, p, len) == 0)
+        return BAD(r, "attribute \"%.*s\" named twice", (int)len, p);
+      q = qe + 1;
+    }
+    if (e == NULL)
+      break;
+    p = e + 1;
+  }
+  if (n + 1 > HR_MODEL_MAX_ATTRS)
+    return BAD(r, "%zu attribute columns, at most %d", n + 1,
+               HR_MODEL_MAX_ATTRS);
+  *n_cols = n + 1;
+  return 0;
+}
+
+/* A row's attribute fields (comma-separated): no more than the header's,
+ * each '|'-separated value at most HR_MODEL_MAX_ATTR_VALUE bytes. */
+static int check_attr_row(reader_t *r, const char *p, size_t len,
+                          size_t n_cols, hr_error_t *err) {
+  size_t fields = len > 0 || n_cols > 0 ? 1 : 0, run = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (p[i] == ',' || p[i] == '|') {
+      fields += p[i] == ',';
+      run = 0;
+    } else if (++run > HR_MODEL_MAX_ATTR_VALUE) {
+      return BAD(r, "an attribute value longer than %d bytes",
+                 HR_MODEL_MAX_ATTR_VALUE);
+    }
+  }
+  if (len > 0 && fields > n_cols)
+    return BAD(r, "%zu attribute fields, the header names %zu", fields,
+               n_cols);
+  return 0;
+}
+
 int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
   reader_t r;
   field_t f[2];
   char *line;
-  size_t len;
+  size_t len, n_cols = 0;
   int rc = rd_open(&r, path, err);
 
   if (rc != 0)
@@ -352,6 +401,8 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
     for (char *p = ds->attr_header; *p; p++)
       if (*p == ',')
         *p = '\t';
+    if ((rc = check_attr_header(&r, ds->attr_header, &n_cols, err)) != 0)
+      return rd_close(&r, rc, err);
   }
   while (rc == 0 && (line = rd_next(&r, &len)) != NULL) {
     const char *comma;
@@ -384,6 +435,9 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
       ds->attrs = na;
       ds->attrs_cap = nc;
     }
+    if ((rc = check_attr_row(&r, comma ? comma + 1 : "",
+                             len - idlen - (comma ? 1 : 0), n_cols, err)))
+      break;
     free(ds->attrs[idx]);
     ds->attrs[idx] = strdup(comma ? comma + 1 : "");
     if (ds->attrs[idx] == NULL) {

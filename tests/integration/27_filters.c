@@ -1,9 +1,9 @@
 /* 27_filters.c -- /recommend with attribute filters ("filters"): every
  * returned item has the requested attribute values (OR within an attribute,
- * AND across attributes) on each retrieval path -- exact scoring, the
- * exact subset scan of a selective filter, the ANN index searched with the
- * filter, and popularity -- and the index's filtered answers match exact
- * scoring. The truth comes from the fixture's items.csv. */
+ * AND across attributes) on each retrieval path -- exact scoring of every
+ * item, scoring of the matching items, the norm-bound pass of an indexed
+ * catalogue, and popularity -- and all of them give the same answer. The
+ * truth comes from the fixture's items.csv. */
 #include "lib/env.h"
 
 #include <stdio.h>
@@ -151,69 +151,62 @@ HR_TEST_T(filters_exact_path_only_matching_items, 60) {
   return 0;
 }
 
-/* The index searched with the filter (filter_scan_pct 0 keeps every
- * filtered request on the index) against exact scoring of the same
- * filter on a second server; a third server, told to scan anything below
- * 100 %, answers the same through the exact subset scan. */
-HR_TEST_T(filters_ann_path_matches_exact, 90) {
+/* On a catalogue served through the index (ann.min_items 30 here), a
+ * filter passing at least ann.min_items items is answered by the exact
+ * norm-bound pass over the matching items, and a smaller one by scoring
+ * them; both must give exactly what a server scoring every item gives. */
+HR_TEST_T(filters_indexed_catalogue_matches_exact, 90) {
   HRT_ENV(exact);
-  HRT_ENV(ann);
-  HRT_ENV(scan);
-  hrt_env_opts_t oa = {.config_json =
-                           "{\"ann\":{\"min_items\":1,\"candidates\":50,"
-                           "\"ef\":200,\"filter_scan_pct\":0}}"};
-  hrt_env_opts_t os = {.config_json =
-                           "{\"ann\":{\"min_items\":1,\"filter_scan_pct\":"
-                           "100}}"};
+  HRT_ENV(idx);
+  hrt_env_opts_t oi = {.config_json = "{\"ann\":{\"min_items\":30}}"};
   catalogue_t c;
   hrt_strv_t users = {0};
-  static const char *const two[] = {"drama", "kids", NULL};
-  int same = 0;
+  static const char *const two[] = {"drama", "kids", NULL},
+                           *news[] = {"news", NULL};
 
   ASSERT_EQ(hrt_env_start(&exact, NULL), 0);
-  ASSERT_EQ(hrt_env_start(&ann, &oa), 0);
-  ASSERT_EQ(hrt_env_start(&scan, &os), 0);
-  ASSERT_EQ(load_catalogue(&ann.fx, &c), 0);
-  ASSERT_EQ(hrt_fixture_top_users(&ann.fx, 20, &users), 0);
+  ASSERT_EQ(hrt_env_start(&idx, &oi), 0);
+  ASSERT_EQ(load_catalogue(&idx.fx, &c), 0);
+  ASSERT_GE(count_cat(&c, "drama", NULL) + count_cat(&c, "kids", NULL), 30);
+  ASSERT_LT(count_cat(&c, "news", NULL), 30);
+  ASSERT_EQ(hrt_fixture_top_users(&idx.fx, 20, &users), 0);
   for (size_t u = 0; u < users.n; u++) {
-    json_t *a = rec(&ann, users.v[u], 10,
-                    json_pack("{s:[s,s]}", "category", "drama", "kids"));
-    json_t *x = rec(&exact, users.v[u], 10,
-                    json_pack("{s:[s,s]}", "category", "drama", "kids"));
-    json_t *s = rec(&scan, users.v[u], 10,
-                    json_pack("{s:[s,s]}", "category", "drama", "kids"));
-    hrt_strv_t ia = {0}, ix = {0}, is = {0};
-    ASSERT_NOT_NULL(a);
-    ASSERT_NOT_NULL(x);
-    ASSERT_NOT_NULL(s);
-    ASSERT_STR_EQ(hrt_jstr(a, "retrieval"), "ann");
-    ASSERT_STR_EQ(hrt_jstr(x, "retrieval"), "exact");
-    ASSERT_STR_EQ(hrt_jstr(s, "retrieval"), "exact");
-    ASSERT_MSG(all_match(&c, a, two, NULL), "%s", hrt_jdump(a));
-    ASSERT_EQ(hrt_item_ids(a, &ia), 0);
-    ASSERT_EQ(hrt_item_ids(x, &ix), 0);
-    ASSERT_EQ(hrt_item_ids(s, &is), 0);
-    ASSERT_EQ(ia.n, 10);
-    ASSERT_EQ(is.n, ix.n);
-    for (size_t i = 0; i < is.n; i++) /* both exact: identical */
-      ASSERT_STR_EQ(is.v[i], ix.v[i]);
-    int match = ia.n == ix.n;
-    for (size_t i = 0; match && i < ia.n; i++)
-      match = strcmp(ia.v[i], ix.v[i]) == 0;
-    same += match;
-    hrt_strv_free(&ia);
-    hrt_strv_free(&ix);
-    hrt_strv_free(&is);
-    json_decref(a);
-    json_decref(x);
-    json_decref(s);
+    for (int f = 0; f < 2; f++) {
+      json_t *flt = f == 0 ? json_pack("{s:[s,s]}", "category", "drama", "kids")
+                           : json_pack("{s:s}", "category", "news");
+      json_t *a = rec(&idx, users.v[u], 10, json_incref(flt));
+      json_t *x = rec(&exact, users.v[u], 10, flt);
+      hrt_strv_t ia = {0}, ix = {0};
+      ASSERT_NOT_NULL(a);
+      ASSERT_NOT_NULL(x);
+      ASSERT_STR_EQ(hrt_jstr(a, "retrieval"), "exact");
+      ASSERT_STR_EQ(hrt_jstr(x, "retrieval"), "exact");
+      ASSERT_MSG(all_match(&c, a, f == 0 ? two : news, NULL), "%s",
+                 hrt_jdump(a));
+      ASSERT_EQ(hrt_item_ids(a, &ia), 0);
+      ASSERT_EQ(hrt_item_ids(x, &ix), 0);
+      ASSERT_GT(ia.n, 0);
+      ASSERT_EQ(ia.n, ix.n);
+      for (size_t i = 0; i < ia.n; i++)
+        ASSERT_MSG(strcmp(ia.v[i], ix.v[i]) == 0, "user %s filter %d: %s",
+                   users.v[u], f, hrt_jdump(a));
+      hrt_strv_free(&ia);
+      hrt_strv_free(&ix);
+      json_decref(a);
+      json_decref(x);
+    }
   }
-  ASSERT_MSG(same >= 19, "only %d of 20 users got the exact filtered top 10",
-             same);
+  /* Unfiltered, the same server goes through the index. */
+  int st;
+  json_t *j = hrt_post(&idx, "/recommend",
+                       json_pack("{s:s}", "user_id", users.v[0]), &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_STR_EQ(hrt_jstr(j, "retrieval"), "ann");
+  ASSERT(hrt_jget(j, "filter_matches") == NULL);
+  json_decref(j);
   hrt_strv_free(&users);
   free_catalogue(&c);
-  ASSERT_EQ(hrt_env_stop(&scan), 0);
-  ASSERT_EQ(hrt_env_stop(&ann), 0);
+  ASSERT_EQ(hrt_env_stop(&idx), 0);
   ASSERT_EQ(hrt_env_stop(&exact), 0);
   return 0;
 }

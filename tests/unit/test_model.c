@@ -689,6 +689,31 @@ HR_TEST(model_retrieve_is_exact) {
       /* Same scores in the same order (ties may swap ids). */
       ASSERT_DBL_NEAR(ip[j], tip[j], 1e-4);
     }
+    /* With a filter (every third item) and no index seeds (ef 0): the
+     * exact top 30 of the items that pass. */
+    {
+      size_t ni = hr_model_n_items(m), n_allow = 0, nout = 0;
+      uint64_t allow[64] = {0};
+      uint32_t out[2048];
+      ASSERT(ni <= 64 * 64 && ni <= 2048);
+      for (size_t i = 0; i < ni; i++) {
+        if ((i + (size_t)user) % 3 == 0 && i != 1 && i != 5 && i != 9) {
+          allow[i >> 6] |= (uint64_t)1 << (i & 63);
+          n_allow++;
+        } else {
+          out[nout++] = (uint32_t)i;
+        }
+      }
+      n = hr_model_retrieve(m, s, u, 30, 0, excl, 3, allow, n_allow, ids, ip,
+                            &scanned);
+      nt = hr_ann_brute_search(emb.data, ni, 16, u, 30, out, nout, truth,
+                               tip);
+      ASSERT_EQ(n, nt);
+      for (size_t j = 0; j < n; j++) {
+        ASSERT((allow[ids[j] >> 6] >> (ids[j] & 63)) & 1);
+        ASSERT_DBL_NEAR(ip[j], tip[j], 1e-4);
+      }
+    }
   }
   hr_ann_scratch_free(s);
   hr_model_free(m);

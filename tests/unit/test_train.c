@@ -146,6 +146,49 @@ HR_TEST(train_csv_reader) {
   return 0;
 }
 
+/* The item catalogue: attribute columns are checked against what the
+ * model loader accepts, so fit never writes a version the server refuses. */
+HR_TEST(train_items_reader_checks_attributes) {
+  static const struct {
+    const char *text, *msg; /* msg NULL: accepted */
+  } cases[] = {
+      {"item_id,genres,year\ni1,Comedy|Drama,1995\ni2,,\ni3\n", NULL},
+      {"item_id,genres,\ni1,a,b\n", "attribute column 2: empty"},
+      {"item_id,g,g\ni1,a,b\n", "named twice"},
+      {"item_id,g\ni1,a,b\n", ":2: 2 attribute fields, the header names 1"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    const char *p = write_tmp("items.csv", cases[i].text);
+    hr_dataset_t ds;
+    hr_error_t err = {0};
+    ASSERT_NOT_NULL(p);
+    ASSERT_EQ(hr_dataset_init(&ds), 0);
+    int rc = hr_data_read_items(&ds, p, &err);
+    if (cases[i].msg == NULL) {
+      ASSERT_MSG(rc == 0, "case %zu: %s", i, err.msg);
+      ASSERT_STR_EQ(ds.attr_header, "genres\tyear");
+      ASSERT_STR_EQ(ds.attrs[0], "Comedy|Drama\t1995");
+    } else {
+      ASSERT_EQ(rc, HR_EFORMAT);
+      ASSERT_MSG(strstr(err.msg, cases[i].msg) != NULL, "case %zu: %s", i,
+                 err.msg);
+    }
+    hr_dataset_free(&ds);
+  }
+  /* A value longer than the loader's limit. */
+  char text[600] = "item_id,g\ni1,";
+  memset(text + strlen(text), 'v', HR_MODEL_MAX_ATTR_VALUE + 1);
+  strcat(text, "\n");
+  const char *p = write_tmp("items.csv", text);
+  hr_dataset_t ds;
+  hr_error_t err = {0};
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_items(&ds, p, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "longer than 256") != NULL, "%s", err.msg);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
 HR_TEST(train_movielens_reader) {
   const char *p = write_tmp("u.data", "1\t10\t5\t881250949\n"
                                       "2\t20\t3\t881250950\n");
