@@ -34,6 +34,26 @@ void hr_metrics_events(unsigned long accepted, unsigned long duplicates,
 /** Count a /recommend answered without Redis. */
 void hr_metrics_degraded(void);
 
+/* How /recommend found its candidates (the label of
+ * hyperrec_recommend_retrieval_total). */
+#define HR_RETRIEVAL_MAP(XX)                                                  \
+  XX(POPULARITY, "popularity")                                                \
+  XX(ALL, "all_items")       /* every item scored */                          \
+  XX(ANN, "ann")             /* the index */                                  \
+  XX(ANN_EXACT, "ann_exact") /* the index + the norm-bound pass */            \
+  XX(FILTER_PASS, "filter_pass") /* filtered: the norm-bound pass alone */    \
+  XX(FILTER_SCAN, "filter_scan") /* filtered: the matching items scored */
+
+typedef enum {
+#define XX(name, str) HR_RET_##name,
+  HR_RETRIEVAL_MAP(XX)
+#undef XX
+  HR_RET__COUNT
+} hr_retrieval_t;
+
+/** Count one /recommend's retrieval path. */
+void hr_metrics_retrieval(hr_retrieval_t r);
+
 /** Render everything, plus the registry's model gauges (reg may be NULL).
  *  Returns a new string (free()) or NULL on OOM. */
 char *hr_metrics_render(hr_registry_t *reg);

@@ -96,7 +96,9 @@ long hr_model_user_index(const hr_model_t *m, const char *user_id);
 /* ------------------------------------------------------ item attributes */
 
 #define HR_MODEL_MAX_ATTRS 64        /* attribute columns in items.tsv */
-#define HR_MODEL_MAX_ATTR_NAME 64    /* bytes in an attribute name */
+#define HR_MODEL_MAX_ATTR_NAME 48    /* bytes in an attribute name (so that
+                                        "filters.<name>[255]" fits an error
+                                        field) */
 #define HR_MODEL_MAX_ATTR_VALUE 256  /* bytes in one attribute value */
 
 /* items.tsv may carry attribute columns after the id; a cell holds zero or

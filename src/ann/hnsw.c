@@ -256,10 +256,10 @@ search_layer(const hr_ann_t *a, hr_ann_scratch_t *s, const float *x32,
   pair_t *cand = s->cand, *res = s->res;
   void *tmp_;
 
-  if (marks[ep] == excl_tag || !allowed(allow, ep)) {
+  if (marks[ep] == excl_tag) {
     if (ef < max_ef)
       ef++;
-  } else {
+  } else if (allowed(allow, ep)) {
     res[nr++] = (pair_t){ep_s, ep};
   }
   marks[ep] = (uint16_t)V;

@@ -154,6 +154,7 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     zero = u[i] == 0.0f;
   if (zero) {
     *path = "popularity";
+    hr_metrics_retrieval(HR_RET_POPULARITY);
     if (allow != NULL)
       return rank_subset(m, u, hr_model_item_prior(m), excl, n_excl, allow,
                          n_allow, k, top, n_top);
@@ -203,9 +204,14 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
     free(ids);
     free(sc);
     *path = allow != NULL ? "exact" : "ann";
+    hr_metrics_retrieval(allow != NULL    ? HR_RET_FILTER_PASS
+                         : cfg->ann.exact ? HR_RET_ANN_EXACT
+                                          : HR_RET_ANN);
     return 0;
   }
   *path = "exact";
+  hr_metrics_retrieval(allow != NULL && n_allow < n ? HR_RET_FILTER_SCAN
+                                                    : HR_RET_ALL);
   if (allow != NULL && n_allow < n)
     return rank_subset(m, u, NULL, excl, n_excl, allow, n_allow, k, top,
                        n_top);
@@ -289,6 +295,20 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
     goto out;
   }
   m = snap->model;
+  /* Filters first: an attribute this model lacks is refused before any
+   * Redis round trip or fold-in. */
+  if (r.n_filters > 0) {
+    allow = malloc(sizeof(uint64_t) * ((hr_model_n_items(m) + 63) / 64 + 1));
+    if (allow == NULL) {
+      hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+      hr__http_error(resp, &err);
+      goto out;
+    }
+    if (hr_model_filter(m, r.filters, r.n_filters, allow, &n_allow, &err)) {
+      hr__http_error(resp, &err);
+      goto out;
+    }
+  }
   if (r.user_id != NULL) {
     hr_ctxstore_t *cs = hr_ctxstore_thread();
     if (cs != NULL && hr_ctxstore_read_user(cs, r.user_id,
@@ -330,18 +350,6 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   for (size_t i = 0; i < n_trained; i++)
     excl[n_excl++] = trained[i];
   n_excl = hr_ranker_sort_unique(excl, n_excl);
-  if (r.n_filters > 0) {
-    allow = malloc(sizeof(uint64_t) * ((hr_model_n_items(m) + 63) / 64 + 1));
-    if (allow == NULL) {
-      hr_error_set(&err, HR_ENOMEM, "", "out of memory");
-      hr__http_error(resp, &err);
-      goto out;
-    }
-    if (hr_model_filter(m, r.filters, r.n_filters, allow, &n_allow, &err)) {
-      hr__http_error(resp, &err);
-      goto out;
-    }
-  }
   if (rank_items(m, cfg, uvec, excl, n_excl, allow, n_allow, (size_t)r.k,
                  top, &n_top, &retrieval) != 0) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");

@@ -54,6 +54,18 @@ void hr_metrics_degraded(void) {
   atomic_fetch_add_explicit(&degraded, 1, memory_order_relaxed);
 }
 
+static atomic_ulong retrieval[HR_RET__COUNT];
+static const char *const retrieval_name[HR_RET__COUNT] = {
+#define XX(name, str) str,
+    HR_RETRIEVAL_MAP(XX)
+#undef XX
+};
+
+void hr_metrics_retrieval(hr_retrieval_t r) {
+  if ((unsigned)r < HR_RET__COUNT)
+    atomic_fetch_add_explicit(&retrieval[r], 1, memory_order_relaxed);
+}
+
 typedef struct {
   char *p;
   size_t len, cap;
@@ -144,6 +156,12 @@ char *hr_metrics_render(hr_registry_t *reg) {
   put(&b, "# HELP hyperrec_recommend_degraded_total Recommendations answered "
           "without Redis.\n# TYPE hyperrec_recommend_degraded_total counter\n"
           "hyperrec_recommend_degraded_total %lu\n", atomic_load(&degraded));
+  put(&b, "# HELP hyperrec_recommend_retrieval_total Recommendations by how "
+          "candidates were found.\n"
+          "# TYPE hyperrec_recommend_retrieval_total counter\n");
+  for (int r = 0; r < HR_RET__COUNT; r++)
+    put(&b, "hyperrec_recommend_retrieval_total{path=\"%s\"} %lu\n",
+        retrieval_name[r], atomic_load(&retrieval[r]));
   if (reg != NULL) {
     put(&b, "# HELP hyperrec_model_version Serving model version per slot "
             "(0: none).\n# TYPE hyperrec_model_version gauge\n");

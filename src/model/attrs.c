@@ -30,6 +30,15 @@ static int bad(hr_error_t *err, const char *where, size_t line,
   return hr_error_set(err, HR_EFORMAT, NULL, "%s: %s", where, msg);
 }
 
+/* Whether s[0..len) holds a control character (requests cannot carry
+ * them, so such a value could never be matched). */
+static int has_control(const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+      return 1;
+  return 0;
+}
+
 /* The end of the line starting at p: the next '\n' or '\0' (the id parser
  * has already turned the data rows' newlines into NULs), or `end`. */
 static const char *line_end(const char *p, const char *end) {
@@ -116,6 +125,9 @@ static int scan_rows(hr_model_t *m, const char *rows, const char *end,
         if (len > HR_MODEL_MAX_ATTR_VALUE)
           return bad(err, where, line, "attribute %s: a value longer than "
                      "%d bytes", m->attrs[col].name, HR_MODEL_MAX_ATTR_VALUE);
+        if (pass == 0 && has_control(v, len))
+          return bad(err, where, line, "attribute %s: a control character "
+                     "in a value", m->attrs[col].name);
         if (len > 0) {
           tally_t *tc = &t[col];
           if (pass == 0) {
@@ -152,8 +164,18 @@ int hr__model_parse_attrs(hr_model_t *m, const char *text, size_t size,
   /* header: "index<TAB>item_id[<TAB>name...]" (checked by the id parser) */
   p = memchr(text, '\t', (size_t)(he - text));
   p = p ? memchr(p + 1, '\t', (size_t)(he - p - 1)) : NULL;
-  if (p == NULL || he >= end)
-    return 0; /* no attribute columns */
+  if (p == NULL || he >= end) { /* no attribute columns: rows have none */
+    size_t line = 1;
+    for (const char *r = he + 1; r < end; r = line_end(r, end) + 1) {
+      const char *e = line_end(r, end), *t;
+      line++;
+      t = memchr(r, '\t', (size_t)(e - r));
+      if (t != NULL && memchr(t + 1, '\t', (size_t)(e - t - 1)) != NULL)
+        return bad(err, where, line, "more fields than the header's 0 "
+                   "attributes");
+    }
+    return 0;
+  }
   for (const char *q = p; q != NULL && q < he;
        q = memchr(q + 1, '\t', (size_t)(he - q - 1)))
     m->n_attrs++;
@@ -175,9 +197,9 @@ int hr__model_parse_attrs(hr_model_t *m, const char *text, size_t size,
     if (ne == NULL)
       ne = he;
     if (ne == n || (size_t)(ne - n) > HR_MODEL_MAX_ATTR_NAME ||
-        memchr(n, '\r', (size_t)(ne - n)) != NULL) {
+        has_control(n, (size_t)(ne - n))) {
       rc = bad(err, where, 1, "attribute %zu: empty, longer than %d bytes "
-               "or with a CR", c + 1, HR_MODEL_MAX_ATTR_NAME);
+               "or with a control character", c + 1, HR_MODEL_MAX_ATTR_NAME);
       goto out;
     }
     m->attrs[c].name = strndup(n, (size_t)(ne - n));
@@ -272,9 +294,9 @@ static void attr_list(const hr_model_t *m, char *out, size_t cap) {
 int hr_model_filter(const hr_model_t *m, const hr_filter_term_t *terms,
                     size_t n_terms, uint64_t *allow, size_t *n_allow,
                     hr_error_t *err) {
-  size_t nw = (m->n_items + 63) / 64, cnt = 0;
+  size_t nw = (m->n_items + 63) / 64, cnt = 0, max_values = 0;
   uint64_t *tmp = NULL;
-  long *cols;
+  long *cols, *seen = NULL;
 
   *n_allow = 0;
   cols = malloc(sizeof(long) * (n_terms ? n_terms : 1));
@@ -297,20 +319,34 @@ int hr_model_filter(const hr_model_t *m, const hr_filter_term_t *terms,
                           m->version, names);
     }
   }
-  if (n_terms > 1 && (tmp = malloc(sizeof(uint64_t) * (nw ? nw : 1))) ==
-                         NULL) {
+  for (size_t i = 0; i < n_terms; i++)
+    max_values = terms[i].n_values > max_values ? terms[i].n_values
+                                                : max_values;
+  seen = malloc(sizeof(long) * (max_values ? max_values : 1));
+  if (seen == NULL || (n_terms > 1 &&
+                       (tmp = malloc(sizeof(uint64_t) * (nw ? nw : 1))) ==
+                           NULL)) {
+    free(seen);
     free(cols);
     return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
   }
   for (size_t i = 0; i < n_terms; i++) {
     uint64_t *dst = i == 0 ? allow : tmp;
+    const hr__attr_col_t *col = &m->attrs[cols[i]];
+    size_t n_seen = 0;
     memset(dst, 0, sizeof(uint64_t) * nw);
     for (size_t j = 0; j < terms[i].n_values; j++) {
-      size_t n;
-      const uint32_t *it = hr_model_attr_items(m, (size_t)cols[i],
-                                               terms[i].values[j], &n);
-      for (size_t r = 0; r < n; r++)
-        dst[it[r] >> 6] |= (uint64_t)1 << (it[r] & 63);
+      const char *v = terms[i].values[j];
+      long id = hr_idmap_find(col->values, v, strlen(v)), dup = 0;
+      /* A value listed twice is ORed once (a list of one large value
+       * repeated would otherwise cost a posting pass per copy). */
+      for (size_t e = 0; id >= 0 && e < n_seen && !dup; e++)
+        dup = seen[e] == id;
+      if (id < 0 || dup)
+        continue;
+      seen[n_seen++] = id;
+      for (size_t r = col->ptr[id]; r < col->ptr[id + 1]; r++)
+        dst[col->items[r] >> 6] |= (uint64_t)1 << (col->items[r] & 63);
     }
     if (i > 0)
       for (size_t w = 0; w < nw; w++)
@@ -324,6 +360,7 @@ int hr_model_filter(const hr_model_t *m, const hr_filter_term_t *terms,
   for (size_t w = 0; w < nw; w++)
     cnt += (size_t)__builtin_popcountll(allow[w]);
   *n_allow = cnt;
+  free(seen);
   free(tmp);
   free(cols);
   return 0;

@@ -322,12 +322,15 @@ size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
     v = dot8(u, r < m->n_head ? m->head + r * d : m->item_emb + (size_t)i * d,
              d);
     n_scan++;
-    if (got < k) { /* the index found fewer than k: take it */
-      ids[got] = i;
-      ip[got] = v;
-      got++;
-      for (size_t j = got / 2; j-- > 0;)
-        heap_down(ids, ip, got, j);
+    if (got < k) { /* the index found fewer than k: take it (sift up) */
+      size_t c = got++;
+      while (c > 0 && ip[(c - 1) / 2] > v) {
+        ids[c] = ids[(c - 1) / 2];
+        ip[c] = ip[(c - 1) / 2];
+        c = (c - 1) / 2;
+      }
+      ids[c] = i;
+      ip[c] = v;
     } else if (v > ip[0]) {
       ids[0] = i;
       ip[0] = v;

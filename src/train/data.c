@@ -338,9 +338,12 @@ static int check_attr_header(reader_t *r, const char *hdr, size_t *n_cols,
   for (const char *p = hdr;; n++) {
     const char *e = strchr(p, '\t');
     size_t len = e ? (size_t)(e - p) : strlen(p);
-    if (len == 0 || len > HR_MODEL_MAX_ATTR_NAME || memchr(p, '\r', len))
+    int ctl = 0;
+    for (size_t i = 0; i < len; i++)
+      ctl |= (unsigned char)p[i] < 0x20 || p[i] == 0x7f;
+    if (len == 0 || len > HR_MODEL_MAX_ATTR_NAME || ctl)
       return BAD(r, "attribute column %zu: empty, longer than %d bytes or "
-                 "with a CR", n + 1, HR_MODEL_MAX_ATTR_NAME);
+                 "with a control character", n + 1, HR_MODEL_MAX_ATTR_NAME);
     for (const char *q = hdr; q < p;) {
       const char *qe = strchr(q, '\t');
       if ((size_t)(qe - q) == len && memcmp(q, p, len) == 0)
@@ -364,6 +367,8 @@ static int check_attr_row(reader_t *r, const char *p, size_t len,
                           size_t n_cols, hr_error_t *err) {
   size_t fields = len > 0 || n_cols > 0 ? 1 : 0, run = 0;
   for (size_t i = 0; i < len; i++) {
+    if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+      return BAD(r, "a control character in an attribute value");
     if (p[i] == ',' || p[i] == '|') {
       fields += p[i] == ',';
       run = 0;

@@ -132,6 +132,27 @@ HR_TEST_T(filters_exact_path_only_matching_items, 60) {
     ASSERT_MSG(all_match(&c, j, two, "indie"), "%s", hrt_jdump(j));
     json_decref(j);
   }
+  /* An integer value matches the attribute's decimal text. */
+  j = rec(&e, users.v[0], 100, json_pack("{s:i}", "duration_min", 3));
+  ASSERT_NOT_NULL(j);
+  {
+    size_t want = 0;
+    char path[PATH_MAX + 16], line[512];
+    FILE *fp;
+    snprintf(path, sizeof(path), "%s/items.csv", e.fx.data);
+    fp = fopen(path, "r");
+    ASSERT_NOT_NULL(fp);
+    while (fgets(line, sizeof(line), fp) != NULL) {
+      char *last = strrchr(line, ',');
+      want += last != NULL && strcmp(last, ",3\n") == 0;
+    }
+    fclose(fp);
+    ASSERT_GT(want, 0);
+    ASSERT_EQ(hrt_jint(j, "filter_matches"), (long long)want);
+    ASSERT_LE(json_array_size(hrt_jget(j, "items")), want);
+    ASSERT_GT(json_array_size(hrt_jget(j, "items")), 0);
+  }
+  json_decref(j);
   /* A value no item has: an empty answer, not an error. */
   j = rec(&e, users.v[0], 10, json_pack("{s:s}", "category", "opera"));
   ASSERT_NOT_NULL(j);
@@ -196,6 +217,14 @@ HR_TEST_T(filters_indexed_catalogue_matches_exact, 90) {
       json_decref(x);
     }
   }
+  /* Both filtered paths ran (the responses say "exact" for both). */
+  char *text = hrt_metrics(&idx);
+  ASSERT_NOT_NULL(text);
+  ASSERT_DBL_NEAR(hrt_metric(text, "hyperrec_recommend_retrieval_total",
+                             "filter_pass", NULL), 20, 1e-9);
+  ASSERT_DBL_NEAR(hrt_metric(text, "hyperrec_recommend_retrieval_total",
+                             "filter_scan", NULL), 20, 1e-9);
+  free(text);
   /* Unfiltered, the same server goes through the index. */
   int st;
   json_t *j = hrt_post(&idx, "/recommend",

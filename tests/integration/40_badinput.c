@@ -150,6 +150,11 @@ BAD_POST(recommend_filters_not_object, "/recommend",
 BAD_POST(recommend_filter_empty_list, "/recommend",
          "{\"user_id\":\"u1\",\"filters\":{\"category\":[]}}", 400,
          "invalid_field", "filters.category")
+BAD_POST(recommend_too_many_filters, "/recommend",
+         "{\"user_id\":\"u1\",\"filters\":{\"a\":1,\"b\":1,\"c\":1,"
+         "\"d\":1,\"e\":1,\"f\":1,\"g\":1,\"h\":1,\"i\":1,\"j\":1,"
+         "\"k\":1,\"l\":1,\"m\":1,\"n\":1,\"o\":1,\"p\":1,\"q\":1}}",
+         400, "too_many", "filters")
 /* Checked against the serving model: it has no such attribute. */
 BAD_POST(recommend_filter_unknown_attribute, "/recommend",
          "{\"user_id\":\"u1\",\"filters\":{\"colour\":\"red\"}}", 400,

@@ -295,6 +295,10 @@ HR_TEST(model_item_attributes_and_filters) {
   hr_filter_term_t t2[] = {{"genres", cd, 2}, {"year", y95, 1}};
   ASSERT_EQ(filter_count(m, t2, 2, bits, &err), 2);
   ASSERT_EQ(bits[0], (uint64_t)0x11); /* a (Comedy, 1995), e (Horror) */
+  /* A value listed twice counts once. */
+  const char *twice[] = {"Comedy", "Comedy", "Western"};
+  hr_filter_term_t t5[] = {{"genres", twice, 3}};
+  ASSERT_EQ(filter_count(m, t5, 1, bits, &err), 3);
   hr_filter_term_t t3[] = {{"genres", none, 1}};
   ASSERT_EQ(filter_count(m, t3, 1, bits, &err), 0);
   ASSERT_EQ(bits[0], 0);
@@ -317,6 +321,10 @@ HR_TEST(model_item_attributes_and_filters) {
        "named twice"},
       {"index\titem_id\tg\t\n0\ta\n1\tb\n2\tc\n3\td\n4\te\n5\tf\n",
        "attribute 2: empty"},
+      {"index\titem_id\n0\ta\n1\tb\tX\n2\tc\n3\td\n4\te\n5\tf\n",
+       "line 3: more fields than the header's 0"},
+      {"index\titem_id\tg\n0\ta\n1\tb\n2\tc\tx\r\n3\td\n4\te\n5\tf\n",
+       "line 4: attribute g: a control character"},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     ASSERT_EQ(rewrite_items(dir, bad[i].text), 0);
@@ -325,6 +333,18 @@ HR_TEST(model_item_attributes_and_filters) {
     ASSERT_EQ(err.code, HR_EFORMAT);
     ASSERT_MSG(strstr(err.msg, "items.tsv") && strstr(err.msg, bad[i].msg),
                "case %zu: %s", i, err.msg);
+  }
+  /* More attribute columns than HR_MODEL_MAX_ATTRS. */
+  {
+    char text[2048] = "index\titem_id";
+    for (int c = 0; c <= HR_MODEL_MAX_ATTRS; c++)
+      snprintf(text + strlen(text), sizeof(text) - strlen(text), "\ta%d", c);
+    strcat(text, "\n0\ta\n1\tb\n2\tc\n3\td\n4\te\n5\tf\n");
+    ASSERT_EQ(rewrite_items(dir, text), 0);
+    err = (hr_error_t){0};
+    ASSERT(hr_model_open(dir, &err) == NULL);
+    ASSERT_MSG(strstr(err.msg, "65 attribute columns, at most 64") != NULL,
+               "%s", err.msg);
   }
   /* A value longer than HR_MODEL_MAX_ATTR_VALUE. */
   {
@@ -697,12 +717,13 @@ HR_TEST(model_retrieve_is_exact) {
       uint32_t out[2048];
       ASSERT(ni <= 64 * 64 && ni <= 2048);
       for (size_t i = 0; i < ni; i++) {
-        if ((i + (size_t)user) % 3 == 0 && i != 1 && i != 5 && i != 9) {
+        /* excluded items 1, 5, 9 may pass the filter: both apply */
+        if ((i + (size_t)user) % 3 == 0 || i == 1 || i == 5 || i == 9) {
           allow[i >> 6] |= (uint64_t)1 << (i & 63);
           n_allow++;
-        } else {
-          out[nout++] = (uint32_t)i;
         }
+        if (!((allow[i >> 6] >> (i & 63)) & 1) || i == 1 || i == 5 || i == 9)
+          out[nout++] = (uint32_t)i;
       }
       n = hr_model_retrieve(m, s, u, 30, 0, excl, 3, allow, n_allow, ids, ip,
                             &scanned);
@@ -711,6 +732,7 @@ HR_TEST(model_retrieve_is_exact) {
       ASSERT_EQ(n, nt);
       for (size_t j = 0; j < n; j++) {
         ASSERT((allow[ids[j] >> 6] >> (ids[j] & 63)) & 1);
+        ASSERT(ids[j] != 1 && ids[j] != 5 && ids[j] != 9);
         ASSERT_DBL_NEAR(ip[j], tip[j], 1e-4);
       }
     }

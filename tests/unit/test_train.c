@@ -156,6 +156,7 @@ HR_TEST(train_items_reader_checks_attributes) {
       {"item_id,genres,\ni1,a,b\n", "attribute column 2: empty"},
       {"item_id,g,g\ni1,a,b\n", "named twice"},
       {"item_id,g\ni1,a,b\n", ":2: 2 attribute fields, the header names 1"},
+      {"item_id,g\ni1,a\x01b\n", "control character"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const char *p = write_tmp("items.csv", cases[i].text);
