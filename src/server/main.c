@@ -219,6 +219,17 @@ int main(int argc, char **argv) {
   /* Requests run in parallel on the HTTP workers: each BLAS call must stay
    * on its own thread rather than fan out and contend with the others. */
   openblas_set_num_threads(1);
+  /* Signals first: a SIGTERM that arrives as soon as "listening" is logged
+   * (a supervisor, a test) must take the graceful path, not the default
+   * action. libuv queues it until the loop runs. */
+  uv_loop_init(&s.loop);
+  uv_signal_init(&s.loop, &s.sig_term);
+  uv_signal_init(&s.loop, &s.sig_int);
+  uv_signal_init(&s.loop, &s.sig_hup);
+  s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
+  uv_signal_start(&s.sig_term, on_stop, SIGTERM);
+  uv_signal_start(&s.sig_int, on_stop, SIGINT);
+  uv_signal_start(&s.sig_hup, on_hup, SIGHUP);
   hr_ctxstore_configure(&s.cfg);
   s.reg = hr_registry_new(&s.cfg);
   if (s.reg == NULL)
@@ -240,14 +251,6 @@ int main(int argc, char **argv) {
                    hr_http_port(s.http), "redis", s.cfg.redis.host,
                    "redis_port", s.cfg.redis.port, "version", HR_VERSION));
 
-  uv_loop_init(&s.loop);
-  uv_signal_init(&s.loop, &s.sig_term);
-  uv_signal_init(&s.loop, &s.sig_int);
-  uv_signal_init(&s.loop, &s.sig_hup);
-  s.sig_term.data = s.sig_int.data = s.sig_hup.data = &s;
-  uv_signal_start(&s.sig_term, on_stop, SIGTERM);
-  uv_signal_start(&s.sig_int, on_stop, SIGINT);
-  uv_signal_start(&s.sig_hup, on_hup, SIGHUP);
   uv_timer_init(&s.loop, &s.poll);
   s.poll.data = &s;
   uv_timer_start(&s.poll, on_poll, (uint64_t)s.cfg.models_poll_ms,
