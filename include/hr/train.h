@@ -126,6 +126,43 @@ int hr_train_write_files(const char *dir, const hr_dataset_t *ds,
                          const char *name, uint64_t version,
                          hr_error_t *err);
 
+/* ------------------------------------------------- sequential (seq.h) */
+
+#include "hr/seq.h"
+
+typedef struct {
+  hr_seq_dims_t dims;      /* d, L, blocks, ffn (n_items from the data) */
+  int epochs;
+  int batch;               /* sequences per step */
+  float lr, weight_decay, clip;
+  float init_std;          /* embeddings ~ N(0, init_std) */
+  float dropout;           /* on the embeddings (inverted dropout) */
+  int threads;             /* OpenBLAS threads while training */
+  uint64_t seed;
+  int progress;            /* 1: epoch lines on stderr */
+} hr_seq_opts_t;
+
+void hr_seq_opts_default(hr_seq_opts_t *o);
+
+typedef struct {
+  hr_seq_dims_t dims;
+  float *w;                /* hr_seq_param_count floats */
+  hr_seq_params_t p;       /* views into w */
+  double seconds, loss;
+} hr_seq_fit_t;
+
+/** Train on the histories (oldest first): every user's last L+1 items
+ *  give L next-item targets, full softmax over the catalogue, AdamW.
+ *  Deterministic for a seed and thread count. */
+int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
+               hr_error_t *err);
+void hr_seq_fit_free(hr_seq_fit_t *f);
+/** The user vector after reading hist[0..n) (oldest first; the last L
+ *  count) into u (d floats); `buf` holds hr_seq_acts_floats(dims, L, &L,
+ *  1) floats. */
+void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist, size_t n,
+                        float *buf, float *u);
+
 /* ---------------------------------------------------------- evaluation */
 
 typedef struct {
@@ -162,6 +199,12 @@ size_t hr_topk(const float *scores, const unsigned char *excluded, size_t n,
 int hr_eval_loo(const char *split_dir, int target_test,
                 const hr_ials_opts_t *o, const char *topk_out,
                 hr_eval_result_t *res, hr_error_t *err);
+
+/** Protocol `loo` with the sequential model (hr_seq_fit), scored by its
+ *  shared forward pass. */
+int hr_eval_loo_seq(const char *split_dir, int target_test,
+                    const hr_seq_opts_t *o, const char *topk_out,
+                    hr_eval_result_t *res, hr_error_t *err);
 
 /* ----------------------------------------------------------- generator */
 

@@ -6,6 +6,7 @@
  * with hr_model_user_vector + hr_model_score_items, the server's code. */
 #include "hr/train.h"
 
+#include <cblas.h>
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -173,11 +174,51 @@ static int read_targets(const char *path, const hr_dataset_t *all,
   return 0;
 }
 
+/* The split's training rows (train, + valid for the test target) over
+ * the catalogue 1..n_items (dense index = id - 1, so that "ties by
+ * ascending index" is "ties by ascending item id"), and the targets. On
+ * failure ds may hold data: free it. */
+static int load_loo(const char *split_dir, int target_test, hr_dataset_t *ds,
+                    target_t **tg, size_t *ntg, size_t *n_items_out,
+                    hr_error_t *err) {
+  char path[4096];
+  size_t n_items = 0;
+  int rc;
+
+  if ((rc = hr_dataset_init(ds)) != 0)
+    return hr_error_set(err, rc, NULL, "out of memory");
+  if ((rc = read_meta(split_dir, &n_items, err)) != 0)
+    return rc;
+  for (size_t i = 1; i <= n_items; i++) {
+    char id[24];
+    int len = snprintf(id, sizeof(id), "%zu", i);
+    if (hr_idmap_add(ds->items, id, (size_t)len, NULL) < 0)
+      return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  }
+  snprintf(path, sizeof(path), "%s/train.tsv", split_dir);
+  if ((rc = hr_data_read_movielens(ds, path, err)) != 0)
+    return rc;
+  if (target_test) {
+    snprintf(path, sizeof(path), "%s/valid.tsv", split_dir);
+    if ((rc = hr_data_read_movielens(ds, path, err)) != 0)
+      return rc;
+  }
+  if (hr_idmap_size(ds->items) != n_items)
+    return hr_error_set(err, HR_EFORMAT, NULL, "%s: item ids outside 1..%zu",
+                        split_dir, n_items);
+  snprintf(path, sizeof(path), "%s/%s.tsv", split_dir,
+           target_test ? "test" : "valid");
+  if ((rc = read_targets(path, ds, tg, ntg, err)) != 0)
+    return rc;
+  *n_items_out = n_items;
+  return 0;
+}
+
 int hr_eval_loo(const char *split_dir, int target_test,
                 const hr_ials_opts_t *o, const char *topk_out,
                 hr_eval_result_t *res, hr_error_t *err) {
-  char path[4096], tmp[] = "/tmp/hr-eval-XXXXXX", vdir[4200];
-  hr_dataset_t ds;
+  char tmp[] = "/tmp/hr-eval-XXXXXX", vdir[4200];
+  hr_dataset_t ds = {0};
   hr_csr_t h = {0};
   hr_ials_t fit = {0};
   hr_model_t *m = NULL;
@@ -190,36 +231,8 @@ int hr_eval_loo(const char *split_dir, int target_test,
   int have_tmp = 0, rc;
 
   memset(res, 0, sizeof(*res));
-  if ((rc = read_meta(split_dir, &n_items, err)) != 0)
-    return rc;
-  if ((rc = hr_dataset_init(&ds)) != 0)
-    return hr_error_set(err, rc, NULL, "out of memory");
-  /* The catalogue is 1..n_items, dense index = id - 1, so that "ties by
-   * ascending index" is "ties by ascending item id". */
-  for (size_t i = 1; i <= n_items; i++) {
-    char id[24];
-    int len = snprintf(id, sizeof(id), "%zu", i);
-    if (hr_idmap_add(ds.items, id, (size_t)len, NULL) < 0) {
-      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-      goto done;
-    }
-  }
-  snprintf(path, sizeof(path), "%s/train.tsv", split_dir);
-  if ((rc = hr_data_read_movielens(&ds, path, err)) != 0)
-    goto done;
-  if (target_test) {
-    snprintf(path, sizeof(path), "%s/valid.tsv", split_dir);
-    if ((rc = hr_data_read_movielens(&ds, path, err)) != 0)
-      goto done;
-  }
-  if (hr_idmap_size(ds.items) != n_items) {
-    rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: item ids outside 1..%zu",
-                      split_dir, n_items);
-    goto done;
-  }
-  snprintf(path, sizeof(path), "%s/%s.tsv", split_dir,
-           target_test ? "test" : "valid");
-  if ((rc = read_targets(path, &ds, &tg, &ntg, err)) != 0)
+  if ((rc = load_loo(split_dir, target_test, &ds, &tg, &ntg, &n_items,
+                     err)) != 0)
     goto done;
   if ((rc = hr_dataset_histories(&ds, &h)) != 0) {
     hr_error_set(err, rc, NULL, "out of memory");
@@ -308,5 +321,80 @@ done:
     rm_version_dir(vdir);
     rmdir(tmp);
   }
+  return rc;
+}
+
+int hr_eval_loo_seq(const char *split_dir, int target_test,
+                    const hr_seq_opts_t *o, const char *topk_out,
+                    hr_eval_result_t *res, hr_error_t *err) {
+  hr_dataset_t ds = {0};
+  hr_csr_t h = {0};
+  hr_seq_fit_t fit = {0};
+  hr_metrics_t mt = {0};
+  target_t *tg = NULL;
+  size_t n_items = 0, ntg = 0;
+  float *vec = NULL, *scores = NULL, *buf = NULL;
+  unsigned char *ex = NULL;
+  FILE *out = NULL;
+  int rc, L;
+
+  memset(res, 0, sizeof(*res));
+  if ((rc = load_loo(split_dir, target_test, &ds, &tg, &ntg, &n_items,
+                     err)) != 0)
+    goto done;
+  if ((rc = hr_dataset_histories(&ds, &h)) != 0) {
+    hr_error_set(err, rc, NULL, "out of memory");
+    goto done;
+  }
+  if ((rc = hr_seq_fit(&h, o, &fit, err)) != 0)
+    goto done;
+  res->train_seconds = fit.seconds;
+  L = fit.dims.L;
+  vec = malloc(sizeof(float) * (size_t)fit.dims.d);
+  scores = malloc(n_items * sizeof(*scores));
+  buf = malloc(sizeof(float) * hr_seq_acts_floats(&fit.dims, (size_t)L, &L, 1));
+  ex = calloc(n_items, 1);
+  if (!vec || !scores || !buf || !ex || hr_metrics_init(&mt, 10, n_items)) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  if (topk_out != NULL && (out = fopen(topk_out, "w")) == NULL) {
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
+    goto done;
+  }
+  for (size_t k = 0; k < ntg; k++) {
+    size_t u = (size_t)tg[k].user, nh = (size_t)(h.ptr[u + 1] - h.ptr[u]);
+    const int32_t *hist = h.items + h.ptr[u];
+    int32_t top[10];
+    size_t nt;
+    hr_seq_user_vector(&fit, hist, nh, buf, vec);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, fit.dims.d, 1.0f,
+                fit.p.item, fit.dims.d, vec, 1, 0.0f, scores, 1);
+    for (size_t j = 0; j < nh; j++)
+      ex[hist[j]] = 1;
+    nt = hr_topk(scores, ex, n_items, 10, top);
+    for (size_t j = 0; j < nh; j++)
+      ex[hist[j]] = 0;
+    hr_metrics_add(&mt, top, nt, (int32_t)tg[k].item);
+    if (out != NULL) {
+      fputs(hr_idmap_str(ds.users, u), out);
+      for (size_t j = 0; j < nt; j++)
+        fprintf(out, "\t%s", hr_idmap_str(ds.items, (size_t)top[j]));
+      fputc('\n', out);
+    }
+  }
+  hr_metrics_result(&mt, res);
+done:
+  if (out != NULL && fclose(out) != 0 && rc == 0)
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
+  hr_metrics_free(&mt);
+  free(vec);
+  free(scores);
+  free(buf);
+  free(ex);
+  free(tg);
+  hr_seq_fit_free(&fit);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
   return rc;
 }

@@ -312,22 +312,63 @@ done:
 
 /* ----------------------------------------------------------------- eval */
 
+/* Options of the sequential model (--kind seq); returns 1 when arg was
+ * one. */
+static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
+  if (is_opt(arg, "--dim"))
+    o->dims.d = (int)int_opt(a, "--dim", value(a, arg, "--dim"), 1, 1024);
+  else if (is_opt(arg, "--len"))
+    o->dims.L = (int)int_opt(a, "--len", value(a, arg, "--len"), 1, 4096);
+  else if (is_opt(arg, "--blocks"))
+    o->dims.blocks = (int)int_opt(a, "--blocks", value(a, arg, "--blocks"), 0,
+                                  HR_SEQ_MAX_BLOCKS);
+  else if (is_opt(arg, "--ffn"))
+    o->dims.ffn = (int)int_opt(a, "--ffn", value(a, arg, "--ffn"), 1, 4096);
+  else if (is_opt(arg, "--epochs"))
+    o->epochs = (int)int_opt(a, "--epochs", value(a, arg, "--epochs"), 0,
+                             10000);
+  else if (is_opt(arg, "--batch"))
+    o->batch = (int)int_opt(a, "--batch", value(a, arg, "--batch"), 1, 4096);
+  else if (is_opt(arg, "--lr"))
+    o->lr = num_opt(a, "--lr", value(a, arg, "--lr"), 1e-7, 1);
+  else if (is_opt(arg, "--wd"))
+    o->weight_decay = num_opt(a, "--wd", value(a, arg, "--wd"), 0, 1);
+  else if (is_opt(arg, "--dropout"))
+    o->dropout = num_opt(a, "--dropout", value(a, arg, "--dropout"), 0, 0.95);
+  else if (is_opt(arg, "--seed"))
+    o->seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
+                                INT64_MAX);
+  else if (is_opt(arg, "--threads"))
+    o->threads = (int)int_opt(a, "--threads", value(a, arg, "--threads"), 1,
+                              16);
+  else
+    return 0;
+  return 1;
+}
+
 static int cmd_eval(args_t *a) {
-  const char *split = NULL, *target = NULL, *topk = NULL;
+  const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
+  hr_seq_opts_t so;
   hr_ials_opts_t o;
   hr_eval_result_t res;
   hr_error_t err = {0};
   int rc;
 
   hr_ials_opts_default(&o);
+  hr_seq_opts_default(&so);
   o.progress = 1;
+  so.progress = 1;
   for (a->i = 1; a->i < a->argc; a->i++) {
     const char *arg = a->argv[a->i];
     if (help(arg)) {
       fputs(usage_eval, stdout);
       fputs(usage_hyper, stdout);
       return 0;
-    } else if (is_opt(arg, "--split"))
+    } else if (is_opt(arg, "--kind"))
+      kind = value(a, arg, "--kind");
+    else if (strcmp(kind, "seq") == 0 && seq_opt(a, arg, &so))
+      ;
+    else if (is_opt(arg, "--split"))
       split = value(a, arg, "--split");
     else if (is_opt(arg, "--target"))
       target = value(a, arg, "--target");
@@ -341,7 +382,14 @@ static int cmd_eval(args_t *a) {
   if (target == NULL ||
       (strcmp(target, "valid") != 0 && strcmp(target, "test") != 0))
     usage_error(a, "--target must be valid or test");
-  rc = hr_eval_loo(split, strcmp(target, "test") == 0, &o, topk, &res, &err);
+  if (strcmp(kind, "seq") == 0)
+    rc = hr_eval_loo_seq(split, strcmp(target, "test") == 0, &so, topk, &res,
+                         &err);
+  else if (strcmp(kind, "ials") == 0)
+    rc = hr_eval_loo(split, strcmp(target, "test") == 0, &o, topk, &res,
+                     &err);
+  else
+    usage_error(a, "--kind must be ials or seq");
   if (rc != 0)
     return fail(&err, rc);
   printf("{\"protocol\":\"loo\",\"target\":\"%s\",\"k\":10,\"HR@10\":%.6f,"

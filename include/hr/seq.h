@@ -1,0 +1,84 @@
+/* seq.h -- the sequential two-tower network (model kind "seq"): a causal
+ * transformer over the user's recent items whose last output is the user
+ * vector, scored against item vectors by inner product.
+ *
+ * The forward pass here is the one both the server (one sequence per
+ * request) and hyperrec-train (batches of sequences, with the activations
+ * it keeps for the backward pass in src/train/) run. Parameters live in one
+ * flat float array (hr_seq_bind gives named views), so the optimiser sees a
+ * single vector and model.bin stores named slices of it.
+ *
+ * A batch is several sequences laid end to end: rows off[s] .. off[s+1]-1
+ * belong to sequence s, row t of a sequence holds its t-th item (oldest
+ * first) with position embedding t. Attention is causal within a sequence
+ * and never crosses sequences. Pure functions: thread-safe on distinct
+ * activation buffers. */
+#ifndef HR_SEQ_H
+#define HR_SEQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HR_SEQ_MAX_BLOCKS 4
+
+typedef struct {
+  int d;        /* width of every vector */
+  int L;        /* longest sequence (positions) */
+  int blocks;   /* transformer blocks */
+  int ffn;      /* hidden width of the feed-forward part */
+  int n_items;
+} hr_seq_dims_t;
+
+typedef struct {
+  float *ln1g, *ln1b, *wq, *wk, *wv, *wo, *bo, *ln2g, *ln2b, *w1, *b1, *w2,
+      *b2;
+} hr_seq_block_t;
+
+/** Named views into the flat parameter array. */
+typedef struct {
+  float *item;  /* n_items x d: input and output item vectors (shared) */
+  float *pos;   /* L x d */
+  hr_seq_block_t blk[HR_SEQ_MAX_BLOCKS];
+  float *lnfg, *lnfb;
+} hr_seq_params_t;
+
+/** Number of floats of the flat parameter array. */
+size_t hr_seq_param_count(const hr_seq_dims_t *dm);
+/** Point p's views into flat (hr_seq_param_count floats). */
+void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p);
+
+/** Activations of one forward pass over R rows (sized by
+ *  hr_seq_acts_floats; the caller owns the memory). */
+/* One block's activations: input, LN1 (with its row stats), Q/K/V,
+ * attention output, after attention + residual, LN2, FFN hidden (post
+ * ReLU). */
+typedef struct {
+  float *x, *a, *mu1, *rs1, *q, *k, *v, *o, *h, *c, *mu2, *rs2, *f1;
+} hr_seq_block_acts_t;
+
+typedef struct {
+  float *x0;                    /* R x d: embeddings in */
+  hr_seq_block_acts_t b[HR_SEQ_MAX_BLOCKS];
+  float *p;                     /* attention probabilities, all blocks */
+  float *xl;                    /* R x d: last block's output */
+  float *y, *muf, *rsf;         /* R x d: final LN (the user vectors) */
+} hr_seq_acts_t;
+
+/** Floats needed for R rows whose sequences have lengths len[0..ns):
+ *  the attention matrices take sum(len^2) per block. */
+size_t hr_seq_acts_floats(const hr_seq_dims_t *dm, size_t R,
+                          const int *len, size_t ns);
+/** Carve `buf` (hr_seq_acts_floats floats) into a. */
+void hr_seq_acts_bind(const hr_seq_dims_t *dm, size_t R, const int *len,
+                      size_t ns, float *buf, hr_seq_acts_t *a);
+
+/** Forward over ns sequences: items[r] (dense indices) for rows
+ *  off[0]=0 .. off[ns]-1, off[s+1]-off[s] <= L. Fills every activation;
+ *  a->y row r is the user vector after reading rows off[s]..r. `mask`
+ *  (R x d, or NULL) multiplies the input embeddings: the trainer's
+ *  dropout; the server passes NULL. */
+void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                    const int32_t *items, const size_t *off, size_t ns,
+                    const float *mask, hr_seq_acts_t *a);
+
+#endif

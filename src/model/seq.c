@@ -1,0 +1,136 @@
+/* seq.c -- the forward pass of the sequential two-tower network (seq.h).
+ * Pre-norm transformer blocks: h = x + Wo attn(LN1 x) + bo,
+ * x' = h + W2 relu(W1 LN2 h + b1) + b2; the user vector is LNf of the last
+ * block's output at the newest row. One attention head of width d. */
+#include "hr/seq.h"
+
+#include "hr/nn.h"
+
+#include <math.h>
+#include <string.h>
+
+size_t hr_seq_param_count(const hr_seq_dims_t *dm) {
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
+  size_t blk = 2 * d + 4 * d * d + d + 2 * d + d * f + f + f * d + d;
+  return (size_t)dm->n_items * d + (size_t)dm->L * d +
+         (size_t)dm->blocks * blk + 2 * d;
+}
+
+void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p) {
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
+  float *w = flat;
+#define TAKE(dst, n) (dst = w, w += (n))
+  TAKE(p->item, (size_t)dm->n_items * d);
+  TAKE(p->pos, (size_t)dm->L * d);
+  for (int b = 0; b < dm->blocks; b++) {
+    hr_seq_block_t *k = &p->blk[b];
+    TAKE(k->ln1g, d);
+    TAKE(k->ln1b, d);
+    TAKE(k->wq, d * d);
+    TAKE(k->wk, d * d);
+    TAKE(k->wv, d * d);
+    TAKE(k->wo, d * d);
+    TAKE(k->bo, d);
+    TAKE(k->ln2g, d);
+    TAKE(k->ln2b, d);
+    TAKE(k->w1, d * f);
+    TAKE(k->b1, f);
+    TAKE(k->w2, f * d);
+    TAKE(k->b2, d);
+  }
+  TAKE(p->lnfg, d);
+  TAKE(p->lnfb, d);
+#undef TAKE
+}
+
+size_t hr_seq_acts_floats(const hr_seq_dims_t *dm, size_t R, const int *len,
+                          size_t ns) {
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn, sq = 0;
+  for (size_t s = 0; s < ns; s++)
+    sq += (size_t)len[s] * (size_t)len[s];
+  /* x0, xl, y + per block 9 R x d, R x f, 4 R (LN stats) + 2 R (final) */
+  return R * d * 3 + (size_t)dm->blocks * (R * d * 9 + R * f + 4 * R + sq) +
+         2 * R;
+}
+
+void hr_seq_acts_bind(const hr_seq_dims_t *dm, size_t R, const int *len,
+                      size_t ns, float *buf, hr_seq_acts_t *a) {
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn, sq = 0;
+  float *w = buf;
+  for (size_t s = 0; s < ns; s++)
+    sq += (size_t)len[s] * (size_t)len[s];
+#define TAKE(dst, n) (dst = w, w += (n))
+  TAKE(a->x0, R * d);
+  for (int b = 0; b < dm->blocks; b++) {
+    TAKE(a->b[b].x, R * d);
+    TAKE(a->b[b].a, R * d);
+    TAKE(a->b[b].mu1, R);
+    TAKE(a->b[b].rs1, R);
+    TAKE(a->b[b].q, R * d);
+    TAKE(a->b[b].k, R * d);
+    TAKE(a->b[b].v, R * d);
+    TAKE(a->b[b].o, R * d);
+    TAKE(a->b[b].h, R * d);
+    TAKE(a->b[b].c, R * d);
+    TAKE(a->b[b].mu2, R);
+    TAKE(a->b[b].rs2, R);
+    TAKE(a->b[b].f1, R * f);
+  }
+  TAKE(a->p, (size_t)dm->blocks * sq);
+  TAKE(a->xl, R * d);
+  TAKE(a->y, R * d);
+  TAKE(a->muf, R);
+  TAKE(a->rsf, R);
+#undef TAKE
+}
+
+void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                    const int32_t *items, const size_t *off, size_t ns,
+                    const float *mask, hr_seq_acts_t *a) {
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn, R = off[ns];
+  float scale = 1.0f / sqrtf((float)d);
+  float *pb = a->p;
+
+  for (size_t s = 0; s < ns; s++)
+    for (size_t r = off[s]; r < off[s + 1]; r++) {
+      const float *e = p->item + (size_t)items[r] * d,
+                  *q = p->pos + (r - off[s]) * d;
+      for (size_t c = 0; c < d; c++)
+        a->x0[r * d + c] = (e[c] + q[c]) * (mask ? mask[r * d + c] : 1.0f);
+    }
+  const float *x = a->x0;
+  for (int b = 0; b < dm->blocks; b++) {
+    const hr_seq_block_t *k = &p->blk[b];
+    hr_seq_block_acts_t *ab = &a->b[b];
+    if (x != ab->x)
+      memcpy(ab->x, x, sizeof(float) * R * d);
+    hr_nn_layernorm_fwd(ab->x, R, (int)d, k->ln1g, k->ln1b, ab->a, ab->mu1,
+                        ab->rs1);
+    hr_nn_linear_fwd(ab->a, R, (int)d, (int)d, k->wq, NULL, ab->q);
+    hr_nn_linear_fwd(ab->a, R, (int)d, (int)d, k->wk, NULL, ab->k);
+    hr_nn_linear_fwd(ab->a, R, (int)d, (int)d, k->wv, NULL, ab->v);
+    for (size_t s = 0; s < ns; s++) {
+      int len = (int)(off[s + 1] - off[s]);
+      hr_nn_attn_fwd(ab->q + off[s] * d, ab->k + off[s] * d,
+                     ab->v + off[s] * d, len, (int)d, (int)d, 0, scale, pb,
+                     ab->o + off[s] * d);
+      pb += (size_t)len * (size_t)len;
+    }
+    hr_nn_linear_fwd(ab->o, R, (int)d, (int)d, k->wo, k->bo, ab->h);
+    for (size_t i = 0; i < R * d; i++)
+      ab->h[i] += ab->x[i];
+    hr_nn_layernorm_fwd(ab->h, R, (int)d, k->ln2g, k->ln2b, ab->c, ab->mu2,
+                        ab->rs2);
+    hr_nn_linear_fwd(ab->c, R, (int)d, (int)f, k->w1, k->b1, ab->f1);
+    hr_nn_relu_fwd(ab->f1, R * f, ab->f1);
+    float *out = b + 1 < dm->blocks ? a->b[b + 1].x : a->xl;
+    hr_nn_linear_fwd(ab->f1, R, (int)f, (int)d, k->w2, k->b2, out);
+    for (size_t i = 0; i < R * d; i++)
+      out[i] += ab->h[i];
+    x = out;
+  }
+  if (dm->blocks == 0)
+    memcpy(a->xl, a->x0, sizeof(float) * R * d);
+  hr_nn_layernorm_fwd(a->xl, R, (int)d, p->lnfg, p->lnfb, a->y, a->muf,
+                      a->rsf);
+}

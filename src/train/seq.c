@@ -1,0 +1,394 @@
+/* seq.c -- training the sequential two-tower network of seq.h: the
+ * forward pass is the shared one (src/model/seq.c); this file adds the
+ * backward pass, full-softmax next-item loss and AdamW. */
+#include "hr/train.h"
+
+#include "hr/nn.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void hr_seq_opts_default(hr_seq_opts_t *o) {
+  memset(o, 0, sizeof(*o));
+  o->dims.d = 64;
+  o->dims.L = 200;
+  o->dims.blocks = 2;
+  o->dims.ffn = 64;
+  o->epochs = 40;
+  o->batch = 64;
+  o->lr = 2e-3f;
+  o->weight_decay = 0.0f;
+  o->clip = 5.0f;
+  o->init_std = 0.05f;
+  o->dropout = 0.2f;
+  o->threads = 2;
+  o->seed = 1;
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static uint64_t mix(uint64_t *s) {
+  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static float gauss(uint64_t *s) {
+  double u1 = ((double)(mix(s) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+  double u2 = (double)(mix(s) >> 11) * (1.0 / 9007199254740992.0);
+  return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static void init_params(const hr_seq_dims_t *dm, hr_seq_params_t *p,
+                        float std, uint64_t seed) {
+  uint64_t s = seed;
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
+  for (size_t i = 0; i < (size_t)dm->n_items * d; i++)
+    p->item[i] = std * gauss(&s);
+  for (size_t i = 0; i < (size_t)dm->L * d; i++)
+    p->pos[i] = std * gauss(&s);
+  for (int b = 0; b < dm->blocks; b++) {
+    hr_seq_block_t *k = &p->blk[b];
+    float sd = 1.0f / sqrtf((float)d), sf = 1.0f / sqrtf((float)f);
+    for (size_t i = 0; i < d; i++) {
+      k->ln1g[i] = k->ln2g[i] = 1.0f;
+      k->ln1b[i] = k->ln2b[i] = k->bo[i] = k->b2[i] = 0.0f;
+    }
+    for (size_t i = 0; i < f; i++)
+      k->b1[i] = 0.0f;
+    for (size_t i = 0; i < d * d; i++) {
+      k->wq[i] = sd * gauss(&s);
+      k->wk[i] = sd * gauss(&s);
+      k->wv[i] = sd * gauss(&s);
+      k->wo[i] = sd * gauss(&s);
+    }
+    for (size_t i = 0; i < d * f; i++)
+      k->w1[i] = sd * gauss(&s);
+    for (size_t i = 0; i < f * d; i++)
+      k->w2[i] = sf * gauss(&s);
+  }
+  for (size_t i = 0; i < d; i++) {
+    p->lnfg[i] = 1.0f;
+    p->lnfb[i] = 0.0f;
+  }
+}
+
+/* The training sequences: per user the last L+1 items, as L inputs and
+ * L targets (shorter users: all they have, at least 2 items). */
+typedef struct {
+  size_t n;          /* sequences */
+  size_t *start;     /* into h->items, the first input */
+  int *len;          /* inputs (= targets) */
+} seqs_t;
+
+static int make_seqs(const hr_csr_t *h, int L, seqs_t *q) {
+  q->n = 0;
+  q->start = malloc(sizeof(size_t) * (h->n_users + 1));
+  q->len = malloc(sizeof(int) * (h->n_users + 1));
+  if (q->start == NULL || q->len == NULL)
+    return HR_ENOMEM;
+  for (size_t u = 0; u < h->n_users; u++) {
+    size_t n = (size_t)(h->ptr[u + 1] - h->ptr[u]);
+    if (n < 2)
+      continue;
+    size_t m = n - 1 > (size_t)L ? (size_t)L : n - 1;
+    q->start[q->n] = (size_t)h->ptr[u + 1] - m - 1;
+    q->len[q->n] = (int)m;
+    q->n++;
+  }
+  return 0;
+}
+
+/* Work buffers for one batch of at most R rows. */
+typedef struct {
+  size_t R;
+  float *acts;
+  float *logits;               /* R x n_items, then its gradient */
+  float *dy, *dx, *dh, *dO, *dq, *dk, *dv, *da, *df, *dc, *work;
+  int32_t *inp, *tgt;
+  float *mask;                 /* R x d embedding dropout (scaled) */
+} work_t;
+
+/* Backward of one batch; activations in a, dlogits in w->logits. Adds
+ * into the gradient views g. */
+static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                     const hr_seq_params_t *g, const hr_seq_acts_t *a,
+                     const size_t *off, size_t ns, const int *len,
+                     work_t *w) {
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn, R = off[ns];
+  int n_items = dm->n_items;
+  float scale = 1.0f / sqrtf((float)d);
+  size_t psz = 0;
+
+  for (size_t s = 0; s < ns; s++)
+    psz += (size_t)len[s] * (size_t)len[s];
+  /* logits = y item^T: dy = dlogits item, ditem += dlogits^T y */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)d,
+              n_items, 1.0f, w->logits, n_items, p->item, (int)d, 0.0f, w->dy,
+              (int)d);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_items, (int)d,
+              (int)R, 1.0f, w->logits, n_items, a->y, (int)d, 1.0f, g->item,
+              (int)d);
+  memset(w->dx, 0, sizeof(float) * R * d);
+  hr_nn_layernorm_bwd(a->xl, R, (int)d, p->lnfg, a->muf, a->rsf, w->dy, w->dx,
+                      g->lnfg, g->lnfb);
+  for (int b = dm->blocks - 1; b >= 0; b--) {
+    const hr_seq_block_t *k = &p->blk[b];
+    const hr_seq_block_t *gk = &g->blk[b];
+    const hr_seq_block_acts_t *ab = &a->b[b];
+    /* out = h + relu(c W1 + b1) W2 + b2 */
+    memcpy(w->dh, w->dx, sizeof(float) * R * d);
+    memset(w->df, 0, sizeof(float) * R * f);
+    hr_nn_linear_bwd(ab->f1, R, (int)f, (int)d, k->w2, w->dx, w->df, gk->w2,
+                     gk->b2);
+    /* relu in place: zero the gradient where the output was 0 */
+    for (size_t i = 0; i < R * f; i++)
+      if (!(ab->f1[i] > 0))
+        w->df[i] = 0;
+    memset(w->dc, 0, sizeof(float) * R * d);
+    hr_nn_linear_bwd(ab->c, R, (int)d, (int)f, k->w1, w->df, w->dc, gk->w1,
+                     gk->b1);
+    hr_nn_layernorm_bwd(ab->h, R, (int)d, k->ln2g, ab->mu2, ab->rs2, w->dc,
+                        w->dh, gk->ln2g, gk->ln2b);
+    /* h = x + o Wo + bo */
+    memcpy(w->dx, w->dh, sizeof(float) * R * d);
+    memset(w->dO, 0, sizeof(float) * R * d);
+    hr_nn_linear_bwd(ab->o, R, (int)d, (int)d, k->wo, w->dh, w->dO, gk->wo,
+                     gk->bo);
+    memset(w->dq, 0, sizeof(float) * R * d);
+    memset(w->dk, 0, sizeof(float) * R * d);
+    memset(w->dv, 0, sizeof(float) * R * d);
+    const float *pb = a->p + (size_t)b * psz;
+    for (size_t s = 0; s < ns; s++) {
+      hr_nn_attn_bwd(ab->q + off[s] * d, ab->k + off[s] * d,
+                     ab->v + off[s] * d, pb, len[s], (int)d, (int)d, 0, scale,
+                     w->dO + off[s] * d, w->dq + off[s] * d,
+                     w->dk + off[s] * d, w->dv + off[s] * d, w->work);
+      pb += (size_t)len[s] * (size_t)len[s];
+    }
+    memset(w->da, 0, sizeof(float) * R * d);
+    hr_nn_linear_bwd(ab->a, R, (int)d, (int)d, k->wq, w->dq, w->da, gk->wq,
+                     NULL);
+    hr_nn_linear_bwd(ab->a, R, (int)d, (int)d, k->wk, w->dk, w->da, gk->wk,
+                     NULL);
+    hr_nn_linear_bwd(ab->a, R, (int)d, (int)d, k->wv, w->dv, w->da, gk->wv,
+                     NULL);
+    hr_nn_layernorm_bwd(ab->x, R, (int)d, k->ln1g, ab->mu1, ab->rs1, w->da,
+                        w->dx, gk->ln1g, gk->ln1b);
+  }
+  /* x0 = dropout(item[inp] + pos[t]) */
+  for (size_t s = 0; s < ns; s++)
+    for (size_t r = off[s]; r < off[s + 1]; r++) {
+      float *gi = g->item + (size_t)w->inp[r] * d,
+            *gp = g->pos + (r - off[s]) * d;
+      const float *dx = w->dx + r * d, *mk = w->mask + r * d;
+      for (size_t c = 0; c < d; c++) {
+        float v = dx[c] * mk[c];
+        gi[c] += v;
+        gp[c] += v;
+      }
+    }
+}
+
+/* Set by openblas; declared here to avoid depending on its header name. */
+void openblas_set_num_threads(int n);
+
+int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
+               hr_error_t *err) {
+  hr_seq_dims_t dm = o->dims;
+  size_t np, d, f, maxR, acts_n;
+  float *grad = NULL, *m1 = NULL, *m2 = NULL;
+  hr_seq_params_t g;
+  seqs_t q = {0};
+  work_t w = {0};
+  size_t *order = NULL, *off = NULL;
+  int *blen = NULL;
+  uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 7;
+  double t0 = now_s();
+  long step = 0;
+  int rc = 0;
+
+  memset(out, 0, sizeof(*out));
+  dm.n_items = (int)h->n_items;
+  if (dm.d < 1 || dm.d > 1024 || dm.L < 1 || dm.L > 4096 || dm.blocks < 0 ||
+      dm.blocks > HR_SEQ_MAX_BLOCKS || dm.ffn < 1 || o->batch < 1 ||
+      o->epochs < 0 || h->n_items < 1)
+    return hr_error_set(err, HR_EINVAL, NULL, "seq: bad dimensions");
+  d = (size_t)dm.d;
+  f = (size_t)dm.ffn;
+  np = hr_seq_param_count(&dm);
+  out->dims = dm;
+  out->w = calloc(np, sizeof(float));
+  grad = calloc(np, sizeof(float));
+  m1 = calloc(np, sizeof(float));
+  m2 = calloc(np, sizeof(float));
+  if (!out->w || !grad || !m1 || !m2 || make_seqs(h, dm.L, &q) != 0)
+    goto oom;
+  hr_seq_bind(&dm, out->w, &out->p);
+  hr_seq_bind(&dm, grad, &g);
+  init_params(&dm, &out->p, o->init_std, o->seed);
+
+  maxR = (size_t)o->batch * (size_t)dm.L;
+  {
+    int *lens = malloc(sizeof(int) * (size_t)o->batch);
+    if (lens == NULL)
+      goto oom;
+    for (int i = 0; i < o->batch; i++)
+      lens[i] = dm.L;
+    acts_n = hr_seq_acts_floats(&dm, maxR, lens, (size_t)o->batch);
+    free(lens);
+  }
+  w.R = maxR;
+  w.acts = malloc(sizeof(float) * acts_n);
+  w.logits = malloc(sizeof(float) * maxR * h->n_items);
+  w.dy = malloc(sizeof(float) * maxR * d);
+  w.dx = malloc(sizeof(float) * maxR * d);
+  w.dh = malloc(sizeof(float) * maxR * d);
+  w.dO = malloc(sizeof(float) * maxR * d);
+  w.dq = malloc(sizeof(float) * maxR * d);
+  w.dk = malloc(sizeof(float) * maxR * d);
+  w.dv = malloc(sizeof(float) * maxR * d);
+  w.da = malloc(sizeof(float) * maxR * d);
+  w.dc = malloc(sizeof(float) * maxR * d);
+  w.df = malloc(sizeof(float) * maxR * f);
+  w.work = malloc(sizeof(float) * (size_t)dm.L * (size_t)dm.L);
+  w.mask = malloc(sizeof(float) * maxR * d);
+  w.inp = malloc(sizeof(int32_t) * maxR);
+  w.tgt = malloc(sizeof(int32_t) * maxR);
+  order = malloc(sizeof(size_t) * (q.n + 1));
+  off = malloc(sizeof(size_t) * ((size_t)o->batch + 1));
+  blen = malloc(sizeof(int) * ((size_t)o->batch + 1));
+  if (!w.acts || !w.logits || !w.dy || !w.dx || !w.dh || !w.dO || !w.dq ||
+      !w.dk || !w.dv || !w.da || !w.dc || !w.df || !w.work || !w.mask ||
+      !w.inp || !w.tgt || !order || !off || !blen)
+    goto oom;
+  for (size_t i = 0; i < q.n; i++)
+    order[i] = i;
+  openblas_set_num_threads(o->threads > 0 ? o->threads : 1);
+
+  hr_nn_adam_t adam = {o->lr, 0.9f, 0.98f, 1e-8f, o->weight_decay};
+  for (int ep = 0; ep < o->epochs; ep++) {
+    double loss = 0;
+    size_t rows = 0;
+    for (size_t i = q.n; i > 1; i--) { /* shuffle */
+      size_t j = (size_t)(mix(&rng) % i), t = order[i - 1];
+      order[i - 1] = order[j];
+      order[j] = t;
+    }
+    for (size_t b0 = 0; b0 < q.n; b0 += (size_t)o->batch) {
+      size_t ns = q.n - b0 < (size_t)o->batch ? q.n - b0 : (size_t)o->batch;
+      hr_seq_acts_t a;
+      off[0] = 0;
+      for (size_t s = 0; s < ns; s++) {
+        size_t sq = order[b0 + s];
+        blen[s] = q.len[sq];
+        for (int t = 0; t < q.len[sq]; t++) {
+          w.inp[off[s] + (size_t)t] = h->items[q.start[sq] + (size_t)t];
+          w.tgt[off[s] + (size_t)t] = h->items[q.start[sq] + (size_t)t + 1];
+        }
+        off[s + 1] = off[s] + (size_t)q.len[sq];
+      }
+      size_t R = off[ns];
+      hr_seq_acts_bind(&dm, R, blen, ns, w.acts, &a);
+      /* embedding dropout: x0 is scaled by a 0 or 1/(1-p) mask */
+      {
+        float keep = 1.0f - o->dropout, inv = keep > 0 ? 1.0f / keep : 0;
+        for (size_t i = 0; i < R * d; i++)
+          w.mask[i] = o->dropout > 0
+                          ? ((double)(mix(&rng) >> 11) *
+                                     (1.0 / 9007199254740992.0) <
+                                 keep
+                                 ? inv
+                                 : 0.0f)
+                          : 1.0f;
+      }
+      hr_seq_forward(&dm, &out->p, w.inp, off, ns, w.mask, &a);
+      /* logits = y item^T, then the loss gradient in place */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R,
+                  dm.n_items, (int)d, 1.0f, a.y, (int)d, out->p.item, (int)d,
+                  0.0f, w.logits, dm.n_items);
+      loss += hr_nn_softmax_xent(w.logits, R, dm.n_items, w.tgt,
+                                 1.0f / (float)R, w.logits);
+      rows += R;
+      memset(grad, 0, sizeof(float) * np);
+      backward(&dm, &out->p, &g, &a, off, ns, blen, &w);
+      if (o->clip > 0) {
+        double nrm = sqrt(hr_nn_sqnorm(grad, np));
+        if (nrm > o->clip) {
+          float sc = (float)(o->clip / nrm);
+          for (size_t i = 0; i < np; i++)
+            grad[i] *= sc;
+        }
+      }
+      hr_nn_adam_step(&adam, ++step, out->w, grad, m1, m2, np);
+    }
+    out->loss = rows ? loss / (double)rows : 0;
+    if (o->progress) {
+      double el = now_s() - t0;
+      fprintf(stderr, "seq epoch %d/%d loss %.4f  %.1f s (eta %.0f s)\n",
+              ep + 1, o->epochs, out->loss, el,
+              el / (ep + 1) * (o->epochs - ep - 1));
+    }
+  }
+  goto done;
+oom:
+  rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+done:
+  out->seconds = now_s() - t0;
+  free(grad);
+  free(m1);
+  free(m2);
+  free(q.start);
+  free(q.len);
+  free(w.acts);
+  free(w.logits);
+  free(w.dy);
+  free(w.dx);
+  free(w.dh);
+  free(w.dO);
+  free(w.dq);
+  free(w.dk);
+  free(w.dv);
+  free(w.da);
+  free(w.dc);
+  free(w.df);
+  free(w.work);
+  free(w.mask);
+  free(w.inp);
+  free(w.tgt);
+  free(order);
+  free(off);
+  free(blen);
+  if (rc != 0)
+    hr_seq_fit_free(out);
+  return rc;
+}
+
+void hr_seq_fit_free(hr_seq_fit_t *f) {
+  free(f->w);
+  f->w = NULL;
+}
+
+void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist, size_t n,
+                        float *buf, float *u) {
+  size_t L = (size_t)f->dims.L, m = n < L ? n : L, off[2] = {0, m};
+  int len = (int)m;
+  hr_seq_acts_t a;
+  if (m == 0) {
+    memset(u, 0, sizeof(float) * (size_t)f->dims.d);
+    return;
+  }
+  hr_seq_acts_bind(&f->dims, m, &len, 1, buf, &a);
+  hr_seq_forward(&f->dims, &f->p, hist + (n - m), off, 1, NULL, &a);
+  memcpy(u, a.y + (m - 1) * (size_t)f->dims.d,
+         sizeof(float) * (size_t)f->dims.d);
+}
