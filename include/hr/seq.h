@@ -27,7 +27,15 @@ typedef struct {
   int blocks;   /* transformer blocks */
   int ffn;      /* hidden width of the feed-forward part */
   int n_items;
+  int n_gap;    /* time-gap buckets (hr_seq_gap_bucket), 0: no time */
 } hr_seq_dims_t;
+
+#define HR_SEQ_GAPS 24 /* buckets of hr_seq_gap_bucket */
+
+/** The bucket of a time gap in seconds: 0 unknown (no previous item, or a
+ *  timestamp missing), then 1 + floor(log2(1 + minutes)), capped at
+ *  HR_SEQ_GAPS - 1. */
+int hr_seq_gap_bucket(int64_t seconds, int known);
 
 typedef struct {
   float *ln1g, *ln1b, *wq, *wk, *wv, *wo, *bo, *ln2g, *ln2b, *w1, *b1, *w2,
@@ -38,6 +46,9 @@ typedef struct {
 typedef struct {
   float *item;  /* n_items x d: input and output item vectors (shared) */
   float *pos;   /* L x d */
+  float *gin;   /* n_gap x d: gap to the previous item, added to inputs */
+  float *gq;    /* n_gap x d: gap from the newest item to the request,
+                   added to the user vector */
   hr_seq_block_t blk[HR_SEQ_MAX_BLOCKS];
   float *lnfg, *lnfb;
 } hr_seq_params_t;
@@ -74,11 +85,18 @@ void hr_seq_acts_bind(const hr_seq_dims_t *dm, size_t R, const int *len,
 
 /** Forward over ns sequences: items[r] (dense indices) for rows
  *  off[0]=0 .. off[ns]-1, off[s+1]-off[s] <= L. Fills every activation;
- *  a->y row r is the user vector after reading rows off[s]..r. `mask`
+ *  gaps[r] (or NULL: all 0) is the gap bucket of row r to the row before.
+ *  a->y row r is the state after reading rows off[s]..r. `mask`
  *  (R x d, or NULL) multiplies the input embeddings: the trainer's
  *  dropout; the server passes NULL. */
 void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
-                    const int32_t *items, const size_t *off, size_t ns,
-                    const float *mask, hr_seq_acts_t *a);
+                    const int32_t *items, const int32_t *gaps,
+                    const size_t *off, size_t ns, const float *mask,
+                    hr_seq_acts_t *a);
+
+/** The user vector from a row y of a->y and the request's gap bucket:
+ *  u = y + gq[qgap] (u may alias y). */
+void hr_seq_user_out(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                     const float *y, int qgap, float *u);
 
 #endif

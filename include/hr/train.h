@@ -72,6 +72,7 @@ typedef struct {
   size_t n_users, n_items;
   uint64_t *ptr;     /* n_users + 1 */
   int32_t *items;    /* ptr[n_users] */
+  int64_t *ts;       /* the items' timestamps (the kept position's) */
 } hr_csr_t;
 
 int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out);
@@ -157,11 +158,27 @@ typedef struct {
 int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                hr_error_t *err);
 void hr_seq_fit_free(hr_seq_fit_t *f);
-/** The user vector after reading hist[0..n) (oldest first; the last L
- *  count) into u (d floats); `buf` holds hr_seq_acts_floats(dims, L, &L,
- *  1) floats. */
-void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist, size_t n,
-                        float *buf, float *u);
+
+/** Buffers for batches of up to max_seqs sequences (L rows each). */
+typedef struct hr_seq_work hr_seq_work_t;
+hr_seq_work_t *hr_seq_work_new(const hr_seq_dims_t *dm, int max_seqs);
+void hr_seq_work_free(hr_seq_work_t *w);
+/** Mean next-item loss of one batch (rows off[0]..off[ns]-1: inputs inp,
+ *  targets tgt, input gap buckets gin and request gap buckets qg, either
+ *  may be NULL; mask: embedding dropout or NULL) and, when grad is not
+ *  NULL, its gradient w.r.t. params ADDED into grad
+ *  (hr_seq_param_count floats). */
+double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
+                         const int32_t *inp, const int32_t *tgt,
+                         const int32_t *gin, const int32_t *qg,
+                         const size_t *off, size_t ns, const float *mask,
+                         float *grad, hr_seq_work_t *w);
+/** The user vector after reading hist[0..n) (oldest first, timestamps ts
+ *  or NULL; the last L count) for a request at time `now`, into u (d
+ *  floats); `buf` holds hr_seq_acts_floats(dims, L, &L, 1) floats. */
+void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,
+                        const int64_t *ts, size_t n, int64_t now, float *buf,
+                        float *u);
 
 /* ---------------------------------------------------------- evaluation */
 

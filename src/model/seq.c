@@ -13,7 +13,7 @@ size_t hr_seq_param_count(const hr_seq_dims_t *dm) {
   size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
   size_t blk = 2 * d + 4 * d * d + d + 2 * d + d * f + f + f * d + d;
   return (size_t)dm->n_items * d + (size_t)dm->L * d +
-         (size_t)dm->blocks * blk + 2 * d;
+         2 * (size_t)dm->n_gap * d + (size_t)dm->blocks * blk + 2 * d;
 }
 
 void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p) {
@@ -22,6 +22,8 @@ void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p) {
 #define TAKE(dst, n) (dst = w, w += (n))
   TAKE(p->item, (size_t)dm->n_items * d);
   TAKE(p->pos, (size_t)dm->L * d);
+  TAKE(p->gin, (size_t)dm->n_gap * d);
+  TAKE(p->gq, (size_t)dm->n_gap * d);
   for (int b = 0; b < dm->blocks; b++) {
     hr_seq_block_t *k = &p->blk[b];
     TAKE(k->ln1g, d);
@@ -85,8 +87,9 @@ void hr_seq_acts_bind(const hr_seq_dims_t *dm, size_t R, const int *len,
 }
 
 void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
-                    const int32_t *items, const size_t *off, size_t ns,
-                    const float *mask, hr_seq_acts_t *a) {
+                    const int32_t *items, const int32_t *gaps,
+                    const size_t *off, size_t ns, const float *mask,
+                    hr_seq_acts_t *a) {
   size_t d = (size_t)dm->d, f = (size_t)dm->ffn, R = off[ns];
   float scale = 1.0f / sqrtf((float)d);
   float *pb = a->p;
@@ -95,8 +98,12 @@ void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
     for (size_t r = off[s]; r < off[s + 1]; r++) {
       const float *e = p->item + (size_t)items[r] * d,
                   *q = p->pos + (r - off[s]) * d;
+      const float *gi = dm->n_gap > 0
+                            ? p->gin + (size_t)(gaps ? gaps[r] : 0) * d
+                            : NULL;
       for (size_t c = 0; c < d; c++)
-        a->x0[r * d + c] = (e[c] + q[c]) * (mask ? mask[r * d + c] : 1.0f);
+        a->x0[r * d + c] = (e[c] + q[c] + (gi ? gi[c] : 0.0f)) *
+                           (mask ? mask[r * d + c] : 1.0f);
     }
   const float *x = a->x0;
   for (int b = 0; b < dm->blocks; b++) {
@@ -133,4 +140,27 @@ void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
     memcpy(a->xl, a->x0, sizeof(float) * R * d);
   hr_nn_layernorm_fwd(a->xl, R, (int)d, p->lnfg, p->lnfb, a->y, a->muf,
                       a->rsf);
+}
+
+void hr_seq_user_out(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                     const float *y, int qgap, float *u) {
+  size_t d = (size_t)dm->d;
+  const float *g = dm->n_gap > 0 && qgap >= 0 && qgap < dm->n_gap
+                       ? p->gq + (size_t)qgap * d
+                       : NULL;
+  for (size_t c = 0; c < d; c++)
+    u[c] = y[c] + (g ? g[c] : 0.0f);
+}
+
+int hr_seq_gap_bucket(int64_t seconds, int known) {
+  int b = 1;
+  uint64_t m;
+  if (!known)
+    return 0;
+  m = seconds > 0 ? (uint64_t)seconds / 60 + 1 : 1;
+  while (m > 1 && b < HR_SEQ_GAPS - 1) {
+    m >>= 1;
+    b++;
+  }
+  return b;
 }

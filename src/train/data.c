@@ -488,6 +488,7 @@ static int cmp_ev(const void *a, const void *b) {
 void hr_csr_free(hr_csr_t *c) {
   free(c->ptr);
   free(c->items);
+  free(c->ts);
   memset(c, 0, sizeof(*c));
 }
 
@@ -502,7 +503,9 @@ int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out) {
   memset(out, 0, sizeof(*out));
   out->ptr = calloc(nu + 1, sizeof(*out->ptr));
   out->items = malloc((ds->n ? ds->n : 1) * sizeof(*out->items));
-  if (!start || !ev || !num || !mark || !out->ptr || !out->items) {
+  out->ts = malloc((ds->n ? ds->n : 1) * sizeof(*out->ts));
+  if (!start || !ev || !num || !mark || !out->ptr || !out->items ||
+      !out->ts) {
     rc = HR_ENOMEM;
     goto done;
   }
@@ -546,12 +549,16 @@ int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out) {
       if (mark[e[j].item] == (uint32_t)u + 1)
         continue;
       mark[e[j].item] = (uint32_t)u + 1;
+      out->ts[w + keep] = e[j].ts;
       out->items[w + keep++] = e[j].item;
     }
     for (size_t a = 0, b = keep; a + 1 < b; a++, b--) {
       int32_t t = out->items[w + a];
+      int64_t tt = out->ts[w + a];
       out->items[w + a] = out->items[w + b - 1];
       out->items[w + b - 1] = t;
+      out->ts[w + a] = out->ts[w + b - 1];
+      out->ts[w + b - 1] = tt;
     }
     w += keep;
     out->ptr[u + 1] = w;

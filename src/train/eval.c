@@ -124,6 +124,7 @@ typedef struct {
   long uid;     /* numeric user id, for the judge's order */
   long user;    /* dense (data set) index */
   long item;    /* dense item index */
+  int64_t ts;   /* the target row's timestamp (the request time) */
 } target_t;
 
 static int cmp_target(const void *a, const void *b) {
@@ -156,6 +157,7 @@ static int read_targets(const char *path, const hr_dataset_t *all,
     tg[k].uid = strtol(u, NULL, 10);
     tg[k].user = hr_idmap_find(all->users, u, strlen(u));
     tg[k].item = hr_idmap_find(all->items, i, strlen(i));
+    tg[k].ts = t.ts[k];
     if (tg[k].item < 0 || tg[k].user < 0 || hr_idmap_size(t.users) != t.n) {
       rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: user %s or item %s "
                         "unknown, or a user twice", path, u, i);
@@ -367,7 +369,7 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
     const int32_t *hist = h.items + h.ptr[u];
     int32_t top[10];
     size_t nt;
-    hr_seq_user_vector(&fit, hist, nh, buf, vec);
+    hr_seq_user_vector(&fit, hist, h.ts + h.ptr[u], nh, tg[k].ts, buf, vec);
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, fit.dims.d, 1.0f,
                 fit.p.item, fit.dims.d, vec, 1, 0.0f, scores, 1);
     for (size_t j = 0; j < nh; j++)

@@ -341,6 +341,8 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
   else if (is_opt(arg, "--threads"))
     o->threads = (int)int_opt(a, "--threads", value(a, arg, "--threads"), 1,
                               16);
+  else if (strcmp(arg, "--no-time") == 0)
+    o->dims.n_gap = 0;
   else
     return 0;
   return 1;

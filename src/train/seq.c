@@ -18,6 +18,7 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->dims.L = 200;
   o->dims.blocks = 2;
   o->dims.ffn = 64;
+  o->dims.n_gap = HR_SEQ_GAPS;
   o->epochs = 40;
   o->batch = 64;
   o->lr = 2e-3f;
@@ -56,6 +57,10 @@ static void init_params(const hr_seq_dims_t *dm, hr_seq_params_t *p,
     p->item[i] = std * gauss(&s);
   for (size_t i = 0; i < (size_t)dm->L * d; i++)
     p->pos[i] = std * gauss(&s);
+  for (size_t i = 0; i < (size_t)dm->n_gap * d; i++) {
+    p->gin[i] = std * gauss(&s);
+    p->gq[i] = 0.0f;
+  }
   for (int b = 0; b < dm->blocks; b++) {
     hr_seq_block_t *k = &p->blk[b];
     float sd = 1.0f / sqrtf((float)d), sf = 1.0f / sqrtf((float)f);
@@ -87,6 +92,7 @@ static void init_params(const hr_seq_dims_t *dm, hr_seq_params_t *p,
 typedef struct {
   size_t n;          /* sequences */
   size_t *start;     /* into h->items, the first input */
+  size_t *first;     /* the user's first item */
   int *len;          /* inputs (= targets) */
 } seqs_t;
 
@@ -94,7 +100,8 @@ static int make_seqs(const hr_csr_t *h, int L, seqs_t *q) {
   q->n = 0;
   q->start = malloc(sizeof(size_t) * (h->n_users + 1));
   q->len = malloc(sizeof(int) * (h->n_users + 1));
-  if (q->start == NULL || q->len == NULL)
+  q->first = malloc(sizeof(size_t) * (h->n_users + 1));
+  if (q->start == NULL || q->len == NULL || q->first == NULL)
     return HR_ENOMEM;
   for (size_t u = 0; u < h->n_users; u++) {
     size_t n = (size_t)(h->ptr[u + 1] - h->ptr[u]);
@@ -102,21 +109,27 @@ static int make_seqs(const hr_csr_t *h, int L, seqs_t *q) {
       continue;
     size_t m = n - 1 > (size_t)L ? (size_t)L : n - 1;
     q->start[q->n] = (size_t)h->ptr[u + 1] - m - 1;
+    q->first[q->n] = (size_t)h->ptr[u];
     q->len[q->n] = (int)m;
     q->n++;
   }
   return 0;
 }
 
-/* Work buffers for one batch of at most R rows. */
-typedef struct {
+/* Work buffers for one batch of at most max_seqs sequences of L rows. */
+struct hr_seq_work {
   size_t R;
+  int max_seqs;
   float *acts;
   float *logits;               /* R x n_items, then its gradient */
   float *dy, *dx, *dh, *dO, *dq, *dk, *dv, *da, *df, *dc, *work;
-  int32_t *inp, *tgt;
-  float *mask;                 /* R x d embedding dropout (scaled) */
-} work_t;
+  float *u;                    /* R x d user vectors (y + gq) */
+  int *blen;
+  /* the batch being processed (borrowed) */
+  const int32_t *inp, *tgt, *gin, *qg;
+  const float *mask;
+};
+typedef struct hr_seq_work work_t;
 
 /* Backward of one batch; activations in a, dlogits in w->logits. Adds
  * into the gradient views g. */
@@ -136,8 +149,12 @@ static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
               n_items, 1.0f, w->logits, n_items, p->item, (int)d, 0.0f, w->dy,
               (int)d);
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_items, (int)d,
-              (int)R, 1.0f, w->logits, n_items, a->y, (int)d, 1.0f, g->item,
+              (int)R, 1.0f, w->logits, n_items, w->u, (int)d, 1.0f, g->item,
               (int)d);
+  if (dm->n_gap > 0 && w->qg != NULL) /* u = y + gq[qg] */
+    for (size_t r = 0; r < R; r++)
+      for (size_t c = 0; c < d; c++)
+        g->gq[(size_t)w->qg[r] * d + c] += w->dy[r * d + c];
   memset(w->dx, 0, sizeof(float) * R * d);
   hr_nn_layernorm_bwd(a->xl, R, (int)d, p->lnfg, a->muf, a->rsf, w->dy, w->dx,
                       g->lnfg, g->lnfb);
@@ -190,13 +207,111 @@ static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
     for (size_t r = off[s]; r < off[s + 1]; r++) {
       float *gi = g->item + (size_t)w->inp[r] * d,
             *gp = g->pos + (r - off[s]) * d;
-      const float *dx = w->dx + r * d, *mk = w->mask + r * d;
+      const float *dx = w->dx + r * d,
+                  *mk = w->mask ? w->mask + r * d : NULL;
+      float *gg = dm->n_gap > 0 && w->gin ? g->gin + (size_t)w->gin[r] * d
+                                          : NULL;
       for (size_t c = 0; c < d; c++) {
-        float v = dx[c] * mk[c];
+        float v = mk ? dx[c] * mk[c] : dx[c];
         gi[c] += v;
         gp[c] += v;
+        if (gg)
+          gg[c] += v;
       }
     }
+}
+
+hr_seq_work_t *hr_seq_work_new(const hr_seq_dims_t *dm, int max_seqs) {
+  work_t *w = calloc(1, sizeof(*w));
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn, maxR, acts_n;
+  if (w == NULL || max_seqs < 1)
+    return (free(w), NULL);
+  maxR = (size_t)max_seqs * (size_t)dm->L;
+  w->blen = malloc(sizeof(int) * (size_t)max_seqs);
+  if (w->blen == NULL)
+    return (free(w), NULL);
+  for (int i = 0; i < max_seqs; i++)
+    w->blen[i] = dm->L;
+  acts_n = hr_seq_acts_floats(dm, maxR, w->blen, (size_t)max_seqs);
+  w->R = maxR;
+  w->max_seqs = max_seqs;
+  w->acts = malloc(sizeof(float) * acts_n);
+  w->logits = malloc(sizeof(float) * maxR * (size_t)dm->n_items);
+  w->dy = malloc(sizeof(float) * maxR * d);
+  w->dx = malloc(sizeof(float) * maxR * d);
+  w->dh = malloc(sizeof(float) * maxR * d);
+  w->dO = malloc(sizeof(float) * maxR * d);
+  w->dq = malloc(sizeof(float) * maxR * d);
+  w->dk = malloc(sizeof(float) * maxR * d);
+  w->dv = malloc(sizeof(float) * maxR * d);
+  w->da = malloc(sizeof(float) * maxR * d);
+  w->dc = malloc(sizeof(float) * maxR * d);
+  w->df = malloc(sizeof(float) * maxR * f);
+  w->u = malloc(sizeof(float) * maxR * d);
+  w->work = malloc(sizeof(float) * (size_t)dm->L * (size_t)dm->L);
+  if (!w->acts || !w->logits || !w->dy || !w->dx || !w->dh || !w->dO ||
+      !w->dq || !w->dk || !w->dv || !w->da || !w->dc || !w->df || !w->u ||
+      !w->work) {
+    hr_seq_work_free(w);
+    return NULL;
+  }
+  return w;
+}
+
+void hr_seq_work_free(hr_seq_work_t *w) {
+  if (w == NULL)
+    return;
+  free(w->acts);
+  free(w->logits);
+  free(w->dy);
+  free(w->dx);
+  free(w->dh);
+  free(w->dO);
+  free(w->dq);
+  free(w->dk);
+  free(w->dv);
+  free(w->da);
+  free(w->dc);
+  free(w->df);
+  free(w->u);
+  free(w->work);
+  free(w->blen);
+  free(w);
+}
+
+double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
+                         const int32_t *inp, const int32_t *tgt,
+                         const int32_t *gin, const int32_t *qg,
+                         const size_t *off, size_t ns, const float *mask,
+                         float *grad, hr_seq_work_t *w) {
+  size_t d = (size_t)dm->d, R = off[ns];
+  hr_seq_params_t p, g;
+  hr_seq_acts_t a;
+  double loss;
+
+  hr_seq_bind(dm, params, &p);
+  if (grad != NULL)
+    hr_seq_bind(dm, grad, &g);
+  for (size_t s = 0; s < ns; s++)
+    w->blen[s] = (int)(off[s + 1] - off[s]);
+  w->inp = inp;
+  w->tgt = tgt;
+  w->gin = gin;
+  w->qg = qg;
+  w->mask = mask;
+  hr_seq_acts_bind(dm, R, w->blen, ns, w->acts, &a);
+  hr_seq_forward(dm, &p, inp, gin, off, ns, mask, &a);
+  for (size_t r = 0; r < R; r++)
+    hr_seq_user_out(dm, &p, a.y + r * d, qg ? qg[r] : 0, w->u + r * d);
+  /* logits = u item^T, then the loss gradient in place */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, dm->n_items,
+              (int)d, 1.0f, w->u, (int)d, p.item, (int)d, 0.0f, w->logits,
+              dm->n_items);
+  loss = hr_nn_softmax_xent(w->logits, R, dm->n_items, tgt, 1.0f / (float)R,
+                            w->logits);
+  if (grad != NULL)
+    backward(dm, &p, &g, &a, off, ns, w->blen, w);
+  return R ? loss / (double)R : 0;
 }
 
 /* Set by openblas; declared here to avoid depending on its header name. */
@@ -205,13 +320,12 @@ void openblas_set_num_threads(int n);
 int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                hr_error_t *err) {
   hr_seq_dims_t dm = o->dims;
-  size_t np, d, f, maxR, acts_n;
-  float *grad = NULL, *m1 = NULL, *m2 = NULL;
-  hr_seq_params_t g;
+  size_t np, d, maxR;
+  float *grad = NULL, *m1 = NULL, *m2 = NULL, *mask = NULL;
   seqs_t q = {0};
-  work_t w = {0};
+  work_t *w = NULL;
   size_t *order = NULL, *off = NULL;
-  int *blen = NULL;
+  int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL;
   uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 7;
   double t0 = now_s();
   long step = 0;
@@ -221,10 +335,12 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   dm.n_items = (int)h->n_items;
   if (dm.d < 1 || dm.d > 1024 || dm.L < 1 || dm.L > 4096 || dm.blocks < 0 ||
       dm.blocks > HR_SEQ_MAX_BLOCKS || dm.ffn < 1 || o->batch < 1 ||
-      o->epochs < 0 || h->n_items < 1)
+      o->epochs < 0 || h->n_items < 1 || dm.n_gap < 0 ||
+      dm.n_gap > HR_SEQ_GAPS)
     return hr_error_set(err, HR_EINVAL, NULL, "seq: bad dimensions");
+  if (h->ts == NULL)
+    dm.n_gap = 0;
   d = (size_t)dm.d;
-  f = (size_t)dm.ffn;
   np = hr_seq_param_count(&dm);
   out->dims = dm;
   out->w = calloc(np, sizeof(float));
@@ -234,42 +350,17 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   if (!out->w || !grad || !m1 || !m2 || make_seqs(h, dm.L, &q) != 0)
     goto oom;
   hr_seq_bind(&dm, out->w, &out->p);
-  hr_seq_bind(&dm, grad, &g);
   init_params(&dm, &out->p, o->init_std, o->seed);
-
   maxR = (size_t)o->batch * (size_t)dm.L;
-  {
-    int *lens = malloc(sizeof(int) * (size_t)o->batch);
-    if (lens == NULL)
-      goto oom;
-    for (int i = 0; i < o->batch; i++)
-      lens[i] = dm.L;
-    acts_n = hr_seq_acts_floats(&dm, maxR, lens, (size_t)o->batch);
-    free(lens);
-  }
-  w.R = maxR;
-  w.acts = malloc(sizeof(float) * acts_n);
-  w.logits = malloc(sizeof(float) * maxR * h->n_items);
-  w.dy = malloc(sizeof(float) * maxR * d);
-  w.dx = malloc(sizeof(float) * maxR * d);
-  w.dh = malloc(sizeof(float) * maxR * d);
-  w.dO = malloc(sizeof(float) * maxR * d);
-  w.dq = malloc(sizeof(float) * maxR * d);
-  w.dk = malloc(sizeof(float) * maxR * d);
-  w.dv = malloc(sizeof(float) * maxR * d);
-  w.da = malloc(sizeof(float) * maxR * d);
-  w.dc = malloc(sizeof(float) * maxR * d);
-  w.df = malloc(sizeof(float) * maxR * f);
-  w.work = malloc(sizeof(float) * (size_t)dm.L * (size_t)dm.L);
-  w.mask = malloc(sizeof(float) * maxR * d);
-  w.inp = malloc(sizeof(int32_t) * maxR);
-  w.tgt = malloc(sizeof(int32_t) * maxR);
+  w = hr_seq_work_new(&dm, o->batch);
+  mask = malloc(sizeof(float) * maxR * d);
+  inp = malloc(sizeof(int32_t) * maxR);
+  tgt = malloc(sizeof(int32_t) * maxR);
+  gin = malloc(sizeof(int32_t) * maxR);
+  qg = malloc(sizeof(int32_t) * maxR);
   order = malloc(sizeof(size_t) * (q.n + 1));
   off = malloc(sizeof(size_t) * ((size_t)o->batch + 1));
-  blen = malloc(sizeof(int) * ((size_t)o->batch + 1));
-  if (!w.acts || !w.logits || !w.dy || !w.dx || !w.dh || !w.dO || !w.dq ||
-      !w.dk || !w.dv || !w.da || !w.dc || !w.df || !w.work || !w.mask ||
-      !w.inp || !w.tgt || !order || !off || !blen)
+  if (!w || !mask || !inp || !tgt || !gin || !qg || !order || !off)
     goto oom;
   for (size_t i = 0; i < q.n; i++)
     order[i] = i;
@@ -286,41 +377,41 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
     }
     for (size_t b0 = 0; b0 < q.n; b0 += (size_t)o->batch) {
       size_t ns = q.n - b0 < (size_t)o->batch ? q.n - b0 : (size_t)o->batch;
-      hr_seq_acts_t a;
       off[0] = 0;
       for (size_t s = 0; s < ns; s++) {
         size_t sq = order[b0 + s];
-        blen[s] = q.len[sq];
         for (int t = 0; t < q.len[sq]; t++) {
-          w.inp[off[s] + (size_t)t] = h->items[q.start[sq] + (size_t)t];
-          w.tgt[off[s] + (size_t)t] = h->items[q.start[sq] + (size_t)t + 1];
+          size_t at = q.start[sq] + (size_t)t, r = off[s] + (size_t)t;
+          inp[r] = h->items[at];
+          tgt[r] = h->items[at + 1];
+          /* the row before the window's first is the user's previous item
+           * when there is one (q.first[sq] is the user's first) */
+          gin[r] = dm.n_gap && at > q.first[sq]
+                       ? hr_seq_gap_bucket(h->ts[at] - h->ts[at - 1], 1)
+                       : 0;
+          qg[r] = dm.n_gap ? hr_seq_gap_bucket(h->ts[at + 1] - h->ts[at], 1)
+                           : 0;
         }
         off[s + 1] = off[s] + (size_t)q.len[sq];
       }
       size_t R = off[ns];
-      hr_seq_acts_bind(&dm, R, blen, ns, w.acts, &a);
       /* embedding dropout: x0 is scaled by a 0 or 1/(1-p) mask */
       {
         float keep = 1.0f - o->dropout, inv = keep > 0 ? 1.0f / keep : 0;
         for (size_t i = 0; i < R * d; i++)
-          w.mask[i] = o->dropout > 0
-                          ? ((double)(mix(&rng) >> 11) *
-                                     (1.0 / 9007199254740992.0) <
-                                 keep
-                                 ? inv
-                                 : 0.0f)
-                          : 1.0f;
+          mask[i] = o->dropout > 0
+                        ? ((double)(mix(&rng) >> 11) *
+                                   (1.0 / 9007199254740992.0) <
+                               keep
+                               ? inv
+                               : 0.0f)
+                        : 1.0f;
       }
-      hr_seq_forward(&dm, &out->p, w.inp, off, ns, w.mask, &a);
-      /* logits = y item^T, then the loss gradient in place */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R,
-                  dm.n_items, (int)d, 1.0f, a.y, (int)d, out->p.item, (int)d,
-                  0.0f, w.logits, dm.n_items);
-      loss += hr_nn_softmax_xent(w.logits, R, dm.n_items, w.tgt,
-                                 1.0f / (float)R, w.logits);
-      rows += R;
       memset(grad, 0, sizeof(float) * np);
-      backward(&dm, &out->p, &g, &a, off, ns, blen, &w);
+      loss += hr_seq_batch_grad(&dm, out->w, inp, tgt, gin, qg, off, ns,
+                                mask, grad, w) *
+              (double)R;
+      rows += R;
       if (o->clip > 0) {
         double nrm = sqrt(hr_nn_sqnorm(grad, np));
         if (nrm > o->clip) {
@@ -347,27 +438,17 @@ done:
   free(grad);
   free(m1);
   free(m2);
+  free(mask);
   free(q.start);
   free(q.len);
-  free(w.acts);
-  free(w.logits);
-  free(w.dy);
-  free(w.dx);
-  free(w.dh);
-  free(w.dO);
-  free(w.dq);
-  free(w.dk);
-  free(w.dv);
-  free(w.da);
-  free(w.dc);
-  free(w.df);
-  free(w.work);
-  free(w.mask);
-  free(w.inp);
-  free(w.tgt);
+  free(q.first);
+  hr_seq_work_free(w);
+  free(inp);
+  free(tgt);
+  free(gin);
+  free(qg);
   free(order);
   free(off);
-  free(blen);
   if (rc != 0)
     hr_seq_fit_free(out);
   return rc;
@@ -378,17 +459,23 @@ void hr_seq_fit_free(hr_seq_fit_t *f) {
   f->w = NULL;
 }
 
-void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist, size_t n,
-                        float *buf, float *u) {
+void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,
+                        const int64_t *ts, size_t n, int64_t now, float *buf,
+                        float *u) {
   size_t L = (size_t)f->dims.L, m = n < L ? n : L, off[2] = {0, m};
-  int len = (int)m;
+  size_t d = (size_t)f->dims.d;
+  int len = (int)m, gaps[4096];
   hr_seq_acts_t a;
   if (m == 0) {
-    memset(u, 0, sizeof(float) * (size_t)f->dims.d);
+    memset(u, 0, sizeof(float) * d);
     return;
   }
+  for (size_t t = 0; t < m; t++) {
+    size_t at = n - m + t;
+    gaps[t] = ts && at > 0 ? hr_seq_gap_bucket(ts[at] - ts[at - 1], 1) : 0;
+  }
   hr_seq_acts_bind(&f->dims, m, &len, 1, buf, &a);
-  hr_seq_forward(&f->dims, &f->p, hist + (n - m), off, 1, NULL, &a);
-  memcpy(u, a.y + (m - 1) * (size_t)f->dims.d,
-         sizeof(float) * (size_t)f->dims.d);
+  hr_seq_forward(&f->dims, &f->p, hist + (n - m), gaps, off, 1, NULL, &a);
+  hr_seq_user_out(&f->dims, &f->p, a.y + (m - 1) * d,
+                  ts ? hr_seq_gap_bucket(now - ts[n - 1], 1) : 0, u);
 }
