@@ -16,22 +16,31 @@ static int valid_text(const char *s, size_t len, size_t max) {
   return 1;
 }
 
+/* Replaces the integer v (parent[key], or parent[index] when key is NULL)
+ * by its decimal text; returns the new string, or NULL on OOM. */
+static json_t *int_to_text(json_t *parent, const char *key, size_t index,
+                           json_t *v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+  v = json_string(buf);
+  if (v == NULL)
+    return NULL;
+  if (key ? json_object_set_new(parent, key, v)
+          : json_array_set_new(parent, index, v))
+    return NULL;
+  return v;
+}
+
 /* Turns a non-negative integer id into its string in place, then checks it.
  * `parent` is the object or array holding it (key or index). */
 static int take_id(json_t *parent, const char *key, size_t index, json_t *v,
                    const char *path, const char **out, hr_error_t *err) {
   if (json_is_integer(v)) {
-    char buf[32];
     if (json_integer_value(v) < 0)
       return hr_error_set(err, HR_EBADFIELD, path,
                           "%s must be a string or a non-negative integer",
                           path);
-    snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-    v = json_string(buf);
-    if (v == NULL)
-      return hr_error_set(err, HR_ENOMEM, path, "out of memory");
-    if (key ? json_object_set_new(parent, key, v)
-            : json_array_set_new(parent, index, v))
+    if ((v = int_to_text(parent, key, index, v)) == NULL)
       return hr_error_set(err, HR_ENOMEM, path, "out of memory");
   }
   if (!json_is_string(v))
@@ -186,13 +195,7 @@ static int take_filter_value(json_t *parent, const char *key, size_t index,
                              json_t *v, const char *path, const char **out,
                              hr_error_t *err) {
   if (json_is_integer(v)) {
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
-    v = json_string(buf);
-    if (v == NULL)
-      return hr_error_set(err, HR_ENOMEM, path, "out of memory");
-    if (key ? json_object_set_new(parent, key, v)
-            : json_array_set_new(parent, index, v))
+    if ((v = int_to_text(parent, key, index, v)) == NULL)
       return hr_error_set(err, HR_ENOMEM, path, "out of memory");
   }
   if (!json_is_string(v) ||

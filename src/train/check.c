@@ -4,16 +4,12 @@
  * (as the server does), and compares the index's top-N with the exact top-N
  * by inner product (the brute-force twin). */
 #include "hr/train.h"
+#include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
 
 static int cmp_u32(const void *a, const void *b) {
   uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -83,18 +79,18 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
     for (size_t j = 0; j < nh; j++)
       if (ne == 0 || excl[ne - 1] != excl[j])
         excl[ne++] = excl[j];
-    t0 = now_s();
+    t0 = hr__now_s();
     ng = hr_model_ann_search(m, s, u, n, ef, excl, ne, NULL, 0, got);
-    t_ann += now_s() - t0;
-    t0 = now_s();
+    t_ann += hr__now_s() - t0;
+    t0 = hr__now_s();
     nt = hr_ann_brute_search(emb.data, hr_model_n_items(m), hr_model_dim(m),
                              u, n, excl, ne, truth, NULL);
-    t_exact += now_s() - t0;
+    t_exact += hr__now_s() - t0;
     size_t sc, nr;
-    t0 = now_s();
+    t0 = hr__now_s();
     nr = hr_model_retrieve(m, s, u, n, ef, excl, ne, NULL, 0, ret, ret_ip,
                            &sc);
-    t_ret += now_s() - t0;
+    t_ret += hr__now_s() - t0;
     scanned += sc;
     qsort(got, ng, sizeof(uint32_t), cmp_u32);
     qsort(ret, nr, sizeof(uint32_t), cmp_u32);

@@ -7,6 +7,7 @@
  * solved it, so the output is identical for any thread count. OpenBLAS is
  * held to one thread so its own threads do not fight ours. */
 #include "hr/train.h"
+#include "util.h"
 #include "hr/log.h"
 
 #include <cblas.h>
@@ -42,23 +43,6 @@ void hr_ials_opts_default(hr_ials_opts_t *o) {
   o->ann.M = 32;
 }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-/* splitmix64 -> Box-Muller normals. */
-static uint64_t sm64(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static double unif(uint64_t *s) {
-  return ((double)(sm64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-}
 
 /* Full symmetric Gram G = M^T M of an n x d matrix. */
 static void gram(const float *M, size_t n, int d, float *G) {
@@ -230,7 +214,7 @@ static double loss_of(const side_t *us, const float *X, const float *Y,
 
 static void progress(const hr_ials_opts_t *o, int it, double loss,
                      double t0) {
-  double el = now_s() - t0, eta = el / (it + 1) * (o->iters - it - 1);
+  double el = hr__now_s() - t0, eta = el / (it + 1) * (o->iters - it - 1);
 
   if (!o->progress)
     return;
@@ -261,7 +245,7 @@ int hr_ials_fit(const hr_csr_t *h, const hr_ials_opts_t *o, hr_ials_t *out,
   size_t nu = h->n_users, ni = h->n_items, d = (size_t)o->factors;
   float *XtX = NULL;
   side_t us, is;
-  double t0 = now_s();
+  double t0 = hr__now_s();
   uint64_t seed = o->seed;
   int rc;
 
@@ -286,8 +270,7 @@ int hr_ials_fit(const hr_csr_t *h, const hr_ials_opts_t *o, hr_ials_t *out,
   }
   /* Small random item factors; users start from the first user step. */
   for (size_t k = 0; k < ni * d; k++) {
-    double r = sqrt(-2.0 * log(unif(&seed))) * cos(6.283185307179586 *
-                                                   unif(&seed));
+    double r = hr__gauss(&seed);
     out->Y[k] = (float)(0.01 * r);
   }
   for (int it = 0; it < o->iters; it++) {
@@ -329,7 +312,7 @@ int hr_ials_fit(const hr_csr_t *h, const hr_ials_opts_t *o, hr_ials_t *out,
                               log1p((double)(is.ptr[i + 1] - is.ptr[i])) /
                               log1p(mx));
   }
-  out->seconds = now_s() - t0;
+  out->seconds = hr__now_s() - t0;
 done:
   side_free(&us);
   side_free(&is);

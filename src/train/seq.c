@@ -4,6 +4,7 @@
 #include "hr/train.h"
 
 #include "hr/nn.h"
+#include "util.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -30,35 +31,16 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->seed = 1;
 }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static uint64_t mix(uint64_t *s) {
-  uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static float gauss(uint64_t *s) {
-  double u1 = ((double)(mix(s) >> 11) + 1.0) * (1.0 / 9007199254740993.0);
-  double u2 = (double)(mix(s) >> 11) * (1.0 / 9007199254740992.0);
-  return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
 static void init_params(const hr_seq_dims_t *dm, hr_seq_params_t *p,
                         float std, uint64_t seed) {
   uint64_t s = seed;
   size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
   for (size_t i = 0; i < (size_t)dm->n_items * d; i++)
-    p->item[i] = std * gauss(&s);
+    p->item[i] = std * (float)hr__gauss(&s);
   for (size_t i = 0; i < (size_t)dm->L * d; i++)
-    p->pos[i] = std * gauss(&s);
+    p->pos[i] = std * (float)hr__gauss(&s);
   for (size_t i = 0; i < (size_t)dm->n_gap * d; i++) {
-    p->gin[i] = std * gauss(&s);
+    p->gin[i] = std * (float)hr__gauss(&s);
     p->gq[i] = 0.0f;
   }
   for (int b = 0; b < dm->blocks; b++) {
@@ -71,15 +53,15 @@ static void init_params(const hr_seq_dims_t *dm, hr_seq_params_t *p,
     for (size_t i = 0; i < f; i++)
       k->b1[i] = 0.0f;
     for (size_t i = 0; i < d * d; i++) {
-      k->wq[i] = sd * gauss(&s);
-      k->wk[i] = sd * gauss(&s);
-      k->wv[i] = sd * gauss(&s);
-      k->wo[i] = sd * gauss(&s);
+      k->wq[i] = sd * (float)hr__gauss(&s);
+      k->wk[i] = sd * (float)hr__gauss(&s);
+      k->wv[i] = sd * (float)hr__gauss(&s);
+      k->wo[i] = sd * (float)hr__gauss(&s);
     }
     for (size_t i = 0; i < d * f; i++)
-      k->w1[i] = sd * gauss(&s);
+      k->w1[i] = sd * (float)hr__gauss(&s);
     for (size_t i = 0; i < f * d; i++)
-      k->w2[i] = sf * gauss(&s);
+      k->w2[i] = sf * (float)hr__gauss(&s);
   }
   for (size_t i = 0; i < d; i++) {
     p->lnfg[i] = 1.0f;
@@ -327,7 +309,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   size_t *order = NULL, *off = NULL;
   int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL;
   uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 7;
-  double t0 = now_s();
+  double t0 = hr__now_s();
   long step = 0;
   int rc = 0;
 
@@ -371,7 +353,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
     double loss = 0;
     size_t rows = 0;
     for (size_t i = q.n; i > 1; i--) { /* shuffle */
-      size_t j = (size_t)(mix(&rng) % i), t = order[i - 1];
+      size_t j = (size_t)(hr__sm64(&rng) % i), t = order[i - 1];
       order[i - 1] = order[j];
       order[j] = t;
     }
@@ -400,7 +382,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
         float keep = 1.0f - o->dropout, inv = keep > 0 ? 1.0f / keep : 0;
         for (size_t i = 0; i < R * d; i++)
           mask[i] = o->dropout > 0
-                        ? ((double)(mix(&rng) >> 11) *
+                        ? ((double)(hr__sm64(&rng) >> 11) *
                                    (1.0 / 9007199254740992.0) <
                                keep
                                ? inv
@@ -424,7 +406,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
     }
     out->loss = rows ? loss / (double)rows : 0;
     if (o->progress) {
-      double el = now_s() - t0;
+      double el = hr__now_s() - t0;
       fprintf(stderr, "seq epoch %d/%d loss %.4f  %.1f s (eta %.0f s)\n",
               ep + 1, o->epochs, out->loss, el,
               el / (ep + 1) * (o->epochs - ep - 1));
@@ -434,7 +416,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
 oom:
   rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
 done:
-  out->seconds = now_s() - t0;
+  out->seconds = hr__now_s() - t0;
   free(grad);
   free(m1);
   free(m2);
