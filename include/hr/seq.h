@@ -86,13 +86,18 @@ void hr_seq_acts_bind(const hr_seq_dims_t *dm, size_t R, const int *len,
 /** Forward over ns sequences: items[r] (dense indices) for rows
  *  off[0]=0 .. off[ns]-1, off[s+1]-off[s] <= L. Fills every activation;
  *  gaps[r] (or NULL: all 0) is the gap bucket of row r to the row before.
- *  a->y row r is the state after reading rows off[s]..r. `mask`
- *  (R x d, or NULL) multiplies the input embeddings: the trainer's
- *  dropout; the server passes NULL. */
+ *  a->y row r is the state after reading rows off[s]..r. `mask` (or
+ *  NULL) is the trainer's dropout: 1 + 2 * blocks matrices of R x d that
+ *  multiply the input embeddings, then each block's attention and
+ *  feed-forward outputs before their residual adds (hr_seq_mask_floats);
+ *  the server passes NULL. */
 void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                     const int32_t *items, const int32_t *gaps,
                     const size_t *off, size_t ns, const float *mask,
                     hr_seq_acts_t *a);
+
+/** Floats of a dropout mask for R rows. */
+size_t hr_seq_mask_floats(const hr_seq_dims_t *dm, size_t R);
 
 /** The user vector from a row y of a->y and the request's gap bucket:
  *  u = y + gq[qgap] (u may alias y). */

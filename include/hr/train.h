@@ -137,7 +137,8 @@ typedef struct {
   int batch;               /* sequences per step */
   float lr, weight_decay, clip;
   float init_std;          /* embeddings ~ N(0, init_std) */
-  float dropout;           /* on the embeddings (inverted dropout) */
+  float dropout;           /* inverted dropout on the embeddings and the
+                              blocks' sublayer outputs */
   int threads;             /* OpenBLAS threads while training */
   uint64_t seed;
   int progress;            /* 1: epoch lines on stderr */
@@ -165,7 +166,7 @@ hr_seq_work_t *hr_seq_work_new(const hr_seq_dims_t *dm, int max_seqs);
 void hr_seq_work_free(hr_seq_work_t *w);
 /** Mean next-item loss of one batch (rows off[0]..off[ns]-1: inputs inp,
  *  targets tgt, input gap buckets gin and request gap buckets qg, either
- *  may be NULL; mask: embedding dropout or NULL) and, when grad is not
+ *  may be NULL; mask: dropout (hr_seq_mask_floats) or NULL) and, when grad is not
  *  NULL, its gradient w.r.t. params ADDED into grad
  *  (hr_seq_param_count floats). */
 double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,

@@ -124,16 +124,28 @@ void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
       pb += (size_t)len * (size_t)len;
     }
     hr_nn_linear_fwd(ab->o, R, (int)d, (int)d, k->wo, k->bo, ab->h);
-    for (size_t i = 0; i < R * d; i++)
-      ab->h[i] += ab->x[i];
+    if (mask != NULL) {
+      const float *ma = mask + (size_t)(1 + 2 * b) * R * d;
+      for (size_t i = 0; i < R * d; i++)
+        ab->h[i] = ab->h[i] * ma[i] + ab->x[i];
+    } else {
+      for (size_t i = 0; i < R * d; i++)
+        ab->h[i] += ab->x[i];
+    }
     hr_nn_layernorm_fwd(ab->h, R, (int)d, k->ln2g, k->ln2b, ab->c, ab->mu2,
                         ab->rs2);
     hr_nn_linear_fwd(ab->c, R, (int)d, (int)f, k->w1, k->b1, ab->f1);
     hr_nn_relu_fwd(ab->f1, R * f, ab->f1);
     float *out = b + 1 < dm->blocks ? a->b[b + 1].x : a->xl;
     hr_nn_linear_fwd(ab->f1, R, (int)f, (int)d, k->w2, k->b2, out);
-    for (size_t i = 0; i < R * d; i++)
-      out[i] += ab->h[i];
+    if (mask != NULL) {
+      const float *mf = mask + (size_t)(2 + 2 * b) * R * d;
+      for (size_t i = 0; i < R * d; i++)
+        out[i] = out[i] * mf[i] + ab->h[i];
+    } else {
+      for (size_t i = 0; i < R * d; i++)
+        out[i] += ab->h[i];
+    }
     x = out;
   }
   if (dm->blocks == 0)
@@ -163,4 +175,8 @@ int hr_seq_gap_bucket(int64_t seconds, int known) {
     b++;
   }
   return b;
+}
+
+size_t hr_seq_mask_floats(const hr_seq_dims_t *dm, size_t R) {
+  return (size_t)(1 + 2 * dm->blocks) * R * (size_t)dm->d;
 }

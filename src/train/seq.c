@@ -144,8 +144,13 @@ static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
     const hr_seq_block_t *k = &p->blk[b];
     const hr_seq_block_t *gk = &g->blk[b];
     const hr_seq_block_acts_t *ab = &a->b[b];
-    /* out = h + relu(c W1 + b1) W2 + b2 */
+    /* out = h + m_f * (relu(c W1 + b1) W2 + b2) */
     memcpy(w->dh, w->dx, sizeof(float) * R * d);
+    if (w->mask != NULL) {
+      const float *mf = w->mask + (size_t)(2 + 2 * b) * R * d;
+      for (size_t i = 0; i < R * d; i++)
+        w->dx[i] *= mf[i];
+    }
     memset(w->df, 0, sizeof(float) * R * f);
     hr_nn_linear_bwd(ab->f1, R, (int)f, (int)d, k->w2, w->dx, w->df, gk->w2,
                      gk->b2);
@@ -158,8 +163,13 @@ static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                      gk->b1);
     hr_nn_layernorm_bwd(ab->h, R, (int)d, k->ln2g, ab->mu2, ab->rs2, w->dc,
                         w->dh, gk->ln2g, gk->ln2b);
-    /* h = x + o Wo + bo */
+    /* h = x + m_a * (o Wo + bo) */
     memcpy(w->dx, w->dh, sizeof(float) * R * d);
+    if (w->mask != NULL) {
+      const float *ma = w->mask + (size_t)(1 + 2 * b) * R * d;
+      for (size_t i = 0; i < R * d; i++)
+        w->dh[i] *= ma[i];
+    }
     memset(w->dO, 0, sizeof(float) * R * d);
     hr_nn_linear_bwd(ab->o, R, (int)d, (int)d, k->wo, w->dh, w->dO, gk->wo,
                      gk->bo);
@@ -302,7 +312,7 @@ void openblas_set_num_threads(int n);
 int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                hr_error_t *err) {
   hr_seq_dims_t dm = o->dims;
-  size_t np, d, maxR;
+  size_t np, maxR;
   float *grad = NULL, *m1 = NULL, *m2 = NULL, *mask = NULL;
   seqs_t q = {0};
   work_t *w = NULL;
@@ -322,7 +332,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
     return hr_error_set(err, HR_EINVAL, NULL, "seq: bad dimensions");
   if (h->ts == NULL)
     dm.n_gap = 0;
-  d = (size_t)dm.d;
+
   np = hr_seq_param_count(&dm);
   out->dims = dm;
   out->w = calloc(np, sizeof(float));
@@ -335,7 +345,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   init_params(&dm, &out->p, o->init_std, o->seed);
   maxR = (size_t)o->batch * (size_t)dm.L;
   w = hr_seq_work_new(&dm, o->batch);
-  mask = malloc(sizeof(float) * maxR * d);
+  mask = malloc(sizeof(float) * hr_seq_mask_floats(&dm, maxR));
   inp = malloc(sizeof(int32_t) * maxR);
   tgt = malloc(sizeof(int32_t) * maxR);
   gin = malloc(sizeof(int32_t) * maxR);
@@ -377,10 +387,11 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
         off[s + 1] = off[s] + (size_t)q.len[sq];
       }
       size_t R = off[ns];
-      /* embedding dropout: x0 is scaled by a 0 or 1/(1-p) mask */
+      /* dropout on the embeddings and on each block's attention and
+       * feed-forward outputs: each value scaled by 0 or 1/(1-p) */
       {
         float keep = 1.0f - o->dropout, inv = keep > 0 ? 1.0f / keep : 0;
-        for (size_t i = 0; i < R * d; i++)
+        for (size_t i = 0; i < hr_seq_mask_floats(&dm, R); i++)
           mask[i] = o->dropout > 0
                         ? ((double)(hr__sm64(&rng) >> 11) *
                                    (1.0 / 9007199254740992.0) <

@@ -26,7 +26,7 @@ HR_TEST(seq_gradient_matches_finite_differences) {
   size_t off[3] = {0, 4, 7};
   int32_t inp[7] = {0, 3, 5, 2, 6, 1, 4}, tgt[7] = {3, 5, 2, 1, 1, 4, 0};
   int32_t gin[7] = {0, 3, 9, 1, 0, 5, 12}, qg[7] = {3, 9, 1, 7, 5, 12, 2};
-  float mask[7 * 8];
+  float mask[5 * 7 * 8]; /* embeddings + 2 per block */
   double worst = 0;
   hr_seq_work_t *wk = hr_seq_work_new(&dm, 2);
 
@@ -35,7 +35,8 @@ HR_TEST(seq_gradient_matches_finite_differences) {
   ASSERT_NOT_NULL(wk);
   for (size_t i = 0; i < np; i++)
     w[i] = 0.5f * urand();
-  for (int i = 0; i < 7 * 8; i++) /* dropout: some zeros, the rest scaled */
+  ASSERT_EQ(hr_seq_mask_floats(&dm, 7), 5 * 7 * 8);
+  for (int i = 0; i < 5 * 7 * 8; i++) /* dropout: some zeros, rest scaled */
     mask[i] = i % 5 == 0 ? 0.0f : 1.25f;
   double l0 = hr_seq_batch_grad(&dm, w, inp, tgt, gin, qg, off, 2, mask, g,
                                 wk);
