@@ -137,8 +137,8 @@ typedef struct {
   int batch;               /* sequences per step */
   float lr, weight_decay, clip;
   float init_std;          /* embeddings ~ N(0, init_std) */
-  float dropout;           /* inverted dropout on the embeddings and the
-                              blocks' sublayer outputs */
+  float dropout;           /* inverted dropout on the input embeddings */
+  float block_dropout;     /* ... and on the blocks' sublayer outputs */
   int threads;             /* OpenBLAS threads while training */
   uint64_t seed;
   int progress;            /* 1: epoch lines on stderr */

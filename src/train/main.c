@@ -70,6 +70,11 @@ static const char usage_eval[] =
     "  --split DIR      train.tsv, valid.tsv, test.tsv and meta.json\n"
     "  --target T       valid: fit on train; test: fit on train+valid\n"
     "  --topk-out FILE  write the top-10 lists in the judge's TSV format\n"
+    "  --kind K         ials (default) or seq (the sequential model; its\n"
+    "                   options follow --kind seq):\n"
+    "    --dim 64 --len 200 --blocks 2 --ffn 64 --epochs 40 --batch 64\n"
+    "    --lr 0.002 --wd 0 --dropout 0.2 --block-dropout 0 --no-time\n"
+    "    --seed 1 --threads 2\n"
     "\n"
     "Prints one JSON line: HR@10, NDCG@10, MRR@10, coverage@10, ...\n"
     "\n";
@@ -335,6 +340,9 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
     o->weight_decay = num_opt(a, "--wd", value(a, arg, "--wd"), 0, 1);
   else if (is_opt(arg, "--dropout"))
     o->dropout = num_opt(a, "--dropout", value(a, arg, "--dropout"), 0, 0.95);
+  else if (is_opt(arg, "--block-dropout"))
+    o->block_dropout = num_opt(a, "--block-dropout",
+                               value(a, arg, "--block-dropout"), 0, 0.95);
   else if (is_opt(arg, "--seed"))
     o->seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
                                 INT64_MAX);

@@ -27,6 +27,7 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->clip = 5.0f;
   o->init_std = 0.05f;
   o->dropout = 0.2f;
+  o->block_dropout = 0.0f;
   o->threads = 2;
   o->seed = 1;
 }
@@ -389,15 +390,10 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
       size_t R = off[ns];
       /* dropout on the embeddings and on each block's attention and
        * feed-forward outputs: each value scaled by 0 or 1/(1-p) */
-      {
-        float keep = 1.0f - o->dropout, inv = keep > 0 ? 1.0f / keep : 0;
-        for (size_t i = 0; i < hr_seq_mask_floats(&dm, R); i++)
-          mask[i] = o->dropout > 0
-                        ? ((double)(hr__sm64(&rng) >> 11) *
-                                   (1.0 / 9007199254740992.0) <
-                               keep
-                               ? inv
-                               : 0.0f)
+      for (size_t i = 0; i < hr_seq_mask_floats(&dm, R); i++) {
+        float p = i < R * (size_t)dm.d ? o->dropout : o->block_dropout;
+        mask[i] = p > 0 ? (hr__unif(&rng) < 1.0 - p ? 1.0f / (1.0f - p)
+                                                     : 0.0f)
                         : 1.0f;
       }
       memset(grad, 0, sizeof(float) * np);
