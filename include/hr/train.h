@@ -224,6 +224,49 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
                     const hr_seq_opts_t *o, const char *topk_out,
                     hr_eval_result_t *res, hr_error_t *err);
 
+/* --------------------------------------------- protocol ctx80 (ctx.c) */
+
+#define HR_CTX_MAX_COLS 64
+enum { HR_CTX_FIT = 0, HR_CTX_VALID = 1, HR_CTX_TEST = 2 };
+
+/** A ratings.csv of CONTEXT-PROTOCOL.md, read with the seeded split. */
+typedef struct {
+  size_t n;                        /* data rows, file order = row ids */
+  hr_idmap_t *users, *items;       /* items in order of first appearance */
+  int32_t *u, *i;                  /* per row, dense */
+  float *rating;
+  size_t n_cols;                   /* context columns */
+  char *col[HR_CTX_MAX_COLS];
+  int is_feature[HR_CTX_MAX_COLS]; /* section 4: 0 for excluded columns */
+  hr_idmap_t *vals[HR_CTX_MAX_COLS];
+  int32_t *v;                      /* n x n_cols value ids, -1 unknown */
+  unsigned char *part;             /* HR_CTX_FIT / VALID / TEST per row */
+} hr_ctxdata_t;
+
+/** Read and validate path (HR_EIO, HR_EFORMAT with path:line) and split
+ *  it as the protocol does. Free with hr_ctx_free. */
+int hr_ctx_read(const char *path, hr_ctxdata_t *d, hr_error_t *err);
+void hr_ctx_free(hr_ctxdata_t *d);
+
+typedef struct {
+  int target_test;     /* 1: cases from test, fit on train; 0: valid/fit */
+  int repeat;          /* 1: ctx80-rc (exclusions per user and context) */
+  double threshold;    /* relevance; < 0: 4, or 1 when ratings exceed 5 */
+  const char *model;   /* "pop" (MostPopular of relevant training rows) */
+} hr_ctx_eval_opts_t;
+
+typedef struct {
+  double threshold, hr, hr_se, ndcg, ndcg_se;
+  size_t cases, dropped, relevant, target_rows, fit_rows, n_items;
+  double train_seconds;
+} hr_ctx_result_t;
+
+/** Train on the target's training rows, rank every case's candidates and
+ *  write the judge's file (ROW<TAB>items, at least 10 or all candidates)
+ *  to topk_out when not NULL; metrics as the judge computes them. */
+int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
+                const char *topk_out, hr_ctx_result_t *res, hr_error_t *err);
+
 /* ----------------------------------------------------------- generator */
 
 typedef struct {

@@ -70,6 +70,10 @@ static const char usage_eval[] =
     "  --split DIR      train.tsv, valid.tsv, test.tsv and meta.json\n"
     "  --target T       valid: fit on train; test: fit on train+valid\n"
     "  --topk-out FILE  write the top-10 lists in the judge's TSV format\n"
+    "  --data PATH      instead of --split: a ratings.csv of the context\n"
+    "                   protocol, with --protocol ctx80|ctx80-rc,\n"
+    "                   [--threshold T] (default 4, or 1 for counts) and\n"
+    "                   --model pop (MostPopular; more models to come)\n"
     "  --kind K         ials (default) or seq (the sequential model; its\n"
     "                   options follow --kind seq):\n"
     "    --dim 64 --len 200 --blocks 2 --ffn 64 --epochs 40 --batch 64\n"
@@ -356,8 +360,39 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
   return 1;
 }
 
+/* eval --data PATH --protocol ctx80|ctx80-rc (CONTEXT-PROTOCOL.md). */
+static int eval_ctx(args_t *a, const char *data, const char *protocol,
+                    const char *target, const char *topk, double threshold,
+                    const char *model) {
+  hr_ctx_eval_opts_t o = {0};
+  hr_ctx_result_t res;
+  hr_error_t err = {0};
+  int rc;
+
+  if (strcmp(protocol, "ctx80") != 0 && strcmp(protocol, "ctx80-rc") != 0)
+    usage_error(a, "--protocol must be ctx80 or ctx80-rc with --data");
+  o.target_test = strcmp(target, "test") == 0;
+  o.repeat = strcmp(protocol, "ctx80-rc") == 0;
+  o.threshold = threshold;
+  o.model = model;
+  if ((rc = hr_eval_ctx(data, &o, topk, &res, &err)) != 0)
+    return fail(&err, rc);
+  printf("{\"protocol\":\"%s\",\"target\":\"%s\",\"k\":10,"
+         "\"threshold\":%g,\"HR@10\":%.6f,\"HR@10_se\":%.6f,"
+         "\"NDCG@10\":%.6f,\"NDCG@10_se\":%.6f,\"cases\":%zu,"
+         "\"dropped_cases\":%zu,\"relevant_rows\":%zu,"
+         "\"target_rows\":%zu,\"fit_rows\":%zu,\"n_items\":%zu,"
+         "\"model\":\"%s\",\"train_seconds\":%.3f}\n",
+         protocol, target, res.threshold, res.hr, res.hr_se, res.ndcg,
+         res.ndcg_se, res.cases, res.dropped, res.relevant, res.target_rows,
+         res.fit_rows, res.n_items, model, res.train_seconds);
+  return 0;
+}
+
 static int cmd_eval(args_t *a) {
   const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
+  const char *data = NULL, *protocol = "loo", *model = "pop";
+  double threshold = -1;
   hr_seq_opts_t so;
   hr_ials_opts_t o;
   hr_eval_result_t res;
@@ -380,6 +415,15 @@ static int cmd_eval(args_t *a) {
       ;
     else if (is_opt(arg, "--split"))
       split = value(a, arg, "--split");
+    else if (is_opt(arg, "--data"))
+      data = value(a, arg, "--data");
+    else if (is_opt(arg, "--protocol"))
+      protocol = value(a, arg, "--protocol");
+    else if (is_opt(arg, "--threshold"))
+      threshold = num_opt(a, "--threshold", value(a, arg, "--threshold"), 0,
+                          1e9);
+    else if (is_opt(arg, "--model"))
+      model = value(a, arg, "--model");
     else if (is_opt(arg, "--target"))
       target = value(a, arg, "--target");
     else if (is_opt(arg, "--topk-out"))
@@ -387,11 +431,14 @@ static int cmd_eval(args_t *a) {
     else if (!hyper_opt(a, arg, &o))
       usage_error(a, "unknown option \"%s\"", arg);
   }
-  if (split == NULL)
-    usage_error(a, "--split DIR is required");
   if (target == NULL ||
       (strcmp(target, "valid") != 0 && strcmp(target, "test") != 0))
     usage_error(a, "--target must be valid or test");
+  if (data != NULL)
+    return eval_ctx(a, data, protocol, target, topk, threshold, model);
+  if (split == NULL)
+    usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
+                   "required");
   if (strcmp(kind, "seq") == 0)
     rc = hr_eval_loo_seq(split, strcmp(target, "test") == 0, &so, topk, &res,
                          &err);

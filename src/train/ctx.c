@@ -1,0 +1,464 @@
+/* ctx.c -- protocol `ctx80` / `ctx80-rc` of ../shared/data/CONTEXT-PROTOCOL.md:
+ * reading a ratings.csv in the shared layout, the seeded split, the feature
+ * columns, the cases with their exclusions, ranking and the metrics, so
+ * that `hyperrec-train eval --data PATH --protocol ctx80` reproduces the
+ * judge's cases and numbers (evaluate_ctx.py). */
+#include "hr/train.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LINE (1 << 16)
+
+static const char *const never_features[] = {"end_emotion", "dominant_emotion",
+                                             "interaction", NULL};
+
+static int is_token(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+          s[i] == '_'))
+      return 0;
+  return 1;
+}
+
+void hr_ctx_free(hr_ctxdata_t *d) {
+  hr_idmap_free(d->users);
+  hr_idmap_free(d->items);
+  free(d->u);
+  free(d->i);
+  free(d->rating);
+  free(d->v);
+  free(d->part);
+  for (size_t c = 0; c < d->n_cols; c++) {
+    free(d->col[c]);
+    hr_idmap_free(d->vals[c]);
+  }
+  memset(d, 0, sizeof(*d));
+}
+
+static int grow(hr_ctxdata_t *d, size_t *cap) {
+  size_t nc = *cap ? *cap * 2 : 4096;
+  int32_t *u = realloc(d->u, nc * sizeof(*u));
+  if (u)
+    d->u = u;
+  int32_t *i = realloc(d->i, nc * sizeof(*i));
+  if (i)
+    d->i = i;
+  float *r = realloc(d->rating, nc * sizeof(*r));
+  if (r)
+    d->rating = r;
+  int32_t *v = realloc(d->v, nc * (d->n_cols ? d->n_cols : 1) * sizeof(*v));
+  if (v)
+    d->v = v;
+  if (!u || !i || !r || !v)
+    return HR_ENOMEM;
+  *cap = nc;
+  return 0;
+}
+
+/* Columns that are item attributes copied onto rating rows (section 4). */
+static void find_item_attributes(hr_ctxdata_t *d) {
+  size_t ni = hr_idmap_size(d->items);
+  int32_t *first = malloc(sizeof(int32_t) * (ni ? ni : 1));
+  if (first == NULL)
+    return; /* conservative: keep the column */
+  for (size_t c = 0; c < d->n_cols; c++) {
+    int repeated = 0, varies = 0;
+    for (size_t k = 0; k < ni; k++)
+      first[k] = -1;
+    for (size_t r = 0; r < d->n && !varies; r++) {
+      int32_t v = d->v[r * d->n_cols + c];
+      if (v < 0)
+        continue;
+      if (first[d->i[r]] < 0) {
+        first[d->i[r]] = v;
+        continue;
+      }
+      repeated = 1;
+      varies = first[d->i[r]] != v;
+    }
+    if (repeated && !varies)
+      d->is_feature[c] = 0;
+  }
+  free(first);
+}
+
+int hr_ctx_read(const char *path, hr_ctxdata_t *d, hr_error_t *err) {
+  FILE *f = fopen(path, "r");
+  char *line = malloc(MAX_LINE);
+  size_t cap = 0, ln = 1;
+  int rc = 0;
+
+  memset(d, 0, sizeof(*d));
+  if (f == NULL || line == NULL) {
+    free(line);
+    if (f)
+      fclose(f);
+    return hr_error_set(err, HR_EIO, NULL, "%s: %s", path,
+                        f ? "out of memory" : strerror(errno));
+  }
+  d->users = hr_idmap_new(1024);
+  d->items = hr_idmap_new(1024);
+  if (!d->users || !d->items) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto out;
+  }
+  if (fgets(line, MAX_LINE, f) == NULL ||
+      strncmp(line, "user_id,item_id,rating", 22) != 0) {
+    rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:1: header must start with "
+                      "user_id,item_id,rating", path);
+    goto out;
+  }
+  line[strcspn(line, "\r\n")] = '\0';
+  for (char *p = line + 22; *p == ',';) {
+    char *q = strchr(p + 1, ',');
+    size_t n = q ? (size_t)(q - p - 1) : strlen(p + 1);
+    if (d->n_cols >= HR_CTX_MAX_COLS || n == 0 || !is_token(p + 1, n)) {
+      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:1: context column %zu is "
+                        "empty, not a lowercase token, or past the %d "
+                        "supported", path, d->n_cols + 1, HR_CTX_MAX_COLS);
+      goto out;
+    }
+    d->col[d->n_cols] = strndup(p + 1, n);
+    d->vals[d->n_cols] = hr_idmap_new(16);
+    if (!d->col[d->n_cols] || !d->vals[d->n_cols]) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto out;
+    }
+    d->is_feature[d->n_cols] = 1;
+    for (const char *const *x = never_features; *x; x++)
+      if (strcmp(*x, d->col[d->n_cols]) == 0)
+        d->is_feature[d->n_cols] = 0;
+    d->n_cols++;
+    if (q == NULL)
+      break;
+    p = q;
+  }
+  while (fgets(line, MAX_LINE, f) != NULL) {
+    char *fld[3 + HR_CTX_MAX_COLS], *p = line, *end;
+    size_t nf = 0, len = strlen(line);
+    ln++;
+    if (len == 0 || line[len - 1] != '\n') {
+      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: line too long or "
+                        "without its newline", path, ln);
+      goto out;
+    }
+    line[len - 1] = '\0';
+    for (;;) {
+      if (nf == 3 + d->n_cols) {
+        nf++;
+        break;
+      }
+      fld[nf++] = p;
+      char *c = strchr(p, ',');
+      if (c == NULL)
+        break;
+      *c = '\0';
+      p = c + 1;
+    }
+    if (nf != 3 + d->n_cols || fld[0][0] == '\0' || fld[1][0] == '\0') {
+      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: expected %zu fields "
+                        "with a user and an item", path, ln, 3 + d->n_cols);
+      goto out;
+    }
+    if (d->n == cap && grow(d, &cap) != 0) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto out;
+    }
+    errno = 0;
+    double r = strtod(fld[2], &end);
+    if (end == fld[2] || *end != '\0' || errno != 0 || !isfinite(r)) {
+      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: rating \"%.20s\" is "
+                        "not a number", path, ln, fld[2]);
+      goto out;
+    }
+    long u = hr_idmap_add(d->users, fld[0], strlen(fld[0]), NULL),
+         it = hr_idmap_add(d->items, fld[1], strlen(fld[1]), NULL);
+    if (u < 0 || it < 0) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto out;
+    }
+    d->u[d->n] = (int32_t)u;
+    d->i[d->n] = (int32_t)it;
+    d->rating[d->n] = (float)r;
+    for (size_t c = 0; c < d->n_cols; c++) {
+      const char *v = fld[3 + c];
+      size_t n = strlen(v);
+      long id = -1;
+      if (!is_token(v, n)) {
+        rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: context value "
+                          "\"%.20s\" is not a lowercase token", path, ln, v);
+        goto out;
+      }
+      if (n > 0 && (id = hr_idmap_add(d->vals[c], v, n, NULL)) < 0) {
+        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+        goto out;
+      }
+      d->v[d->n * d->n_cols + c] = (int32_t)id;
+    }
+    d->n++;
+  }
+  if (d->n < 5) {
+    rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: only %zu data rows", path,
+                      d->n);
+    goto out;
+  }
+  find_item_attributes(d);
+  /* The split (section 2): splitmix64 from 42, Fisher-Yates. */
+  {
+    size_t *order = malloc(sizeof(size_t) * d->n);
+    uint64_t st = 42;
+    size_t n_test = d->n / 5, n_valid = (d->n - n_test) / 10;
+    d->part = malloc(d->n);
+    if (order == NULL || d->part == NULL) {
+      free(order);
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto out;
+    }
+    for (size_t k = 0; k < d->n; k++)
+      order[k] = k;
+    for (size_t k = d->n - 1; k >= 1; k--) {
+      size_t j = (size_t)(hr__sm64(&st) % (uint64_t)(k + 1)), t = order[k];
+      order[k] = order[j];
+      order[j] = t;
+    }
+    for (size_t pos = 0; pos < d->n; pos++)
+      d->part[order[pos]] = pos < n_test ? HR_CTX_TEST
+                            : pos < n_test + n_valid ? HR_CTX_VALID
+                                                     : HR_CTX_FIT;
+    free(order);
+  }
+out:
+  free(line);
+  fclose(f);
+  if (rc != 0)
+    hr_ctx_free(d);
+  return rc;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+/* Item order for ties (section 6): numeric when every id is a decimal
+ * integer, else byte-wise. */
+static const hr_idmap_t *g_items;
+static int g_numeric;
+
+static int cmp_item_id(const void *a, const void *b) {
+  const char *x = hr_idmap_str(g_items, *(const uint32_t *)a),
+             *y = hr_idmap_str(g_items, *(const uint32_t *)b);
+  if (g_numeric) {
+    size_t lx, ly;
+    while (*x == '0' && x[1] != '\0')
+      x++;
+    while (*y == '0' && y[1] != '\0')
+      y++;
+    lx = strlen(x);
+    ly = strlen(y);
+    if (lx != ly)
+      return lx < ly ? -1 : 1;
+    int c = strcmp(x, y);
+    if (c != 0)
+      return c;
+    x = hr_idmap_str(g_items, *(const uint32_t *)a);
+    y = hr_idmap_str(g_items, *(const uint32_t *)b);
+  }
+  return strcmp(x, y);
+}
+
+/* The exclusion key of a row: its user (ctx80), or its user and feature
+ * values (ctx80-rc), as bytes. */
+static size_t row_key(const hr_ctxdata_t *d, size_t r, int repeat,
+                      char *buf) {
+  size_t n = 0;
+  memcpy(buf, &d->u[r], sizeof(int32_t));
+  n += sizeof(int32_t);
+  if (repeat)
+    for (size_t c = 0; c < d->n_cols; c++)
+      if (d->is_feature[c]) {
+        memcpy(buf + n, &d->v[r * d->n_cols + c], sizeof(int32_t));
+        n += sizeof(int32_t);
+      }
+  return n;
+}
+
+typedef struct {
+  int32_t key, item;
+} pair_t;
+
+static int cmp_pair(const void *a, const void *b) {
+  const pair_t *x = a, *y = b;
+  if (x->key != y->key)
+    return x->key < y->key ? -1 : 1;
+  return (x->item > y->item) - (x->item < y->item);
+}
+
+int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
+                const char *topk_out, hr_ctx_result_t *res, hr_error_t *err) {
+  hr_ctxdata_t d;
+  hr_idmap_t *keys = NULL;
+  pair_t *pairs = NULL;
+  size_t *kptr = NULL, np = 0, nk, ni;
+  uint32_t *by_id = NULL;
+  float *score = NULL, *ps = NULL;
+  unsigned char *ex = NULL, *pex = NULL, *fitrow = NULL;
+  double *gain = NULL, *hit = NULL, t0 = hr__now_s();
+  FILE *out = NULL;
+  char kb[4 * (1 + HR_CTX_MAX_COLS)];
+  int rc, target = o->target_test ? HR_CTX_TEST : HR_CTX_VALID;
+
+  memset(res, 0, sizeof(*res));
+  if ((rc = hr_ctx_read(path, &d, err)) != 0)
+    return rc;
+  ni = hr_idmap_size(d.items);
+  res->n_items = ni;
+  res->threshold = o->threshold;
+  if (res->threshold < 0) {
+    res->threshold = 4;
+    for (size_t r = 0; r < d.n; r++)
+      if (d.rating[r] > 5)
+        res->threshold = 1;
+  }
+  keys = hr_idmap_new(1024);
+  pairs = malloc(sizeof(pair_t) * d.n);
+  fitrow = calloc(d.n, 1);
+  by_id = malloc(sizeof(uint32_t) * ni);
+  score = calloc(ni, sizeof(float));
+  ps = malloc(sizeof(float) * ni);
+  ex = calloc(ni, 1);
+  pex = malloc(ni ? ni : 1);
+  gain = calloc(d.n, sizeof(double));
+  hit = calloc(d.n, sizeof(double));
+  if (!keys || !pairs || !fitrow || !by_id || !score || !ps || !ex || !pex ||
+      !gain || !hit) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  /* Training rows and their exclusion keys. */
+  for (size_t r = 0; r < d.n; r++) {
+    fitrow[r] = o->target_test ? d.part[r] != HR_CTX_TEST
+                               : d.part[r] == HR_CTX_FIT;
+    res->fit_rows += fitrow[r];
+    res->target_rows += d.part[r] == target;
+    if (!fitrow[r])
+      continue;
+    long k = hr_idmap_add(keys, kb, row_key(&d, r, o->repeat, kb), NULL);
+    if (k < 0) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto done;
+    }
+    pairs[np++] = (pair_t){(int32_t)k, d.i[r]};
+  }
+  qsort(pairs, np, sizeof(pair_t), cmp_pair);
+  nk = hr_idmap_size(keys);
+  kptr = calloc(nk + 1, sizeof(size_t));
+  if (kptr == NULL) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  for (size_t k = 0; k < np; k++)
+    kptr[pairs[k].key + 1]++;
+  for (size_t k = 0; k < nk; k++)
+    kptr[k + 1] += kptr[k];
+  /* The model: MostPopular over the relevant training rows. */
+  if (o->model != NULL && strcmp(o->model, "pop") != 0) {
+    rc = hr_error_set(err, HR_EINVAL, NULL, "unknown model \"%s\"", o->model);
+    goto done;
+  }
+  for (size_t r = 0; r < d.n; r++)
+    if (fitrow[r] && d.rating[r] >= res->threshold)
+      score[d.i[r]] += 1.0f;
+  res->train_seconds = hr__now_s() - t0;
+  /* Tie order. */
+  g_items = d.items;
+  g_numeric = 1;
+  for (size_t k = 0; k < ni && g_numeric; k++) {
+    const char *s = hr_idmap_str(d.items, k);
+    for (; *s && g_numeric; s++)
+      g_numeric = *s >= '0' && *s <= '9';
+  }
+  for (size_t k = 0; k < ni; k++)
+    by_id[k] = (uint32_t)k;
+  qsort(by_id, ni, sizeof(uint32_t), cmp_item_id);
+  if (topk_out != NULL && (out = fopen(topk_out, "w")) == NULL) {
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
+    goto done;
+  }
+  for (size_t r = 0; r < d.n; r++) {
+    if (d.part[r] != target || d.rating[r] < res->threshold)
+      continue;
+    res->relevant++;
+    long k = hr_idmap_find(keys, kb, row_key(&d, r, o->repeat, kb));
+    const pair_t *e = k >= 0 ? pairs + kptr[k] : NULL;
+    size_t ne = k >= 0 ? kptr[k + 1] - kptr[k] : 0, dropped = 0;
+    for (size_t j = 0; j < ne; j++)
+      dropped |= e[j].item == d.i[r];
+    if (dropped) {
+      res->dropped++;
+      continue;
+    }
+    res->cases++;
+    /* scores and exclusions permuted into tie order (hr_topk prefers the
+     * lower index on ties) */
+    for (size_t j = 0; j < ne; j++)
+      ex[e[j].item] = 1;
+    int32_t top[10];
+    size_t nt;
+    for (size_t j = 0; j < ni; j++) {
+      ps[j] = score[by_id[j]];
+      pex[j] = ex[by_id[j]];
+    }
+    nt = hr_topk(ps, pex, ni, 10, top);
+    for (size_t j = 0; j < ne; j++)
+      ex[e[j].item] = 0;
+    for (size_t j = 0; j < nt; j++) {
+      top[j] = (int32_t)by_id[top[j]];
+      if (top[j] == d.i[r]) {
+        hit[res->cases - 1] = 1;
+        gain[res->cases - 1] = 1.0 / log2((double)j + 2.0);
+      }
+    }
+    if (out != NULL) {
+      fprintf(out, "%zu", r);
+      for (size_t j = 0; j < nt; j++)
+        fprintf(out, "\t%s", hr_idmap_str(d.items, (size_t)top[j]));
+      fputc('\n', out);
+    }
+  }
+  {
+    size_t n = res->cases;
+    double sh = 0, sg = 0, vh = 0, vg = 0;
+    for (size_t c = 0; c < n; c++) {
+      sh += hit[c];
+      sg += gain[c];
+    }
+    res->hr = n ? sh / (double)n : 0;
+    res->ndcg = n ? sg / (double)n : 0;
+    for (size_t c = 0; c < n; c++) {
+      vh += (hit[c] - res->hr) * (hit[c] - res->hr);
+      vg += (gain[c] - res->ndcg) * (gain[c] - res->ndcg);
+    }
+    res->hr_se = n > 1 ? sqrt(vh / (double)(n - 1)) / sqrt((double)n) : 0;
+    res->ndcg_se = n > 1 ? sqrt(vg / (double)(n - 1)) / sqrt((double)n) : 0;
+  }
+done:
+  if (out != NULL && fclose(out) != 0 && rc == 0)
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
+  hr_idmap_free(keys);
+  free(pairs);
+  free(kptr);
+  free(by_id);
+  free(score);
+  free(ps);
+  free(ex);
+  free(pex);
+  free(fitrow);
+  free(gain);
+  free(hit);
+  hr_ctx_free(&d);
+  return rc;
+}

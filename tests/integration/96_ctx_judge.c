@@ -1,0 +1,81 @@
+/* 96_ctx_judge.c -- `hyperrec-train eval --data ... --protocol ctx80|ctx80-rc`
+ * reproduces the reference judge (../shared/eval/evaluate_ctx.py): the same
+ * cases and dropped rows, and the same HR@10, NDCG@10 and standard errors to
+ * the 6 printed decimals, on the three context data sets, both protocols and
+ * both targets (model: MostPopular, the protocol's baseline). */
+#include "lib/env.h"
+
+#include <stdlib.h>
+
+static json_t *last_json(const char *path) {
+  char *text = hrt_slurp(path), *save = NULL;
+  json_t *best = NULL;
+  for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+       line = strtok_r(NULL, "\n", &save)) {
+    json_t *j = json_loads(line, 0, NULL);
+    if (j && json_object_get(j, "NDCG@10")) {
+      json_decref(best);
+      best = j;
+    } else {
+      json_decref(j);
+    }
+  }
+  free(text);
+  return best;
+}
+
+static int agree(const char *set, const char *protocol, const char *target) {
+  char rel[64], data[PATH_MAX], judge_py[PATH_MAX], bin[PATH_MAX];
+  char recs[PATH_MAX], ours_log[PATH_MAX], judge_log[PATH_MAX];
+  static const char *const keys[] = {"NDCG@10", "NDCG@10_se", "HR@10",
+                                     "HR@10_se", "cases", "dropped_cases",
+                                     "fit_rows"};
+  json_t *ours, *ref;
+
+  hrt_fmt(rel, sizeof(rel), "%s/ratings.csv", set);
+  HR_NEED_DATA(rel, data);
+  hrt_fmt(judge_py, sizeof(judge_py), "%s/../eval/evaluate_ctx.py",
+          hr_test_shared_data());
+  hrt_fmt(recs, sizeof(recs), "%s/%s-%s-%s.tsv", hr_test_tmpdir(), set,
+          protocol, target);
+  hrt_fmt(ours_log, sizeof(ours_log), "%s.ours", recs);
+  hrt_fmt(judge_log, sizeof(judge_log), "%s.judge", recs);
+  const char *eval_argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                             "eval", "--data", data, "--protocol", protocol,
+                             "--target", target, "--topk-out", recs, NULL};
+  ASSERT_EQ(hrt_run(eval_argv, ours_log, 60000), 0);
+  const char *judge_argv[] = {"python3", judge_py, data, recs, "--threshold",
+                              "4", "--protocol", protocol, "--target",
+                              target, NULL};
+  ASSERT_EQ(hrt_run(judge_argv, judge_log, 60000), 0);
+  ours = last_json(ours_log);
+  ref = last_json(judge_log);
+  ASSERT_NOT_NULL(ours);
+  ASSERT_NOT_NULL(ref);
+  for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+    double a = json_number_value(json_object_get(ours, keys[i]));
+    double b = json_number_value(json_object_get(ref, keys[i]));
+    ASSERT_MSG(a == b, "%s %s %s %s: ours %.6f, judge %.6f", set, protocol,
+               target, keys[i], a, b);
+  }
+  ASSERT_EQ(json_integer_value(json_object_get(ref, "missing_cases")), 0);
+  ASSERT_EQ(json_integer_value(json_object_get(ref, "short_lists")), 0);
+  json_decref(ours);
+  json_decref(ref);
+  return 0;
+}
+
+HR_TEST_T(eval_ctx_agrees_with_reference_judge, 300) {
+  static const char *const sets[] = {"ldos-comoda", "depaulmovie",
+                                     "incarmusic"};
+  static const char *const protos[] = {"ctx80", "ctx80-rc"};
+  static const char *const targets[] = {"test", "valid"};
+  for (size_t s = 0; s < 3; s++)
+    for (size_t p = 0; p < 2; p++)
+      for (size_t t = 0; t < 2; t++) {
+        int rc = agree(sets[s], protos[p], targets[t]);
+        if (rc != 0)
+          return rc;
+      }
+  return 0;
+}
