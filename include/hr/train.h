@@ -252,7 +252,12 @@ typedef struct {
   int target_test;     /* 1: cases from test, fit on train; 0: valid/fit */
   int repeat;          /* 1: ctx80-rc (exclusions per user and context) */
   double threshold;    /* relevance; < 0: 4, or 1 when ratings exceed 5 */
-  const char *model;   /* "pop" (MostPopular of relevant training rows) */
+  const char *model;   /* "pop" (MostPopular of relevant training rows) or
+                          "tt" (the context two-tower) */
+  int no_context;      /* the ablation: every context column ignored */
+  int dim, epochs;     /* tt: width, passes */
+  float lr, wd;        /* tt: AdamW */
+  uint64_t seed;
 } hr_ctx_eval_opts_t;
 
 typedef struct {

@@ -7,6 +7,10 @@
 
 #include "util.h"
 
+#include "hr/nn.h"
+
+#include <cblas.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +18,8 @@
 #include <string.h>
 
 #define MAX_LINE (1 << 16)
+
+void openblas_set_num_threads(int n);
 
 static const char *const never_features[] = {"end_emotion", "dominant_emotion",
                                              "interaction", NULL};
@@ -297,6 +303,149 @@ static int cmp_pair(const void *a, const void *b) {
   return (x->item > y->item) - (x->item < y->item);
 }
 
+/* ----------------------------------------------- the context two-tower */
+
+/* score(user, ctx, item) = <U[user] + sum_v C[v], V[item]> + b[item]: the
+ * user tower adds one vector per known feature value of the request's
+ * context to the user's own; the item tower is the item's vector. Trained
+ * on the relevant training rows with a full softmax over the catalogue,
+ * AdamW, one thread, deterministic for a seed. With no_context the C part
+ * is left out everywhere (the protocol's ablation). */
+typedef struct {
+  int d, nu, ni, nc;
+  size_t coff[HR_CTX_MAX_COLS]; /* offset of each feature column's values */
+  float *w;                     /* U | V | C | b */
+  float *U, *V, *C, *b;
+  int use_ctx;
+} tt_t;
+
+static void tt_user(const tt_t *m, const hr_ctxdata_t *d, size_t r,
+                    float *u) {
+  memcpy(u, m->U + (size_t)d->u[r] * (size_t)m->d, sizeof(float) * (size_t)m->d);
+  if (!m->use_ctx)
+    return;
+  for (size_t c = 0; c < d->n_cols; c++) {
+    int32_t v = d->v[r * d->n_cols + c];
+    if (!d->is_feature[c] || v < 0)
+      continue;
+    const float *cv = m->C + (m->coff[c] + (size_t)v) * (size_t)m->d;
+    for (int k = 0; k < m->d; k++)
+      u[k] += cv[k];
+  }
+}
+
+static void tt_score(const tt_t *m, const hr_ctxdata_t *d, size_t r,
+                     float *u, float *score) {
+  tt_user(m, d, r, u);
+  for (int i = 0; i < m->ni; i++) {
+    const float *v = m->V + (size_t)i * (size_t)m->d;
+    float s = m->b[i];
+    for (int k = 0; k < m->d; k++)
+      s += u[k] * v[k];
+    score[i] = s;
+  }
+}
+
+static int tt_fit(tt_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
+                  double threshold, const hr_ctx_eval_opts_t *o) {
+  size_t n = 0, np, dd;
+  size_t *rows = malloc(sizeof(size_t) * d->n);
+  float *g = NULL, *m1 = NULL, *m2 = NULL, *logit = NULL, *uu = NULL;
+  int32_t *tg = NULL;
+  uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 11;
+  const int B = 64;
+  int rc = 0;
+
+  m->d = o->dim;
+  dd = (size_t)m->d;
+  m->nu = (int)hr_idmap_size(d->users);
+  m->ni = (int)hr_idmap_size(d->items);
+  m->nc = 0;
+  for (size_t c = 0; c < d->n_cols; c++) {
+    m->coff[c] = (size_t)m->nc;
+    m->nc += (int)hr_idmap_size(d->vals[c]);
+  }
+  m->use_ctx = !o->no_context;
+  np = ((size_t)m->nu + (size_t)m->ni + (size_t)m->nc) * dd + (size_t)m->ni;
+  m->w = calloc(np, sizeof(float));
+  g = calloc(np, sizeof(float));
+  m1 = calloc(np, sizeof(float));
+  m2 = calloc(np, sizeof(float));
+  logit = malloc(sizeof(float) * (size_t)B * (size_t)m->ni);
+  uu = malloc(sizeof(float) * (size_t)B * dd);
+  tg = malloc(sizeof(int32_t) * (size_t)B);
+  if (!rows || !m->w || !g || !m1 || !m2 || !logit || !uu || !tg) {
+    rc = HR_ENOMEM;
+    goto out;
+  }
+  m->U = m->w;
+  m->V = m->U + (size_t)m->nu * dd;
+  m->C = m->V + (size_t)m->ni * dd;
+  m->b = m->C + (size_t)m->nc * dd;
+  for (size_t k = 0; k < (size_t)(m->nu + m->ni) * dd; k++)
+    m->w[k] = 0.1f * (float)hr__gauss(&rng);
+  for (size_t r = 0; r < d->n; r++)
+    if (fitrow[r] && d->rating[r] >= threshold)
+      rows[n++] = r;
+  hr_nn_adam_t adam = {o->lr, 0.9f, 0.999f, 1e-8f, o->wd};
+  long step = 0;
+  for (int ep = 0; ep < o->epochs; ep++) {
+    for (size_t k = n; k > 1; k--) {
+      size_t j = (size_t)(hr__sm64(&rng) % k), t = rows[k - 1];
+      rows[k - 1] = rows[j];
+      rows[j] = t;
+    }
+    for (size_t b0 = 0; b0 < n; b0 += (size_t)B) {
+      size_t nb = n - b0 < (size_t)B ? n - b0 : (size_t)B;
+      for (size_t k = 0; k < nb; k++) {
+        tt_user(m, d, rows[b0 + k], uu + k * dd);
+        tg[k] = d->i[rows[b0 + k]];
+        for (int i = 0; i < m->ni; i++)
+          logit[k * (size_t)m->ni + (size_t)i] = m->b[i];
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, m->ni,
+                  m->d, 1.0f, uu, m->d, m->V, m->d, 1.0f, logit, m->ni);
+      hr_nn_softmax_xent(logit, nb, m->ni, tg, 1.0f / (float)nb, logit);
+      memset(g, 0, sizeof(float) * np);
+      float *gU = g, *gV = gU + (size_t)m->nu * dd,
+            *gC = gV + (size_t)m->ni * dd, *gb = gC + (size_t)m->nc * dd;
+      /* dV += dlogit^T u, du = dlogit V, db += colsum */
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m->ni, m->d,
+                  (int)nb, 1.0f, logit, m->ni, uu, m->d, 1.0f, gV, m->d);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, m->d,
+                  m->ni, 1.0f, logit, m->ni, m->V, m->d, 0.0f, uu, m->d);
+      for (size_t k = 0; k < nb; k++) {
+        size_t r = rows[b0 + k];
+        for (int i = 0; i < m->ni; i++)
+          gb[i] += logit[k * (size_t)m->ni + (size_t)i];
+        float *gu = gU + (size_t)d->u[r] * dd;
+        for (size_t q = 0; q < dd; q++)
+          gu[q] += uu[k * dd + q];
+        if (!m->use_ctx)
+          continue;
+        for (size_t c = 0; c < d->n_cols; c++) {
+          int32_t v = d->v[r * d->n_cols + c];
+          if (!d->is_feature[c] || v < 0)
+            continue;
+          float *gc = gC + (m->coff[c] + (size_t)v) * dd;
+          for (size_t q = 0; q < dd; q++)
+            gc[q] += uu[k * dd + q];
+        }
+      }
+      hr_nn_adam_step(&adam, ++step, m->w, g, m1, m2, np);
+    }
+  }
+out:
+  free(rows);
+  free(g);
+  free(m1);
+  free(m2);
+  free(logit);
+  free(uu);
+  free(tg);
+  return rc;
+}
+
 int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
                 const char *topk_out, hr_ctx_result_t *res, hr_error_t *err) {
   hr_ctxdata_t d;
@@ -309,6 +458,9 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   double *gain = NULL, *hit = NULL, t0 = hr__now_s();
   FILE *out = NULL;
   char kb[4 * (1 + HR_CTX_MAX_COLS)];
+  tt_t tt = {0};
+  float *uvec = NULL;
+  int is_tt = 0;
   int rc, target = o->target_test ? HR_CTX_TEST : HR_CTX_VALID;
 
   memset(res, 0, sizeof(*res));
@@ -364,14 +516,25 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
     kptr[pairs[k].key + 1]++;
   for (size_t k = 0; k < nk; k++)
     kptr[k + 1] += kptr[k];
-  /* The model: MostPopular over the relevant training rows. */
-  if (o->model != NULL && strcmp(o->model, "pop") != 0) {
+  /* The model: MostPopular over the relevant training rows, or the
+   * context two-tower. */
+  is_tt = o->model != NULL && strcmp(o->model, "tt") == 0;
+  if (o->model != NULL && strcmp(o->model, "pop") != 0 && !is_tt) {
     rc = hr_error_set(err, HR_EINVAL, NULL, "unknown model \"%s\"", o->model);
     goto done;
   }
   for (size_t r = 0; r < d.n; r++)
     if (fitrow[r] && d.rating[r] >= res->threshold)
       score[d.i[r]] += 1.0f;
+  if (is_tt) {
+    openblas_set_num_threads(1);
+    if ((uvec = malloc(sizeof(float) * (size_t)(o->dim > 0 ? o->dim : 1))) ==
+            NULL ||
+        tt_fit(&tt, &d, fitrow, res->threshold, o) != 0) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto done;
+    }
+  }
   res->train_seconds = hr__now_s() - t0;
   /* Tie order. */
   g_items = d.items;
@@ -408,6 +571,8 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
       ex[e[j].item] = 1;
     int32_t top[10];
     size_t nt;
+    if (is_tt)
+      tt_score(&tt, &d, r, uvec, score);
     for (size_t j = 0; j < ni; j++) {
       ps[j] = score[by_id[j]];
       pex[j] = ex[by_id[j]];
@@ -459,6 +624,8 @@ done:
   free(fitrow);
   free(gain);
   free(hit);
+  free(tt.w);
+  free(uvec);
   hr_ctx_free(&d);
   return rc;
 }

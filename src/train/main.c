@@ -363,7 +363,7 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
 /* eval --data PATH --protocol ctx80|ctx80-rc (CONTEXT-PROTOCOL.md). */
 static int eval_ctx(args_t *a, const char *data, const char *protocol,
                     const char *target, const char *topk, double threshold,
-                    const char *model) {
+                    const char *model, int no_context, uint64_t seed) {
   hr_ctx_eval_opts_t o = {0};
   hr_ctx_result_t res;
   hr_error_t err = {0};
@@ -375,6 +375,12 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
   o.repeat = strcmp(protocol, "ctx80-rc") == 0;
   o.threshold = threshold;
   o.model = model;
+  o.no_context = no_context;
+  o.dim = 32;
+  o.epochs = 50;
+  o.lr = 0.01f;
+  o.wd = 0.01f;
+  o.seed = seed;
   if ((rc = hr_eval_ctx(data, &o, topk, &res, &err)) != 0)
     return fail(&err, rc);
   printf("{\"protocol\":\"%s\",\"target\":\"%s\",\"k\":10,"
@@ -393,6 +399,7 @@ static int cmd_eval(args_t *a) {
   const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
   const char *data = NULL, *protocol = "loo", *model = "pop";
   double threshold = -1;
+  int no_context = 0;
   hr_seq_opts_t so;
   hr_ials_opts_t o;
   hr_eval_result_t res;
@@ -424,6 +431,11 @@ static int cmd_eval(args_t *a) {
                           1e9);
     else if (is_opt(arg, "--model"))
       model = value(a, arg, "--model");
+    else if (strcmp(arg, "--no-context") == 0)
+      no_context = 1;
+    else if (data != NULL && is_opt(arg, "--seed"))
+      so.seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
+                                  INT64_MAX);
     else if (is_opt(arg, "--target"))
       target = value(a, arg, "--target");
     else if (is_opt(arg, "--topk-out"))
@@ -435,7 +447,8 @@ static int cmd_eval(args_t *a) {
       (strcmp(target, "valid") != 0 && strcmp(target, "test") != 0))
     usage_error(a, "--target must be valid or test");
   if (data != NULL)
-    return eval_ctx(a, data, protocol, target, topk, threshold, model);
+    return eval_ctx(a, data, protocol, target, topk, threshold, model,
+                    no_context, so.seed);
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");
