@@ -73,7 +73,9 @@ static const char usage_eval[] =
     "  --data PATH      instead of --split: a ratings.csv of the context\n"
     "                   protocol, with --protocol ctx80|ctx80-rc,\n"
     "                   [--threshold T] (default 4, or 1 for counts) and\n"
-    "                   --model pop (MostPopular; more models to come)\n"
+    "                   --model pop (MostPopular) or tt (context two-tower:\n"
+    "                   --dim 32 --epochs 50 --lr 0.01 --wd 0.01 --seed 1,\n"
+    "                   --no-context for the ablation)\n"
     "  --kind K         ials (default) or seq (the sequential model; its\n"
     "                   options follow --kind seq):\n"
     "    --dim 64 --len 200 --blocks 2 --ffn 64 --epochs 40 --batch 64\n"
@@ -363,7 +365,8 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
 /* eval --data PATH --protocol ctx80|ctx80-rc (CONTEXT-PROTOCOL.md). */
 static int eval_ctx(args_t *a, const char *data, const char *protocol,
                     const char *target, const char *topk, double threshold,
-                    const char *model, int no_context, uint64_t seed) {
+                    const char *model, int no_context,
+                    const hr_seq_opts_t *so) {
   hr_ctx_eval_opts_t o = {0};
   hr_ctx_result_t res;
   hr_error_t err = {0};
@@ -376,11 +379,11 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
   o.threshold = threshold;
   o.model = model;
   o.no_context = no_context;
-  o.dim = 32;
-  o.epochs = 50;
-  o.lr = 0.01f;
-  o.wd = 0.01f;
-  o.seed = seed;
+  o.dim = so->dims.d;
+  o.epochs = so->epochs;
+  o.lr = so->lr;
+  o.wd = so->weight_decay;
+  o.seed = so->seed;
   if ((rc = hr_eval_ctx(data, &o, topk, &res, &err)) != 0)
     return fail(&err, rc);
   printf("{\"protocol\":\"%s\",\"target\":\"%s\",\"k\":10,"
@@ -399,7 +402,7 @@ static int cmd_eval(args_t *a) {
   const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
   const char *data = NULL, *protocol = "loo", *model = "pop";
   double threshold = -1;
-  int no_context = 0;
+  int no_context = 0, ctx = 0;
   hr_seq_opts_t so;
   hr_ials_opts_t o;
   hr_eval_result_t res;
@@ -410,6 +413,14 @@ static int cmd_eval(args_t *a) {
   hr_seq_opts_default(&so);
   o.progress = 1;
   so.progress = 1;
+  for (int i = 1; i < a->argc; i++)
+    ctx |= is_opt(a->argv[i], "--data");
+  if (ctx) { /* the context two-tower's defaults (--model tt) */
+    so.dims.d = 32;
+    so.epochs = 50;
+    so.lr = 0.01f;
+    so.weight_decay = 0.01f;
+  }
   for (a->i = 1; a->i < a->argc; a->i++) {
     const char *arg = a->argv[a->i];
     if (help(arg)) {
@@ -433,9 +444,8 @@ static int cmd_eval(args_t *a) {
       model = value(a, arg, "--model");
     else if (strcmp(arg, "--no-context") == 0)
       no_context = 1;
-    else if (data != NULL && is_opt(arg, "--seed"))
-      so.seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
-                                  INT64_MAX);
+    else if (ctx && seq_opt(a, arg, &so))
+      ;
     else if (is_opt(arg, "--target"))
       target = value(a, arg, "--target");
     else if (is_opt(arg, "--topk-out"))
@@ -448,7 +458,7 @@ static int cmd_eval(args_t *a) {
     usage_error(a, "--target must be valid or test");
   if (data != NULL)
     return eval_ctx(a, data, protocol, target, topk, threshold, model,
-                    no_context, so.seed);
+                    no_context, &so);
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");
