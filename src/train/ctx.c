@@ -385,8 +385,14 @@ static int tt_fit(tt_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   for (size_t k = 0; k < (size_t)(m->nu + m->ni) * dd; k++)
     m->w[k] = 0.1f * (float)hr__gauss(&rng);
   for (size_t r = 0; r < d->n; r++)
-    if (fitrow[r] && d->rating[r] >= threshold)
+    if (fitrow[r] && d->rating[r] >= threshold) {
       rows[n++] = r;
+      m->b[d->i[r]] += 1.0f;
+    }
+  /* The item bias starts at log popularity: the model begins as
+   * MostPopular and learns what the user and the context change. */
+  for (int i = 0; i < m->ni; i++)
+    m->b[i] = logf(m->b[i] + 1.0f);
   hr_nn_adam_t adam = {o->lr, 0.9f, 0.999f, 1e-8f, o->wd};
   long step = 0;
   for (int ep = 0; ep < o->epochs; ep++) {
