@@ -16,7 +16,8 @@
  * HR_EREDIS, which keeps a Redis outage from stalling requests.
  *
  * Key layout (prefix from config, default "hr:"): ctx:{u} hash, hist:{u}
- * list newest first, events stream, evid:<event_id> string. */
+ * list newest first of "<item_id>\t<ts>" entries (a bare item id is read
+ * as an item of unknown time), events stream, evid:<event_id> string. */
 #ifndef HR_CTXSTORE_H
 #define HR_CTXSTORE_H
 
@@ -34,6 +35,7 @@ typedef struct hr_ctxstore hr_ctxstore_t;
 typedef struct {
   char *ctx[HR_CTX_FIELDS];  /* indexed like hr_ctx_field_names; NULL = unset */
   char **hist;               /* recent item ids, newest first */
+  long long *hist_ts;        /* their event times (unix s), -1 unknown */
   size_t n_hist;
 } hr_user_state_t;
 

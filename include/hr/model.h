@@ -29,7 +29,12 @@
 
 typedef struct hr_model hr_model_t;
 
-typedef enum { HR_DT_F32 = 1, HR_DT_I32 = 2, HR_DT_U64 = 3 } hr_dtype_t;
+typedef enum {
+  HR_DT_F32 = 1,
+  HR_DT_I32 = 2,
+  HR_DT_U64 = 3,
+  HR_DT_I64 = 4
+} hr_dtype_t;
 
 /** A tensor view into a loaded model. Borrowed: valid while the model is. */
 typedef struct {
@@ -137,6 +142,9 @@ int hr_model_filter(const hr_model_t *m, const hr_filter_term_t *terms,
 typedef struct {
   const long *items;
   size_t n;
+  const int64_t *ts;  /* the items' times (unix seconds, < 0 unknown), or
+                         NULL: all unknown. Used by kind "seq". */
+  int64_t now;        /* the request's time (unix seconds); kind "seq" */
 } hr_history_t;
 
 /** Compute the user vector (dim floats into `out`).
@@ -146,7 +154,9 @@ typedef struct {
  *  iALS: a recency-weighted fold-in over the user's training history plus
  *  `recent`), so an event changes the next answer without retraining.
  *  A known user with no `recent` gets the stored learned vector (the same
- *  solution, without the solve).
+ *  solution, without the solve). For kind "seq": the transformer over the
+ *  newest L distinct items of `recent` then the stored history, with the
+ *  time gaps between them and to `now` (hr_seq_embed).
  *  With no information at all the vector is all zeros and
  *  hr_model_score_items yields the popularity prior alone.
  *  Returns 0, or HR_EINVAL (bad index) / HR_ENOMEM. Thread-safe. */

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #define HR_SEQ_MAX_BLOCKS 4
+#define HR_SEQ_MAX_LEN 1024 /* largest L (positions) */
 
 typedef struct {
   int d;        /* width of every vector */
@@ -57,6 +58,12 @@ typedef struct {
 size_t hr_seq_param_count(const hr_seq_dims_t *dm);
 /** Point p's views into flat (hr_seq_param_count floats). */
 void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p);
+
+/** The same views with the item table held apart (a model file stores it
+ *  as its own tensor): `item` is n_items x d, `rest` the
+ *  hr_seq_param_count - n_items * d floats after it in the flat order. */
+void hr_seq_bind_split(const hr_seq_dims_t *dm, float *item, float *rest,
+                       hr_seq_params_t *p);
 
 /** Activations of one forward pass over R rows (sized by
  *  hr_seq_acts_floats; the caller owns the memory). */
@@ -103,5 +110,18 @@ size_t hr_seq_mask_floats(const hr_seq_dims_t *dm, size_t R);
  *  u = y + gq[qgap] (u may alias y). */
 void hr_seq_user_out(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                      const float *y, int qgap, float *u);
+
+/** Floats of the scratch hr_seq_embed needs (one sequence of L rows). */
+size_t hr_seq_embed_floats(const hr_seq_dims_t *dm);
+
+/** The user vector (d floats into u) after reading items[0..n) (dense
+ *  indices, OLDEST first; only the newest L count) whose timestamps are
+ *  ts[0..n) (unix seconds, < 0 unknown; ts NULL: all unknown), for a
+ *  request at time `now`. n = 0 gives zeros. `buf` holds
+ *  hr_seq_embed_floats floats. The one user forward of the trainer's
+ *  evaluation and of the server. Thread-safe on distinct buffers. */
+void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                  const int32_t *items, const int64_t *ts, size_t n,
+                  int64_t now, float *buf, float *u);
 
 #endif

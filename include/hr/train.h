@@ -142,6 +142,9 @@ typedef struct {
   int threads;             /* OpenBLAS threads while training */
   uint64_t seed;
   int progress;            /* 1: epoch lines on stderr */
+  float prior;             /* scale of the popularity prior (writer) */
+  int index;               /* 1: the writer builds index.bin */
+  hr_ann_params_t ann;     /* its parameters */
 } hr_seq_opts_t;
 
 void hr_seq_opts_default(hr_seq_opts_t *o);
@@ -180,6 +183,20 @@ double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
 void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,
                         const int64_t *ts, size_t n, int64_t now, float *buf,
                         float *u);
+
+/** Write a trained sequential model (kind "seq", docs/model-format.md) as
+ *  a new version of slot_dir: its weights, the training histories with
+ *  their timestamps (the server continues them with Redis's events), a
+ *  popularity prior, and index.bin when o->index. */
+int hr_seq_write(const char *slot_dir, const hr_dataset_t *ds,
+                 const hr_csr_t *h, const hr_seq_fit_t *f,
+                 const hr_seq_opts_t *o, json_t *data, json_t *metrics,
+                 char *path_out, size_t path_cap, hr_error_t *err);
+/** The same into an existing directory with a given name/version. */
+int hr_seq_write_files(const char *dir, const hr_dataset_t *ds,
+                       const hr_csr_t *h, const hr_seq_fit_t *f,
+                       const hr_seq_opts_t *o, const char *name,
+                       uint64_t version, hr_error_t *err);
 
 /* ---------------------------------------------------------- evaluation */
 

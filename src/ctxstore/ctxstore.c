@@ -2,6 +2,7 @@
 #include "hr/ctxstore.h"
 #include "hr/log.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -211,7 +212,27 @@ void hr_user_state_destroy(hr_user_state_t *st) {
   for (size_t i = 0; i < st->n_hist; i++)
     free(st->hist[i]);
   free(st->hist);
+  free(st->hist_ts);
   memset(st, 0, sizeof(*st));
+}
+
+/* A history entry "<item_id>\t<ts>" (or a bare id, as an operator may
+ * push): the id's length, with *ts the unix seconds or -1 when absent or
+ * not a plain non-negative integer. */
+static size_t hist_entry(const char *s, size_t len, long long *ts) {
+  const char *tab = memchr(s, '\t', len);
+  long long v = 0;
+  *ts = -1;
+  if (tab == NULL)
+    return len;
+  for (const char *p = tab + 1; p < s + len; p++) {
+    if (*p < '0' || *p > '9' || v > (LLONG_MAX - 9) / 10)
+      return (size_t)(tab - s);
+    v = v * 10 + (*p - '0');
+  }
+  if (tab + 1 < s + len)
+    *ts = v;
+  return (size_t)(tab - s);
 }
 
 static int read_once(hr_ctxstore_t *s, const char *user_id, size_t max_hist,
@@ -266,13 +287,16 @@ static int read_once(hr_ctxstore_t *s, const char *user_id, size_t max_hist,
   }
   if (r2->type == REDIS_REPLY_ARRAY && max_hist > 0 && r2->elements > 0) {
     out->hist = calloc(r2->elements, sizeof(char *));
-    if (out->hist == NULL)
+    out->hist_ts = calloc(r2->elements, sizeof(long long));
+    if (out->hist == NULL || out->hist_ts == NULL)
       rc = HR_ENOMEM;
-    for (size_t i = 0; out->hist && i < r2->elements; i++) {
+    for (size_t i = 0; rc == 0 && i < r2->elements; i++) {
       redisReply *e = r2->element[i];
+      size_t len;
       if (e->type != REDIS_REPLY_STRING)
         continue;
-      out->hist[out->n_hist] = strndup(e->str, e->len);
+      len = hist_entry(e->str, e->len, &out->hist_ts[out->n_hist]);
+      out->hist[out->n_hist] = strndup(e->str, len);
       if (out->hist[out->n_hist] == NULL) {
         rc = HR_ENOMEM;
         break;
@@ -319,7 +343,8 @@ typedef struct {
 } argvec;
 
 #define ARGS_PER_EVENT (7 + 2 * HR_CTX_FIELDS + 2 * (7 + HR_CTX_FIELDS))
-#define ARENA_PER_EVENT 1024 /* 3 keys of <= 32+4+128+2 bytes, 2 numbers */
+#define ARENA_PER_EVENT 1536 /* 3 keys of <= 32+4+128+2 bytes, the history
+                              entry (id + ts), 2 numbers */
 
 static int argvec_init(argvec *a, size_t n_events) {
   memset(a, 0, sizeof(*a));
@@ -390,7 +415,9 @@ static int build_batch(argvec *keys, argvec *args, const hr_config_t *cfg,
       nctx += e->ctx[f] != NULL;
     nf += 2 * ((e->item_id != NULL) + e->has_value + (e->event_id != NULL) +
                (e->recommendation_id != NULL) + nctx);
-    push(args, e->item_id ? e->item_id : "");
+    /* History entries are "<item_id>\t<ts>" (ids hold no control
+     * characters), so the server knows when each item was seen. */
+    push(args, e->item_id ? fmt(args, "%s\t%lld", e->item_id, e->ts) : "");
     push(args, e->event_id ? "1" : "0");
     push(args, fmt(args, "%d", nctx));
     push(args, fmt(args, "%d", nf));

@@ -46,6 +46,21 @@ static size_t map_ids(const hr_model_t *m, const char *const *ids, size_t n,
   return w;
 }
 
+/* map_ids with each id's time carried along (ts NULL: unknown, -1). */
+static size_t map_ids_ts(const hr_model_t *m, const char *const *ids,
+                         const long long *ts, size_t n, long *out,
+                         int64_t *out_ts) {
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++) {
+    long idx = hr_model_item_index(m, ids[i]);
+    if (idx >= 0) {
+      out_ts[w] = ts ? (int64_t)ts[i] : -1;
+      out[w++] = idx;
+    }
+  }
+  return w;
+}
+
 /* ------------------------------------------------------------ retrieval */
 
 /* Each worker thread keeps one ANN search scratch (visited marks and
@@ -237,8 +252,9 @@ static int cmp_idx_pos(const void *a, const void *b) {
 }
 
 /* Drops repeated items, keeping each one's first (newest) position and the
- * order. O(n log n): histories can be long (recommend.max_history). */
-static size_t dedupe_keep_first(long *v, size_t n) {
+ * order, and ts[] (may be NULL) in step. O(n log n): histories can be long
+ * (recommend.max_history). */
+static size_t dedupe_keep_first(long *v, int64_t *ts, size_t n) {
   idx_pos *t;
   size_t w = 0;
 
@@ -256,8 +272,11 @@ static size_t dedupe_keep_first(long *v, size_t n) {
       v[t[i].pos] = -1;
   free(t);
   for (size_t i = 0; i < n; i++)
-    if (v[i] >= 0)
+    if (v[i] >= 0) {
+      if (ts)
+        ts[w] = ts[i];
       v[w++] = v[i];
+    }
   return w;
 }
 
@@ -270,6 +289,7 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   int have_state = 0, degraded = 0;
   hr_context_t ctx;
   long *hist = NULL, *excl = NULL;
+  int64_t *hist_ts = NULL;
   uint64_t *allow = NULL;
   size_t n_allow = 0;
   float *uvec = NULL;
@@ -325,21 +345,23 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
 
   /* History, newest first: the request's, then Redis's. */
   hist = malloc(sizeof(long) * (r.n_history + st.n_hist + 1));
+  hist_ts = malloc(sizeof(int64_t) * (r.n_history + st.n_hist + 1));
   /* Items the user interacted with in the training data are excluded too. */
   trained = hr_model_user_history(m, user_idx, &n_trained);
   excl = malloc(sizeof(long) *
                 (r.n_history + st.n_hist + r.n_exclude + n_trained + 1));
   uvec = malloc(sizeof(float) * (size_t)(hr_model_dim(m) > 0 ? hr_model_dim(m) : 1));
   top = malloc(sizeof(hr_scored_t) * (size_t)r.k);
-  if (!hist || !excl || !uvec || !top) {
+  if (!hist || !hist_ts || !excl || !uvec || !top) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &err);
     goto out;
   }
-  n_hist = map_ids(m, r.history, r.n_history, hist);
-  n_hist += map_ids(m, (const char *const *)st.hist, st.n_hist, hist + n_hist);
-  n_hist = dedupe_keep_first(hist, n_hist);
-  hr_history_t h = {hist, n_hist};
+  n_hist = map_ids_ts(m, r.history, NULL, r.n_history, hist, hist_ts);
+  n_hist += map_ids_ts(m, (const char *const *)st.hist, st.hist_ts, st.n_hist,
+                       hist + n_hist, hist_ts + n_hist);
+  n_hist = dedupe_keep_first(hist, hist_ts, n_hist);
+  hr_history_t h = {hist, n_hist, hist_ts, (int64_t)ctx.ts};
   if (hr_model_user_vector(m, user_idx, &h, uvec) != 0) {
     hr_error_set(&err, HR_EINTERNAL, "", "model failed to embed the user");
     hr__http_error(resp, &err);
@@ -391,6 +413,7 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   }
 out:
   free(hist);
+  free(hist_ts);
   free(excl);
   free(allow);
   free(uvec);

@@ -140,6 +140,54 @@ static int seen_add(int32_t *set, size_t mask, int32_t v) {
   return 1;
 }
 
+/* Kind "seq": the newest L distinct items of recent + stored history
+ * (newest position wins), oldest first, through the transformer; one more
+ * item before them, when there is one, gives the first row its time gap
+ * (as in training). */
+static int seq_user_vector(const hr_model_t *m, long user_idx,
+                           const hr_history_t *recent, float *out) {
+  size_t nrec = recent ? recent->n : 0, nhist = 0, n = 0, tsize = 16;
+  size_t L = (size_t)m->seq.L + 1;
+  const int32_t *hist = NULL;
+  const int64_t *hts = NULL;
+  int32_t *items, *set;
+  int64_t *ts;
+  float *buf;
+
+  if (user_idx >= 0) {
+    hist = hr_model_user_history(m, user_idx, &nhist);
+    hts = m->hist_ts + m->hist_ptr[user_idx];
+  }
+  while (tsize < 2 * L)
+    tsize <<= 1;
+  /* One block: the 8-byte timestamps first, then the 4-byte parts. */
+  ts = malloc(L * sizeof(*ts) + L * sizeof(*items) + tsize * sizeof(*set) +
+              hr_seq_embed_floats(&m->seq) * sizeof(*buf));
+  if (ts == NULL)
+    return HR_ENOMEM;
+  items = (int32_t *)(ts + L);
+  set = items + L;
+  buf = (float *)(set + tsize);
+  memset(set, 0xff, tsize * sizeof(*set));
+  /* Filled newest first from the end of the arrays. */
+  for (size_t j = 0; j < nrec && n < L; j++)
+    if (seen_add(set, tsize - 1, (int32_t)recent->items[j])) {
+      n++;
+      items[L - n] = (int32_t)recent->items[j];
+      ts[L - n] = recent->ts ? recent->ts[j] : -1;
+    }
+  for (size_t j = nhist; j-- > 0 && n < L;)
+    if (seen_add(set, tsize - 1, hist[j])) {
+      n++;
+      items[L - n] = hist[j];
+      ts[L - n] = hts[j];
+    }
+  hr_seq_embed(&m->seq, &m->seqp, items + (L - n), ts + (L - n), n,
+               recent ? recent->now : 0, buf, out);
+  free(ts);
+  return 0;
+}
+
 int hr_model_user_vector(const hr_model_t *m, long user_idx,
                          const hr_history_t *recent, float *out) {
   size_t d = (size_t)m->dim, nrec = recent ? recent->n : 0, nhist = 0;
@@ -155,6 +203,8 @@ int hr_model_user_vector(const hr_model_t *m, long user_idx,
   for (size_t j = 0; j < nrec; j++)
     if (recent->items[j] < 0 || (size_t)recent->items[j] >= m->n_items)
       return HR_EINVAL;
+  if (m->hist_ts != NULL)
+    return seq_user_vector(m, user_idx, recent, out);
   if (user_idx >= 0 && nrec == 0) {
     /* Nothing new since training: the fold-in would solve exactly the
      * system of the trainer's final user step, whose answer is stored. */

@@ -524,31 +524,15 @@ static int all_finite(const float *x, size_t n) {
   return 1;
 }
 
-static int bind_ials(ctx_t *c, hr_model_t *m) {
-  json_t *params = json_object_get(m->manifest, "params");
+/* The tensors every kind has: item vectors, prior, training histories. */
+static int bind_common(ctx_t *c, hr_model_t *m) {
   size_t d = (size_t)m->dim, ni = m->n_items, nu = m->n_users;
   const void *p;
-  json_int_t cap;
   hr_tensor_t hi;
 
-  if (!json_is_object(params))
-    return FAIL(c, HR_EFORMAT, "manifest.json", "\"params\" missing");
-  if (get_num(c, params, "alpha", 0, 1e6, &m->ials.alpha) ||
-      get_num(c, params, "reg", 1e-6, 1e9, &m->ials.reg) ||
-      get_num(c, params, "decay", 1e-6, 1, &m->ials.decay) ||
-      get_num(c, params, "floor", 0, 1, &m->ials.floor) ||
-      get_int(c, params, "cap", 0, INT32_MAX, &cap))
-    return c->err->code;
-  m->ials.cap = (int)cap;
   if (need(c, m, "item_emb", HR_DT_F32, 2, ni, d, &p))
     return c->err->code;
   m->item_emb = p;
-  if (need(c, m, "yty", HR_DT_F32, 2, d, d, &p))
-    return c->err->code;
-  m->yty = p;
-  if (need(c, m, "user_emb", HR_DT_F32, 2, nu, d, &p))
-    return c->err->code;
-  m->user_emb = p;
   if (need(c, m, "item_prior", HR_DT_F32, 1, ni, 1, &p))
     return c->err->code;
   m->item_prior = p;
@@ -571,10 +555,80 @@ static int bind_ials(ctx_t *c, hr_model_t *m) {
     if (m->hist_items[k] < 0 || (size_t)m->hist_items[k] >= ni)
       return FAIL(c, HR_EFORMAT, "model.bin", "user_hist_items[%" PRIu64
                   "] out of range", k);
-  if (!all_finite(m->item_emb, ni * d) || !all_finite(m->yty, d * d) ||
-      !all_finite(m->user_emb, nu * d) || !all_finite(m->item_prior, ni))
+  if (!all_finite(m->item_emb, ni * d) || !all_finite(m->item_prior, ni))
     return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in the "
                 "weights");
+  return 0;
+}
+
+static int bind_ials(ctx_t *c, hr_model_t *m) {
+  json_t *params = json_object_get(m->manifest, "params");
+  size_t d = (size_t)m->dim, nu = m->n_users;
+  const void *p;
+  json_int_t cap;
+
+  if (!json_is_object(params))
+    return FAIL(c, HR_EFORMAT, "manifest.json", "\"params\" missing");
+  if (get_num(c, params, "alpha", 0, 1e6, &m->ials.alpha) ||
+      get_num(c, params, "reg", 1e-6, 1e9, &m->ials.reg) ||
+      get_num(c, params, "decay", 1e-6, 1, &m->ials.decay) ||
+      get_num(c, params, "floor", 0, 1, &m->ials.floor) ||
+      get_int(c, params, "cap", 0, INT32_MAX, &cap))
+    return c->err->code;
+  m->ials.cap = (int)cap;
+  if (bind_common(c, m))
+    return c->err->code;
+  if (need(c, m, "yty", HR_DT_F32, 2, d, d, &p))
+    return c->err->code;
+  m->yty = p;
+  if (need(c, m, "user_emb", HR_DT_F32, 2, nu, d, &p))
+    return c->err->code;
+  m->user_emb = p;
+  if (!all_finite(m->yty, d * d) || !all_finite(m->user_emb, nu * d))
+    return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in the "
+                "weights");
+  return 0;
+}
+
+/* Kind "seq": the transformer's shape from params, its weights as
+ * item_emb + seq_rest (hr_seq_bind_split), the histories' timestamps. */
+static int bind_seq(ctx_t *c, hr_model_t *m) {
+  json_t *params = json_object_get(m->manifest, "params");
+  size_t nu = m->n_users, rest;
+  json_int_t len, blocks, ffn, gaps;
+  const void *p;
+  hr_seq_dims_t *dm = &m->seq;
+
+  if (!json_is_object(params))
+    return FAIL(c, HR_EFORMAT, "manifest.json", "\"params\" missing");
+  if (get_int(c, params, "len", 1, HR_SEQ_MAX_LEN, &len) ||
+      get_int(c, params, "blocks", 0, HR_SEQ_MAX_BLOCKS, &blocks) ||
+      get_int(c, params, "ffn", 1, 16384, &ffn) ||
+      get_int(c, params, "gaps", 0, HR_SEQ_GAPS, &gaps))
+    return c->err->code;
+  if (gaps != 0 && gaps != HR_SEQ_GAPS)
+    return FAIL(c, HR_EFORMAT, "manifest.json", "params.gaps must be 0 or %d",
+                HR_SEQ_GAPS);
+  *dm = (hr_seq_dims_t){m->dim, (int)len, (int)blocks, (int)ffn,
+                        (int)m->n_items, (int)gaps};
+  if (m->n_items > INT32_MAX)
+    return FAIL(c, HR_EFORMAT, "manifest.json", "too many items for kind "
+                "seq");
+  if (bind_common(c, m))
+    return c->err->code;
+  rest = hr_seq_param_count(dm) - m->n_items * (size_t)m->dim;
+  if (need(c, m, "seq_rest", HR_DT_F32, 1, rest, 1, &p))
+    return c->err->code;
+  if (!all_finite(p, rest))
+    return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in the "
+                "weights");
+  /* The forward pass only reads parameters; the views are non-const
+   * because the trainer's writable copy shares the struct. */
+  hr_seq_bind_split(dm, (float *)(uintptr_t)m->item_emb,
+                    (float *)(uintptr_t)p, &m->seqp);
+  if (need(c, m, "user_hist_ts", HR_DT_I64, 1, m->hist_ptr[nu], 1, &p))
+    return c->err->code;
+  m->hist_ts = p;
   return 0;
 }
 
@@ -688,6 +742,9 @@ hr_model_t *hr_model_open(const char *dir, hr_error_t *err) {
     goto fail;
   if (strcmp(m->kind, "ials") == 0) {
     if ((rc = bind_ials(&c, m)) != 0)
+      goto fail;
+  } else if (strcmp(m->kind, "seq") == 0) {
+    if ((rc = bind_seq(&c, m)) != 0)
       goto fail;
   } else {
     FAIL(&c, HR_EFORMAT, "manifest.json", "unsupported model kind \"%.32s\"",

@@ -4,6 +4,7 @@
 #define HR_MODEL_INTERNAL_H
 
 #include "hr/model.h"
+#include "hr/seq.h"
 
 /* model.bin layout constants (docs/model-format.md). */
 #define HR__MB_HEADER 64
@@ -46,14 +47,21 @@ struct hr_model {
   float *head;            /* the first n_head items of by_norm, contiguous */
   size_t n_head;
 
-  /* kind "ials" */
-  hr_ials_params_t ials;
+  /* every kind */
   const float *item_emb;  /* n_items x dim */
-  const float *yty;       /* dim x dim */
-  const float *user_emb;  /* n_users x dim */
   const float *item_prior;/* n_items */
   const uint64_t *hist_ptr;   /* n_users + 1 */
   const int32_t *hist_items;  /* hist_ptr[n_users] */
+
+  /* kind "ials" */
+  hr_ials_params_t ials;
+  const float *yty;       /* dim x dim */
+  const float *user_emb;  /* n_users x dim */
+
+  /* kind "seq" */
+  hr_seq_dims_t seq;
+  hr_seq_params_t seqp;   /* views into the map (read only) */
+  const int64_t *hist_ts; /* hist_ptr[n_users]: unix seconds, -1 unknown */
 };
 
 /* Read the attribute columns of items.tsv (after its ids were parsed);

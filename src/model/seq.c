@@ -16,11 +16,10 @@ size_t hr_seq_param_count(const hr_seq_dims_t *dm) {
          2 * (size_t)dm->n_gap * d + (size_t)dm->blocks * blk + 2 * d;
 }
 
-void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p) {
+/* Everything after the item table, from w on, in the flat order. */
+static void bind_rest(const hr_seq_dims_t *dm, float *w, hr_seq_params_t *p) {
   size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
-  float *w = flat;
 #define TAKE(dst, n) (dst = w, w += (n))
-  TAKE(p->item, (size_t)dm->n_items * d);
   TAKE(p->pos, (size_t)dm->L * d);
   TAKE(p->gin, (size_t)dm->n_gap * d);
   TAKE(p->gq, (size_t)dm->n_gap * d);
@@ -43,6 +42,17 @@ void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p) {
   TAKE(p->lnfg, d);
   TAKE(p->lnfb, d);
 #undef TAKE
+}
+
+void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p) {
+  p->item = flat;
+  bind_rest(dm, flat + (size_t)dm->n_items * (size_t)dm->d, p);
+}
+
+void hr_seq_bind_split(const hr_seq_dims_t *dm, float *item, float *rest,
+                       hr_seq_params_t *p) {
+  p->item = item;
+  bind_rest(dm, rest, p);
 }
 
 size_t hr_seq_acts_floats(const hr_seq_dims_t *dm, size_t R, const int *len,
@@ -179,4 +189,34 @@ int hr_seq_gap_bucket(int64_t seconds, int known) {
 
 size_t hr_seq_mask_floats(const hr_seq_dims_t *dm, size_t R) {
   return (size_t)(1 + 2 * dm->blocks) * R * (size_t)dm->d;
+}
+
+size_t hr_seq_embed_floats(const hr_seq_dims_t *dm) {
+  int L = dm->L;
+  return hr_seq_acts_floats(dm, (size_t)L, &L, 1);
+}
+
+void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                  const int32_t *items, const int64_t *ts, size_t n,
+                  int64_t now, float *buf, float *u) {
+  size_t L = (size_t)dm->L, m = n < L ? n : L, off[2] = {0, m};
+  size_t d = (size_t)dm->d, first = n - m;
+  int len = (int)m;
+  int32_t gaps[HR_SEQ_MAX_LEN];
+  hr_seq_acts_t a;
+  if (m == 0) {
+    memset(u, 0, sizeof(float) * d);
+    return;
+  }
+  for (size_t t = 0; t < m; t++) {
+    size_t at = first + t;
+    gaps[t] = ts && at > 0 ? hr_seq_gap_bucket(ts[at] - ts[at - 1],
+                                               ts[at] >= 0 && ts[at - 1] >= 0)
+                           : 0;
+  }
+  hr_seq_acts_bind(dm, m, &len, 1, buf, &a);
+  hr_seq_forward(dm, p, items + first, gaps, off, 1, NULL, &a);
+  hr_seq_user_out(dm, p, a.y + (m - 1) * d,
+                  ts ? hr_seq_gap_bucket(now - ts[n - 1], ts[n - 1] >= 0) : 0,
+                  u);
 }

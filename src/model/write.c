@@ -28,6 +28,7 @@ size_t hr__model_dtype_size(uint32_t dtype) {
   case HR_DT_F32: return 4;
   case HR_DT_I32: return 4;
   case HR_DT_U64: return 8;
+  case HR_DT_I64: return 8;
   }
   return 0;
 }

@@ -324,18 +324,6 @@ done:
 
 /* --------------------------------------------------------------- writer */
 
-/* The shortest decimal that reads back as the same float, so that the
- * manifest says 0.9 and not 0.89999997615814209. */
-static json_t *jfloat(float f) {
-  char buf[32];
-  for (int prec = 6; prec <= 9; prec++) {
-    snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
-    if ((float)strtod(buf, NULL) == f)
-      break;
-  }
-  return json_real(strtod(buf, NULL));
-}
-
 static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
                      const hr_ials_t *m, const hr_ials_opts_t *o,
                      json_t *data, json_t *metrics, hr_model_spec_t *s,
@@ -384,11 +372,11 @@ static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
   s->tensors = t;
   s->n_tensors = 6;
   s->params = json_pack("{so so so so si si si sI so}", "alpha",
-                        jfloat(o->p.alpha), "reg", jfloat(o->p.reg), "decay",
-                        jfloat(o->p.decay), "floor", jfloat(o->p.floor),
+                        hr__jfloat(o->p.alpha), "reg", hr__jfloat(o->p.reg), "decay",
+                        hr__jfloat(o->p.decay), "floor", hr__jfloat(o->p.floor),
                         "cap", o->p.cap, "factors", o->factors, "iters",
                         o->iters, "seed", (json_int_t)o->seed, "prior",
-                        jfloat(o->prior));
+                        hr__jfloat(o->prior));
   s->data = data;
   s->metrics = metrics;
   return s->params ? 0 : HR_ENOMEM;

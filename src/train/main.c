@@ -61,6 +61,8 @@ static const char usage_fit[] =
     "  --items PATH         item catalogue CSV (item_id,<attributes>...):\n"
     "                       adds items without interactions\n"
     "  --out MODELS/NAME    the model slot; prints the new version's path\n"
+    "  --kind K             ials (default) or seq: the sequential model, whose\n"
+    "                       options (those of `eval --kind seq`) follow it\n"
     "\n";
 
 static const char usage_eval[] =
@@ -225,8 +227,13 @@ static json_t *data_summary(const hr_dataset_t *ds, const hr_csr_t *h,
   return d;
 }
 
+static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o);
+
 static int cmd_fit(args_t *a) {
   const char *data = NULL, *format = NULL, *redis = NULL, *out = NULL;
+  const char *kind = "ials";
+  hr_seq_opts_t so;
+  hr_seq_fit_t sf = {0};
   const char *stream = "hr:events", *items = NULL;
   char path[4096], source[4200];
   hr_ials_opts_t o;
@@ -239,13 +246,19 @@ static int cmd_fit(args_t *a) {
 
   hr_ials_opts_default(&o);
   o.progress = 1;
+  hr_seq_opts_default(&so);
+  so.progress = 1;
   for (a->i = 1; a->i < a->argc; a->i++) {
     const char *arg = a->argv[a->i];
     if (help(arg)) {
       fputs(usage_fit, stdout);
       fputs(usage_hyper, stdout);
       return 0;
-    } else if (is_opt(arg, "--data"))
+    } else if (is_opt(arg, "--kind"))
+      kind = value(a, arg, "--kind");
+    else if (strcmp(kind, "seq") == 0 && seq_opt(a, arg, &so))
+      ;
+    else if (is_opt(arg, "--data"))
       data = value(a, arg, "--data");
     else if (is_opt(arg, "--format"))
       format = value(a, arg, "--format");
@@ -260,6 +273,8 @@ static int cmd_fit(args_t *a) {
     else if (!hyper_opt(a, arg, &o))
       usage_error(a, "unknown option \"%s\"", arg);
   }
+  if (strcmp(kind, "ials") != 0 && strcmp(kind, "seq") != 0)
+    usage_error(a, "--kind must be ials or seq");
   if ((data == NULL) == (redis == NULL))
     usage_error(a, "give exactly one of --data and --from-redis");
   if (out == NULL || out[0] == '\0')
@@ -297,22 +312,35 @@ static int cmd_fit(args_t *a) {
     hr_error_set(&err, rc, NULL, "out of memory");
     goto done;
   }
-  if ((rc = hr_ials_fit(&h, &o, &m, &err)) != 0)
-    goto done;
   summary = data_summary(&ds, &h, source, format);
-  metrics = json_pack("{sf}", "train_seconds", m.seconds);
-  if (o.progress)
-    json_object_set_new(metrics, "train_loss", json_real(m.loss));
-  rc = hr_train_write(out, &ds, &h, &m, &o, summary, metrics, path,
+  if (strcmp(kind, "seq") == 0) {
+    so.index = o.index;
+    so.ann = o.ann;
+    if ((rc = hr_seq_fit(&h, &so, &sf, &err)) != 0)
+      goto done;
+    metrics = json_pack("{sf sf}", "train_seconds", sf.seconds, "train_loss",
+                        sf.loss);
+    rc = hr_seq_write(out, &ds, &h, &sf, &so, summary, metrics, path,
                       sizeof(path), &err);
+  } else {
+    if ((rc = hr_ials_fit(&h, &o, &m, &err)) != 0)
+      goto done;
+    metrics = json_pack("{sf}", "train_seconds", m.seconds);
+    if (o.progress)
+      json_object_set_new(metrics, "train_loss", json_real(m.loss));
+    rc = hr_train_write(out, &ds, &h, &m, &o, summary, metrics, path,
+                        sizeof(path), &err);
+  }
   if (rc == 0) {
     printf("%s\n", path);
     hr_log(HR_LOG_INFO, "model_written",
-           json_pack("{ss si si si sf}", "path", path, "users",
-                     (int)h.n_users, "items", (int)h.n_items, "interactions",
-                     (int)h.ptr[h.n_users], "train_seconds", m.seconds));
+           json_pack("{ss ss si si si sf}", "path", path, "kind", kind,
+                     "users", (int)h.n_users, "items", (int)h.n_items,
+                     "interactions", (int)h.ptr[h.n_users], "train_seconds",
+                     strcmp(kind, "seq") == 0 ? sf.seconds : m.seconds));
   }
 done:
+  hr_seq_fit_free(&sf);
   json_decref(summary);
   json_decref(metrics);
   hr_ials_free(&m);
@@ -329,7 +357,7 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
   if (is_opt(arg, "--dim"))
     o->dims.d = (int)int_opt(a, "--dim", value(a, arg, "--dim"), 1, 1024);
   else if (is_opt(arg, "--len"))
-    o->dims.L = (int)int_opt(a, "--len", value(a, arg, "--len"), 1, 4096);
+    o->dims.L = (int)int_opt(a, "--len", value(a, arg, "--len"), 1, HR_SEQ_MAX_LEN);
   else if (is_opt(arg, "--blocks"))
     o->dims.blocks = (int)int_opt(a, "--blocks", value(a, arg, "--blocks"), 0,
                                   HR_SEQ_MAX_BLOCKS);

@@ -30,6 +30,9 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->block_dropout = 0.0f;
   o->threads = 2;
   o->seed = 1;
+  o->prior = 1e-4f;
+  o->index = 1;
+  hr_ann_params_default(&o->ann);
 }
 
 static void init_params(const hr_seq_dims_t *dm, hr_seq_params_t *p,
@@ -326,7 +329,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
 
   memset(out, 0, sizeof(*out));
   dm.n_items = (int)h->n_items;
-  if (dm.d < 1 || dm.d > 1024 || dm.L < 1 || dm.L > 4096 || dm.blocks < 0 ||
+  if (dm.d < 1 || dm.d > 1024 || dm.L < 1 || dm.L > HR_SEQ_MAX_LEN || dm.blocks < 0 ||
       dm.blocks > HR_SEQ_MAX_BLOCKS || dm.ffn < 1 || o->batch < 1 ||
       o->epochs < 0 || h->n_items < 1 || dm.n_gap < 0 ||
       dm.n_gap > HR_SEQ_GAPS)
@@ -451,20 +454,5 @@ void hr_seq_fit_free(hr_seq_fit_t *f) {
 void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,
                         const int64_t *ts, size_t n, int64_t now, float *buf,
                         float *u) {
-  size_t L = (size_t)f->dims.L, m = n < L ? n : L, off[2] = {0, m};
-  size_t d = (size_t)f->dims.d;
-  int len = (int)m, gaps[4096];
-  hr_seq_acts_t a;
-  if (m == 0) {
-    memset(u, 0, sizeof(float) * d);
-    return;
-  }
-  for (size_t t = 0; t < m; t++) {
-    size_t at = n - m + t;
-    gaps[t] = ts && at > 0 ? hr_seq_gap_bucket(ts[at] - ts[at - 1], 1) : 0;
-  }
-  hr_seq_acts_bind(&f->dims, m, &len, 1, buf, &a);
-  hr_seq_forward(&f->dims, &f->p, hist + (n - m), gaps, off, 1, NULL, &a);
-  hr_seq_user_out(&f->dims, &f->p, a.y + (m - 1) * d,
-                  ts ? hr_seq_gap_bucket(now - ts[n - 1], 1) : 0, u);
+  hr_seq_embed(&f->dims, &f->p, hist, ts, n, now, buf, u);
 }

@@ -6,7 +6,11 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+
+#include <jansson.h>
 
 static inline double hr__now_s(void) {
   struct timespec t;
@@ -31,6 +35,34 @@ static inline double hr__unif(uint64_t *s) {
 static inline double hr__gauss(uint64_t *s) {
   return sqrt(-2.0 * log(hr__unif(s))) * cos(6.283185307179586 *
                                              hr__unif(s));
+}
+
+/* The shortest decimal that reads back as the same float, so that a
+ * manifest says 0.9 and not 0.89999997615814209. */
+static inline json_t *hr__jfloat(float f) {
+  char buf[32];
+  for (int prec = 6; prec <= 9; prec++) {
+    snprintf(buf, sizeof(buf), "%.*g", prec, (double)f);
+    if ((float)strtod(buf, NULL) == f)
+      break;
+  }
+  return json_real(strtod(buf, NULL));
+}
+
+/* Popularity prior of the models' score: scale * log1p(count) /
+ * log1p(max count) per item (n_items floats into out). */
+static inline void hr__pop_prior(const uint64_t *ptr, const int32_t *items,
+                                 size_t n_users, size_t n_items, float scale,
+                                 float *out) {
+  double mx = 0;
+  for (size_t i = 0; i < n_items; i++)
+    out[i] = 0.0f;
+  for (uint64_t k = 0; k < ptr[n_users]; k++)
+    out[items[k]] += 1.0f;
+  for (size_t i = 0; i < n_items; i++)
+    mx = out[i] > mx ? out[i] : mx;
+  for (size_t i = 0; i < n_items; i++)
+    out[i] = mx > 0 ? (float)(scale * log1p(out[i]) / log1p(mx)) : 0.0f;
 }
 
 #endif

@@ -66,7 +66,9 @@ HR_TEST_T(event_then_recommend_reflects_it, 60) {
   ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 1);
   ASSERT_EQ(hrt_rlist(&e, &hist, "LRANGE hr:hist:{%s} 0 -1", u), 0);
   ASSERT_EQ(hist.n, 1);
-  ASSERT_STR_EQ(hist.v[0], item);
+  /* "<item_id>\t<ts>": the id, then the event's time. */
+  ASSERT_EQ(strncmp(hist.v[0], item, strlen(item)), 0);
+  ASSERT_EQ(hist.v[0][strlen(item)], '\t');
 
   j = hrt_post(&e, "/recommend", json_pack("{s:s,s:i}", "user_id", u, "k", 10),
                &st);
@@ -161,9 +163,15 @@ HR_TEST_T(event_batch_written_together, 60) {
   ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 3);
   ASSERT_EQ(hrt_rlist(&e, &hist, "LRANGE hr:hist:{batch-user} 0 -1"), 0);
   ASSERT_EQ(hist.n, 3);
-  ASSERT_STR_EQ(hist.v[0], "item-c"); /* newest first */
-  ASSERT_STR_EQ(hist.v[1], "item-b");
-  ASSERT_STR_EQ(hist.v[2], "item-a");
+  { /* newest first, each with its event's time */
+    char want[64];
+    snprintf(want, sizeof(want), "item-c\t%lld", (long long)t0 + 2);
+    ASSERT_STR_EQ(hist.v[0], want);
+    snprintf(want, sizeof(want), "item-b\t%lld", (long long)t0 + 1);
+    ASSERT_STR_EQ(hist.v[1], want);
+    snprintf(want, sizeof(want), "item-a\t%lld", (long long)t0);
+    ASSERT_STR_EQ(hist.v[2], want);
+  }
   hrt_strv_free(&hist);
   /* The stream entries (the trainer's input) carry the events, in order. */
   r = hrt_rcmd(&e, "XRANGE hr:events - +");
@@ -308,8 +316,8 @@ HR_TEST_T(event_integer_and_new_ids, 60) {
   json_decref(j);
   ASSERT_EQ(hrt_rlist(&e, &hist, "LRANGE hr:hist:{7} 0 -1"), 0);
   ASSERT_EQ(hist.n, 2);
-  ASSERT_STR_EQ(hist.v[0], "brand-new-item-not-in-model");
-  ASSERT_STR_EQ(hist.v[1], "12");
+  ASSERT_EQ(strncmp(hist.v[0], "brand-new-item-not-in-model\t", 28), 0);
+  ASSERT_EQ(strncmp(hist.v[1], "12\t", 3), 0);
   hrt_strv_free(&hist);
   /* The unknown item cannot be scored but does not break /recommend. */
   j = hrt_post(&e, "/recommend", json_pack("{s:s}", "user_id", "7"), &st);

@@ -10,6 +10,8 @@
 #include <math.h>
 #include <string.h>
 #include <stdlib.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 static uint64_t st = 99;
 
@@ -133,5 +135,191 @@ HR_TEST(seq_fit_learns_a_cycle_deterministically) {
   hr_seq_fit_free(&a);
   hr_seq_fit_free(&b);
   hr_csr_free(&h);
+  return 0;
+}
+
+/* ------------------------------------------------ one forward, two users */
+
+/* A small sequential model trained on generated data and written as a
+ * version directory <tmp>/seqm/1; the fit and the dataset stay open. */
+typedef struct {
+  hr_dataset_t ds;
+  hr_csr_t h;
+  hr_seq_opts_t o;
+  hr_seq_fit_t f;
+  char dir[512];
+} seq_fixture_t;
+
+static int seq_fixture(seq_fixture_t *x) {
+  char gdir[512], csv[600];
+  hr_gen_opts_t g = {200, 80, 4000, 5};
+  hr_error_t err = {0};
+
+  memset(x, 0, sizeof(*x));
+  snprintf(gdir, sizeof(gdir), "%s/seqgen", hr_test_tmpdir());
+  snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
+  snprintf(x->dir, sizeof(x->dir), "%s/seqm", hr_test_tmpdir());
+  mkdir(x->dir, 0755);
+  strcat(x->dir, "/1");
+  mkdir(x->dir, 0755);
+  hr_seq_opts_default(&x->o);
+  x->o.dims.d = 16;
+  x->o.dims.L = 12;
+  x->o.dims.ffn = 16;
+  x->o.epochs = 3;
+  x->o.batch = 16;
+  x->o.threads = 1;
+  x->o.index = 1;
+  if (hr_gen_write(gdir, &g, &err) != 0 || hr_dataset_init(&x->ds) != 0 ||
+      hr_data_read_csv(&x->ds, csv, &err) != 0 ||
+      hr_dataset_histories(&x->ds, &x->h) != 0 ||
+      hr_seq_fit(&x->h, &x->o, &x->f, &err) != 0 ||
+      hr_seq_write_files(x->dir, &x->ds, &x->h, &x->f, &x->o, "seqm", 1,
+                         &err) != 0) {
+    fprintf(stderr, "seq_fixture: %s\n", err.msg);
+    return -1;
+  }
+  return 0;
+}
+
+static void seq_fixture_free(seq_fixture_t *x) {
+  hr_seq_fit_free(&x->f);
+  hr_csr_free(&x->h);
+  hr_dataset_free(&x->ds);
+}
+
+/* The server's user vector (hr_model_user_vector on the loaded version:
+ * stored history + Redis-style recent events, newest first) equals, bit
+ * for bit, the trainer's (hr_seq_user_vector on the same sequence), and
+ * so do the item scores. */
+HR_TEST(seq_server_forward_matches_trainer) {
+  seq_fixture_t x;
+  hr_error_t err = {0};
+  hr_model_t *m;
+  size_t d = 16, ni, checked = 0;
+  float *buf, us[16], ut[16], *ss, *st_;
+
+  ASSERT_EQ(seq_fixture(&x), 0);
+  m = hr_model_open(x.dir, &err);
+  ASSERT_MSG(m != NULL, "open: %s", err.msg);
+  ASSERT_STR_EQ(hr_model_kind(m), "seq");
+  ni = hr_model_n_items(m);
+  buf = malloc(sizeof(float) * hr_seq_embed_floats(&x.f.dims));
+  ss = malloc(sizeof(float) * ni);
+  st_ = malloc(sizeof(float) * ni);
+  ASSERT(buf && ss && st_);
+  for (long u = 0; u < 40 && (size_t)u < x.h.n_users; u++) {
+    size_t n = x.h.ptr[u + 1] - x.h.ptr[u], nt = 0;
+    const int32_t *hi = x.h.items + x.h.ptr[u];
+    const int64_t *ht = x.h.ts + x.h.ptr[u];
+    int64_t now = ht[n - 1] + 3600;
+    int32_t seq[1024];
+    int64_t sts[1024];
+    long recent[2];
+    int64_t rts[2];
+
+    ASSERT(n > 1 && n + 2 <= 1024);
+    /* Nothing new since training. */
+    hr_history_t none = {NULL, 0, NULL, now};
+    ASSERT_EQ(hr_model_user_vector(m, u, &none, us), 0);
+    hr_seq_user_vector(&x.f, hi, ht, n, now, buf, ut);
+    ASSERT_MSG(memcmp(us, ut, sizeof(us)) == 0, "user %ld, no recent", u);
+
+    /* Two new events, newest first: an item the user already had (it
+     * moves to the end of the sequence) and one of unknown time. */
+    recent[0] = (u * 7 + 3) % (long)ni;
+    rts[0] = -1;
+    recent[1] = hi[0];
+    rts[1] = now - 60;
+    if (recent[0] == recent[1])
+      recent[0] = (recent[0] + 1) % (long)ni;
+    for (size_t j = 0; j < n; j++)
+      if (hi[j] != recent[0] && hi[j] != recent[1]) {
+        seq[nt] = hi[j];
+        sts[nt++] = ht[j];
+      }
+    seq[nt] = (int32_t)recent[1];
+    sts[nt++] = rts[1];
+    seq[nt] = (int32_t)recent[0];
+    sts[nt++] = rts[0];
+    hr_history_t h = {recent, 2, rts, now};
+    ASSERT_EQ(hr_model_user_vector(m, u, &h, us), 0);
+    hr_seq_user_vector(&x.f, seq, sts, nt, now, buf, ut);
+    ASSERT_MSG(memcmp(us, ut, sizeof(us)) == 0, "user %ld, with recent", u);
+
+    /* Scores: the server's against the trainer's item table + prior. */
+    hr_model_score_items(m, us, ss);
+    for (size_t i = 0; i < ni; i++) {
+      float s = 0;
+      for (size_t c = 0; c < d; c++)
+        s += ut[c] * x.f.p.item[i * d + c];
+      st_[i] = s + hr_model_item_prior(m)[i];
+    }
+    for (size_t i = 0; i < ni; i++)
+      ASSERT_MSG(fabsf(ss[i] - st_[i]) <= 1e-5f * (1 + fabsf(st_[i])),
+                 "user %ld item %zu: %g vs %g", u, i, ss[i], st_[i]);
+    checked++;
+  }
+  ASSERT(checked >= 20);
+  /* A user with no history at all: zeros, so the prior alone ranks. */
+  {
+    hr_history_t none = {NULL, 0, NULL, 0};
+    ASSERT_EQ(hr_model_user_vector(m, -1, &none, us), 0);
+    for (size_t c = 0; c < d; c++)
+      ASSERT(us[c] == 0.0f);
+  }
+  free(buf);
+  free(ss);
+  free(st_);
+  hr_model_free(m);
+  seq_fixture_free(&x);
+  return 0;
+}
+
+/* A seq version whose manifest disagrees with its weights is refused. */
+HR_TEST(seq_model_refuses_inconsistent_params) {
+  seq_fixture_t x;
+  hr_error_t err = {0};
+  char path[700];
+  static const char *const bad[][2] = {
+      {"\"len\": 12", "\"len\": 11"},      /* seq_rest size no longer fits */
+      {"\"gaps\": 24", "\"gaps\": 5"},     /* neither 0 nor 24 */
+      {"\"blocks\": 2", "\"blocks\": 9"},  /* over the limit */
+      {"\"kind\": \"seq\"", "\"kind\": \"sek\""},
+  };
+
+  ASSERT_EQ(seq_fixture(&x), 0);
+  snprintf(path, sizeof(path), "%s/manifest.json", x.dir);
+  for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+    FILE *fp = fopen(path, "rb");
+    char text[8192], *at;
+    size_t n;
+    ASSERT_NOT_NULL(fp);
+    n = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[n] = '\0';
+    at = strstr(text, bad[k][0]);
+    ASSERT_MSG(at != NULL, "manifest lacks %s", bad[k][0]);
+    char *edited = malloc(n + 16);
+    ASSERT_NOT_NULL(edited);
+    snprintf(edited, n + 16, "%.*s%s%s", (int)(at - text), text, bad[k][1],
+             at + strlen(bad[k][0]));
+    fp = fopen(path, "wb");
+    ASSERT_NOT_NULL(fp);
+    fputs(edited, fp);
+    fclose(fp);
+    hr_model_t *m = hr_model_open(x.dir, &err);
+    ASSERT_MSG(m == NULL, "accepted %s", bad[k][1]);
+    ASSERT(err.code == HR_EFORMAT);
+    fp = fopen(path, "wb"); /* restore */
+    ASSERT_NOT_NULL(fp);
+    fputs(text, fp);
+    fclose(fp);
+    free(edited);
+    hr_model_t *ok = hr_model_open(x.dir, &err);
+    ASSERT_MSG(ok != NULL, "restored manifest refused: %s", err.msg);
+    hr_model_free(ok);
+  }
+  seq_fixture_free(&x);
   return 0;
 }

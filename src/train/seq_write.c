@@ -1,0 +1,120 @@
+/* seq_write.c -- a trained sequential model as a version directory (kind
+ * "seq", docs/model-format.md). The flat parameter vector is stored in two
+ * tensors: item_emb (its first n_items x d floats, which the ANN index and
+ * the scorer read like any other kind's item vectors) and seq_rest (the
+ * transformer after it, bound back by hr_seq_bind_split). */
+#include "hr/train.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+typedef struct {
+  hr_model_spec_t s;
+  hr_tensor_t t[7];
+  const char **ids, **uids, **attrs;
+  float *prior;
+} seq_spec_t;
+
+static void spec_free(seq_spec_t *x) {
+  free(x->ids);
+  free(x->uids);
+  free(x->attrs);
+  free(x->prior);
+  json_decref(x->s.params);
+}
+
+static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
+                     const hr_seq_fit_t *f, const hr_seq_opts_t *o,
+                     json_t *data, json_t *metrics) {
+  const hr_seq_dims_t *dm = &f->dims;
+  size_t ni = (size_t)dm->n_items, nu = h->n_users;
+  uint64_t d = (uint64_t)dm->d;
+  size_t rest = hr_seq_param_count(dm) - ni * (size_t)d;
+
+  memset(x, 0, sizeof(*x));
+  if (ni != h->n_items)
+    return HR_EINVAL;
+  x->ids = malloc((ni + 1) * sizeof(*x->ids));
+  x->uids = malloc((nu + 1) * sizeof(*x->uids));
+  x->prior = malloc((ni + 1) * sizeof(*x->prior));
+  if (!x->ids || !x->uids || !x->prior)
+    return HR_ENOMEM;
+  for (size_t i = 0; i < ni; i++)
+    x->ids[i] = hr_idmap_str(ds->items, i);
+  for (size_t u = 0; u < nu; u++)
+    x->uids[u] = hr_idmap_str(ds->users, u);
+  hr__pop_prior(h->ptr, h->items, nu, ni, o->prior, x->prior);
+  x->t[0] = (hr_tensor_t){"item_emb", HR_DT_F32, 2, {ni, d, 1, 1}, f->w, 0};
+  x->t[1] = (hr_tensor_t){"seq_rest", HR_DT_F32, 1, {rest, 1, 1, 1},
+                          f->w + ni * (size_t)d, 0};
+  x->t[2] = (hr_tensor_t){"item_prior", HR_DT_F32, 1, {ni, 1, 1, 1},
+                          x->prior, 0};
+  x->t[3] = (hr_tensor_t){"user_hist_ptr", HR_DT_U64, 1, {nu + 1, 1, 1, 1},
+                          h->ptr, 0};
+  x->t[4] = (hr_tensor_t){"user_hist_items", HR_DT_I32, 1,
+                          {h->ptr[nu], 1, 1, 1}, h->items, 0};
+  x->t[5] = (hr_tensor_t){"user_hist_ts", HR_DT_I64, 1,
+                          {h->ptr[nu], 1, 1, 1}, h->ts, 0};
+  x->s.kind = "seq";
+  x->s.ann = o->index ? &o->ann : NULL;
+  x->s.dim = dm->d;
+  x->s.n_items = ni;
+  x->s.n_users = nu;
+  x->s.item_ids = x->ids;
+  x->s.user_ids = x->uids;
+  if (ds->attr_header != NULL && ds->attrs != NULL) {
+    x->attrs = calloc(ni + 1, sizeof(*x->attrs));
+    if (x->attrs == NULL)
+      return HR_ENOMEM;
+    for (size_t i = 0; i < ni && i < ds->attrs_cap; i++)
+      x->attrs[i] = ds->attrs[i];
+    x->s.item_attr_header = ds->attr_header;
+    x->s.item_attrs = x->attrs;
+  }
+  x->s.tensors = x->t;
+  x->s.n_tensors = 6;
+  x->s.params = json_pack(
+      "{si si si si si so so so so so si sI so}", "len", dm->L, "blocks",
+      dm->blocks, "ffn", dm->ffn, "gaps", dm->n_gap, "epochs", o->epochs,
+      "lr", hr__jfloat(o->lr), "wd", hr__jfloat(o->weight_decay), "dropout",
+      hr__jfloat(o->dropout), "block_dropout", hr__jfloat(o->block_dropout),
+      "prior", hr__jfloat(o->prior), "batch", o->batch, "seed",
+      (json_int_t)o->seed, "train_loss", json_real(f->loss));
+  x->s.data = data;
+  x->s.metrics = metrics;
+  return x->s.params ? 0 : HR_ENOMEM;
+}
+
+int hr_seq_write(const char *slot_dir, const hr_dataset_t *ds,
+                 const hr_csr_t *h, const hr_seq_fit_t *f,
+                 const hr_seq_opts_t *o, json_t *data, json_t *metrics,
+                 char *path_out, size_t path_cap, hr_error_t *err) {
+  seq_spec_t x;
+  int rc = spec_make(&x, ds, h, f, o, data, metrics);
+
+  if (rc != 0)
+    rc = hr_error_set(err, rc, NULL, "cannot describe the model (%s)",
+                      hr_strerror(rc));
+  else
+    rc = hr_model_write(slot_dir, &x.s, path_out, path_cap, err);
+  spec_free(&x);
+  return rc;
+}
+
+int hr_seq_write_files(const char *dir, const hr_dataset_t *ds,
+                       const hr_csr_t *h, const hr_seq_fit_t *f,
+                       const hr_seq_opts_t *o, const char *name,
+                       uint64_t version, hr_error_t *err) {
+  seq_spec_t x;
+  int rc = spec_make(&x, ds, h, f, o, NULL, NULL);
+
+  if (rc != 0)
+    rc = hr_error_set(err, rc, NULL, "cannot describe the model (%s)",
+                      hr_strerror(rc));
+  else
+    rc = hr_model_write_files(dir, &x.s, name, version, err);
+  spec_free(&x);
+  return rc;
+}
