@@ -316,6 +316,7 @@ static int cmd_fit(args_t *a) {
   if (strcmp(kind, "seq") == 0) {
     so.index = o.index;
     so.ann = o.ann;
+    so.progress = o.progress;
     if ((rc = hr_seq_fit(&h, &so, &sf, &err)) != 0)
       goto done;
     metrics = json_pack("{sf sf}", "train_seconds", sf.seconds, "train_loss",
