@@ -193,6 +193,28 @@ size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
                          const uint64_t *allow, size_t n_allow, uint32_t *ids,
                          float *ip, size_t *scanned);
 
+/* -------------------------------------------------------- explanations */
+
+/** One context feature's part in an item's score. */
+typedef struct {
+  const char *feature;  /* e.g. "since_last_event" (static string) */
+  char value[32];       /* its value for this request, e.g. "1-2 h" */
+  float effect;         /* score(item) - score(item | the feature unknown) */
+} hr_ctx_effect_t;
+
+/** The context features the model used for this request and how each
+ *  moved item's score (against the neutral context: the feature unknown),
+ *  largest |effect| first; at most `max` into out, returns the count.
+ *  Kind "seq": the time from the newest history item (recent's first, else
+ *  the stored history's last) to recent->now. Kind "ials" uses no context:
+ *  0. Thread-safe. */
+size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
+                                const hr_history_t *recent, size_t item,
+                                hr_ctx_effect_t *out, size_t max);
+
+/** The item vectors (n_items x dim, row-major). Borrowed. */
+const float *hr_model_item_vectors(const hr_model_t *m);
+
 /** The popularity prior alone (n_items floats; zeros when the model has
  *  none): the ranking for a user the model knows nothing about. */
 const float *hr_model_item_prior(const hr_model_t *m);

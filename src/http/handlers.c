@@ -280,6 +280,63 @@ static size_t dedupe_keep_first(long *v, int64_t *ts, size_t n) {
   return w;
 }
 
+/* ---------------------------------------------------------- explanations */
+
+#define EXPLAIN_HISTORY 3    /* history items per recommended item */
+#define EXPLAIN_SCAN 200     /* newest distinct history items considered */
+
+/* {"history": [...], "context": [...]} for one recommended item: the (up
+ * to 3) history items whose vectors are most similar to its vector
+ * (positive inner product only, largest first) -- `cand` are the history's
+ * newest distinct items -- and the context features' effects on its score
+ * (hr_model_explain_context). */
+static json_t *explain_item(const hr_model_t *m, long item, const long *cand,
+                            size_t n_cand, long user_idx,
+                            const hr_history_t *h) {
+  const float *V = hr_model_item_vectors(m);
+  size_t d = (size_t)hr_model_dim(m), nb = 0;
+  long best[EXPLAIN_HISTORY];
+  float bs[EXPLAIN_HISTORY];
+  hr_ctx_effect_t fx[4];
+  size_t nfx;
+  json_t *hist = json_array(), *ctx = json_array();
+
+  for (size_t j = 0; j < n_cand; j++) {
+    const float *a = V + (size_t)item * d, *b = V + (size_t)cand[j] * d;
+    float s = 0;
+    size_t at;
+    for (size_t c = 0; c < d; c++)
+      s += a[c] * b[c];
+    if (!(s > 0))
+      continue;
+    at = nb < EXPLAIN_HISTORY ? nb++ : EXPLAIN_HISTORY;
+    if (at == EXPLAIN_HISTORY) {
+      if (s <= bs[EXPLAIN_HISTORY - 1])
+        continue;
+      at = EXPLAIN_HISTORY - 1;
+    }
+    while (at > 0 && bs[at - 1] < s) { /* insertion: largest first */
+      bs[at] = bs[at - 1];
+      best[at] = best[at - 1];
+      at--;
+    }
+    bs[at] = s;
+    best[at] = cand[j];
+  }
+  for (size_t j = 0; j < nb; j++)
+    json_array_append_new(
+        hist, json_pack("{s:s,s:f}", "item_id",
+                        hr_model_item_id(m, (size_t)best[j]), "similarity",
+                        (double)bs[j]));
+  nfx = hr_model_explain_context(m, user_idx, h, (size_t)item, fx,
+                                 sizeof(fx) / sizeof(fx[0]));
+  for (size_t j = 0; j < nfx; j++)
+    json_array_append_new(ctx, json_pack("{s:s,s:s,s:f}", "feature",
+                                         fx[j].feature, "value", fx[j].value,
+                                         "effect", (double)fx[j].effect));
+  return json_pack("{s:o,s:o}", "history", hist, "context", ctx);
+}
+
 void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   const hr_config_t *cfg = req->cfg;
   hr_recommend_req_t r;
@@ -288,8 +345,9 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   hr_user_state_t st = {0};
   int have_state = 0, degraded = 0;
   hr_context_t ctx;
-  long *hist = NULL, *excl = NULL;
+  long *hist = NULL, *excl = NULL, *cand = NULL;
   int64_t *hist_ts = NULL;
+  size_t n_cand = 0;
   uint64_t *allow = NULL;
   size_t n_allow = 0;
   float *uvec = NULL;
@@ -381,13 +439,39 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
 
   hr__http_random_hex(hex);
   snprintf(rid, sizeof(rid), "r1-%s", hex);
+  if (r.explain) {
+    /* The newest distinct history items: the request's and Redis's
+     * (already deduplicated), then the stored ones newest first. */
+    size_t n = 0;
+    cand = malloc(sizeof(long) * EXPLAIN_SCAN);
+    if (cand == NULL) {
+      hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+      hr__http_error(resp, &err);
+      goto out;
+    }
+    for (size_t j = 0; j < n_hist && n < EXPLAIN_SCAN; j++)
+      cand[n++] = hist[j];
+    for (size_t j = n_trained; j-- > 0 && n < EXPLAIN_SCAN;) {
+      size_t q = 0;
+      while (q < n_hist && hist[q] != trained[j])
+        q++;
+      if (q == n_hist)
+        cand[n++] = trained[j];
+    }
+    n_cand = n;
+  }
   {
     json_t *items = json_array(), *c, *src;
-    for (size_t i = 0; i < n_top; i++)
-      json_array_append_new(
-          items, json_pack("{s:s,s:f}", "item_id",
-                           hr_model_item_id(m, (size_t)top[i].index), "score",
-                           (double)top[i].score));
+    for (size_t i = 0; i < n_top; i++) {
+      json_t *it = json_pack("{s:s,s:f}", "item_id",
+                             hr_model_item_id(m, (size_t)top[i].index),
+                             "score", (double)top[i].score);
+      if (r.explain)
+        json_object_set_new(it, "explain",
+                            explain_item(m, top[i].index, cand, n_cand,
+                                         user_idx, &h));
+      json_array_append_new(items, it);
+    }
     c = json_pack("{s:I,s:s,s:i,s:i,s:b}", "ts", (json_int_t)ctx.ts, "tz",
                   ctx.val[0], "hour", ctx.hour, "weekday", ctx.weekday,
                   "weekend", ctx.weekend);
@@ -414,6 +498,7 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
 out:
   free(hist);
   free(hist_ts);
+  free(cand);
   free(excl);
   free(allow);
   free(uvec);

@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -401,4 +402,62 @@ size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
   if (scanned)
     *scanned = n_scan;
   return got;
+}
+
+const float *hr_model_item_vectors(const hr_model_t *m) { return m->item_emb; }
+
+/* "3-6 min", "2-4 h", "over 5 d": the span of a gap bucket b >= 1, which
+ * holds gaps of 2^(b-1) - 1 to 2^b - 2 whole minutes (hr_seq_gap_bucket). */
+static void gap_label(int b, char *out, size_t n) {
+  double lo = (double)((1ull << (b - 1)) - 1), hi = (double)((1ull << b) - 1);
+  const char *u = "min";
+  double div = 1;
+  if (b <= 1) {
+    snprintf(out, n, "under 1 min");
+    return;
+  }
+  if (lo >= 2880) {
+    u = "d";
+    div = 1440;
+  } else if (lo >= 120) {
+    u = "h";
+    div = 60;
+  }
+  if (b >= HR_SEQ_GAPS - 1)
+    snprintf(out, n, "over %.0f %s", lo / div, u);
+  else
+    snprintf(out, n, "%.0f-%.0f %s", lo / div, hi / div, u);
+}
+
+size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
+                                const hr_history_t *recent, size_t item,
+                                hr_ctx_effect_t *out, size_t max) {
+  int64_t last = -1;
+  size_t d = (size_t)m->dim, nh = 0;
+  int b;
+  const float *g, *g0, *y;
+  float e = 0;
+
+  if (m->hist_ts == NULL || max == 0 || m->seq.n_gap == 0 ||
+      item >= m->n_items)
+    return 0;
+  if (recent && recent->n > 0)
+    last = recent->ts ? recent->ts[0] : -1;
+  else if (user_idx >= 0 && (size_t)user_idx < m->n_users) {
+    hr_model_user_history(m, user_idx, &nh);
+    if (nh > 0)
+      last = m->hist_ts[m->hist_ptr[user_idx] + nh - 1];
+  }
+  if (last < 0)
+    return 0; /* unknown: the neutral context itself */
+  b = hr_seq_gap_bucket((recent ? recent->now : 0) - last, 1);
+  g = m->seqp.gq + (size_t)b * d;
+  g0 = m->seqp.gq;
+  y = m->item_emb + item * d;
+  for (size_t c = 0; c < d; c++)
+    e += (g[c] - g0[c]) * y[c];
+  out[0].feature = "since_last_event";
+  gap_label(b, out[0].value, sizeof(out[0].value));
+  out[0].effect = e;
+  return 1;
 }

@@ -88,6 +88,57 @@ HR_TEST_T(seq_model_served_and_moved_by_events, 180) {
              hrt_jdump(j));
   json_decref(j);
 
+  /* Explanations: each item names up to 3 of the user's history items,
+   * most similar first, and the time since the click (the one context
+   * feature this model reads) with its effect on the score. */
+  j = hrt_post(&e, "/recommend",
+               json_pack("{s:s,s:i,s:b}", "user_id", users.v[0], "k", 5,
+                         "explain", 1),
+               &st);
+  ASSERT_EQ(st, 200);
+  {
+    hrt_strv_t mine = {0};
+    json_t *items = hrt_jget(j, "items");
+    ASSERT_EQ(hrt_fixture_user_items(&e.fx, users.v[0], &mine), 0);
+    hrt_strv_add(&mine, before.v[0]);
+    ASSERT_EQ(json_array_size(items), 5);
+    for (size_t i = 0; i < 5; i++) {
+      json_t *it = json_array_get(items, i);
+      json_t *h = json_object_get(json_object_get(it, "explain"), "history");
+      json_t *c = json_object_get(json_object_get(it, "explain"), "context");
+      ASSERT_MSG(json_is_array(h) && json_array_size(h) >= 1 &&
+                     json_array_size(h) <= 3,
+                 "item %zu: %s", i, hrt_jdump(it));
+      double prev = 1e30;
+      for (size_t q = 0; q < json_array_size(h); q++) {
+        json_t *x = json_array_get(h, q);
+        double sim = json_real_value(json_object_get(x, "similarity"));
+        ASSERT(hrt_strv_has(&mine,
+                            json_string_value(json_object_get(x, "item_id"))));
+        ASSERT(sim > 0 && sim <= prev);
+        prev = sim;
+      }
+      ASSERT_MSG(json_is_array(c) && json_array_size(c) == 1, "%s",
+                 hrt_jdump(it));
+      ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(c, 0),
+                                                      "feature")),
+                    "since_last_event");
+      ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(c, 0),
+                                                      "value")),
+                    "under 1 min");
+      ASSERT(json_is_number(json_object_get(json_array_get(c, 0), "effect")));
+    }
+    hrt_strv_free(&mine);
+  }
+  json_decref(j);
+  /* Without "explain" the items carry none. */
+  j = hrt_post(&e, "/recommend",
+               json_pack("{s:s,s:i}", "user_id", users.v[0], "k", 2), &st);
+  ASSERT_EQ(st, 200);
+  ASSERT(json_object_get(json_array_get(hrt_jget(j, "items"), 0),
+                         "explain") == NULL);
+  json_decref(j);
+
   /* An anonymous request with a history: none of it comes back. */
   hrt_fmt(ts, sizeof(ts), "%s", after.v[0]);
   j = hrt_post(&e, "/recommend",
@@ -113,6 +164,43 @@ HR_TEST_T(seq_model_served_and_moved_by_events, 180) {
   hrt_strv_free(&users);
   hrt_strv_free(&before);
   hrt_strv_free(&after);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* The factor model (the fixture) explains by history similarity only: it
+ * reads no context, so "context" is empty. */
+HR_TEST(explain_on_factor_model) {
+  HRT_ENV(e);
+  hrt_strv_t users = {0}, mine = {0};
+  json_t *j, *items;
+  int st;
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  ASSERT_EQ(hrt_fixture_top_users(&e.fx, 1, &users), 0);
+  ASSERT_EQ(hrt_fixture_user_items(&e.fx, users.v[0], &mine), 0);
+  j = hrt_post(&e, "/recommend",
+               json_pack("{s:s,s:i,s:b}", "user_id", users.v[0], "k", 5,
+                         "explain", 1),
+               &st);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+  items = hrt_jget(j, "items");
+  size_t with_history = 0;
+  for (size_t i = 0; i < json_array_size(items); i++) {
+    json_t *x = json_object_get(json_array_get(items, i), "explain");
+    json_t *h = json_object_get(x, "history");
+    ASSERT(json_is_array(h) && json_array_size(h) <= 3);
+    ASSERT(json_is_array(json_object_get(x, "context")) &&
+           json_array_size(json_object_get(x, "context")) == 0);
+    for (size_t q = 0; q < json_array_size(h); q++)
+      ASSERT(hrt_strv_has(&mine, json_string_value(json_object_get(
+                                     json_array_get(h, q), "item_id"))));
+    with_history += json_array_size(h) > 0;
+  }
+  ASSERT(with_history >= 3);
+  json_decref(j);
+  hrt_strv_free(&users);
+  hrt_strv_free(&mine);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
