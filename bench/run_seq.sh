@@ -44,10 +44,10 @@ for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 
 "$BIN/hyperrec-train" gen --out "$tmp/data" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 1 >/dev/null
 t0=$(date +%s)
 # shellcheck disable=SC2086
-"$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --out "$tmp/mf/default" --quiet $MF_ARGS >/dev/null
+"$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --items "$tmp/data/items.csv" --out "$tmp/mf/default" --quiet $MF_ARGS >/dev/null
 t1=$(date +%s)
 # shellcheck disable=SC2086
-"$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --out "$tmp/seq/default" --quiet \
+"$BIN/hyperrec-train" fit --data "$tmp/data/events.csv" --items "$tmp/data/items.csv" --out "$tmp/seq/default" --quiet \
   --kind seq --epochs "$SEQ_EPOCHS" $SEQ_ARGS >/dev/null
 t2=$(date +%s)
 echo "# $USERS users x $ITEMS items, $EVENTS events: MF fitted in $((t1 - t0)) s, seq ($SEQ_EPOCHS epochs) in $((t2 - t1)) s (incl. index.bin)"

@@ -10,6 +10,7 @@
 #ifndef HR_TRAIN_H
 #define HR_TRAIN_H
 
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -127,9 +128,36 @@ int hr_train_write_files(const char *dir, const hr_dataset_t *ds,
                          const char *name, uint64_t version,
                          hr_error_t *err);
 
+/* ------------------------------------------------------------ progress */
+
+/** Per-epoch report: a line per epoch on stderr (loss, validation metrics,
+ *  elapsed, ETA; while an epoch runs, a redrawn bar when stderr is a
+ *  terminal) and the curve as CSV (epoch,seconds,loss[,hr10,ndcg10];
+ *  seconds exclude the validation passes). */
+typedef struct {
+  const char *label;
+  int epochs, print, tty, header;
+  double t0, last_draw, extra_s;
+  FILE *csv;
+} hr_progress_t;
+
+int hr_progress_begin(hr_progress_t *p, const char *label, int epochs,
+                      int print, const char *report, hr_error_t *err);
+/** Within epoch `epoch` (0-based), fraction `frac` done: redraws the bar. */
+void hr_progress_batch(hr_progress_t *p, int epoch, double frac);
+/** Epoch `epoch` ended with `loss` and n_metric (0..2) metrics HR@10,
+ *  NDCG@10 that took metric_seconds to compute. */
+void hr_progress_epoch(hr_progress_t *p, int epoch, double loss,
+                       const double *metric, int n_metric,
+                       double metric_seconds);
+/** Closes the CSV; HR_EIO when it could not be written. */
+int hr_progress_end(hr_progress_t *p, hr_error_t *err);
+
 /* ------------------------------------------------- sequential (seq.h) */
 
 #include "hr/seq.h"
+
+struct hr_seq_fit;
 
 typedef struct {
   hr_seq_dims_t dims;      /* d, L, blocks, ffn (n_items from the data) */
@@ -145,11 +173,20 @@ typedef struct {
   float prior;             /* scale of the popularity prior (writer) */
   int index;               /* 1: the writer builds index.bin */
   hr_ann_params_t ann;     /* its parameters */
+  const char *report;      /* per-epoch CSV (hr_progress_t), or NULL */
+  int negatives;           /* sampled softmax with this many uniform
+                              negatives per batch; 0 full softmax; -1
+                              (default) full up to HR_SEQ_FULL_SOFTMAX_MAX
+                              items, else 2048 */
+  /* After each epoch, when set: HR@10 and NDCG@10 of the model so far on
+   * held-out targets into m[0..1] (the eval command's target). */
+  int (*validate)(void *arg, const struct hr_seq_fit *f, double *m);
+  void *validate_arg;
 } hr_seq_opts_t;
 
 void hr_seq_opts_default(hr_seq_opts_t *o);
 
-typedef struct {
+typedef struct hr_seq_fit {
   hr_seq_dims_t dims;
   float *w;                /* hr_seq_param_count floats */
   hr_seq_params_t p;       /* views into w */
@@ -163,10 +200,20 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                hr_error_t *err);
 void hr_seq_fit_free(hr_seq_fit_t *f);
 
+#define HR_SEQ_FULL_SOFTMAX_MAX 20000 /* items */
+
 /** Buffers for batches of up to max_seqs sequences (L rows each). */
 typedef struct hr_seq_work hr_seq_work_t;
 hr_seq_work_t *hr_seq_work_new(const hr_seq_dims_t *dm, int max_seqs);
 void hr_seq_work_free(hr_seq_work_t *w);
+/** Switch w to a sampled softmax: each row's target against `neg` items
+ *  drawn uniformly per batch from the generator state `seed` (0: back to
+ *  the full softmax). HR_ENOMEM. */
+int hr_seq_work_negatives(hr_seq_work_t *w, const hr_seq_dims_t *dm,
+                          int neg, uint64_t seed);
+/** The draws of the next hr_seq_batch_grad come from `seed` (the same
+ *  seed: the same negatives, as a finite-difference check needs). */
+void hr_seq_work_seed(hr_seq_work_t *w, uint64_t seed);
 /** Mean next-item loss of one batch (rows off[0]..off[ns]-1: inputs inp,
  *  targets tgt, input gap buckets gin and request gap buckets qg, either
  *  may be NULL; mask: dropout (hr_seq_mask_floats) or NULL) and, when grad is not

@@ -326,19 +326,75 @@ done:
   return rc;
 }
 
+/* The loo targets' metrics for a (possibly partly trained) sequential
+ * model; the top-10 lists go to `out` when not NULL. */
+typedef struct {
+  const hr_dataset_t *ds;
+  const hr_csr_t *h;
+  const target_t *tg;
+  size_t ntg, n_items;
+  float *vec, *scores, *buf;
+  unsigned char *ex;
+} seq_scorer_t;
+
+static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
+                     hr_eval_result_t *res) {
+  const hr_csr_t *h = sc->h;
+  hr_metrics_t mt = {0};
+
+  if (hr_metrics_init(&mt, 10, sc->n_items))
+    return HR_ENOMEM;
+  for (size_t k = 0; k < sc->ntg; k++) {
+    size_t u = (size_t)sc->tg[k].user, nh = (size_t)(h->ptr[u + 1] - h->ptr[u]);
+    const int32_t *hist = h->items + h->ptr[u];
+    int32_t top[10];
+    size_t nt;
+    hr_seq_user_vector(fit, hist, h->ts + h->ptr[u], nh, sc->tg[k].ts,
+                       sc->buf, sc->vec);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, fit->dims.d,
+                1.0f, fit->p.item, fit->dims.d, sc->vec, 1, 0.0f, sc->scores,
+                1);
+    for (size_t j = 0; j < nh; j++)
+      sc->ex[hist[j]] = 1;
+    nt = hr_topk(sc->scores, sc->ex, sc->n_items, 10, top);
+    for (size_t j = 0; j < nh; j++)
+      sc->ex[hist[j]] = 0;
+    hr_metrics_add(&mt, top, nt, (int32_t)sc->tg[k].item);
+    if (out != NULL) {
+      fputs(hr_idmap_str(sc->ds->users, u), out);
+      for (size_t j = 0; j < nt; j++)
+        fprintf(out, "\t%s", hr_idmap_str(sc->ds->items, (size_t)top[j]));
+      fputc('\n', out);
+    }
+  }
+  hr_metrics_result(&mt, res);
+  hr_metrics_free(&mt);
+  return 0;
+}
+
+static int seq_validate(void *arg, const hr_seq_fit_t *fit, double *m) {
+  hr_eval_result_t r;
+  if (seq_score(arg, fit, NULL, &r) != 0)
+    return 0;
+  m[0] = r.hr;
+  m[1] = r.ndcg;
+  return 2;
+}
+
 int hr_eval_loo_seq(const char *split_dir, int target_test,
                     const hr_seq_opts_t *o, const char *topk_out,
                     hr_eval_result_t *res, hr_error_t *err) {
   hr_dataset_t ds = {0};
   hr_csr_t h = {0};
   hr_seq_fit_t fit = {0};
-  hr_metrics_t mt = {0};
   target_t *tg = NULL;
   size_t n_items = 0, ntg = 0;
-  float *vec = NULL, *scores = NULL, *buf = NULL;
-  unsigned char *ex = NULL;
+  seq_scorer_t sc = {0};
+  hr_seq_opts_t oo = *o;
   FILE *out = NULL;
-  int rc, L;
+  hr_seq_dims_t dm = o->dims;
+
+  int rc;
 
   memset(res, 0, sizeof(*res));
   if ((rc = load_loo(split_dir, target_test, &ds, &tg, &ntg, &n_items,
@@ -348,15 +404,13 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
     hr_error_set(err, rc, NULL, "out of memory");
     goto done;
   }
-  if ((rc = hr_seq_fit(&h, o, &fit, err)) != 0)
-    goto done;
-  res->train_seconds = fit.seconds;
-  L = fit.dims.L;
-  vec = malloc(sizeof(float) * (size_t)fit.dims.d);
-  scores = malloc(n_items * sizeof(*scores));
-  buf = malloc(sizeof(float) * hr_seq_acts_floats(&fit.dims, (size_t)L, &L, 1));
-  ex = calloc(n_items, 1);
-  if (!vec || !scores || !buf || !ex || hr_metrics_init(&mt, 10, n_items)) {
+  dm.n_items = (int)n_items;
+  sc = (seq_scorer_t){&ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL};
+  sc.vec = malloc(sizeof(float) * (size_t)dm.d);
+  sc.scores = malloc(n_items * sizeof(float));
+  sc.buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
+  sc.ex = calloc(n_items, 1);
+  if (!sc.vec || !sc.scores || !sc.buf || !sc.ex) {
     rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
     goto done;
   }
@@ -364,36 +418,25 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
     rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
     goto done;
   }
-  for (size_t k = 0; k < ntg; k++) {
-    size_t u = (size_t)tg[k].user, nh = (size_t)(h.ptr[u + 1] - h.ptr[u]);
-    const int32_t *hist = h.items + h.ptr[u];
-    int32_t top[10];
-    size_t nt;
-    hr_seq_user_vector(&fit, hist, h.ts + h.ptr[u], nh, tg[k].ts, buf, vec);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, fit.dims.d, 1.0f,
-                fit.p.item, fit.dims.d, vec, 1, 0.0f, scores, 1);
-    for (size_t j = 0; j < nh; j++)
-      ex[hist[j]] = 1;
-    nt = hr_topk(scores, ex, n_items, 10, top);
-    for (size_t j = 0; j < nh; j++)
-      ex[hist[j]] = 0;
-    hr_metrics_add(&mt, top, nt, (int32_t)tg[k].item);
-    if (out != NULL) {
-      fputs(hr_idmap_str(ds.users, u), out);
-      for (size_t j = 0; j < nt; j++)
-        fprintf(out, "\t%s", hr_idmap_str(ds.items, (size_t)top[j]));
-      fputc('\n', out);
-    }
+  if (o->progress || o->report) { /* the curve: metrics after each epoch */
+    oo.validate = seq_validate;
+    oo.validate_arg = &sc;
   }
-  hr_metrics_result(&mt, res);
+  if ((rc = hr_seq_fit(&h, &oo, &fit, err)) != 0)
+    goto done;
+  res->train_seconds = fit.seconds;
+  if ((rc = seq_score(&sc, &fit, out, res)) != 0) {
+    hr_error_set(err, rc, NULL, "out of memory");
+    goto done;
+  }
+  res->train_seconds = fit.seconds;
 done:
   if (out != NULL && fclose(out) != 0 && rc == 0)
     rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
-  hr_metrics_free(&mt);
-  free(vec);
-  free(scores);
-  free(buf);
-  free(ex);
+  free(sc.vec);
+  free(sc.scores);
+  free(sc.buf);
+  free(sc.ex);
   free(tg);
   hr_seq_fit_free(&fit);
   hr_csr_free(&h);

@@ -82,7 +82,10 @@ static const char usage_eval[] =
     "                   options follow --kind seq):\n"
     "    --dim 64 --len 200 --blocks 2 --ffn 64 --epochs 40 --batch 64\n"
     "    --lr 0.002 --wd 0 --dropout 0.2 --block-dropout 0 --no-time\n"
-    "    --seed 1 --threads 2\n"
+    "    --seed 1 --threads 2 --report FILE (the per-epoch curve as CSV:\n"
+    "    epoch,seconds,loss,hr10,ndcg10 -- metrics on the --target)\n"
+    "    --negatives N (sampled softmax against N uniform items per batch;\n"
+    "    0: full softmax; default full up to 20000 items, else 2048)\n"
     "\n"
     "Prints one JSON line: HR@10, NDCG@10, MRR@10, coverage@10, ...\n"
     "\n";
@@ -386,6 +389,11 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
                               16);
   else if (strcmp(arg, "--no-time") == 0)
     o->dims.n_gap = 0;
+  else if (is_opt(arg, "--report"))
+    o->report = value(a, arg, "--report");
+  else if (is_opt(arg, "--negatives"))
+    o->negatives = (int)int_opt(a, "--negatives",
+                                value(a, arg, "--negatives"), 0, 1 << 20);
   else
     return 0;
   return 1;

@@ -31,6 +31,7 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->threads = 2;
   o->seed = 1;
   o->prior = 1e-4f;
+  o->negatives = -1;
   o->index = 1;
   hr_ann_params_default(&o->ann);
 }
@@ -114,6 +115,12 @@ struct hr_seq_work {
   /* the batch being processed (borrowed) */
   const int32_t *inp, *tgt, *gin, *qg;
   const float *mask;
+  /* sampled softmax (neg > 0): each row's target against `neg` items
+   * drawn uniformly for the batch (hr_seq_work_negatives) */
+  int neg;
+  uint64_t neg_seed;
+  int32_t *negs, *zeros;       /* neg ids; R zero targets */
+  float *E, *gE;               /* neg x d: their vectors, their gradient */
 };
 typedef struct hr_seq_work work_t;
 
@@ -130,13 +137,37 @@ static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
 
   for (size_t s = 0; s < ns; s++)
     psz += (size_t)len[s] * (size_t)len[s];
-  /* logits = y item^T: dy = dlogits item, ditem += dlogits^T y */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)d,
-              n_items, 1.0f, w->logits, n_items, p->item, (int)d, 0.0f, w->dy,
-              (int)d);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_items, (int)d,
-              (int)R, 1.0f, w->logits, n_items, w->u, (int)d, 1.0f, g->item,
-              (int)d);
+  if (w->neg > 0) {
+    /* logits[r] = (u_r . item[tgt_r], u_r . E_k ...): column 0 is the
+     * target, the rest the shared negatives */
+    int C = w->neg + 1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)d,
+                w->neg, 1.0f, w->logits + 1, C, w->E, (int)d, 0.0f, w->dy,
+                (int)d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w->neg, (int)d,
+                (int)R, 1.0f, w->logits + 1, C, w->u, (int)d, 0.0f, w->gE,
+                (int)d);
+    for (size_t r = 0; r < R; r++) {
+      float gl = w->logits[r * (size_t)C];
+      const float *it = p->item + (size_t)w->tgt[r] * d;
+      float *gi = g->item + (size_t)w->tgt[r] * d;
+      for (size_t c = 0; c < d; c++) {
+        w->dy[r * d + c] += gl * it[c];
+        gi[c] += gl * w->u[r * d + c];
+      }
+    }
+    for (int k = 0; k < w->neg; k++)
+      for (size_t c = 0; c < d; c++)
+        g->item[(size_t)w->negs[k] * d + c] += w->gE[(size_t)k * d + c];
+  } else {
+    /* logits = y item^T: dy = dlogits item, ditem += dlogits^T y */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)d,
+                n_items, 1.0f, w->logits, n_items, p->item, (int)d, 0.0f,
+                w->dy, (int)d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n_items, (int)d,
+                (int)R, 1.0f, w->logits, n_items, w->u, (int)d, 1.0f,
+                g->item, (int)d);
+  }
   if (dm->n_gap > 0 && w->qg != NULL) /* u = y + gq[qg] */
     for (size_t r = 0; r < R; r++)
       for (size_t c = 0; c < d; c++)
@@ -272,8 +303,43 @@ void hr_seq_work_free(hr_seq_work_t *w) {
   free(w->u);
   free(w->work);
   free(w->blen);
+  free(w->negs);
+  free(w->zeros);
+  free(w->E);
+  free(w->gE);
   free(w);
 }
+
+int hr_seq_work_negatives(hr_seq_work_t *w, const hr_seq_dims_t *dm,
+                          int neg, uint64_t seed) {
+  size_t C = neg > 0 ? (size_t)neg + 1 : (size_t)dm->n_items;
+  float *lg = malloc(sizeof(float) * w->R * C);
+  if (lg == NULL)
+    return HR_ENOMEM;
+  free(w->logits);
+  w->logits = lg;
+  free(w->negs);
+  free(w->zeros);
+  free(w->E);
+  free(w->gE);
+  w->negs = NULL;
+  w->zeros = NULL;
+  w->E = w->gE = NULL;
+  w->neg = 0;
+  if (neg <= 0)
+    return 0;
+  w->negs = malloc(sizeof(int32_t) * (size_t)neg);
+  w->zeros = calloc(w->R, sizeof(int32_t));
+  w->E = malloc(sizeof(float) * (size_t)neg * (size_t)dm->d);
+  w->gE = malloc(sizeof(float) * (size_t)neg * (size_t)dm->d);
+  if (!w->negs || !w->zeros || !w->E || !w->gE)
+    return HR_ENOMEM;
+  w->neg = neg;
+  w->neg_seed = seed;
+  return 0;
+}
+
+void hr_seq_work_seed(hr_seq_work_t *w, uint64_t seed) { w->neg_seed = seed; }
 
 double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
                          const int32_t *inp, const int32_t *tgt,
@@ -299,12 +365,41 @@ double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
   hr_seq_forward(dm, &p, inp, gin, off, ns, mask, &a);
   for (size_t r = 0; r < R; r++)
     hr_seq_user_out(dm, &p, a.y + r * d, qg ? qg[r] : 0, w->u + r * d);
-  /* logits = u item^T, then the loss gradient in place */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, dm->n_items,
-              (int)d, 1.0f, w->u, (int)d, p.item, (int)d, 0.0f, w->logits,
-              dm->n_items);
-  loss = hr_nn_softmax_xent(w->logits, R, dm->n_items, tgt, 1.0f / (float)R,
-                            w->logits);
+  if (w->neg > 0) {
+    /* Sampled softmax: the target (column 0) against neg items drawn
+     * uniformly (shared by the batch's rows). Uniform draws need no log-q
+     * correction (it is the same constant for every column); a draw equal
+     * to the row's target is masked out. */
+    int C = w->neg + 1;
+    uint64_t rs = w->neg_seed;
+    for (int k = 0; k < w->neg; k++) {
+      w->negs[k] = (int32_t)(hr__sm64(&rs) % (uint64_t)dm->n_items);
+      memcpy(w->E + (size_t)k * d, p.item + (size_t)w->negs[k] * d,
+             sizeof(float) * d);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, w->neg,
+                (int)d, 1.0f, w->u, (int)d, w->E, (int)d, 0.0f,
+                w->logits + 1, C);
+    for (size_t r = 0; r < R; r++) {
+      float *lr = w->logits + r * (size_t)C, t = 0;
+      const float *it = p.item + (size_t)tgt[r] * d;
+      for (size_t c = 0; c < d; c++)
+        t += w->u[r * d + c] * it[c];
+      lr[0] = t;
+      for (int k = 0; k < w->neg; k++)
+        if (w->negs[k] == tgt[r])
+          lr[1 + k] = -1e30f;
+    }
+    loss = hr_nn_softmax_xent(w->logits, R, C, w->zeros, 1.0f / (float)R,
+                              w->logits);
+  } else {
+    /* logits = u item^T, then the loss gradient in place */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, dm->n_items,
+                (int)d, 1.0f, w->u, (int)d, p.item, (int)d, 0.0f, w->logits,
+                dm->n_items);
+    loss = hr_nn_softmax_xent(w->logits, R, dm->n_items, tgt,
+                              1.0f / (float)R, w->logits);
+  }
   if (grad != NULL)
     backward(dm, &p, &g, &a, off, ns, w->blen, w);
   return R ? loss / (double)R : 0;
@@ -323,9 +418,11 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   size_t *order = NULL, *off = NULL;
   int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL;
   uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 7;
-  double t0 = hr__now_s();
+  double t0 = hr__now_s(), vs = 0;
+  int neg;
   long step = 0;
   int rc = 0;
+  hr_progress_t pg = {0};
 
   memset(out, 0, sizeof(*out));
   dm.n_items = (int)h->n_items;
@@ -349,6 +446,12 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   init_params(&dm, &out->p, o->init_std, o->seed);
   maxR = (size_t)o->batch * (size_t)dm.L;
   w = hr_seq_work_new(&dm, o->batch);
+  neg = o->negatives >= 0 ? o->negatives
+                          : (dm.n_items > HR_SEQ_FULL_SOFTMAX_MAX ? 2048 : 0);
+  if (neg >= dm.n_items)
+    neg = 0; /* as many draws as items: the full softmax is exact */
+  if (w != NULL && neg > 0 && hr_seq_work_negatives(w, &dm, neg, rng) != 0)
+    goto oom;
   mask = malloc(sizeof(float) * hr_seq_mask_floats(&dm, maxR));
   inp = malloc(sizeof(int32_t) * maxR);
   tgt = malloc(sizeof(int32_t) * maxR);
@@ -360,6 +463,9 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
     goto oom;
   for (size_t i = 0; i < q.n; i++)
     order[i] = i;
+  if ((rc = hr_progress_begin(&pg, "seq", o->epochs, o->progress, o->report,
+                              err)) != 0)
+    goto done;
   openblas_set_num_threads(o->threads > 0 ? o->threads : 1);
 
   hr_nn_adam_t adam = {o->lr, 0.9f, 0.98f, 1e-8f, o->weight_decay};
@@ -400,6 +506,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                         : 1.0f;
       }
       memset(grad, 0, sizeof(float) * np);
+      hr_seq_work_seed(w, hr__sm64(&rng));
       loss += hr_seq_batch_grad(&dm, out->w, inp, tgt, gin, qg, off, ns,
                                 mask, grad, w) *
               (double)R;
@@ -413,20 +520,25 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
         }
       }
       hr_nn_adam_step(&adam, ++step, out->w, grad, m1, m2, np);
+      hr_progress_batch(&pg, ep, (double)(b0 + ns) / (double)q.n);
     }
     out->loss = rows ? loss / (double)rows : 0;
-    if (o->progress) {
-      double el = hr__now_s() - t0;
-      fprintf(stderr, "seq epoch %d/%d loss %.4f  %.1f s (eta %.0f s)\n",
-              ep + 1, o->epochs, out->loss, el,
-              el / (ep + 1) * (o->epochs - ep - 1));
+    {
+      double m[2], v0 = hr__now_s();
+      int nm = o->validate ? o->validate(o->validate_arg, out, m) : 0;
+      double dt = hr__now_s() - v0;
+      vs += dt;
+      hr_progress_epoch(&pg, ep, out->loss, m, nm, dt);
     }
   }
+  rc = hr_progress_end(&pg, err);
   goto done;
 oom:
   rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
 done:
-  out->seconds = hr__now_s() - t0;
+  if (pg.csv != NULL)
+    hr_progress_end(&pg, NULL);
+  out->seconds = hr__now_s() - t0 - vs; /* training alone */
   free(grad);
   free(m1);
   free(m2);

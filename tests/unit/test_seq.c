@@ -69,6 +69,63 @@ HR_TEST(seq_gradient_matches_finite_differences) {
   return 0;
 }
 
+/* Re-seeds the draws before each call: the same negatives every time. */
+#define SAMPLED_GRAD(...)                                                     \
+  (hr_seq_work_seed(wk, 777), hr_seq_batch_grad(__VA_ARGS__))
+
+/* The same check through the sampled softmax (4 uniform negatives, the
+ * same draws on every call; a draw equal to a row's target is masked). */
+HR_TEST(seq_sampled_gradient_matches_finite_differences) {
+  hr_seq_dims_t dm = {.d = 8, .L = 5, .blocks = 2, .ffn = 6, .n_items = 7,
+                      .n_gap = HR_SEQ_GAPS};
+  size_t np = hr_seq_param_count(&dm), worst_i = 0;
+  float *w = malloc(sizeof(float) * np), *g = calloc(np, sizeof(float));
+  /* two sequences: 4 and 3 rows */
+  size_t off[3] = {0, 4, 7};
+  int32_t inp[7] = {0, 3, 5, 2, 6, 1, 4}, tgt[7] = {3, 5, 2, 1, 1, 4, 0};
+  int32_t gin[7] = {0, 3, 9, 1, 0, 5, 12}, qg[7] = {3, 9, 1, 7, 5, 12, 2};
+  float mask[5 * 7 * 8]; /* embeddings + 2 per block */
+  double worst = 0;
+  hr_seq_work_t *wk = hr_seq_work_new(&dm, 2);
+
+  ASSERT_NOT_NULL(wk);
+  ASSERT_EQ(hr_seq_work_negatives(wk, &dm, 4, 12345), 0);
+  ASSERT_NOT_NULL(w);
+  ASSERT_NOT_NULL(g);
+  ASSERT_NOT_NULL(wk);
+  for (size_t i = 0; i < np; i++)
+    w[i] = 0.5f * urand();
+  ASSERT_EQ(hr_seq_mask_floats(&dm, 7), 5 * 7 * 8);
+  for (int i = 0; i < 5 * 7 * 8; i++) /* dropout: some zeros, rest scaled */
+    mask[i] = i % 5 == 0 ? 0.0f : 1.25f;
+  double l0 = SAMPLED_GRAD(&dm, w, inp, tgt, gin, qg, off, 2, mask, g,
+                                wk);
+  ASSERT(l0 > 0 && isfinite(l0));
+  for (size_t i = 0; i < np; i++) {
+    const float h = 1e-3f;
+    float keep = w[i];
+    w[i] = keep + h;
+    double lp = SAMPLED_GRAD(&dm, w, inp, tgt, gin, qg, off, 2, mask,
+                                  NULL, wk);
+    w[i] = keep - h;
+    double lm = SAMPLED_GRAD(&dm, w, inp, tgt, gin, qg, off, 2, mask,
+                                  NULL, wk);
+    w[i] = keep;
+    double num = (lp - lm) / (2.0 * h);
+    double err = fabs(num - g[i]) / fmax(1e-2, fabs(num) + fabs(g[i]));
+    if (err > worst) {
+      worst = err;
+      worst_i = i;
+    }
+  }
+  ASSERT_MSG(worst < 1e-2, "worst relative gradient error %.4g at parameter "
+             "%zu of %zu (analytic %.6g)", worst, worst_i, np, g[worst_i]);
+  hr_seq_work_free(wk);
+  free(w);
+  free(g);
+  return 0;
+}
+
 /* Users walk a cycle of 6 items (each from their own starting point):
  * the next item is always the successor, which training must learn. Two
  * fits with the same seed give identical weights. */
