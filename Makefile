@@ -141,3 +141,13 @@ clean:
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/%.d) $(BUILD)/src/server/main.d \
          $(BUILD)/src/train/main.d
+
+# The sequential model's training curve on loo (valid): CSV then PNG in
+# docs/ (needs ../shared/data and gnuplot; a few minutes).
+LOO ?= ../shared/data/ml-100k/splits/loo
+.PHONY: plot-training
+plot-training: all
+	$(BIN)/hyperrec-train eval --split $(LOO) --target valid --kind seq \
+	  --report docs/training-curve.csv
+	gnuplot -e "in='docs/training-curve.csv'; out='docs/training-curve.png'" \
+	  bench/plot_training.gp

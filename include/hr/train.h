@@ -128,6 +128,24 @@ int hr_train_write_files(const char *dir, const hr_dataset_t *ds,
                          const char *name, uint64_t version,
                          hr_error_t *err);
 
+/* ------------------------------------------------------- item tokens */
+
+/** Item attributes as tokens for the item tower: every (column, value) of
+ *  the data set's attribute table (--items) is a token; item i has tokens
+ *  tok[ptr[i] .. ptr[i+1]) with weights w (1 / its token count), so its
+ *  attribute vector is the mean of its tokens' vectors. */
+typedef struct {
+  size_t n_items, n_tokens;
+  uint64_t *ptr;           /* n_items + 1 */
+  int32_t *tok;
+  float *w;
+} hr_item_tokens_t;
+
+/** Tokens of the first n_items items of ds (none: n_tokens 0). HR_ENOMEM. */
+int hr_item_tokens(const hr_dataset_t *ds, size_t n_items,
+                   hr_item_tokens_t *out);
+void hr_item_tokens_free(hr_item_tokens_t *t);
+
 /* ------------------------------------------------------------ progress */
 
 /** Per-epoch report: a line per epoch on stderr (loss, validation metrics,
@@ -174,6 +192,11 @@ typedef struct {
   int index;               /* 1: the writer builds index.bin */
   hr_ann_params_t ann;     /* its parameters */
   const char *report;      /* per-epoch CSV (hr_progress_t), or NULL */
+  /* Item tower (NULL or no tokens: id embeddings alone): an item's vector
+   * is its id vector plus the mean of its attribute tokens' vectors,
+   * learned jointly. Items with attributes and no interaction ("cold")
+   * are kept out of the softmax and get their attribute vector alone. */
+  const hr_item_tokens_t *tokens;
   int negatives;           /* sampled softmax with this many uniform
                               negatives per batch; 0 full softmax; -1
                               (default) full up to HR_SEQ_FULL_SOFTMAX_MAX
@@ -211,6 +234,10 @@ void hr_seq_work_free(hr_seq_work_t *w);
  *  the full softmax). HR_ENOMEM. */
 int hr_seq_work_negatives(hr_seq_work_t *w, const hr_seq_dims_t *dm,
                           int neg, uint64_t seed);
+/** Keep the items with excl[i] != 0 out of the softmax (their logits are
+ *  masked); `excl` (n_items flags) is borrowed. NULL: none. HR_ENOMEM. */
+int hr_seq_work_exclude(hr_seq_work_t *w, const unsigned char *excl,
+                        size_t n_items);
 /** The draws of the next hr_seq_batch_grad come from `seed` (the same
  *  seed: the same negatives, as a finite-difference check needs). */
 void hr_seq_work_seed(hr_seq_work_t *w, uint64_t seed);
@@ -285,8 +312,28 @@ int hr_eval_loo(const char *split_dir, int target_test,
 /** Protocol `loo` with the sequential model (hr_seq_fit), scored by its
  *  shared forward pass. */
 int hr_eval_loo_seq(const char *split_dir, int target_test,
-                    const hr_seq_opts_t *o, const char *topk_out,
-                    hr_eval_result_t *res, hr_error_t *err);
+                    const hr_seq_opts_t *o, const char *items_path,
+                    const char *topk_out, hr_eval_result_t *res,
+                    hr_error_t *err);
+
+/** The cold-item check: a seeded `frac` of the items seen in train+valid
+ *  (seed o->seed) loses all its interactions; the sequential model with
+ *  the item tower (attributes from items_path: u.item or items.csv) is
+ *  trained on the rest, so the hidden items get vectors from their
+ *  attributes alone; every user who interacted with a hidden item (train,
+ *  valid or test) and keeps a visible history ranks the hidden items only,
+ *  by the vector after that history. NDCG@10 / HR@10 (all of the user's
+ *  hidden items relevant) against their exact expectation under a random
+ *  order. */
+typedef struct {
+  size_t hidden, users;
+  double ndcg, random_ndcg, hr, random_hr;
+  double train_seconds;
+} hr_cold_result_t;
+
+int hr_eval_cold_seq(const char *split_dir, const char *items_path,
+                     double frac, const hr_seq_opts_t *o,
+                     hr_cold_result_t *res, hr_error_t *err);
 
 /* --------------------------------------------- protocol ctx80 (ctx.c) */
 

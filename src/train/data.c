@@ -383,6 +383,75 @@ static int check_attr_row(reader_t *r, const char *p, size_t len,
   return 0;
 }
 
+/* Room for item index idx in ds->attrs; 0 or HR_ENOMEM. */
+static int attrs_grow(hr_dataset_t *ds, size_t idx) {
+  if (idx >= ds->attrs_cap) {
+    size_t nc = ds->attrs_cap ? ds->attrs_cap * 2 : 1024;
+    while (nc <= idx)
+      nc *= 2;
+    char **na = realloc(ds->attrs, nc * sizeof(*na));
+    if (na == NULL)
+      return HR_ENOMEM;
+    memset(na + ds->attrs_cap, 0, (nc - ds->attrs_cap) * sizeof(*na));
+    ds->attrs = na;
+    ds->attrs_cap = nc;
+  }
+  return 0;
+}
+
+/* MovieLens u.item: id|title|release date|video date|url|19 genre flags
+ * (the order of u.genre). Becomes the attributes "genre" (the set flags,
+ * '|'-joined) and "decade" of the release date ("1990s"); titles are not
+ * kept. The first line is already in `line`. */
+static const char *const ml_genres[19] = {
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
+    "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror",
+    "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"};
+
+static int read_uitem(hr_dataset_t *ds, reader_t *r, char *line, size_t len,
+                      hr_error_t *err) {
+  free(ds->attr_header);
+  ds->attr_header = strdup("genre\tdecade");
+  if (ds->attr_header == NULL)
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  for (; line != NULL; line = rd_next(r, &len)) {
+    field_t f[24];
+    char cell[512], dec[8] = "";
+    size_t nf, w = 0;
+    long idx;
+    int64_t year;
+
+    if (len == 0)
+      continue;
+    nf = split(line, len, '|', 0, f, 24);
+    if (nf != 24 || f[0].len == 0)
+      return BAD(r, "u.item: expected 24 '|'-separated fields");
+    for (size_t k = 0; k < f[0].len; k++)
+      if (f[0].p[k] < '0' || f[0].p[k] > '9')
+        return BAD(r, "u.item: item id must be a number");
+    /* "01-Jan-1995": the year is the last 4 characters */
+    if (f[2].len >= 4 && parse_i64(f[2].p + f[2].len - 4, 4, &year) == 0 &&
+        year >= 1000 && year <= 9999)
+      snprintf(dec, sizeof(dec), "%ds", (int)(year / 10 * 10));
+    for (int g = 0; g < 19; g++) {
+      const field_t *x = &f[5 + g];
+      if (x->len != 1 || (x->p[0] != '0' && x->p[0] != '1'))
+        return BAD(r, "u.item: genre flags must be 0 or 1");
+      if (x->p[0] == '1')
+        w += (size_t)snprintf(cell + w, sizeof(cell) - w, "%s%s",
+                              w ? "|" : "", ml_genres[g]);
+    }
+    snprintf(cell + w, sizeof(cell) - w, "\t%s", dec);
+    idx = hr_idmap_add(ds->items, f[0].p, f[0].len, NULL);
+    if (idx < 0 || attrs_grow(ds, (size_t)idx) != 0)
+      return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    free(ds->attrs[idx]);
+    if ((ds->attrs[idx] = strdup(cell)) == NULL)
+      return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  }
+  return 0;
+}
+
 int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
   reader_t r;
   field_t f[2];
@@ -393,6 +462,9 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
   if (rc != 0)
     return rc;
   line = rd_next(&r, &len);
+  if (line != NULL && memchr(line, '|', len) != NULL &&
+      !(len >= 7 && memcmp(line, "item_id", 7) == 0))
+    return rd_close(&r, read_uitem(ds, &r, line, len, err), err);
   if (line == NULL || split(line, len, ',', 0, f, 1) < 1 ||
       f[0].len != 7 || memcmp(f[0].p, "item_id", 7) != 0)
     return rd_close(&r, BAD(&r, "header must start with item_id"), err);
@@ -427,18 +499,9 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       break;
     }
-    if ((size_t)idx >= ds->attrs_cap) {
-      size_t nc = ds->attrs_cap ? ds->attrs_cap * 2 : 1024;
-      while (nc <= (size_t)idx)
-        nc *= 2;
-      char **na = realloc(ds->attrs, nc * sizeof(*na));
-      if (na == NULL) {
-        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-        break;
-      }
-      memset(na + ds->attrs_cap, 0, (nc - ds->attrs_cap) * sizeof(*na));
-      ds->attrs = na;
-      ds->attrs_cap = nc;
+    if (attrs_grow(ds, (size_t)idx) != 0) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      break;
     }
     if ((rc = check_attr_row(&r, comma ? comma + 1 : "",
                              len - idlen - (comma ? 1 : 0), n_cols, err)))

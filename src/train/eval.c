@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -382,8 +384,9 @@ static int seq_validate(void *arg, const hr_seq_fit_t *fit, double *m) {
 }
 
 int hr_eval_loo_seq(const char *split_dir, int target_test,
-                    const hr_seq_opts_t *o, const char *topk_out,
-                    hr_eval_result_t *res, hr_error_t *err) {
+                    const hr_seq_opts_t *o, const char *items_path,
+                    const char *topk_out, hr_eval_result_t *res,
+                    hr_error_t *err) {
   hr_dataset_t ds = {0};
   hr_csr_t h = {0};
   hr_seq_fit_t fit = {0};
@@ -393,13 +396,27 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
   hr_seq_opts_t oo = *o;
   FILE *out = NULL;
   hr_seq_dims_t dm = o->dims;
-
+  hr_item_tokens_t tok = {0};
   int rc;
 
   memset(res, 0, sizeof(*res));
   if ((rc = load_loo(split_dir, target_test, &ds, &tg, &ntg, &n_items,
                      err)) != 0)
     goto done;
+  if (items_path != NULL) {
+    if ((rc = hr_data_read_items(&ds, items_path, err)) != 0)
+      goto done;
+    if (hr_idmap_size(ds.items) != n_items) {
+      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: item ids outside 1..%zu",
+                        items_path, n_items);
+      goto done;
+    }
+    if ((rc = hr_item_tokens(&ds, n_items, &tok)) != 0) {
+      hr_error_set(err, rc, NULL, "out of memory");
+      goto done;
+    }
+    oo.tokens = &tok;
+  }
   if ((rc = hr_dataset_histories(&ds, &h)) != 0) {
     hr_error_set(err, rc, NULL, "out of memory");
     goto done;
@@ -438,6 +455,171 @@ done:
   free(sc.buf);
   free(sc.ex);
   free(tg);
+  hr_item_tokens_free(&tok);
+  hr_seq_fit_free(&fit);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  return rc;
+}
+
+/* ------------------------------------------------------------ cold items */
+
+int hr_eval_cold_seq(const char *split_dir, const char *items_path,
+                     double frac, const hr_seq_opts_t *o,
+                     hr_cold_result_t *res, hr_error_t *err) {
+  hr_dataset_t ds = {0};
+  hr_csr_t h = {0};
+  hr_seq_fit_t fit = {0};
+  hr_item_tokens_t tok = {0};
+  target_t *tg = NULL;
+  size_t n_items = 0, ntg = 0, nu, H = 0, w = 0;
+  uint32_t *cnt = NULL, *pool = NULL;
+  int32_t *hid = NULL;          /* item -> position among the hidden, -1 */
+  unsigned char *pos = NULL;    /* user x hidden: a relevant pair */
+  float *vec = NULL, *buf = NULL, *sc = NULL;
+  uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 11;
+  hr_seq_opts_t oo = *o;
+  int rc;
+
+  memset(res, 0, sizeof(*res));
+  if (!(frac > 0 && frac < 1))
+    return hr_error_set(err, HR_EINVAL, NULL, "--cold-items must be in "
+                        "(0, 1)");
+  if ((rc = load_loo(split_dir, 1, &ds, &tg, &ntg, &n_items, err)) != 0 ||
+      (rc = hr_data_read_items(&ds, items_path, err)) != 0)
+    goto done;
+  if (hr_idmap_size(ds.items) != n_items || ds.attrs == NULL) {
+    rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: item ids outside 1..%zu, "
+                      "or no attributes", items_path, n_items);
+    goto done;
+  }
+  nu = hr_idmap_size(ds.users);
+  cnt = calloc(n_items, sizeof(*cnt));
+  pool = malloc(sizeof(*pool) * n_items);
+  hid = malloc(sizeof(*hid) * n_items);
+  if (!cnt || !pool || !hid)
+    goto oom;
+  /* The hidden items: a seeded sample of frac of the items seen in
+   * train + valid. */
+  for (size_t k = 0; k < ds.n; k++)
+    cnt[ds.i[k]]++;
+  size_t np = 0;
+  for (size_t i = 0; i < n_items; i++) {
+    hid[i] = -1;
+    if (cnt[i] > 0)
+      pool[np++] = (uint32_t)i;
+  }
+  for (size_t i = np; i > 1; i--) {
+    size_t j = (size_t)(hr__sm64(&rng) % i);
+    uint32_t t = pool[i - 1];
+    pool[i - 1] = pool[j];
+    pool[j] = t;
+  }
+  H = (size_t)(frac * (double)np + 0.5);
+  if (H < 10) {
+    rc = hr_error_set(err, HR_EINVAL, NULL, "only %zu hidden items", H);
+    goto done;
+  }
+  for (size_t k = 0; k < H; k++)
+    hid[pool[k]] = (int32_t)k;
+  pos = calloc(nu * H, 1);
+  if (pos == NULL)
+    goto oom;
+  /* Relevant: every interaction of a user with a hidden item (train,
+   * valid and test); the training data loses them all. */
+  for (size_t k = 0; k < ds.n; k++) {
+    if (hid[ds.i[k]] >= 0) {
+      pos[(size_t)ds.u[k] * H + (size_t)hid[ds.i[k]]] = 1;
+      continue;
+    }
+    ds.u[w] = ds.u[k];
+    ds.i[w] = ds.i[k];
+    ds.ts[w] = ds.ts[k];
+    w++;
+  }
+  ds.n = w;
+  for (size_t k = 0; k < ntg; k++)
+    if (hid[tg[k].item] >= 0)
+      pos[(size_t)tg[k].user * H + (size_t)hid[tg[k].item]] = 1;
+  if ((rc = hr_dataset_histories(&ds, &h)) != 0 ||
+      (rc = hr_item_tokens(&ds, n_items, &tok)) != 0) {
+    hr_error_set(err, rc, NULL, "out of memory");
+    goto done;
+  }
+  oo.tokens = &tok;
+  oo.validate = NULL;
+  if ((rc = hr_seq_fit(&h, &oo, &fit, err)) != 0)
+    goto done;
+  res->train_seconds = fit.seconds;
+  vec = malloc(sizeof(float) * (size_t)fit.dims.d);
+  buf = malloc(sizeof(float) * hr_seq_embed_floats(&fit.dims));
+  sc = malloc(sizeof(float) * H);
+  if (!vec || !buf || !sc)
+    goto oom;
+  /* Each user with hidden items and a visible history ranks the hidden
+   * items alone by <u, attribute vector>. */
+  double disc[10], sum_ndcg = 0, sum_rnd = 0, sum_hr = 0, sum_rhr = 0;
+  for (int p = 0; p < 10; p++)
+    disc[p] = 1.0 / log2(p + 2.0);
+  for (size_t u = 0; u < nu && u < h.n_users; u++) {
+    size_t nh = (size_t)(h.ptr[u + 1] - h.ptr[u]), np_ = 0, kk;
+    const int32_t *hist = h.items + h.ptr[u];
+    const int64_t *ts = h.ts + h.ptr[u];
+    double dcg = 0, idcg = 0, edcg = 0;
+    int32_t top[10];
+    for (size_t j = 0; j < H; j++)
+      np_ += pos[u * H + j];
+    if (np_ == 0 || nh == 0)
+      continue;
+    hr_seq_user_vector(&fit, hist, ts, nh, ts[nh - 1] + 1, buf, vec);
+    for (size_t j = 0; j < H; j++) {
+      const float *x = fit.p.item + (size_t)pool[j] * (size_t)fit.dims.d;
+      float s = 0;
+      for (int c = 0; c < fit.dims.d; c++)
+        s += vec[c] * x[c];
+      sc[j] = s;
+    }
+    kk = hr_topk(sc, NULL, H, 10, top);
+    int hit = 0;
+    for (size_t p = 0; p < kk; p++)
+      if (pos[u * H + (size_t)top[p]]) {
+        dcg += disc[p];
+        hit = 1;
+      }
+    for (size_t p = 0; p < np_ && p < 10; p++)
+      idcg += disc[p];
+    for (size_t p = 0; p < 10 && p < H; p++)
+      edcg += disc[p] * (double)np_ / (double)H;
+    /* random order: P(no relevant item in the top 10) */
+    double miss = 1;
+    for (size_t p = 0; p < 10 && p < H; p++)
+      miss *= (double)(H - np_ - p) / (double)(H - p);
+    sum_ndcg += dcg / idcg;
+    sum_rnd += edcg / idcg;
+    sum_hr += hit;
+    sum_rhr += 1 - (miss > 0 ? miss : 0);
+    res->users++;
+  }
+  res->hidden = H;
+  if (res->users > 0) {
+    res->ndcg = sum_ndcg / (double)res->users;
+    res->random_ndcg = sum_rnd / (double)res->users;
+    res->hr = sum_hr / (double)res->users;
+    res->random_hr = sum_rhr / (double)res->users;
+  }
+  goto done;
+oom:
+  rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+done:
+  free(cnt);
+  free(pool);
+  free(hid);
+  free(pos);
+  free(vec);
+  free(buf);
+  free(sc);
+  free(tg);
+  hr_item_tokens_free(&tok);
   hr_seq_fit_free(&fit);
   hr_csr_free(&h);
   hr_dataset_free(&ds);

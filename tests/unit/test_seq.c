@@ -380,3 +380,85 @@ HR_TEST(seq_model_refuses_inconsistent_params) {
   seq_fixture_free(&x);
   return 0;
 }
+
+/* The item tower: even users only take items of category "a", odd users
+ * items of "b". Items c0, c2 ("a") and c1 ("b") have attributes and no
+ * interaction: they are kept out of the softmax and get their attribute
+ * vector alone (c0 and c2 the same one), which ranks the cold "a" items
+ * above the cold "b" item for even users and below it for odd users. */
+HR_TEST(seq_item_tower_ranks_cold_items_by_attributes) {
+  hr_dataset_t ds;
+  hr_csr_t h = {0};
+  hr_item_tokens_t tok = {0};
+  hr_seq_opts_t o;
+  hr_seq_fit_t f = {0};
+  hr_error_t err = {0};
+  char path[600], id[32], uid[32];
+  FILE *fp;
+  float u[16], buf[8192];
+  int right = 0, users = 0;
+
+  snprintf(path, sizeof(path), "%s/tower-items.csv", hr_test_tmpdir());
+  fp = fopen(path, "w");
+  ASSERT_NOT_NULL(fp);
+  fputs("item_id,category\n", fp);
+  for (int i = 0; i < 20; i++)
+    fprintf(fp, "w%d,%s\n", i, i < 10 ? "a" : "b");
+  fputs("c0,a\nc1,b\nc2,a\n", fp);
+  fclose(fp);
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_items(&ds, path, &err), 0);
+  for (int us = 0; us < 40; us++)
+    for (int t = 0; t < 8; t++) {
+      int it = (us % 2) * 10 + (us * 3 + t * 7) % 10;
+      snprintf(uid, sizeof(uid), "u%d", us);
+      snprintf(id, sizeof(id), "w%d", it);
+      ASSERT_EQ(hr_dataset_add(&ds, uid, strlen(uid), id, strlen(id),
+                               1000000 + 600 * t),
+                0);
+    }
+  ASSERT_EQ(hr_dataset_histories(&ds, &h), 0);
+  ASSERT_EQ(h.n_items, 23);
+  ASSERT_EQ(hr_item_tokens(&ds, h.n_items, &tok), 0);
+  ASSERT_EQ(tok.n_tokens, 2);
+  hr_seq_opts_default(&o);
+  o.dims.d = 16;
+  o.dims.L = 8;
+  o.dims.ffn = 16;
+  o.epochs = 30;
+  o.batch = 8;
+  o.lr = 0.01f;
+  o.dropout = 0;
+  o.threads = 1;
+  o.tokens = &tok;
+  ASSERT_EQ(hr_seq_fit(&h, &o, &f, &err), 0);
+  long c0 = hr_idmap_find(ds.items, "c0", 2), c1 = hr_idmap_find(ds.items, "c1", 2),
+       c2 = hr_idmap_find(ds.items, "c2", 2);
+  ASSERT(c0 >= 0 && c1 >= 0 && c2 >= 0);
+  ASSERT(memcmp(f.p.item + c0 * 16, f.p.item + c2 * 16, 16 * sizeof(float)) ==
+         0);
+  ASSERT(memcmp(f.p.item + c0 * 16, f.p.item + c1 * 16, 16 * sizeof(float)) !=
+         0);
+  ASSERT(hr_seq_embed_floats(&f.dims) <= sizeof(buf) / sizeof(buf[0]));
+  for (size_t us = 0; us < h.n_users; us++) {
+    size_t n = (size_t)(h.ptr[us + 1] - h.ptr[us]);
+    const char *name = hr_idmap_str(ds.users, us);
+    int even = atoi(name + 1) % 2 == 0;
+    float sa = 0, sb = 0;
+    hr_seq_user_vector(&f, h.items + h.ptr[us], h.ts + h.ptr[us], n,
+                       h.ts[h.ptr[us] + n - 1] + 600, buf, u);
+    for (int c = 0; c < 16; c++) {
+      sa += u[c] * f.p.item[c0 * 16 + c];
+      sb += u[c] * f.p.item[c1 * 16 + c];
+    }
+    right += even ? sa > sb : sb > sa;
+    users++;
+  }
+  ASSERT_MSG(right >= users * 9 / 10, "%d of %d users rank the cold item of "
+             "their category first", right, users);
+  hr_seq_fit_free(&f);
+  hr_item_tokens_free(&tok);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  return 0;
+}
