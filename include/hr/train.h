@@ -197,6 +197,8 @@ typedef struct {
    * learned jointly. Items with attributes and no interaction ("cold")
    * are kept out of the softmax and get their attribute vector alone. */
   const hr_item_tokens_t *tokens;
+  float id_dropout;        /* with tokens: share of items shown by their
+                              attribute vector alone in each batch */
   int negatives;           /* sampled softmax with this many uniform
                               negatives per batch; 0 full softmax; -1
                               (default) full up to HR_SEQ_FULL_SOFTMAX_MAX
@@ -368,6 +370,8 @@ typedef struct {
   int no_context;      /* the ablation: every context column ignored */
   int dim, epochs;     /* tt: width, passes */
   float lr, wd;        /* tt: AdamW */
+  float user_dropout;  /* tt: share of training rows without the user's
+                          vector (the bias and context rank alone) */
   uint64_t seed;
 } hr_ctx_eval_opts_t;
 

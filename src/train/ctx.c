@@ -320,8 +320,10 @@ typedef struct {
 } tt_t;
 
 static void tt_user(const tt_t *m, const hr_ctxdata_t *d, size_t r,
-                    float *u) {
-  memcpy(u, m->U + (size_t)d->u[r] * (size_t)m->d, sizeof(float) * (size_t)m->d);
+                    float um, float *u) {
+  const float *uv = m->U + (size_t)d->u[r] * (size_t)m->d;
+  for (int k = 0; k < m->d; k++)
+    u[k] = um * uv[k];
   if (!m->use_ctx)
     return;
   for (size_t c = 0; c < d->n_cols; c++) {
@@ -336,7 +338,7 @@ static void tt_user(const tt_t *m, const hr_ctxdata_t *d, size_t r,
 
 static void tt_score(const tt_t *m, const hr_ctxdata_t *d, size_t r,
                      float *u, float *score) {
-  tt_user(m, d, r, u);
+  tt_user(m, d, r, 1.0f, u);
   for (int i = 0; i < m->ni; i++) {
     const float *v = m->V + (size_t)i * (size_t)m->d;
     float s = m->b[i];
@@ -352,6 +354,7 @@ static int tt_fit(tt_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   size_t *rows = malloc(sizeof(size_t) * d->n);
   float *g = NULL, *m1 = NULL, *m2 = NULL, *logit = NULL, *uu = NULL;
   int32_t *tg = NULL;
+  float um[64];
   uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 11;
   const int B = 64;
   int rc = 0;
@@ -404,7 +407,14 @@ static int tt_fit(tt_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
     for (size_t b0 = 0; b0 < n; b0 += (size_t)B) {
       size_t nb = n - b0 < (size_t)B ? n - b0 : (size_t)B;
       for (size_t k = 0; k < nb; k++) {
-        tt_user(m, d, rows[b0 + k], uu + k * dd);
+        /* user dropout: the bias and the context must rank on their own
+         * too; the user's vector adds what is personal */
+        um[k] = o->user_dropout > 0
+                    ? (hr__unif(&rng) < o->user_dropout
+                           ? 0.0f
+                           : 1.0f / (1.0f - o->user_dropout))
+                    : 1.0f;
+        tt_user(m, d, rows[b0 + k], um[k], uu + k * dd);
         tg[k] = d->i[rows[b0 + k]];
         for (int i = 0; i < m->ni; i++)
           logit[k * (size_t)m->ni + (size_t)i] = m->b[i];
@@ -426,7 +436,7 @@ static int tt_fit(tt_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
           gb[i] += logit[k * (size_t)m->ni + (size_t)i];
         float *gu = gU + (size_t)d->u[r] * dd;
         for (size_t q = 0; q < dd; q++)
-          gu[q] += uu[k * dd + q];
+          gu[q] += um[k] * uu[k * dd + q];
         if (!m->use_ctx)
           continue;
         for (size_t c = 0; c < d->n_cols; c++) {

@@ -91,6 +91,8 @@ static const char usage_eval[] =
     "    epoch,seconds,loss,hr10,ndcg10 -- metrics on the --target)\n"
     "    --negatives N (sampled softmax against N uniform items per batch;\n"
     "    0: full softmax; default full up to 20000 items, else 2048)\n"
+    "    --id-dropout 0.5 (with --items: share of items trained on their\n"
+    "    attribute vector alone per batch, for cold items)\n"
     "\n"
     "Prints one JSON line: HR@10, NDCG@10, MRR@10, coverage@10, ...\n"
     "\n";
@@ -405,6 +407,9 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
     o->dims.n_gap = 0;
   else if (is_opt(arg, "--report"))
     o->report = value(a, arg, "--report");
+  else if (is_opt(arg, "--id-dropout"))
+    o->id_dropout = num_opt(a, "--id-dropout", value(a, arg, "--id-dropout"),
+                            0, 0.95);
   else if (is_opt(arg, "--negatives"))
     o->negatives = (int)int_opt(a, "--negatives",
                                 value(a, arg, "--negatives"), 0, 1 << 20);
@@ -416,7 +421,7 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
 /* eval --data PATH --protocol ctx80|ctx80-rc (CONTEXT-PROTOCOL.md). */
 static int eval_ctx(args_t *a, const char *data, const char *protocol,
                     const char *target, const char *topk, double threshold,
-                    const char *model, int no_context,
+                    const char *model, int no_context, double user_dropout,
                     const hr_seq_opts_t *so) {
   hr_ctx_eval_opts_t o = {0};
   hr_ctx_result_t res;
@@ -434,6 +439,7 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
   o.epochs = so->epochs;
   o.lr = so->lr;
   o.wd = so->weight_decay;
+  o.user_dropout = (float)user_dropout;
   o.seed = so->seed;
   if ((rc = hr_eval_ctx(data, &o, topk, &res, &err)) != 0)
     return fail(&err, rc);
@@ -452,7 +458,7 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
 static int cmd_eval(args_t *a) {
   const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
   const char *data = NULL, *protocol = "loo", *model = "pop", *items = NULL;
-  double cold = 0;
+  double cold = 0, udrop = 0;
   double threshold = -1;
   int no_context = 0, ctx = 0;
   hr_seq_opts_t so;
@@ -496,6 +502,9 @@ static int cmd_eval(args_t *a) {
       model = value(a, arg, "--model");
     else if (strcmp(arg, "--no-context") == 0)
       no_context = 1;
+    else if (is_opt(arg, "--user-dropout"))
+      udrop = num_opt(a, "--user-dropout", value(a, arg, "--user-dropout"), 0,
+                      0.99);
     else if (ctx && seq_opt(a, arg, &so))
       ;
     else if (is_opt(arg, "--target"))
@@ -533,7 +542,7 @@ static int cmd_eval(args_t *a) {
     usage_error(a, "--target must be valid or test");
   if (data != NULL)
     return eval_ctx(a, data, protocol, target, topk, threshold, model,
-                    no_context, &so);
+                    no_context, udrop, &so);
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");

@@ -32,6 +32,7 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->seed = 1;
   o->prior = 1e-4f;
   o->negatives = -1;
+  o->id_dropout = 0.5f; /* with item attributes (tokens) only */
   o->index = 1;
   hr_ann_params_default(&o->ann);
 }
@@ -482,7 +483,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
       o->tokens && o->tokens->n_tokens > 0 ? o->tokens : NULL;
   size_t na = 0, ni = h->n_items, n_cold = 0;
   float *eid = NULL, *attr = NULL;
-  unsigned char *cold = NULL;
+  unsigned char *cold = NULL, *idrop = NULL;
   long step = 0;
   int rc = 0;
   hr_progress_t pg = {0};
@@ -522,6 +523,8 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
     eid = malloc(sizeof(float) * ni * (size_t)dm.d);
     cold = calloc(ni, 1);
     if (eid == NULL || cold == NULL)
+      goto oom;
+    if (o->id_dropout > 0 && (idrop = calloc(ni, 1)) == NULL)
       goto oom;
     /* cold: attributes but no interaction at all */
     for (size_t i = 0; i < ni; i++)
@@ -597,8 +600,13 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
       memset(grad, 0, sizeof(float) * (np + na));
       hr_seq_work_seed(w, hr__sm64(&rng));
       if (tk != NULL) { /* items = id vectors + token vectors */
+        /* id dropout: some items show their attribute vector alone this
+         * batch, so that it must carry the item by itself (cold items) */
+        for (size_t i = 0; i < ni && idrop; i++)
+          idrop[i] = tk->ptr[i + 1] > tk->ptr[i] &&
+                     hr__unif(&rng) < o->id_dropout;
         memcpy(eid, out->w, sizeof(float) * ni * (size_t)dm.d);
-        compose_items(tk, (size_t)dm.d, eid, attr, NULL, out->w);
+        compose_items(tk, (size_t)dm.d, eid, attr, idrop, out->w);
       }
       loss += hr_seq_batch_grad(&dm, out->w, inp, tgt, gin, qg, off, ns,
                                 mask, grad, w) *
@@ -606,6 +614,9 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
       if (tk != NULL) { /* back to the id vectors; the tokens' gradient */
         memcpy(out->w, eid, sizeof(float) * ni * (size_t)dm.d);
         compose_items_bwd(tk, (size_t)dm.d, grad, grad + np);
+        for (size_t i = 0; i < ni && idrop; i++)
+          if (idrop[i])
+            memset(grad + i * (size_t)dm.d, 0, sizeof(float) * (size_t)dm.d);
       }
       rows += R;
       if (o->clip > 0) {
@@ -665,6 +676,7 @@ done:
   free(off);
   free(eid);
   free(cold);
+  free(idrop);
   if (rc != 0)
     hr_seq_fit_free(out);
   return rc;
