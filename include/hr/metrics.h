@@ -38,6 +38,7 @@ void hr_metrics_degraded(void);
  * hyperrec_recommend_retrieval_total). */
 #define HR_RETRIEVAL_MAP(XX)                                                  \
   XX(POPULARITY, "popularity")                                                \
+  XX(CTX_POPULARITY, "context_popularity") /* the context prior */            \
   XX(ALL, "all_items")       /* every item scored */                          \
   XX(ANN, "ann")             /* the index */                                  \
   XX(ANN_EXACT, "ann_exact") /* the index + the norm-bound pass */            \

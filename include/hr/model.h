@@ -198,7 +198,7 @@ size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
 /** One context feature's part in an item's score. */
 typedef struct {
   const char *feature;  /* e.g. "since_last_event" (static string) */
-  char value[32];       /* its value for this request, e.g. "1-2 h" */
+  char value[HR_MODEL_MAX_ATTR_VALUE + 1]; /* its value, e.g. "1-2 h" */
   float effect;         /* score(item) - score(item | the feature unknown) */
 } hr_ctx_effect_t;
 
@@ -211,6 +211,23 @@ typedef struct {
 size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
                                 const hr_history_t *recent, size_t item,
                                 hr_ctx_effect_t *out, size_t max);
+
+/* ------------------------------------------------------ context prior */
+
+#define HR_MODEL_MAX_CFIELDS 8 /* fields of a "context_prior" */
+
+/** Scores for a user the model knows nothing about, in the context given
+ *  as n (name, value) pairs (NULL value: unknown): out[i] = the item's log
+ *  popularity + the lift of every known value the model's context prior
+ *  has (docs/model-format.md). Returns how many values applied; 0 (out
+ *  untouched) when the model has no context prior or none applies.
+ *  Thread-safe. */
+size_t hr_model_context_scores(const hr_model_t *m, const char *const *names,
+                               const char *const *vals, size_t n, float *out);
+/** The lift of field `name` = `val` on item's score: 0 and *lift, or -1
+ *  when the model's context prior does not have that value. */
+int hr_model_context_lift(const hr_model_t *m, const char *name,
+                          const char *val, size_t item, float *lift);
 
 /** The item vectors (n_items x dim, row-major). Borrowed. */
 const float *hr_model_item_vectors(const hr_model_t *m);
@@ -243,6 +260,7 @@ typedef struct {
   /* When not NULL, an ANN index over the "item_emb" tensor is built with
    * these parameters and written as index.bin (docs/ann.md). */
   const hr_ann_params_t *ann;
+  json_t *context_prior;            /* manifest "context_prior", NULL ok */
 } hr_model_spec_t;
 
 /** Write a new version of the slot `slot_dir` (MODELS/NAME, created if

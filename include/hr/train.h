@@ -39,7 +39,12 @@ typedef struct {
   size_t n_ctx;
   char *ctx_name[64];
   hr_idmap_t *ctx_vals[64];
+  /* Per interaction, the value (index into ctx_vals[c]) of the first
+   * HR_DS_CTX context columns, -1 unknown: n x HR_DS_CTX. */
+  int32_t *cv;
 } hr_dataset_t;
+
+#define HR_DS_CTX 8
 
 /** Empty data set; HR_ENOMEM. Free with hr_dataset_free. */
 int hr_dataset_init(hr_dataset_t *ds);
@@ -81,6 +86,8 @@ void hr_csr_free(hr_csr_t *c);
 
 /* ---------------------------------------------------------------- iALS */
 
+struct hr_ctx_prior;
+
 typedef struct {
   int factors;             /* dim */
   int iters;
@@ -91,6 +98,8 @@ typedef struct {
   int progress;            /* 1: epoch lines on stderr */
   int index;               /* 1: build index.bin over the item vectors */
   hr_ann_params_t ann;     /* its parameters */
+  const struct hr_ctx_prior *ctx_prior; /* writer: the context prior, or
+                                            NULL */
 } hr_ials_opts_t;
 
 /** The tuned defaults (docs/training.md). */
@@ -146,6 +155,50 @@ int hr_item_tokens(const hr_dataset_t *ds, size_t n_items,
                    hr_item_tokens_t *out);
 void hr_item_tokens_free(hr_item_tokens_t *t);
 
+/* ------------------------------------------------------- context prior */
+
+/** What a model knows for a user it knows nothing about: the log
+ *  popularity of each item and, per context value (location=home,
+ *  mood=happy, ...), how that value changes it (naive Bayes with a
+ *  smoothed conditional): lift[v][i] = log P(i | v) - log P(i), with
+ *  P(i) = (c_i + 1) / (N + n_items) and P(i | v) = (c_vi + m P(i)) /
+ *  (n_v + m). Fields: the data set's first HR_DS_CTX context columns,
+ *  except the never-features of the context protocol. */
+typedef struct hr_ctx_prior {
+  size_t n_items, n_fields, n_values;
+  const char *field[HR_DS_CTX];  /* borrowed from the data set */
+  size_t col[HR_DS_CTX];         /* its context column */
+  size_t off[HR_DS_CTX + 1];     /* rows of each field in lift */
+  float m;
+  float *logpop;                 /* n_items */
+  float *lift;                   /* n_values x n_items */
+} hr_ctx_prior_t;
+
+/** Fit on the rows of ds with use[r] != 0 (use NULL: all). n_fields 0
+ *  when the data has no usable context. HR_ENOMEM. */
+int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
+                     const unsigned char *use, float m, hr_ctx_prior_t *out);
+void hr_ctx_prior_free(hr_ctx_prior_t *p);
+/** Its manifest object ({"smoothing", "fields": [{"name","values"}]}) and
+ *  tensors ("pop_log" [n_items], "ctx_lift" [n_values, n_items]) into
+ *  t[0..1]; NULL (no tensors) when it has no field. */
+json_t *hr_ctx_prior_manifest(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
+                              hr_tensor_t *t);
+
+/** Cold users: a seeded share `frac` of the users of a CSV with context
+ *  columns is held out entirely; the context prior is fitted on the rest;
+ *  each held-out event's item is ranked among all items by popularity
+ *  alone and by popularity + the lifts of the event's context (what the
+ *  server answers a user it knows nothing about). Means over the events,
+ *  with the paired standard error of the NDCG difference. */
+typedef struct {
+  size_t users, events, fields;
+  double pop_ndcg, pop_hr, ctx_ndcg, ctx_hr, diff_sq, diff_se;
+} hr_cold_users_result_t;
+
+int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
+                       hr_cold_users_result_t *res, hr_error_t *err);
+
 /* ------------------------------------------------------------ progress */
 
 /** Per-epoch report: a line per epoch on stderr (loss, validation metrics,
@@ -192,6 +245,7 @@ typedef struct {
   int index;               /* 1: the writer builds index.bin */
   hr_ann_params_t ann;     /* its parameters */
   const char *report;      /* per-epoch CSV (hr_progress_t), or NULL */
+  const struct hr_ctx_prior *ctx_prior; /* writer: the context prior */
   /* Item tower (NULL or no tokens: id embeddings alone): an item's vector
    * is its id vector plus the mean of its attribute tokens' vectors,
    * learned jointly. Items with attributes and no interaction ("cold")

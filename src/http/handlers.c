@@ -8,6 +8,7 @@
 #include "hr/ranker.h"
 #include "internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -158,7 +159,8 @@ static int rank_subset(const hr_model_t *m, const float *u,
  *    the pass, and recall (docs/benchmarks.md, "Attribute filters").
  * Returns 0 or HR_ENOMEM. */
 static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
-                      const float *u, const long *excl, size_t n_excl,
+                      const float *u, const hr_context_t *ctx,
+                      const long *excl, size_t n_excl,
                       const uint64_t *allow, size_t n_allow, size_t k,
                       hr_scored_t *top, size_t *n_top, const char **path) {
   size_t n = hr_model_n_items(m);
@@ -168,6 +170,26 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
   for (int i = 0; i < hr_model_dim(m) && zero; i++)
     zero = u[i] == 0.0f;
   if (zero) {
+    /* Nothing known of the user: the context prior when the model has one
+     * and the request's context has a value it knows, else popularity. */
+    float *cs = malloc(sizeof(float) * (n + 1));
+    if (cs == NULL)
+      return HR_ENOMEM;
+    if (hr_model_context_scores(m, hr_ctx_field_names,
+                                (const char *const *)ctx->val, HR_CTX_FIELDS,
+                                cs) > 0) {
+      int rc = 0;
+      *path = "context_popularity";
+      hr_metrics_retrieval(HR_RET_CTX_POPULARITY);
+      if (allow != NULL)
+        rc = rank_subset(m, u, cs, excl, n_excl, allow, n_allow, k, top,
+                         n_top);
+      else
+        *n_top = hr_ranker_topk(cs, n, excl, n_excl, k, top);
+      free(cs);
+      return rc;
+    }
+    free(cs);
     *path = "popularity";
     hr_metrics_retrieval(HR_RET_POPULARITY);
     if (allow != NULL)
@@ -292,7 +314,8 @@ static size_t dedupe_keep_first(long *v, int64_t *ts, size_t n) {
  * (hr_model_explain_context). */
 static json_t *explain_item(const hr_model_t *m, long item, const long *cand,
                             size_t n_cand, long user_idx,
-                            const hr_history_t *h) {
+                            const hr_history_t *h, const hr_context_t *cx,
+                            int ctx_prior) {
   const float *V = hr_model_item_vectors(m);
   size_t d = (size_t)hr_model_dim(m), nb = 0;
   long best[EXPLAIN_HISTORY];
@@ -330,6 +353,25 @@ static json_t *explain_item(const hr_model_t *m, long item, const long *cand,
                         (double)bs[j]));
   nfx = hr_model_explain_context(m, user_idx, h, (size_t)item, fx,
                                  sizeof(fx) / sizeof(fx[0]));
+  if (ctx_prior) { /* ranked by the context prior: each value's lift */
+    nfx = 0;
+    for (int f = 0; f < HR_CTX_FIELDS && nfx < sizeof(fx) / sizeof(fx[0]);
+         f++) {
+      float l;
+      if (hr_model_context_lift(m, hr_ctx_field_names[f], cx->val[f],
+                                (size_t)item, &l) != 0)
+        continue;
+      fx[nfx].feature = hr_ctx_field_names[f];
+      snprintf(fx[nfx].value, sizeof(fx[nfx].value), "%s", cx->val[f]);
+      fx[nfx].effect = l;
+      for (size_t q = nfx++; q > 0 && fabsf(fx[q].effect) >
+                                          fabsf(fx[q - 1].effect); q--) {
+        hr_ctx_effect_t t = fx[q];
+        fx[q] = fx[q - 1];
+        fx[q - 1] = t;
+      }
+    }
+  }
   for (size_t j = 0; j < nfx; j++)
     json_array_append_new(ctx, json_pack("{s:s,s:s,s:f}", "feature",
                                          fx[j].feature, "value", fx[j].value,
@@ -430,7 +472,7 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   for (size_t i = 0; i < n_trained; i++)
     excl[n_excl++] = trained[i];
   n_excl = hr_ranker_sort_unique(excl, n_excl);
-  if (rank_items(m, cfg, uvec, excl, n_excl, allow, n_allow, (size_t)r.k,
+  if (rank_items(m, cfg, uvec, &ctx, excl, n_excl, allow, n_allow, (size_t)r.k,
                  top, &n_top, &retrieval) != 0) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &err);
@@ -469,7 +511,9 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
       if (r.explain)
         json_object_set_new(it, "explain",
                             explain_item(m, top[i].index, cand, n_cand,
-                                         user_idx, &h));
+                                         user_idx, &h, &ctx,
+                                         strcmp(retrieval,
+                                                "context_popularity") == 0));
       json_array_append_new(items, it);
     }
     c = json_pack("{s:I,s:s,s:i,s:i,s:b}", "ts", (json_int_t)ctx.ts, "tz",

@@ -461,3 +461,44 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
   out[0].effect = e;
   return 1;
 }
+
+/* The row of field `name` = `val` in ctx_lift, or -1. */
+static long cprior_row(const hr_model_t *m, const char *name,
+                       const char *val) {
+  for (size_t f = 0; f < m->n_cfields; f++)
+    if (strcmp(m->cfield[f], name) == 0) {
+      long v = hr_idmap_find(m->cvals[f], val, strlen(val));
+      return v < 0 ? -1 : (long)m->coff[f] + v;
+    }
+  return -1;
+}
+
+size_t hr_model_context_scores(const hr_model_t *m, const char *const *names,
+                               const char *const *vals, size_t n,
+                               float *out) {
+  size_t used = 0, ni = m->n_items;
+  if (m->n_cfields == 0)
+    return 0;
+  for (size_t k = 0; k < n; k++) {
+    long row = vals[k] ? cprior_row(m, names[k], vals[k]) : -1;
+    if (row < 0)
+      continue;
+    if (used++ == 0)
+      memcpy(out, m->pop_log, ni * sizeof(*out));
+    const float *l = m->ctx_lift + (size_t)row * ni;
+    for (size_t i = 0; i < ni; i++)
+      out[i] += l[i];
+  }
+  return used;
+}
+
+int hr_model_context_lift(const hr_model_t *m, const char *name,
+                          const char *val, size_t item, float *lift) {
+  long row = m->n_cfields && val && item < m->n_items
+                 ? cprior_row(m, name, val)
+                 : -1;
+  if (row < 0)
+    return -1;
+  *lift = m->ctx_lift[(size_t)row * m->n_items + item];
+  return 0;
+}

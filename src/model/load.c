@@ -683,6 +683,67 @@ static int sort_by_norm(ctx_t *c, hr_model_t *m) {
 
 /* index.bin: the ANN graph over item_emb; it must describe this model's
  * catalogue exactly. */
+/* The optional context prior: manifest "context_prior" {fields: [{name,
+ * values}]} and the tensors pop_log [n_items], ctx_lift [values, n_items]. */
+static int bind_context_prior(ctx_t *c, hr_model_t *m) {
+  json_t *cp = json_object_get(m->manifest, "context_prior"), *fields;
+  size_t rows = 0;
+  const void *p;
+
+  if (cp == NULL)
+    return 0;
+  fields = json_object_get(cp, "fields");
+  if (!json_is_array(fields) || json_array_size(fields) == 0 ||
+      json_array_size(fields) > HR_MODEL_MAX_CFIELDS)
+    return FAIL(c, HR_EFORMAT, "manifest.json", "context_prior.fields must "
+                "be an array of 1 to %d fields", HR_MODEL_MAX_CFIELDS);
+  for (size_t f = 0; f < json_array_size(fields); f++) {
+    json_t *fo = json_array_get(fields, f);
+    json_t *name = json_object_get(fo, "name"), *vals = json_object_get(fo,
+                                                                         "values");
+    if (!json_is_string(name) || json_string_length(name) == 0 ||
+        json_string_length(name) > HR_MODEL_MAX_ATTR_NAME ||
+        !json_is_array(vals) || json_array_size(vals) == 0 ||
+        json_array_size(vals) > 100000)
+      return FAIL(c, HR_EFORMAT, "manifest.json", "context_prior field %zu: "
+                  "needs a name (1-%d bytes) and 1-100000 values", f,
+                  HR_MODEL_MAX_ATTR_NAME);
+    m->cfield[f] = strdup(json_string_value(name));
+    m->cvals[f] = hr_idmap_new(json_array_size(vals));
+    m->n_cfields = f + 1;
+    if (m->cfield[f] == NULL || m->cvals[f] == NULL)
+      return FAIL(c, HR_ENOMEM, "manifest.json", "out of memory");
+    m->coff[f] = rows;
+    for (size_t v = 0; v < json_array_size(vals); v++) {
+      json_t *x = json_array_get(vals, v);
+      int added = 0;
+      if (!json_is_string(x) || json_string_length(x) == 0 ||
+          json_string_length(x) > HR_MODEL_MAX_ATTR_VALUE)
+        return FAIL(c, HR_EFORMAT, "manifest.json", "context_prior field %s: "
+                    "value %zu is not a string of 1-%d bytes",
+                    m->cfield[f], v, HR_MODEL_MAX_ATTR_VALUE);
+      if (hr_idmap_add(m->cvals[f], json_string_value(x),
+                       json_string_length(x), &added) < 0)
+        return FAIL(c, HR_ENOMEM, "manifest.json", "out of memory");
+      if (!added)
+        return FAIL(c, HR_EFORMAT, "manifest.json", "context_prior field %s: "
+                    "value %zu repeated", m->cfield[f], v);
+    }
+    rows += json_array_size(vals);
+  }
+  if (need(c, m, "pop_log", HR_DT_F32, 1, m->n_items, 1, &p))
+    return c->err->code;
+  m->pop_log = p;
+  if (need(c, m, "ctx_lift", HR_DT_F32, 2, rows, m->n_items, &p))
+    return c->err->code;
+  m->ctx_lift = p;
+  if (!all_finite(m->pop_log, m->n_items) ||
+      !all_finite(m->ctx_lift, rows * m->n_items))
+    return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in the "
+                "context prior");
+  return 0;
+}
+
 static int open_ann(ctx_t *c, hr_model_t *m) {
   char path[PATH_MAX];
   hr_error_t e = {0};
@@ -751,6 +812,8 @@ hr_model_t *hr_model_open(const char *dir, hr_error_t *err) {
          m->kind);
     goto fail;
   }
+  if ((rc = bind_context_prior(&c, m)) != 0)
+    goto fail;
   if (json_object_get(files, "index.bin") != NULL &&
       (rc = open_ann(&c, m)) != 0)
     goto fail;
@@ -773,6 +836,10 @@ void hr_model_free(hr_model_t *m) {
   hr_idmap_free(m->items);
   hr_idmap_free(m->users);
   hr__model_attrs_free(m);
+  for (size_t f = 0; f < m->n_cfields; f++) {
+    free(m->cfield[f]);
+    hr_idmap_free(m->cvals[f]);
+  }
   json_decref(m->manifest);
   free(m->name);
   free(m->kind);

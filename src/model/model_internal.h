@@ -58,6 +58,14 @@ struct hr_model {
   const float *yty;       /* dim x dim */
   const float *user_emb;  /* n_users x dim */
 
+  /* context prior (manifest "context_prior"; n_cfields 0 without) */
+  size_t n_cfields;
+  char *cfield[HR_MODEL_MAX_CFIELDS];
+  hr_idmap_t *cvals[HR_MODEL_MAX_CFIELDS];
+  size_t coff[HR_MODEL_MAX_CFIELDS];
+  const float *pop_log;   /* n_items */
+  const float *ctx_lift;  /* n_values x n_items */
+
   /* kind "seq" */
   hr_seq_dims_t seq;
   hr_seq_params_t seqp;   /* views into the map (read only) */

@@ -399,6 +399,9 @@ static json_t *write_data(const char *dir, const hr_model_spec_t *s,
     json_object_set_new(man, "data", json_deep_copy(s->data));
   if (s->metrics != NULL)
     json_object_set_new(man, "metrics", json_deep_copy(s->metrics));
+  if (s->context_prior != NULL)
+    json_object_set_new(man, "context_prior",
+                        json_deep_copy(s->context_prior));
   if (s->ann != NULL)
     json_object_set_new(
         man, "ann",

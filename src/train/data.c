@@ -32,6 +32,7 @@ void hr_dataset_free(hr_dataset_t *ds) {
   free(ds->u);
   free(ds->i);
   free(ds->ts);
+  free(ds->cv);
   free(ds->attr_header);
   if (ds->attrs != NULL)
     for (size_t k = 0; k < ds->attrs_cap; k++)
@@ -62,6 +63,10 @@ int hr_dataset_add(hr_dataset_t *ds, const char *user, size_t ulen,
     if (nt == NULL)
       return HR_ENOMEM;
     ds->ts = nt;
+    int32_t *ncv = realloc(ds->cv, nc * HR_DS_CTX * sizeof(*ncv));
+    if (ncv == NULL)
+      return HR_ENOMEM;
+    ds->cv = ncv;
     ds->cap = nc;
   }
   u = hr_idmap_add(ds->users, user, ulen, NULL);
@@ -71,6 +76,8 @@ int hr_dataset_add(hr_dataset_t *ds, const char *user, size_t ulen,
   ds->u[ds->n] = (int32_t)u;
   ds->i[ds->n] = (int32_t)i;
   ds->ts[ds->n] = ts;
+  for (int c = 0; c < HR_DS_CTX; c++)
+    ds->cv[ds->n * HR_DS_CTX + (size_t)c] = -1;
   ds->n++;
   if (ts < ds->ts_min)
     ds->ts_min = ts;
@@ -292,6 +299,7 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
   while (rc == 0 && (line = rd_next(&r, &len)) != NULL) {
     int64_t ts = 0;
     size_t n;
+    long vid[MAX_COLS];
 
     if (len == 0)
       continue;
@@ -316,13 +324,19 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
                (int)f[col_ts].len, f[col_ts].p);
       break;
     }
-    for (size_t c = 0; c < ncol && rc == 0; c++)
+    for (size_t c = 0; c < ncol && rc == 0; c++) {
+      vid[c] = -1;
       if (ctx_of[c] >= 0 && f[c].len > 0 &&
-          hr_idmap_add(ds->ctx_vals[ctx_of[c]], f[c].p, f[c].len, NULL) < 0)
+          (vid[c] = hr_idmap_add(ds->ctx_vals[ctx_of[c]], f[c].p, f[c].len,
+                                 NULL)) < 0)
         rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    }
     if (rc == 0 && (rc = hr_dataset_add(ds, f[col_user].p, f[col_user].len,
                                         f[col_item].p, f[col_item].len, ts)))
       hr_error_set(err, rc, NULL, "out of memory");
+    for (size_t c = 0; c < ncol && rc == 0; c++)
+      if (ctx_of[c] >= 0 && ctx_of[c] < HR_DS_CTX)
+        ds->cv[(ds->n - 1) * HR_DS_CTX + (size_t)ctx_of[c]] = (int32_t)vid[c];
   }
   return rd_close(&r, rc, err);
 }

@@ -337,7 +337,23 @@ typedef struct {
   size_t ntg, n_items;
   float *vec, *scores, *buf;
   unsigned char *ex;
+  const hr_ials_t *lt;   /* long-term model to blend with, or NULL */
+  float alpha;
+  float *lts;
 } seq_scorer_t;
+
+/* Per-user standardisation of a score vector (mean 0, sd 1). */
+static void zscore(float *x, size_t n) {
+  double m = 0, v = 0;
+  for (size_t i = 0; i < n; i++)
+    m += x[i];
+  m /= (double)n;
+  for (size_t i = 0; i < n; i++)
+    v += (x[i] - m) * (x[i] - m);
+  v = sqrt(v / (double)n) + 1e-12;
+  for (size_t i = 0; i < n; i++)
+    x[i] = (float)((x[i] - m) / v);
+}
 
 static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
                      hr_eval_result_t *res) {
@@ -356,6 +372,15 @@ static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, fit->dims.d,
                 1.0f, fit->p.item, fit->dims.d, sc->vec, 1, 0.0f, sc->scores,
                 1);
+    if (sc->lt != NULL) { /* blend with the long-term (iALS) scores */
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, sc->lt->dim,
+                  1.0f, sc->lt->Y, sc->lt->dim,
+                  sc->lt->X + u * (size_t)sc->lt->dim, 1, 0.0f, sc->lts, 1);
+      zscore(sc->scores, sc->n_items);
+      zscore(sc->lts, sc->n_items);
+      for (size_t i = 0; i < sc->n_items; i++)
+        sc->scores[i] += sc->alpha * sc->lts[i];
+    }
     for (size_t j = 0; j < nh; j++)
       sc->ex[hist[j]] = 1;
     nt = hr_topk(sc->scores, sc->ex, sc->n_items, 10, top);
@@ -387,6 +412,8 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
                     const hr_seq_opts_t *o, const char *items_path,
                     const char *topk_out, hr_eval_result_t *res,
                     hr_error_t *err) {
+  const char *ab = getenv("HR_BLEND_IALS");
+  hr_ials_t lt = {0};
   hr_dataset_t ds = {0};
   hr_csr_t h = {0};
   hr_seq_fit_t fit = {0};
@@ -422,7 +449,8 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
     goto done;
   }
   dm.n_items = (int)n_items;
-  sc = (seq_scorer_t){&ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL};
+  sc = (seq_scorer_t){&ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL,
+                      NULL, 0, NULL};
   sc.vec = malloc(sizeof(float) * (size_t)dm.d);
   sc.scores = malloc(n_items * sizeof(float));
   sc.buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
@@ -434,6 +462,19 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
   if (topk_out != NULL && (out = fopen(topk_out, "w")) == NULL) {
     rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
     goto done;
+  }
+  if (ab != NULL && atof(ab) > 0) {
+    hr_ials_opts_t io;
+    hr_ials_opts_default(&io);
+    io.index = 0;
+    if ((rc = hr_ials_fit(&h, &io, &lt, err)) != 0)
+      goto done;
+    sc.lt = &lt;
+    sc.alpha = (float)atof(ab);
+    if ((sc.lts = malloc(sizeof(float) * n_items)) == NULL) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto done;
+    }
   }
   if (o->progress || o->report) { /* the curve: metrics after each epoch */
     oo.validate = seq_validate;
@@ -454,6 +495,8 @@ done:
   free(sc.scores);
   free(sc.buf);
   free(sc.ex);
+  free(sc.lts);
+  hr_ials_free(&lt);
   free(tg);
   hr_item_tokens_free(&tok);
   hr_seq_fit_free(&fit);

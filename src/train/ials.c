@@ -371,6 +371,8 @@ static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
   }
   s->tensors = t;
   s->n_tensors = 6;
+  if ((s->context_prior = hr_ctx_prior_manifest(o->ctx_prior, ds, t + 6)))
+    s->n_tensors = 8;
   s->params = json_pack("{so so so so si si si sI so}", "alpha",
                         hr__jfloat(o->p.alpha), "reg", hr__jfloat(o->p.reg), "decay",
                         hr__jfloat(o->p.decay), "floor", hr__jfloat(o->p.floor),
@@ -388,6 +390,7 @@ static void free_spec(hr_model_spec_t *s, const char **ids,
   free(uids);
   free((void *)s->item_attrs);
   json_decref(s->params);
+  json_decref(s->context_prior);
 }
 
 int hr_train_write(const char *slot_dir, const hr_dataset_t *ds,
@@ -395,7 +398,7 @@ int hr_train_write(const char *slot_dir, const hr_dataset_t *ds,
                    const hr_ials_opts_t *o, json_t *data, json_t *metrics,
                    char *path_out, size_t path_cap, hr_error_t *err) {
   hr_model_spec_t s;
-  hr_tensor_t t[6];
+  hr_tensor_t t[8];
   const char **ids, **uids;
   int rc = make_spec(ds, h, m, o, data, metrics, &s, &ids, &uids, t);
 
@@ -413,7 +416,7 @@ int hr_train_write_files(const char *dir, const hr_dataset_t *ds,
                          const char *name, uint64_t version,
                          hr_error_t *err) {
   hr_model_spec_t s;
-  hr_tensor_t t[6];
+  hr_tensor_t t[8];
   const char **ids, **uids;
   int rc = make_spec(ds, h, m, o, data, NULL, &s, &ids, &uids, t);
 

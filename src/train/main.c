@@ -77,6 +77,9 @@ static const char usage_eval[] =
     "  --cold-items F   (--kind seq, with --items) the cold-item check: hide\n"
     "                   the fraction F of the items from training, rank them\n"
     "                   by their attributes alone; NDCG@10 vs random order\n"
+    "  --cold-users F   (with --data EVENTS.csv) hold out the fraction F of\n"
+    "                   the users; rank their events' items by popularity\n"
+    "                   and by the context prior (what a new user gets)\n"
     "  --data PATH      instead of --split: a ratings.csv of the context\n"
     "                   protocol, with --protocol ctx80|ctx80-rc,\n"
     "                   [--threshold T] (default 4, or 1 for counts) and\n"
@@ -245,6 +248,7 @@ static int cmd_fit(args_t *a) {
   hr_seq_opts_t so;
   hr_seq_fit_t sf = {0};
   hr_item_tokens_t tok = {0};
+  hr_ctx_prior_t cp = {0};
   const char *stream = "hr:events", *items = NULL;
   char path[4096], source[4200];
   hr_ials_opts_t o;
@@ -324,6 +328,18 @@ static int cmd_fit(args_t *a) {
     goto done;
   }
   summary = data_summary(&ds, &h, source, format);
+  /* The context prior for users the model knows nothing about (skipped
+   * when its table would pass 64M floats). */
+  if (ds.n_ctx > 0) {
+    if ((rc = hr_ctx_prior_fit(&ds, h.n_items, NULL, 20.0f, &cp)) != 0) {
+      hr_error_set(&err, rc, NULL, "out of memory");
+      goto done;
+    }
+    if (cp.n_values * cp.n_items > ((size_t)64 << 20))
+      hr_ctx_prior_free(&cp);
+    o.ctx_prior = &cp;
+    so.ctx_prior = &cp;
+  }
   if (strcmp(kind, "seq") == 0) {
     so.index = o.index;
     so.ann = o.ann;
@@ -359,6 +375,7 @@ static int cmd_fit(args_t *a) {
                      strcmp(kind, "seq") == 0 ? sf.seconds : m.seconds));
   }
 done:
+  hr_ctx_prior_free(&cp);
   hr_item_tokens_free(&tok);
   hr_seq_fit_free(&sf);
   json_decref(summary);
@@ -458,7 +475,7 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
 static int cmd_eval(args_t *a) {
   const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
   const char *data = NULL, *protocol = "loo", *model = "pop", *items = NULL;
-  double cold = 0, udrop = 0;
+  double cold = 0, udrop = 0, cold_users = 0;
   double threshold = -1;
   int no_context = 0, ctx = 0;
   hr_seq_opts_t so;
@@ -513,11 +530,29 @@ static int cmd_eval(args_t *a) {
       topk = value(a, arg, "--topk-out");
     else if (is_opt(arg, "--items"))
       items = value(a, arg, "--items");
+    else if (is_opt(arg, "--cold-users"))
+      cold_users = num_opt(a, "--cold-users", value(a, arg, "--cold-users"),
+                           0.001, 0.9);
     else if (is_opt(arg, "--cold-items"))
       cold = num_opt(a, "--cold-items", value(a, arg, "--cold-items"), 0.001,
                      0.9);
     else if (!hyper_opt(a, arg, &o))
       usage_error(a, "unknown option \"%s\"", arg);
+  }
+  if (cold_users > 0) { /* cold users: the context prior vs popularity */
+    hr_cold_users_result_t cu;
+    if (data == NULL)
+      usage_error(a, "--cold-users goes with --data EVENTS.csv");
+    if ((rc = hr_eval_cold_users(data, cold_users, so.seed, &cu, &err)) != 0)
+      return fail(&err, rc);
+    printf("{\"protocol\":\"cold-users\",\"users\":%zu,\"events\":%zu,"
+           "\"context_fields\":%zu,\"popularity_NDCG@10\":%.6f,"
+           "\"popularity_HR@10\":%.6f,\"context_NDCG@10\":%.6f,"
+           "\"context_HR@10\":%.6f,\"diff_NDCG@10\":%.6f,"
+           "\"diff_NDCG@10_se\":%.6f}\n",
+           cu.users, cu.events, cu.fields, cu.pop_ndcg, cu.pop_hr,
+           cu.ctx_ndcg, cu.ctx_hr, cu.ctx_ndcg - cu.pop_ndcg, cu.diff_se);
+    return 0;
   }
   if (cold > 0) { /* the cold-item check (needs --items, kind seq) */
     hr_cold_result_t cr;

@@ -20,8 +20,11 @@ static const redisReply *field(const redisReply *kv, const char *name) {
   return NULL;
 }
 
-/* ctx.<name> fields: collect their vocabularies like CSV context columns. */
-static int add_ctx(hr_dataset_t *ds, const redisReply *kv) {
+/* ctx.<name> fields: collect their vocabularies like CSV context columns;
+ * the value ids of the first HR_DS_CTX columns go to vid (-1 unknown). */
+static int add_ctx(hr_dataset_t *ds, const redisReply *kv, int32_t *vid) {
+  for (int c = 0; c < HR_DS_CTX; c++)
+    vid[c] = -1;
   for (size_t k = 0; k + 1 < kv->elements; k += 2) {
     const redisReply *key = kv->element[k], *val = kv->element[k + 1];
     size_t c;
@@ -43,8 +46,11 @@ static int add_ctx(hr_dataset_t *ds, const redisReply *kv) {
       }
       ds->n_ctx++;
     }
-    if (hr_idmap_add(ds->ctx_vals[c], val->str, val->len, NULL) < 0)
+    long v = hr_idmap_add(ds->ctx_vals[c], val->str, val->len, NULL);
+    if (v < 0)
       return HR_ENOMEM;
+    if (c < HR_DS_CTX)
+      vid[c] = (int32_t)v;
   }
   return 0;
 }
@@ -120,10 +126,13 @@ int hr_data_read_redis(hr_dataset_t *ds, const char *hostport,
       t = ts ? strtoll(ts->str, &end, 10) : 0;
       if (ts == NULL || *end != '\0' || ts->len == 0)
         t = strtoll(e->element[0]->str, NULL, 10) / 1000;
-      if ((rc = add_ctx(ds, kv)) != 0 ||
+      int32_t vid[HR_DS_CTX];
+      if ((rc = add_ctx(ds, kv, vid)) != 0 ||
           (rc = hr_dataset_add(ds, user->str, user->len, item->str,
                                item->len, t)) != 0)
         hr_error_set(err, rc, NULL, "out of memory");
+      else
+        memcpy(ds->cv + (ds->n - 1) * HR_DS_CTX, vid, sizeof(vid));
     }
     size_t got = r->elements;
     freeReplyObject(r);

@@ -12,7 +12,7 @@
 
 typedef struct {
   hr_model_spec_t s;
-  hr_tensor_t t[7];
+  hr_tensor_t t[8];
   const char **ids, **uids, **attrs;
   float *prior;
 } seq_spec_t;
@@ -23,6 +23,7 @@ static void spec_free(seq_spec_t *x) {
   free(x->attrs);
   free(x->prior);
   json_decref(x->s.params);
+  json_decref(x->s.context_prior);
 }
 
 static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
@@ -75,6 +76,8 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
   }
   x->s.tensors = x->t;
   x->s.n_tensors = 6;
+  if ((x->s.context_prior = hr_ctx_prior_manifest(o->ctx_prior, ds, x->t + 6)))
+    x->s.n_tensors = 8;
   x->s.params = json_pack(
       "{si si si si si so so so so so si sI so}", "len", dm->L, "blocks",
       dm->blocks, "ffn", dm->ffn, "gaps", dm->n_gap, "epochs", o->epochs,

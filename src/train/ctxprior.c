@@ -1,0 +1,226 @@
+/* ctxprior.c -- the context prior (train.h): log popularity and, per
+ * context value, its naive-Bayes lift over the items, for users the model
+ * knows nothing about (docs/model-format.md, "context_prior"). */
+#include "hr/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Columns a live request cannot carry (CONTEXT-PROTOCOL.md section 4). */
+static int never_feature(const char *name) {
+  return strcmp(name, "end_emotion") == 0 ||
+         strcmp(name, "dominant_emotion") == 0 ||
+         strcmp(name, "interaction") == 0;
+}
+
+void hr_ctx_prior_free(hr_ctx_prior_t *p) {
+  free(p->logpop);
+  free(p->lift);
+  memset(p, 0, sizeof(*p));
+}
+
+int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
+                     const unsigned char *use, float m, hr_ctx_prior_t *out) {
+  size_t ni = n_items;
+  double *cnt = NULL, *nv = NULL, N = 0;
+
+  memset(out, 0, sizeof(*out));
+  out->n_items = ni;
+  out->m = m;
+  for (size_t c = 0; c < ds->n_ctx && c < HR_DS_CTX; c++) {
+    if (never_feature(ds->ctx_name[c]) || hr_idmap_size(ds->ctx_vals[c]) == 0)
+      continue;
+    out->field[out->n_fields] = ds->ctx_name[c];
+    out->col[out->n_fields] = c;
+    out->off[out->n_fields] = out->n_values;
+    out->n_values += hr_idmap_size(ds->ctx_vals[c]);
+    out->n_fields++;
+  }
+  out->off[out->n_fields] = out->n_values;
+  out->logpop = calloc(ni + 1, sizeof(float));
+  if (out->logpop == NULL)
+    return HR_ENOMEM;
+  if (out->n_fields > 0) {
+    out->lift = calloc(out->n_values * ni + 1, sizeof(float));
+    cnt = calloc(out->n_values * ni + 1, sizeof(double));
+    nv = calloc(out->n_values + 1, sizeof(double));
+    if (!out->lift || !cnt || !nv) {
+      free(cnt);
+      free(nv);
+      hr_ctx_prior_free(out);
+      return HR_ENOMEM;
+    }
+  }
+  double *pop = calloc(ni + 1, sizeof(double));
+  if (pop == NULL) {
+    free(cnt);
+    free(nv);
+    hr_ctx_prior_free(out);
+    return HR_ENOMEM;
+  }
+  for (size_t r = 0; r < ds->n; r++) {
+    if ((use && !use[r]) || (size_t)ds->i[r] >= ni)
+      continue;
+    pop[ds->i[r]] += 1;
+    N += 1;
+    for (size_t f = 0; f < out->n_fields; f++) {
+      int32_t v = ds->cv[r * HR_DS_CTX + out->col[f]];
+      if (v < 0)
+        continue;
+      size_t row = out->off[f] + (size_t)v;
+      cnt[row * ni + (size_t)ds->i[r]] += 1;
+      nv[row] += 1;
+    }
+  }
+  for (size_t i = 0; i < ni; i++) {
+    double p = (pop[i] + 1) / (N + (double)ni);
+    out->logpop[i] = (float)log(p);
+    for (size_t v = 0; v < out->n_values; v++) {
+      double pc = (cnt[v * ni + i] + m * p) / (nv[v] + m);
+      out->lift[v * ni + i] = (float)(log(pc) - log(p));
+    }
+  }
+  free(pop);
+  free(cnt);
+  free(nv);
+  return 0;
+}
+
+json_t *hr_ctx_prior_manifest(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
+                              hr_tensor_t *t) {
+  json_t *fields, *o;
+  if (p == NULL || p->n_fields == 0)
+    return NULL;
+  fields = json_array();
+  for (size_t f = 0; f < p->n_fields; f++) {
+    json_t *vals = json_array();
+    const hr_idmap_t *vm = ds->ctx_vals[p->col[f]];
+    for (size_t v = 0; v < hr_idmap_size(vm); v++)
+      if (json_array_append_new(vals, json_string(hr_idmap_str(vm, v)))) {
+        /* not UTF-8: rows would no longer line up with values */
+        json_decref(vals);
+        json_decref(fields);
+        return NULL;
+      }
+    json_array_append_new(fields, json_pack("{s:s,s:o}", "name", p->field[f],
+                                            "values", vals));
+  }
+  o = json_pack("{s:f,s:o}", "smoothing", (double)p->m, "fields", fields);
+  t[0] = (hr_tensor_t){"pop_log", HR_DT_F32, 1, {p->n_items, 1, 1, 1},
+                       p->logpop, 0};
+  t[1] = (hr_tensor_t){"ctx_lift", HR_DT_F32, 2,
+                       {p->n_values, p->n_items, 1, 1}, p->lift, 0};
+  return o;
+}
+
+/* ---------------------------------------------------------- cold users */
+
+/* NDCG@10 / HR@10 of `item` under scores s (n items; ties by index). */
+static void rank_metrics(const float *s, size_t n, int32_t item, double *ndcg,
+                         double *hit) {
+  size_t better = 0;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] > s[item] || (s[i] == s[item] && i < (size_t)item))
+      better++;
+  *hit = better < 10;
+  *ndcg = better < 10 ? 1.0 / log2((double)better + 2.0) : 0.0;
+}
+
+int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
+                       hr_cold_users_result_t *res, hr_error_t *err) {
+  hr_dataset_t ds;
+  hr_ctx_prior_t cp = {0};
+  unsigned char *held = NULL, *use = NULL;
+  float *ctx = NULL;
+  const char *vals[HR_DS_CTX];
+  uint64_t s = seed * 0x9E3779B97F4A7C15ull + 3;
+  size_t nu, ni;
+  int rc;
+
+  memset(res, 0, sizeof(*res));
+  if (!(frac > 0 && frac < 1))
+    return hr_error_set(err, HR_EINVAL, NULL, "--cold-users must be in "
+                        "(0, 1)");
+  if ((rc = hr_dataset_init(&ds)) != 0)
+    return hr_error_set(err, rc, NULL, "out of memory");
+  if ((rc = hr_data_read_csv(&ds, path, err)) != 0)
+    goto done;
+  nu = hr_idmap_size(ds.users);
+  ni = hr_idmap_size(ds.items);
+  held = calloc(nu + 1, 1);
+  use = calloc(ds.n + 1, 1);
+  ctx = malloc(sizeof(float) * (ni + 1));
+  if (!held || !use || !ctx) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  /* A seeded share of the users is held out entirely. */
+  for (size_t u = 0; u < nu; u++) {
+    s += 0x9E3779B97F4A7C15ull;
+    uint64_t z = s;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    held[u] = (double)(z >> 11) / 9007199254740992.0 < frac;
+  }
+  for (size_t r = 0; r < ds.n; r++)
+    use[r] = !held[ds.u[r]];
+  if ((rc = hr_ctx_prior_fit(&ds, ni, use, 20.0f, &cp)) != 0) {
+    hr_error_set(err, rc, NULL, "out of memory");
+    goto done;
+  }
+  if (cp.n_fields == 0) {
+    rc = hr_error_set(err, HR_EINVAL, NULL, "%s: no context columns", path);
+    goto done;
+  }
+  res->fields = cp.n_fields;
+  for (size_t r = 0; r < ds.n; r++) {
+    double n1, h1, n2, h2;
+    if (use[r])
+      continue;
+    for (size_t f = 0; f < cp.n_fields; f++) {
+      int32_t v = ds.cv[r * HR_DS_CTX + cp.col[f]];
+      vals[f] = v < 0 ? NULL : hr_idmap_str(ds.ctx_vals[cp.col[f]],
+                                            (size_t)v);
+    }
+    /* the context prior's scores, as the server computes them */
+    memcpy(ctx, cp.logpop, sizeof(float) * ni);
+    for (size_t f = 0; f < cp.n_fields; f++)
+      if (vals[f] != NULL) {
+        const float *l = cp.lift + (cp.off[f] + (size_t)ds.cv[r * HR_DS_CTX +
+                                                              cp.col[f]]) *
+                                       ni;
+        for (size_t i = 0; i < ni; i++)
+          ctx[i] += l[i];
+      }
+    rank_metrics(cp.logpop, ni, ds.i[r], &n1, &h1);
+    rank_metrics(ctx, ni, ds.i[r], &n2, &h2);
+    res->pop_ndcg += n1;
+    res->pop_hr += h1;
+    res->ctx_ndcg += n2;
+    res->ctx_hr += h2;
+    res->diff_sq += (n2 - n1) * (n2 - n1);
+    res->events++;
+  }
+  for (size_t u = 0; u < nu; u++)
+    res->users += held[u];
+  if (res->events > 0) {
+    double n = (double)res->events, md;
+    res->pop_ndcg /= n;
+    res->pop_hr /= n;
+    res->ctx_ndcg /= n;
+    res->ctx_hr /= n;
+    md = res->ctx_ndcg - res->pop_ndcg;
+    res->diff_se = n > 1 ? sqrt((res->diff_sq / n - md * md) * n / (n - 1)) /
+                               sqrt(n)
+                         : 0;
+  }
+done:
+  free(held);
+  free(use);
+  free(ctx);
+  hr_ctx_prior_free(&cp);
+  hr_dataset_free(&ds);
+  return rc;
+}
