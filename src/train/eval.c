@@ -376,8 +376,10 @@ static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
       cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, sc->lt->dim,
                   1.0f, sc->lt->Y, sc->lt->dim,
                   sc->lt->X + u * (size_t)sc->lt->dim, 1, 0.0f, sc->lts, 1);
-      zscore(sc->scores, sc->n_items);
-      zscore(sc->lts, sc->n_items);
+      if (getenv("HR_BLEND_LINEAR") == NULL) {
+        zscore(sc->scores, sc->n_items);
+        zscore(sc->lts, sc->n_items);
+      }
       for (size_t i = 0; i < sc->n_items; i++)
         sc->scores[i] += sc->alpha * sc->lts[i];
     }

@@ -741,3 +741,80 @@ HR_TEST(model_retrieve_is_exact) {
   hr_model_free(m);
   return 0;
 }
+
+/* ------------------------------------------------------- context prior */
+
+/* fit writes the context prior; the loaded model scores an unknown user in
+ * a context exactly as popularity + the lifts; a manifest whose value
+ * lists no longer match the table is refused. */
+HR_TEST(model_context_prior_round_trip) {
+  char gdir[512], vdir[512], csv[600], man[600];
+  hr_gen_opts_t g = {200, 60, 3000, 9};
+  hr_error_t err = {0};
+  hr_dataset_t ds;
+  hr_csr_t h;
+  hr_ials_t fit;
+  hr_ials_opts_t o;
+  hr_ctx_prior_t cp;
+  hr_model_t *m;
+  float *s;
+  const char *names[2] = {"location", "mood"}, *vals[2] = {"gym", NULL};
+
+  snprintf(gdir, sizeof(gdir), "%s/cpgen", hr_test_tmpdir());
+  snprintf(vdir, sizeof(vdir), "%s/cpm", hr_test_tmpdir());
+  snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
+  ASSERT_EQ(hr_gen_write(gdir, &g, &err), 0);
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, csv, &err), 0);
+  ASSERT_EQ(hr_dataset_histories(&ds, &h), 0);
+  ASSERT_EQ(hr_ctx_prior_fit(&ds, h.n_items, NULL, 20.0f, &cp), 0);
+  ASSERT_EQ(cp.n_fields, 3); /* location, mood, device */
+  hr_ials_opts_default(&o);
+  o.factors = 8;
+  o.iters = 2;
+  o.index = 0;
+  o.ctx_prior = &cp;
+  ASSERT_EQ(hr_ials_fit(&h, &o, &fit, &err), 0);
+  mkdir(vdir, 0755);
+  strcat(vdir, "/1");
+  mkdir(vdir, 0755);
+  ASSERT_EQ(hr_train_write_files(vdir, &ds, &h, &fit, &o, NULL, "cpm", 1,
+                                 &err),
+            0);
+  m = hr_model_open(vdir, &err);
+  ASSERT_MSG(m != NULL, "%s", err.msg);
+  s = malloc(sizeof(float) * h.n_items);
+  ASSERT_NOT_NULL(s);
+  ASSERT_EQ(hr_model_context_scores(m, names, vals, 2, s), 1);
+  long gym = hr_idmap_find(ds.ctx_vals[cp.col[0]], "gym", 3);
+  ASSERT(gym >= 0 && strcmp(cp.field[0], "location") == 0);
+  for (size_t i = 0; i < h.n_items; i++)
+    ASSERT(s[i] == cp.logpop[i] + cp.lift[(size_t)gym * h.n_items + i]);
+  vals[0] = "nowhere";
+  ASSERT_EQ(hr_model_context_scores(m, names, vals, 2, s), 0);
+  hr_model_free(m);
+  /* one value fewer in the manifest: the table no longer fits */
+  snprintf(man, sizeof(man), "%s/manifest.json", vdir);
+  {
+    json_t *root = json_load_file(man, 0, NULL), *vals0;
+    ASSERT_NOT_NULL(root);
+    vals0 = json_object_get(
+        json_array_get(json_object_get(json_object_get(root, "context_prior"),
+                                       "fields"),
+                       0),
+        "values");
+    ASSERT(json_is_array(vals0) && json_array_size(vals0) > 1);
+    json_array_remove(vals0, json_array_size(vals0) - 1);
+    ASSERT_EQ(json_dump_file(root, man, JSON_INDENT(2)), 0);
+    json_decref(root);
+  }
+  m = hr_model_open(vdir, &err);
+  ASSERT(m == NULL && err.code == HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "ctx_lift") != NULL, "%s", err.msg);
+  free(s);
+  hr_ials_free(&fit);
+  hr_ctx_prior_free(&cp);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  return 0;
+}

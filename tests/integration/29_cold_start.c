@@ -1,0 +1,76 @@
+/* 29_cold_start.c -- a user the model knows nothing about: with a context
+ * the model's context prior knows, /recommend ranks by popularity plus the
+ * context's lifts (retrieval "context_popularity"), so the answer moves
+ * with the situation; without one it is plain popularity. */
+#include "lib/env.h"
+
+#include <stdlib.h>
+
+static json_t *rec(hrt_env_t *e, const char *user, json_t *ctx, int explain,
+                   int *st) {
+  json_t *b = json_pack("{s:s,s:i,s:b}", "user_id", user, "k", 10, "explain",
+                        explain);
+  if (ctx != NULL)
+    json_object_set_new(b, "context", ctx);
+  return hrt_post(e, "/recommend", b, st);
+}
+
+HR_TEST(cold_user_ranked_by_context_prior) {
+  HRT_ENV(e);
+  hrt_strv_t plain = {0}, gym = {0}, commute = {0};
+  json_t *j;
+  int st;
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  j = rec(&e, "never-seen-1", NULL, 0, &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_STR_EQ(hrt_jstr(j, "retrieval"), "popularity");
+  ASSERT_EQ(hrt_item_ids(j, &plain), 0);
+  json_decref(j);
+
+  j = rec(&e, "never-seen-2", json_pack("{s:s}", "location", "gym"), 1, &st);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+  ASSERT_STR_EQ(hrt_jstr(j, "retrieval"), "context_popularity");
+  ASSERT_EQ(hrt_item_ids(j, &gym), 0);
+  ASSERT(hrt_scores_sorted(j));
+  /* each item's explanation: the lift of location=gym */
+  json_t *c = hrt_jget(j, "items[0].explain.context");
+  ASSERT_MSG(json_is_array(c) && json_array_size(c) == 1, "%s", hrt_jdump(j));
+  ASSERT_STR_EQ(hrt_jstr(j, "items[0].explain.context[0].feature"),
+                "location");
+  ASSERT_STR_EQ(hrt_jstr(j, "items[0].explain.context[0].value"), "gym");
+  json_decref(j);
+
+  j = rec(&e, "never-seen-3",
+          json_pack("{s:s,s:s}", "location", "commute", "mood", "tired"), 0,
+          &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_STR_EQ(hrt_jstr(j, "retrieval"), "context_popularity");
+  ASSERT_EQ(hrt_item_ids(j, &commute), 0);
+  json_decref(j);
+  /* The situation changes the answer. */
+  size_t same_gym = 0, same_commute = 0;
+  for (size_t i = 0; i < plain.n; i++) {
+    same_gym += hrt_strv_has(&gym, plain.v[i]);
+    same_commute += hrt_strv_has(&commute, plain.v[i]);
+  }
+  ASSERT_MSG(same_gym < 10 && same_commute < 10,
+             "context did not move the answer (%zu, %zu of 10 shared)",
+             same_gym, same_commute);
+  /* A value the model never saw: popularity again. */
+  j = rec(&e, "never-seen-4", json_pack("{s:s}", "location", "moon"), 0, &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_STR_EQ(hrt_jstr(j, "retrieval"), "popularity");
+  json_decref(j);
+  char *mt = hrt_metrics(&e);
+  ASSERT_NOT_NULL(mt);
+  ASSERT(hrt_metric(mt, "hyperrec_recommend_retrieval_total",
+                    "path=\"context_popularity\"", NULL) >= 2);
+  free(mt);
+
+  hrt_strv_free(&plain);
+  hrt_strv_free(&gym);
+  hrt_strv_free(&commute);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
