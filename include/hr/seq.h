@@ -46,6 +46,8 @@ typedef struct {
 /** Named views into the flat parameter array. */
 typedef struct {
   float *item;  /* n_items x d: input and output item vectors (shared) */
+  size_t item_ld; /* floats from one item row to the next; 0: d (a model
+                     file may keep them inside wider rows) */
   float *pos;   /* L x d */
   float *gin;   /* n_gap x d: gap to the previous item, added to inputs */
   float *gq;    /* n_gap x d: gap from the newest item to the request,
@@ -60,10 +62,11 @@ size_t hr_seq_param_count(const hr_seq_dims_t *dm);
 void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p);
 
 /** The same views with the item table held apart (a model file stores it
- *  as its own tensor): `item` is n_items x d, `rest` the
+ *  as its own tensor): `item` holds n_items rows of d floats item_ld
+ *  floats apart (0: d), `rest` the
  *  hr_seq_param_count - n_items * d floats after it in the flat order. */
-void hr_seq_bind_split(const hr_seq_dims_t *dm, float *item, float *rest,
-                       hr_seq_params_t *p);
+void hr_seq_bind_split(const hr_seq_dims_t *dm, float *item, size_t item_ld,
+                       float *rest, hr_seq_params_t *p);
 
 /** Activations of one forward pass over R rows (sized by
  *  hr_seq_acts_floats; the caller owns the memory). */

@@ -105,7 +105,7 @@ typedef struct {
 /** The tuned defaults (docs/training.md). */
 void hr_ials_opts_default(hr_ials_opts_t *o);
 
-typedef struct {
+typedef struct hr_ials {
   int dim;
   size_t n_users, n_items;
   float *X;       /* n_users x dim */
@@ -251,6 +251,10 @@ typedef struct {
    * learned jointly. Items with attributes and no interaction ("cold")
    * are kept out of the softmax and get their attribute vector alone. */
   const hr_item_tokens_t *tokens;
+  float long_term;         /* > 0: add a long-term part (iALS, lt_opts)
+                              with this weight: user vector
+                              [u_seq | w x_u] against items [v_i | y_i] */
+  hr_ials_opts_t lt_opts;
   float id_dropout;        /* with tokens: share of items shown by their
                               attribute vector alone in each batch */
   int negatives;           /* sampled softmax with this many uniform
@@ -280,6 +284,11 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
 void hr_seq_fit_free(hr_seq_fit_t *f);
 
 #define HR_SEQ_FULL_SOFTMAX_MAX 20000 /* items */
+
+/** The item table of a seq model with a long-term part: rows [v_i | y_i]
+ *  (n_items x (d + lt->dim) floats into cat). */
+void hr_seq_concat_items(const hr_seq_fit_t *fit, const struct hr_ials *lt,
+                         float *cat);
 
 /** Buffers for batches of up to max_seqs sequences (L rows each). */
 typedef struct hr_seq_work hr_seq_work_t;
@@ -317,16 +326,18 @@ void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,
 /** Write a trained sequential model (kind "seq", docs/model-format.md) as
  *  a new version of slot_dir: its weights, the training histories with
  *  their timestamps (the server continues them with Redis's events), a
- *  popularity prior, and index.bin when o->index. */
+ *  popularity prior, and index.bin when o->index; with lt (NULL: none)
+ *  the long-term part (weight o->long_term, fold-in o->lt_opts). */
 int hr_seq_write(const char *slot_dir, const hr_dataset_t *ds,
                  const hr_csr_t *h, const hr_seq_fit_t *f,
-                 const hr_seq_opts_t *o, json_t *data, json_t *metrics,
-                 char *path_out, size_t path_cap, hr_error_t *err);
+                 const struct hr_ials *lt, const hr_seq_opts_t *o,
+                 json_t *data, json_t *metrics, char *path_out,
+                 size_t path_cap, hr_error_t *err);
 /** The same into an existing directory with a given name/version. */
 int hr_seq_write_files(const char *dir, const hr_dataset_t *ds,
                        const hr_csr_t *h, const hr_seq_fit_t *f,
-                       const hr_seq_opts_t *o, const char *name,
-                       uint64_t version, hr_error_t *err);
+                       const struct hr_ials *lt, const hr_seq_opts_t *o,
+                       const char *name, uint64_t version, hr_error_t *err);
 
 /* ---------------------------------------------------------- evaluation */
 

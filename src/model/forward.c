@@ -189,9 +189,13 @@ static int seq_user_vector(const hr_model_t *m, long user_idx,
   return 0;
 }
 
-int hr_model_user_vector(const hr_model_t *m, long user_idx,
-                         const hr_history_t *recent, float *out) {
-  size_t d = (size_t)m->dim, nrec = recent ? recent->n : 0, nhist = 0;
+/* The iALS fold-in over item factors Y (f columns; the model's yty,
+ * user_emb and ials parameters): the user's vector from recent + stored
+ * history, or the stored one when nothing is new. */
+static int ials_vector(const hr_model_t *m, const float *Y, int f,
+                       long user_idx, const hr_history_t *recent,
+                       float *out) {
+  size_t d = (size_t)f, nrec = recent ? recent->n : 0, nhist = 0;
   size_t cap, total, n = 0, tsize = 16;
   const int32_t *hist = NULL;
   hr_ials_work_t w = {0};
@@ -199,13 +203,6 @@ int hr_model_user_vector(const hr_model_t *m, long user_idx,
   float *conf;
   int rc;
 
-  if (user_idx < -1 || (user_idx >= 0 && (size_t)user_idx >= m->n_users))
-    return HR_EINVAL;
-  for (size_t j = 0; j < nrec; j++)
-    if (recent->items[j] < 0 || (size_t)recent->items[j] >= m->n_items)
-      return HR_EINVAL;
-  if (m->hist_ts != NULL)
-    return seq_user_vector(m, user_idx, recent, out);
   if (user_idx >= 0 && nrec == 0) {
     /* Nothing new since training: the fold-in would solve exactly the
      * system of the trainer's final user step, whose answer is stored. */
@@ -239,11 +236,35 @@ int hr_model_user_vector(const hr_model_t *m, long user_idx,
     if (seen_add(set, tsize - 1, hist[j]))
       list[n++] = hist[j];
   hr_ials_confidence(&m->ials, n, conf);
-  rc = hr_ials_solve(&w, m->dim, m->yty, m->ials.reg, m->item_emb, list,
-                     conf, n, out);
+  rc = hr_ials_solve(&w, f, m->yty, m->ials.reg, Y, list, conf, n, out);
   hr_ials_work_free(&w);
   free(list);
   return rc;
+}
+
+int hr_model_user_vector(const hr_model_t *m, long user_idx,
+                         const hr_history_t *recent, float *out) {
+  size_t nrec = recent ? recent->n : 0;
+  int rc;
+
+  if (user_idx < -1 || (user_idx >= 0 && (size_t)user_idx >= m->n_users))
+    return HR_EINVAL;
+  for (size_t j = 0; j < nrec; j++)
+    if (recent->items[j] < 0 || (size_t)recent->items[j] >= m->n_items)
+      return HR_EINVAL;
+  if (m->hist_ts == NULL)
+    return ials_vector(m, m->item_emb, m->dim, user_idx, recent, out);
+  if ((rc = seq_user_vector(m, user_idx, recent, out)) != 0 ||
+      m->lt_dim == 0)
+    return rc;
+  /* [sequential | weight * long-term]: scores add up over item_emb's
+   * [sequential | long-term] rows */
+  float *x = out + m->seq.d;
+  if ((rc = ials_vector(m, m->lt_item, m->lt_dim, user_idx, recent, x)) != 0)
+    return rc;
+  for (int k = 0; k < m->lt_dim; k++)
+    x[k] *= m->lt_weight;
+  return 0;
 }
 
 void hr_model_score_items(const hr_model_t *m, const float *u, float *out) {
@@ -433,7 +454,7 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
                                 const hr_history_t *recent, size_t item,
                                 hr_ctx_effect_t *out, size_t max) {
   int64_t last = -1;
-  size_t d = (size_t)m->dim, nh = 0;
+  size_t d = (size_t)m->seq.d, nh = 0;
   int b;
   const float *g, *g0, *y;
   float e = 0;
@@ -453,7 +474,7 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
   b = hr_seq_gap_bucket((recent ? recent->now : 0) - last, 1);
   g = m->seqp.gq + (size_t)b * d;
   g0 = m->seqp.gq;
-  y = m->item_emb + item * d;
+  y = m->item_emb + item * (size_t)m->dim; /* its sequential part */
   for (size_t c = 0; c < d; c++)
     e += (g[c] - g0[c]) * y[c];
   out[0].feature = "since_last_event";

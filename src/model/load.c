@@ -591,16 +591,35 @@ static int bind_ials(ctx_t *c, hr_model_t *m) {
 }
 
 /* Kind "seq": the transformer's shape from params, its weights as
- * item_emb + seq_rest (hr_seq_bind_split), the histories' timestamps. */
+ * item_emb + seq_rest (hr_seq_bind_split), the histories' timestamps; with
+ * params.long_term, the long-term (iALS) part: item_emb rows are
+ * [sequential d | long-term f] and lt_item, yty, user_emb are iALS's. */
 static int bind_seq(ctx_t *c, hr_model_t *m) {
-  json_t *params = json_object_get(m->manifest, "params");
-  size_t nu = m->n_users, rest;
-  json_int_t len, blocks, ffn, gaps;
+  json_t *params = json_object_get(m->manifest, "params"), *lt;
+  size_t nu = m->n_users, rest, d = (size_t)m->dim;
+  json_int_t len, blocks, ffn, gaps, f = 0, cap;
   const void *p;
   hr_seq_dims_t *dm = &m->seq;
 
   if (!json_is_object(params))
     return FAIL(c, HR_EFORMAT, "manifest.json", "\"params\" missing");
+  lt = json_object_get(params, "long_term");
+  if (lt != NULL) {
+    if (!json_is_object(lt))
+      return FAIL(c, HR_EFORMAT, "manifest.json", "params.long_term must be "
+                  "an object");
+    if (get_int(c, lt, "factors", 1, m->dim - 1, &f) ||
+        get_num(c, lt, "weight", 0, 1e6, &m->lt_weight) ||
+        get_num(c, lt, "alpha", 0, 1e6, &m->ials.alpha) ||
+        get_num(c, lt, "reg", 1e-6, 1e9, &m->ials.reg) ||
+        get_num(c, lt, "decay", 1e-6, 1, &m->ials.decay) ||
+        get_num(c, lt, "floor", 0, 1, &m->ials.floor) ||
+        get_int(c, lt, "cap", 0, INT32_MAX, &cap))
+      return c->err->code;
+    m->ials.cap = (int)cap;
+    m->lt_dim = (int)f;
+    d = (size_t)(m->dim - f);
+  }
   if (get_int(c, params, "len", 1, HR_SEQ_MAX_LEN, &len) ||
       get_int(c, params, "blocks", 0, HR_SEQ_MAX_BLOCKS, &blocks) ||
       get_int(c, params, "ffn", 1, 16384, &ffn) ||
@@ -609,14 +628,14 @@ static int bind_seq(ctx_t *c, hr_model_t *m) {
   if (gaps != 0 && gaps != HR_SEQ_GAPS)
     return FAIL(c, HR_EFORMAT, "manifest.json", "params.gaps must be 0 or %d",
                 HR_SEQ_GAPS);
-  *dm = (hr_seq_dims_t){m->dim, (int)len, (int)blocks, (int)ffn,
+  *dm = (hr_seq_dims_t){(int)d, (int)len, (int)blocks, (int)ffn,
                         (int)m->n_items, (int)gaps};
   if (m->n_items > INT32_MAX)
     return FAIL(c, HR_EFORMAT, "manifest.json", "too many items for kind "
                 "seq");
   if (bind_common(c, m))
     return c->err->code;
-  rest = hr_seq_param_count(dm) - m->n_items * (size_t)m->dim;
+  rest = hr_seq_param_count(dm) - m->n_items * d;
   if (need(c, m, "seq_rest", HR_DT_F32, 1, rest, 1, &p))
     return c->err->code;
   if (!all_finite(p, rest))
@@ -624,8 +643,24 @@ static int bind_seq(ctx_t *c, hr_model_t *m) {
                 "weights");
   /* The forward pass only reads parameters; the views are non-const
    * because the trainer's writable copy shares the struct. */
-  hr_seq_bind_split(dm, (float *)(uintptr_t)m->item_emb,
+  hr_seq_bind_split(dm, (float *)(uintptr_t)m->item_emb, (size_t)m->dim,
                     (float *)(uintptr_t)p, &m->seqp);
+  if (f > 0) {
+    if (need(c, m, "lt_item", HR_DT_F32, 2, m->n_items, (uint64_t)f, &p))
+      return c->err->code;
+    m->lt_item = p;
+    if (need(c, m, "yty", HR_DT_F32, 2, (uint64_t)f, (uint64_t)f, &p))
+      return c->err->code;
+    m->yty = p;
+    if (need(c, m, "user_emb", HR_DT_F32, 2, nu, (uint64_t)f, &p))
+      return c->err->code;
+    m->user_emb = p;
+    if (!all_finite(m->lt_item, m->n_items * (size_t)f) ||
+        !all_finite(m->yty, (size_t)(f * f)) ||
+        !all_finite(m->user_emb, nu * (size_t)f))
+      return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in the "
+                  "long-term weights");
+  }
   if (need(c, m, "user_hist_ts", HR_DT_I64, 1, m->hist_ptr[nu], 1, &p))
     return c->err->code;
   m->hist_ts = p;

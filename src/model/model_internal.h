@@ -67,6 +67,10 @@ struct hr_model {
   const float *ctx_lift;  /* n_values x n_items */
 
   /* kind "seq" */
+  int lt_dim;             /* long-term (iALS) part: f columns after the
+                             sequential ones in item_emb (0: none) */
+  float lt_weight;        /* its weight in the user vector */
+  const float *lt_item;   /* n_items x lt_dim: iALS Y (the fold-in's) */
   hr_seq_dims_t seq;
   hr_seq_params_t seqp;   /* views into the map (read only) */
   const int64_t *hist_ts; /* hist_ptr[n_users]: unix seconds, -1 unknown */

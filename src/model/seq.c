@@ -46,12 +46,14 @@ static void bind_rest(const hr_seq_dims_t *dm, float *w, hr_seq_params_t *p) {
 
 void hr_seq_bind(const hr_seq_dims_t *dm, float *flat, hr_seq_params_t *p) {
   p->item = flat;
+  p->item_ld = 0;
   bind_rest(dm, flat + (size_t)dm->n_items * (size_t)dm->d, p);
 }
 
-void hr_seq_bind_split(const hr_seq_dims_t *dm, float *item, float *rest,
-                       hr_seq_params_t *p) {
+void hr_seq_bind_split(const hr_seq_dims_t *dm, float *item, size_t item_ld,
+                       float *rest, hr_seq_params_t *p) {
   p->item = item;
+  p->item_ld = item_ld;
   bind_rest(dm, rest, p);
 }
 
@@ -106,7 +108,7 @@ void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
 
   for (size_t s = 0; s < ns; s++)
     for (size_t r = off[s]; r < off[s + 1]; r++) {
-      const float *e = p->item + (size_t)items[r] * d,
+      const float *e = p->item + (size_t)items[r] * (p->item_ld ? p->item_ld : d),
                   *q = p->pos + (r - off[s]) * d;
       const float *gi = dm->n_gap > 0
                             ? p->gin + (size_t)(gaps ? gaps[r] : 0) * d

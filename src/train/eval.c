@@ -337,28 +337,30 @@ typedef struct {
   size_t ntg, n_items;
   float *vec, *scores, *buf;
   unsigned char *ex;
-  const hr_ials_t *lt;   /* long-term model to blend with, or NULL */
-  float alpha;
-  float *lts;
+  const hr_ials_t *lt;   /* the long-term part, or NULL */
+  float lt_w;            /* its weight */
+  float *cat;            /* n_items x (d + f): [sequential | long-term] */
+  float *ucat;           /* d + f */
 } seq_scorer_t;
 
-/* Per-user standardisation of a score vector (mean 0, sd 1). */
-static void zscore(float *x, size_t n) {
-  double m = 0, v = 0;
-  for (size_t i = 0; i < n; i++)
-    m += x[i];
-  m /= (double)n;
-  for (size_t i = 0; i < n; i++)
-    v += (x[i] - m) * (x[i] - m);
-  v = sqrt(v / (double)n) + 1e-12;
-  for (size_t i = 0; i < n; i++)
-    x[i] = (float)((x[i] - m) / v);
+
+/* [v_i | y_i] rows: the item table of a model with a long-term part. */
+void hr_seq_concat_items(const hr_seq_fit_t *fit, const hr_ials_t *lt,
+                         float *cat) {
+  size_t d = (size_t)fit->dims.d, f = (size_t)lt->dim;
+  for (size_t i = 0; i < (size_t)fit->dims.n_items; i++) {
+    memcpy(cat + i * (d + f), fit->p.item + i * d, sizeof(float) * d);
+    memcpy(cat + i * (d + f) + d, lt->Y + i * f, sizeof(float) * f);
+  }
 }
 
 static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
                      hr_eval_result_t *res) {
   const hr_csr_t *h = sc->h;
   hr_metrics_t mt = {0};
+
+  if (sc->lt != NULL)
+    hr_seq_concat_items(fit, sc->lt, sc->cat);
 
   if (hr_metrics_init(&mt, 10, sc->n_items))
     return HR_ENOMEM;
@@ -369,20 +371,18 @@ static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
     size_t nt;
     hr_seq_user_vector(fit, hist, h->ts + h->ptr[u], nh, sc->tg[k].ts,
                        sc->buf, sc->vec);
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, fit->dims.d,
-                1.0f, fit->p.item, fit->dims.d, sc->vec, 1, 0.0f, sc->scores,
-                1);
-    if (sc->lt != NULL) { /* blend with the long-term (iALS) scores */
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, sc->lt->dim,
-                  1.0f, sc->lt->Y, sc->lt->dim,
-                  sc->lt->X + u * (size_t)sc->lt->dim, 1, 0.0f, sc->lts, 1);
-      if (getenv("HR_BLEND_LINEAR") == NULL) {
-        zscore(sc->scores, sc->n_items);
-        zscore(sc->lts, sc->n_items);
-      }
-      for (size_t i = 0; i < sc->n_items; i++)
-        sc->scores[i] += sc->alpha * sc->lts[i];
-    }
+    if (sc->lt != NULL) { /* as the server: [u_seq | w x_u] . [v | y] */
+      size_t d = (size_t)fit->dims.d, f = (size_t)sc->lt->dim;
+      memcpy(sc->ucat, sc->vec, sizeof(float) * d);
+      for (size_t c = 0; c < f; c++)
+        sc->ucat[d + c] = sc->lt_w * sc->lt->X[u * f + c];
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, (int)(d + f),
+                  1.0f, sc->cat, (int)(d + f), sc->ucat, 1, 0.0f, sc->scores,
+                  1);
+    } else
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, fit->dims.d,
+                  1.0f, fit->p.item, fit->dims.d, sc->vec, 1, 0.0f,
+                  sc->scores, 1);
     for (size_t j = 0; j < nh; j++)
       sc->ex[hist[j]] = 1;
     nt = hr_topk(sc->scores, sc->ex, sc->n_items, 10, top);
@@ -414,7 +414,6 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
                     const hr_seq_opts_t *o, const char *items_path,
                     const char *topk_out, hr_eval_result_t *res,
                     hr_error_t *err) {
-  const char *ab = getenv("HR_BLEND_IALS");
   hr_ials_t lt = {0};
   hr_dataset_t ds = {0};
   hr_csr_t h = {0};
@@ -452,7 +451,7 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
   }
   dm.n_items = (int)n_items;
   sc = (seq_scorer_t){&ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL,
-                      NULL, 0, NULL};
+                      NULL, 0, NULL, NULL};
   sc.vec = malloc(sizeof(float) * (size_t)dm.d);
   sc.scores = malloc(n_items * sizeof(float));
   sc.buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
@@ -465,18 +464,21 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
     rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
     goto done;
   }
-  if (ab != NULL && atof(ab) > 0) {
-    hr_ials_opts_t io;
-    hr_ials_opts_default(&io);
+  if (o->long_term > 0) { /* the long-term part */
+    hr_ials_opts_t io = o->lt_opts;
     io.index = 0;
+    io.progress = 0;
     if ((rc = hr_ials_fit(&h, &io, &lt, err)) != 0)
       goto done;
     sc.lt = &lt;
-    sc.alpha = (float)atof(ab);
-    if ((sc.lts = malloc(sizeof(float) * n_items)) == NULL) {
+    sc.lt_w = o->long_term;
+    sc.cat = malloc(sizeof(float) * n_items * (size_t)(dm.d + lt.dim));
+    sc.ucat = malloc(sizeof(float) * (size_t)(dm.d + lt.dim));
+    if (sc.cat == NULL || sc.ucat == NULL) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       goto done;
     }
+    res->train_seconds += lt.seconds;
   }
   if (o->progress || o->report) { /* the curve: metrics after each epoch */
     oo.validate = seq_validate;
@@ -484,12 +486,11 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
   }
   if ((rc = hr_seq_fit(&h, &oo, &fit, err)) != 0)
     goto done;
-  res->train_seconds = fit.seconds;
   if ((rc = seq_score(&sc, &fit, out, res)) != 0) {
     hr_error_set(err, rc, NULL, "out of memory");
     goto done;
   }
-  res->train_seconds = fit.seconds;
+  res->train_seconds = fit.seconds + lt.seconds;
 done:
   if (out != NULL && fclose(out) != 0 && rc == 0)
     rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
@@ -497,7 +498,8 @@ done:
   free(sc.scores);
   free(sc.buf);
   free(sc.ex);
-  free(sc.lts);
+  free(sc.cat);
+  free(sc.ucat);
   hr_ials_free(&lt);
   free(tg);
   hr_item_tokens_free(&tok);

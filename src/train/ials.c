@@ -22,6 +22,7 @@
 #define CHUNK 16
 
 void hr_ials_opts_default(hr_ials_opts_t *o) {
+  memset(o, 0, sizeof(*o));
   /* Chosen on the loo validation split (docs/training.md). */
   o->factors = 64;
   o->iters = 12;

@@ -353,10 +353,15 @@ static int cmd_fit(args_t *a) {
     }
     if ((rc = hr_seq_fit(&h, &so, &sf, &err)) != 0)
       goto done;
-    metrics = json_pack("{sf sf}", "train_seconds", sf.seconds, "train_loss",
-                        sf.loss);
-    rc = hr_seq_write(out, &ds, &h, &sf, &so, summary, metrics, path,
-                      sizeof(path), &err);
+    if (so.long_term > 0) { /* the long-term part */
+      so.lt_opts.progress = so.progress;
+      if ((rc = hr_ials_fit(&h, &so.lt_opts, &m, &err)) != 0)
+        goto done;
+    }
+    metrics = json_pack("{sf sf}", "train_seconds", sf.seconds + m.seconds,
+                        "train_loss", sf.loss);
+    rc = hr_seq_write(out, &ds, &h, &sf, so.long_term > 0 ? &m : NULL, &so,
+                      summary, metrics, path, sizeof(path), &err);
   } else {
     if ((rc = hr_ials_fit(&h, &o, &m, &err)) != 0)
       goto done;
@@ -424,6 +429,9 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
     o->dims.n_gap = 0;
   else if (is_opt(arg, "--report"))
     o->report = value(a, arg, "--report");
+  else if (is_opt(arg, "--long-term"))
+    o->long_term = num_opt(a, "--long-term", value(a, arg, "--long-term"), 0,
+                           1000);
   else if (is_opt(arg, "--id-dropout"))
     o->id_dropout = num_opt(a, "--id-dropout", value(a, arg, "--id-dropout"),
                             0, 0.95);

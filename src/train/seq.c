@@ -32,6 +32,9 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->seed = 1;
   o->prior = 1e-4f;
   o->negatives = -1;
+  o->long_term = 0;
+  hr_ials_opts_default(&o->lt_opts);
+  o->lt_opts.index = 0;
   o->id_dropout = 0.5f; /* with item attributes (tokens) only */
   o->index = 1;
   hr_ann_params_default(&o->ann);

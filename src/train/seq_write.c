@@ -12,9 +12,9 @@
 
 typedef struct {
   hr_model_spec_t s;
-  hr_tensor_t t[8];
+  hr_tensor_t t[11];
   const char **ids, **uids, **attrs;
-  float *prior;
+  float *prior, *cat;
 } seq_spec_t;
 
 static void spec_free(seq_spec_t *x) {
@@ -22,16 +22,17 @@ static void spec_free(seq_spec_t *x) {
   free(x->uids);
   free(x->attrs);
   free(x->prior);
+  free(x->cat);
   json_decref(x->s.params);
   json_decref(x->s.context_prior);
 }
 
 static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
-                     const hr_seq_fit_t *f, const hr_seq_opts_t *o,
-                     json_t *data, json_t *metrics) {
+                     const hr_seq_fit_t *f, const hr_ials_t *lt,
+                     const hr_seq_opts_t *o, json_t *data, json_t *metrics) {
   const hr_seq_dims_t *dm = &f->dims;
-  size_t ni = (size_t)dm->n_items, nu = h->n_users;
-  uint64_t d = (uint64_t)dm->d;
+  size_t ni = (size_t)dm->n_items, nu = h->n_users, nt;
+  uint64_t d = (uint64_t)dm->d, fl = lt ? (uint64_t)lt->dim : 0;
   size_t rest = hr_seq_param_count(dm) - ni * (size_t)d;
 
   memset(x, 0, sizeof(*x));
@@ -47,7 +48,16 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
   for (size_t u = 0; u < nu; u++)
     x->uids[u] = hr_idmap_str(ds->users, u);
   hr__pop_prior(h->ptr, h->items, nu, ni, o->prior, x->prior);
-  x->t[0] = (hr_tensor_t){"item_emb", HR_DT_F32, 2, {ni, d, 1, 1}, f->w, 0};
+  if (lt != NULL) { /* item rows [v_i | y_i] */
+    if (lt->n_items != ni || lt->n_users != nu)
+      return HR_EINVAL;
+    x->cat = malloc(sizeof(float) * ni * (size_t)(d + fl) + 1);
+    if (x->cat == NULL)
+      return HR_ENOMEM;
+    hr_seq_concat_items(f, lt, x->cat);
+  }
+  x->t[0] = (hr_tensor_t){"item_emb", HR_DT_F32, 2, {ni, d + fl, 1, 1},
+                          lt ? x->cat : f->w, 0};
   x->t[1] = (hr_tensor_t){"seq_rest", HR_DT_F32, 1, {rest, 1, 1, 1},
                           f->w + ni * (size_t)d, 0};
   x->t[2] = (hr_tensor_t){"item_prior", HR_DT_F32, 1, {ni, 1, 1, 1},
@@ -58,9 +68,18 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
                           {h->ptr[nu], 1, 1, 1}, h->items, 0};
   x->t[5] = (hr_tensor_t){"user_hist_ts", HR_DT_I64, 1,
                           {h->ptr[nu], 1, 1, 1}, h->ts, 0};
+  nt = 6;
+  if (lt != NULL) {
+    x->t[nt++] = (hr_tensor_t){"lt_item", HR_DT_F32, 2, {ni, fl, 1, 1}, lt->Y,
+                               0};
+    x->t[nt++] = (hr_tensor_t){"yty", HR_DT_F32, 2, {fl, fl, 1, 1}, lt->yty,
+                               0};
+    x->t[nt++] = (hr_tensor_t){"user_emb", HR_DT_F32, 2, {nu, fl, 1, 1},
+                               lt->X, 0};
+  }
   x->s.kind = "seq";
   x->s.ann = o->index ? &o->ann : NULL;
-  x->s.dim = dm->d;
+  x->s.dim = dm->d + (int)fl;
   x->s.n_items = ni;
   x->s.n_users = nu;
   x->s.item_ids = x->ids;
@@ -75,9 +94,10 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
     x->s.item_attrs = x->attrs;
   }
   x->s.tensors = x->t;
-  x->s.n_tensors = 6;
-  if ((x->s.context_prior = hr_ctx_prior_manifest(o->ctx_prior, ds, x->t + 6)))
-    x->s.n_tensors = 8;
+  x->s.n_tensors = nt;
+  if ((x->s.context_prior = hr_ctx_prior_manifest(o->ctx_prior, ds,
+                                                  x->t + nt)))
+    x->s.n_tensors = nt + 2;
   x->s.params = json_pack(
       "{si si si si si so so so so so si sI so}", "len", dm->L, "blocks",
       dm->blocks, "ffn", dm->ffn, "gaps", dm->n_gap, "epochs", o->epochs,
@@ -85,6 +105,15 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
       hr__jfloat(o->dropout), "block_dropout", hr__jfloat(o->block_dropout),
       "prior", hr__jfloat(o->prior), "batch", o->batch, "seed",
       (json_int_t)o->seed, "train_loss", json_real(f->loss));
+  if (x->s.params != NULL && lt != NULL) {
+    const hr_ials_params_t *ip = &o->lt_opts.p;
+    json_object_set_new(
+        x->s.params, "long_term",
+        json_pack("{si so so so so so si}", "factors", lt->dim, "weight",
+                  hr__jfloat(o->long_term), "alpha", hr__jfloat(ip->alpha),
+                  "reg", hr__jfloat(ip->reg), "decay", hr__jfloat(ip->decay),
+                  "floor", hr__jfloat(ip->floor), "cap", ip->cap));
+  }
   x->s.data = data;
   x->s.metrics = metrics;
   return x->s.params ? 0 : HR_ENOMEM;
@@ -92,10 +121,11 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
 
 int hr_seq_write(const char *slot_dir, const hr_dataset_t *ds,
                  const hr_csr_t *h, const hr_seq_fit_t *f,
-                 const hr_seq_opts_t *o, json_t *data, json_t *metrics,
-                 char *path_out, size_t path_cap, hr_error_t *err) {
+                 const hr_ials_t *lt, const hr_seq_opts_t *o, json_t *data,
+                 json_t *metrics, char *path_out, size_t path_cap,
+                 hr_error_t *err) {
   seq_spec_t x;
-  int rc = spec_make(&x, ds, h, f, o, data, metrics);
+  int rc = spec_make(&x, ds, h, f, lt, o, data, metrics);
 
   if (rc != 0)
     rc = hr_error_set(err, rc, NULL, "cannot describe the model (%s)",
@@ -108,10 +138,10 @@ int hr_seq_write(const char *slot_dir, const hr_dataset_t *ds,
 
 int hr_seq_write_files(const char *dir, const hr_dataset_t *ds,
                        const hr_csr_t *h, const hr_seq_fit_t *f,
-                       const hr_seq_opts_t *o, const char *name,
-                       uint64_t version, hr_error_t *err) {
+                       const hr_ials_t *lt, const hr_seq_opts_t *o,
+                       const char *name, uint64_t version, hr_error_t *err) {
   seq_spec_t x;
-  int rc = spec_make(&x, ds, h, f, o, NULL, NULL);
+  int rc = spec_make(&x, ds, h, f, lt, o, NULL, NULL);
 
   if (rc != 0)
     rc = hr_error_set(err, rc, NULL, "cannot describe the model (%s)",

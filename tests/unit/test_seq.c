@@ -204,10 +204,11 @@ typedef struct {
   hr_csr_t h;
   hr_seq_opts_t o;
   hr_seq_fit_t f;
+  hr_ials_t lt;            /* the long-term part when with_lt */
   char dir[512];
 } seq_fixture_t;
 
-static int seq_fixture(seq_fixture_t *x) {
+static int seq_fixture_lt(seq_fixture_t *x, int with_lt) {
   char gdir[512], csv[600];
   hr_gen_opts_t g = {200, 80, 4000, 5};
   hr_error_t err = {0};
@@ -215,7 +216,7 @@ static int seq_fixture(seq_fixture_t *x) {
   memset(x, 0, sizeof(*x));
   snprintf(gdir, sizeof(gdir), "%s/seqgen", hr_test_tmpdir());
   snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
-  snprintf(x->dir, sizeof(x->dir), "%s/seqm", hr_test_tmpdir());
+  snprintf(x->dir, sizeof(x->dir), "%s/seqm%d", hr_test_tmpdir(), with_lt);
   mkdir(x->dir, 0755);
   strcat(x->dir, "/1");
   mkdir(x->dir, 0755);
@@ -227,11 +228,16 @@ static int seq_fixture(seq_fixture_t *x) {
   x->o.batch = 16;
   x->o.threads = 1;
   x->o.index = 1;
+  x->o.long_term = with_lt ? 2.5f : 0;
+  x->o.lt_opts.factors = 8;
+  x->o.lt_opts.iters = 3;
   if (hr_gen_write(gdir, &g, &err) != 0 || hr_dataset_init(&x->ds) != 0 ||
       hr_data_read_csv(&x->ds, csv, &err) != 0 ||
       hr_dataset_histories(&x->ds, &x->h) != 0 ||
       hr_seq_fit(&x->h, &x->o, &x->f, &err) != 0 ||
-      hr_seq_write_files(x->dir, &x->ds, &x->h, &x->f, &x->o, "seqm", 1,
+      (with_lt && hr_ials_fit(&x->h, &x->o.lt_opts, &x->lt, &err) != 0) ||
+      hr_seq_write_files(x->dir, &x->ds, &x->h, &x->f,
+                         with_lt ? &x->lt : NULL, &x->o, "seqm", 1,
                          &err) != 0) {
     fprintf(stderr, "seq_fixture: %s\n", err.msg);
     return -1;
@@ -239,7 +245,10 @@ static int seq_fixture(seq_fixture_t *x) {
   return 0;
 }
 
+static int seq_fixture(seq_fixture_t *x) { return seq_fixture_lt(x, 0); }
+
 static void seq_fixture_free(seq_fixture_t *x) {
+  hr_ials_free(&x->lt);
   hr_seq_fit_free(&x->f);
   hr_csr_free(&x->h);
   hr_dataset_free(&x->ds);
@@ -460,5 +469,53 @@ HR_TEST(seq_item_tower_ranks_cold_items_by_attributes) {
   hr_item_tokens_free(&tok);
   hr_csr_free(&h);
   hr_dataset_free(&ds);
+  return 0;
+}
+
+/* With the long-term part: the server's vector is [u_seq | w x_u] and its
+ * scores are those of the trainer's concatenated item table. */
+HR_TEST(seq_long_term_server_matches_trainer) {
+  seq_fixture_t x;
+  hr_error_t err = {0};
+  hr_model_t *m;
+  size_t d = 16, f = 8, ni;
+  float *buf, us[24], ut[16], *ss, *cat;
+
+  ASSERT_EQ(seq_fixture_lt(&x, 1), 0);
+  m = hr_model_open(x.dir, &err);
+  ASSERT_MSG(m != NULL, "open: %s", err.msg);
+  ASSERT_EQ(hr_model_dim(m), 24);
+  ni = hr_model_n_items(m);
+  buf = malloc(sizeof(float) * hr_seq_embed_floats(&x.f.dims));
+  ss = malloc(sizeof(float) * ni);
+  cat = malloc(sizeof(float) * ni * (d + f));
+  ASSERT(buf && ss && cat);
+  hr_seq_concat_items(&x.f, &x.lt, cat);
+  for (long u = 0; u < 30; u++) {
+    size_t n = x.h.ptr[u + 1] - x.h.ptr[u];
+    const int64_t *ht = x.h.ts + x.h.ptr[u];
+    int64_t now = ht[n - 1] + 60;
+    hr_history_t none = {NULL, 0, NULL, now};
+    ASSERT_EQ(hr_model_user_vector(m, u, &none, us), 0);
+    hr_seq_user_vector(&x.f, x.h.items + x.h.ptr[u], ht, n, now, buf, ut);
+    ASSERT_MSG(memcmp(us, ut, sizeof(ut)) == 0, "user %ld: sequential part",
+               u);
+    for (size_t c = 0; c < f; c++)
+      ASSERT_MSG(us[d + c] == 2.5f * x.lt.X[(size_t)u * f + c],
+                 "user %ld: long-term part", u);
+    hr_model_score_items(m, us, ss);
+    for (size_t i = 0; i < ni; i++) {
+      float s = hr_model_item_prior(m)[i];
+      for (size_t c = 0; c < d + f; c++)
+        s += us[c] * cat[i * (d + f) + c];
+      ASSERT_MSG(fabsf(ss[i] - s) <= 1e-5f * (1 + fabsf(s)), "user %ld item "
+                 "%zu: %g vs %g", u, i, ss[i], s);
+    }
+  }
+  free(buf);
+  free(ss);
+  free(cat);
+  hr_model_free(m);
+  seq_fixture_free(&x);
   return 0;
 }
