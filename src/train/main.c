@@ -94,6 +94,7 @@ static const char usage_eval[] =
     "    epoch,seconds,loss,hr10,ndcg10 -- metrics on the --target)\n"
     "    --negatives N (sampled softmax against N uniform items per batch;\n"
     "    0: full softmax; default full up to 20000 items, else 2048)\n"
+    "    --long-term 6 (weight of the long-term iALS part; 0: none)\n"
     "    --id-dropout 0.5 (with --items: share of items trained on their\n"
     "    attribute vector alone per batch, for cold items)\n"
     "\n"

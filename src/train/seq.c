@@ -32,7 +32,7 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->seed = 1;
   o->prior = 1e-4f;
   o->negatives = -1;
-  o->long_term = 0;
+  o->long_term = 6.0f; /* chosen on loo valid: 0.1383 vs 0.1261 without */
   hr_ials_opts_default(&o->lt_opts);
   o->lt_opts.index = 0;
   o->id_dropout = 0.5f; /* with item attributes (tokens) only */
