@@ -16,20 +16,9 @@ FIT_ARGS=${FIT_ARGS:-}
 MODELS=${MODELS:-}   # an existing models directory (with default/<version>): skip gen and fit
 SEED_USERS=${SEED_USERS:-$USERS}   # users given recent history in Redis
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(port)
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+start_redis
 
 if [ -z "$MODELS" ]; then
   "$BIN/hyperrec-train" gen --out "$tmp/data" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 1 >/dev/null

@@ -30,30 +30,15 @@ FILTERS=${FILTERS:-'{}
 {"category":"news","style":["indie","niche"]}
 {"category":"news","style":"indie"}'}
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(port)
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+start_redis
 
 start() { # name ann.min_items
   HYPERREC_ANN_MIN_ITEMS=$2 HYPERREC_ANN_EF=$EF HYPERREC_ANN_EXACT=0 \
   HYPERREC_RECOMMEND_MAX_K=$K \
     "$BIN/hyperrec" --listen 127.0.0.1:0 --redis "127.0.0.1:$RP" --models "$MODELS" >/dev/null 2>"$tmp/$1.log" &
   pids+=($!)
-}
-port_of() {
-  for _ in $(seq 2400); do grep -q '"event":"listening"' "$tmp/$1.log" && break; sleep 0.05; done
-  grep -o '"event":"listening"[^}]*"port":[0-9]*' "$tmp/$1.log" | grep -o '[0-9]*$'
 }
 start ann 20000
 start scan 2000000000

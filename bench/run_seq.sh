@@ -26,20 +26,9 @@ SEQ_ARGS=${SEQ_ARGS:-}
 MF_ARGS=${MF_ARGS:-}
 HIST=${HIST:-30}     # recent items per user pushed to Redis
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RP=$(port)
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+start_redis
 
 "$BIN/hyperrec-train" gen --out "$tmp/data" --users "$USERS" --items "$ITEMS" --events "$EVENTS" --seed 1 >/dev/null
 t0=$(date +%s)
@@ -55,10 +44,6 @@ echo "# $USERS users x $ITEMS items, $EVENTS events: MF fitted in $((t1 - t0)) s
 start() { # name models
   "$BIN/hyperrec" --listen 127.0.0.1:0 --redis "127.0.0.1:$RP" --models "$2" >/dev/null 2>"$tmp/$1.log" &
   pids+=($!)
-}
-port_of() {
-  for _ in $(seq 2400); do grep -q '"event":"listening"' "$tmp/$1.log" && break; sleep 0.05; done
-  grep -o '"event":"listening"[^}]*"port":[0-9]*' "$tmp/$1.log" | grep -o '[0-9]*$'
 }
 start mf "$tmp/mf"
 start seq "$tmp/seq"
