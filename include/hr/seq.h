@@ -119,8 +119,9 @@ size_t hr_seq_embed_floats(const hr_seq_dims_t *dm);
 
 /** The user vector (d floats into u) after reading items[0..n) (dense
  *  indices, OLDEST first; only the newest L count) whose timestamps are
- *  ts[0..n) (unix seconds, < 0 unknown; ts NULL: all unknown), for a
- *  request at time `now`. n = 0 gives zeros. `buf` holds
+ *  ts[0..n) (unix seconds; a time is known when > 0; ts NULL: all
+ *  unknown), for a request at time `now` (<= 0: unknown). n = 0 gives
+ *  zeros. `buf` holds
  *  hr_seq_embed_floats floats. The one user forward of the trainer's
  *  evaluation and of the server. Thread-safe on distinct buffers. */
 void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,

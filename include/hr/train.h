@@ -39,10 +39,19 @@ typedef struct {
   size_t n_ctx;
   char *ctx_name[64];
   hr_idmap_t *ctx_vals[64];
-  /* Per interaction, the value (index into ctx_vals[c]) of the first
-   * HR_DS_CTX context columns, -1 unknown: n x HR_DS_CTX. */
+  /* Per interaction, the value (index into ctx_vals[c]) of up to
+   * HR_DS_CTX context columns, -1 unknown: n x HR_DS_CTX. Column c uses
+   * slot cv_slot[c] (-1: not kept): the first HR_DS_CTX columns a request
+   * can carry (hr_ctx_never_feature ones are skipped). */
   int32_t *cv;
+  int cv_slot[64];
+  int n_slots;
 } hr_dataset_t;
+
+/** 1 for the context columns a live request cannot carry (felt during or
+ *  after the consumption, or a property of the answer: CONTEXT-PROTOCOL.md
+ *  section 4): end_emotion, dominant_emotion, interaction. */
+int hr_ctx_never_feature(const char *name);
 
 #define HR_DS_CTX 8
 
@@ -162,12 +171,15 @@ void hr_item_tokens_free(hr_item_tokens_t *t);
  *  mood=happy, ...), how that value changes it (naive Bayes with a
  *  smoothed conditional): lift[v][i] = log P(i | v) - log P(i), with
  *  P(i) = (c_i + 1) / (N + n_items) and P(i | v) = (c_vi + m P(i)) /
- *  (n_v + m). Fields: the data set's first HR_DS_CTX context columns,
- *  except the never-features of the context protocol. */
+ *  (n_v + m). Fields: the data set's context columns with a cv slot,
+ *  except one whose name is over HR_MODEL_MAX_ATTR_NAME bytes or that has
+ *  more than 100,000 values or a value over 64 bytes (a request could not
+ *  carry it; the loader would refuse the version). */
 typedef struct hr_ctx_prior {
   size_t n_items, n_fields, n_values;
   const char *field[HR_DS_CTX];  /* borrowed from the data set */
   size_t col[HR_DS_CTX];         /* its context column */
+  size_t slot[HR_DS_CTX];        /* its slot in the data set's cv */
   size_t off[HR_DS_CTX + 1];     /* rows of each field in lift */
   float m;
   float *logpop;                 /* n_items */
@@ -339,6 +351,26 @@ int hr_seq_write_files(const char *dir, const hr_dataset_t *ds,
                        const struct hr_ials *lt, const hr_seq_opts_t *o,
                        const char *name, uint64_t version, hr_error_t *err);
 
+/* ------------------------------------------------------ neural ranker */
+
+#include "hr/rerank.h"
+
+typedef struct {
+  hr_rerank_dims_t dims;   /* D and d_seq from the retrieval model */
+  int n_cand;              /* candidates per query (the retrieval's top) */
+  int epochs, batch;
+  float lr;
+  uint64_t seed;
+} hr_rerank_opts_t;
+
+void hr_rerank_opts_default(hr_rerank_opts_t *o);
+/** Train on nq queries of n_cand input rows each (X: nq x n_cand x
+ *  hr_rerank_inputs floats), pos[q] the true item's row. *params_out: a
+ *  new hr_rerank_param_count array (free()). HR_ENOMEM. */
+int hr_rerank_fit(const hr_rerank_opts_t *o, const float *X,
+                  const int32_t *pos, size_t nq, float **params_out,
+                  double *loss_out, hr_error_t *err);
+
 /* ---------------------------------------------------------- evaluation */
 
 typedef struct {
@@ -382,6 +414,17 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
                     const hr_seq_opts_t *o, const char *items_path,
                     const char *topk_out, hr_eval_result_t *res,
                     hr_error_t *err);
+
+/** Protocol `loo` with the neural ranker: the retrieval model (seq + the
+ *  long-term part) learns without each user's last training item (users
+ *  with 3 or more), the ranker learns to pick that item among the
+ *  retrieval's top ro->n_cand, then the targets' top N (full history in)
+ *  are reordered by the ranker. *base gets the same retrieval's own top
+ *  10, for comparison. */
+int hr_eval_loo_rerank(const char *split_dir, int target_test,
+                       const hr_seq_opts_t *o, const hr_rerank_opts_t *ro,
+                       const char *topk_out, hr_eval_result_t *res,
+                       hr_eval_result_t *base, hr_error_t *err);
 
 /** The cold-item check: a seeded `frac` of the items seen in train+valid
  *  (seed o->seed) loses all its interactions; the sequential model with

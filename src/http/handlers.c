@@ -304,6 +304,11 @@ static size_t dedupe_keep_first(long *v, int64_t *ts, size_t n) {
 
 /* ---------------------------------------------------------- explanations */
 
+static int cmp_long(const void *a, const void *b) {
+  long x = *(const long *)a, y = *(const long *)b;
+  return (x > y) - (x < y);
+}
+
 #define EXPLAIN_HISTORY 3    /* history items per recommended item */
 #define EXPLAIN_SCAN 200     /* newest distinct history items considered */
 
@@ -493,12 +498,17 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
     }
     for (size_t j = 0; j < n_hist && n < EXPLAIN_SCAN; j++)
       cand[n++] = hist[j];
+    /* then the stored ones not already there: excl holds hist + trained
+     * sorted, but not which is which, so look them up in a sorted copy of
+     * the (at most EXPLAIN_SCAN) taken so far */
+    long sorted[EXPLAIN_SCAN];
+    size_t ns = n;
+    memcpy(sorted, cand, sizeof(long) * n);
+    ns = hr_ranker_sort_unique(sorted, ns);
     for (size_t j = n_trained; j-- > 0 && n < EXPLAIN_SCAN;) {
-      size_t q = 0;
-      while (q < n_hist && hist[q] != trained[j])
-        q++;
-      if (q == n_hist)
-        cand[n++] = trained[j];
+      long key = trained[j];
+      if (bsearch(&key, sorted, ns, sizeof(long), cmp_long) == NULL)
+        cand[n++] = key;
     }
     n_cand = n;
   }

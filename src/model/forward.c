@@ -469,9 +469,9 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
     if (nh > 0)
       last = m->hist_ts[m->hist_ptr[user_idx] + nh - 1];
   }
-  if (last < 0)
+  if (last <= 0 || recent == NULL || recent->now <= 0)
     return 0; /* unknown: the neutral context itself */
-  b = hr_seq_gap_bucket((recent ? recent->now : 0) - last, 1);
+  b = hr_seq_gap_bucket(recent->now - last, 1);
   g = m->seqp.gq + (size_t)b * d;
   g0 = m->seqp.gq;
   y = m->item_emb + item * (size_t)m->dim; /* its sequential part */

@@ -212,13 +212,16 @@ void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
   }
   for (size_t t = 0; t < m; t++) {
     size_t at = first + t;
-    gaps[t] = ts && at > 0 ? hr_seq_gap_bucket(ts[at] - ts[at - 1],
-                                               ts[at] >= 0 && ts[at - 1] >= 0)
-                           : 0;
+    /* a time is known when positive; both known: no overflow */
+    gaps[t] = ts && at > 0 && ts[at] > 0 && ts[at - 1] > 0
+                  ? hr_seq_gap_bucket(ts[at] - ts[at - 1], 1)
+                  : 0;
   }
   hr_seq_acts_bind(dm, m, &len, 1, buf, &a);
   hr_seq_forward(dm, p, items + first, gaps, off, 1, NULL, &a);
   hr_seq_user_out(dm, p, a.y + (m - 1) * d,
-                  ts ? hr_seq_gap_bucket(now - ts[n - 1], ts[n - 1] >= 0) : 0,
+                  ts && now > 0 && ts[n - 1] > 0
+                      ? hr_seq_gap_bucket(now - ts[n - 1], 1)
+                      : 0,
                   u);
 }

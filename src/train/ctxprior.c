@@ -7,13 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Columns a live request cannot carry (CONTEXT-PROTOCOL.md section 4). */
-static int never_feature(const char *name) {
-  return strcmp(name, "end_emotion") == 0 ||
-         strcmp(name, "dominant_emotion") == 0 ||
-         strcmp(name, "interaction") == 0;
-}
-
 void hr_ctx_prior_free(hr_ctx_prior_t *p) {
   free(p->logpop);
   free(p->lift);
@@ -28,11 +21,18 @@ int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
   memset(out, 0, sizeof(*out));
   out->n_items = ni;
   out->m = m;
-  for (size_t c = 0; c < ds->n_ctx && c < HR_DS_CTX; c++) {
-    if (never_feature(ds->ctx_name[c]) || hr_idmap_size(ds->ctx_vals[c]) == 0)
+  for (size_t c = 0; c < ds->n_ctx; c++) {
+    const hr_idmap_t *vm = ds->ctx_vals[c];
+    int ok = ds->cv_slot[c] >= 0 && hr_idmap_size(vm) > 0 &&
+             hr_idmap_size(vm) <= 100000 &&
+             strlen(ds->ctx_name[c]) <= HR_MODEL_MAX_ATTR_NAME;
+    for (size_t v = 0; ok && v < hr_idmap_size(vm); v++)
+      ok = strlen(hr_idmap_str(vm, v)) <= 64; /* HR_API_MAX_CTX_VALUE */
+    if (!ok)
       continue;
     out->field[out->n_fields] = ds->ctx_name[c];
     out->col[out->n_fields] = c;
+    out->slot[out->n_fields] = (size_t)ds->cv_slot[c];
     out->off[out->n_fields] = out->n_values;
     out->n_values += hr_idmap_size(ds->ctx_vals[c]);
     out->n_fields++;
@@ -65,7 +65,7 @@ int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
     pop[ds->i[r]] += 1;
     N += 1;
     for (size_t f = 0; f < out->n_fields; f++) {
-      int32_t v = ds->cv[r * HR_DS_CTX + out->col[f]];
+      int32_t v = ds->cv[r * HR_DS_CTX + out->slot[f]];
       if (v < 0)
         continue;
       size_t row = out->off[f] + (size_t)v;
@@ -180,7 +180,7 @@ int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
     if (use[r])
       continue;
     for (size_t f = 0; f < cp.n_fields; f++) {
-      int32_t v = ds.cv[r * HR_DS_CTX + cp.col[f]];
+      int32_t v = ds.cv[r * HR_DS_CTX + cp.slot[f]];
       vals[f] = v < 0 ? NULL : hr_idmap_str(ds.ctx_vals[cp.col[f]],
                                             (size_t)v);
     }
@@ -189,7 +189,7 @@ int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
     for (size_t f = 0; f < cp.n_fields; f++)
       if (vals[f] != NULL) {
         const float *l = cp.lift + (cp.off[f] + (size_t)ds.cv[r * HR_DS_CTX +
-                                                              cp.col[f]]) *
+                                                              cp.slot[f]]) *
                                        ni;
         for (size_t i = 0; i < ni; i++)
           ctx[i] += l[i];

@@ -13,8 +13,16 @@
 
 /* ------------------------------------------------------------ data set */
 
+int hr_ctx_never_feature(const char *name) {
+  return strcmp(name, "end_emotion") == 0 ||
+         strcmp(name, "dominant_emotion") == 0 ||
+         strcmp(name, "interaction") == 0;
+}
+
 int hr_dataset_init(hr_dataset_t *ds) {
   memset(ds, 0, sizeof(*ds));
+  for (int c = 0; c < 64; c++)
+    ds->cv_slot[c] = -1;
   ds->users = hr_idmap_new(1024);
   ds->items = hr_idmap_new(1024);
   ds->ts_min = INT64_MAX;
@@ -286,6 +294,9 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
         return rd_close(&r, BAD(&r, "more than 64 context columns"), err);
       ctx_of[c] = (int)ds->n_ctx;
       ds->ctx_name[ds->n_ctx] = strndup(p, l);
+      if (ds->ctx_name[ds->n_ctx] != NULL && ds->n_slots < HR_DS_CTX &&
+          !hr_ctx_never_feature(ds->ctx_name[ds->n_ctx]))
+        ds->cv_slot[ds->n_ctx] = ds->n_slots++;
       ds->ctx_vals[ds->n_ctx] = hr_idmap_new(16);
       if (ds->ctx_name[ds->n_ctx] == NULL || ds->ctx_vals[ds->n_ctx] == NULL)
         return rd_close(&r, hr_error_set(err, HR_ENOMEM, NULL, "out of "
@@ -335,8 +346,9 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
                                         f[col_item].p, f[col_item].len, ts)))
       hr_error_set(err, rc, NULL, "out of memory");
     for (size_t c = 0; c < ncol && rc == 0; c++)
-      if (ctx_of[c] >= 0 && ctx_of[c] < HR_DS_CTX)
-        ds->cv[(ds->n - 1) * HR_DS_CTX + (size_t)ctx_of[c]] = (int32_t)vid[c];
+      if (ctx_of[c] >= 0 && ds->cv_slot[ctx_of[c]] >= 0)
+        ds->cv[(ds->n - 1) * HR_DS_CTX + (size_t)ds->cv_slot[ctx_of[c]]] =
+            (int32_t)vid[c];
   }
   return rd_close(&r, rc, err);
 }

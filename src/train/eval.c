@@ -582,6 +582,8 @@ int hr_eval_cold_seq(const char *split_dir, const char *items_path,
     ds.u[w] = ds.u[k];
     ds.i[w] = ds.i[k];
     ds.ts[w] = ds.ts[k];
+    memmove(ds.cv + w * HR_DS_CTX, ds.cv + k * HR_DS_CTX,
+            sizeof(int32_t) * HR_DS_CTX);
     w++;
   }
   ds.n = w;
@@ -668,6 +670,214 @@ done:
   free(tg);
   hr_item_tokens_free(&tok);
   hr_seq_fit_free(&fit);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  return rc;
+}
+
+/* ---------------------------------------------------- the neural ranker */
+
+/* Top n of scores over the items not flagged in ex, best first (ties by
+ * index), into top; returns the count. */
+static size_t topn(const float *scores, const unsigned char *ex, size_t ni,
+                   int n, int32_t *top) {
+  return hr_topk(scores, ex, ni, n, top);
+}
+
+int hr_eval_loo_rerank(const char *split_dir, int target_test,
+                       const hr_seq_opts_t *o, const hr_rerank_opts_t *ro,
+                       const char *topk_out, hr_eval_result_t *res,
+                       hr_eval_result_t *base, hr_error_t *err) {
+  hr_dataset_t ds = {0};
+  hr_csr_t h = {0}, hf = {0};
+  hr_seq_fit_t fit = {0};
+  hr_ials_t lt = {0};
+  hr_metrics_t mt = {0}, mb = {0};
+  target_t *tg = NULL;
+  size_t n_items = 0, ntg = 0, nu, D, d, f, F, nq = 0;
+  int32_t *hold = NULL, *cand = NULL, *pos = NULL;
+  int64_t *hold_ts = NULL;
+  float *cat = NULL, *uc = NULL, *sc = NULL, *buf = NULL, *X = NULL,
+        *logpop = NULL, *rp = NULL, *h1 = NULL, *h2 = NULL, *rs = NULL;
+  unsigned char *ex = NULL;
+  hr_rerank_opts_t r = *ro;
+  hr_ials_opts_t io = o->lt_opts;
+  FILE *out = NULL;
+  int N = ro->n_cand, rc;
+
+  memset(res, 0, sizeof(*res));
+  memset(base, 0, sizeof(*base));
+  if ((rc = load_loo(split_dir, target_test, &ds, &tg, &ntg, &n_items,
+                     err)) != 0)
+    goto done;
+  if ((rc = hr_dataset_histories(&ds, &h)) != 0)
+    goto oom;
+  nu = h.n_users;
+  /* The retrieval models learn without each user's last item (users with
+   * 3 or more), which becomes the ranker's training target. */
+  hf.n_users = nu;
+  hf.n_items = h.n_items;
+  hf.ptr = calloc(nu + 1, sizeof(uint64_t));
+  hf.items = malloc(sizeof(int32_t) * (h.ptr[nu] + 1));
+  hf.ts = malloc(sizeof(int64_t) * (h.ptr[nu] + 1));
+  hold = malloc(sizeof(int32_t) * (nu + 1));
+  hold_ts = malloc(sizeof(int64_t) * (nu + 1));
+  if (!hf.ptr || !hf.items || !hf.ts || !hold || !hold_ts)
+    goto oom;
+  for (size_t u = 0; u < nu; u++) {
+    size_t n = (size_t)(h.ptr[u + 1] - h.ptr[u]), keep = n >= 3 ? n - 1 : n;
+    memcpy(hf.items + hf.ptr[u], h.items + h.ptr[u], sizeof(int32_t) * keep);
+    memcpy(hf.ts + hf.ptr[u], h.ts + h.ptr[u], sizeof(int64_t) * keep);
+    hf.ptr[u + 1] = hf.ptr[u] + keep;
+    hold[u] = n >= 3 ? h.items[h.ptr[u] + n - 1] : -1;
+    hold_ts[u] = n >= 3 ? h.ts[h.ptr[u] + n - 1] : 0;
+  }
+  if ((rc = hr_seq_fit(&hf, o, &fit, err)) != 0)
+    goto done;
+  io.index = 0;
+  io.progress = 0;
+  if ((rc = hr_ials_fit(&hf, &io, &lt, err)) != 0)
+    goto done;
+  d = (size_t)fit.dims.d;
+  f = (size_t)lt.dim;
+  D = d + f;
+  r.dims.D = (int)D;
+  r.dims.d_seq = (int)d;
+  F = (size_t)hr_rerank_inputs(&r.dims);
+  cat = malloc(sizeof(float) * n_items * D);
+  uc = malloc(sizeof(float) * D);
+  sc = malloc(sizeof(float) * n_items);
+  buf = malloc(sizeof(float) * hr_seq_embed_floats(&fit.dims));
+  logpop = calloc(n_items, sizeof(float));
+  ex = calloc(n_items, 1);
+  cand = malloc(sizeof(int32_t) * (size_t)N);
+  X = malloc(sizeof(float) * nu * (size_t)N * F);
+  pos = malloc(sizeof(int32_t) * nu);
+  if (!cat || !uc || !sc || !buf || !logpop || !ex || !cand || !X || !pos)
+    goto oom;
+  hr_seq_concat_items(&fit, &lt, cat);
+  for (uint64_t k = 0; k < hf.ptr[nu]; k++)
+    logpop[hf.items[k]] += 1;
+  for (size_t i = 0; i < n_items; i++)
+    logpop[i] = logf(1 + logpop[i]);
+
+  /* user u's [u_seq | w x_u] after `n` items of `hist` at time now */
+#define USER_VEC(hist, hts, n, now)                                           \
+  do {                                                                        \
+    hr_seq_user_vector(&fit, (hist), (hts), (n), (now), buf, uc);             \
+    for (size_t c_ = 0; c_ < f; c_++)                                         \
+      uc[d + c_] = o->long_term * lt.X[u * f + c_];                           \
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n_items, (int)D, 1.0f, cat, \
+                (int)D, uc, 1, 0.0f, sc, 1);                                  \
+  } while (0)
+
+  /* Training queries: the retrieval's top N for the held-out item's
+   * request, when it holds that item (an item put in by hand would teach
+   * the ranker to distrust the retrieval's scores). */
+  for (size_t u = 0; u < nu; u++) {
+    size_t n = (size_t)(hf.ptr[u + 1] - hf.ptr[u]), got;
+    const int32_t *hi = hf.items + hf.ptr[u];
+    const int64_t *ht = hf.ts + hf.ptr[u];
+    int p = -1, qgap;
+    if (hold[u] < 0 || n == 0)
+      continue;
+    USER_VEC(hi, ht, n, hold_ts[u]);
+    for (size_t j = 0; j < n; j++)
+      ex[hi[j]] = 1;
+    got = topn(sc, ex, n_items, N, cand);
+    for (size_t j = 0; j < n; j++)
+      ex[hi[j]] = 0;
+    if (got < (size_t)N)
+      continue;
+    for (int k = 0; k < N; k++)
+      if (cand[k] == hold[u])
+        p = k;
+    if (p < 0) /* only lists the retrieval would serve */
+      continue;
+    qgap = hr_seq_gap_bucket(hold_ts[u] - ht[n - 1], 1);
+    for (int k = 0; k < N; k++)
+      hr_rerank_input(&r.dims, uc, cat + (size_t)cand[k] * D,
+                      logpop[cand[k]], qgap,
+                      X + (nq * (size_t)N + (size_t)k) * F);
+    pos[nq++] = p;
+  }
+  {
+    double rl;
+    if ((rc = hr_rerank_fit(&r, X, pos, nq, &rp, &rl, err)) != 0)
+      goto done;
+    if (o->progress)
+      fprintf(stderr, "rerank: %zu queries, final loss %.4f\n", nq, rl);
+  }
+  h1 = malloc(sizeof(float) * (size_t)N * (size_t)r.dims.h1);
+  h2 = malloc(sizeof(float) * (size_t)N * (size_t)r.dims.h2);
+  rs = malloc(sizeof(float) * (size_t)N);
+  if (!h1 || !h2 || !rs || hr_metrics_init(&mt, 10, n_items) ||
+      hr_metrics_init(&mb, 10, n_items))
+    goto oom;
+  if (topk_out != NULL && (out = fopen(topk_out, "w")) == NULL) {
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
+    goto done;
+  }
+  /* The targets: the full history in, retrieval's top N, reordered. */
+  for (size_t k = 0; k < ntg; k++) {
+    size_t u = (size_t)tg[k].user, n = (size_t)(h.ptr[u + 1] - h.ptr[u]), got;
+    const int32_t *hi = h.items + h.ptr[u];
+    const int64_t *ht = h.ts + h.ptr[u];
+    int32_t top[10];
+    int qgap = hr_seq_gap_bucket(tg[k].ts - ht[n - 1], 1);
+    USER_VEC(hi, ht, n, tg[k].ts);
+    for (size_t j = 0; j < n; j++)
+      ex[hi[j]] = 1;
+    got = topn(sc, ex, n_items, N, cand);
+    for (size_t j = 0; j < n; j++)
+      ex[hi[j]] = 0;
+    hr_metrics_add(&mb, cand, got < 10 ? got : 10, (int32_t)tg[k].item);
+    for (size_t q = 0; q < got; q++)
+      hr_rerank_input(&r.dims, uc, cat + (size_t)cand[q] * D,
+                      logpop[cand[q]], qgap, X + q * F);
+    hr_rerank_forward(&r.dims, rp, X, got, h1, h2, rs);
+    size_t nt = hr_topk(rs, NULL, got, 10, top);
+    for (size_t q = 0; q < nt; q++)
+      top[q] = cand[top[q]];
+    hr_metrics_add(&mt, top, nt, (int32_t)tg[k].item);
+    if (out != NULL) {
+      fputs(hr_idmap_str(ds.users, u), out);
+      for (size_t j = 0; j < nt; j++)
+        fprintf(out, "\t%s", hr_idmap_str(ds.items, (size_t)top[j]));
+      fputc('\n', out);
+    }
+  }
+#undef USER_VEC
+  hr_metrics_result(&mt, res);
+  hr_metrics_result(&mb, base);
+  res->train_seconds = base->train_seconds = fit.seconds + lt.seconds;
+  goto done;
+oom:
+  rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+done:
+  if (out != NULL && fclose(out) != 0 && rc == 0)
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
+  hr_metrics_free(&mt);
+  hr_metrics_free(&mb);
+  free(hold);
+  free(hold_ts);
+  free(cand);
+  free(pos);
+  free(cat);
+  free(uc);
+  free(sc);
+  free(buf);
+  free(X);
+  free(logpop);
+  free(rp);
+  free(h1);
+  free(h2);
+  free(rs);
+  free(ex);
+  free(tg);
+  hr_ials_free(&lt);
+  hr_seq_fit_free(&fit);
+  hr_csr_free(&hf);
   hr_csr_free(&h);
   hr_dataset_free(&ds);
   return rc;

@@ -291,6 +291,16 @@ static int cmd_fit(args_t *a) {
   }
   if (strcmp(kind, "ials") != 0 && strcmp(kind, "seq") != 0)
     usage_error(a, "--kind must be ials or seq");
+  if (strcmp(kind, "seq") == 0) {
+    /* the long-term part takes the iALS options (--factors, --reg, ...) */
+    so.lt_opts = o;
+    so.lt_opts.index = 0;
+    so.lt_opts.ctx_prior = NULL;
+    if (so.long_term > 0 && so.dims.d + o.factors > HR_MODEL_MAX_DIM)
+      usage_error(a, "--dim %d + --factors %d is over %d, the widest model "
+                     "the server loads", so.dims.d, o.factors,
+                  HR_MODEL_MAX_DIM);
+  }
   if ((data == NULL) == (redis == NULL))
     usage_error(a, "give exactly one of --data and --from-redis");
   if (out == NULL || out[0] == '\0')
@@ -485,6 +495,7 @@ static int cmd_eval(args_t *a) {
   const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
   const char *data = NULL, *protocol = "loo", *model = "pop", *items = NULL;
   double cold = 0, udrop = 0, cold_users = 0;
+  int rerank = 0;
   double threshold = -1;
   int no_context = 0, ctx = 0;
   hr_seq_opts_t so;
@@ -539,6 +550,9 @@ static int cmd_eval(args_t *a) {
       topk = value(a, arg, "--topk-out");
     else if (is_opt(arg, "--items"))
       items = value(a, arg, "--items");
+    else if (is_opt(arg, "--rerank"))
+      rerank = (int)int_opt(a, "--rerank", value(a, arg, "--rerank"), 10,
+                            1000);
     else if (is_opt(arg, "--cold-users"))
       cold_users = num_opt(a, "--cold-users", value(a, arg, "--cold-users"),
                            0.001, 0.9);
@@ -590,7 +604,17 @@ static int cmd_eval(args_t *a) {
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");
-  if (strcmp(kind, "seq") == 0)
+  if (strcmp(kind, "seq") == 0 && rerank > 0) {
+    hr_rerank_opts_t ro;
+    hr_eval_result_t base;
+    hr_rerank_opts_default(&ro);
+    ro.n_cand = rerank;
+    rc = hr_eval_loo_rerank(split, strcmp(target, "test") == 0, &so, &ro,
+                            topk, &res, &base, &err);
+    if (rc == 0)
+      fprintf(stderr, "retrieval alone: HR@10 %.6f NDCG@10 %.6f\n", base.hr,
+              base.ndcg);
+  } else if (strcmp(kind, "seq") == 0)
     rc = hr_eval_loo_seq(split, strcmp(target, "test") == 0, &so, items, topk,
                          &res, &err);
   else if (strcmp(kind, "ials") == 0)

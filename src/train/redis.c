@@ -44,13 +44,15 @@ static int add_ctx(hr_dataset_t *ds, const redisReply *kv, int32_t *vid) {
         hr_idmap_free(ds->ctx_vals[c]);
         return HR_ENOMEM;
       }
+      if (ds->n_slots < HR_DS_CTX && !hr_ctx_never_feature(ds->ctx_name[c]))
+        ds->cv_slot[c] = ds->n_slots++;
       ds->n_ctx++;
     }
     long v = hr_idmap_add(ds->ctx_vals[c], val->str, val->len, NULL);
     if (v < 0)
       return HR_ENOMEM;
-    if (c < HR_DS_CTX)
-      vid[c] = (int32_t)v;
+    if (ds->cv_slot[c] >= 0)
+      vid[ds->cv_slot[c]] = (int32_t)v;
   }
   return 0;
 }

@@ -270,7 +270,7 @@ hr_seq_work_t *hr_seq_work_new(const hr_seq_dims_t *dm, int max_seqs) {
   w->R = maxR;
   w->max_seqs = max_seqs;
   w->acts = malloc(sizeof(float) * acts_n);
-  w->logits = malloc(sizeof(float) * maxR * (size_t)dm->n_items);
+  w->logits = NULL; /* sized by the loss: hr_seq_work_negatives */
   w->dy = malloc(sizeof(float) * maxR * d);
   w->dx = malloc(sizeof(float) * maxR * d);
   w->dh = malloc(sizeof(float) * maxR * d);
@@ -283,7 +283,7 @@ hr_seq_work_t *hr_seq_work_new(const hr_seq_dims_t *dm, int max_seqs) {
   w->df = malloc(sizeof(float) * maxR * f);
   w->u = malloc(sizeof(float) * maxR * d);
   w->work = malloc(sizeof(float) * (size_t)dm->L * (size_t)dm->L);
-  if (!w->acts || !w->logits || !w->dy || !w->dx || !w->dh || !w->dO ||
+  if (!w->acts || !w->dy || !w->dx || !w->dh || !w->dO ||
       !w->dq || !w->dk || !w->dv || !w->da || !w->dc || !w->df || !w->u ||
       !w->work) {
     hr_seq_work_free(w);
@@ -380,6 +380,8 @@ double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
   hr_seq_acts_t a;
   double loss;
 
+  if (w->logits == NULL && hr_seq_work_negatives(w, dm, 0, 0) != 0)
+    return NAN; /* the full softmax's R x n_items buffer */
   hr_seq_bind(dm, params, &p);
   if (grad != NULL)
     hr_seq_bind(dm, grad, &g);
@@ -543,8 +545,8 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                           : (dm.n_items > HR_SEQ_FULL_SOFTMAX_MAX ? 2048 : 0);
   if (neg >= dm.n_items)
     neg = 0; /* as many draws as items: the full softmax is exact */
-  if (w != NULL && neg > 0 && hr_seq_work_negatives(w, &dm, neg, rng) != 0)
-    goto oom;
+  if (w != NULL && hr_seq_work_negatives(w, &dm, neg, rng) != 0)
+    goto oom; /* the loss's buffers: R x (neg + 1) or R x n_items */
   if (w != NULL && n_cold > 0 && hr_seq_work_exclude(w, cold, ni) != 0)
     goto oom;
   mask = malloc(sizeof(float) * hr_seq_mask_floats(&dm, maxR));
@@ -583,11 +585,14 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
           tgt[r] = h->items[at + 1];
           /* the row before the window's first is the user's previous item
            * when there is one (q.first[sq] is the user's first) */
-          gin[r] = dm.n_gap && at > q.first[sq]
+          /* as hr_seq_embed: a time is known when positive */
+          gin[r] = dm.n_gap && at > q.first[sq] && h->ts[at] > 0 &&
+                           h->ts[at - 1] > 0
                        ? hr_seq_gap_bucket(h->ts[at] - h->ts[at - 1], 1)
                        : 0;
-          qg[r] = dm.n_gap ? hr_seq_gap_bucket(h->ts[at + 1] - h->ts[at], 1)
-                           : 0;
+          qg[r] = dm.n_gap && h->ts[at + 1] > 0 && h->ts[at] > 0
+                      ? hr_seq_gap_bucket(h->ts[at + 1] - h->ts[at], 1)
+                      : 0;
         }
         off[s + 1] = off[s] + (size_t)q.len[sq];
       }

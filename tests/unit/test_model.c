@@ -818,3 +818,37 @@ HR_TEST(model_context_prior_round_trip) {
   hr_dataset_free(&ds);
   return 0;
 }
+
+/* The prior keeps only what a request can carry and the loader accepts:
+ * a column with a value over 64 bytes, and the never-features, are left
+ * out; a never-feature does not take one of the 8 context slots. */
+HR_TEST(model_context_prior_skips_what_requests_cannot_carry) {
+  char path[600];
+  hr_dataset_t ds;
+  hr_ctx_prior_t cp;
+  hr_error_t err = {0};
+  FILE *fp;
+
+  snprintf(path, sizeof(path), "%s/cpskip.csv", hr_test_tmpdir());
+  fp = fopen(path, "w");
+  ASSERT_NOT_NULL(fp);
+  fputs("user_id,item_id,ts,end_emotion,location,mood\n", fp);
+  fputs("u1,i1,1700000000,happy,home,calm\n", fp);
+  fprintf(fp, "u2,i2,1700000100,sad,%0100d,tired\n", 7);
+  fputs("u3,i1,1700000200,sad,work,calm\n", fp);
+  fclose(fp);
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, path, &err), 0);
+  ASSERT_EQ(ds.n_ctx, 3);
+  ASSERT_EQ(ds.cv_slot[0], -1); /* end_emotion */
+  ASSERT_EQ(ds.cv_slot[1], 0);
+  ASSERT_EQ(ds.cv_slot[2], 1);
+  ASSERT_EQ(hr_ctx_prior_fit(&ds, hr_idmap_size(ds.items), NULL, 20.0f, &cp),
+            0);
+  ASSERT_EQ(cp.n_fields, 1);
+  ASSERT_STR_EQ(cp.field[0], "mood");
+  ASSERT_EQ(cp.n_values, 2);
+  hr_ctx_prior_free(&cp);
+  hr_dataset_free(&ds);
+  return 0;
+}
