@@ -408,6 +408,11 @@ int hr_eval_loo(const char *split_dir, int target_test,
                 const hr_ials_opts_t *o, const char *topk_out,
                 hr_eval_result_t *res, hr_error_t *err);
 
+/** From now on the loo evaluations count only the targets that come at
+ *  least `seconds` after the user's newest history item (0: all): the
+ *  next visit rather than the next rating of a session. */
+void hr_eval_set_min_gap(int64_t seconds);
+
 /** Protocol `loo` with the sequential model (hr_seq_fit), scored by its
  *  shared forward pass. */
 int hr_eval_loo_seq(const char *split_dir, int target_test,

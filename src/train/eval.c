@@ -182,6 +182,10 @@ static int read_targets(const char *path, const hr_dataset_t *all,
  * the catalogue 1..n_items (dense index = id - 1, so that "ties by
  * ascending index" is "ties by ascending item id"), and the targets. On
  * failure ds may hold data: free it. */
+static int64_t g_min_gap; /* hr_eval_set_min_gap */
+
+void hr_eval_set_min_gap(int64_t seconds) { g_min_gap = seconds; }
+
 static int load_loo(const char *split_dir, int target_test, hr_dataset_t *ds,
                     target_t **tg, size_t *ntg, size_t *n_items_out,
                     hr_error_t *err) {
@@ -214,6 +218,20 @@ static int load_loo(const char *split_dir, int target_test, hr_dataset_t *ds,
            target_test ? "test" : "valid");
   if ((rc = read_targets(path, ds, tg, ntg, err)) != 0)
     return rc;
+  if (g_min_gap > 0) { /* only targets that come after a pause */
+    size_t nu = hr_idmap_size(ds->users), w = 0;
+    int64_t *last = calloc(nu + 1, sizeof(int64_t));
+    if (last == NULL)
+      return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    for (size_t r = 0; r < ds->n; r++)
+      if (ds->ts[r] > last[ds->u[r]])
+        last[ds->u[r]] = ds->ts[r];
+    for (size_t k = 0; k < *ntg; k++)
+      if ((*tg)[k].ts - last[(*tg)[k].user] >= g_min_gap)
+        (*tg)[w++] = (*tg)[k];
+    *ntg = w;
+    free(last);
+  }
   *n_items_out = n_items;
   return 0;
 }

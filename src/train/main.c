@@ -77,6 +77,8 @@ static const char usage_eval[] =
     "  --cold-items F   (--kind seq, with --items) the cold-item check: hide\n"
     "                   the fraction F of the items from training, rank them\n"
     "                   by their attributes alone; NDCG@10 vs random order\n"
+    "  --min-gap S      (loo) count only targets at least S seconds after the\n"
+    "                   user's newest history item: the next visit\n"
     "  --cold-users F   (with --data EVENTS.csv) hold out the fraction F of\n"
     "                   the users; rank their events' items by popularity\n"
     "                   and by the context prior (what a new user gets)\n"
@@ -553,6 +555,10 @@ static int cmd_eval(args_t *a) {
     else if (is_opt(arg, "--rerank"))
       rerank = (int)int_opt(a, "--rerank", value(a, arg, "--rerank"), 10,
                             1000);
+    else if (is_opt(arg, "--min-gap"))
+      hr_eval_set_min_gap((int64_t)int_opt(a, "--min-gap",
+                                           value(a, arg, "--min-gap"), 0,
+                                           INT64_MAX));
     else if (is_opt(arg, "--cold-users"))
       cold_users = num_opt(a, "--cold-users", value(a, arg, "--cold-users"),
                            0.001, 0.9);
