@@ -204,3 +204,60 @@ HR_TEST(explain_on_factor_model) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+/* The loop with the sequential model: events posted to /event (with their
+ * times) are read back from the stream by `fit --kind seq --from-redis`,
+ * and the new version serves them: a user whose sequence is a fixed cycle
+ * gets the cycle's next item first. */
+HR_TEST_T(seq_train_loop_from_redis, 180) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100}"};
+  char bin[PATH_MAX], out[PATH_MAX], redis[64], log[PATH_MAX];
+  json_t *j, *batch;
+  int st, ok;
+  long long v0, v1 = -1;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  j = hrt_get(&e, "/models", &st);
+  v0 = hrt_jint(j, "slots[0].version");
+  json_decref(j);
+  /* 60 users walk a cycle of 30 items, each from their own start, one
+   * event a minute */
+  for (int u = 0; u < 60; u++) {
+    batch = json_array();
+    for (int k = 0; k < 10; k++) {
+      char uid[32], iid[32];
+      snprintf(uid, sizeof(uid), "cyc-u%d", u);
+      snprintf(iid, sizeof(iid), "cyc-i%d", (u + k) % 12);
+      json_array_append_new(
+          batch, json_pack("{s:s,s:s,s:s,s:I}", "user_id", uid, "item_id",
+                           iid, "type", "view", "ts",
+                           (json_int_t)(1700000000 + u * 1000 + k * 60)));
+    }
+    j = hrt_post(&e, "/event", json_pack("{s:o}", "events", batch), &st);
+    ASSERT_MSG(st == 202, "%d %s", st, hrt_jdump(j));
+    json_decref(j);
+  }
+  hrt_fmt(redis, sizeof(redis), "127.0.0.1:%d", e.redis.port);
+  hrt_fmt(out, sizeof(out), "%s/default", e.models);
+  hrt_fmt(log, sizeof(log), "%s/fit-seq-redis.log", hr_test_tmpdir());
+  const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                        "fit", "--from-redis", redis, "--out", out, "--kind",
+                        "seq", "--dim", "16", "--len", "12", "--epochs", "60",
+                        "--lr", "0.01", "--dropout", "0", "--threads", "1",
+                        "--long-term", "0", NULL};
+  ASSERT_EQ(hrt_run(argv, log, 120000), 0);
+  HRT_POLL(ok, 10000, (j = hrt_get(&e, "/models", &st),
+                       v1 = hrt_jint(j, "slots[0].version"), json_decref(j),
+                       v1 > v0));
+  ASSERT_MSG(ok, "new version not served (still %lld)", v1);
+  /* user 0 saw items 0..9: next in the cycle is 10 (of 20 unseen) */
+  j = hrt_post(&e, "/recommend",
+               json_pack("{s:s,s:i}", "user_id", "cyc-u0", "k", 3), &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_EQ(hrt_jint(j, "model.version"), v1);
+  ASSERT_STR_EQ(hrt_jstr(j, "items[0].item_id"), "cyc-i10");
+  json_decref(j);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
