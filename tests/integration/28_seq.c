@@ -228,7 +228,7 @@ HR_TEST_T(seq_train_loop_from_redis, 180) {
     for (int k = 0; k < 10; k++) {
       char uid[32], iid[32];
       snprintf(uid, sizeof(uid), "cyc-u%d", u);
-      snprintf(iid, sizeof(iid), "cyc-i%d", (u + k) % 12);
+      snprintf(iid, sizeof(iid), "cyc-i%d", (u + k) % 30);
       json_array_append_new(
           batch, json_pack("{s:s,s:s,s:s,s:I}", "user_id", uid, "item_id",
                            iid, "type", "view", "ts",
