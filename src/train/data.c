@@ -427,52 +427,17 @@ static int attrs_grow(hr_dataset_t *ds, size_t idx) {
 
 /* MovieLens u.item: id|title|release date|video date|url|19 genre flags
  * (the order of u.genre). Becomes the attributes "genre" (the set flags,
- * '|'-joined), "decade" of the release date ("1990s") and "word": the
- * title's words (sequels and series share them). The first line is
- * already in `line`. */
+ * '|'-joined) and "decade" of the release date ("1990s"); titles are not
+ * kept. The first line is already in `line`. */
 static const char *const ml_genres[19] = {
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
     "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror",
     "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western"};
 
-/* The words of a title as '|'-joined lowercase tokens of 3 or more ASCII
- * letters or digits (the year in parentheses and a few function words
- * left out), appended to out at w; returns the new length. */
-static size_t title_words(const char *t, size_t n, char *out, size_t w,
-                          size_t cap) {
-  static const char *const stop[] = {"the", "and", "for", "with", "from",
-                                     "les", "der", "die", "das", NULL};
-  size_t i = 0, first = 1;
-  while (i < n) {
-    char tok[40];
-    size_t k = 0;
-    while (i < n && !((t[i] >= 'a' && t[i] <= 'z') ||
-                      (t[i] >= 'A' && t[i] <= 'Z') ||
-                      (t[i] >= '0' && t[i] <= '9')))
-      i++;
-    while (i < n && ((t[i] >= 'a' && t[i] <= 'z') ||
-                     (t[i] >= 'A' && t[i] <= 'Z') ||
-                     (t[i] >= '0' && t[i] <= '9'))) {
-      if (k < sizeof(tok) - 1)
-        tok[k++] = (char)(t[i] >= 'A' && t[i] <= 'Z' ? t[i] + 32 : t[i]);
-      i++;
-    }
-    tok[k] = '\0';
-    int skip = k < 3 || (k == 4 && tok[0] >= '0' && tok[0] <= '9');
-    for (int s = 0; !skip && stop[s]; s++)
-      skip = strcmp(tok, stop[s]) == 0;
-    if (skip || w + k + 2 >= cap)
-      continue;
-    w += (size_t)snprintf(out + w, cap - w, "%s%s", first ? "" : "|", tok);
-    first = 0;
-  }
-  return w;
-}
-
 static int read_uitem(hr_dataset_t *ds, reader_t *r, char *line, size_t len,
                       hr_error_t *err) {
   free(ds->attr_header);
-  ds->attr_header = strdup("genre\tdecade\tword");
+  ds->attr_header = strdup("genre\tdecade");
   if (ds->attr_header == NULL)
     return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
   for (; line != NULL; line = rd_next(r, &len)) {
@@ -502,8 +467,7 @@ static int read_uitem(hr_dataset_t *ds, reader_t *r, char *line, size_t len,
         w += (size_t)snprintf(cell + w, sizeof(cell) - w, "%s%s",
                               w ? "|" : "", ml_genres[g]);
     }
-    w += (size_t)snprintf(cell + w, sizeof(cell) - w, "\t%s\t", dec);
-    w = title_words(f[1].p, f[1].len, cell, w, sizeof(cell));
+    snprintf(cell + w, sizeof(cell) - w, "\t%s", dec);
     idx = hr_idmap_add(ds->items, f[0].p, f[0].len, NULL);
     if (idx < 0 || attrs_grow(ds, (size_t)idx) != 0)
       return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
