@@ -437,3 +437,28 @@ HR_TEST_T(train_loo_ml100k_acceptance, 120) {
              "training took %.1f s", r.train_seconds);
   return 0;
 }
+
+/* MovieLens u.item: the genre flags and the release decade become
+ * attributes; a malformed line is refused with its number. */
+HR_TEST(train_items_reader_reads_uitem) {
+  const char *p = write_tmp(
+      "u.item",
+      "1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|"
+      "0|0|0|0|0\n"
+      "2|Unknown (1967)||||1|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0|0\n");
+  hr_dataset_t ds;
+  hr_error_t err = {0};
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_items(&ds, p, &err), 0);
+  ASSERT_STR_EQ(ds.attr_header, "genre\tdecade");
+  ASSERT_STR_EQ(ds.attrs[hr_idmap_find(ds.items, "1", 1)],
+                "Animation|Children's|Comedy\t1990s");
+  ASSERT_STR_EQ(ds.attrs[hr_idmap_find(ds.items, "2", 1)], "unknown\t");
+  hr_dataset_free(&ds);
+  p = write_tmp("u.item", "1|T (1995)|01-Jan-1995||http://x|0|2|0\n");
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_items(&ds, p, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, ":1:") != NULL, "%s", err.msg);
+  hr_dataset_free(&ds);
+  return 0;
+}
