@@ -610,6 +610,12 @@ static int cmd_eval(args_t *a) {
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");
+  if (strcmp(kind, "seq") == 0) { /* the long-term part: the iALS options */
+    so.lt_opts = o;
+    so.lt_opts.index = 0;
+    so.lt_opts.progress = 0;
+    so.lt_opts.ctx_prior = NULL;
+  }
   if (strcmp(kind, "seq") == 0 && rerank > 0) {
     hr_rerank_opts_t ro;
     hr_eval_result_t base;
