@@ -142,9 +142,10 @@ int hr_model_filter(const hr_model_t *m, const hr_filter_term_t *terms,
 typedef struct {
   const long *items;
   size_t n;
-  const int64_t *ts;  /* the items' times (unix seconds, < 0 unknown), or
+  const int64_t *ts;  /* the items' times (unix seconds; <= 0 unknown), or
                          NULL: all unknown. Used by kind "seq". */
-  int64_t now;        /* the request's time (unix seconds); kind "seq" */
+  int64_t now;        /* the request's time (unix seconds, <= 0 unknown);
+                         kind "seq" */
 } hr_history_t;
 
 /** Compute the user vector (dim floats into `out`).
@@ -220,8 +221,8 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
  *  as n (name, value) pairs (NULL value: unknown): out[i] = the item's log
  *  popularity + the lift of every known value the model's context prior
  *  has (docs/model-format.md). Returns how many values applied; 0 (out
- *  untouched) when the model has no context prior or none applies.
- *  Thread-safe. */
+ *  untouched) when the model has no context prior or none applies. With
+ *  out NULL it only counts. Thread-safe. */
 size_t hr_model_context_scores(const hr_model_t *m, const char *const *names,
                                const char *const *vals, size_t n, float *out);
 /** The lift of field `name` = `val` on item's score: 0 and *lift, or -1

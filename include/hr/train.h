@@ -322,7 +322,9 @@ void hr_seq_work_seed(hr_seq_work_t *w, uint64_t seed);
  *  targets tgt, input gap buckets gin and request gap buckets qg, either
  *  may be NULL; mask: dropout (hr_seq_mask_floats) or NULL) and, when grad is not
  *  NULL, its gradient w.r.t. params ADDED into grad
- *  (hr_seq_param_count floats). */
+ *  (hr_seq_param_count floats). The loss buffer is the one
+ *  hr_seq_work_negatives sized, or the full softmax's, allocated on first
+ *  use: NaN when that fails. */
 double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
                          const int32_t *inp, const int32_t *tgt,
                          const int32_t *gin, const int32_t *qg,

@@ -36,26 +36,17 @@ static void reply_json(hr_hresp_t *resp, int status, json_t *o) {
 }
 
 /* Appends the dense indices of `ids` (skipping unknown ones) to out. */
-static size_t map_ids(const hr_model_t *m, const char *const *ids, size_t n,
-                      long *out) {
-  size_t w = 0;
-  for (size_t i = 0; i < n; i++) {
-    long idx = hr_model_item_index(m, ids[i]);
-    if (idx >= 0)
-      out[w++] = idx;
-  }
-  return w;
-}
-
-/* map_ids with each id's time carried along (ts NULL: unknown, -1). */
-static size_t map_ids_ts(const hr_model_t *m, const char *const *ids,
-                         const long long *ts, size_t n, long *out,
-                         int64_t *out_ts) {
+/* Dense indices of the ids the model knows, with each one's time carried
+ * along into out_ts when not NULL (ts NULL: unknown, -1). */
+static size_t map_ids(const hr_model_t *m, const char *const *ids,
+                      const long long *ts, size_t n, long *out,
+                      int64_t *out_ts) {
   size_t w = 0;
   for (size_t i = 0; i < n; i++) {
     long idx = hr_model_item_index(m, ids[i]);
     if (idx >= 0) {
-      out_ts[w] = ts ? (int64_t)ts[i] : -1;
+      if (out_ts != NULL)
+        out_ts[w] = ts ? (int64_t)ts[i] : -1;
       out[w++] = idx;
     }
   }
@@ -172,13 +163,14 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
   if (zero) {
     /* Nothing known of the user: the context prior when the model has one
      * and the request's context has a value it knows, else popularity. */
-    float *cs = malloc(sizeof(float) * (n + 1));
-    if (cs == NULL)
-      return HR_ENOMEM;
-    if (hr_model_context_scores(m, hr_ctx_field_names,
-                                (const char *const *)ctx->val, HR_CTX_FIELDS,
-                                cs) > 0) {
+    const char *const *cv = (const char *const *)ctx->val;
+    if (hr_model_context_scores(m, hr_ctx_field_names, cv, HR_CTX_FIELDS,
+                                NULL) > 0) {
       int rc = 0;
+      float *cs = malloc(sizeof(float) * (n + 1));
+      if (cs == NULL)
+        return HR_ENOMEM;
+      hr_model_context_scores(m, hr_ctx_field_names, cv, HR_CTX_FIELDS, cs);
       *path = "context_popularity";
       hr_metrics_retrieval(HR_RET_CTX_POPULARITY);
       if (allow != NULL)
@@ -189,7 +181,6 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
       free(cs);
       return rc;
     }
-    free(cs);
     *path = "popularity";
     hr_metrics_retrieval(HR_RET_POPULARITY);
     if (allow != NULL)
@@ -356,9 +347,10 @@ static json_t *explain_item(const hr_model_t *m, long item, const long *cand,
         hist, json_pack("{s:s,s:f}", "item_id",
                         hr_model_item_id(m, (size_t)best[j]), "similarity",
                         (double)bs[j]));
-  nfx = hr_model_explain_context(m, user_idx, h, (size_t)item, fx,
-                                 sizeof(fx) / sizeof(fx[0]));
-  if (ctx_prior) { /* ranked by the context prior: each value's lift */
+  if (!ctx_prior)
+    nfx = hr_model_explain_context(m, user_idx, h, (size_t)item, fx,
+                                   sizeof(fx) / sizeof(fx[0]));
+  else { /* ranked by the context prior: each value's lift */
     nfx = 0;
     for (int f = 0; f < HR_CTX_FIELDS && nfx < sizeof(fx) / sizeof(fx[0]);
          f++) {
@@ -462,9 +454,9 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
     hr__http_error(resp, &err);
     goto out;
   }
-  n_hist = map_ids_ts(m, r.history, NULL, r.n_history, hist, hist_ts);
-  n_hist += map_ids_ts(m, (const char *const *)st.hist, st.hist_ts, st.n_hist,
-                       hist + n_hist, hist_ts + n_hist);
+  n_hist = map_ids(m, r.history, NULL, r.n_history, hist, hist_ts);
+  n_hist += map_ids(m, (const char *const *)st.hist, st.hist_ts, st.n_hist,
+                    hist + n_hist, hist_ts + n_hist);
   n_hist = dedupe_keep_first(hist, hist_ts, n_hist);
   hr_history_t h = {hist, n_hist, hist_ts, (int64_t)ctx.ts};
   if (hr_model_user_vector(m, user_idx, &h, uvec) != 0) {
@@ -473,7 +465,8 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
     goto out;
   }
   memcpy(excl, hist, sizeof(long) * n_hist);
-  n_excl = n_hist + map_ids(m, r.exclude, r.n_exclude, excl + n_hist);
+  n_excl = n_hist +
+           map_ids(m, r.exclude, NULL, r.n_exclude, excl + n_hist, NULL);
   for (size_t i = 0; i < n_trained; i++)
     excl[n_excl++] = trained[i];
   n_excl = hr_ranker_sort_unique(excl, n_excl);
@@ -498,13 +491,11 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
     }
     for (size_t j = 0; j < n_hist && n < EXPLAIN_SCAN; j++)
       cand[n++] = hist[j];
-    /* then the stored ones not already there: excl holds hist + trained
-     * sorted, but not which is which, so look them up in a sorted copy of
-     * the (at most EXPLAIN_SCAN) taken so far */
+    /* then the stored ones not already there, looked up in a sorted copy
+     * of the (at most EXPLAIN_SCAN) taken so far */
     long sorted[EXPLAIN_SCAN];
-    size_t ns = n;
     memcpy(sorted, cand, sizeof(long) * n);
-    ns = hr_ranker_sort_unique(sorted, ns);
+    size_t ns = hr_ranker_sort_unique(sorted, n);
     for (size_t j = n_trained; j-- > 0 && n < EXPLAIN_SCAN;) {
       long key = trained[j];
       if (bsearch(&key, sorted, ns, sizeof(long), cmp_long) == NULL)

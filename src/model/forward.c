@@ -504,8 +504,10 @@ size_t hr_model_context_scores(const hr_model_t *m, const char *const *names,
     long row = vals[k] ? cprior_row(m, names[k], vals[k]) : -1;
     if (row < 0)
       continue;
-    if (used++ == 0)
+    if (used++ == 0 && out != NULL)
       memcpy(out, m->pop_log, ni * sizeof(*out));
+    if (out == NULL)
+      continue;
     const float *l = m->ctx_lift + (size_t)row * ni;
     for (size_t i = 0; i < ni; i++)
       out[i] += l[i];

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 void hr_ctx_prior_free(hr_ctx_prior_t *p) {
   free(p->logpop);
   free(p->lift);
@@ -156,14 +158,8 @@ int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
     goto done;
   }
   /* A seeded share of the users is held out entirely. */
-  for (size_t u = 0; u < nu; u++) {
-    s += 0x9E3779B97F4A7C15ull;
-    uint64_t z = s;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    held[u] = (double)(z >> 11) / 9007199254740992.0 < frac;
-  }
+  for (size_t u = 0; u < nu; u++)
+    held[u] = hr__unif(&s) < frac;
   for (size_t r = 0; r < ds.n; r++)
     use[r] = !held[ds.u[r]];
   if ((rc = hr_ctx_prior_fit(&ds, ni, use, 20.0f, &cp)) != 0) {

@@ -362,16 +362,6 @@ typedef struct {
 } seq_scorer_t;
 
 
-/* [v_i | y_i] rows: the item table of a model with a long-term part. */
-void hr_seq_concat_items(const hr_seq_fit_t *fit, const hr_ials_t *lt,
-                         float *cat) {
-  size_t d = (size_t)fit->dims.d, f = (size_t)lt->dim;
-  for (size_t i = 0; i < (size_t)fit->dims.n_items; i++) {
-    memcpy(cat + i * (d + f), fit->p.item + i * d, sizeof(float) * d);
-    memcpy(cat + i * (d + f) + d, lt->Y + i * f, sizeof(float) * f);
-  }
-}
-
 static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
                      hr_eval_result_t *res) {
   const hr_csr_t *h = sc->h;
@@ -695,13 +685,6 @@ done:
 
 /* ---------------------------------------------------- the neural ranker */
 
-/* Top n of scores over the items not flagged in ex, best first (ties by
- * index), into top; returns the count. */
-static size_t topn(const float *scores, const unsigned char *ex, size_t ni,
-                   int n, int32_t *top) {
-  return hr_topk(scores, ex, ni, n, top);
-}
-
 int hr_eval_loo_rerank(const char *split_dir, int target_test,
                        const hr_seq_opts_t *o, const hr_rerank_opts_t *ro,
                        const char *topk_out, hr_eval_result_t *res,
@@ -802,7 +785,7 @@ int hr_eval_loo_rerank(const char *split_dir, int target_test,
     USER_VEC(hi, ht, n, hold_ts[u]);
     for (size_t j = 0; j < n; j++)
       ex[hi[j]] = 1;
-    got = topn(sc, ex, n_items, N, cand);
+    got = hr_topk(sc, ex, n_items, N, cand);
     for (size_t j = 0; j < n; j++)
       ex[hi[j]] = 0;
     if (got < (size_t)N)
@@ -846,7 +829,7 @@ int hr_eval_loo_rerank(const char *split_dir, int target_test,
     USER_VEC(hi, ht, n, tg[k].ts);
     for (size_t j = 0; j < n; j++)
       ex[hi[j]] = 1;
-    got = topn(sc, ex, n_items, N, cand);
+    got = hr_topk(sc, ex, n_items, N, cand);
     for (size_t j = 0; j < n; j++)
       ex[hi[j]] = 0;
     hr_metrics_add(&mb, cand, got < 10 ? got : 10, (int32_t)tg[k].item);

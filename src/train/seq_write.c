@@ -10,6 +10,16 @@
 
 #include "util.h"
 
+/* [v_i | y_i] rows: the item table of a model with a long-term part. */
+void hr_seq_concat_items(const hr_seq_fit_t *fit, const hr_ials_t *lt,
+                         float *cat) {
+  size_t d = (size_t)fit->dims.d, f = (size_t)lt->dim;
+  for (size_t i = 0; i < (size_t)fit->dims.n_items; i++) {
+    memcpy(cat + i * (d + f), fit->p.item + i * d, sizeof(float) * d);
+    memcpy(cat + i * (d + f) + d, lt->Y + i * f, sizeof(float) * f);
+  }
+}
+
 typedef struct {
   hr_model_spec_t s;
   hr_tensor_t t[11];
