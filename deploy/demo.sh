@@ -45,8 +45,10 @@ if [ ! -f "$VAR/data/events.csv" ]; then
 fi
 if ! ls -d "$VAR"/models/default/[0-9]* >/dev/null 2>&1; then
   echo "demo: training the demo model"
+  set -- # user attributes when the data has them (older demo data does not)
+  [ -f "$VAR/data/users.csv" ] && set -- --users "$VAR/data/users.csv"
   "$BIN/hyperrec-train" fit --data "$VAR/data/events.csv" --format csv \
-    --items "$VAR/data/items.csv" --out "$VAR/models/default"
+    --items "$VAR/data/items.csv" "$@" --out "$VAR/models/default"
 fi
 
 # 3. Seed the users' current context (location, mood, time zone).

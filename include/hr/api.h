@@ -21,6 +21,7 @@
 
 #define HR_API_MAX_ID 128      /* bytes in a user/item/event id */
 #define HR_API_MAX_CTX_VALUE 64
+#define HR_API_MAX_USER_ATTRS 16 /* entries of user_attrs */
 #define HR_API_MAX_FILTERS 16   /* attributes in "filters" */
 #define HR_API_MAX_FILTER_VALUES 256 /* values for one attribute */
 #define HR_API_TS_MIN 946684800LL /* 2000-01-01T00:00:00Z */
@@ -36,6 +37,14 @@ typedef struct {
   int k;
   int explain;
   const char *ctx[HR_CTX_FIELDS];      /* overrides, NULL = none */
+  /* user_attrs: what the caller knows of the user (age, gender, ...), for
+   * the prior of a user the model knows nothing about; names as the model
+   * has them ("user.<attribute>"), values as strings (an integer age is
+   * already its group, hr_age_group) */
+  size_t n_uattr;
+  const char *uattr_name[HR_API_MAX_USER_ATTRS];
+  const char *uattr_val[HR_API_MAX_USER_ATTRS];
+  char uattr_buf[HR_API_MAX_USER_ATTRS][HR_MODEL_MAX_ATTR_NAME + 8];
   long long ts;                        /* -1: now */
   json_t *_root;
 } hr_recommend_req_t;

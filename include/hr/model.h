@@ -215,7 +215,7 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
 
 /* ------------------------------------------------------ context prior */
 
-#define HR_MODEL_MAX_CFIELDS 8 /* fields of a "context_prior" */
+#define HR_MODEL_MAX_CFIELDS 16 /* fields of a "context_prior" */
 
 /** Scores for a user the model knows nothing about, in the context given
  *  as n (name, value) pairs (NULL value: unknown): out[i] = the item's log
@@ -287,6 +287,11 @@ int hr_model_write_files(const char *dir, const hr_model_spec_t *spec,
  *  with FNV-1a hashes; owns copies of the strings. Reads may run
  *  concurrently; an add must not. */
 typedef struct hr_idmap hr_idmap_t;
+
+/** MovieLens's age groups (ML-1M): under_18, 18-24, 25-34, 35-44, 45-49,
+ *  50-55, 56+. The trainer stores a numeric "age" user attribute as its
+ *  group, and the server maps a request's integer age the same way. */
+const char *hr_age_group(long long age);
 
 hr_idmap_t *hr_idmap_new(size_t cap_hint);  /* NULL on OOM */
 void hr_idmap_free(hr_idmap_t *m);          /* NULL is a no-op */

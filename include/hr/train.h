@@ -46,7 +46,17 @@ typedef struct {
   int32_t *cv;
   int cv_slot[64];
   int n_slots;
+  /* Optional user attributes (--users): n_uattr columns named "user.<col>"
+   * with their value vocabularies, and for the first uattr_users users the
+   * value index of each column (-1 unknown): uattr[u * HR_DS_UATTR + c]. */
+  size_t n_uattr, uattr_users;
+  char *uattr_name[8];
+  hr_idmap_t *uattr_vals[8];
+  int32_t *uattr;
 } hr_dataset_t;
+
+#define HR_DS_UATTR 8        /* user attribute columns */
+#define HR_DS_UATTR_VALUE 64 /* bytes in one of their values */
 
 /** 1 for the context columns a live request cannot carry (felt during or
  *  after the consumption, or a property of the answer: CONTEXT-PROTOCOL.md
@@ -73,6 +83,13 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err);
 /** A catalogue CSV (header; first column item_id, the rest attributes):
  *  adds items never interacted with and keeps their attributes. */
 int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err);
+/** User attributes (read after the interactions): a CSV with a header
+ *  `user_id,<attribute>,...` (at most HR_DS_UATTR attributes; an empty cell
+ *  is unknown) or MovieLens's u.user (age, gender, occupation; the zip code
+ *  is dropped). A numeric "age" becomes its MovieLens age group (under_18,
+ *  18-24, 25-34, 35-44, 45-49, 50-55, 56+). Users without interactions are
+ *  skipped. Same errors as the other readers. */
+int hr_data_read_users(hr_dataset_t *ds, const char *path, hr_error_t *err);
 /** Export of the server's event stream (XRANGE in chunks): fields user_id,
  *  item_id, ts, type, ctx.*; events without item_id are skipped. HR_EREDIS
  *  when Redis cannot be reached or answers an error. */
@@ -164,6 +181,17 @@ int hr_item_tokens(const hr_dataset_t *ds, size_t n_items,
                    hr_item_tokens_t *out);
 void hr_item_tokens_free(hr_item_tokens_t *t);
 
+/** A factor table for the items nobody has touched yet: rows = Y
+ *  (n_items x f), except that each item with tokens and no interaction in
+ *  h gets the weighted mean of its tokens' factors, a token's factor being
+ *  the sum of Y over the touched items carrying it / (their count +
+ *  shrink). The long-term part of a seq model scores new catalogue items
+ *  through it. HR_ENOMEM. */
+#define HR_LT_TOKEN_SHRINK 5.0f /* hr_item_tokens_project's default */
+int hr_item_tokens_project(const hr_item_tokens_t *t, const hr_csr_t *h,
+                           const float *Y, size_t f, float shrink,
+                           float *rows);
+
 /* ------------------------------------------------------- context prior */
 
 /** What a model knows for a user it knows nothing about: the log
@@ -175,12 +203,15 @@ void hr_item_tokens_free(hr_item_tokens_t *t);
  *  except one whose name is over HR_MODEL_MAX_ATTR_NAME bytes or that has
  *  more than 100,000 values or a value over 64 bytes (a request could not
  *  carry it; the loader would refuse the version). */
+#define HR_PRIOR_FIELDS (HR_DS_CTX + HR_DS_UATTR)
 typedef struct hr_ctx_prior {
   size_t n_items, n_fields, n_values;
-  const char *field[HR_DS_CTX];  /* borrowed from the data set */
-  size_t col[HR_DS_CTX];         /* its context column */
-  size_t slot[HR_DS_CTX];        /* its slot in the data set's cv */
-  size_t off[HR_DS_CTX + 1];     /* rows of each field in lift */
+  const char *field[HR_PRIOR_FIELDS]; /* borrowed from the data set */
+  int user[HR_PRIOR_FIELDS];     /* 1: a user attribute (column col of
+                                    uattr), 0: a context column */
+  size_t col[HR_PRIOR_FIELDS];   /* its context / user attribute column */
+  size_t slot[HR_PRIOR_FIELDS];  /* a context column's slot in cv */
+  size_t off[HR_PRIOR_FIELDS + 1]; /* rows of each field in lift */
   float m;
   float *logpop;                 /* n_items */
   float *lift;                   /* n_values x n_items */
@@ -197,8 +228,8 @@ void hr_ctx_prior_free(hr_ctx_prior_t *p);
 json_t *hr_ctx_prior_manifest(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
                               hr_tensor_t *t);
 
-/** Cold users: a seeded share `frac` of the users of a CSV with context
- *  columns is held out entirely; the context prior is fitted on the rest;
+/** Cold users: a seeded share `frac` of the users of a data set with
+ *  context columns or user attributes is held out entirely; the context prior is fitted on the rest;
  *  each held-out event's item is ranked among all items by popularity
  *  alone and by popularity + the lifts of the event's context (what the
  *  server answers a user it knows nothing about). Means over the events,
@@ -208,7 +239,7 @@ typedef struct {
   double pop_ndcg, pop_hr, ctx_ndcg, ctx_hr, diff_sq, diff_se;
 } hr_cold_users_result_t;
 
-int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
+int hr_eval_cold_users(const hr_dataset_t *ds, double frac, uint64_t seed,
                        hr_cold_users_result_t *res, hr_error_t *err);
 
 /* ------------------------------------------------------------ progress */
@@ -269,6 +300,9 @@ typedef struct {
   hr_ials_opts_t lt_opts;
   float id_dropout;        /* with tokens: share of items shown by their
                               attribute vector alone in each batch */
+  int tie_shuffle;         /* 1: each epoch, reorder the items that share
+                              a timestamp at random (their order is
+                              unknown) */
   int negatives;           /* sampled softmax with this many uniform
                               negatives per batch; 0 full softmax; -1
                               (default) full up to HR_SEQ_FULL_SOFTMAX_MAX
@@ -298,9 +332,10 @@ void hr_seq_fit_free(hr_seq_fit_t *f);
 #define HR_SEQ_FULL_SOFTMAX_MAX 20000 /* items */
 
 /** The item table of a seq model with a long-term part: rows [v_i | y_i]
- *  (n_items x (d + lt->dim) floats into cat). */
+ *  (n_items x (d + lt->dim) floats into cat), y_i from lt_rows
+ *  (hr_item_tokens_project) when not NULL, else lt->Y. */
 void hr_seq_concat_items(const hr_seq_fit_t *fit, const struct hr_ials *lt,
-                         float *cat);
+                         const float *lt_rows, float *cat);
 
 /** Buffers for batches of up to max_seqs sequences (L rows each). */
 typedef struct hr_seq_work hr_seq_work_t;

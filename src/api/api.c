@@ -282,11 +282,61 @@ static int parse_filters(json_t *obj, hr_recommend_req_t *out,
   return 0;
 }
 
+/* user_attrs: {name: "value" | integer}; at most HR_API_MAX_USER_ATTRS,
+ * names of 1 to HR_MODEL_MAX_ATTR_NAME - 5 bytes, values of 1 to
+ * HR_API_MAX_CTX_VALUE bytes. */
+static int parse_user_attrs(json_t *obj, hr_recommend_req_t *out,
+                            hr_error_t *err) {
+  const char *key;
+  json_t *v;
+  char path[96];
+
+  if (!json_is_object(obj))
+    return hr_error_set(err, HR_EBADFIELD, "user_attrs",
+                        "user_attrs must be an object of attribute: value");
+  if (json_object_size(obj) > HR_API_MAX_USER_ATTRS)
+    return hr_error_set(err, HR_ETOOMANY, "user_attrs",
+                        "user_attrs has %zu attributes; at most %d",
+                        json_object_size(obj), HR_API_MAX_USER_ATTRS);
+  json_object_foreach(obj, key, v) {
+    size_t k = out->n_uattr;
+    char *nm = out->uattr_buf[k];
+    snprintf(path, sizeof(path), "user_attrs.%.64s", key);
+    if (!valid_text(key, strlen(key), HR_MODEL_MAX_ATTR_NAME - 5))
+      return hr_error_set(err, HR_EBADFIELD, "user_attrs",
+                          "user_attrs names must be 1 to %d bytes without "
+                          "control characters",
+                          HR_MODEL_MAX_ATTR_NAME - 5);
+    if (json_is_null(v))
+      continue;
+    snprintf(nm, sizeof(out->uattr_buf[k]), "user.%s", key);
+    if (json_is_integer(v) && strcmp(key, "age") == 0) {
+      if (json_integer_value(v) < 0 || json_integer_value(v) > 200)
+        return hr_error_set(err, HR_ERANGE, path,
+                            "%s must be from 0 to 200", path);
+      out->uattr_val[k] = hr_age_group((long long)json_integer_value(v));
+    } else if (json_is_string(v) &&
+               valid_text(json_string_value(v), json_string_length(v),
+                          HR_API_MAX_CTX_VALUE)) {
+      out->uattr_val[k] = json_string_value(v);
+    } else
+      return hr_error_set(err, HR_EBADFIELD, path,
+                          "%s must be a string of 1 to %d bytes without "
+                          "control characters%s",
+                          path, HR_API_MAX_CTX_VALUE,
+                          strcmp(key, "age") == 0 ? ", or an integer" : "");
+    out->uattr_name[k] = nm;
+    out->n_uattr++;
+  }
+  return 0;
+}
+
 int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
                            long long now, hr_recommend_req_t *out,
                            hr_error_t *err) {
   static const char *const known[] = {"user_id", "history", "k", "context",
-                                      "exclude", "explain", "filters", NULL};
+                                      "exclude", "explain", "filters",
+                                      "user_attrs", NULL};
   json_t *root, *v;
   int rc;
 
@@ -343,6 +393,9 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
     goto fail;
   v = json_object_get(root, "filters");
   if (v != NULL && !json_is_null(v) && (rc = parse_filters(v, out, err)))
+    goto fail;
+  v = json_object_get(root, "user_attrs");
+  if (v != NULL && !json_is_null(v) && (rc = parse_user_attrs(v, out, err)))
     goto fail;
   return 0;
 fail:

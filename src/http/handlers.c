@@ -134,6 +134,30 @@ static int rank_subset(const hr_model_t *m, const float *u,
   return 0;
 }
 
+
+/* What the prior of a user the model knows nothing about is asked: the
+ * request's context fields and its user_attrs, by the names the model's
+ * context_prior uses ("location", "user.age", ...). */
+#define PRIOR_Q_MAX (HR_CTX_FIELDS + HR_API_MAX_USER_ATTRS)
+typedef struct {
+  const char *name[PRIOR_Q_MAX];
+  const char *val[PRIOR_Q_MAX];
+  size_t n;
+} prior_q_t;
+
+static void prior_query(const hr_context_t *cx, const hr_recommend_req_t *r,
+                        prior_q_t *q) {
+  q->n = 0;
+  for (int f = 0; f < HR_CTX_FIELDS; f++) {
+    q->name[q->n] = hr_ctx_field_names[f];
+    q->val[q->n++] = cx->val[f];
+  }
+  for (size_t a = 0; a < r->n_uattr && q->n < PRIOR_Q_MAX; a++) {
+    q->name[q->n] = r->uattr_name[a];
+    q->val[q->n++] = r->uattr_val[a];
+  }
+}
+
 /* The k best items for user vector u, not in excl (sorted, unique), and
  * only items in the filter bitmap `allow` when it is not NULL:
  *  - "popularity" when u is zero (the model knows nothing of the user),
@@ -150,7 +174,7 @@ static int rank_subset(const hr_model_t *m, const float *u,
  *    the pass, and recall (docs/benchmarks.md, "Attribute filters").
  * Returns 0 or HR_ENOMEM. */
 static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
-                      const float *u, const hr_context_t *ctx,
+                      const float *u, const prior_q_t *pq,
                       const long *excl, size_t n_excl,
                       const uint64_t *allow, size_t n_allow, size_t k,
                       hr_scored_t *top, size_t *n_top, const char **path) {
@@ -163,14 +187,13 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
   if (zero) {
     /* Nothing known of the user: the context prior when the model has one
      * and the request's context has a value it knows, else popularity. */
-    const char *const *cv = (const char *const *)ctx->val;
-    if (hr_model_context_scores(m, hr_ctx_field_names, cv, HR_CTX_FIELDS,
+    if (hr_model_context_scores(m, pq->name, pq->val, pq->n,
                                 NULL) > 0) {
       int rc = 0;
       float *cs = malloc(sizeof(float) * (n + 1));
       if (cs == NULL)
         return HR_ENOMEM;
-      hr_model_context_scores(m, hr_ctx_field_names, cv, HR_CTX_FIELDS, cs);
+      hr_model_context_scores(m, pq->name, pq->val, pq->n, cs);
       *path = "context_popularity";
       hr_metrics_retrieval(HR_RET_CTX_POPULARITY);
       if (allow != NULL)
@@ -310,7 +333,7 @@ static int cmp_long(const void *a, const void *b) {
  * (hr_model_explain_context). */
 static json_t *explain_item(const hr_model_t *m, long item, const long *cand,
                             size_t n_cand, long user_idx,
-                            const hr_history_t *h, const hr_context_t *cx,
+                            const hr_history_t *h, const prior_q_t *pq,
                             int ctx_prior) {
   const float *V = hr_model_item_vectors(m);
   size_t d = (size_t)hr_model_dim(m), nb = 0;
@@ -352,14 +375,18 @@ static json_t *explain_item(const hr_model_t *m, long item, const long *cand,
                                    sizeof(fx) / sizeof(fx[0]));
   else { /* ranked by the context prior: each value's lift */
     nfx = 0;
-    for (int f = 0; f < HR_CTX_FIELDS && nfx < sizeof(fx) / sizeof(fx[0]);
-         f++) {
+    for (size_t f = 0; f < pq->n; f++) {
       float l;
-      if (hr_model_context_lift(m, hr_ctx_field_names[f], cx->val[f],
-                                (size_t)item, &l) != 0)
+      if (hr_model_context_lift(m, pq->name[f], pq->val[f], (size_t)item,
+                                &l) != 0)
         continue;
-      fx[nfx].feature = hr_ctx_field_names[f];
-      snprintf(fx[nfx].value, sizeof(fx[nfx].value), "%s", cx->val[f]);
+      if (nfx == sizeof(fx) / sizeof(fx[0])) { /* keep the largest */
+        if (fabsf(l) <= fabsf(fx[nfx - 1].effect))
+          continue;
+        nfx--;
+      }
+      fx[nfx].feature = pq->name[f];
+      snprintf(fx[nfx].value, sizeof(fx[nfx].value), "%s", pq->val[f]);
       fx[nfx].effect = l;
       for (size_t q = nfx++; q > 0 && fabsf(fx[q].effect) >
                                           fabsf(fx[q - 1].effect); q--) {
@@ -384,6 +411,7 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   hr_user_state_t st = {0};
   int have_state = 0, degraded = 0;
   hr_context_t ctx;
+  prior_q_t pq;
   long *hist = NULL, *excl = NULL, *cand = NULL;
   int64_t *hist_ts = NULL;
   size_t n_cand = 0;
@@ -470,7 +498,8 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   for (size_t i = 0; i < n_trained; i++)
     excl[n_excl++] = trained[i];
   n_excl = hr_ranker_sort_unique(excl, n_excl);
-  if (rank_items(m, cfg, uvec, &ctx, excl, n_excl, allow, n_allow, (size_t)r.k,
+  prior_query(&ctx, &r, &pq);
+  if (rank_items(m, cfg, uvec, &pq, excl, n_excl, allow, n_allow, (size_t)r.k,
                  top, &n_top, &retrieval) != 0) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &err);
@@ -512,7 +541,7 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
       if (r.explain)
         json_object_set_new(it, "explain",
                             explain_item(m, top[i].index, cand, n_cand,
-                                         user_idx, &h, &ctx,
+                                         user_idx, &h, &pq,
                                          strcmp(retrieval,
                                                 "context_popularity") == 0));
       json_array_append_new(items, it);

@@ -365,3 +365,9 @@ int hr_model_filter(const hr_model_t *m, const hr_filter_term_t *terms,
   free(cols);
   return 0;
 }
+
+const char *hr_age_group(long long age) {
+  return age < 18 ? "under_18" : age < 25 ? "18-24" : age < 35 ? "25-34"
+       : age < 45 ? "35-44" : age < 50 ? "45-49" : age < 56 ? "50-55"
+                                                            : "56+";
+}

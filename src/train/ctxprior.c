@@ -39,6 +39,17 @@ int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
     out->n_values += hr_idmap_size(ds->ctx_vals[c]);
     out->n_fields++;
   }
+  for (size_t c = 0; c < ds->n_uattr && ds->uattr != NULL; c++) {
+    size_t nv = hr_idmap_size(ds->uattr_vals[c]);
+    if (nv == 0 || nv > 1000) /* a value per few users: no group to learn */
+      continue;
+    out->field[out->n_fields] = ds->uattr_name[c];
+    out->user[out->n_fields] = 1;
+    out->col[out->n_fields] = c;
+    out->off[out->n_fields] = out->n_values;
+    out->n_values += nv;
+    out->n_fields++;
+  }
   out->off[out->n_fields] = out->n_values;
   out->logpop = calloc(ni + 1, sizeof(float));
   if (out->logpop == NULL)
@@ -67,7 +78,11 @@ int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
     pop[ds->i[r]] += 1;
     N += 1;
     for (size_t f = 0; f < out->n_fields; f++) {
-      int32_t v = ds->cv[r * HR_DS_CTX + out->slot[f]];
+      size_t u = (size_t)ds->u[r];
+      int32_t v = !out->user[f] ? ds->cv[r * HR_DS_CTX + out->slot[f]]
+                  : u < ds->uattr_users
+                      ? ds->uattr[u * HR_DS_UATTR + out->col[f]]
+                      : -1;
       if (v < 0)
         continue;
       size_t row = out->off[f] + (size_t)v;
@@ -97,7 +112,8 @@ json_t *hr_ctx_prior_manifest(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
   fields = json_array();
   for (size_t f = 0; f < p->n_fields; f++) {
     json_t *vals = json_array();
-    const hr_idmap_t *vm = ds->ctx_vals[p->col[f]];
+    const hr_idmap_t *vm = p->user[f] ? ds->uattr_vals[p->col[f]]
+                                      : ds->ctx_vals[p->col[f]];
     for (size_t v = 0; v < hr_idmap_size(vm); v++)
       if (json_array_append_new(vals, json_string(hr_idmap_str(vm, v)))) {
         /* not UTF-8: rows would no longer line up with values */
@@ -129,13 +145,21 @@ static void rank_metrics(const float *s, size_t n, int32_t item, double *ndcg,
   *ndcg = better < 10 ? 1.0 / log2((double)better + 2.0) : 0.0;
 }
 
-int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
+/* Row r's value index of prior field f, -1 unknown. */
+static int32_t field_value(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
+                           size_t f, size_t r) {
+  size_t u = (size_t)ds->u[r];
+  if (!p->user[f])
+    return ds->cv[r * HR_DS_CTX + p->slot[f]];
+  return u < ds->uattr_users ? ds->uattr[u * HR_DS_UATTR + p->col[f]] : -1;
+}
+
+int hr_eval_cold_users(const hr_dataset_t *dsp, double frac, uint64_t seed,
                        hr_cold_users_result_t *res, hr_error_t *err) {
-  hr_dataset_t ds;
+  const hr_dataset_t *ds = dsp;
   hr_ctx_prior_t cp = {0};
   unsigned char *held = NULL, *use = NULL;
   float *ctx = NULL;
-  const char *vals[HR_DS_CTX];
   uint64_t s = seed * 0x9E3779B97F4A7C15ull + 3;
   size_t nu, ni;
   int rc;
@@ -144,14 +168,10 @@ int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
   if (!(frac > 0 && frac < 1))
     return hr_error_set(err, HR_EINVAL, NULL, "--cold-users must be in "
                         "(0, 1)");
-  if ((rc = hr_dataset_init(&ds)) != 0)
-    return hr_error_set(err, rc, NULL, "out of memory");
-  if ((rc = hr_data_read_csv(&ds, path, err)) != 0)
-    goto done;
-  nu = hr_idmap_size(ds.users);
-  ni = hr_idmap_size(ds.items);
+  nu = hr_idmap_size(ds->users);
+  ni = hr_idmap_size(ds->items);
   held = calloc(nu + 1, 1);
-  use = calloc(ds.n + 1, 1);
+  use = calloc(ds->n + 1, 1);
   ctx = malloc(sizeof(float) * (ni + 1));
   if (!held || !use || !ctx) {
     rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
@@ -160,38 +180,34 @@ int hr_eval_cold_users(const char *path, double frac, uint64_t seed,
   /* A seeded share of the users is held out entirely. */
   for (size_t u = 0; u < nu; u++)
     held[u] = hr__unif(&s) < frac;
-  for (size_t r = 0; r < ds.n; r++)
-    use[r] = !held[ds.u[r]];
-  if ((rc = hr_ctx_prior_fit(&ds, ni, use, 20.0f, &cp)) != 0) {
+  for (size_t r = 0; r < ds->n; r++)
+    use[r] = !held[ds->u[r]];
+  if ((rc = hr_ctx_prior_fit(ds, ni, use, 20.0f, &cp)) != 0) {
     hr_error_set(err, rc, NULL, "out of memory");
     goto done;
   }
   if (cp.n_fields == 0) {
-    rc = hr_error_set(err, HR_EINVAL, NULL, "%s: no context columns", path);
+    rc = hr_error_set(err, HR_EINVAL, NULL, "no context columns and no user "
+                      "attributes (--users) to learn from");
     goto done;
   }
   res->fields = cp.n_fields;
-  for (size_t r = 0; r < ds.n; r++) {
+  for (size_t r = 0; r < ds->n; r++) {
     double n1, h1, n2, h2;
     if (use[r])
       continue;
-    for (size_t f = 0; f < cp.n_fields; f++) {
-      int32_t v = ds.cv[r * HR_DS_CTX + cp.slot[f]];
-      vals[f] = v < 0 ? NULL : hr_idmap_str(ds.ctx_vals[cp.col[f]],
-                                            (size_t)v);
-    }
     /* the context prior's scores, as the server computes them */
     memcpy(ctx, cp.logpop, sizeof(float) * ni);
-    for (size_t f = 0; f < cp.n_fields; f++)
-      if (vals[f] != NULL) {
-        const float *l = cp.lift + (cp.off[f] + (size_t)ds.cv[r * HR_DS_CTX +
-                                                              cp.slot[f]]) *
-                                       ni;
+    for (size_t f = 0; f < cp.n_fields; f++) {
+      int32_t v = field_value(&cp, ds, f, r);
+      if (v >= 0) {
+        const float *l = cp.lift + (cp.off[f] + (size_t)v) * ni;
         for (size_t i = 0; i < ni; i++)
           ctx[i] += l[i];
       }
-    rank_metrics(cp.logpop, ni, ds.i[r], &n1, &h1);
-    rank_metrics(ctx, ni, ds.i[r], &n2, &h2);
+    }
+    rank_metrics(cp.logpop, ni, ds->i[r], &n1, &h1);
+    rank_metrics(ctx, ni, ds->i[r], &n2, &h2);
     res->pop_ndcg += n1;
     res->pop_hr += h1;
     res->ctx_ndcg += n2;
@@ -217,6 +233,5 @@ done:
   free(use);
   free(ctx);
   hr_ctx_prior_free(&cp);
-  hr_dataset_free(&ds);
   return rc;
 }

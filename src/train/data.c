@@ -50,6 +50,11 @@ void hr_dataset_free(hr_dataset_t *ds) {
     free(ds->ctx_name[c]);
     hr_idmap_free(ds->ctx_vals[c]);
   }
+  for (size_t c = 0; c < ds->n_uattr; c++) {
+    free(ds->uattr_name[c]);
+    hr_idmap_free(ds->uattr_vals[c]);
+  }
+  free(ds->uattr);
   memset(ds, 0, sizeof(*ds));
 }
 
@@ -660,4 +665,117 @@ done:
   if (rc != 0)
     hr_csr_free(out);
   return rc;
+}
+
+/* ------------------------------------------------------ user attributes */
+
+/* Value of column c for user u ("" unknown). */
+static int uattr_set(hr_dataset_t *ds, reader_t *r, size_t u, size_t c,
+                     const char *p, size_t len, hr_error_t *err) {
+  int64_t age;
+  long v;
+  if (len == 0)
+    return 0;
+  for (size_t k = 0; k < len; k++)
+    if ((unsigned char)p[k] < 0x20 || p[k] == '"')
+      return BAD(r, "a control character or quote in a user attribute");
+  if (len > HR_DS_UATTR_VALUE)
+    return BAD(r, "a user attribute value longer than %d bytes",
+               HR_DS_UATTR_VALUE);
+  if (strcmp(ds->uattr_name[c], "user.age") == 0 &&
+      parse_i64(p, len, &age) == 0) {
+    p = hr_age_group((long long)age);
+    len = strlen(p);
+  }
+  v = hr_idmap_add(ds->uattr_vals[c], p, len, NULL);
+  if (v < 0)
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  ds->uattr[u * HR_DS_UATTR + c] = (int32_t)v;
+  return 0;
+}
+
+int hr_data_read_users(hr_dataset_t *ds, const char *path, hr_error_t *err) {
+  reader_t r;
+  field_t f[HR_DS_UATTR + 2];
+  char *line;
+  size_t len, nf, nu = hr_idmap_size(ds->users);
+  int uuser, rc = rd_open(&r, path, err);
+
+  if (rc != 0)
+    return rc;
+  if (ds->n_uattr > 0)
+    return rd_close(&r, hr_error_set(err, HR_EINVAL, NULL, "%s: user "
+                                     "attributes were read already", path),
+                    err);
+  line = rd_next(&r, &len);
+  /* u.user: id|age|gender|occupation|zip, no header (zip dropped: a
+   * value per few users says little about taste) */
+  uuser = line != NULL && memchr(line, '|', len) != NULL &&
+          !(len >= 7 && memcmp(line, "user_id", 7) == 0);
+  if (uuser) {
+    static const char *const names[] = {"user.age", "user.gender",
+                                        "user.occupation"};
+    for (size_t c = 0; c < 3; c++)
+      ds->uattr_name[c] = strdup(names[c]);
+    ds->n_uattr = 3;
+  } else {
+    if (line == NULL)
+      return rd_close(&r, BAD(&r, "empty file"), err);
+    nf = split(line, len, ',', 0, f, HR_DS_UATTR + 1);
+    if (nf < 2 || f[0].len != 7 || memcmp(f[0].p, "user_id", 7) != 0)
+      return rd_close(&r, BAD(&r, "header must be user_id,<attribute>,... "
+                              "(at most %d attributes)", HR_DS_UATTR),
+                      err);
+    for (size_t c = 1; c < nf; c++) {
+      if (f[c].len == 0 || f[c].len + 5 > HR_MODEL_MAX_ATTR_NAME)
+        return rd_close(&r, BAD(&r, "user attribute %zu: empty or longer "
+                                "than %d bytes", c,
+                                HR_MODEL_MAX_ATTR_NAME - 5),
+                        err);
+      char *nm = malloc(f[c].len + 6);
+      if (nm != NULL)
+        snprintf(nm, f[c].len + 6, "user.%.*s", (int)f[c].len, f[c].p);
+      ds->uattr_name[ds->n_uattr++] = nm;
+      for (size_t k = 0; nm != NULL && k + 1 < c; k++)
+        if (strcmp(ds->uattr_name[k], nm) == 0)
+          return rd_close(&r, BAD(&r, "attribute \"%s\" named twice", nm + 5),
+                          err);
+    }
+    line = rd_next(&r, &len);
+  }
+  ds->uattr = malloc(sizeof(int32_t) * (nu + 1) * HR_DS_UATTR);
+  if (ds->uattr == NULL)
+    return rd_close(&r, hr_error_set(err, HR_ENOMEM, NULL, "out of memory"),
+                    err);
+  for (size_t k = 0; k < (nu + 1) * HR_DS_UATTR; k++)
+    ds->uattr[k] = -1;
+  ds->uattr_users = nu;
+  for (size_t c = 0; c < ds->n_uattr; c++)
+    if (ds->uattr_name[c] == NULL ||
+        (ds->uattr_vals[c] = hr_idmap_new(64)) == NULL)
+      return rd_close(&r, hr_error_set(err, HR_ENOMEM, NULL, "out of memory"),
+                      err);
+  for (; rc == 0 && line != NULL; line = rd_next(&r, &len)) {
+    long u;
+    if (len == 0)
+      continue;
+    nf = split(line, len, uuser ? '|' : ',', 0, f, HR_DS_UATTR + 1);
+    if (uuser ? nf != 5 : nf != ds->n_uattr + 1) {
+      rc = uuser ? BAD(&r, "u.user: expected 5 '|'-separated fields")
+                 : BAD(&r, "%zu fields, the header names %zu", nf,
+                       ds->n_uattr + 1);
+      break;
+    }
+    if (f[0].len == 0) {
+      rc = BAD(&r, "empty user_id");
+      break;
+    }
+    /* users without interactions teach the prior nothing */
+    if ((u = hr_idmap_find(ds->users, f[0].p, f[0].len)) < 0 ||
+        (size_t)u >= nu)
+      continue;
+    for (size_t c = 0; rc == 0 && c < ds->n_uattr; c++)
+      rc = uattr_set(ds, &r, (size_t)u, c, f[c + 1].p, f[c + 1].len, err);
+  }
+  return rd_close(&r, rc, err);
 }

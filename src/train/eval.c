@@ -358,6 +358,8 @@ typedef struct {
   const hr_ials_t *lt;   /* the long-term part, or NULL */
   float lt_w;            /* its weight */
   float *cat;            /* n_items x (d + f): [sequential | long-term] */
+  float *lt_rows;        /* NULL, or the long-term rows with new items'
+                            from their tokens */
   float *ucat;           /* d + f */
 } seq_scorer_t;
 
@@ -368,7 +370,7 @@ static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
   hr_metrics_t mt = {0};
 
   if (sc->lt != NULL)
-    hr_seq_concat_items(fit, sc->lt, sc->cat);
+    hr_seq_concat_items(fit, sc->lt, sc->lt_rows, sc->cat);
 
   if (hr_metrics_init(&mt, 10, sc->n_items))
     return HR_ENOMEM;
@@ -459,7 +461,7 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
   }
   dm.n_items = (int)n_items;
   sc = (seq_scorer_t){&ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL,
-                      NULL, 0, NULL, NULL};
+                      NULL, 0, NULL, NULL, NULL};
   sc.vec = malloc(sizeof(float) * (size_t)dm.d);
   sc.scores = malloc(n_items * sizeof(float));
   sc.buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
@@ -487,6 +489,15 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
       goto done;
     }
     res->train_seconds += lt.seconds;
+    if (oo.tokens != NULL && oo.tokens->n_tokens > 0) {
+      sc.lt_rows = malloc(sizeof(float) * n_items * (size_t)lt.dim);
+      if (sc.lt_rows == NULL ||
+          hr_item_tokens_project(oo.tokens, &h, lt.Y, (size_t)lt.dim,
+                                 HR_LT_TOKEN_SHRINK, sc.lt_rows) != 0) {
+        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+        goto done;
+      }
+    }
   }
   if (o->progress || o->report) { /* the curve: metrics after each epoch */
     oo.validate = seq_validate;
@@ -507,6 +518,7 @@ done:
   free(sc.buf);
   free(sc.ex);
   free(sc.cat);
+  free(sc.lt_rows);
   free(sc.ucat);
   hr_ials_free(&lt);
   free(tg);
@@ -531,7 +543,8 @@ int hr_eval_cold_seq(const char *split_dir, const char *items_path,
   uint32_t *cnt = NULL, *pool = NULL;
   int32_t *hid = NULL;          /* item -> position among the hidden, -1 */
   unsigned char *pos = NULL;    /* user x hidden: a relevant pair */
-  float *vec = NULL, *buf = NULL, *sc = NULL;
+  float *vec = NULL, *buf = NULL, *sc = NULL, *lrows = NULL;
+  hr_ials_t lt = {0};
   uint64_t rng = o->seed * 0x9E3779B97F4A7C15ull + 11;
   hr_seq_opts_t oo = *o;
   int rc;
@@ -608,6 +621,20 @@ int hr_eval_cold_seq(const char *split_dir, const char *items_path,
   if ((rc = hr_seq_fit(&h, &oo, &fit, err)) != 0)
     goto done;
   res->train_seconds = fit.seconds;
+  if (o->long_term > 0) { /* as served: + w x_u . (rows from tokens) */
+    hr_ials_opts_t io = o->lt_opts;
+    io.index = 0;
+    io.progress = 0;
+    if ((rc = hr_ials_fit(&h, &io, &lt, err)) != 0)
+      goto done;
+    res->train_seconds += lt.seconds;
+    lrows = malloc(sizeof(float) * n_items * (size_t)lt.dim);
+    if (lrows == NULL || hr_item_tokens_project(&tok, &h, lt.Y,
+                                                (size_t)lt.dim,
+                                                HR_LT_TOKEN_SHRINK,
+                                                lrows) != 0)
+      goto oom;
+  }
   vec = malloc(sizeof(float) * (size_t)fit.dims.d);
   buf = malloc(sizeof(float) * hr_seq_embed_floats(&fit.dims));
   sc = malloc(sizeof(float) * H);
@@ -634,6 +661,14 @@ int hr_eval_cold_seq(const char *split_dir, const char *items_path,
       float s = 0;
       for (int c = 0; c < fit.dims.d; c++)
         s += vec[c] * x[c];
+      if (lrows != NULL) {
+        const float *y = lrows + (size_t)pool[j] * (size_t)lt.dim,
+                    *xu = lt.X + u * (size_t)lt.dim;
+        float l = 0;
+        for (int c = 0; c < lt.dim; c++)
+          l += xu[c] * y[c];
+        s += o->long_term * l;
+      }
       sc[j] = s;
     }
     kk = hr_topk(sc, NULL, H, 10, top);
@@ -675,8 +710,10 @@ done:
   free(vec);
   free(buf);
   free(sc);
+  free(lrows);
   free(tg);
   hr_item_tokens_free(&tok);
+  hr_ials_free(&lt);
   hr_seq_fit_free(&fit);
   hr_csr_free(&h);
   hr_dataset_free(&ds);
@@ -756,7 +793,7 @@ int hr_eval_loo_rerank(const char *split_dir, int target_test,
   pos = malloc(sizeof(int32_t) * nu);
   if (!cat || !uc || !sc || !buf || !logpop || !ex || !cand || !X || !pos)
     goto oom;
-  hr_seq_concat_items(&fit, &lt, cat);
+  hr_seq_concat_items(&fit, &lt, NULL, cat);
   for (uint64_t k = 0; k < hf.ptr[nu]; k++)
     logpop[hf.items[k]] += 1;
   for (size_t i = 0; i < n_items; i++)

@@ -286,6 +286,30 @@ int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err) {
     f = NULL;
     goto io;
   }
+  /* users.csv: what a sign-up form would know. The age follows the
+   * user's strongest category 70% of the time (a hash of the user, so the
+   * events above do not change), the household whether kids' shows get a
+   * boost: attributes the prior for new users can learn from. */
+  snprintf(path, sizeof(path), "%s/users.csv", dir);
+  if ((f = fopen(path, "w")) == NULL)
+    goto io;
+  fputs("user_id,age,household\n", f);
+  for (size_t u = 0; u < nu; u++) {
+    static const int cat_age[NCAT] = {52, 38, 21, 45, 29, 41, 60, 35, 27, 48};
+    rng_t h = {(uint64_t)u * 0x2545F4914F6CDD1Dull + o->seed};
+    int top = 0, age;
+    for (int c = 1; c < NCAT; c++)
+      if (users[u].taste[c] > users[u].taste[top])
+        top = c;
+    age = unif(&h) < 0.7 ? cat_age[top] - 2 + (int)below(&h, 5)
+                         : 16 + (int)below(&h, 60);
+    fprintf(f, "u%05zu,%d,%s\n", u + 1, age,
+            users[u].kids ? "family" : "no_kids");
+  }
+  if (fclose(f) != 0) {
+    f = NULL;
+    goto io;
+  }
   snprintf(path, sizeof(path), "%s/contexts.csv", dir);
   if ((f = fopen(path, "w")) == NULL)
     goto io;

@@ -73,3 +73,47 @@ oom:
   hr_item_tokens_free(out);
   return HR_ENOMEM;
 }
+
+int hr_item_tokens_project(const hr_item_tokens_t *t, const hr_csr_t *h,
+                           const float *Y, size_t f, float shrink,
+                           float *rows) {
+  size_t ni = t->n_items, nt = t->n_tokens;
+  unsigned char *seen = calloc(ni + 1, 1);
+  float *sum = calloc(nt * f + 1, sizeof(float));
+  double *cnt = calloc(nt + 1, sizeof(double));
+  if (seen == NULL || sum == NULL || cnt == NULL) {
+    free(seen);
+    free(sum);
+    free(cnt);
+    return HR_ENOMEM;
+  }
+  for (uint64_t k = 0; k < h->ptr[h->n_users]; k++)
+    if ((size_t)h->items[k] < ni)
+      seen[h->items[k]] = 1;
+  /* each token's factor: the shrunk mean over the warm items carrying it */
+  for (size_t i = 0; i < ni; i++)
+    if (seen[i])
+      for (uint64_t k = t->ptr[i]; k < t->ptr[i + 1]; k++) {
+        size_t tk = (size_t)t->tok[k];
+        cnt[tk] += 1;
+        for (size_t c = 0; c < f; c++)
+          sum[tk * f + c] += Y[i * f + c];
+      }
+  for (size_t tk = 0; tk < nt; tk++)
+    for (size_t c = 0; c < f; c++)
+      sum[tk * f + c] /= (float)(cnt[tk] + shrink);
+  memcpy(rows, Y, sizeof(float) * ni * f);
+  for (size_t i = 0; i < ni; i++) {
+    if (seen[i] || t->ptr[i + 1] == t->ptr[i])
+      continue;
+    float *r = rows + i * f;
+    memset(r, 0, sizeof(float) * f);
+    for (uint64_t k = t->ptr[i]; k < t->ptr[i + 1]; k++)
+      for (size_t c = 0; c < f; c++)
+        r[c] += t->w[k] * sum[(size_t)t->tok[k] * f + c];
+  }
+  free(seen);
+  free(sum);
+  free(cnt);
+  return 0;
+}

@@ -50,7 +50,8 @@ static const char usage_hyper[] =
 static const char usage_fit[] =
     "usage: hyperrec-train fit (--data PATH [--format movielens|csv] |\n"
     "                           --from-redis HOST:PORT [--stream KEY])\n"
-    "                          --out MODELS/NAME [--items PATH] [model options]\n"
+    "                          --out MODELS/NAME [--items PATH] [--users PATH]\n"
+    "                          [model options]\n"
     "\n"
     "  --data PATH          interactions: MovieLens `user item rating ts`\n"
     "                       (TAB or \"::\"), or CSV with a header\n"
@@ -60,6 +61,9 @@ static const char usage_fit[] =
     "  --stream KEY         stream key (default hr:events)\n"
     "  --items PATH         item catalogue CSV (item_id,<attributes>...):\n"
     "                       adds items without interactions\n"
+    "  --users PATH         user attributes: users.csv (user_id,<attributes>\n"
+    "                       ...) or u.user; the prior for new users learns\n"
+    "                       them (request field user_attrs)\n"
     "  --out MODELS/NAME    the model slot; prints the new version's path\n"
     "  --kind K             ials (default) or seq: the sequential model, whose\n"
     "                       options (those of `eval --kind seq`) follow it\n"
@@ -79,9 +83,11 @@ static const char usage_eval[] =
     "                   by their attributes alone; NDCG@10 vs random order\n"
     "  --min-gap S      (loo) count only targets at least S seconds after the\n"
     "                   user's newest history item: the next visit\n"
-    "  --cold-users F   (with --data EVENTS.csv) hold out the fraction F of\n"
-    "                   the users; rank their events' items by popularity\n"
-    "                   and by the context prior (what a new user gets)\n"
+    "  --cold-users F   (with --data PATH [--format movielens|csv] [--users\n"
+    "                   PATH]) hold out the fraction F of the users; rank\n"
+    "                   their events' items by popularity and by the prior\n"
+    "                   over context and user attributes (what a new user\n"
+    "                   gets)\n"
     "  --data PATH      instead of --split: a ratings.csv of the context\n"
     "                   protocol, with --protocol ctx80|ctx80-rc,\n"
     "                   [--threshold T] (default 4, or 1 for counts) and\n"
@@ -99,6 +105,8 @@ static const char usage_eval[] =
     "    --long-term 6 (weight of the long-term iALS part; 0: none)\n"
     "    --id-dropout 0.5 (with --items: share of items trained on their\n"
     "    attribute vector alone per batch, for cold items)\n"
+    "    --tie-shuffle (each epoch, shuffle the items that share a\n"
+    "    timestamp: their order is unknown)\n"
     "\n"
     "Prints one JSON line: HR@10, NDCG@10, MRR@10, coverage@10, ...\n"
     "\n";
@@ -252,7 +260,7 @@ static int cmd_fit(args_t *a) {
   hr_seq_fit_t sf = {0};
   hr_item_tokens_t tok = {0};
   hr_ctx_prior_t cp = {0};
-  const char *stream = "hr:events", *items = NULL;
+  const char *stream = "hr:events", *items = NULL, *users = NULL;
   char path[4096], source[4200];
   hr_ials_opts_t o;
   hr_error_t err = {0};
@@ -288,6 +296,8 @@ static int cmd_fit(args_t *a) {
       out = value(a, arg, "--out");
     else if (is_opt(arg, "--items"))
       items = value(a, arg, "--items");
+    else if (is_opt(arg, "--users"))
+      users = value(a, arg, "--users");
     else if (!hyper_opt(a, arg, &o))
       usage_error(a, "unknown option \"%s\"", arg);
   }
@@ -330,6 +340,8 @@ static int cmd_fit(args_t *a) {
     snprintf(source, sizeof(source), "redis://%s/%s", redis, stream);
     format = "redis-stream";
   }
+  if (rc == 0 && users != NULL)
+    rc = hr_data_read_users(&ds, users, &err);
   if (rc != 0)
     goto done;
   if (ds.n == 0) {
@@ -440,6 +452,8 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
                               16);
   else if (strcmp(arg, "--no-time") == 0)
     o->dims.n_gap = 0;
+  else if (strcmp(arg, "--tie-shuffle") == 0)
+    o->tie_shuffle = 1;
   else if (is_opt(arg, "--report"))
     o->report = value(a, arg, "--report");
   else if (is_opt(arg, "--long-term"))
@@ -496,6 +510,7 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
 static int cmd_eval(args_t *a) {
   const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
   const char *data = NULL, *protocol = "loo", *model = "pop", *items = NULL;
+  const char *users = NULL, *format = NULL;
   double cold = 0, udrop = 0, cold_users = 0;
   int rerank = 0;
   double threshold = -1;
@@ -552,6 +567,10 @@ static int cmd_eval(args_t *a) {
       topk = value(a, arg, "--topk-out");
     else if (is_opt(arg, "--items"))
       items = value(a, arg, "--items");
+    else if (is_opt(arg, "--users"))
+      users = value(a, arg, "--users");
+    else if (is_opt(arg, "--format"))
+      format = value(a, arg, "--format");
     else if (is_opt(arg, "--rerank"))
       rerank = (int)int_opt(a, "--rerank", value(a, arg, "--rerank"), 10,
                             1000);
@@ -570,12 +589,29 @@ static int cmd_eval(args_t *a) {
   }
   if (cold_users > 0) { /* cold users: the context prior vs popularity */
     hr_cold_users_result_t cu;
+    hr_dataset_t ds;
+    size_t n = data ? strlen(data) : 0;
     if (data == NULL)
-      usage_error(a, "--cold-users goes with --data EVENTS.csv");
-    if ((rc = hr_eval_cold_users(data, cold_users, so.seed, &cu, &err)) != 0)
+      usage_error(a, "--cold-users goes with --data PATH");
+    if (format == NULL)
+      format = n > 4 && strcmp(data + n - 4, ".csv") == 0 ? "csv"
+                                                          : "movielens";
+    if (strcmp(format, "csv") != 0 && strcmp(format, "movielens") != 0)
+      usage_error(a, "--format must be movielens or csv, not \"%s\"",
+                  format);
+    if ((rc = hr_dataset_init(&ds)) != 0)
+      return fail(&err, rc);
+    rc = strcmp(format, "csv") == 0 ? hr_data_read_csv(&ds, data, &err)
+                                    : hr_data_read_movielens(&ds, data, &err);
+    if (rc == 0 && users != NULL)
+      rc = hr_data_read_users(&ds, users, &err);
+    if (rc == 0)
+      rc = hr_eval_cold_users(&ds, cold_users, so.seed, &cu, &err);
+    hr_dataset_free(&ds);
+    if (rc != 0)
       return fail(&err, rc);
     printf("{\"protocol\":\"cold-users\",\"users\":%zu,\"events\":%zu,"
-           "\"context_fields\":%zu,\"popularity_NDCG@10\":%.6f,"
+           "\"prior_fields\":%zu,\"popularity_NDCG@10\":%.6f,"
            "\"popularity_HR@10\":%.6f,\"context_NDCG@10\":%.6f,"
            "\"context_HR@10\":%.6f,\"diff_NDCG@10\":%.6f,"
            "\"diff_NDCG@10_se\":%.6f}\n",

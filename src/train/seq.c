@@ -480,7 +480,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   seqs_t q = {0};
   work_t *w = NULL;
   size_t *order = NULL, *off = NULL;
-  int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL;
+  int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL, *hit = NULL;
   uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 7;
   double t0 = hr__now_s(), vs = 0;
   int neg;
@@ -558,6 +558,13 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   off = malloc(sizeof(size_t) * ((size_t)o->batch + 1));
   if (!w || !mask || !inp || !tgt || !gin || !qg || !order || !off)
     goto oom;
+  if (o->tie_shuffle && h->ts != NULL) {
+    hit = malloc(sizeof(int32_t) * (h->ptr[h->n_users] + 1));
+    if (hit == NULL)
+      goto oom;
+    memcpy(hit, h->items, sizeof(int32_t) * h->ptr[h->n_users]);
+  }
+  const int32_t *items = hit ? hit : h->items;
   for (size_t i = 0; i < q.n; i++)
     order[i] = i;
   if ((rc = hr_progress_begin(&pg, "seq", o->epochs, o->progress, o->report,
@@ -574,6 +581,20 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
       order[i - 1] = order[j];
       order[j] = t;
     }
+    if (hit != NULL) /* within each run of equal known times */
+      for (size_t u = 0; u < h->n_users; u++)
+        for (uint64_t a = h->ptr[u], e; a < h->ptr[u + 1]; a = e) {
+          for (e = a + 1; e < h->ptr[u + 1] && h->ts[e] == h->ts[a] &&
+                          h->ts[a] > 0;
+               e++)
+            ;
+          for (uint64_t i = e - a; i > 1; i--) {
+            uint64_t j = hr__sm64(&rng) % i;
+            int32_t t = hit[a + i - 1];
+            hit[a + i - 1] = hit[a + j];
+            hit[a + j] = t;
+          }
+        }
     for (size_t b0 = 0; b0 < q.n; b0 += (size_t)o->batch) {
       size_t ns = q.n - b0 < (size_t)o->batch ? q.n - b0 : (size_t)o->batch;
       off[0] = 0;
@@ -581,8 +602,8 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
         size_t sq = order[b0 + s];
         for (int t = 0; t < q.len[sq]; t++) {
           size_t at = q.start[sq] + (size_t)t, r = off[s] + (size_t)t;
-          inp[r] = h->items[at];
-          tgt[r] = h->items[at + 1];
+          inp[r] = items[at];
+          tgt[r] = items[at + 1];
           /* the row before the window's first is the user's previous item
            * when there is one (q.first[sq] is the user's first) */
           /* as hr_seq_embed: a time is known when positive */
@@ -681,6 +702,7 @@ done:
   free(gin);
   free(qg);
   free(order);
+  free(hit);
   free(off);
   free(eid);
   free(cold);

@@ -12,11 +12,12 @@
 
 /* [v_i | y_i] rows: the item table of a model with a long-term part. */
 void hr_seq_concat_items(const hr_seq_fit_t *fit, const hr_ials_t *lt,
-                         float *cat) {
+                         const float *lt_rows, float *cat) {
   size_t d = (size_t)fit->dims.d, f = (size_t)lt->dim;
+  const float *Y = lt_rows ? lt_rows : lt->Y;
   for (size_t i = 0; i < (size_t)fit->dims.n_items; i++) {
     memcpy(cat + i * (d + f), fit->p.item + i * d, sizeof(float) * d);
-    memcpy(cat + i * (d + f) + d, lt->Y + i * f, sizeof(float) * f);
+    memcpy(cat + i * (d + f) + d, Y + i * f, sizeof(float) * f);
   }
 }
 
@@ -64,7 +65,17 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
     x->cat = malloc(sizeof(float) * ni * (size_t)(d + fl) + 1);
     if (x->cat == NULL)
       return HR_ENOMEM;
-    hr_seq_concat_items(f, lt, x->cat);
+    float *rows = NULL; /* new items: their long-term rows from tokens */
+    if (o->tokens != NULL && o->tokens->n_tokens > 0) {
+      if ((rows = malloc(sizeof(float) * ni * (size_t)fl + 1)) == NULL ||
+          hr_item_tokens_project(o->tokens, h, lt->Y, (size_t)fl,
+                                 HR_LT_TOKEN_SHRINK, rows) != 0) {
+        free(rows);
+        return HR_ENOMEM;
+      }
+    }
+    hr_seq_concat_items(f, lt, rows, x->cat);
+    free(rows);
   }
   x->t[0] = (hr_tensor_t){"item_emb", HR_DT_F32, 2, {ni, d + fl, 1, 1},
                           lt ? x->cat : f->w, 0};

@@ -5,6 +5,7 @@
 #include "lib/env.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static json_t *rec(hrt_env_t *e, const char *user, json_t *ctx, int explain,
                    int *st) {
@@ -68,6 +69,49 @@ HR_TEST(cold_user_ranked_by_context_prior) {
                     "path=\"context_popularity\"", NULL) >= 2);
   free(mt);
 
+  /* What the caller knows of the user (the fixture's users.csv has age
+   * and household): the prior adds those lifts too, and explains them. */
+  hrt_strv_t young = {0};
+  json_t *b = json_pack("{s:s,s:i,s:b,s:{s:i,s:s}}", "user_id", "never-seen-5",
+                        "k", 10, "explain", 1, "user_attrs", "age", 21,
+                        "household", "family");
+  j = hrt_post(&e, "/recommend", b, &st);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+  ASSERT_STR_EQ(hrt_jstr(j, "retrieval"), "context_popularity");
+  ASSERT_EQ(hrt_item_ids(j, &young), 0);
+  c = hrt_jget(j, "items[0].explain.context");
+  ASSERT_MSG(json_is_array(c) && json_array_size(c) == 2, "%s", hrt_jdump(j));
+  int saw_age = 0;
+  for (size_t k = 0; k < 2; k++) {
+    json_t *x = json_array_get(c, k);
+    const char *ft = json_string_value(json_object_get(x, "feature"));
+    if (ft != NULL && strcmp(ft, "user.age") == 0) {
+      saw_age = 1; /* the integer age, as its group */
+      ASSERT_STR_EQ(json_string_value(json_object_get(x, "value")), "18-24");
+    }
+  }
+  ASSERT_MSG(saw_age, "%s", hrt_jdump(j));
+  json_decref(j);
+  size_t same_young = 0;
+  for (size_t i = 0; i < plain.n; i++)
+    same_young += hrt_strv_has(&young, plain.v[i]);
+  ASSERT_MSG(same_young < 10, "user_attrs did not move the answer");
+  /* Bad user_attrs: precise 400s. */
+  static const char *const bad[] = {
+      "{\"user_id\":\"x\",\"user_attrs\":[1]}",
+      "{\"user_id\":\"x\",\"user_attrs\":{\"age\":-3}}",
+      "{\"user_id\":\"x\",\"user_attrs\":{\"household\":7}}",
+      "{\"user_id\":\"x\",\"user_attrs\":{\"household\":\"\"}}",
+      NULL};
+  for (int k = 0; bad[k] != NULL; k++) {
+    j = hrt_post_text(&e, "/recommend", bad[k], &st);
+    ASSERT_MSG(st == 400, "%s: %d", bad[k], st);
+    ASSERT_MSG(strncmp(hrt_jstr(j, "error.field"), "user_attrs", 10) == 0,
+               "%s: %s", bad[k], hrt_jdump(j));
+    json_decref(j);
+  }
+
+  hrt_strv_free(&young);
   hrt_strv_free(&plain);
   hrt_strv_free(&gym);
   hrt_strv_free(&commute);

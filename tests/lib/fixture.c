@@ -179,10 +179,12 @@ static int fixture_build(const char *dir, const char *train,
       return -1;
   }
   {
-    char items_csv[PATH_MAX];
+    char items_csv[PATH_MAX], users_csv[PATH_MAX];
     hrt_fmt(items_csv, sizeof(items_csv), "%s/items.csv", data);
+    hrt_fmt(users_csv, sizeof(users_csv), "%s/users.csv", data);
     const char *fit[] = {train, "fit", "--data", events, "--format", "csv",
-                         "--items", items_csv, "--out", slot, NULL};
+                         "--items", items_csv, "--users", users_csv,
+                         "--out", slot, NULL};
     if (hrt_run(fit, log, timeout) != 0)
       return -1;
   }

@@ -427,6 +427,48 @@ HR_TEST(seq_item_tower_ranks_cold_items_by_attributes) {
   }
   ASSERT_MSG(right >= users * 9 / 10, "%d of %d users rank the cold item of "
              "their category first", right, users);
+
+  /* The long-term part reaches the new items through their tokens: a
+   * token's factor is the shrunk mean of its touched items' rows, and the
+   * users' long-term vectors alone rank the new items by category. */
+  hr_ials_opts_t io;
+  hr_ials_t lt = {0};
+  hr_ials_opts_default(&io);
+  io.factors = 8;
+  io.index = 0;
+  io.threads = 1;
+  ASSERT_EQ(hr_ials_fit(&h, &io, &lt, &err), 0);
+  size_t F = (size_t)lt.dim;
+  float *rows = malloc(sizeof(float) * h.n_items * F), want[8] = {0};
+  ASSERT_NOT_NULL(rows);
+  ASSERT_EQ(hr_item_tokens_project(&tok, &h, lt.Y, F, 5.0f, rows), 0);
+  for (size_t i = 0; i < h.n_items; i++)
+    if (i != (size_t)c0 && i != (size_t)c1 && i != (size_t)c2)
+      ASSERT(memcmp(rows + i * F, lt.Y + i * F, F * sizeof(float)) == 0);
+  for (int i = 0; i < 10; i++) {
+    snprintf(id, sizeof(id), "w%d", i);
+    long wi = hr_idmap_find(ds.items, id, strlen(id));
+    for (size_t c = 0; c < F; c++)
+      want[c] += lt.Y[(size_t)wi * F + c] / (10 + 5.0f);
+  }
+  for (size_t c = 0; c < F; c++) {
+    ASSERT_DBL_NEAR(rows[(size_t)c0 * F + c], want[c], 1e-5);
+    ASSERT_DBL_NEAR(rows[(size_t)c2 * F + c], want[c], 1e-5);
+  }
+  right = 0;
+  for (size_t us = 0; us < h.n_users; us++) {
+    int even = atoi(hr_idmap_str(ds.users, us) + 1) % 2 == 0;
+    float sa = 0, sb = 0;
+    for (size_t c = 0; c < F; c++) {
+      sa += lt.X[us * F + c] * rows[(size_t)c0 * F + c];
+      sb += lt.X[us * F + c] * rows[(size_t)c1 * F + c];
+    }
+    right += even ? sa > sb : sb > sa;
+  }
+  ASSERT_MSG(right >= users * 9 / 10, "long-term part: %d of %d users",
+             right, users);
+  free(rows);
+  hr_ials_free(&lt);
   hr_seq_fit_free(&f);
   hr_item_tokens_free(&tok);
   hr_csr_free(&h);
@@ -452,7 +494,7 @@ HR_TEST(seq_long_term_server_matches_trainer) {
   ss = malloc(sizeof(float) * ni);
   cat = malloc(sizeof(float) * ni * (d + f));
   ASSERT(buf && ss && cat);
-  hr_seq_concat_items(&x.f, &x.lt, cat);
+  hr_seq_concat_items(&x.f, &x.lt, NULL, cat);
   for (long u = 0; u < 30; u++) {
     size_t n = x.h.ptr[u + 1] - x.h.ptr[u];
     const int64_t *ht = x.h.ts + x.h.ptr[u];

@@ -213,6 +213,74 @@ HR_TEST(train_movielens_reader) {
   return 0;
 }
 
+HR_TEST(train_user_attribute_reader) {
+  const char *ev = write_tmp("ua.data", "1\t10\t5\t1\n2\t20\t3\t2\n"
+                                        "3\t20\t3\t2\n");
+  const char *uu = write_tmp("u.user", "1|24|M|technician|85711\n"
+                                       "2|53|F|other|94043\n"
+                                       "9|30|F|writer|10001\n");
+  const char *csv = write_tmp("users.csv", "user_id,age,plan\n1,17,free\n"
+                                           "3,,pro\n");
+  const char *bad_hdr = write_tmp("bad1.csv", "id,age\n1,3\n");
+  const char *bad_row = write_tmp("bad2.csv", "user_id,age\n1,3,4\n");
+  hr_dataset_t ds;
+  hr_error_t err = {0};
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_movielens(&ds, ev, &err), 0);
+  ASSERT_EQ(hr_data_read_users(&ds, uu, &err), 0);
+  ASSERT_EQ(ds.n_uattr, 3);
+  ASSERT_STR_EQ(ds.uattr_name[0], "user.age");
+  ASSERT_STR_EQ(ds.uattr_name[2], "user.occupation");
+  /* ages become groups; user 9 has no interaction and is skipped; user 3
+   * is not in the file: unknown */
+  ASSERT_STR_EQ(hr_idmap_str(ds.uattr_vals[0], (size_t)ds.uattr[0]),
+                "18-24");
+  ASSERT_STR_EQ(hr_idmap_str(ds.uattr_vals[0],
+                             (size_t)ds.uattr[1 * HR_DS_UATTR]),
+                "50-55");
+  ASSERT_EQ(hr_idmap_size(ds.uattr_vals[2]), 2);
+  ASSERT_EQ(ds.uattr[2 * HR_DS_UATTR], -1);
+  ASSERT_EQ(hr_data_read_users(&ds, csv, &err), HR_EINVAL); /* twice */
+  hr_error_clear(&err);
+  hr_dataset_free(&ds);
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_movielens(&ds, ev, &err), 0);
+  ASSERT_EQ(hr_data_read_users(&ds, csv, &err), 0);
+  ASSERT_EQ(ds.n_uattr, 2);
+  ASSERT_STR_EQ(ds.uattr_name[1], "user.plan");
+  ASSERT_STR_EQ(hr_idmap_str(ds.uattr_vals[0], (size_t)ds.uattr[0]),
+                "under_18");
+  ASSERT_EQ(ds.uattr[2 * HR_DS_UATTR], -1); /* an empty cell: unknown */
+  ASSERT_STR_EQ(hr_idmap_str(ds.uattr_vals[1],
+                             (size_t)ds.uattr[2 * HR_DS_UATTR + 1]),
+                "pro");
+  /* the prior learns the attributes as fields "user.<name>" */
+  hr_ctx_prior_t cp;
+  ASSERT_EQ(hr_ctx_prior_fit(&ds, hr_idmap_size(ds.items), NULL, 20.0f, &cp),
+            0);
+  ASSERT_EQ(cp.n_fields, 2);
+  ASSERT(cp.user[0] && cp.user[1]);
+  ASSERT_EQ(cp.n_values, 1 + 2); /* under_18; free, pro */
+  hr_ctx_prior_free(&cp);
+  hr_dataset_free(&ds);
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_movielens(&ds, ev, &err), 0);
+  ASSERT_EQ(hr_data_read_users(&ds, bad_hdr, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "bad1.csv:1:") != NULL, "%s", err.msg);
+  hr_error_clear(&err);
+  hr_dataset_free(&ds);
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_movielens(&ds, ev, &err), 0);
+  ASSERT_EQ(hr_data_read_users(&ds, bad_row, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "bad2.csv:2:") != NULL, "%s", err.msg);
+  hr_error_clear(&err);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
 HR_TEST(train_history_order) {
   /* Same timestamp: ascending numeric item id (9 before 10); a repeated
    * item counts at its latest position. */
