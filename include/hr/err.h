@@ -58,6 +58,9 @@ int hr_err_status(int code);
 /** Lower-case machine code for API bodies, e.g. "bad_field". */
 const char *hr_err_api_code(int code);
 
+/** 1 when s[0..len) is well-formed UTF-8 without NUL bytes. */
+int hr_utf8_valid(const char *s, size_t len);
+
 /** Set the detail unless err is NULL or already set; returns code so that
  *  callers can write `return hr_error_set(err, HR_EINVAL, "k", "...")`.
  *  field may be NULL. fmt is printf-style. */

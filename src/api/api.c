@@ -303,7 +303,7 @@ static int parse_user_attrs(json_t *obj, hr_recommend_req_t *out,
     char *nm = out->uattr_buf[k];
     snprintf(path, sizeof(path), "user_attrs.%.64s", key);
     if (!valid_text(key, strlen(key), HR_MODEL_MAX_ATTR_NAME - 5))
-      return hr_error_set(err, HR_EBADFIELD, "user_attrs",
+      return hr_error_set(err, HR_EBADFIELD, path,
                           "user_attrs names must be 1 to %d bytes without "
                           "control characters",
                           HR_MODEL_MAX_ATTR_NAME - 5);
@@ -318,7 +318,13 @@ static int parse_user_attrs(json_t *obj, hr_recommend_req_t *out,
     } else if (json_is_string(v) &&
                valid_text(json_string_value(v), json_string_length(v),
                           HR_API_MAX_CTX_VALUE)) {
-      out->uattr_val[k] = json_string_value(v);
+      const char *sv = json_string_value(v);
+      size_t dl = strspn(sv, "0123456789");
+      /* "31" as the trainer reads it from a CSV: its age group */
+      out->uattr_val[k] = strcmp(key, "age") == 0 && dl > 0 && dl <= 3 &&
+                                  sv[dl] == '\0'
+                              ? hr_age_group(atoll(sv))
+                              : sv;
     } else
       return hr_error_set(err, HR_EBADFIELD, path,
                           "%s must be a string of 1 to %d bytes without "

@@ -65,31 +65,53 @@ const char *hr_err_api_code(int code) {
   return "unknown";
 }
 
+/* The length of the well-formed UTF-8 sequence at p (at most `left`
+ * bytes), or 0 when it is not one. */
+static int utf8_seq(const unsigned char *p, size_t left) {
+  int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+          : (*p & 0xF8) == 0xF0 ? 4 : 0;
+  int ok = n > 0 && (size_t)n <= left && !(n == 2 && *p < 0xC2) &&
+           !(n == 4 && *p > 0xF4);
+  for (int i = 1; ok && i < n; i++)
+    ok = (p[i] & 0xC0) == 0x80;
+  if (ok && n == 3) {
+    unsigned cp = (unsigned)(p[0] & 0x0F) << 12 | (unsigned)(p[1] & 0x3F) << 6;
+    ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+  }
+  if (ok && n == 4) {
+    unsigned cp = (unsigned)(p[0] & 0x07) << 18 | (unsigned)(p[1] & 0x3F) << 12;
+    ok = cp >= 0x10000 && cp <= 0x10FFFF;
+  }
+  return ok ? n : 0;
+}
+
+int hr_utf8_valid(const char *s, size_t len) {
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < len;) {
+    int n = p[i] ? utf8_seq(p + i, len - i) : 0;
+    if (n == 0)
+      return 0;
+    i += (size_t)n;
+  }
+  return 1;
+}
+
 /* Makes `s` valid UTF-8 in place: bytes that do not start a complete,
  * well-formed sequence become '?'. snprintf may have cut a character in
  * two, and client bytes (a method, a field name) may be anything; an error
  * text must still encode as JSON. */
 static void utf8_sanitize(char *s) {
   unsigned char *p = (unsigned char *)s;
-  while (*p) {
-    int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
-            : (*p & 0xF8) == 0xF0 ? 4 : 0;
-    int ok = n > 0 && !(n == 2 && *p < 0xC2) && !(n == 4 && *p > 0xF4);
-    for (int i = 1; ok && i < n; i++)
-      ok = (p[i] & 0xC0) == 0x80;
-    if (ok && n == 3) {
-      unsigned cp = (unsigned)(p[0] & 0x0F) << 12 | (unsigned)(p[1] & 0x3F) << 6;
-      ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
-    }
-    if (ok && n == 4) {
-      unsigned cp = (unsigned)(p[0] & 0x07) << 18 | (unsigned)(p[1] & 0x3F) << 12;
-      ok = cp >= 0x10000 && cp <= 0x10FFFF;
-    }
-    if (!ok) {
+  size_t left = strlen(s);
+  while (left > 0) {
+    int n = utf8_seq(p, left);
+    if (n == 0) {
       *p++ = '?';
+      left--;
       continue;
     }
     p += n;
+    left -= (size_t)n;
   }
 }
 

@@ -121,8 +121,13 @@ json_t *hr_ctx_prior_manifest(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
         json_decref(fields);
         return NULL;
       }
-    json_array_append_new(fields, json_pack("{s:s,s:o}", "name", p->field[f],
-                                            "values", vals));
+    json_t *fo = json_pack("{s:s,s:o}", "name", p->field[f], "values", vals);
+    if (fo == NULL || json_array_append_new(fields, fo) != 0) {
+      /* a name that is not UTF-8: the rows of ctx_lift would no longer
+       * line up with the fields, so no prior at all */
+      json_decref(fields);
+      return NULL;
+    }
   }
   o = json_pack("{s:f,s:o}", "smoothing", (double)p->m, "fields", fields);
   t[0] = (hr_tensor_t){"pop_log", HR_DT_F32, 1, {p->n_items, 1, 1, 1},

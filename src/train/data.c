@@ -679,6 +679,8 @@ static int uattr_set(hr_dataset_t *ds, reader_t *r, size_t u, size_t c,
   for (size_t k = 0; k < len; k++)
     if ((unsigned char)p[k] < 0x20 || p[k] == '"')
       return BAD(r, "a control character or quote in a user attribute");
+  if (!hr_utf8_valid(p, len))
+    return BAD(r, "a user attribute value that is not UTF-8");
   if (len > HR_DS_UATTR_VALUE)
     return BAD(r, "a user attribute value longer than %d bytes",
                HR_DS_UATTR_VALUE);
@@ -722,16 +724,23 @@ int hr_data_read_users(hr_dataset_t *ds, const char *path, hr_error_t *err) {
     if (line == NULL)
       return rd_close(&r, BAD(&r, "empty file"), err);
     nf = split(line, len, ',', 0, f, HR_DS_UATTR + 1);
-    if (nf < 2 || f[0].len != 7 || memcmp(f[0].p, "user_id", 7) != 0)
+    if (nf < 2 || nf > HR_DS_UATTR + 1 || f[0].len != 7 ||
+        memcmp(f[0].p, "user_id", 7) != 0)
       return rd_close(&r, BAD(&r, "header must be user_id,<attribute>,... "
                               "(at most %d attributes)", HR_DS_UATTR),
                       err);
     for (size_t c = 1; c < nf; c++) {
-      if (f[c].len == 0 || f[c].len + 5 > HR_MODEL_MAX_ATTR_NAME)
-        return rd_close(&r, BAD(&r, "user attribute %zu: empty or longer "
-                                "than %d bytes", c,
+      if (f[c].len == 0 || f[c].len + 5 > HR_MODEL_MAX_ATTR_NAME ||
+          !hr_utf8_valid(f[c].p, f[c].len) || memchr(f[c].p, '"', f[c].len))
+        return rd_close(&r, BAD(&r, "user attribute %zu: empty, longer "
+                                "than %d bytes, quoted or not UTF-8", c,
                                 HR_MODEL_MAX_ATTR_NAME - 5),
                         err);
+      for (size_t k = 0; k < f[c].len; k++)
+        if ((unsigned char)f[c].p[k] < 0x20)
+          return rd_close(&r, BAD(&r, "a control character in user "
+                                  "attribute %zu's name", c),
+                          err);
       char *nm = malloc(f[c].len + 6);
       if (nm != NULL)
         snprintf(nm, f[c].len + 6, "user.%.*s", (int)f[c].len, f[c].p);

@@ -355,7 +355,7 @@ static int cmd_fit(args_t *a) {
   summary = data_summary(&ds, &h, source, format);
   /* The context prior for users the model knows nothing about (skipped
    * when its table would pass 64M floats). */
-  if (ds.n_ctx > 0) {
+  if (ds.n_ctx > 0 || ds.n_uattr > 0) {
     if ((rc = hr_ctx_prior_fit(&ds, h.n_items, NULL, 20.0f, &cp)) != 0) {
       hr_error_set(&err, rc, NULL, "out of memory");
       goto done;

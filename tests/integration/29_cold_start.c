@@ -96,12 +96,20 @@ HR_TEST(cold_user_ranked_by_context_prior) {
   for (size_t i = 0; i < plain.n; i++)
     same_young += hrt_strv_has(&young, plain.v[i]);
   ASSERT_MSG(same_young < 10, "user_attrs did not move the answer");
+  /* An age as a string of digits is grouped as the trainer groups it. */
+  b = json_pack("{s:s,s:i,s:b,s:{s:s}}", "user_id", "never-seen-6", "k", 10,
+                "explain", 1, "user_attrs", "age", "21");
+  j = hrt_post(&e, "/recommend", b, &st);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+  ASSERT_STR_EQ(hrt_jstr(j, "items[0].explain.context[0].value"), "18-24");
+  json_decref(j);
   /* Bad user_attrs: precise 400s. */
   static const char *const bad[] = {
       "{\"user_id\":\"x\",\"user_attrs\":[1]}",
       "{\"user_id\":\"x\",\"user_attrs\":{\"age\":-3}}",
       "{\"user_id\":\"x\",\"user_attrs\":{\"household\":7}}",
       "{\"user_id\":\"x\",\"user_attrs\":{\"household\":\"\"}}",
+      "{\"user_id\":\"x\",\"user_attrs\":{\"a\\u0001\":\"y\"}}",
       NULL};
   for (int k = 0; bad[k] != NULL; k++) {
     j = hrt_post_text(&e, "/recommend", bad[k], &st);

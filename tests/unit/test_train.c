@@ -223,6 +223,9 @@ HR_TEST(train_user_attribute_reader) {
                                            "3,,pro\n");
   const char *bad_hdr = write_tmp("bad1.csv", "id,age\n1,3\n");
   const char *bad_row = write_tmp("bad2.csv", "user_id,age\n1,3,4\n");
+  const char *wide = write_tmp("bad3.csv", "user_id,a,b,c,d,e,f,g,h,i\n");
+  const char *latin1 = write_tmp("bad4.csv", "user_id,city\n1,M\xfcnchen\n");
+  const char *bad_name = write_tmp("bad5.csv", "user_id,c\xfcty\n1,x\n");
   hr_dataset_t ds;
   hr_error_t err = {0};
 
@@ -278,6 +281,15 @@ HR_TEST(train_user_attribute_reader) {
   ASSERT_MSG(strstr(err.msg, "bad2.csv:2:") != NULL, "%s", err.msg);
   hr_error_clear(&err);
   hr_dataset_free(&ds);
+  /* more attributes than HR_DS_UATTR; bytes that are not UTF-8 */
+  const char *const refused[] = {wide, latin1, bad_name};
+  for (int k = 0; k < 3; k++) {
+    ASSERT_EQ(hr_dataset_init(&ds), 0);
+    ASSERT_EQ(hr_data_read_movielens(&ds, ev, &err), 0);
+    ASSERT_EQ(hr_data_read_users(&ds, refused[k], &err), HR_EFORMAT);
+    hr_error_clear(&err);
+    hr_dataset_free(&ds);
+  }
   return 0;
 }
 
