@@ -146,6 +146,12 @@ typedef struct {
                          NULL: all unknown. Used by kind "seq". */
   int64_t now;        /* the request's time (unix seconds, <= 0 unknown);
                          kind "seq" */
+  /* The request's context values by the names of the model's context
+   * prior ("location", "mood", ...; NULL values skipped): a seq model with
+   * context features adds their vectors. n_ctx 0: none. */
+  const char *const *ctx_names;
+  const char *const *ctx_vals;
+  size_t n_ctx;
 } hr_history_t;
 
 /** Compute the user vector (dim floats into `out`).

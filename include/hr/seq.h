@@ -114,6 +114,11 @@ size_t hr_seq_mask_floats(const hr_seq_dims_t *dm, size_t R);
 void hr_seq_user_out(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                      const float *y, int qgap, float *u);
 
+/** Context features: the user vector of a request in a given context is
+ *  u + the vector of each context value it has (a table the model learns,
+ *  one row per value of its context prior); this adds one row of d. */
+void hr_seq_add_context(float *u, const float *row, size_t d);
+
 /** Floats of the scratch hr_seq_embed needs (one sequence of L rows). */
 size_t hr_seq_embed_floats(const hr_seq_dims_t *dm);
 

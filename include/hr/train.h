@@ -105,6 +105,7 @@ typedef struct {
   uint64_t *ptr;     /* n_users + 1 */
   int32_t *items;    /* ptr[n_users] */
   int64_t *ts;       /* the items' timestamps (the kept position's) */
+  uint32_t *row;     /* the kept position's row of the data set */
 } hr_csr_t;
 
 int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out);
@@ -222,6 +223,15 @@ typedef struct hr_ctx_prior {
 int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
                      const unsigned char *use, float m, hr_ctx_prior_t *out);
 void hr_ctx_prior_free(hr_ctx_prior_t *p);
+/** The prior's rows (index into lift) of data set row r's context values,
+ *  one per field into out[0..n_fields) (-1: no value, or a user field). */
+void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
+                       size_t r, int32_t *out);
+/** The same for every entry of h (built from ds): *rows gets
+ *  h->ptr[n_users] x n_fields (free()). The seq model's context features
+ *  (hr_seq_opts_t.ctx_rows). HR_ENOMEM. */
+int hr_ctx_prior_history_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
+                              const hr_csr_t *h, int32_t **rows);
 /** Its manifest object ({"smoothing", "fields": [{"name","values"}]}) and
  *  tensors ("pop_log" [n_items], "ctx_lift" [n_values, n_items]) into
  *  t[0..1]; NULL (no tensors) when it has no field. */
@@ -300,6 +310,13 @@ typedef struct {
   hr_ials_opts_t lt_opts;
   float id_dropout;        /* with tokens: share of items shown by their
                               attribute vector alone in each batch */
+  /* Context features (ctx_slots > 0): history entry k of h was chosen in
+   * the context values ctx_rows[k * ctx_slots + j] (rows of a table of
+   * ctx_values vectors, -1 none), and the user vector that predicts it
+   * gets those rows added (hr_seq_work_context). */
+  const int32_t *ctx_rows;
+  int ctx_slots;
+  size_t ctx_values;
   int tie_shuffle;         /* 1: each epoch, reorder the items that share
                               a timestamp at random (their order is
                               unknown) */
@@ -319,6 +336,9 @@ typedef struct hr_seq_fit {
   hr_seq_dims_t dims;
   float *w;                /* hr_seq_param_count floats */
   hr_seq_params_t p;       /* views into w */
+  float *ctx;              /* n_ctx x d context values' vectors (in w), or
+                              NULL */
+  size_t n_ctx;
   double seconds, loss;
 } hr_seq_fit_t;
 
@@ -339,6 +359,12 @@ void hr_seq_concat_items(const hr_seq_fit_t *fit, const struct hr_ials *lt,
 
 /** Buffers for batches of up to max_seqs sequences (L rows each). */
 typedef struct hr_seq_work hr_seq_work_t;
+/** Context features for the next hr_seq_batch_grad calls: row r's user
+ *  vector gets + C[crow[r * slots + k]] for each k with a row >= 0 (C:
+ *  n x d, the context values' vectors), and their gradient goes into gC
+ *  (when not NULL). slots 0: none. The arrays are borrowed. */
+void hr_seq_work_context(hr_seq_work_t *w, const float *C, float *gC,
+                         const int32_t *crow, int slots);
 hr_seq_work_t *hr_seq_work_new(const hr_seq_dims_t *dm, int max_seqs);
 void hr_seq_work_free(hr_seq_work_t *w);
 /** Switch w to a sampled softmax: each row's target against `neg` items
@@ -456,6 +482,19 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
                     const hr_seq_opts_t *o, const char *items_path,
                     const char *topk_out, hr_eval_result_t *res,
                     hr_error_t *err);
+
+/** Leave-last-out on an event CSV (the layout `fit --data` reads): each
+ *  user's newest distinct item is the test target and the one before it
+ *  the valid target (users with 3 or more items); the model learns from
+ *  the other rows (for valid, without the test item either) and ranks
+ *  every item but the user's training items. The sequential model learns
+ *  a vector per context value (the context prior's fields), and the
+ *  target's context values are added to its user vector; no_context
+ *  trains and scores the same model without them (the ablation). */
+int hr_eval_last_seq(const char *path, int target_test,
+                     const hr_seq_opts_t *o, int no_context,
+                     const char *topk_out, hr_eval_result_t *res,
+                     hr_error_t *err);
 
 /** Protocol `loo` with the neural ranker: the retrieval model (seq + the
  *  long-term part) learns without each user's last training item (users

@@ -486,7 +486,9 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   n_hist += map_ids(m, (const char *const *)st.hist, st.hist_ts, st.n_hist,
                     hist + n_hist, hist_ts + n_hist);
   n_hist = dedupe_keep_first(hist, hist_ts, n_hist);
-  hr_history_t h = {hist, n_hist, hist_ts, (int64_t)ctx.ts};
+  prior_query(&ctx, &r, &pq);
+  hr_history_t h = {hist,    n_hist,  hist_ts, (int64_t)ctx.ts,
+                    pq.name, pq.val,  pq.n};
   if (hr_model_user_vector(m, user_idx, &h, uvec) != 0) {
     hr_error_set(&err, HR_EINTERNAL, "", "model failed to embed the user");
     hr__http_error(resp, &err);
@@ -498,7 +500,6 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   for (size_t i = 0; i < n_trained; i++)
     excl[n_excl++] = trained[i];
   n_excl = hr_ranker_sort_unique(excl, n_excl);
-  prior_query(&ctx, &r, &pq);
   if (rank_items(m, cfg, uvec, &pq, excl, n_excl, allow, n_allow, (size_t)r.k,
                  top, &n_top, &retrieval) != 0) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");

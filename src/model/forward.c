@@ -145,6 +145,9 @@ static int seen_add(int32_t *set, size_t mask, int32_t v) {
  * (newest position wins), oldest first, through the transformer; one more
  * item before them, when there is one, gives the first row its time gap
  * (as in training). */
+static long cprior_row(const hr_model_t *m, const char *name,
+                       const char *val);
+
 static int seq_user_vector(const hr_model_t *m, long user_idx,
                            const hr_history_t *recent, float *out) {
   size_t nrec = recent ? recent->n : 0, nhist = 0, n = 0, tsize = 16;
@@ -186,6 +189,18 @@ static int seq_user_vector(const hr_model_t *m, long user_idx,
   hr_seq_embed(&m->seq, &m->seqp, items + (L - n), ts + (L - n), n,
                recent ? recent->now : 0, buf, out);
   free(ts);
+  /* the context the request is made in (a user with no history at all
+   * keeps the zero vector: the context prior answers for them) */
+  for (size_t k = 0; m->seq_ctx != NULL && n > 0 && recent != NULL &&
+                     k < recent->n_ctx;
+       k++) {
+    long row = recent->ctx_vals[k] ? cprior_row(m, recent->ctx_names[k],
+                                                recent->ctx_vals[k])
+                                   : -1;
+    if (row >= 0)
+      hr_seq_add_context(out, m->seq_ctx + (size_t)row * (size_t)m->seq.d,
+                         (size_t)m->seq.d);
+  }
   return 0;
 }
 
@@ -450,37 +465,68 @@ static void gap_label(int b, char *out, size_t n) {
     snprintf(out, n, "%.0f-%.0f %s", lo / div, hi / div, u);
 }
 
+/* Keep out[0..*n) sorted by |effect|, at most max: insert e. */
+static void effect_insert(hr_ctx_effect_t *out, size_t *n, size_t max,
+                          const hr_ctx_effect_t *e) {
+  size_t q;
+  if (*n == max && fabsf(e->effect) <= fabsf(out[max - 1].effect))
+    return;
+  q = *n < max ? (*n)++ : max - 1;
+  out[q] = *e;
+  for (; q > 0 && fabsf(out[q].effect) > fabsf(out[q - 1].effect); q--) {
+    hr_ctx_effect_t t = out[q];
+    out[q] = out[q - 1];
+    out[q - 1] = t;
+  }
+}
+
 size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
                                 const hr_history_t *recent, size_t item,
                                 hr_ctx_effect_t *out, size_t max) {
   int64_t last = -1;
-  size_t d = (size_t)m->seq.d, nh = 0;
-  int b;
-  const float *g, *g0, *y;
-  float e = 0;
+  size_t d = (size_t)m->seq.d, nh = 0, n = 0;
+  const float *y;
+  hr_ctx_effect_t e;
 
-  if (m->hist_ts == NULL || max == 0 || m->seq.n_gap == 0 ||
-      item >= m->n_items)
+  if (m->hist_ts == NULL || max == 0 || item >= m->n_items || recent == NULL)
     return 0;
-  if (recent && recent->n > 0)
+  y = m->item_emb + item * (size_t)m->dim; /* its sequential part */
+  if (recent->n > 0)
     last = recent->ts ? recent->ts[0] : -1;
   else if (user_idx >= 0 && (size_t)user_idx < m->n_users) {
     hr_model_user_history(m, user_idx, &nh);
     if (nh > 0)
       last = m->hist_ts[m->hist_ptr[user_idx] + nh - 1];
   }
-  if (last <= 0 || recent == NULL || recent->now <= 0)
-    return 0; /* unknown: the neutral context itself */
-  b = hr_seq_gap_bucket(recent->now - last, 1);
-  g = m->seqp.gq + (size_t)b * d;
-  g0 = m->seqp.gq;
-  y = m->item_emb + item * (size_t)m->dim; /* its sequential part */
-  for (size_t c = 0; c < d; c++)
-    e += (g[c] - g0[c]) * y[c];
-  out[0].feature = "since_last_event";
-  gap_label(b, out[0].value, sizeof(out[0].value));
-  out[0].effect = e;
-  return 1;
+  /* the time since the newest event (unknown: the neutral bucket 0) */
+  if (m->seq.n_gap > 0 && last > 0 && recent->now > 0) {
+    int b = hr_seq_gap_bucket(recent->now - last, 1);
+    const float *g = m->seqp.gq + (size_t)b * d, *g0 = m->seqp.gq;
+    e.effect = 0;
+    for (size_t c = 0; c < d; c++)
+      e.effect += (g[c] - g0[c]) * y[c];
+    e.feature = "since_last_event";
+    gap_label(b, e.value, sizeof(e.value));
+    effect_insert(out, &n, max, &e);
+  }
+  /* each context value's vector (the neutral context adds none); as in
+   * seq_user_vector, only for a user with a history */
+  if (m->seq_ctx != NULL && (recent->n > 0 || nh > 0))
+    for (size_t k = 0; k < recent->n_ctx; k++) {
+      long row = recent->ctx_vals[k] ? cprior_row(m, recent->ctx_names[k],
+                                                  recent->ctx_vals[k])
+                                     : -1;
+      if (row < 0)
+        continue;
+      const float *cr = m->seq_ctx + (size_t)row * d;
+      e.effect = 0;
+      for (size_t c = 0; c < d; c++)
+        e.effect += cr[c] * y[c];
+      e.feature = recent->ctx_names[k];
+      snprintf(e.value, sizeof(e.value), "%s", recent->ctx_vals[k]);
+      effect_insert(out, &n, max, &e);
+    }
+  return n;
 }
 
 /* The row of field `name` = `val` in ctx_lift, or -1. */

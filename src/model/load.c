@@ -779,6 +779,32 @@ static int bind_context_prior(ctx_t *c, hr_model_t *m) {
   return 0;
 }
 
+/* A seq model's context features (manifest params.context_features true):
+ * tensor seq_ctx [context prior rows, d], one vector per value of the
+ * context prior, which must be present. */
+static int bind_seq_ctx(ctx_t *c, hr_model_t *m) {
+  json_t *params = json_object_get(m->manifest, "params");
+  json_t *cf = json_object_get(params, "context_features");
+  size_t rows;
+  const void *p;
+
+  if (cf == NULL || json_is_false(cf))
+    return 0;
+  if (!json_is_true(cf))
+    return FAIL(c, HR_EFORMAT, "manifest.json", "params.context_features "
+                "must be a boolean");
+  if (m->n_cfields == 0)
+    return FAIL(c, HR_EFORMAT, "manifest.json", "params.context_features "
+                "needs a context_prior");
+  rows = m->coff[m->n_cfields - 1] + hr_idmap_size(m->cvals[m->n_cfields - 1]);
+  if (need(c, m, "seq_ctx", HR_DT_F32, 2, rows, (uint64_t)m->seq.d, &p))
+    return c->err->code;
+  if (!all_finite(p, rows * (size_t)m->seq.d))
+    return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in seq_ctx");
+  m->seq_ctx = p;
+  return 0;
+}
+
 static int open_ann(ctx_t *c, hr_model_t *m) {
   char path[PATH_MAX];
   hr_error_t e = {0};
@@ -847,7 +873,8 @@ hr_model_t *hr_model_open(const char *dir, hr_error_t *err) {
          m->kind);
     goto fail;
   }
-  if ((rc = bind_context_prior(&c, m)) != 0)
+  if ((rc = bind_context_prior(&c, m)) != 0 ||
+      (strcmp(m->kind, "seq") == 0 && (rc = bind_seq_ctx(&c, m)) != 0))
     goto fail;
   if (json_object_get(files, "index.bin") != NULL &&
       (rc = open_ann(&c, m)) != 0)

@@ -74,6 +74,8 @@ struct hr_model {
   hr_seq_dims_t seq;
   hr_seq_params_t seqp;   /* views into the map (read only) */
   const int64_t *hist_ts; /* hist_ptr[n_users]: unix seconds, -1 unknown */
+  const float *seq_ctx;   /* NULL, or a vector (seq.d) per context prior
+                             row: added for the request's context values */
 };
 
 /* Read the attribute columns of items.tsv (after its ids were parsed);

@@ -225,3 +225,8 @@ void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                       : 0,
                   u);
 }
+
+void hr_seq_add_context(float *u, const float *row, size_t d) {
+  for (size_t c = 0; c < d; c++)
+    u[c] += row[c];
+}

@@ -104,6 +104,27 @@ int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
   return 0;
 }
 
+void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
+                       size_t r, int32_t *out) {
+  for (size_t f = 0; f < p->n_fields; f++) {
+    int32_t v = p->user[f] || ds->cv == NULL
+                    ? -1
+                    : ds->cv[r * HR_DS_CTX + p->slot[f]];
+    out[f] = v < 0 ? -1 : (int32_t)(p->off[f] + (size_t)v);
+  }
+}
+
+int hr_ctx_prior_history_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
+                              const hr_csr_t *h, int32_t **rows) {
+  size_t n = (size_t)h->ptr[h->n_users], F = p->n_fields;
+  *rows = malloc(sizeof(int32_t) * (n * F + 1));
+  if (*rows == NULL)
+    return HR_ENOMEM;
+  for (size_t k = 0; k < n; k++)
+    hr_ctx_prior_rows(p, ds, h->row[k], *rows + k * F);
+  return 0;
+}
+
 json_t *hr_ctx_prior_manifest(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
                               hr_tensor_t *t) {
   json_t *fields, *o;

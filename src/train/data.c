@@ -583,6 +583,7 @@ void hr_csr_free(hr_csr_t *c) {
   free(c->ptr);
   free(c->items);
   free(c->ts);
+  free(c->row);
   memset(c, 0, sizeof(*c));
 }
 
@@ -598,8 +599,9 @@ int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out) {
   out->ptr = calloc(nu + 1, sizeof(*out->ptr));
   out->items = malloc((ds->n ? ds->n : 1) * sizeof(*out->items));
   out->ts = malloc((ds->n ? ds->n : 1) * sizeof(*out->ts));
+  out->row = malloc((ds->n ? ds->n : 1) * sizeof(*out->row));
   if (!start || !ev || !num || !mark || !out->ptr || !out->items ||
-      !out->ts) {
+      !out->ts || !out->row) {
     rc = HR_ENOMEM;
     goto done;
   }
@@ -644,15 +646,19 @@ int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out) {
         continue;
       mark[e[j].item] = (uint32_t)u + 1;
       out->ts[w + keep] = e[j].ts;
+      out->row[w + keep] = e[j].seq;
       out->items[w + keep++] = e[j].item;
     }
     for (size_t a = 0, b = keep; a + 1 < b; a++, b--) {
       int32_t t = out->items[w + a];
       int64_t tt = out->ts[w + a];
+      uint32_t tr = out->row[w + a];
       out->items[w + a] = out->items[w + b - 1];
       out->items[w + b - 1] = t;
       out->ts[w + a] = out->ts[w + b - 1];
       out->ts[w + b - 1] = tt;
+      out->row[w + a] = out->row[w + b - 1];
+      out->row[w + b - 1] = tr;
     }
     w += keep;
     out->ptr[u + 1] = w;

@@ -361,6 +361,8 @@ typedef struct {
   float *lt_rows;        /* NULL, or the long-term rows with new items'
                             from their tokens */
   float *ucat;           /* d + f */
+  const int32_t *tctx;   /* ntg x cslots: each target's context rows */
+  int cslots;
 } seq_scorer_t;
 
 
@@ -381,6 +383,12 @@ static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
     size_t nt;
     hr_seq_user_vector(fit, hist, h->ts + h->ptr[u], nh, sc->tg[k].ts,
                        sc->buf, sc->vec);
+    for (int j = 0; fit->ctx != NULL && j < sc->cslots; j++) {
+      int32_t row = sc->tctx[k * (size_t)sc->cslots + (size_t)j];
+      if (row >= 0 && (size_t)row < fit->n_ctx)
+        hr_seq_add_context(sc->vec, fit->ctx + (size_t)row * fit->dims.d,
+                           (size_t)fit->dims.d);
+    }
     if (sc->lt != NULL) { /* as the server: [u_seq | w x_u] . [v | y] */
       size_t d = (size_t)fit->dims.d, f = (size_t)sc->lt->dim;
       memcpy(sc->ucat, sc->vec, sizeof(float) * d);
@@ -420,48 +428,45 @@ static int seq_validate(void *arg, const hr_seq_fit_t *fit, double *m) {
   return 2;
 }
 
-int hr_eval_loo_seq(const char *split_dir, int target_test,
-                    const hr_seq_opts_t *o, const char *items_path,
-                    const char *topk_out, hr_eval_result_t *res,
-                    hr_error_t *err) {
+/* The sequential model (+ the long-term part) fitted on ds's histories and
+ * scored on the targets; with context (cslots > 0) the fit learns the
+ * context values' vectors from ctx_rows (per history entry, computed by
+ * ctx_of from h) and each target's user vector gets its tctx rows. */
+typedef int (*ctx_rows_fn)(const hr_csr_t *h, void *arg, int32_t **rows);
+
+static int run_seq(hr_dataset_t *ds, const target_t *tg, size_t ntg,
+                   size_t n_items, const hr_seq_opts_t *o,
+                   const hr_item_tokens_t *tokens, ctx_rows_fn ctx_of,
+                   void *ctx_arg, int cslots, size_t n_values,
+                   const int32_t *tctx, const char *topk_out,
+                   hr_eval_result_t *res, hr_error_t *err) {
   hr_ials_t lt = {0};
-  hr_dataset_t ds = {0};
   hr_csr_t h = {0};
   hr_seq_fit_t fit = {0};
-  target_t *tg = NULL;
-  size_t n_items = 0, ntg = 0;
   seq_scorer_t sc = {0};
   hr_seq_opts_t oo = *o;
   FILE *out = NULL;
   hr_seq_dims_t dm = o->dims;
-  hr_item_tokens_t tok = {0};
+  int32_t *crows = NULL;
   int rc;
 
-  memset(res, 0, sizeof(*res));
-  if ((rc = load_loo(split_dir, target_test, &ds, &tg, &ntg, &n_items,
-                     err)) != 0)
-    goto done;
-  if (items_path != NULL) {
-    if ((rc = hr_data_read_items(&ds, items_path, err)) != 0)
-      goto done;
-    if (hr_idmap_size(ds.items) != n_items) {
-      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: item ids outside 1..%zu",
-                        items_path, n_items);
-      goto done;
-    }
-    if ((rc = hr_item_tokens(&ds, n_items, &tok)) != 0) {
-      hr_error_set(err, rc, NULL, "out of memory");
-      goto done;
-    }
-    oo.tokens = &tok;
-  }
-  if ((rc = hr_dataset_histories(&ds, &h)) != 0) {
+  oo.tokens = tokens;
+  if ((rc = hr_dataset_histories(ds, &h)) != 0) {
     hr_error_set(err, rc, NULL, "out of memory");
     goto done;
   }
+  if (cslots > 0) {
+    if ((rc = ctx_of(&h, ctx_arg, &crows)) != 0) {
+      hr_error_set(err, rc, NULL, "out of memory");
+      goto done;
+    }
+    oo.ctx_rows = crows;
+    oo.ctx_slots = cslots;
+    oo.ctx_values = n_values;
+  }
   dm.n_items = (int)n_items;
-  sc = (seq_scorer_t){&ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL,
-                      NULL, 0, NULL, NULL, NULL};
+  sc = (seq_scorer_t){ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL,
+                      NULL, 0, NULL, NULL, NULL, tctx, cslots};
   sc.vec = malloc(sizeof(float) * (size_t)dm.d);
   sc.scores = malloc(n_items * sizeof(float));
   sc.buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
@@ -521,10 +526,141 @@ done:
   free(sc.lt_rows);
   free(sc.ucat);
   hr_ials_free(&lt);
-  free(tg);
-  hr_item_tokens_free(&tok);
+  free(crows);
   hr_seq_fit_free(&fit);
   hr_csr_free(&h);
+  return rc;
+}
+
+int hr_eval_loo_seq(const char *split_dir, int target_test,
+                    const hr_seq_opts_t *o, const char *items_path,
+                    const char *topk_out, hr_eval_result_t *res,
+                    hr_error_t *err) {
+  hr_dataset_t ds = {0};
+  target_t *tg = NULL;
+  size_t n_items = 0, ntg = 0;
+  hr_item_tokens_t tok = {0};
+  int rc;
+
+  memset(res, 0, sizeof(*res));
+  if ((rc = load_loo(split_dir, target_test, &ds, &tg, &ntg, &n_items,
+                     err)) != 0)
+    goto done;
+  if (items_path != NULL) {
+    if ((rc = hr_data_read_items(&ds, items_path, err)) != 0)
+      goto done;
+    if (hr_idmap_size(ds.items) != n_items) {
+      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: item ids outside 1..%zu",
+                        items_path, n_items);
+      goto done;
+    }
+    if ((rc = hr_item_tokens(&ds, n_items, &tok)) != 0) {
+      hr_error_set(err, rc, NULL, "out of memory");
+      goto done;
+    }
+  }
+  rc = run_seq(&ds, tg, ntg, n_items, o, items_path ? &tok : NULL, NULL,
+               NULL, 0, 0, NULL, topk_out, res, err);
+done:
+  free(tg);
+  hr_item_tokens_free(&tok);
+  hr_dataset_free(&ds);
+  return rc;
+}
+
+/* ------------------------------------ leave-last-out on an event CSV */
+
+typedef struct {
+  const hr_ctx_prior_t *cp;
+  const hr_dataset_t *ds;
+} last_ctx_t;
+
+static int last_ctx_rows(const hr_csr_t *h, void *arg, int32_t **rows) {
+  const last_ctx_t *c = arg;
+  return hr_ctx_prior_history_rows(c->cp, c->ds, h, rows);
+}
+
+int hr_eval_last_seq(const char *path, int target_test,
+                     const hr_seq_opts_t *o, int no_context,
+                     const char *topk_out, hr_eval_result_t *res,
+                     hr_error_t *err) {
+  hr_dataset_t ds;
+  hr_csr_t full = {0};
+  hr_ctx_prior_t cp = {0};
+  target_t *tg = NULL;
+  int32_t *hide = NULL, *tctx = NULL, *trow = NULL;
+  size_t nu, ni, ntg = 0, w = 0, F = 0;
+  int rc;
+
+  memset(res, 0, sizeof(*res));
+  if ((rc = hr_dataset_init(&ds)) != 0)
+    return hr_error_set(err, rc, NULL, "out of memory");
+  if ((rc = hr_data_read_csv(&ds, path, err)) != 0)
+    goto done;
+  nu = hr_idmap_size(ds.users);
+  ni = hr_idmap_size(ds.items);
+  if ((rc = hr_dataset_histories(&ds, &full)) != 0)
+    goto oom;
+  /* Each user with 3 or more distinct items: the newest is the test
+   * target, the one before it the valid target; the target's item (and,
+   * for valid, the test item too) leaves the user's training rows. */
+  tg = malloc(sizeof(*tg) * (nu + 1));
+  trow = malloc(sizeof(int32_t) * (nu + 1));
+  hide = malloc(sizeof(int32_t) * 2 * (nu + 1));
+  if (!tg || !trow || !hide)
+    goto oom;
+  for (size_t u = 0; u < nu; u++) {
+    uint64_t a = full.ptr[u], n = full.ptr[u + 1] - a;
+    hide[2 * u] = hide[2 * u + 1] = -1;
+    if (n < 3)
+      continue;
+    uint64_t k = target_test ? a + n - 1 : a + n - 2;
+    tg[ntg] = (target_t){(long)u, (long)u, full.items[k], full.ts[k]};
+    trow[ntg++] = (int32_t)full.row[k];
+    hide[2 * u] = full.items[a + n - 1];
+    if (!target_test)
+      hide[2 * u + 1] = full.items[a + n - 2];
+  }
+  if (ntg == 0) {
+    rc = hr_error_set(err, HR_EINVAL, NULL, "%s: no user with 3 or more "
+                      "items", path);
+    goto done;
+  }
+  /* The prior's layout and each target's context, before compaction. */
+  if ((rc = hr_ctx_prior_fit(&ds, ni, NULL, 20.0f, &cp)) != 0)
+    goto oom;
+  F = no_context ? 0 : cp.n_fields;
+  tctx = malloc(sizeof(int32_t) * (ntg * F + 1));
+  if (tctx == NULL)
+    goto oom;
+  for (size_t k = 0; k < ntg; k++)
+    hr_ctx_prior_rows(&cp, &ds, (size_t)trow[k], tctx + k * F);
+  for (size_t r = 0; r < ds.n; r++) {
+    size_t u = (size_t)ds.u[r];
+    if (ds.i[r] == hide[2 * u] || ds.i[r] == hide[2 * u + 1])
+      continue;
+    ds.u[w] = ds.u[r];
+    ds.i[w] = ds.i[r];
+    ds.ts[w] = ds.ts[r];
+    if (ds.cv != NULL)
+      memmove(ds.cv + w * HR_DS_CTX, ds.cv + r * HR_DS_CTX,
+              sizeof(int32_t) * HR_DS_CTX);
+    w++;
+  }
+  ds.n = w;
+  last_ctx_t lc = {&cp, &ds};
+  rc = run_seq(&ds, tg, ntg, ni, o, NULL, last_ctx_rows, &lc, (int)F,
+               cp.n_values, tctx, topk_out, res, err);
+  goto done;
+oom:
+  rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+done:
+  free(tg);
+  free(trow);
+  free(hide);
+  free(tctx);
+  hr_ctx_prior_free(&cp);
+  hr_csr_free(&full);
   hr_dataset_free(&ds);
   return rc;
 }

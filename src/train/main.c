@@ -88,6 +88,10 @@ static const char usage_eval[] =
     "                   their events' items by popularity and by the prior\n"
     "                   over context and user attributes (what a new user\n"
     "                   gets)\n"
+    "  --data PATH --protocol last --kind seq  leave-last-out on an event\n"
+    "                   CSV: each user's newest item is the test target, the\n"
+    "                   one before it the valid target; the model learns a\n"
+    "                   vector per context value (--no-context: without)\n"
     "  --data PATH      instead of --split: a ratings.csv of the context\n"
     "                   protocol, with --protocol ctx80|ctx80-rc,\n"
     "                   [--threshold T] (default 4, or 1 for counts) and\n"
@@ -107,6 +111,8 @@ static const char usage_eval[] =
     "    attribute vector alone per batch, for cold items)\n"
     "    --tie-shuffle (each epoch, shuffle the items that share a\n"
     "    timestamp: their order is unknown)\n"
+    "    --no-context (fit: no context features, which are learned by\n"
+    "    default when the data has context columns)\n"
     "\n"
     "Prints one JSON line: HR@10, NDCG@10, MRR@10, coverage@10, ...\n"
     "\n";
@@ -260,6 +266,7 @@ static int cmd_fit(args_t *a) {
   hr_seq_fit_t sf = {0};
   hr_item_tokens_t tok = {0};
   hr_ctx_prior_t cp = {0};
+  int32_t *crows = NULL;
   const char *stream = "hr:events", *items = NULL, *users = NULL;
   char path[4096], source[4200];
   hr_ials_opts_t o;
@@ -376,6 +383,15 @@ static int cmd_fit(args_t *a) {
       }
       so.tokens = &tok;
     }
+    if (cp.n_fields > 0 && so.ctx_slots >= 0) { /* context features */
+      if ((rc = hr_ctx_prior_history_rows(&cp, &ds, &h, &crows)) != 0) {
+        hr_error_set(&err, rc, NULL, "out of memory");
+        goto done;
+      }
+      so.ctx_rows = crows;
+      so.ctx_slots = (int)cp.n_fields;
+      so.ctx_values = cp.n_values;
+    }
     if ((rc = hr_seq_fit(&h, &so, &sf, &err)) != 0)
       goto done;
     if (so.long_term > 0) { /* the long-term part */
@@ -406,6 +422,7 @@ static int cmd_fit(args_t *a) {
   }
 done:
   hr_ctx_prior_free(&cp);
+  free(crows);
   hr_item_tokens_free(&tok);
   hr_seq_fit_free(&sf);
   json_decref(summary);
@@ -454,6 +471,8 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
     o->dims.n_gap = 0;
   else if (strcmp(arg, "--tie-shuffle") == 0)
     o->tie_shuffle = 1;
+  else if (strcmp(arg, "--no-context") == 0)
+    o->ctx_slots = -1; /* no context features */
   else if (is_opt(arg, "--report"))
     o->report = value(a, arg, "--report");
   else if (is_opt(arg, "--long-term"))
@@ -514,7 +533,7 @@ static int cmd_eval(args_t *a) {
   double cold = 0, udrop = 0, cold_users = 0;
   int rerank = 0;
   double threshold = -1;
-  int no_context = 0, ctx = 0;
+  int no_context = 0, ctx = 0, last = 0;
   hr_seq_opts_t so;
   hr_ials_opts_t o;
   hr_eval_result_t res;
@@ -525,9 +544,13 @@ static int cmd_eval(args_t *a) {
   hr_seq_opts_default(&so);
   o.progress = 1;
   so.progress = 1;
-  for (int i = 1; i < a->argc; i++)
+  for (int i = 1; i < a->argc; i++) {
     ctx |= is_opt(a->argv[i], "--data");
-  if (ctx) { /* the context two-tower's defaults (--model tt) */
+    last |= strcmp(a->argv[i], "--protocol=last") == 0 ||
+            (strcmp(a->argv[i], "--protocol") == 0 && i + 1 < a->argc &&
+             strcmp(a->argv[i + 1], "last") == 0);
+  }
+  if (ctx && !last) { /* the context two-tower's defaults (--model tt) */
     so.dims.d = 32;
     so.epochs = 50;
     so.lr = 0.01f;
@@ -640,6 +663,26 @@ static int cmd_eval(args_t *a) {
   if (target == NULL ||
       (strcmp(target, "valid") != 0 && strcmp(target, "test") != 0))
     usage_error(a, "--target must be valid or test");
+  if (so.ctx_slots < 0) /* read by seq_opt */
+    no_context = 1;
+  if (data != NULL && last) { /* leave-last-out on an event CSV */
+    if (strcmp(kind, "seq") != 0)
+      usage_error(a, "--protocol last goes with --kind seq");
+    so.lt_opts = o;
+    so.lt_opts.index = 0;
+    so.lt_opts.progress = 0;
+    so.lt_opts.ctx_prior = NULL;
+    if ((rc = hr_eval_last_seq(data, strcmp(target, "test") == 0, &so,
+                               no_context, topk, &res, &err)) != 0)
+      return fail(&err, rc);
+    printf("{\"protocol\":\"last\",\"target\":\"%s\",\"context\":%s,"
+           "\"k\":10,\"HR@10\":%.6f,\"NDCG@10\":%.6f,\"MRR@10\":%.6f,"
+           "\"coverage@10\":%.6f,\"users\":%zu,\"n_items\":%zu,"
+           "\"train_seconds\":%.3f}\n",
+           target, no_context ? "false" : "true", res.hr, res.ndcg, res.mrr,
+           res.coverage, res.users, res.n_items, res.train_seconds);
+    return 0;
+  }
   if (data != NULL)
     return eval_ctx(a, data, protocol, target, topk, threshold, model,
                     no_context, udrop, &so);

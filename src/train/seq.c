@@ -122,6 +122,11 @@ struct hr_seq_work {
   /* sampled softmax (neg > 0): each row's target against `neg` items
    * drawn uniformly for the batch (hr_seq_work_negatives) */
   int neg;
+  /* context rows added to the user vectors (hr_seq_work_context) */
+  const float *C;
+  float *gC;
+  const int32_t *crow;
+  int cslots;
   uint64_t neg_seed;
   int32_t *negs, *zeros;       /* neg ids; R zero targets */
   int32_t *excl;               /* items kept out of the softmax */
@@ -179,6 +184,14 @@ static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
     for (size_t r = 0; r < R; r++)
       for (size_t c = 0; c < d; c++)
         g->gq[(size_t)w->qg[r] * d + c] += w->dy[r * d + c];
+  if (w->gC != NULL) /* ... + the context rows C[crow] */
+    for (size_t r = 0; r < R; r++)
+      for (int k = 0; k < w->cslots; k++) {
+        int32_t row = w->crow[r * (size_t)w->cslots + (size_t)k];
+        if (row >= 0)
+          for (size_t c = 0; c < d; c++)
+            w->gC[(size_t)row * d + c] += w->dy[r * d + c];
+      }
   memset(w->dx, 0, sizeof(float) * R * d);
   hr_nn_layernorm_bwd(a->xl, R, (int)d, p->lnfg, a->muf, a->rsf, w->dy, w->dx,
                       g->lnfg, g->lnfb);
@@ -349,6 +362,14 @@ int hr_seq_work_negatives(hr_seq_work_t *w, const hr_seq_dims_t *dm,
 
 void hr_seq_work_seed(hr_seq_work_t *w, uint64_t seed) { w->neg_seed = seed; }
 
+void hr_seq_work_context(hr_seq_work_t *w, const float *C, float *gC,
+                         const int32_t *crow, int slots) {
+  w->C = slots > 0 ? C : NULL;
+  w->gC = slots > 0 ? gC : NULL;
+  w->crow = crow;
+  w->cslots = slots;
+}
+
 int hr_seq_work_exclude(hr_seq_work_t *w, const unsigned char *excl,
                         size_t n_items) {
   size_t n = 0;
@@ -394,8 +415,14 @@ double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
   w->mask = mask;
   hr_seq_acts_bind(dm, R, w->blen, ns, w->acts, &a);
   hr_seq_forward(dm, &p, inp, gin, off, ns, mask, &a);
-  for (size_t r = 0; r < R; r++)
+  for (size_t r = 0; r < R; r++) {
     hr_seq_user_out(dm, &p, a.y + r * d, qg ? qg[r] : 0, w->u + r * d);
+    for (int k = 0; w->C != NULL && k < w->cslots; k++) {
+      int32_t row = w->crow[r * (size_t)w->cslots + (size_t)k];
+      if (row >= 0)
+        hr_seq_add_context(w->u + r * d, w->C + (size_t)row * d, d);
+    }
+  }
   if (w->neg > 0) {
     /* Sampled softmax: the target (column 0) against neg items drawn
      * uniformly (shared by the batch's rows). Uniform draws need no log-q
@@ -481,12 +508,13 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   work_t *w = NULL;
   size_t *order = NULL, *off = NULL;
   int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL, *hit = NULL;
+  int32_t *crow = NULL;
   uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 7;
   double t0 = hr__now_s(), vs = 0;
   int neg;
   const hr_item_tokens_t *tk =
       o->tokens && o->tokens->n_tokens > 0 ? o->tokens : NULL;
-  size_t na = 0, ni = h->n_items, n_cold = 0;
+  size_t na = 0, nc = 0, nt, ni = h->n_items, n_cold = 0;
   float *eid = NULL, *attr = NULL;
   unsigned char *cold = NULL, *idrop = NULL;
   long step = 0;
@@ -511,15 +539,26 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
    * vectors]; the network's item table holds the id vectors, and the
    * composed vectors replace them around each batch. */
   na = tk ? tk->n_tokens * (size_t)dm.d : 0;
+  /* ... | context values' vectors] */
+  nc = o->ctx_slots > 0 && o->ctx_rows != NULL ? o->ctx_values * (size_t)dm.d
+                                               : 0;
+  nt = np + na + nc;
   out->dims = dm;
-  out->w = calloc(np + na, sizeof(float));
-  grad = calloc(np + na, sizeof(float));
-  m1 = calloc(np + na, sizeof(float));
-  m2 = calloc(np + na, sizeof(float));
+  out->w = calloc(nt, sizeof(float));
+  grad = calloc(nt, sizeof(float));
+  m1 = calloc(nt, sizeof(float));
+  m2 = calloc(nt, sizeof(float));
   if (!out->w || !grad || !m1 || !m2 || make_seqs(h, dm.L, &q) != 0)
     goto oom;
   hr_seq_bind(&dm, out->w, &out->p);
   init_params(&dm, &out->p, o->init_std, o->seed);
+  if (nc > 0) { /* context vectors start at 0: the neutral context */
+    out->ctx = out->w + np + na;
+    out->n_ctx = o->ctx_values;
+    if ((crow = malloc(sizeof(int32_t) * (size_t)o->batch *
+                       (size_t)dm.L * (size_t)o->ctx_slots)) == NULL)
+      goto oom;
+  }
   if (tk != NULL) {
     uint64_t s2 = o->seed * 31 + 5;
     attr = out->w + np;
@@ -614,6 +653,10 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
           qg[r] = dm.n_gap && h->ts[at + 1] > 0 && h->ts[at] > 0
                       ? hr_seq_gap_bucket(h->ts[at + 1] - h->ts[at], 1)
                       : 0;
+          /* the context the target was chosen in */
+          for (int k = 0; crow != NULL && k < o->ctx_slots; k++)
+            crow[r * (size_t)o->ctx_slots + (size_t)k] =
+                o->ctx_rows[(at + 1) * (size_t)o->ctx_slots + (size_t)k];
         }
         off[s + 1] = off[s] + (size_t)q.len[sq];
       }
@@ -626,8 +669,10 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                                                      : 0.0f)
                         : 1.0f;
       }
-      memset(grad, 0, sizeof(float) * (np + na));
+      memset(grad, 0, sizeof(float) * nt);
       hr_seq_work_seed(w, hr__sm64(&rng));
+      hr_seq_work_context(w, out->ctx, grad + np + na, crow,
+                          crow ? o->ctx_slots : 0);
       if (tk != NULL) { /* items = id vectors + token vectors */
         /* id dropout: some items show their attribute vector alone this
          * batch, so that it must carry the item by itself (cold items) */
@@ -649,14 +694,14 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
       }
       rows += R;
       if (o->clip > 0) {
-        double nrm = sqrt(hr_nn_sqnorm(grad, np + na));
+        double nrm = sqrt(hr_nn_sqnorm(grad, nt));
         if (nrm > o->clip) {
           float sc = (float)(o->clip / nrm);
-          for (size_t i = 0; i < np + na; i++)
+          for (size_t i = 0; i < nt; i++)
             grad[i] *= sc;
         }
       }
-      hr_nn_adam_step(&adam, ++step, out->w, grad, m1, m2, np + na);
+      hr_nn_adam_step(&adam, ++step, out->w, grad, m1, m2, nt);
       hr_progress_batch(&pg, ep, (double)(b0 + ns) / (double)q.n);
     }
     out->loss = rows ? loss / (double)rows : 0;
@@ -703,6 +748,7 @@ done:
   free(qg);
   free(order);
   free(hit);
+  free(crow);
   free(off);
   free(eid);
   free(cold);
@@ -715,6 +761,8 @@ done:
 void hr_seq_fit_free(hr_seq_fit_t *f) {
   free(f->w);
   f->w = NULL;
+  f->ctx = NULL;
+  f->n_ctx = 0;
 }
 
 void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,

@@ -23,7 +23,7 @@ void hr_seq_concat_items(const hr_seq_fit_t *fit, const hr_ials_t *lt,
 
 typedef struct {
   hr_model_spec_t s;
-  hr_tensor_t t[11];
+  hr_tensor_t t[12];
   const char **ids, **uids, **attrs;
   float *prior, *cat;
 } seq_spec_t;
@@ -117,8 +117,14 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
   x->s.tensors = x->t;
   x->s.n_tensors = nt;
   if ((x->s.context_prior = hr_ctx_prior_manifest(o->ctx_prior, ds,
-                                                  x->t + nt)))
+                                                  x->t + nt))) {
     x->s.n_tensors = nt + 2;
+    /* context features: a vector per row of the prior */
+    if (f->ctx != NULL && f->n_ctx == o->ctx_prior->n_values)
+      x->t[x->s.n_tensors++] = (hr_tensor_t){
+          "seq_ctx", HR_DT_F32, 2, {f->n_ctx, (uint64_t)dm->d, 1, 1}, f->ctx,
+          0};
+  }
   x->s.params = json_pack(
       "{si si si si si so so so so so si sI so}", "len", dm->L, "blocks",
       dm->blocks, "ffn", dm->ffn, "gaps", dm->n_gap, "epochs", o->epochs,
@@ -135,6 +141,9 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
                   "reg", hr__jfloat(ip->reg), "decay", hr__jfloat(ip->decay),
                   "floor", hr__jfloat(ip->floor), "cap", ip->cap));
   }
+  if (x->s.params != NULL && x->s.context_prior != NULL && f->ctx != NULL &&
+      f->n_ctx == o->ctx_prior->n_values)
+    json_object_set_new(x->s.params, "context_features", json_true());
   x->s.data = data;
   x->s.metrics = metrics;
   return x->s.params ? 0 : HR_ENOMEM;

@@ -6,6 +6,7 @@
 #include "lib/env.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Starts the environment and replaces the fixture's iALS model by a small
  * seq model fitted on the same data; *v gets its version. */
@@ -131,6 +132,43 @@ HR_TEST_T(seq_model_served_and_moved_by_events, 180) {
     hrt_strv_free(&mine);
   }
   json_decref(j);
+  /* The version learned context features (the data's location, mood and
+   * device): the request's context moves the list, and each value's
+   * effect is explained. */
+  {
+    hrt_strv_t gym = {0}, home = {0};
+    j = hrt_post(&e, "/recommend",
+                 json_pack("{s:s,s:i,s:b,s:{s:s,s:s}}", "user_id", users.v[0],
+                           "k", 10, "explain", 1, "context", "location", "gym",
+                           "mood", "energetic"),
+                 &st);
+    ASSERT_EQ(st, 200);
+    ASSERT_EQ(hrt_item_ids(j, &gym), 0);
+    json_t *c = hrt_jget(j, "items[0].explain.context");
+    int saw_loc = 0, saw_mood = 0;
+    for (size_t q = 0; json_is_array(c) && q < json_array_size(c); q++) {
+      const char *ft = json_string_value(
+          json_object_get(json_array_get(c, q), "feature"));
+      saw_loc += ft != NULL && strcmp(ft, "location") == 0;
+      saw_mood += ft != NULL && strcmp(ft, "mood") == 0;
+    }
+    ASSERT_MSG(saw_loc == 1 && saw_mood == 1, "%s", hrt_jdump(c));
+    json_decref(j);
+    j = hrt_post(&e, "/recommend",
+                 json_pack("{s:s,s:i,s:{s:s,s:s}}", "user_id", users.v[0],
+                           "k", 10, "context", "location", "home", "mood",
+                           "tired"),
+                 &st);
+    ASSERT_EQ(st, 200);
+    ASSERT_EQ(hrt_item_ids(j, &home), 0);
+    json_decref(j);
+    size_t same_pos = 0;
+    for (size_t i = 0; i < gym.n && i < home.n; i++)
+      same_pos += strcmp(gym.v[i], home.v[i]) == 0;
+    ASSERT_MSG(same_pos < 10, "the context did not move the list");
+    hrt_strv_free(&gym);
+    hrt_strv_free(&home);
+  }
   /* Without "explain" the items carry none. */
   j = hrt_post(&e, "/recommend",
                json_pack("{s:s,s:i}", "user_id", users.v[0], "k", 2), &st);

@@ -583,7 +583,7 @@ HR_TEST(model_foldin_reproduces_learned_vector) {
     ASSERT(nh > 0 && nh <= 512);
     for (size_t j = 0; j < nh; j++)
       recent[j] = hist[nh - 1 - j];
-    hr_history_t h = {recent, nh, NULL, 0};
+    hr_history_t h = {recent, nh, NULL, 0, NULL, NULL, 0};
     ASSERT_EQ(hr_model_user_vector(m, u, &h, v), 0);
     for (int k = 0; k < 16; k++) {
       diff += (v[k] - x[k]) * (v[k] - x[k]);
@@ -603,7 +603,7 @@ HR_TEST(model_recent_item_changes_topk) {
   float v0[16], v1[16], *s0, *s1;
   int32_t t0[10], t1[10];
   long recent[3];
-  hr_history_t h = {recent, 3, NULL, 0};
+  hr_history_t h = {recent, 3, NULL, 0, NULL, NULL, 0};
   size_t ni;
 
   hr_ials_opts_default(&o);

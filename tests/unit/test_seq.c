@@ -26,20 +26,26 @@ static float urand(void) {
  * the sampled softmax with that many negatives, re-drawn from the same
  * seed before every call (the same draws each time). */
 static double grad_loss(hr_seq_work_t *wk, const hr_seq_dims_t *dm, float *w,
-                        float *g, const float *mask) {
+                        float *g, const float *mask, int ctx) {
   static const size_t off[3] = {0, 4, 7}; /* two sequences: 4 and 3 rows */
   static const int32_t inp[7] = {0, 3, 5, 2, 6, 1, 4},
                        tgt[7] = {3, 5, 2, 1, 1, 4, 0},
                        gin[7] = {0, 3, 9, 1, 0, 5, 12},
                        qg[7] = {3, 9, 1, 7, 5, 12, 2};
+  /* context: two slots per row (-1: no value), rows of a 4-value table
+   * held after the network's parameters */
+  static const int32_t crow[14] = {0, 2, 1, -1, 0, 3, -1, -1,
+                                   1, 2, 0, 3, 1, 2};
+  size_t np = hr_seq_param_count(dm);
+  hr_seq_work_context(wk, w + np, g ? g + np : NULL, crow, ctx ? 2 : 0);
   hr_seq_work_seed(wk, 777);
   return hr_seq_batch_grad(dm, w, inp, tgt, gin, qg, off, 2, mask, g, wk);
 }
 
-static int grad_check(int neg) {
+static int grad_check(int neg, int ctx) {
   hr_seq_dims_t dm = {.d = 8, .L = 5, .blocks = 2, .ffn = 6, .n_items = 7,
                       .n_gap = HR_SEQ_GAPS};
-  size_t np = hr_seq_param_count(&dm), worst_i = 0;
+  size_t np = hr_seq_param_count(&dm) + (ctx ? 4 * 8 : 0), worst_i = 0;
   float *w = malloc(sizeof(float) * np), *g = calloc(np, sizeof(float));
   float mask[5 * 7 * 8]; /* embeddings + 2 per block */
   double worst = 0;
@@ -55,15 +61,15 @@ static int grad_check(int neg) {
   ASSERT_EQ(hr_seq_mask_floats(&dm, 7), 5 * 7 * 8);
   for (int i = 0; i < 5 * 7 * 8; i++) /* dropout: some zeros, rest scaled */
     mask[i] = i % 5 == 0 ? 0.0f : 1.25f;
-  double l0 = grad_loss(wk, &dm, w, g, mask);
+  double l0 = grad_loss(wk, &dm, w, g, mask, ctx);
   ASSERT(l0 > 0 && isfinite(l0));
   for (size_t i = 0; i < np; i++) {
     const float h = 1e-3f;
     float keep = w[i];
     w[i] = keep + h;
-    double lp = grad_loss(wk, &dm, w, NULL, mask);
+    double lp = grad_loss(wk, &dm, w, NULL, mask, ctx);
     w[i] = keep - h;
-    double lm = grad_loss(wk, &dm, w, NULL, mask);
+    double lm = grad_loss(wk, &dm, w, NULL, mask, ctx);
     w[i] = keep;
     double num = (lp - lm) / (2.0 * h);
     double err = fabs(num - g[i]) / fmax(1e-2, fabs(num) + fabs(g[i]));
@@ -80,12 +86,17 @@ static int grad_check(int neg) {
   return 0;
 }
 
-HR_TEST(seq_gradient_matches_finite_differences) { return grad_check(0); }
+HR_TEST(seq_gradient_matches_finite_differences) { return grad_check(0, 0); }
+
+/* With context features: the context values' vectors too. */
+HR_TEST(seq_context_gradient_matches_finite_differences) {
+  return grad_check(0, 1);
+}
 
 /* Sampled softmax: 4 uniform negatives (a draw equal to a row's target is
  * masked). */
 HR_TEST(seq_sampled_gradient_matches_finite_differences) {
-  return grad_check(4);
+  return grad_check(4, 0);
 }
 
 /* Users walk a cycle of 6 items (each from their own starting point):
@@ -248,7 +259,7 @@ HR_TEST(seq_server_forward_matches_trainer) {
 
     ASSERT(n > 1 && n + 2 <= 1024);
     /* Nothing new since training. */
-    hr_history_t none = {NULL, 0, NULL, now};
+    hr_history_t none = {NULL, 0, NULL, now, NULL, NULL, 0};
     ASSERT_EQ(hr_model_user_vector(m, u, &none, us), 0);
     hr_seq_user_vector(&x.f, hi, ht, n, now, buf, ut);
     ASSERT_MSG(memcmp(us, ut, sizeof(us)) == 0, "user %ld, no recent", u);
@@ -270,7 +281,7 @@ HR_TEST(seq_server_forward_matches_trainer) {
     sts[nt++] = rts[1];
     seq[nt] = (int32_t)recent[0];
     sts[nt++] = rts[0];
-    hr_history_t h = {recent, 2, rts, now};
+    hr_history_t h = {recent, 2, rts, now, NULL, NULL, 0};
     ASSERT_EQ(hr_model_user_vector(m, u, &h, us), 0);
     hr_seq_user_vector(&x.f, seq, sts, nt, now, buf, ut);
     ASSERT_MSG(memcmp(us, ut, sizeof(us)) == 0, "user %ld, with recent", u);
@@ -291,7 +302,7 @@ HR_TEST(seq_server_forward_matches_trainer) {
   ASSERT(checked >= 20);
   /* A user with no history at all: zeros, so the prior alone ranks. */
   {
-    hr_history_t none = {NULL, 0, NULL, 0};
+    hr_history_t none = {NULL, 0, NULL, 0, NULL, NULL, 0};
     ASSERT_EQ(hr_model_user_vector(m, -1, &none, us), 0);
     for (size_t c = 0; c < d; c++)
       ASSERT(us[c] == 0.0f);
@@ -299,6 +310,96 @@ HR_TEST(seq_server_forward_matches_trainer) {
   free(buf);
   free(ss);
   free(st_);
+  hr_model_free(m);
+  seq_fixture_free(&x);
+  return 0;
+}
+
+/* Context features: fit learns a vector per context value (the prior's
+ * rows, from the generated data's location / mood / device); the written
+ * version carries them (seq_ctx, params.context_features), and the
+ * server's user vector in a context equals the trainer's vector plus
+ * those rows, bit for bit. Different contexts give different vectors. */
+HR_TEST(seq_context_features_server_matches_trainer) {
+  seq_fixture_t x;
+  hr_ctx_prior_t cp = {0};
+  int32_t *rows = NULL;
+  hr_error_t err = {0};
+  hr_model_t *m;
+  float buf[16384], us[16], ut[16], ug[16];
+  char gdir[512], csv[600];
+  hr_gen_opts_t g = {200, 80, 4000, 5};
+
+  memset(&x, 0, sizeof(x));
+  snprintf(gdir, sizeof(gdir), "%s/seqgen", hr_test_tmpdir());
+  snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
+  snprintf(x.dir, sizeof(x.dir), "%s/seqctx", hr_test_tmpdir());
+  mkdir(x.dir, 0755);
+  strcat(x.dir, "/1");
+  mkdir(x.dir, 0755);
+  hr_seq_opts_default(&x.o);
+  x.o.dims.d = 16;
+  x.o.dims.L = 12;
+  x.o.dims.ffn = 16;
+  x.o.epochs = 3;
+  x.o.batch = 16;
+  x.o.threads = 1;
+  x.o.long_term = 0;
+  ASSERT_EQ(hr_gen_write(gdir, &g, &err), 0);
+  ASSERT_EQ(hr_dataset_init(&x.ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&x.ds, csv, &err), 0);
+  ASSERT_EQ(hr_dataset_histories(&x.ds, &x.h), 0);
+  ASSERT_EQ(hr_ctx_prior_fit(&x.ds, x.h.n_items, NULL, 20.0f, &cp), 0);
+  ASSERT_EQ(cp.n_fields, 3); /* location, mood, device */
+  ASSERT_EQ(hr_ctx_prior_history_rows(&cp, &x.ds, &x.h, &rows), 0);
+  x.o.ctx_rows = rows;
+  x.o.ctx_slots = (int)cp.n_fields;
+  x.o.ctx_values = cp.n_values;
+  x.o.ctx_prior = &cp;
+  ASSERT_EQ(hr_seq_fit(&x.h, &x.o, &x.f, &err), 0);
+  ASSERT_NOT_NULL(x.f.ctx);
+  ASSERT_EQ(hr_seq_write_files(x.dir, &x.ds, &x.h, &x.f, NULL, &x.o, "seqc",
+                               1, &err),
+            0);
+  m = hr_model_open(x.dir, &err);
+  ASSERT_MSG(m != NULL, "open: %s", err.msg);
+  ASSERT(hr_seq_embed_floats(&x.f.dims) <= sizeof(buf) / sizeof(buf[0]));
+
+  static const char *const names[] = {"location", "mood", "tz", "device"};
+  static const char *const gym[] = {"gym", "energetic", "UTC", "mobile"};
+  static const char *const home[] = {"home", "tired", "UTC", NULL};
+  int moved = 0;
+  for (long u = 0; u < 20; u++) {
+    size_t n = x.h.ptr[u + 1] - x.h.ptr[u];
+    const int32_t *hi = x.h.items + x.h.ptr[u];
+    const int64_t *ht = x.h.ts + x.h.ptr[u];
+    int64_t now = ht[n - 1] + 3600;
+    const char *const *vals[2] = {gym, home};
+    for (int k = 0; k < 2; k++) {
+      hr_history_t h = {NULL, 0, NULL, now, names, vals[k], 4};
+      ASSERT_EQ(hr_model_user_vector(m, u, &h, us), 0);
+      hr_seq_user_vector(&x.f, hi, ht, n, now, buf, ut);
+      /* the trainer's side: the prior's row of each known value */
+      for (size_t f = 0; f < cp.n_fields; f++)
+        for (int q = 0; q < 4; q++) {
+          if (vals[k][q] == NULL || strcmp(cp.field[f], names[q]) != 0)
+            continue;
+          const hr_idmap_t *vm = x.ds.ctx_vals[cp.col[f]];
+          long v = hr_idmap_find(vm, vals[k][q], strlen(vals[k][q]));
+          ASSERT(v >= 0);
+          hr_seq_add_context(ut, x.f.ctx + (cp.off[f] + (size_t)v) * 16, 16);
+        }
+      ASSERT_MSG(memcmp(us, ut, sizeof(us)) == 0, "user %ld context %d", u,
+                 k);
+      if (k == 0)
+        memcpy(ug, us, sizeof(ug));
+      else
+        moved += memcmp(ug, us, sizeof(us)) != 0;
+    }
+  }
+  ASSERT_EQ(moved, 20);
+  free(rows);
+  hr_ctx_prior_free(&cp);
   hr_model_free(m);
   seq_fixture_free(&x);
   return 0;
@@ -314,6 +415,9 @@ HR_TEST(seq_model_refuses_inconsistent_params) {
       {"\"gaps\": 24", "\"gaps\": 5"},     /* neither 0 nor 24 */
       {"\"blocks\": 2", "\"blocks\": 9"},  /* over the limit */
       {"\"kind\": \"seq\"", "\"kind\": \"sek\""},
+      /* context features without a context prior (nor seq_ctx) */
+      {"\"len\": 12", "\"context_features\": true, \"len\": 12"},
+      {"\"len\": 12", "\"context_features\": 1, \"len\": 12"},
   };
 
   ASSERT_EQ(seq_fixture(&x), 0);
@@ -328,9 +432,9 @@ HR_TEST(seq_model_refuses_inconsistent_params) {
     text[n] = '\0';
     at = strstr(text, bad[k][0]);
     ASSERT_MSG(at != NULL, "manifest lacks %s", bad[k][0]);
-    char *edited = malloc(n + 16);
+    char *edited = malloc(n + 64);
     ASSERT_NOT_NULL(edited);
-    snprintf(edited, n + 16, "%.*s%s%s", (int)(at - text), text, bad[k][1],
+    snprintf(edited, n + 64, "%.*s%s%s", (int)(at - text), text, bad[k][1],
              at + strlen(bad[k][0]));
     fp = fopen(path, "wb");
     ASSERT_NOT_NULL(fp);
@@ -499,7 +603,7 @@ HR_TEST(seq_long_term_server_matches_trainer) {
     size_t n = x.h.ptr[u + 1] - x.h.ptr[u];
     const int64_t *ht = x.h.ts + x.h.ptr[u];
     int64_t now = ht[n - 1] + 60;
-    hr_history_t none = {NULL, 0, NULL, now};
+    hr_history_t none = {NULL, 0, NULL, now, NULL, NULL, 0};
     ASSERT_EQ(hr_model_user_vector(m, u, &none, us), 0);
     hr_seq_user_vector(&x.f, x.h.items + x.h.ptr[u], ht, n, now, buf, ut);
     ASSERT_MSG(memcmp(us, ut, sizeof(ut)) == 0, "user %ld: sequential part",
