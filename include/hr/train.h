@@ -223,8 +223,13 @@ typedef struct hr_ctx_prior {
 int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
                      const unsigned char *use, float m, hr_ctx_prior_t *out);
 void hr_ctx_prior_free(hr_ctx_prior_t *p);
+/** 1 when field f is a context field a request carries (tz, location,
+ *  mood, device: hr_ctx_field_names), so that the seq model's context
+ *  features can use it; 0 for user attributes and other columns. */
+int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f);
 /** The prior's rows (index into lift) of data set row r's context values,
- *  one per field into out[0..n_fields) (-1: no value, or a user field). */
+ *  one per field into out[0..n_fields) (-1: no value, or a field that is
+ *  not hr_ctx_prior_served). */
 void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
                        size_t r, int32_t *out);
 /** The same for every entry of h (built from ds): *rows gets

@@ -148,6 +148,15 @@ static int seen_add(int32_t *set, size_t mask, int32_t v) {
 static long cprior_row(const hr_model_t *m, const char *name,
                        const char *val);
 
+/* The seq_ctx row of the request's k-th context value, or -1 (no value,
+ * unknown, or a user attribute: those rows are not learned). */
+static long seq_ctx_row(const hr_model_t *m, const hr_history_t *h,
+                        size_t k) {
+  if (h->ctx_vals[k] == NULL || strncmp(h->ctx_names[k], "user.", 5) == 0)
+    return -1;
+  return cprior_row(m, h->ctx_names[k], h->ctx_vals[k]);
+}
+
 static int seq_user_vector(const hr_model_t *m, long user_idx,
                            const hr_history_t *recent, float *out) {
   size_t nrec = recent ? recent->n : 0, nhist = 0, n = 0, tsize = 16;
@@ -194,9 +203,7 @@ static int seq_user_vector(const hr_model_t *m, long user_idx,
   for (size_t k = 0; m->seq_ctx != NULL && n > 0 && recent != NULL &&
                      k < recent->n_ctx;
        k++) {
-    long row = recent->ctx_vals[k] ? cprior_row(m, recent->ctx_names[k],
-                                                recent->ctx_vals[k])
-                                   : -1;
+    long row = seq_ctx_row(m, recent, k);
     if (row >= 0)
       hr_seq_add_context(out, m->seq_ctx + (size_t)row * (size_t)m->seq.d,
                          (size_t)m->seq.d);
@@ -513,9 +520,7 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
    * seq_user_vector, only for a user with a history */
   if (m->seq_ctx != NULL && (recent->n > 0 || nh > 0))
     for (size_t k = 0; k < recent->n_ctx; k++) {
-      long row = recent->ctx_vals[k] ? cprior_row(m, recent->ctx_names[k],
-                                                  recent->ctx_vals[k])
-                                     : -1;
+      long row = seq_ctx_row(m, recent, k);
       if (row < 0)
         continue;
       const float *cr = m->seq_ctx + (size_t)row * d;

@@ -2,6 +2,7 @@
  * context value, its naive-Bayes lift over the items, for users the model
  * knows nothing about (docs/model-format.md, "context_prior"). */
 #include "hr/train.h"
+#include "hr/ctxstore.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -104,10 +105,19 @@ int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
   return 0;
 }
 
+int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f) {
+  if (p->user[f])
+    return 0;
+  for (int k = 0; k < HR_CTX_FIELDS; k++)
+    if (strcmp(p->field[f], hr_ctx_field_names[k]) == 0)
+      return 1;
+  return 0;
+}
+
 void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
                        size_t r, int32_t *out) {
   for (size_t f = 0; f < p->n_fields; f++) {
-    int32_t v = p->user[f] || ds->cv == NULL
+    int32_t v = !hr_ctx_prior_served(p, f) || ds->cv == NULL
                     ? -1
                     : ds->cv[r * HR_DS_CTX + p->slot[f]];
     out[f] = v < 0 ? -1 : (int32_t)(p->off[f] + (size_t)v);

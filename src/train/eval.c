@@ -633,7 +633,7 @@ int hr_eval_last_seq(const char *path, int target_test,
   tctx = malloc(sizeof(int32_t) * (ntg * F + 1));
   if (tctx == NULL)
     goto oom;
-  for (size_t k = 0; k < ntg; k++)
+  for (size_t k = 0; F > 0 && k < ntg; k++)
     hr_ctx_prior_rows(&cp, &ds, (size_t)trow[k], tctx + k * F);
   for (size_t r = 0; r < ds.n; r++) {
     size_t u = (size_t)ds.u[r];

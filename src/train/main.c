@@ -383,7 +383,19 @@ static int cmd_fit(args_t *a) {
       }
       so.tokens = &tok;
     }
-    if (cp.n_fields > 0 && so.ctx_slots >= 0) { /* context features */
+    int served = 0, utf8 = 1; /* context features: served fields whose
+                                 values the manifest can carry */
+    for (size_t f = 0; f < cp.n_fields; f++) {
+      served += hr_ctx_prior_served(&cp, f);
+      const hr_idmap_t *vm = cp.user[f] ? NULL : ds.ctx_vals[cp.col[f]];
+      for (size_t v = 0; vm != NULL && v < hr_idmap_size(vm); v++)
+        utf8 &= hr_utf8_valid(hr_idmap_str(vm, v),
+                              strlen(hr_idmap_str(vm, v)));
+    }
+    if (served > 0 && !utf8)
+      fprintf(stderr, "hyperrec-train: context values that are not UTF-8: "
+                      "no context prior and no context features\n");
+    if (served > 0 && utf8 && so.ctx_slots >= 0) {
       if ((rc = hr_ctx_prior_history_rows(&cp, &ds, &h, &crows)) != 0) {
         hr_error_set(&err, rc, NULL, "out of memory");
         goto done;

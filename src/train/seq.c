@@ -508,7 +508,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   work_t *w = NULL;
   size_t *order = NULL, *off = NULL;
   int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL, *hit = NULL;
-  int32_t *crow = NULL;
+  int32_t *crow = NULL, *hctx = NULL;
   uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 7;
   double t0 = hr__now_s(), vs = 0;
   int neg;
@@ -598,12 +598,18 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   if (!w || !mask || !inp || !tgt || !gin || !qg || !order || !off)
     goto oom;
   if (o->tie_shuffle && h->ts != NULL) {
-    hit = malloc(sizeof(int32_t) * (h->ptr[h->n_users] + 1));
-    if (hit == NULL)
+    size_t nh = (size_t)h->ptr[h->n_users], S = crow ? (size_t)o->ctx_slots
+                                                      : 0;
+    hit = malloc(sizeof(int32_t) * (nh + 1));
+    if (hit == NULL || (S > 0 && (hctx = malloc(sizeof(int32_t) *
+                                                (nh * S + 1))) == NULL))
       goto oom;
-    memcpy(hit, h->items, sizeof(int32_t) * h->ptr[h->n_users]);
+    memcpy(hit, h->items, sizeof(int32_t) * nh);
+    if (hctx != NULL) /* the context rows move with their items */
+      memcpy(hctx, o->ctx_rows, sizeof(int32_t) * nh * S);
   }
   const int32_t *items = hit ? hit : h->items;
+  const int32_t *ctxr = hctx ? hctx : o->ctx_rows;
   for (size_t i = 0; i < q.n; i++)
     order[i] = i;
   if ((rc = hr_progress_begin(&pg, "seq", o->epochs, o->progress, o->report,
@@ -632,6 +638,13 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
             int32_t t = hit[a + i - 1];
             hit[a + i - 1] = hit[a + j];
             hit[a + j] = t;
+            for (int k = 0; hctx != NULL && k < o->ctx_slots; k++) {
+              size_t S = (size_t)o->ctx_slots, x = (a + i - 1) * S + (size_t)k,
+                     y = (a + j) * S + (size_t)k;
+              int32_t c = hctx[x];
+              hctx[x] = hctx[y];
+              hctx[y] = c;
+            }
           }
         }
     for (size_t b0 = 0; b0 < q.n; b0 += (size_t)o->batch) {
@@ -656,7 +669,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
           /* the context the target was chosen in */
           for (int k = 0; crow != NULL && k < o->ctx_slots; k++)
             crow[r * (size_t)o->ctx_slots + (size_t)k] =
-                o->ctx_rows[(at + 1) * (size_t)o->ctx_slots + (size_t)k];
+                ctxr[(at + 1) * (size_t)o->ctx_slots + (size_t)k];
         }
         off[s + 1] = off[s] + (size_t)q.len[sq];
       }
@@ -749,6 +762,7 @@ done:
   free(order);
   free(hit);
   free(crow);
+  free(hctx);
   free(off);
   free(eid);
   free(cold);
