@@ -172,6 +172,18 @@ HR_TEST(seq_fit_learns_a_cycle_deterministically) {
 
 /* A small sequential model trained on generated data and written as a
  * version directory <tmp>/seqm/1; the fit and the dataset stay open. */
+/* A small network for the end-to-end tests: d 16, 12 positions, 3
+ * epochs, one thread. */
+static void small_seq_opts(hr_seq_opts_t *o) {
+  hr_seq_opts_default(o);
+  o->dims.d = 16;
+  o->dims.L = 12;
+  o->dims.ffn = 16;
+  o->epochs = 3;
+  o->batch = 16;
+  o->threads = 1;
+}
+
 typedef struct {
   hr_dataset_t ds;
   hr_csr_t h;
@@ -193,13 +205,7 @@ static int seq_fixture_lt(seq_fixture_t *x, int with_lt) {
   mkdir(x->dir, 0755);
   strcat(x->dir, "/1");
   mkdir(x->dir, 0755);
-  hr_seq_opts_default(&x->o);
-  x->o.dims.d = 16;
-  x->o.dims.L = 12;
-  x->o.dims.ffn = 16;
-  x->o.epochs = 3;
-  x->o.batch = 16;
-  x->o.threads = 1;
+  small_seq_opts(&x->o);
   x->o.index = 1;
   x->o.long_term = with_lt ? 2.5f : 0;
   x->o.lt_opts.factors = 8;
@@ -337,13 +343,7 @@ HR_TEST(seq_context_features_server_matches_trainer) {
   mkdir(x.dir, 0755);
   strcat(x.dir, "/1");
   mkdir(x.dir, 0755);
-  hr_seq_opts_default(&x.o);
-  x.o.dims.d = 16;
-  x.o.dims.L = 12;
-  x.o.dims.ffn = 16;
-  x.o.epochs = 3;
-  x.o.batch = 16;
-  x.o.threads = 1;
+  small_seq_opts(&x.o);
   x.o.long_term = 0;
   ASSERT_EQ(hr_gen_write(gdir, &g, &err), 0);
   ASSERT_EQ(hr_dataset_init(&x.ds), 0);
@@ -419,13 +419,7 @@ HR_TEST(seq_eval_last_with_and_without_context) {
   snprintf(gdir, sizeof(gdir), "%s/seqlast", hr_test_tmpdir());
   snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
   ASSERT_EQ(hr_gen_write(gdir, &g, &err), 0);
-  hr_seq_opts_default(&o);
-  o.dims.d = 16;
-  o.dims.L = 12;
-  o.dims.ffn = 16;
-  o.epochs = 3;
-  o.batch = 16;
-  o.threads = 1;
+  small_seq_opts(&o);
   o.long_term = 0;
   ASSERT_EQ(hr_eval_last_seq(csv, 0, &o, 0, NULL, &a, &err), 0);
   ASSERT_EQ(hr_eval_last_seq(csv, 0, &o, 1, NULL, &b, &err), 0);
