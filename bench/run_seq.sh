@@ -51,21 +51,25 @@ PM=$(port_of mf)
 PQ=$(port_of seq)
 
 # Every user gets HIST recent items (an hour apart, the newest a day ago),
-# written as /event writes them: "<item>\t<ts>", newest first.
+# written as /event writes them: "<item>\t<ts>", newest first, and a
+# current context (location, mood: the seq version's context features).
 now=$(date +%s)
 python3 - "$USERS" "$ITEMS" "$HIST" "$now" <<'PY' | redis-cli -p "$RP" >/dev/null
 import sys
 users, items, hist, now = map(int, sys.argv[1:5])
+locs = ["home", "work", "commute", "gym"]
+moods = ["happy", "calm", "sad", "energetic", "tired"]
 for u in range(1, users + 1):
     e = ['"i%05d\\t%d"' % ((u * 7 + 13 * j) % items + 1, now - 86400 - 3600 * j)
          for j in range(hist)]
     print("LPUSH hr:hist:{u%05d} %s" % (u, " ".join(reversed(e))))
+    print("HSET hr:ctx:{u%05d} location %s mood %s" % (u, locs[u % 4], moods[u % 5]))
 PY
 
 for name in mf seq; do
   p=$PM; [ $name = seq ] && p=$PQ
   curl -s -X POST "http://127.0.0.1:$p/recommend" -H 'Content-Type: application/json' \
-    -d '{"user_id":"u00001","k":10}' | python3 -c 'import json,sys; r=json.load(sys.stdin); print("# '$name': retrieval", r["retrieval"], "history_used", r["history_used"], "items", len(r["items"]))'
+    -d '{"user_id":"u00001","k":10,"explain":true}' | python3 -c 'import json,sys; r=json.load(sys.stdin); print("# '$name': retrieval", r["retrieval"], "history_used", r["history_used"], "items", len(r["items"]), "context effects", [c["feature"] for c in r["items"][0]["explain"]["context"]])'
   "$BIN/hyperrec-bench" http --target "127.0.0.1:$p" --requests 1000 --concurrency "$CONC" \
     --users "$USERS" --user-prefix u --user-width 5 >/dev/null # warm-up
 done
