@@ -22,6 +22,7 @@
 #define HR_API_MAX_ID 128      /* bytes in a user/item/event id */
 #define HR_API_MAX_CTX_VALUE 64
 #define HR_API_MAX_USER_ATTRS 16 /* entries of user_attrs */
+#define HR_API_MAX_CTX_EXTRA 8   /* entries of context.extra */
 #define HR_API_MAX_FILTERS 16   /* attributes in "filters" */
 #define HR_API_MAX_FILTER_VALUES 256 /* values for one attribute */
 #define HR_API_TS_MIN 946684800LL /* 2000-01-01T00:00:00Z */
@@ -37,6 +38,11 @@ typedef struct {
   int k;
   int explain;
   const char *ctx[HR_CTX_FIELDS];      /* overrides, NULL = none */
+  /* context.extra: the data's other context columns (companion, weather,
+   * ...), by name; values point into the request's JSON */
+  size_t n_ctx_extra;
+  const char *ctx_extra_name[HR_API_MAX_CTX_EXTRA];
+  const char *ctx_extra_val[HR_API_MAX_CTX_EXTRA];
   /* user_attrs: what the caller knows of the user (age, gender, ...), for
    * the prior of a user the model knows nothing about; names as the model
    * has them ("user.<attribute>"), values as strings (an integer age is
@@ -55,6 +61,12 @@ typedef struct {
   int batch;                           /* body was {"events": [...]} */
   json_t *_root;
 } hr_event_req_t;
+
+/** 1 when s may name a context.extra entry: 1 to HR_MODEL_MAX_ATTR_NAME
+ *  characters of a-z, 0-9 and _, and not tz, location, mood, device, ts or
+ *  extra. The trainer gives context features only to the columns a
+ *  request can name. */
+int hr_api_ctx_extra_name(const char *s);
 
 /** Parse POST /recommend. `now` bounds `context.ts`. Returns 0, or
  *  HR_EBADJSON / HR_EBADFIELD / HR_EMISSING / HR_EUNKNOWNFIELD / HR_ERANGE /

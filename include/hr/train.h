@@ -223,9 +223,10 @@ typedef struct hr_ctx_prior {
 int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
                      const unsigned char *use, float m, hr_ctx_prior_t *out);
 void hr_ctx_prior_free(hr_ctx_prior_t *p);
-/** 1 when field f is a context field a request carries (tz, location,
- *  mood, device: hr_ctx_field_names), so that the seq model's context
- *  features can use it; 0 for user attributes and other columns. */
+/** 1 when field f is a context field a request can carry (tz, location,
+ *  mood, device, or a context.extra name: hr_api_ctx_extra_name), so that
+ *  the seq model's context features can use it; 0 for user attributes and
+ *  names a request cannot carry. */
 int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f);
 /** The prior's rows (index into lift) of data set row r's context values,
  *  one per field into out[0..n_fields) (-1: no value, or a field that is

@@ -93,12 +93,66 @@ static int parse_ts(json_t *v, const char *path, long long now, long long *out,
 }
 
 /* A context object: tz, location, mood, device (+ ts when allow_ts). */
+/* context.extra: {name: "value"}, names as hr_api_ctx_extra_name allows,
+ * values 1 to HR_API_MAX_CTX_VALUE bytes. */
+static int parse_ctx_extra(json_t *obj, hr_recommend_req_t *out,
+                           hr_error_t *err) {
+  const char *key;
+  json_t *v;
+  char path[96];
+
+  if (!json_is_object(obj))
+    return hr_error_set(err, HR_EBADFIELD, "context.extra",
+                        "context.extra must be an object of name: value");
+  if (json_object_size(obj) > HR_API_MAX_CTX_EXTRA)
+    return hr_error_set(err, HR_ETOOMANY, "context.extra",
+                        "context.extra has %zu entries; at most %d",
+                        json_object_size(obj), HR_API_MAX_CTX_EXTRA);
+  json_object_foreach(obj, key, v) {
+    snprintf(path, sizeof(path), "context.extra.%.64s", key);
+    if (!hr_api_ctx_extra_name(key))
+      return hr_error_set(err, HR_EBADFIELD, path,
+                          "context.extra names are 1 to %d characters of "
+                          "a-z, 0-9 and _, other than tz, location, mood, "
+                          "device, ts and extra",
+                          HR_MODEL_MAX_ATTR_NAME);
+    if (json_is_null(v))
+      continue;
+    if (!json_is_string(v) ||
+        !valid_text(json_string_value(v), json_string_length(v),
+                    HR_API_MAX_CTX_VALUE))
+      return hr_error_set(err, HR_EBADFIELD, path,
+                          "%s must be a string of 1 to %d bytes without "
+                          "control characters",
+                          path, HR_API_MAX_CTX_VALUE);
+    out->ctx_extra_name[out->n_ctx_extra] = key;
+    out->ctx_extra_val[out->n_ctx_extra++] = json_string_value(v);
+  }
+  return 0;
+}
+
+int hr_api_ctx_extra_name(const char *s) {
+  static const char *const taken[] = {"tz", "location", "mood", "device",
+                                      "ts", "extra", NULL};
+  size_t n = strlen(s);
+  if (n == 0 || n > HR_MODEL_MAX_ATTR_NAME || strncmp(s, "user.", 5) == 0)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+          s[i] == '_'))
+      return 0;
+  for (const char *const *t = taken; *t; t++)
+    if (strcmp(s, *t) == 0)
+      return 0;
+  return 1;
+}
+
 static int parse_context(json_t *obj, const char *prefix, int allow_ts,
                          const hr_config_t *cfg, long long now,
                          const char *ctx[HR_CTX_FIELDS], long long *ts,
                          hr_error_t *err) {
   static const char *const known_ts[] = {"tz", "location", "mood", "device",
-                                         "ts", NULL};
+                                         "ts", "extra", NULL};
   static const char *const known[] = {"tz", "location", "mood", "device", NULL};
   char path[160];
   int rc;
@@ -396,6 +450,10 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
   v = json_object_get(root, "context");
   if (v != NULL && !json_is_null(v) &&
       (rc = parse_context(v, "context", 1, cfg, now, out->ctx, &out->ts, err)))
+    goto fail;
+  if (v != NULL && json_is_object(v) &&
+      (v = json_object_get(v, "extra")) != NULL && !json_is_null(v) &&
+      (rc = parse_ctx_extra(v, out, err)))
     goto fail;
   v = json_object_get(root, "filters");
   if (v != NULL && !json_is_null(v) && (rc = parse_filters(v, out, err)))

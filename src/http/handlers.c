@@ -138,7 +138,8 @@ static int rank_subset(const hr_model_t *m, const float *u,
 /* What the prior of a user the model knows nothing about is asked: the
  * request's context fields and its user_attrs, by the names the model's
  * context_prior uses ("location", "user.age", ...). */
-#define PRIOR_Q_MAX (HR_CTX_FIELDS + HR_API_MAX_USER_ATTRS)
+#define PRIOR_Q_MAX \
+  (HR_CTX_FIELDS + HR_API_MAX_CTX_EXTRA + HR_API_MAX_USER_ATTRS)
 typedef struct {
   const char *name[PRIOR_Q_MAX];
   const char *val[PRIOR_Q_MAX];
@@ -151,6 +152,10 @@ static void prior_query(const hr_context_t *cx, const hr_recommend_req_t *r,
   for (int f = 0; f < HR_CTX_FIELDS; f++) {
     q->name[q->n] = hr_ctx_field_names[f];
     q->val[q->n++] = cx->val[f];
+  }
+  for (size_t a = 0; a < r->n_ctx_extra && q->n < PRIOR_Q_MAX; a++) {
+    q->name[q->n] = r->ctx_extra_name[a];
+    q->val[q->n++] = r->ctx_extra_val[a];
   }
   for (size_t a = 0; a < r->n_uattr && q->n < PRIOR_Q_MAX; a++) {
     q->name[q->n] = r->uattr_name[a];

@@ -2,6 +2,7 @@
  * context value, its naive-Bayes lift over the items, for users the model
  * knows nothing about (docs/model-format.md, "context_prior"). */
 #include "hr/train.h"
+#include "hr/api.h"
 #include "hr/ctxstore.h"
 
 #include <math.h>
@@ -111,7 +112,7 @@ int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f) {
   for (int k = 0; k < HR_CTX_FIELDS; k++)
     if (strcmp(p->field[f], hr_ctx_field_names[k]) == 0)
       return 1;
-  return 0;
+  return hr_api_ctx_extra_name(p->field[f]); /* context.extra */
 }
 
 void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,

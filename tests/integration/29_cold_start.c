@@ -126,3 +126,128 @@ HR_TEST(cold_user_ranked_by_context_prior) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+/* Fits models/default from `csv` (extra fit arguments in more, NULL
+ * ended) and waits until the server serves a newer version. */
+static int fit_and_wait(hrt_env_t *e, const char *csv, const char *const *more) {
+  char bin[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
+  const char *argv[24] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                          "fit", "--data", csv, "--out", out};
+  int n = 6, st, ok;
+  json_t *j = hrt_get(e, "/models", &st);
+  long long v0 = hrt_jint(j, "slots[0].version"), v1 = -1;
+  json_decref(j);
+  hrt_fmt(out, sizeof(out), "%s/default", e->models);
+  hrt_fmt(log, sizeof(log), "%s/fit-extra.log", hr_test_tmpdir());
+  for (; more && *more && n < 23; more++)
+    argv[n++] = *more;
+  argv[n] = NULL;
+  if (hrt_run(argv, log, 120000) != 0)
+    return -1;
+  HRT_POLL(ok, 10000, (j = hrt_get(e, "/models", &st),
+                       v1 = hrt_jint(j, "slots[0].version"), json_decref(j),
+                       v1 > v0));
+  return ok ? 0 : -1;
+}
+
+static json_t *rec_extra(hrt_env_t *e, const char *user, const char *comp,
+                         int *st) {
+  return hrt_post(e, "/recommend",
+                  json_pack("{s:s,s:i,s:b,s:{s:s,s:{s:s}}}", "user_id", user,
+                            "k", 5, "explain", 1, "context", "location",
+                            "home", "extra", "companion", comp),
+                  st);
+}
+
+/* A context column beyond tz/location/mood/device ("companion") reaches
+ * the model through context.extra: the prior for new users and the
+ * sequential model's context features both read it. The data: with
+ * family, users pick f* items; alone, a* items. */
+HR_TEST_T(context_extra_reaches_the_models, 120) {
+  static const hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100}"};
+  HRT_ENV(e);
+  char csv[PATH_MAX];
+  json_t *j;
+  int st;
+  FILE *f;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  hrt_fmt(csv, sizeof(csv), "%s/extra.csv", hr_test_tmpdir());
+  f = fopen(csv, "w");
+  ASSERT_NOT_NULL(f);
+  fputs("user_id,item_id,rating,ts,location,companion\n", f);
+  for (int u = 0; u < 60; u++)
+    for (int t = 0; t < 12; t++) {
+      /* who the user is with changes at random, not with the order */
+      int fam = (u * 31 + t * 17 + (u * t) % 5) % 7 < 3;
+      fprintf(f, "u%d,%c%d,4,%d,home,%s\n", u, fam ? 'f' : 'a',
+              (u * 7 + t * 13) % 40, 1700000000 + u * 100000 + t * 3600,
+              fam ? "family" : "alone");
+    }
+  ASSERT_EQ(fclose(f), 0);
+  ASSERT_EQ(fit_and_wait(&e, csv, NULL), 0);
+
+  /* A new user: popularity + the lifts of location and companion. */
+  const char *const comp[2] = {"family", "alone"};
+  for (int k = 0; k < 2; k++) {
+    j = rec_extra(&e, "newcomer", comp[k], &st);
+    ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+    ASSERT_STR_EQ(hrt_jstr(j, "retrieval"), "context_popularity");
+    for (int i = 0; i < 5; i++) {
+      char path[32];
+      snprintf(path, sizeof(path), "items[%d].item_id", i);
+      const char *id = hrt_jstr(j, path);
+      ASSERT_MSG(id != NULL && id[0] == comp[k][0], "%s: %s", comp[k],
+                 hrt_jdump(j));
+    }
+    ASSERT_STR_EQ(hrt_jstr(j, "items[0].explain.context[0].feature"),
+                  "companion");
+    json_decref(j);
+  }
+
+  /* The sequential model learns a vector for each companion value: a
+   * known user's list follows it. */
+  static const char *const seq[] = {"--kind",  "seq", "--dim",   "16",
+                                    "--len",   "12",  "--epochs", "60",
+                                    "--batch", "8",   "--lr",    "0.01",
+                                    "--threads", "1", "--long-term", "0",
+                                    NULL};
+  ASSERT_EQ(fit_and_wait(&e, csv, seq), 0);
+  int follows = 0;
+  for (int u = 0; u < 10; u++) {
+    char user[16];
+    snprintf(user, sizeof(user), "u%d", u);
+    int top_ok = 1;
+    for (int k = 0; k < 2; k++) {
+      j = rec_extra(&e, user, comp[k], &st);
+      ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+      const char *id = hrt_jstr(j, "items[0].item_id");
+      ASSERT_MSG(id != NULL, "%s", hrt_jdump(j));
+      top_ok &= id[0] == comp[k][0];
+      json_decref(j);
+    }
+    follows += top_ok;
+  }
+  ASSERT_MSG(follows >= 8, "%d of 10 users' top item follows companion",
+             follows);
+
+  /* Bad extras: precise 400s. */
+  static const char *const bad[] = {
+      "{\"user_id\":\"x\",\"context\":{\"extra\":[1]}}",
+      "{\"user_id\":\"x\",\"context\":{\"extra\":{\"Companion\":\"a\"}}}",
+      "{\"user_id\":\"x\",\"context\":{\"extra\":{\"mood\":\"a\"}}}",
+      "{\"user_id\":\"x\",\"context\":{\"extra\":{\"companion\":3}}}",
+      "{\"user_id\":\"x\",\"context\":{\"extra\":{\"a\":\"1\",\"b\":"
+      "\"1\",\"c\":\"1\",\"d\":\"1\",\"e\":\"1\",\"f\":\"1\",\"g\":"
+      "\"1\",\"h\":\"1\",\"i\":\"1\"}}}",
+      NULL};
+  for (int k = 0; bad[k] != NULL; k++) {
+    j = hrt_post_text(&e, "/recommend", bad[k], &st);
+    ASSERT_MSG(st == 400, "%s: %d", bad[k], st);
+    ASSERT_MSG(strncmp(hrt_jstr(j, "error.field"), "context.extra", 13) == 0,
+               "%s: %s", bad[k], hrt_jdump(j));
+    json_decref(j);
+  }
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
