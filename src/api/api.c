@@ -92,7 +92,19 @@ static int parse_ts(json_t *v, const char *path, long long now, long long *out,
   return 0;
 }
 
-/* A context object: tz, location, mood, device (+ ts when allow_ts). */
+/* An object of at most max entries at `field` (400 otherwise). */
+static int bounded_object(json_t *obj, const char *field, size_t max,
+                          const char *shape, hr_error_t *err) {
+  if (!json_is_object(obj))
+    return hr_error_set(err, HR_EBADFIELD, field, "%s must be an object of %s",
+                        field, shape);
+  if (json_object_size(obj) > max)
+    return hr_error_set(err, HR_ETOOMANY, field,
+                        "%s has %zu entries; at most %zu", field,
+                        json_object_size(obj), max);
+  return 0;
+}
+
 /* context.extra: {name: "value"}, names as hr_api_ctx_extra_name allows,
  * values 1 to HR_API_MAX_CTX_VALUE bytes. */
 static int parse_ctx_extra(json_t *obj, hr_recommend_req_t *out,
@@ -100,14 +112,11 @@ static int parse_ctx_extra(json_t *obj, hr_recommend_req_t *out,
   const char *key;
   json_t *v;
   char path[96];
+  int rc;
 
-  if (!json_is_object(obj))
-    return hr_error_set(err, HR_EBADFIELD, "context.extra",
-                        "context.extra must be an object of name: value");
-  if (json_object_size(obj) > HR_API_MAX_CTX_EXTRA)
-    return hr_error_set(err, HR_ETOOMANY, "context.extra",
-                        "context.extra has %zu entries; at most %d",
-                        json_object_size(obj), HR_API_MAX_CTX_EXTRA);
+  if ((rc = bounded_object(obj, "context.extra", HR_API_MAX_CTX_EXTRA,
+                           "name: value", err)))
+    return rc;
   json_object_foreach(obj, key, v) {
     snprintf(path, sizeof(path), "context.extra.%.64s", key);
     if (!hr_api_ctx_extra_name(key))
@@ -147,6 +156,8 @@ int hr_api_ctx_extra_name(const char *s) {
   return 1;
 }
 
+/* A context object: tz, location, mood, device (+ ts and extra, parsed
+ * apart, when allow_ts: the /recommend one). */
 static int parse_context(json_t *obj, const char *prefix, int allow_ts,
                          const hr_config_t *cfg, long long now,
                          const char *ctx[HR_CTX_FIELDS], long long *ts,
@@ -344,14 +355,11 @@ static int parse_user_attrs(json_t *obj, hr_recommend_req_t *out,
   const char *key;
   json_t *v;
   char path[96];
+  int rc;
 
-  if (!json_is_object(obj))
-    return hr_error_set(err, HR_EBADFIELD, "user_attrs",
-                        "user_attrs must be an object of attribute: value");
-  if (json_object_size(obj) > HR_API_MAX_USER_ATTRS)
-    return hr_error_set(err, HR_ETOOMANY, "user_attrs",
-                        "user_attrs has %zu attributes; at most %d",
-                        json_object_size(obj), HR_API_MAX_USER_ATTRS);
+  if ((rc = bounded_object(obj, "user_attrs", HR_API_MAX_USER_ATTRS,
+                           "attribute: value", err)))
+    return rc;
   json_object_foreach(obj, key, v) {
     size_t k = out->n_uattr;
     char *nm = out->uattr_buf[k];
