@@ -111,6 +111,12 @@ long hr_model_user_index(const hr_model_t *m, const char *user_id);
 size_t hr_model_n_attrs(const hr_model_t *m);
 /** Name of attribute column `col`, or NULL past the end. Borrowed. */
 const char *hr_model_attr_name(const hr_model_t *m, size_t col);
+/** The fields of the version's context prior ("location", "companion",
+ *  "user.age", ...; 0 without one) and whether a seq version adds learned
+ *  vectors for them (context features). Borrowed. */
+size_t hr_model_n_context_fields(const hr_model_t *m);
+const char *hr_model_context_field(const hr_model_t *m, size_t f);
+int hr_model_context_features(const hr_model_t *m);
 /** Column of the attribute `name`, or -1. */
 long hr_model_attr_find(const hr_model_t *m, const char *name);
 /** The items whose column `col` holds `value`: ascending dense indices,

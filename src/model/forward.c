@@ -576,3 +576,13 @@ int hr_model_context_lift(const hr_model_t *m, const char *name,
   *lift = m->ctx_lift[(size_t)row * m->n_items + item];
   return 0;
 }
+
+size_t hr_model_n_context_fields(const hr_model_t *m) { return m->n_cfields; }
+
+const char *hr_model_context_field(const hr_model_t *m, size_t f) {
+  return f < m->n_cfields ? m->cfield[f] : NULL;
+}
+
+int hr_model_context_features(const hr_model_t *m) {
+  return m->seq_ctx != NULL;
+}

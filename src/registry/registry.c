@@ -281,6 +281,16 @@ json_t *hr_registry_describe(hr_registry_t *r) {
       json_object_set_new(o, "path", json_string(snap->path));
       json_object_set_new(o, "metrics",
                           metrics ? json_deep_copy(metrics) : json_object());
+      /* what a request can pass that this version reads */
+      json_t *attrs = json_array(), *cf = json_array();
+      for (size_t k = 0; k < hr_model_n_attrs(m); k++)
+        json_array_append_new(attrs, json_string(hr_model_attr_name(m, k)));
+      for (size_t k = 0; k < hr_model_n_context_fields(m); k++)
+        json_array_append_new(cf, json_string(hr_model_context_field(m, k)));
+      json_object_set_new(o, "item_attributes", attrs);
+      json_object_set_new(o, "context_fields", cf);
+      json_object_set_new(o, "context_features",
+                          json_boolean(hr_model_context_features(m)));
       hr_snapshot_release(r, i, snap);
     } else {
       json_object_set_new(o, "version", json_null());

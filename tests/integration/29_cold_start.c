@@ -213,6 +213,13 @@ HR_TEST_T(context_extra_reaches_the_models, 120) {
                                     "--threads", "1", "--long-term", "0",
                                     NULL};
   ASSERT_EQ(fit_and_wait(&e, csv, seq), 0);
+  /* /models says what a request can pass that this version reads */
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_STR_EQ(hrt_jstr(j, "slots[0].context_fields[1]"), "companion");
+  ASSERT(json_is_true(hrt_jget(j, "slots[0].context_features")));
+  ASSERT(json_is_array(hrt_jget(j, "slots[0].item_attributes")));
+  json_decref(j);
   int follows = 0;
   for (int u = 0; u < 10; u++) {
     char user[16];
