@@ -462,6 +462,159 @@ out:
   return rc;
 }
 
+
+/* Row r's context rows of the model (one per feature column, -1 none). */
+static void sq_rows(const void *mp, const hr_ctxdata_t *d, size_t r,
+                    int32_t *out);
+
+/* ------------------------------------------ the served sequential model */
+
+/* The sequential model with context features on the fit rows that are
+ * relevant (rating >= threshold), each user's rows in file order (the sets
+ * have no timestamps: the time features are off); its context features
+ * are the feature columns' values (none with no_context). */
+typedef struct {
+  hr_seq_fit_t fit;
+  hr_ials_t lt;      /* the long-term part (weight w > 0) */
+  float w;
+  float *lts;        /* n_items scratch */
+  hr_csr_t h;
+  size_t F, *off;    /* feature columns and their first row */
+  int32_t *cols;     /* F column indices */
+  float *buf;
+} sq_t;
+
+static void sq_free(sq_t *m) {
+  hr_seq_fit_free(&m->fit);
+  hr_ials_free(&m->lt);
+  free(m->lts);
+  hr_csr_free(&m->h);
+  free(m->off);
+  free(m->cols);
+  free(m->buf);
+}
+
+static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
+                  double threshold, const hr_ctx_eval_opts_t *o,
+                  hr_error_t *err) {
+  hr_dataset_t ds;
+  hr_seq_opts_t so = *o->seq;
+  uint32_t *src = NULL;
+  int32_t *rows = NULL;
+  size_t nv = 0;
+  int rc;
+
+  memset(m, 0, sizeof(*m));
+  if ((rc = hr_dataset_init(&ds)) != 0)
+    return hr_error_set(err, rc, NULL, "out of memory");
+  /* the same dense user and item indices as d */
+  for (size_t u = 0; u < hr_idmap_size(d->users); u++) {
+    const char *s = hr_idmap_str(d->users, u);
+    if (hr_idmap_add(ds.users, s, strlen(s), NULL) < 0)
+      goto oom;
+  }
+  for (size_t i = 0; i < hr_idmap_size(d->items); i++) {
+    const char *s = hr_idmap_str(d->items, i);
+    if (hr_idmap_add(ds.items, s, strlen(s), NULL) < 0)
+      goto oom;
+  }
+  src = malloc(sizeof(uint32_t) * (d->n + 1));
+  if (src == NULL)
+    goto oom;
+  for (size_t r = 0; r < d->n; r++) {
+    if (!fitrow[r] || d->rating[r] < threshold)
+      continue;
+    const char *us = hr_idmap_str(d->users, (size_t)d->u[r]),
+               *is = hr_idmap_str(d->items, (size_t)d->i[r]);
+    src[ds.n] = (uint32_t)r;
+    /* file order as time: one second apart */
+    if (hr_dataset_add(&ds, us, strlen(us), is, strlen(is),
+                       (int64_t)r + 1) != 0)
+      goto oom;
+  }
+  if ((rc = hr_dataset_histories(&ds, &m->h)) != 0)
+    goto oom;
+  m->off = calloc(HR_CTX_MAX_COLS + 1, sizeof(size_t));
+  m->cols = calloc(HR_CTX_MAX_COLS + 1, sizeof(int32_t));
+  if (m->off == NULL || m->cols == NULL)
+    goto oom;
+  for (size_t c = 0; c < d->n_cols && !o->no_context; c++)
+    if (d->is_feature[c]) {
+      m->cols[m->F] = (int32_t)c;
+      m->off[m->F++] = nv;
+      nv += hr_idmap_size(d->vals[c]);
+    }
+  if (m->F > 0) {
+    size_t n = (size_t)m->h.ptr[m->h.n_users];
+    rows = malloc(sizeof(int32_t) * (n * m->F + 1));
+    if (rows == NULL)
+      goto oom;
+    for (size_t k = 0; k < n; k++)
+      sq_rows(m, d, src[m->h.row[k]], rows + k * m->F);
+    so.ctx_rows = rows;
+    so.ctx_slots = (int)m->F;
+    so.ctx_values = nv;
+  }
+  so.dims.n_gap = 0;
+  so.progress = 0;
+  so.validate = NULL;
+  so.report = NULL;
+  so.tokens = NULL;
+  rc = hr_seq_fit(&m->h, &so, &m->fit, err);
+  if (rc == 0 &&
+      (m->buf = malloc(sizeof(float) * hr_seq_embed_floats(&m->fit.dims))) ==
+          NULL)
+    goto oom;
+  if (rc == 0 && so.long_term > 0) { /* as served: + w <x_u, y_i> */
+    hr_ials_opts_t io = so.lt_opts;
+    io.index = 0;
+    io.progress = 0;
+    io.ctx_prior = NULL;
+    m->w = so.long_term;
+    if ((rc = hr_ials_fit(&m->h, &io, &m->lt, err)) == 0 &&
+        (m->lts = malloc(sizeof(float) * (m->h.n_items + 1))) == NULL)
+      goto oom;
+  }
+  goto done;
+oom:
+  rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+done:
+  free(src);
+  free(rows);
+  hr_dataset_free(&ds);
+  return rc;
+}
+
+static void sq_rows(const void *mp, const hr_ctxdata_t *d, size_t r,
+                    int32_t *out) {
+  const sq_t *m = mp;
+  for (size_t f = 0; f < m->F; f++) {
+    int32_t v = d->v[r * d->n_cols + (size_t)m->cols[f]];
+    out[f] = v < 0 ? -1 : (int32_t)(m->off[f] + (size_t)v);
+  }
+}
+
+/* Scores of every item for row r's user in row r's context. */
+static void sq_score(sq_t *m, const hr_ctxdata_t *d, size_t r, float *vec,
+                     float *score) {
+  size_t u = (size_t)d->u[r], d_ = (size_t)m->fit.dims.d;
+  size_t n = u < m->h.n_users ? (size_t)(m->h.ptr[u + 1] - m->h.ptr[u]) : 0;
+  int32_t crow[HR_CTX_MAX_COLS];
+  hr_seq_user_vector(&m->fit, n ? m->h.items + m->h.ptr[u] : NULL,
+                     n ? m->h.ts + m->h.ptr[u] : NULL, n, 0, m->buf, vec);
+  sq_rows(m, d, r, crow);
+  for (size_t f = 0; n > 0 && f < m->F; f++)
+    if (crow[f] >= 0)
+      hr_seq_add_context(vec, m->fit.ctx + (size_t)crow[f] * d_, d_);
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, m->fit.dims.n_items, (int)d_, 1.0f,
+              m->fit.p.item, (int)d_, vec, 1, 0.0f, score, 1);
+  if (m->lts != NULL && u < m->h.n_users) {
+    size_t f = (size_t)m->lt.dim;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m->h.n_items, (int)f,
+                m->w, m->lt.Y, (int)f, m->lt.X + u * f, 1, 1.0f, score, 1);
+  }
+}
+
 int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
                 const char *topk_out, hr_ctx_result_t *res, hr_error_t *err) {
   hr_ctxdata_t d;
@@ -475,8 +628,9 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   FILE *out = NULL;
   char kb[4 * (1 + HR_CTX_MAX_COLS)];
   tt_t tt = {0};
+  sq_t sq = {0};
   float *uvec = NULL;
-  int is_tt = 0;
+  int is_tt = 0, is_seq = 0;
   int rc, target = o->target_test ? HR_CTX_TEST : HR_CTX_VALID;
 
   memset(res, 0, sizeof(*res));
@@ -535,7 +689,9 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   /* The model: MostPopular over the relevant training rows, or the
    * context two-tower. */
   is_tt = o->model != NULL && strcmp(o->model, "tt") == 0;
-  if (o->model != NULL && strcmp(o->model, "pop") != 0 && !is_tt) {
+  is_seq = o->model != NULL && strcmp(o->model, "seq") == 0 && o->seq;
+  if (o->model != NULL && strcmp(o->model, "pop") != 0 && !is_tt &&
+      !is_seq) {
     rc = hr_error_set(err, HR_EINVAL, NULL, "unknown model \"%s\"", o->model);
     goto done;
   }
@@ -547,6 +703,14 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
     if ((uvec = malloc(sizeof(float) * (size_t)(o->dim > 0 ? o->dim : 1))) ==
             NULL ||
         tt_fit(&tt, &d, fitrow, res->threshold, o) != 0) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto done;
+    }
+  }
+  if (is_seq) {
+    if ((rc = sq_fit(&sq, &d, fitrow, res->threshold, o, err)) != 0)
+      goto done;
+    if ((uvec = malloc(sizeof(float) * (size_t)sq.fit.dims.d)) == NULL) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       goto done;
     }
@@ -589,6 +753,8 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
     size_t nt;
     if (is_tt)
       tt_score(&tt, &d, r, uvec, score);
+    else if (is_seq)
+      sq_score(&sq, &d, r, uvec, score);
     for (size_t j = 0; j < ni; j++) {
       ps[j] = score[by_id[j]];
       pex[j] = ex[by_id[j]];
@@ -641,6 +807,7 @@ done:
   free(gain);
   free(hit);
   free(tt.w);
+  sq_free(&sq);
   free(uvec);
   hr_ctx_free(&d);
   return rc;

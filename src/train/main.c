@@ -95,7 +95,9 @@ static const char usage_eval[] =
     "  --data PATH      instead of --split: a ratings.csv of the context\n"
     "                   protocol, with --protocol ctx80|ctx80-rc,\n"
     "                   [--threshold T] (default 4, or 1 for counts) and\n"
-    "                   --model pop (MostPopular) or tt (context two-tower:\n"
+    "                   --model pop (MostPopular), seq (the served sequential\n"
+    "                   model with context features, file order as time) or\n"
+    "                   tt (context two-tower:\n"
     "                   --dim 32 --epochs 50 --lr 0.01 --wd 0.01 --seed 1,\n"
     "                   --no-context for the ablation)\n"
     "  --kind K         ials (default) or seq (the sequential model; its\n"
@@ -524,6 +526,7 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
   o.wd = so->weight_decay;
   o.user_dropout = (float)user_dropout;
   o.seed = so->seed;
+  o.seq = so;
   if ((rc = hr_eval_ctx(data, &o, topk, &res, &err)) != 0)
     return fail(&err, rc);
   printf("{\"protocol\":\"%s\",\"target\":\"%s\",\"k\":10,"

@@ -2,8 +2,8 @@
  * reproduces the reference judge (../shared/eval/evaluate_ctx.py): the same
  * cases and dropped rows, and the same HR@10, NDCG@10 and standard errors to
  * the 6 printed decimals, on the three context data sets, both protocols and
- * both targets (MostPopular, the protocol's baseline; and once with the
- * context two-tower). */
+ * both targets (MostPopular, the protocol's baseline; and once each with
+ * the context two-tower and the served sequential model). */
 #include "lib/env.h"
 
 #include <stdlib.h>
@@ -80,7 +80,9 @@ HR_TEST_T(eval_ctx_agrees_with_reference_judge, 300) {
         if (rc != 0)
           return rc;
       }
-  /* The context two-tower's files and metrics too (its quality is
-   * measured in docs/training.md, not here). */
-  return agree("ldos-comoda", "ctx80", "test", "tt");
+  /* The context two-tower's files and metrics too, and the served
+   * sequential model's (their quality is measured in docs/training.md, not
+   * here). */
+  int rc = agree("ldos-comoda", "ctx80", "test", "tt");
+  return rc != 0 ? rc : agree("depaulmovie", "ctx80-rc", "valid", "seq");
 }
