@@ -568,8 +568,9 @@ typedef struct {
   float user_dropout;  /* tt: share of training rows without the user's
                           vector (the bias and context rank alone) */
   uint64_t seed;
-  /* "seq": the served sequential model with context features (no time
-   * gaps: these sets have no timestamps; no long-term part), its options */
+  /* "seq": the served sequential model with context features and the
+   * long-term part (no time gaps: these sets have no timestamps), its
+   * options */
   const hr_seq_opts_t *seq;
 } hr_ctx_eval_opts_t;
 

@@ -4,6 +4,8 @@
  * that `hyperrec-train eval --data PATH --protocol ctx80` reproduces the
  * judge's cases and numbers (evaluate_ctx.py). */
 #include "hr/train.h"
+#include "hr/api.h"
+#include "hr/ctxstore.h"
 
 #include "util.h"
 
@@ -463,6 +465,14 @@ out:
 }
 
 
+/* A context column name a request can carry (ctxprior.c's rule). */
+static int served_name(const char *name) {
+  for (int k = 0; k < HR_CTX_FIELDS; k++)
+    if (strcmp(name, hr_ctx_field_names[k]) == 0)
+      return 1;
+  return hr_api_ctx_extra_name(name);
+}
+
 /* Row r's context rows of the model (one per feature column, -1 none). */
 static void sq_rows(const void *mp, const hr_ctxdata_t *d, size_t r,
                     int32_t *out);
@@ -538,12 +548,20 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   m->cols = calloc(HR_CTX_MAX_COLS + 1, sizeof(int32_t));
   if (m->off == NULL || m->cols == NULL)
     goto oom;
-  for (size_t c = 0; c < d->n_cols && !o->no_context; c++)
-    if (d->is_feature[c]) {
-      m->cols[m->F] = (int32_t)c;
-      m->off[m->F++] = nv;
-      nv += hr_idmap_size(d->vals[c]);
-    }
+  /* the columns fit gives context features: the first HR_DS_CTX that are
+   * not never-features (the CSV reader's slots), whose names a request can
+   * carry; the protocol's excluded columns stay out too */
+  for (size_t c = 0, slots = 0; c < d->n_cols && !o->no_context; c++) {
+    if (hr_ctx_never_feature(d->col[c]))
+      continue;
+    if (++slots > HR_DS_CTX)
+      break;
+    if (!d->is_feature[c] || !served_name(d->col[c]))
+      continue;
+    m->cols[m->F] = (int32_t)c;
+    m->off[m->F++] = nv;
+    nv += hr_idmap_size(d->vals[c]);
+  }
   if (m->F > 0) {
     size_t n = (size_t)m->h.ptr[m->h.n_users];
     rows = malloc(sizeof(int32_t) * (n * m->F + 1));
@@ -594,12 +612,18 @@ static void sq_rows(const void *mp, const hr_ctxdata_t *d, size_t r,
   }
 }
 
-/* Scores of every item for row r's user in row r's context. */
+/* Scores of every item for row r's user in row r's context; a user with
+ * no relevant training row gets popularity (pop), as the server answers a
+ * user it knows nothing about. */
 static void sq_score(sq_t *m, const hr_ctxdata_t *d, size_t r, float *vec,
-                     float *score) {
+                     const float *pop, float *score) {
   size_t u = (size_t)d->u[r], d_ = (size_t)m->fit.dims.d;
   size_t n = u < m->h.n_users ? (size_t)(m->h.ptr[u + 1] - m->h.ptr[u]) : 0;
   int32_t crow[HR_CTX_MAX_COLS];
+  if (n == 0) {
+    memcpy(score, pop, sizeof(float) * (size_t)m->fit.dims.n_items);
+    return;
+  }
   hr_seq_user_vector(&m->fit, n ? m->h.items + m->h.ptr[u] : NULL,
                      n ? m->h.ts + m->h.ptr[u] : NULL, n, 0, m->buf, vec);
   sq_rows(m, d, r, crow);
@@ -629,7 +653,7 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   char kb[4 * (1 + HR_CTX_MAX_COLS)];
   tt_t tt = {0};
   sq_t sq = {0};
-  float *uvec = NULL;
+  float *uvec = NULL, *pop = NULL;
   int is_tt = 0, is_seq = 0;
   int rc, target = o->target_test ? HR_CTX_TEST : HR_CTX_VALID;
 
@@ -710,6 +734,11 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   if (is_seq) {
     if ((rc = sq_fit(&sq, &d, fitrow, res->threshold, o, err)) != 0)
       goto done;
+    if ((pop = malloc(sizeof(float) * (ni + 1))) == NULL) {
+      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+      goto done;
+    }
+    memcpy(pop, score, sizeof(float) * ni); /* the MostPopular counts */
     if ((uvec = malloc(sizeof(float) * (size_t)sq.fit.dims.d)) == NULL) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       goto done;
@@ -754,7 +783,7 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
     if (is_tt)
       tt_score(&tt, &d, r, uvec, score);
     else if (is_seq)
-      sq_score(&sq, &d, r, uvec, score);
+      sq_score(&sq, &d, r, uvec, pop, score);
     for (size_t j = 0; j < ni; j++) {
       ps[j] = score[by_id[j]];
       pex[j] = ex[by_id[j]];
@@ -808,6 +837,7 @@ done:
   free(hit);
   free(tt.w);
   sq_free(&sq);
+  free(pop);
   free(uvec);
   hr_ctx_free(&d);
   return rc;

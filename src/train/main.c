@@ -698,9 +698,14 @@ static int cmd_eval(args_t *a) {
            res.coverage, res.users, res.n_items, res.train_seconds);
     return 0;
   }
-  if (data != NULL)
+  if (data != NULL) {
+    so.lt_opts = o; /* --model seq: the long-term part's iALS options */
+    so.lt_opts.index = 0;
+    so.lt_opts.progress = 0;
+    so.lt_opts.ctx_prior = NULL;
     return eval_ctx(a, data, protocol, target, topk, threshold, model,
                     no_context, udrop, &so);
+  }
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");
