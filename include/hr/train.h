@@ -228,6 +228,8 @@ void hr_ctx_prior_free(hr_ctx_prior_t *p);
  *  the seq model's context features can use it; 0 for user attributes and
  *  names a request cannot carry. */
 int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f);
+/** The same test on a column name. */
+int hr_ctx_name_served(const char *name);
 /** The prior's rows (index into lift) of data set row r's context values,
  *  one per field into out[0..n_fields) (-1: no value, or a field that is
  *  not hr_ctx_prior_served). */

@@ -4,8 +4,6 @@
  * that `hyperrec-train eval --data PATH --protocol ctx80` reproduces the
  * judge's cases and numbers (evaluate_ctx.py). */
 #include "hr/train.h"
-#include "hr/api.h"
-#include "hr/ctxstore.h"
 
 #include "util.h"
 
@@ -465,14 +463,6 @@ out:
 }
 
 
-/* A context column name a request can carry (ctxprior.c's rule). */
-static int served_name(const char *name) {
-  for (int k = 0; k < HR_CTX_FIELDS; k++)
-    if (strcmp(name, hr_ctx_field_names[k]) == 0)
-      return 1;
-  return hr_api_ctx_extra_name(name);
-}
-
 /* Row r's context rows of the model (one per feature column, -1 none). */
 static void sq_rows(const void *mp, const hr_ctxdata_t *d, size_t r,
                     int32_t *out);
@@ -556,7 +546,7 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
       continue;
     if (++slots > HR_DS_CTX)
       break;
-    if (!d->is_feature[c] || !served_name(d->col[c]))
+    if (!d->is_feature[c] || !hr_ctx_name_served(d->col[c]))
       continue;
     m->cols[m->F] = (int32_t)c;
     m->off[m->F++] = nv;

@@ -106,13 +106,15 @@ int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
   return 0;
 }
 
-int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f) {
-  if (p->user[f])
-    return 0;
+int hr_ctx_name_served(const char *name) {
   for (int k = 0; k < HR_CTX_FIELDS; k++)
-    if (strcmp(p->field[f], hr_ctx_field_names[k]) == 0)
+    if (strcmp(name, hr_ctx_field_names[k]) == 0)
       return 1;
-  return hr_api_ctx_extra_name(p->field[f]); /* context.extra */
+  return hr_api_ctx_extra_name(name); /* context.extra */
+}
+
+int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f) {
+  return !p->user[f] && hr_ctx_name_served(p->field[f]);
 }
 
 void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
