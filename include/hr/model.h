@@ -219,8 +219,10 @@ typedef struct {
  *  moved item's score (against the neutral context: the feature unknown),
  *  largest |effect| first; at most `max` into out, returns the count.
  *  Kind "seq": the time from the newest history item (recent's first, else
- *  the stored history's last) to recent->now. Kind "ials" uses no context:
- *  0. Thread-safe. */
+ *  the stored history's last) to recent->now, and, for a version with
+ *  context features and a user with a history, each of recent's context
+ *  values (its learned vector against the item; user.* names skipped).
+ *  Kind "ials" uses no context: 0. Thread-safe. */
 size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
                                 const hr_history_t *recent, size_t item,
                                 hr_ctx_effect_t *out, size_t max);
@@ -237,10 +239,12 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
  *  out NULL it only counts. Thread-safe. */
 size_t hr_model_context_scores(const hr_model_t *m, const char *const *names,
                                const char *const *vals, size_t n, float *out);
-/** The lift of field `name` = `val` on item's score: 0 and *lift, or -1
- *  when the model's context prior does not have that value. */
-int hr_model_context_lift(const hr_model_t *m, const char *name,
-                          const char *val, size_t item, float *lift);
+/** How the context prior's values among names/vals (NULL values skipped)
+ *  moved item's score: each known value's lift, largest |effect| first, at
+ *  most `max` into out; returns the count. Thread-safe. */
+size_t hr_model_explain_prior(const hr_model_t *m, const char *const *names,
+                              const char *const *vals, size_t n, size_t item,
+                              hr_ctx_effect_t *out, size_t max);
 
 /** The item vectors (n_items x dim, row-major). Borrowed. */
 const float *hr_model_item_vectors(const hr_model_t *m);

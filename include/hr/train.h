@@ -105,7 +105,8 @@ typedef struct {
   uint64_t *ptr;     /* n_users + 1 */
   int32_t *items;    /* ptr[n_users] */
   int64_t *ts;       /* the items' timestamps (the kept position's) */
-  uint32_t *row;     /* the kept position's row of the data set */
+  uint32_t *row;     /* the kept position's row of the data set (NULL in a
+                        CSR not built by hr_dataset_histories) */
 } hr_csr_t;
 
 int hr_dataset_histories(const hr_dataset_t *ds, hr_csr_t *out);
@@ -235,7 +236,7 @@ int hr_ctx_name_served(const char *name);
  *  not hr_ctx_prior_served). */
 void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
                        size_t r, int32_t *out);
-/** The same for every entry of h (built from ds): *rows gets
+/** The same for every entry of h (hr_dataset_histories of ds): *rows gets
  *  h->ptr[n_users] x n_fields (free()). The seq model's context features
  *  (hr_seq_opts_t.ctx_rows). HR_ENOMEM. */
 int hr_ctx_prior_history_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
@@ -318,10 +319,11 @@ typedef struct {
   hr_ials_opts_t lt_opts;
   float id_dropout;        /* with tokens: share of items shown by their
                               attribute vector alone in each batch */
-  /* Context features (ctx_slots > 0): history entry k of h was chosen in
-   * the context values ctx_rows[k * ctx_slots + j] (rows of a table of
-   * ctx_values vectors, -1 none), and the user vector that predicts it
-   * gets those rows added (hr_seq_work_context). */
+  /* Context features (ctx_slots > 0 and ctx_rows set; a negative
+   * ctx_slots is the caller's "none", as `--no-context` sets it): history
+   * entry k of h was chosen in the context values ctx_rows[k * ctx_slots
+   * + j] (rows of a table of ctx_values vectors, -1 none), and the user
+   * vector that predicts it gets those rows added (hr_seq_work_context). */
   const int32_t *ctx_rows;
   int ctx_slots;
   size_t ctx_values;
@@ -356,6 +358,10 @@ typedef struct hr_seq_fit {
 int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                hr_error_t *err);
 void hr_seq_fit_free(hr_seq_fit_t *f);
+/** The long-term part of a seq model: iALS with o->lt_opts on the same
+ *  histories, quietly (no index, no progress, no prior). */
+int hr_seq_long_term_fit(const hr_csr_t *h, const hr_seq_opts_t *o,
+                         hr_ials_t *lt, hr_error_t *err);
 
 #define HR_SEQ_FULL_SOFTMAX_MAX 20000 /* items */
 

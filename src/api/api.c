@@ -141,8 +141,6 @@ static int parse_ctx_extra(json_t *obj, hr_recommend_req_t *out,
 }
 
 int hr_api_ctx_extra_name(const char *s) {
-  static const char *const taken[] = {"tz", "location", "mood", "device",
-                                      "ts", "extra", NULL};
   size_t n = strlen(s);
   if (n == 0 || n > HR_MODEL_MAX_ATTR_NAME || strncmp(s, "user.", 5) == 0)
     return 0;
@@ -150,10 +148,10 @@ int hr_api_ctx_extra_name(const char *s) {
     if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
           s[i] == '_'))
       return 0;
-  for (const char *const *t = taken; *t; t++)
-    if (strcmp(s, *t) == 0)
+  for (int k = 0; k < HR_CTX_FIELDS; k++) /* the named fields */
+    if (strcmp(s, hr_ctx_field_names[k]) == 0)
       return 0;
-  return 1;
+  return strcmp(s, "ts") != 0 && strcmp(s, "extra") != 0;
 }
 
 /* A context object: tz, location, mood, device (+ ts and extra, parsed

@@ -8,7 +8,6 @@
 #include "hr/ranker.h"
 #include "internal.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +34,6 @@ static void reply_json(hr_hresp_t *resp, int status, json_t *o) {
   }
 }
 
-/* Appends the dense indices of `ids` (skipping unknown ones) to out. */
 /* Dense indices of the ids the model knows, with each one's time carried
  * along into out_ts when not NULL (ts NULL: unknown, -1). */
 static size_t map_ids(const hr_model_t *m, const char *const *ids,
@@ -134,10 +132,9 @@ static int rank_subset(const hr_model_t *m, const float *u,
   return 0;
 }
 
-
-/* What the prior of a user the model knows nothing about is asked: the
- * request's context fields and its user_attrs, by the names the model's
- * context_prior uses ("location", "user.age", ...). */
+/* The request's context by the names a model's context prior and context
+ * features use: the context fields, context.extra and user_attrs
+ * ("location", "companion", "user.age", ...). */
 #define PRIOR_Q_MAX \
   (HR_CTX_FIELDS + HR_API_MAX_CTX_EXTRA + HR_API_MAX_USER_ATTRS)
 typedef struct {
@@ -378,29 +375,9 @@ static json_t *explain_item(const hr_model_t *m, long item, const long *cand,
   if (!ctx_prior)
     nfx = hr_model_explain_context(m, user_idx, h, (size_t)item, fx,
                                    sizeof(fx) / sizeof(fx[0]));
-  else { /* ranked by the context prior: each value's lift */
-    nfx = 0;
-    for (size_t f = 0; f < pq->n; f++) {
-      float l;
-      if (hr_model_context_lift(m, pq->name[f], pq->val[f], (size_t)item,
-                                &l) != 0)
-        continue;
-      if (nfx == sizeof(fx) / sizeof(fx[0])) { /* keep the largest */
-        if (fabsf(l) <= fabsf(fx[nfx - 1].effect))
-          continue;
-        nfx--;
-      }
-      fx[nfx].feature = pq->name[f];
-      snprintf(fx[nfx].value, sizeof(fx[nfx].value), "%s", pq->val[f]);
-      fx[nfx].effect = l;
-      for (size_t q = nfx++; q > 0 && fabsf(fx[q].effect) >
-                                          fabsf(fx[q - 1].effect); q--) {
-        hr_ctx_effect_t t = fx[q];
-        fx[q] = fx[q - 1];
-        fx[q - 1] = t;
-      }
-    }
-  }
+  else /* ranked by the context prior: each value's lift */
+    nfx = hr_model_explain_prior(m, pq->name, pq->val, pq->n, (size_t)item,
+                                 fx, sizeof(fx) / sizeof(fx[0]));
   for (size_t j = 0; j < nfx; j++)
     json_array_append_new(ctx, json_pack("{s:s,s:s,s:f}", "feature",
                                          fx[j].feature, "value", fx[j].value,

@@ -566,15 +566,23 @@ size_t hr_model_context_scores(const hr_model_t *m, const char *const *names,
   return used;
 }
 
-int hr_model_context_lift(const hr_model_t *m, const char *name,
-                          const char *val, size_t item, float *lift) {
-  long row = m->n_cfields && val && item < m->n_items
-                 ? cprior_row(m, name, val)
-                 : -1;
-  if (row < 0)
-    return -1;
-  *lift = m->ctx_lift[(size_t)row * m->n_items + item];
-  return 0;
+size_t hr_model_explain_prior(const hr_model_t *m, const char *const *names,
+                              const char *const *vals, size_t n, size_t item,
+                              hr_ctx_effect_t *out, size_t max) {
+  size_t k = 0;
+  hr_ctx_effect_t e;
+  if (m->n_cfields == 0 || item >= m->n_items || max == 0)
+    return 0;
+  for (size_t f = 0; f < n; f++) {
+    long row = vals[f] ? cprior_row(m, names[f], vals[f]) : -1;
+    if (row < 0)
+      continue;
+    e.feature = names[f];
+    snprintf(e.value, sizeof(e.value), "%s", vals[f]);
+    e.effect = m->ctx_lift[(size_t)row * m->n_items + item];
+    effect_insert(out, &k, max, &e);
+  }
+  return k;
 }
 
 size_t hr_model_n_context_fields(const hr_model_t *m) { return m->n_cfields; }

@@ -463,10 +463,6 @@ out:
 }
 
 
-/* Row r's context rows of the model (one per feature column, -1 none). */
-static void sq_rows(const void *mp, const hr_ctxdata_t *d, size_t r,
-                    int32_t *out);
-
 /* ------------------------------------------ the served sequential model */
 
 /* The sequential model with context features on the fit rows that are
@@ -492,6 +488,15 @@ static void sq_free(sq_t *m) {
   free(m->off);
   free(m->cols);
   free(m->buf);
+}
+
+/* Row r's context rows of the model (one per feature column, -1 none). */
+static void sq_rows(const sq_t *m, const hr_ctxdata_t *d, size_t r,
+                    int32_t *out) {
+  for (size_t f = 0; f < m->F; f++) {
+    int32_t v = d->v[r * d->n_cols + (size_t)m->cols[f]];
+    out[f] = v < 0 ? -1 : (int32_t)(m->off[f] + (size_t)v);
+  }
 }
 
 static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
@@ -574,12 +579,8 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
           NULL)
     goto oom;
   if (rc == 0 && so.long_term > 0) { /* as served: + w <x_u, y_i> */
-    hr_ials_opts_t io = so.lt_opts;
-    io.index = 0;
-    io.progress = 0;
-    io.ctx_prior = NULL;
     m->w = so.long_term;
-    if ((rc = hr_ials_fit(&m->h, &io, &m->lt, err)) == 0 &&
+    if ((rc = hr_seq_long_term_fit(&m->h, &so, &m->lt, err)) == 0 &&
         (m->lts = malloc(sizeof(float) * (m->h.n_items + 1))) == NULL)
       goto oom;
   }
@@ -591,15 +592,6 @@ done:
   free(rows);
   hr_dataset_free(&ds);
   return rc;
-}
-
-static void sq_rows(const void *mp, const hr_ctxdata_t *d, size_t r,
-                    int32_t *out) {
-  const sq_t *m = mp;
-  for (size_t f = 0; f < m->F; f++) {
-    int32_t v = d->v[r * d->n_cols + (size_t)m->cols[f]];
-    out[f] = v < 0 ? -1 : (int32_t)(m->off[f] + (size_t)v);
-  }
 }
 
 /* Scores of every item for row r's user in row r's context; a user with

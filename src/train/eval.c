@@ -429,15 +429,12 @@ static int seq_validate(void *arg, const hr_seq_fit_t *fit, double *m) {
 }
 
 /* The sequential model (+ the long-term part) fitted on ds's histories and
- * scored on the targets; with context (cslots > 0) the fit learns the
- * context values' vectors from ctx_rows (per history entry, computed by
- * ctx_of from h) and each target's user vector gets its tctx rows. */
-typedef int (*ctx_rows_fn)(const hr_csr_t *h, void *arg, int32_t **rows);
-
+ * scored on the targets; with a context prior cp (NULL: none) the fit
+ * learns its values' vectors from each history entry's context, and each
+ * target's user vector gets its tctx rows (ntg x cp->n_fields). */
 static int run_seq(hr_dataset_t *ds, const target_t *tg, size_t ntg,
                    size_t n_items, const hr_seq_opts_t *o,
-                   const hr_item_tokens_t *tokens, ctx_rows_fn ctx_of,
-                   void *ctx_arg, int cslots, size_t n_values,
+                   const hr_item_tokens_t *tokens, const hr_ctx_prior_t *cp,
                    const int32_t *tctx, const char *topk_out,
                    hr_eval_result_t *res, hr_error_t *err) {
   hr_ials_t lt = {0};
@@ -455,18 +452,19 @@ static int run_seq(hr_dataset_t *ds, const target_t *tg, size_t ntg,
     hr_error_set(err, rc, NULL, "out of memory");
     goto done;
   }
-  if (cslots > 0) {
-    if ((rc = ctx_of(&h, ctx_arg, &crows)) != 0) {
+  if (cp != NULL && cp->n_fields > 0) {
+    if ((rc = hr_ctx_prior_history_rows(cp, ds, &h, &crows)) != 0) {
       hr_error_set(err, rc, NULL, "out of memory");
       goto done;
     }
     oo.ctx_rows = crows;
-    oo.ctx_slots = cslots;
-    oo.ctx_values = n_values;
+    oo.ctx_slots = (int)cp->n_fields;
+    oo.ctx_values = cp->n_values;
   }
   dm.n_items = (int)n_items;
   sc = (seq_scorer_t){ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL,
-                      NULL, 0, NULL, NULL, NULL, tctx, cslots};
+                      NULL, 0, NULL, NULL, NULL, tctx,
+                      oo.ctx_rows ? oo.ctx_slots : 0};
   sc.vec = malloc(sizeof(float) * (size_t)dm.d);
   sc.scores = malloc(n_items * sizeof(float));
   sc.buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
@@ -480,10 +478,7 @@ static int run_seq(hr_dataset_t *ds, const target_t *tg, size_t ntg,
     goto done;
   }
   if (o->long_term > 0) { /* the long-term part */
-    hr_ials_opts_t io = o->lt_opts;
-    io.index = 0;
-    io.progress = 0;
-    if ((rc = hr_ials_fit(&h, &io, &lt, err)) != 0)
+    if ((rc = hr_seq_long_term_fit(&h, o, &lt, err)) != 0)
       goto done;
     sc.lt = &lt;
     sc.lt_w = o->long_term;
@@ -560,7 +555,7 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
     }
   }
   rc = run_seq(&ds, tg, ntg, n_items, o, items_path ? &tok : NULL, NULL,
-               NULL, 0, 0, NULL, topk_out, res, err);
+               NULL, topk_out, res, err);
 done:
   free(tg);
   hr_item_tokens_free(&tok);
@@ -569,16 +564,6 @@ done:
 }
 
 /* ------------------------------------ leave-last-out on an event CSV */
-
-typedef struct {
-  const hr_ctx_prior_t *cp;
-  const hr_dataset_t *ds;
-} last_ctx_t;
-
-static int last_ctx_rows(const hr_csr_t *h, void *arg, int32_t **rows) {
-  const last_ctx_t *c = arg;
-  return hr_ctx_prior_history_rows(c->cp, c->ds, h, rows);
-}
 
 int hr_eval_last_seq(const char *path, int target_test,
                      const hr_seq_opts_t *o, int no_context,
@@ -648,9 +633,8 @@ int hr_eval_last_seq(const char *path, int target_test,
     w++;
   }
   ds.n = w;
-  last_ctx_t lc = {&cp, &ds};
-  rc = run_seq(&ds, tg, ntg, ni, o, NULL, last_ctx_rows, &lc, (int)F,
-               cp.n_values, tctx, topk_out, res, err);
+  rc = run_seq(&ds, tg, ntg, ni, o, NULL, F > 0 ? &cp : NULL, tctx, topk_out,
+               res, err);
   goto done;
 oom:
   rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
@@ -758,10 +742,7 @@ int hr_eval_cold_seq(const char *split_dir, const char *items_path,
     goto done;
   res->train_seconds = fit.seconds;
   if (o->long_term > 0) { /* as served: + w x_u . (rows from tokens) */
-    hr_ials_opts_t io = o->lt_opts;
-    io.index = 0;
-    io.progress = 0;
-    if ((rc = hr_ials_fit(&h, &io, &lt, err)) != 0)
+    if ((rc = hr_seq_long_term_fit(&h, o, &lt, err)) != 0)
       goto done;
     res->train_seconds += lt.seconds;
     lrows = malloc(sizeof(float) * n_items * (size_t)lt.dim);
@@ -875,7 +856,6 @@ int hr_eval_loo_rerank(const char *split_dir, int target_test,
         *logpop = NULL, *rp = NULL, *h1 = NULL, *h2 = NULL, *rs = NULL;
   unsigned char *ex = NULL;
   hr_rerank_opts_t r = *ro;
-  hr_ials_opts_t io = o->lt_opts;
   FILE *out = NULL;
   int N = ro->n_cand, rc;
 
@@ -908,9 +888,7 @@ int hr_eval_loo_rerank(const char *split_dir, int target_test,
   }
   if ((rc = hr_seq_fit(&hf, o, &fit, err)) != 0)
     goto done;
-  io.index = 0;
-  io.progress = 0;
-  if ((rc = hr_ials_fit(&hf, &io, &lt, err)) != 0)
+  if ((rc = hr_seq_long_term_fit(&hf, o, &lt, err)) != 0)
     goto done;
   d = (size_t)fit.dims.d;
   f = (size_t)lt.dim;

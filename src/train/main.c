@@ -680,13 +680,10 @@ static int cmd_eval(args_t *a) {
     usage_error(a, "--target must be valid or test");
   if (so.ctx_slots < 0) /* read by seq_opt */
     no_context = 1;
+  so.lt_opts = o; /* the seq model's long-term part: the iALS options */
   if (data != NULL && last) { /* leave-last-out on an event CSV */
     if (strcmp(kind, "seq") != 0)
       usage_error(a, "--protocol last goes with --kind seq");
-    so.lt_opts = o;
-    so.lt_opts.index = 0;
-    so.lt_opts.progress = 0;
-    so.lt_opts.ctx_prior = NULL;
     if ((rc = hr_eval_last_seq(data, strcmp(target, "test") == 0, &so,
                                no_context, topk, &res, &err)) != 0)
       return fail(&err, rc);
@@ -698,23 +695,12 @@ static int cmd_eval(args_t *a) {
            res.coverage, res.users, res.n_items, res.train_seconds);
     return 0;
   }
-  if (data != NULL) {
-    so.lt_opts = o; /* --model seq: the long-term part's iALS options */
-    so.lt_opts.index = 0;
-    so.lt_opts.progress = 0;
-    so.lt_opts.ctx_prior = NULL;
+  if (data != NULL)
     return eval_ctx(a, data, protocol, target, topk, threshold, model,
                     no_context, udrop, &so);
-  }
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");
-  if (strcmp(kind, "seq") == 0) { /* the long-term part: the iALS options */
-    so.lt_opts = o;
-    so.lt_opts.index = 0;
-    so.lt_opts.progress = 0;
-    so.lt_opts.ctx_prior = NULL;
-  }
   if (strcmp(kind, "seq") == 0 && rerank > 0) {
     hr_rerank_opts_t ro;
     hr_eval_result_t base;

@@ -772,6 +772,15 @@ done:
   return rc;
 }
 
+int hr_seq_long_term_fit(const hr_csr_t *h, const hr_seq_opts_t *o,
+                         hr_ials_t *lt, hr_error_t *err) {
+  hr_ials_opts_t io = o->lt_opts;
+  io.index = 0;
+  io.progress = 0;
+  io.ctx_prior = NULL;
+  return hr_ials_fit(h, &io, lt, err);
+}
+
 void hr_seq_fit_free(hr_seq_fit_t *f) {
   free(f->w);
   f->w = NULL;
