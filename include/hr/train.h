@@ -224,16 +224,16 @@ typedef struct hr_ctx_prior {
 int hr_ctx_prior_fit(const hr_dataset_t *ds, size_t n_items,
                      const unsigned char *use, float m, hr_ctx_prior_t *out);
 void hr_ctx_prior_free(hr_ctx_prior_t *p);
-/** 1 when field f is a context field a request can carry (tz, location,
- *  mood, device, or a context.extra name: hr_api_ctx_extra_name), so that
- *  the seq model's context features can use it; 0 for user attributes and
- *  names a request cannot carry. */
+/** 1 when a request can carry field f's values, so that the seq model's
+ *  context features can use it: a context field (tz, location, mood,
+ *  device), a context.extra name (hr_api_ctx_extra_name) or a user
+ *  attribute (user_attrs); 0 for names a request cannot carry. */
 int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f);
 /** The same test on a column name. */
 int hr_ctx_name_served(const char *name);
-/** The prior's rows (index into lift) of data set row r's context values,
- *  one per field into out[0..n_fields) (-1: no value, or a field that is
- *  not hr_ctx_prior_served). */
+/** The prior's rows (index into lift) of data set row r's context values
+ *  and its user's attributes, one per field into out[0..n_fields) (-1: no
+ *  value, or a field that is not hr_ctx_prior_served). */
 void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
                        size_t r, int32_t *out);
 /** The same for every entry of h (hr_dataset_histories of ds): *rows gets
@@ -503,10 +503,12 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
  *  the other rows (for valid, without the test item either) and ranks
  *  every item but the user's training items. The sequential model learns
  *  a vector per context value (the context prior's fields), and the
- *  target's context values are added to its user vector; no_context
- *  trains and scores the same model without them (the ablation). */
-int hr_eval_last_seq(const char *path, int target_test,
-                     const hr_seq_opts_t *o, int no_context,
+ *  target's context values are added to its user vector, and so are the
+ *  user's attributes from users_path (NULL: none; hr_data_read_users);
+ *  no_context trains and scores the same model without any of them (the
+ *  ablation). */
+int hr_eval_last_seq(const char *path, const char *users_path,
+                     int target_test, const hr_seq_opts_t *o, int no_context,
                      const char *topk_out, hr_eval_result_t *res,
                      hr_error_t *err);
 

@@ -148,11 +148,12 @@ static int seen_add(int32_t *set, size_t mask, int32_t v) {
 static long cprior_row(const hr_model_t *m, const char *name,
                        const char *val);
 
-/* The seq_ctx row of the request's k-th context value, or -1 (no value,
- * unknown, or a user attribute: those rows are not learned). */
+/* The seq_ctx row of the request's k-th context value or user attribute
+ * ("user.age"), or -1 (no value, or unknown). A row the model did not
+ * learn is zero (versions before user attributes had none). */
 static long seq_ctx_row(const hr_model_t *m, const hr_history_t *h,
                         size_t k) {
-  if (h->ctx_vals[k] == NULL || strncmp(h->ctx_names[k], "user.", 5) == 0)
+  if (h->ctx_vals[k] == NULL)
     return -1;
   return cprior_row(m, h->ctx_names[k], h->ctx_vals[k]);
 }

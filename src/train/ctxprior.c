@@ -114,15 +114,19 @@ int hr_ctx_name_served(const char *name) {
 }
 
 int hr_ctx_prior_served(const hr_ctx_prior_t *p, size_t f) {
-  return !p->user[f] && hr_ctx_name_served(p->field[f]);
+  return p->user[f] || hr_ctx_name_served(p->field[f]); /* user_attrs */
 }
 
 void hr_ctx_prior_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
                        size_t r, int32_t *out) {
   for (size_t f = 0; f < p->n_fields; f++) {
-    int32_t v = !hr_ctx_prior_served(p, f) || ds->cv == NULL
-                    ? -1
-                    : ds->cv[r * HR_DS_CTX + p->slot[f]];
+    int32_t v = -1;
+    if (p->user[f]) {
+      size_t u = (size_t)ds->u[r];
+      if (ds->uattr != NULL && u < ds->uattr_users)
+        v = ds->uattr[u * HR_DS_UATTR + p->col[f]];
+    } else if (hr_ctx_prior_served(p, f) && ds->cv != NULL)
+      v = ds->cv[r * HR_DS_CTX + p->slot[f]];
     out[f] = v < 0 ? -1 : (int32_t)(p->off[f] + (size_t)v);
   }
 }

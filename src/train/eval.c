@@ -565,8 +565,8 @@ done:
 
 /* ------------------------------------ leave-last-out on an event CSV */
 
-int hr_eval_last_seq(const char *path, int target_test,
-                     const hr_seq_opts_t *o, int no_context,
+int hr_eval_last_seq(const char *path, const char *users_path,
+                     int target_test, const hr_seq_opts_t *o, int no_context,
                      const char *topk_out, hr_eval_result_t *res,
                      hr_error_t *err) {
   hr_dataset_t ds;
@@ -581,6 +581,9 @@ int hr_eval_last_seq(const char *path, int target_test,
   if ((rc = hr_dataset_init(&ds)) != 0)
     return hr_error_set(err, rc, NULL, "out of memory");
   if ((rc = hr_data_read_csv(&ds, path, err)) != 0)
+    goto done;
+  if (users_path != NULL &&
+      (rc = hr_data_read_users(&ds, users_path, err)) != 0)
     goto done;
   nu = hr_idmap_size(ds.users);
   ni = hr_idmap_size(ds.items);

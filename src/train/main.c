@@ -62,8 +62,8 @@ static const char usage_fit[] =
     "  --items PATH         item catalogue CSV (item_id,<attributes>...):\n"
     "                       adds items without interactions\n"
     "  --users PATH         user attributes: users.csv (user_id,<attributes>\n"
-    "                       ...) or u.user; the prior for new users learns\n"
-    "                       them (request field user_attrs)\n"
+    "                       ...) or u.user; the prior for new users and the\n"
+    "                       seq model learn them (request field user_attrs)\n"
     "  --out MODELS/NAME    the model slot; prints the new version's path\n"
     "  --kind K             ials (default) or seq: the sequential model, whose\n"
     "                       options (those of `eval --kind seq`) follow it\n"
@@ -91,7 +91,8 @@ static const char usage_eval[] =
     "  --data PATH --protocol last --kind seq  leave-last-out on an event\n"
     "                   CSV: each user's newest item is the test target, the\n"
     "                   one before it the valid target; the model learns a\n"
-    "                   vector per context value (--no-context: without)\n"
+    "                   vector per context value and, with --users PATH,\n"
+    "                   per user attribute value (--no-context: neither)\n"
     "  --data PATH      instead of --split: a ratings.csv of the context\n"
     "                   protocol, with --protocol ctx80|ctx80-rc,\n"
     "                   [--threshold T] (default 4, or 1 for counts) and\n"
@@ -389,7 +390,8 @@ static int cmd_fit(args_t *a) {
                                  values the manifest can carry */
     for (size_t f = 0; f < cp.n_fields; f++) {
       served += hr_ctx_prior_served(&cp, f);
-      const hr_idmap_t *vm = cp.user[f] ? NULL : ds.ctx_vals[cp.col[f]];
+      const hr_idmap_t *vm =
+          cp.user[f] ? ds.uattr_vals[cp.col[f]] : ds.ctx_vals[cp.col[f]];
       for (size_t v = 0; vm != NULL && v < hr_idmap_size(vm); v++)
         utf8 &= hr_utf8_valid(hr_idmap_str(vm, v),
                               strlen(hr_idmap_str(vm, v)));
@@ -684,8 +686,8 @@ static int cmd_eval(args_t *a) {
   if (data != NULL && last) { /* leave-last-out on an event CSV */
     if (strcmp(kind, "seq") != 0)
       usage_error(a, "--protocol last goes with --kind seq");
-    if ((rc = hr_eval_last_seq(data, strcmp(target, "test") == 0, &so,
-                               no_context, topk, &res, &err)) != 0)
+    if ((rc = hr_eval_last_seq(data, users, strcmp(target, "test") == 0,
+                               &so, no_context, topk, &res, &err)) != 0)
       return fail(&err, rc);
     printf("{\"protocol\":\"last\",\"target\":\"%s\",\"context\":%s,"
            "\"k\":10,\"HR@10\":%.6f,\"NDCG@10\":%.6f,\"MRR@10\":%.6f,"

@@ -131,7 +131,7 @@ HR_TEST(cold_user_ranked_by_context_prior) {
  * ended) and waits until the server serves a newer version. */
 static int fit_and_wait(hrt_env_t *e, const char *csv, const char *const *more) {
   char bin[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
-  const char *argv[24] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+  const char *argv[32] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
                           "fit", "--data", csv, "--out", out};
   int n = 6, st, ok;
   json_t *j = hrt_get(e, "/models", &st);
@@ -139,7 +139,7 @@ static int fit_and_wait(hrt_env_t *e, const char *csv, const char *const *more) 
   json_decref(j);
   hrt_fmt(out, sizeof(out), "%s/default", e->models);
   hrt_fmt(log, sizeof(log), "%s/fit-extra.log", hr_test_tmpdir());
-  for (; more && *more && n < 23; more++)
+  for (; more && *more && n < 31; more++)
     argv[n++] = *more;
   argv[n] = NULL;
   if (hrt_run(argv, log, 120000) != 0)
@@ -253,6 +253,88 @@ HR_TEST_T(context_extra_reaches_the_models, 120) {
     ASSERT_MSG(st == 400, "%s: %d", bad[k], st);
     ASSERT_MSG(strncmp(hrt_jstr(j, "error.field"), "context.extra", 13) == 0,
                "%s: %s", bad[k], hrt_jdump(j));
+    json_decref(j);
+  }
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+static json_t *rec_seg(hrt_env_t *e, const char *user, const char *seg,
+                       int *st) {
+  return hrt_post(e, "/recommend",
+                  json_pack("{s:s,s:i,s:b,s:[s],s:{s:s}}", "user_id", user,
+                            "k", 5, "explain", 1, "history", "n0",
+                            "user_attrs", "segment", seg),
+                  st);
+}
+
+/* User attributes reach the sequential model too: it learns a vector per
+ * attribute value (as for context values), and the server adds the
+ * request's user_attrs. The data: a "kids" user picks k* items 85 % of
+ * the time, an "adult" user a* items, and a fifth of all events are
+ * neutral n* items. A newcomer whose only event is n0 is ranked by the
+ * sequential model, and its list follows the segment it states. */
+HR_TEST_T(user_attrs_reach_the_sequential_model, 120) {
+  static const hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100}"};
+  HRT_ENV(e);
+  char csv[PATH_MAX], users[PATH_MAX];
+  uint64_t s = 12345;
+  json_t *j;
+  int st;
+  FILE *f, *fu;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  hrt_fmt(csv, sizeof(csv), "%s/seg.csv", hr_test_tmpdir());
+  hrt_fmt(users, sizeof(users), "%s/seg-users.csv", hr_test_tmpdir());
+  f = fopen(csv, "w");
+  fu = fopen(users, "w");
+  ASSERT(f != NULL && fu != NULL);
+  fputs("user_id,item_id,rating,ts\n", f);
+  fputs("user_id,segment\n", fu);
+  for (int u = 0; u < 80; u++) {
+    int kids = u % 2;
+    fprintf(fu, "u%d,%s\n", u, kids ? "kids" : "adult");
+    for (int t = 0; t < 12; t++) {
+      s = s * 6364136223846793005ull + 1442695040888963407ull;
+      unsigned r = (unsigned)(s >> 33) % 100, x = (unsigned)(s >> 40) % 20;
+      char fam = r < 20 ? 'n' : (r < 88) == kids ? 'k' : 'a';
+      fprintf(f, "u%d,%c%u,4,%d\n", u, fam, fam == 'n' ? x % 5 : x,
+              1700000000 + u * 100000 + t * 3600);
+    }
+  }
+  ASSERT_EQ(fclose(f), 0);
+  ASSERT_EQ(fclose(fu), 0);
+  const char *const seq[] = {"--users", users,   "--kind",    "seq",
+                             "--dim",   "16",    "--len",     "12",
+                             "--epochs", "60",   "--batch",   "8",
+                             "--lr",    "0.01",  "--threads", "1",
+                             "--long-term", "0", NULL};
+  ASSERT_EQ(fit_and_wait(&e, csv, seq), 0);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(st, 200);
+  ASSERT(json_is_true(hrt_jget(j, "slots[0].context_features")));
+  json_decref(j);
+
+  const char *const seg[2] = {"kids", "adult"};
+  for (int k = 0; k < 2; k++) {
+    int follows = 0;
+    j = rec_seg(&e, "newcomer", seg[k], &st);
+    ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+    /* the sequential model answered, not a popularity fallback */
+    ASSERT_MSG(strstr(hrt_jstr(j, "retrieval"), "popularity") == NULL, "%s",
+               hrt_jdump(j));
+    for (int i = 0; i < 5; i++) {
+      char path[32];
+      snprintf(path, sizeof(path), "items[%d].item_id", i);
+      const char *id = hrt_jstr(j, path);
+      ASSERT_MSG(id != NULL, "%s", hrt_jdump(j));
+      follows += id[0] == seg[k][0];
+    }
+    ASSERT_MSG(follows >= 4, "%s: %d of 5 follow the segment: %s", seg[k],
+               follows, hrt_jdump(j));
+    ASSERT_STR_EQ(hrt_jstr(j, "items[0].explain.context[0].feature"),
+                  "user.segment");
+    ASSERT_STR_EQ(hrt_jstr(j, "items[0].explain.context[0].value"), seg[k]);
     json_decref(j);
   }
   ASSERT_EQ(hrt_env_stop(&e), 0);

@@ -421,10 +421,10 @@ HR_TEST(seq_eval_last_with_and_without_context) {
   ASSERT_EQ(hr_gen_write(gdir, &g, &err), 0);
   small_seq_opts(&o);
   o.long_term = 0;
-  ASSERT_EQ(hr_eval_last_seq(csv, 0, &o, 0, NULL, &a, &err), 0);
-  ASSERT_EQ(hr_eval_last_seq(csv, 0, &o, 1, NULL, &b, &err), 0);
+  ASSERT_EQ(hr_eval_last_seq(csv, NULL, 0, &o, 0, NULL, &a, &err), 0);
+  ASSERT_EQ(hr_eval_last_seq(csv, NULL, 0, &o, 1, NULL, &b, &err), 0);
   o.tie_shuffle = 1;
-  ASSERT_EQ(hr_eval_last_seq(csv, 1, &o, 0, NULL, &c, &err), 0);
+  ASSERT_EQ(hr_eval_last_seq(csv, NULL, 1, &o, 0, NULL, &c, &err), 0);
   ASSERT(a.users >= 150 && a.users == b.users && c.users == a.users);
   ASSERT(a.ndcg > 0 && b.ndcg > 0 && c.ndcg > 0);
   ASSERT(a.ndcg != b.ndcg);
