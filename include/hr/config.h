@@ -61,6 +61,9 @@ typedef struct {
     int max_batch;
   } event;
   struct {
+    char token[128];            /* bearer token of the admin endpoints */
+  } admin;
+  struct {
     int min_items;              /* smaller catalogues are scored exactly */
     int candidates;             /* retrieved from the index, then ranked */
     int ef;                     /* search beam width */

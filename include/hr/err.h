@@ -33,7 +33,8 @@
   XX(REDIS,       19, 503, "context store unavailable")                       \
   XX(NOMODEL,     20, 503, "no model loaded")                                 \
   XX(TIMEOUT,     21, 503, "timed out")                                       \
-  XX(SHUTDOWN,    22, 503, "server is shutting down")
+  XX(SHUTDOWN,    22, 503, "server is shutting down")                        \
+  XX(CONFLICT,    23, 409, "conflict with the current state")
 
 typedef enum {
   HR_OK = 0,

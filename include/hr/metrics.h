@@ -17,6 +17,7 @@
   XX(READYZ, "readyz")                                                        \
   XX(METRICS, "metrics")                                                      \
   XX(MODELS, "models")                                                        \
+  XX(ADMIN, "admin")                                                          \
   XX(OTHER, "other")
 
 typedef enum {

@@ -8,7 +8,8 @@
  * hr_registry_acquire() and drop it with hr_snapshot_release(); the last
  * release of a replaced snapshot frees its model. A version that fails to
  * load is refused, logged with its reason, counted, and not tried again.
- * acquire/release are thread-safe and O(1) (a short per-slot mutex). */
+ * acquire/release are thread-safe and O(1) (a short per-slot mutex).
+ * A rollback pins a slot to an older version until unpinned. */
 #ifndef HR_REGISTRY_H
 #define HR_REGISTRY_H
 
@@ -45,6 +46,23 @@ int hr_registry_n_slots(const hr_registry_t *r);
 const char *hr_registry_slot_name(const hr_registry_t *r, int slot);
 /** Versions refused so far (all slots). */
 unsigned long hr_registry_refused_count(const hr_registry_t *r);
+
+/** The index of the slot called `name`, or -1. */
+int hr_registry_find(const hr_registry_t *r, const char *name);
+/** Serve `version` of the slot (0: the newest valid version older than
+ *  the serving one) and pin the slot to it: scans leave it alone until
+ *  hr_registry_unpin. Loads and validates on the calling thread (an admin
+ *  request), serialised with the scanner. *from / *to: the versions before
+ *  and after. HR_ENOTFOUND (no such slot or version directory),
+ *  HR_ECONFLICT (nothing older, or the version is or gets refused),
+ *  HR_ENOMEM. */
+int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
+                         uint64_t *from, uint64_t *to, hr_error_t *err);
+/** Clear every slot's pin (the next scan serves the newest valid version
+ *  again); returns how many slots were pinned. */
+int hr_registry_unpin(hr_registry_t *r);
+/** Rollbacks done so far (all slots). */
+unsigned long hr_registry_rollbacks(const hr_registry_t *r);
 
 /** JSON for GET /models (new reference). */
 json_t *hr_registry_describe(hr_registry_t *r);

@@ -61,6 +61,7 @@ const char *hr_err_api_code(int code) {
   case HR_ENOMODEL: return "no_model";
   case HR_ETIMEOUT: return "timeout";
   case HR_ESHUTDOWN: return "shutting_down";
+  case HR_ECONFLICT: return "conflict";
   }
   return "unknown";
 }

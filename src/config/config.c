@@ -94,6 +94,10 @@ static const key_desc keys[] = {
    "1: after the index, a norm-bound pass makes the candidates the exact "
    "top by inner product (costs about a millisecond at 1M items); 0: the "
    "index's candidates alone (reloadable)"},
+  {"admin.token", K_STR, OFF(admin.token), SZ(admin.token), 0, 0, 0, "",
+   "bearer token for POST /admin/reload and /admin/models/NAME/rollback: "
+   "16 to 127 printable characters without spaces; empty turns the admin "
+   "endpoints off (404) (reloadable)"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -411,6 +415,16 @@ int hr_config_validate(const hr_config_t *c, hr_error_t *err) {
   if (hr_log_parse_level(c->log_level, &lvl) != 0)
     return hr_error_set(err, HR_EINVAL, "log_level",
                         "log_level must be debug, info, warn or error");
+  if (c->admin.token[0] != '\0') {
+    size_t n = strlen(c->admin.token);
+    int ok = n >= 16;
+    for (size_t i = 0; ok && i < n; i++)
+      ok = c->admin.token[i] > 0x20 && c->admin.token[i] < 0x7f;
+    if (!ok)
+      return hr_error_set(err, HR_EINVAL, "admin.token",
+                          "admin.token must be 16 to 127 printable characters "
+                          "without spaces (or empty: admin endpoints off)");
+  }
   for (int i = 0; i < c->n_slots; i++) {
     const char *s = c->slots[i];
     if (s[0] == '\0' || s[0] == '.' ||

@@ -644,3 +644,83 @@ void hr__h_metrics(const hr_hreq_t *req, hr_hresp_t *resp) {
 void hr__h_models(const hr_hreq_t *req, hr_hresp_t *resp) {
   reply_json(resp, 200, hr_registry_describe(req->reg));
 }
+
+/* ------------------------------------------------------------ admin */
+
+/* POST /admin/reload: clear rollback pins and look for new versions now
+ * (on this admin request's thread, serialised with the loader). */
+void hr__h_admin_reload(const hr_hreq_t *req, hr_hresp_t *resp) {
+  int unpinned = hr_registry_unpin(req->reg);
+  int changed = hr_registry_scan(req->reg);
+  hr_log(HR_LOG_INFO, "admin_reload",
+         json_pack("{s:i,s:i}", "unpinned", unpinned, "changed", changed));
+  reply_json(resp, 200,
+             json_pack("{s:i,s:i,s:o}", "unpinned", unpinned, "changed",
+                       changed, "models", hr_registry_describe(req->reg)));
+}
+
+/* POST /admin/models/<name>/rollback with an optional body
+ * {"version": N}: serve version N, or the newest valid version older than
+ * the serving one, and pin the slot to it until /admin/reload. */
+void hr__h_admin_rollback(const hr_hreq_t *req, hr_hresp_t *resp) {
+  static const char pre[] = "/admin/models/", suf[] = "/rollback";
+  const char *name = req->url + strlen(pre);
+  size_t nl = strlen(name), sl = strlen(suf);
+  char slot[64];
+  uint64_t version = 0, from = 0, to = 0;
+  hr_error_t err = {0};
+  int idx, rc;
+
+  if (nl <= sl || strcmp(name + nl - sl, suf) != 0 ||
+      nl - sl >= sizeof(slot) || memchr(name, '/', nl - sl) != NULL) {
+    hr_error_set(&err, HR_ENOTFOUND, "", "no such path (POST "
+                 "/admin/models/<name>/rollback)");
+    hr__http_error(resp, &err);
+    return;
+  }
+  memcpy(slot, name, nl - sl);
+  slot[nl - sl] = '\0';
+  if ((idx = hr_registry_find(req->reg, slot)) < 0) {
+    hr_error_set(&err, HR_ENOTFOUND, "", "no model slot \"%s\"", slot);
+    hr__http_error(resp, &err);
+    return;
+  }
+  if (req->body_len > 0) { /* {} or {"version": N} */
+    json_error_t jerr;
+    json_t *root = json_loadb(req->body, req->body_len,
+                              JSON_REJECT_DUPLICATES, &jerr), *v;
+    const char *key;
+    if (root == NULL || !json_is_object(root)) {
+      json_decref(root);
+      hr_error_set(&err, HR_EBADJSON, "", "the body must be a JSON object "
+                   "({} or {\"version\": N})");
+      hr__http_error(resp, &err);
+      return;
+    }
+    json_object_foreach(root, key, v) {
+      if (strcmp(key, "version") != 0) {
+        hr_error_set(&err, HR_EUNKNOWNFIELD, key, "unknown field");
+        break;
+      }
+      if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+        hr_error_set(&err, HR_EBADFIELD, "version", "version must be a "
+                     "positive integer (a version directory's name)");
+        break;
+      }
+      version = (uint64_t)json_integer_value(v);
+    }
+    json_decref(root);
+    if (err.code != 0) {
+      hr__http_error(resp, &err);
+      return;
+    }
+  }
+  rc = hr_registry_rollback(req->reg, idx, version, &from, &to, &err);
+  if (rc != 0) {
+    hr__http_error(resp, &err);
+    return;
+  }
+  reply_json(resp, 200,
+             json_pack("{s:s,s:I,s:I,s:b}", "slot", slot, "from",
+                       (json_int_t)from, "to", (json_int_t)to, "pinned", 1));
+}

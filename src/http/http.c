@@ -24,18 +24,37 @@ typedef struct {
   const char *method;
   hr_handler_fn fn;
   hr_endpoint_t ep;
-  int has_body;
+  int has_body; /* a JSON body is required */
+  int admin;    /* behind admin.token; `path` is a prefix when it ends in / */
 } route_t;
 
 static const route_t routes[] = {
-    {"/recommend", "POST", hr__h_recommend, HR_EP_RECOMMEND, 1},
-    {"/event", "POST", hr__h_event, HR_EP_EVENT, 1},
-    {"/healthz", "GET", hr__h_healthz, HR_EP_HEALTHZ, 0},
-    {"/readyz", "GET", hr__h_readyz, HR_EP_READYZ, 0},
-    {"/metrics", "GET", hr__h_metrics, HR_EP_METRICS, 0},
-    {"/models", "GET", hr__h_models, HR_EP_MODELS, 0},
-    {NULL, NULL, NULL, HR_EP_OTHER, 0},
+    {"/recommend", "POST", hr__h_recommend, HR_EP_RECOMMEND, 1, 0},
+    {"/event", "POST", hr__h_event, HR_EP_EVENT, 1, 0},
+    {"/healthz", "GET", hr__h_healthz, HR_EP_HEALTHZ, 0, 0},
+    {"/readyz", "GET", hr__h_readyz, HR_EP_READYZ, 0, 0},
+    {"/metrics", "GET", hr__h_metrics, HR_EP_METRICS, 0, 0},
+    {"/models", "GET", hr__h_models, HR_EP_MODELS, 0, 0},
+    {"/admin/reload", "POST", hr__h_admin_reload, HR_EP_ADMIN, 0, 1},
+    /* /admin/models/<name>/rollback, optional body {"version": N} */
+    {"/admin/models/", "POST", hr__h_admin_rollback, HR_EP_ADMIN, 0, 1},
+    {NULL, NULL, NULL, HR_EP_OTHER, 0, 0},
 };
+
+/* Does the request's Authorization header carry `Bearer <token>`? The
+ * comparison takes the same time wherever the first difference is. */
+static int bearer_ok(const char *header, const char *token) {
+  size_t n = strlen(token), m;
+  unsigned char diff = 0;
+  if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
+    return 0;
+  header += 7;
+  m = strlen(header);
+  diff = (unsigned char)(m != n);
+  for (size_t i = 0; i < n; i++)
+    diff |= (unsigned char)(token[i] ^ (i < m ? header[i] : 0));
+  return diff == 0;
+}
 
 /* A configuration snapshot. The server holds one reference to the current
  * one and every request one to the snapshot it started with; a SIGHUP
@@ -136,7 +155,9 @@ static const route_t *match(const char *url, const char *method, int *method_ok,
   allow[0] = '\0';
   *method_ok = 0;
   for (const route_t *r = routes; r->path; r++) {
-    if (strcmp(r->path, url) != 0)
+    size_t pl = strlen(r->path);
+    if (r->path[pl - 1] == '/' ? strncmp(r->path, url, pl) != 0
+                               : strcmp(r->path, url) != 0)
       continue;
     found = r;
     snprintf(allow + strlen(allow), allow_len - strlen(allow), "%s%s%s",
@@ -202,6 +223,8 @@ static enum MHD_Result send_body(struct MHD_Connection *c, conn_t *cc,
   }
   if (allow && allow[0])
     MHD_add_response_header(r, "Allow", allow);
+  if (status == 401)
+    MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
   observe(cc, status);
   ret = MHD_queue_response(c, (unsigned)status, r);
   MHD_destroy_response(r);
@@ -282,6 +305,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                method, cc->route->path, allow);
       return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
     }
+    if (cc->route->admin) { /* before a byte of the body is read */
+      if (cc->cfg->admin.token[0] == '\0')
+        return send_error(c, cc, HR_ENOTFOUND, "", "the admin endpoints are "
+                          "disabled (admin.token is not set)", 0, NULL);
+      if (!bearer_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 "Authorization"),
+                     cc->cfg->admin.token))
+        return send_error(c, cc, HR_EUNAUTH, "", "admin endpoints need "
+                          "Authorization: Bearer <admin.token>", 0, NULL);
+    }
     if (cc->route->has_body) {
       const char *ct =
           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
@@ -347,7 +380,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return send_too_big(c, cc);
   {
     hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
-                     cc->request_id};
+                     cc->request_id, url};
     hr_hresp_t resp = {200, NULL, "application/json", 0};
     cc->route->fn(&req, &resp);
     return send_body(c, cc, resp.status, resp.body, resp.content_type,

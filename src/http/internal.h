@@ -15,6 +15,7 @@ typedef struct {
   const char *body;        /* NUL-terminated, body_len bytes */
   size_t body_len;
   const char *request_id;
+  const char *url;         /* the path, for handlers of a path prefix */
 } hr_hreq_t;
 
 /* What a handler fills. Body is malloc'd (taken by the daemon). */
@@ -33,6 +34,8 @@ void hr__h_healthz(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_readyz(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_metrics(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_models(const hr_hreq_t *req, hr_hresp_t *resp);
+void hr__h_admin_reload(const hr_hreq_t *req, hr_hresp_t *resp);
+void hr__h_admin_rollback(const hr_hreq_t *req, hr_hresp_t *resp);
 
 /* Fill resp with the error body for `err` (status from the error table). */
 void hr__http_error(hr_hresp_t *resp, const hr_error_t *err);

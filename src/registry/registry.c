@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define MAX_REASONS 64 /* refusals shown with their reason in /models */
@@ -29,12 +30,15 @@ typedef struct {
   size_t n_refused_set, cap_refused_set;
   refused_t reasons[MAX_REASONS];
   int n_refused;
+  uint64_t pinned; /* guarded by mu; 0: serve the newest valid version */
 } slot_t;
 
 struct hr_registry {
   slot_t slots[HR_CONFIG_MAX_LIST];
   int n;
+  pthread_mutex_t scan_mu; /* one scanner or rollback at a time */
   atomic_ulong refused_total;
+  atomic_ulong rollbacks_total;
 };
 
 hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
@@ -42,6 +46,7 @@ hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
   if (r == NULL)
     return NULL;
   r->n = cfg->n_slots;
+  pthread_mutex_init(&r->scan_mu, NULL);
   for (int i = 0; i < r->n; i++) {
     slot_t *s = &r->slots[i];
     snprintf(s->name, sizeof(s->name), "%s", cfg->slots[i]);
@@ -66,6 +71,7 @@ void hr_registry_free(hr_registry_t *r) {
     free(r->slots[i].refused_set);
     pthread_mutex_destroy(&r->slots[i].mu);
   }
+  pthread_mutex_destroy(&r->scan_mu);
   free(r);
 }
 
@@ -190,6 +196,55 @@ static uint64_t *list_versions(const char *dir, uint64_t above, size_t *n) {
   return v;
 }
 
+/* Load version v of slot s completely and publish it: 1 published, 0
+ * refused (recorded), HR_ENOMEM. `pin` (under the slot's mutex, with the
+ * swap) becomes the slot's pin. The caller holds scan_mu. */
+static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
+                        uint64_t pin, hr_error_t *err) {
+  char path[PATH_MAX];
+  hr_model_t *m;
+  hr_snapshot_t *snap, *old;
+  struct timespec t0, t1;
+
+  snprintf(path, sizeof(path), "%s/%llu", s->dir, (unsigned long long)v);
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  m = hr_model_open(path, err);
+  if (m == NULL) {
+    refuse(r, s, v, err->msg[0] ? err->msg : hr_strerror(err->code));
+    return 0;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  snap = calloc(1, sizeof(*snap));
+  if (snap == NULL) {
+    hr_model_free(m);
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  }
+  {
+    snap->model = m;
+    snap->_refs = 1; /* the slot's reference */
+    snprintf(snap->path, sizeof(snap->path), "%s", path);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(snap->loaded_at, sizeof(snap->loaded_at), "%Y-%m-%dT%H:%M:%SZ",
+             &tm);
+  }
+  pthread_mutex_lock(&s->mu);
+  old = s->cur;
+  s->cur = snap;
+  s->pinned = pin;
+  pthread_mutex_unlock(&s->mu);
+  hr_log(HR_LOG_INFO, "model_loaded",
+         json_pack("{s:s,s:I,s:s,s:I,s:f,s:b}", "slot", s->name, "version",
+                   (json_int_t)v, "kind", hr_model_kind(m), "items",
+                   (json_int_t)hr_model_n_items(m), "load_ms",
+                   (t1.tv_sec - t0.tv_sec) * 1e3 +
+                       (t1.tv_nsec - t0.tv_nsec) / 1e6,
+                   "pinned", pin != 0));
+  hr_snapshot_release(r, (int)(s - r->slots), old);
+  return 1;
+}
+
 static int scan_slot(hr_registry_t *r, slot_t *s) {
   uint64_t *versions, current = 0;
   size_t n;
@@ -198,53 +253,21 @@ static int scan_slot(hr_registry_t *r, slot_t *s) {
   pthread_mutex_lock(&s->mu);
   if (s->cur)
     current = hr_model_version(s->cur->model);
+  if (s->pinned != 0) { /* rolled back: stays until unpinned */
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+  }
   pthread_mutex_unlock(&s->mu);
   versions = list_versions(s->dir, current, &n);
   for (size_t i = 0; i < n && !changed; i++) {
-    char path[PATH_MAX];
     hr_error_t err = {0};
-    hr_model_t *m;
-    hr_snapshot_t *snap, *old;
-    struct timespec t0, t1;
-
+    int rc;
     if (is_refused(s, versions[i]))
       continue;
-    snprintf(path, sizeof(path), "%s/%llu", s->dir,
-             (unsigned long long)versions[i]);
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    m = hr_model_open(path, &err);
-    if (m == NULL) {
-      refuse(r, s, versions[i], err.msg[0] ? err.msg : hr_strerror(err.code));
-      continue;
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    snap = calloc(1, sizeof(*snap));
-    if (snap == NULL) {
-      hr_model_free(m);
+    rc = load_publish(r, s, versions[i], 0, &err);
+    if (rc < 0)
       break;
-    }
-    snap->model = m;
-    snap->_refs = 1; /* the slot's reference */
-    snprintf(snap->path, sizeof(snap->path), "%s", path);
-    {
-      time_t now = time(NULL);
-      struct tm tm;
-      gmtime_r(&now, &tm);
-      strftime(snap->loaded_at, sizeof(snap->loaded_at), "%Y-%m-%dT%H:%M:%SZ",
-               &tm);
-    }
-    pthread_mutex_lock(&s->mu);
-    old = s->cur;
-    s->cur = snap;
-    pthread_mutex_unlock(&s->mu);
-    hr_log(HR_LOG_INFO, "model_loaded",
-           json_pack("{s:s,s:I,s:s,s:I,s:f}", "slot", s->name, "version",
-                     (json_int_t)versions[i], "kind", hr_model_kind(m),
-                     "items", (json_int_t)hr_model_n_items(m), "load_ms",
-                     (t1.tv_sec - t0.tv_sec) * 1e3 +
-                         (t1.tv_nsec - t0.tv_nsec) / 1e6));
-    hr_snapshot_release(r, (int)(s - r->slots), old);
-    changed = 1;
+    changed = rc;
   }
   free(versions);
   return changed;
@@ -252,9 +275,103 @@ static int scan_slot(hr_registry_t *r, slot_t *s) {
 
 int hr_registry_scan(hr_registry_t *r) {
   int changed = 0;
+  pthread_mutex_lock(&r->scan_mu);
   for (int i = 0; i < r->n; i++)
     changed += scan_slot(r, &r->slots[i]);
+  pthread_mutex_unlock(&r->scan_mu);
   return changed;
+}
+
+int hr_registry_find(const hr_registry_t *r, const char *name) {
+  for (int i = 0; i < r->n; i++)
+    if (strcmp(r->slots[i].name, name) == 0)
+      return i;
+  return -1;
+}
+
+int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
+                         uint64_t *from, uint64_t *to, hr_error_t *err) {
+  slot_t *s;
+  uint64_t current = 0, *versions = NULL;
+  size_t n = 0;
+  int rc = 0;
+
+  if (slot < 0 || slot >= r->n)
+    return hr_error_set(err, HR_ENOTFOUND, NULL, "no such model slot");
+  s = &r->slots[slot];
+  pthread_mutex_lock(&r->scan_mu);
+  pthread_mutex_lock(&s->mu);
+  if (s->cur)
+    current = hr_model_version(s->cur->model);
+  pthread_mutex_unlock(&s->mu);
+  *from = current;
+  *to = 0;
+  if (version == 0) { /* the newest valid version older than the current */
+    versions = list_versions(s->dir, 0, &n);
+    for (size_t i = 0; i < n && version == 0; i++)
+      if (versions[i] < current && !is_refused(s, versions[i]))
+        version = versions[i];
+    free(versions);
+    if (version == 0) {
+      rc = hr_error_set(err, HR_ECONFLICT, "version", "slot %s has no valid "
+                        "version older than %llu on disk", s->name,
+                        (unsigned long long)current);
+      goto out;
+    }
+  } else {
+    char path[PATH_MAX];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%llu", s->dir,
+             (unsigned long long)version);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      rc = hr_error_set(err, HR_ENOTFOUND, "version", "slot %s has no "
+                        "version %llu", s->name, (unsigned long long)version);
+      goto out;
+    }
+    if (is_refused(s, version)) {
+      rc = hr_error_set(err, HR_ECONFLICT, "version", "version %llu was "
+                        "refused; see GET /models", (unsigned long long)version);
+      goto out;
+    }
+  }
+  {
+    hr_error_t lerr = {0};
+    rc = load_publish(r, s, version, version, &lerr);
+    if (rc == 0) {
+      rc = hr_error_set(err, HR_ECONFLICT, "version", "version %llu refused: "
+                        "%s", (unsigned long long)version,
+                        lerr.msg[0] ? lerr.msg : hr_strerror(lerr.code));
+      goto out;
+    }
+    if (rc < 0) {
+      rc = hr_error_set(err, rc, NULL, "out of memory");
+      goto out;
+    }
+    rc = 0;
+  }
+  *to = version;
+  atomic_fetch_add(&r->rollbacks_total, 1);
+  hr_log(HR_LOG_WARN, "model_rollback",
+         json_pack("{s:s,s:I,s:I}", "slot", s->name, "from",
+                   (json_int_t)current, "to", (json_int_t)version));
+out:
+  pthread_mutex_unlock(&r->scan_mu);
+  return rc;
+}
+
+int hr_registry_unpin(hr_registry_t *r) {
+  int n = 0;
+  for (int i = 0; i < r->n; i++) {
+    pthread_mutex_lock(&r->slots[i].mu);
+    n += r->slots[i].pinned != 0;
+    r->slots[i].pinned = 0;
+    pthread_mutex_unlock(&r->slots[i].mu);
+  }
+  return n;
+}
+
+unsigned long hr_registry_rollbacks(const hr_registry_t *r) {
+  return atomic_load(&((hr_registry_t *)r)->rollbacks_total);
 }
 
 json_t *hr_registry_describe(hr_registry_t *r) {
@@ -296,6 +413,9 @@ json_t *hr_registry_describe(hr_registry_t *r) {
       json_object_set_new(o, "version", json_null());
     }
     pthread_mutex_lock(&s->mu);
+    json_object_set_new(o, "pinned", s->pinned ? json_integer((json_int_t)
+                                                              s->pinned)
+                                               : json_null());
     int n = s->n_refused < MAX_REASONS ? s->n_refused : MAX_REASONS;
     for (int j = 0; j < n; j++) { /* newest first */
       const refused_t *f = &s->reasons[(s->n_refused - 1 - j) % MAX_REASONS];

@@ -255,3 +255,151 @@ HR_TEST_T(lifecycle_many_versions_refused_once, 120) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+#define ADMIN_TOKEN "test-admin-token-0123456789"
+
+/* POST to an admin path with the given Authorization value (NULL: none);
+ * the parsed answer (NULL if not JSON), status in *st. */
+static json_t *admin_post(hrt_env_t *e, const char *path, const char *auth,
+                          const char *body, int *st, char *www, size_t nw) {
+  char hdr[256];
+  hrt_resp_t r = {0};
+  json_t *j = NULL;
+  hrt_fmt(hdr, sizeof(hdr), "%s%s%s%s",
+          auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "",
+          body ? "Content-Type: application/json\r\n" : "");
+  *st = 0;
+  if (hrt_req(e, "POST", path, hdr, body, body ? strlen(body) : 0, &r) == 0) {
+    *st = r.status;
+    j = json_loads(r.body, 0, NULL);
+    if (www != NULL && hrt_resp_header(&r, "WWW-Authenticate", www, nw) == NULL)
+      www[0] = '\0';
+  }
+  hrt_resp_free(&r);
+  return j;
+}
+
+/* Rollback through the admin API: bearer token, the previous version
+ * served and pinned (a newer version is not picked up until
+ * /admin/reload), visible in /models and /metrics; bad requests get
+ * precise errors. */
+HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100,\"admin\":"
+                                     "{\"token\":\"" ADMIN_TOKEN "\"}}"};
+  const char *bearer = "Bearer " ADMIN_TOKEN;
+  char dir[PATH_MAX], www[64];
+  long long v0;
+  int ok, st;
+  json_t *j;
+  char *m;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  v0 = served_version(&e);
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  HRT_POLL(ok, 5000, served_version(&e) == v0 + 10);
+  ASSERT(ok);
+
+  /* No token, a wrong one, another scheme: 401 with WWW-Authenticate. */
+  static const char *const bad_auth[] = {
+      NULL, "Bearer wrong-token-0123456789ab", "Bearer " ADMIN_TOKEN "x",
+      "Bearer test-admin-token-012345678", "Basic " ADMIN_TOKEN, "Bearer "};
+  for (size_t k = 0; k < sizeof(bad_auth) / sizeof(bad_auth[0]); k++) {
+    j = admin_post(&e, "/admin/models/default/rollback", bad_auth[k], NULL,
+                   &st, www, sizeof(www));
+    ASSERT_MSG(st == 401, "auth %zu: %d", k, st);
+    ASSERT_STR_EQ(hrt_jstr(j, "error.code"), "unauthorized");
+    ASSERT_STR_EQ(www, "Bearer");
+    json_decref(j);
+  }
+  ASSERT_EQ(served_version(&e), v0 + 10);
+
+  /* Bad requests. */
+  j = admin_post(&e, "/admin/models/nope/rollback", bearer, NULL, &st, NULL, 0);
+  ASSERT_API_ERROR(j, st, 404, "not_found", "");
+  json_decref(j);
+  j = admin_post(&e, "/admin/models/default/rollback", bearer,
+                 "{\"version\":\"old\"}", &st, NULL, 0);
+  ASSERT_API_ERROR(j, st, 400, "invalid_field", "version");
+  json_decref(j);
+  j = admin_post(&e, "/admin/models/default/rollback", bearer,
+                 "{\"version\":12345}", &st, NULL, 0);
+  ASSERT_API_ERROR(j, st, 404, "not_found", "version");
+  json_decref(j);
+  j = admin_post(&e, "/admin/models/default/rollback", bearer, "[1]", &st,
+                 NULL, 0);
+  ASSERT_API_ERROR(j, st, 400, "invalid_json", "");
+  json_decref(j);
+
+  /* Roll back to the previous version: served at once, pinned. */
+  j = admin_post(&e, "/admin/models/default/rollback", bearer, NULL, &st,
+                 NULL, 0);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+  ASSERT_EQ(hrt_jint(j, "from"), v0 + 10);
+  ASSERT_EQ(hrt_jint(j, "to"), v0);
+  json_decref(j);
+  ASSERT_EQ(served_version(&e), v0);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(hrt_jint(j, "slots[0].pinned"), v0);
+  json_decref(j);
+  m = hrt_metrics(&e);
+  ASSERT_NOT_NULL(m);
+  ASSERT_DBL_NEAR(hrt_metric(m, "hyperrec_model_rollbacks_total", NULL), 1,
+                  1e-9);
+  ASSERT_DBL_NEAR(
+      hrt_metric(m, "hyperrec_model_version", "slot=\"default\"", NULL),
+      (double)v0, 0.5);
+  free(m);
+  j = hrt_post(&e, "/recommend", json_pack("{s:s}", "user_id", "x"), &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_EQ(hrt_jint(j, "model.version"), v0);
+  json_decref(j);
+  /* Nothing older than v0: 409. */
+  j = admin_post(&e, "/admin/models/default/rollback", bearer, "{}", &st,
+                 NULL, 0);
+  ASSERT_API_ERROR(j, st, 409, "conflict", "version");
+  json_decref(j);
+
+  /* A newer version appears: the pinned slot stays on v0 ... */
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 20);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  usleep(600 * 1000); /* six poll intervals */
+  ASSERT_EQ(served_version(&e), v0);
+  /* ... until /admin/reload clears the pin and serves the newest. */
+  j = admin_post(&e, "/admin/reload", bearer, NULL, &st, NULL, 0);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+  ASSERT_EQ(hrt_jint(j, "unpinned"), 1);
+  json_decref(j);
+  HRT_POLL(ok, 5000, served_version(&e) == v0 + 20);
+  ASSERT(ok);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT(json_is_null(hrt_jget(j, "slots[0].pinned")));
+  json_decref(j);
+  /* A given version. */
+  char body[64];
+  hrt_fmt(body, sizeof(body), "{\"version\":%lld}", v0 + 10);
+  j = admin_post(&e, "/admin/models/default/rollback", bearer, body, &st,
+                 NULL, 0);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+  ASSERT_EQ(hrt_jint(j, "to"), v0 + 10);
+  json_decref(j);
+  ASSERT_EQ(served_version(&e), v0 + 10);
+  ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_rollback\"", NULL), 2);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* Without admin.token the admin endpoints do not exist. */
+HR_TEST_T(lifecycle_admin_off_without_token, 30) {
+  HRT_ENV(e);
+  int st;
+  json_t *j;
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  j = admin_post(&e, "/admin/reload", "Bearer " ADMIN_TOKEN, NULL, &st, NULL,
+                 0);
+  ASSERT_API_ERROR(j, st, 404, "not_found", "");
+  json_decref(j);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
