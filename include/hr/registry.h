@@ -7,7 +7,8 @@
  * swapping the slot's snapshot pointer. Requests take a reference with
  * hr_registry_acquire() and drop it with hr_snapshot_release(); the last
  * release of a replaced snapshot frees its model. A version that fails to
- * load is refused, logged with its reason, counted, and not tried again.
+ * load is refused, logged with its reason, counted, and not tried again
+ * until its files change (names, sizes, modification times).
  * acquire/release are thread-safe and O(1) (a short per-slot mutex).
  * A rollback pins a slot to an older version until unpinned. */
 #ifndef HR_REGISTRY_H

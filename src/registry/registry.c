@@ -24,9 +24,10 @@ typedef struct {
   char dir[PATH_MAX];
   pthread_mutex_t mu;
   hr_snapshot_t *cur;
-  /* Guarded by mu: every refused version (sorted, never retried), and the
+  /* Guarded by mu: every refused version (sorted) with the signature of
+   * its files when refused (not retried until that changes), and the
    * reasons of the latest MAX_REASONS in a ring. */
-  uint64_t *refused_set;
+  uint64_t *refused_set, *refused_sig;
   size_t n_refused_set, cap_refused_set;
   refused_t reasons[MAX_REASONS];
   int n_refused;
@@ -69,6 +70,7 @@ void hr_registry_free(hr_registry_t *r) {
   for (int i = 0; i < r->n; i++) {
     snapshot_free(r->slots[i].cur);
     free(r->slots[i].refused_set);
+    free(r->slots[i].refused_sig);
     pthread_mutex_destroy(&r->slots[i].mu);
   }
   pthread_mutex_destroy(&r->scan_mu);
@@ -108,11 +110,44 @@ unsigned long hr_registry_refused_count(const hr_registry_t *r) {
   return atomic_load(&((hr_registry_t *)r)->refused_total);
 }
 
-static int is_refused(slot_t *s, uint64_t v) {
-  size_t lo = 0, hi;
-  int found = 0;
-  pthread_mutex_lock(&s->mu);
-  hi = s->n_refused_set;
+/* A hash of the names, sizes and modification times of the files in a
+ * version directory (and of the directory itself): it changes when a file
+ * is rewritten, added, removed or renamed. */
+static uint64_t version_sig(const slot_t *s, uint64_t v) {
+  char dir[PATH_MAX], path[PATH_MAX];
+  uint64_t h = 1469598103934665603ull;
+  struct stat st;
+  struct dirent *e;
+  DIR *d;
+
+  snprintf(dir, sizeof(dir), "%s/%llu", s->dir, (unsigned long long)v);
+#define MIX(x) (h = (h ^ (uint64_t)(x)) * 1099511628211ull)
+  if (stat(dir, &st) == 0) {
+    MIX(st.st_mtim.tv_sec);
+    MIX(st.st_mtim.tv_nsec);
+  }
+  if ((d = opendir(dir)) == NULL)
+    return h;
+  while ((e = readdir(d)) != NULL) {
+    uint64_t fh = 1469598103934665603ull;
+    if (e->d_name[0] == '.')
+      continue;
+    for (const char *p = e->d_name; *p; p++)
+      fh = (fh ^ (unsigned char)*p) * 1099511628211ull;
+    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+    if (stat(path, &st) == 0)
+      fh ^= (uint64_t)st.st_size * 31 + (uint64_t)st.st_mtim.tv_sec * 131 +
+            (uint64_t)st.st_mtim.tv_nsec;
+    h += fh * 0x9E3779B97F4A7C15ull; /* order-free: readdir's order varies */
+  }
+  closedir(d);
+#undef MIX
+  return h;
+}
+
+/* Index of v in the refused set, or -1. Caller holds mu. */
+static long refused_at(const slot_t *s, uint64_t v) {
+  size_t lo = 0, hi = s->n_refused_set;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (s->refused_set[mid] < v)
@@ -120,28 +155,62 @@ static int is_refused(slot_t *s, uint64_t v) {
     else
       hi = mid;
   }
-  found = lo < s->n_refused_set && s->refused_set[lo] == v;
+  return lo < s->n_refused_set && s->refused_set[lo] == v ? (long)lo : -1;
+}
+
+/* Was v refused, with its files unchanged since? A version whose files
+ * changed is forgotten, so that it is tried again. */
+static int is_refused(slot_t *s, uint64_t v) {
+  long at;
+  uint64_t sig;
+  pthread_mutex_lock(&s->mu);
+  at = refused_at(s, v);
   pthread_mutex_unlock(&s->mu);
-  return found;
+  if (at < 0)
+    return 0;
+  sig = version_sig(s, v); /* outside the lock: file system calls */
+  pthread_mutex_lock(&s->mu);
+  at = refused_at(s, v);
+  if (at >= 0 && s->refused_sig[at] != sig) {
+    memmove(s->refused_set + at, s->refused_set + at + 1,
+            (s->n_refused_set - (size_t)at - 1) * sizeof(uint64_t));
+    memmove(s->refused_sig + at, s->refused_sig + at + 1,
+            (s->n_refused_set - (size_t)at - 1) * sizeof(uint64_t));
+    s->n_refused_set--;
+    at = -1;
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (at < 0)
+    hr_log(HR_LOG_INFO, "model_retry",
+           json_pack("{s:s,s:I,s:s}", "slot", s->name, "version",
+                     (json_int_t)v, "reason", "its files changed"));
+  return at >= 0;
 }
 
 static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why) {
+  uint64_t sig = version_sig(s, v);
   pthread_mutex_lock(&s->mu);
   if (s->n_refused_set == s->cap_refused_set) {
     size_t nc = s->cap_refused_set ? s->cap_refused_set * 2 : 16;
     uint64_t *n = realloc(s->refused_set, nc * sizeof(uint64_t));
-    if (n != NULL) {
+    if (n != NULL)
       s->refused_set = n;
+    uint64_t *g = realloc(s->refused_sig, nc * sizeof(uint64_t));
+    if (g != NULL)
+      s->refused_sig = g;
+    if (n != NULL && g != NULL)
       s->cap_refused_set = nc;
-    }
   }
-  if (s->n_refused_set < s->cap_refused_set) { /* else: retried, no harm */
+  if (refused_at(s, v) < 0 && /* else: retried, no harm */
+      s->n_refused_set < s->cap_refused_set) {
     size_t i = s->n_refused_set++;
     while (i > 0 && s->refused_set[i - 1] > v) {
       s->refused_set[i] = s->refused_set[i - 1];
+      s->refused_sig[i] = s->refused_sig[i - 1];
       i--;
     }
     s->refused_set[i] = v;
+    s->refused_sig[i] = sig;
   }
   refused_t *e = &s->reasons[s->n_refused % MAX_REASONS];
   e->version = v;

@@ -403,3 +403,120 @@ HR_TEST_T(lifecycle_admin_off_without_token, 30) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+/* Flip one byte of `file` at its middle. */
+static int flip_middle(const char *file) {
+  struct stat st;
+  FILE *f;
+  int c;
+  if (stat(file, &st) != 0 || st.st_size < 2 || (f = fopen(file, "r+b")) == NULL)
+    return -1;
+  fseek(f, st.st_size / 2, SEEK_SET);
+  c = fgetc(f);
+  fseek(f, st.st_size / 2, SEEK_SET);
+  fputc(c ^ 0x5a, f);
+  return fclose(f);
+}
+
+static int file_replace(const char *file, const char *from, const char *to) {
+  FILE *f = fopen(file, "rb");
+  char buf[65536], out[65536 + 64], *p;
+  size_t n;
+  if (f == NULL)
+    return -1;
+  n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  if ((p = strstr(buf, from)) == NULL)
+    return -1;
+  hrt_fmt(out, sizeof(out), "%.*s%s%s", (int)(p - buf), buf, to,
+          p + strlen(from));
+  return write_text(file, out);
+}
+
+static int copy_file(const char *from, const char *to) {
+  FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+  char buf[8192];
+  size_t n;
+  int rc = 0;
+  if (in == NULL || out == NULL) {
+    if (in)
+      fclose(in);
+    return -1;
+  }
+  while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+    if (fwrite(buf, 1, n, out) != n)
+      rc = -1;
+  fclose(in);
+  return fclose(out) != 0 ? -1 : rc;
+}
+
+/* Each kind of broken version is refused with a reason that names what is
+ * wrong, the serving version keeps serving, and a refused version is tried
+ * again once its files change (here: repaired). */
+HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100}"};
+  char dir[PATH_MAX], file[PATH_MAX];
+  long long v0;
+  int ok, st;
+  json_t *j;
+  static const struct {
+    const char *what, *file, *reason;
+  } cases[] = {
+      {"truncated", "model.bin", "model.bin"},
+      {"flipped", "index.bin", "index.bin"},
+      {"format", "manifest.json", "format_version"},
+      {"missing", "items.tsv", "items.tsv"},
+  };
+  const int nc = (int)(sizeof(cases) / sizeof(cases[0]));
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  v0 = served_version(&e);
+  for (int k = 0; k < nc; k++) {
+    hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10 * (k + 1));
+    ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+    hrt_fmt(file, sizeof(file), "%s/%s", dir, cases[k].file);
+    if (k == 0)
+      ASSERT_EQ(truncate(file, 100), 0);
+    else if (k == 1)
+      ASSERT_EQ(flip_middle(file), 0);
+    else if (k == 2)
+      ASSERT_EQ(file_replace(file, "\"format_version\": 1",
+                             "\"format_version\": 99"), 0);
+    else
+      ASSERT_EQ(unlink(file), 0);
+    HRT_POLL(ok, 5000, hrt_server_log_count(&e.srv, "\"model_refused\"",
+                                            NULL) >= k + 1);
+    ASSERT_MSG(ok, "%s: not refused", cases[k].what);
+    ASSERT_EQ(served_version(&e), v0);
+    j = hrt_get(&e, "/models", &st);
+    ASSERT_EQ(hrt_jint(j, "slots[0].refused[0].version"), v0 + 10 * (k + 1));
+    const char *why = hrt_jstr(j, "slots[0].refused[0].reason");
+    ASSERT_MSG(why != NULL && strstr(why, cases[k].reason) != NULL,
+               "%s: reason %s", cases[k].what, why ? why : "(none)");
+    json_decref(j);
+  }
+  /* Written without the final rename: never looked at. */
+  hrt_fmt(dir, sizeof(dir), "%s/default/.tmp-%lld-7", e.models, v0 + 90);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  hrt_sleep_ms(300);
+  ASSERT_EQ(served_version(&e), v0);
+  ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_refused\"", NULL), nc);
+  /* Requests are answered by the serving version throughout. */
+  j = hrt_post(&e, "/recommend", json_pack("{s:s}", "user_id", "x"), &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_EQ(hrt_jint(j, "model.version"), v0);
+  json_decref(j);
+  /* Repair the newest broken one (the missing file comes back): its files
+   * changed, so it is tried again and served. */
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld/items.tsv", e.models,
+          v0 + 10 * nc);
+  hrt_fmt(file, sizeof(file), "%s/items.tsv", e.fx.version_dir);
+  ASSERT_EQ(copy_file(file, dir), 0);
+  HRT_POLL(ok, 5000, served_version(&e) == v0 + 10 * nc);
+  ASSERT_MSG(ok, "repaired version not served (%lld)", served_version(&e));
+  ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_retry\"", NULL), 1);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
