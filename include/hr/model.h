@@ -86,6 +86,12 @@ size_t hr_model_ann_search(const hr_model_t *m, hr_ann_scratch_t *s,
                            const uint32_t *excl, size_t n_excl,
                            const uint64_t *allow, size_t n_allow,
                            uint32_t *ids);
+/** The registry's last check before a version serves: three canned
+ *  requests (the first stored user, a newcomer with one event, nobody) are
+ *  embedded and score every item, and the index (if any) answers with
+ *  real item ids; every number must be finite. 0, or HR_EFORMAT with the
+ *  reason (HR_ENOMEM). */
+int hr_model_smoke_test(const hr_model_t *m, hr_error_t *err);
 /** Find a tensor by name; 0 and *out filled, or HR_ENOTFOUND. */
 int hr_model_tensor(const hr_model_t *m, const char *name, hr_tensor_t *out);
 

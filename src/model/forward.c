@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* --------------------------------------------------------- iALS kernels */
 
@@ -594,4 +595,72 @@ const char *hr_model_context_field(const hr_model_t *m, size_t f) {
 
 int hr_model_context_features(const hr_model_t *m) {
   return m->seq_ctx != NULL;
+}
+
+/* ------------------------------------------------------- smoke test */
+
+int hr_model_smoke_test(const hr_model_t *m, hr_error_t *err) {
+  size_t ni = m->n_items, d = (size_t)m->dim, k = ni < 10 ? ni : 10;
+  float *u = malloc(sizeof(float) * (d ? d : 1)),
+        *sc = malloc(sizeof(float) * (ni ? ni : 1));
+  uint32_t *ids = malloc(sizeof(uint32_t) * (k ? k : 1));
+  hr_ann_scratch_t *s = NULL;
+  long item0 = 0;
+  int64_t now = (int64_t)time(NULL), ts = now - 60;
+  int rc = 0;
+
+  if (u == NULL || sc == NULL || ids == NULL) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto out;
+  }
+  /* three canned requests: the first known user as stored, a newcomer
+   * with one event a minute old, and nobody at all */
+  for (int q = 0; q < 3 && rc == 0; q++) {
+    hr_history_t h = {&item0, 1, &ts, now, NULL, NULL, 0};
+    long user = q == 0 && m->n_users > 0 ? 0 : -1;
+    if (q == 0 && m->n_users == 0)
+      continue;
+    if (ni == 0 || hr_model_user_vector(m, user, q == 1 ? &h : NULL, u) != 0) {
+      rc = hr_error_set(err, HR_EFORMAT, NULL, "smoke test: the canned "
+                        "request %d could not be embedded", q + 1);
+      break;
+    }
+    for (size_t c = 0; c < d; c++)
+      if (!isfinite(u[c])) {
+        rc = hr_error_set(err, HR_EFORMAT, NULL, "smoke test: the canned "
+                          "request %d's user vector is not finite", q + 1);
+        break;
+      }
+    if (rc != 0)
+      break;
+    hr_model_score_items(m, u, sc);
+    for (size_t i = 0; i < ni; i++)
+      if (!isfinite(sc[i])) {
+        rc = hr_error_set(err, HR_EFORMAT, NULL, "smoke test: the canned "
+                          "request %d scores item %zu as %g", q + 1, i,
+                          (double)sc[i]);
+        break;
+      }
+    if (rc == 0 && m->ann != NULL) { /* the index answers, with real ids */
+      size_t got;
+      if (s == NULL && (s = hr_ann_scratch_new(m->ann)) == NULL) {
+        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+        break;
+      }
+      got = hr_model_ann_search(m, s, u, k, 0, NULL, 0, NULL, 0, ids);
+      if (got == 0 && ni > 0)
+        rc = hr_error_set(err, HR_EFORMAT, "index.bin", "smoke test: the "
+                          "index returned no item");
+      for (size_t j = 0; j < got && rc == 0; j++)
+        if (ids[j] >= ni)
+          rc = hr_error_set(err, HR_EFORMAT, "index.bin", "smoke test: the "
+                            "index returned item %u of %zu", ids[j], ni);
+    }
+  }
+out:
+  hr_ann_scratch_free(s);
+  free(u);
+  free(sc);
+  free(ids);
+  return rc;
 }

@@ -278,6 +278,10 @@ static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
   snprintf(path, sizeof(path), "%s/%llu", s->dir, (unsigned long long)v);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   m = hr_model_open(path, err);
+  if (m != NULL && hr_model_smoke_test(m, err) != 0) {
+    hr_model_free(m);
+    m = NULL;
+  }
   if (m == NULL) {
     refuse(r, s, v, err->msg[0] ? err->msg : hr_strerror(err->code));
     return 0;

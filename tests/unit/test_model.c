@@ -22,6 +22,7 @@ static float item_emb[NI * D], user_emb[NU * D], yty[D * D], prior[NI];
 static uint64_t hptr[NU + 1] = {0, 2, 5, 6};
 static int32_t hitems[6] = {0, 1, 2, 3, 4, 5};
 static float extra[3] = {1, 2, 3};
+static float item_scale = 1, user_scale = 1; /* for the smoke test */
 
 /* A small hand-made iALS model in <tmp>/slot/7; returns its path. */
 static const char *write_small(int with_extra) {
@@ -43,9 +44,9 @@ static const char *write_small(int with_extra) {
   hr_error_t err = {0};
 
   for (int i = 0; i < NI * D; i++)
-    item_emb[i] = (float)((i * 37) % 11) / 10.0f - 0.5f;
+    item_emb[i] = item_scale * ((float)((i * 37) % 11) / 10.0f - 0.5f);
   for (int i = 0; i < NU * D; i++)
-    user_emb[i] = (float)((i * 13) % 7) / 7.0f;
+    user_emb[i] = user_scale * (float)((i * 13) % 7) / 7.0f;
   for (int i = 0; i < D; i++)
     for (int j = 0; j < D; j++) {
       double g = 0;
@@ -199,6 +200,37 @@ HR_TEST(model_roundtrip) {
                                                "format_version")), 1);
   hr_model_free(m);
   hr_model_free(NULL);
+  return 0;
+}
+
+/* Finite weights can still give scores that are not: every tensor passes
+ * the loader, and the smoke test refuses the version. */
+HR_TEST(model_smoke_test_refuses_overflowing_scores) {
+  hr_error_t err = {0};
+  hr_model_t *m;
+  const char *dir = write_small(0);
+  ASSERT_NOT_NULL(dir);
+  m = hr_model_open(dir, &err);
+  ASSERT_MSG(m != NULL, "%s", err.msg);
+  ASSERT_EQ(hr_model_smoke_test(m, &err), 0);
+  hr_model_free(m);
+  static const char *const files[] = {"model.bin", "manifest.json",
+                                      "items.tsv", "users.tsv"};
+  for (size_t k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
+    char p[600];
+    snprintf(p, sizeof(p), "%s/%s", dir, files[k]);
+    unlink(p);
+  }
+  item_scale = 1e19f; /* Y'Y stays finite, <x_u, y_i> does not */
+  user_scale = 1e21f;
+  dir = write_small(0);
+  item_scale = user_scale = 1;
+  ASSERT_NOT_NULL(dir);
+  m = hr_model_open(dir, &err);
+  ASSERT_MSG(m != NULL, "the loader refused it already: %s", err.msg);
+  ASSERT_EQ(hr_model_smoke_test(m, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "smoke test") != NULL, "%s", err.msg);
+  hr_model_free(m);
   return 0;
 }
 
