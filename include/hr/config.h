@@ -30,6 +30,7 @@ typedef struct {
   char slots[HR_CONFIG_MAX_LIST][64];
   int n_slots;
   int models_poll_ms;           /* how often to look for new versions */
+  int models_watch;             /* 1: also on inotify events */
   char log_level[16];
   struct {
     char host[HR_CONFIG_STR];

@@ -34,8 +34,9 @@ hr_registry_t *hr_registry_new(const hr_config_t *cfg);
 void hr_registry_free(hr_registry_t *r);
 
 /** Look for newer versions in every slot and publish the newest valid one.
- *  Returns the number of slots whose snapshot changed. Not reentrant: one
- *  scanner at a time (the caller serialises). */
+ *  Returns the number of slots whose snapshot changed. Thread-safe:
+ *  scans, rollbacks and reloads are serialised inside; blocks for as long
+ *  as a load takes. */
 int hr_registry_scan(hr_registry_t *r);
 
 /** Current snapshot of slot `i` (0 = the default slot) with a reference
@@ -51,17 +52,19 @@ unsigned long hr_registry_refused_count(const hr_registry_t *r);
 /** The index of the slot called `name`, or -1. */
 int hr_registry_find(const hr_registry_t *r, const char *name);
 /** Serve `version` of the slot (0: the newest valid version older than
- *  the serving one) and pin the slot to it: scans leave it alone until
- *  hr_registry_unpin. Loads and validates on the calling thread (an admin
- *  request), serialised with the scanner. *from / *to: the versions before
- *  and after. HR_ENOTFOUND (no such slot or version directory),
- *  HR_ECONFLICT (nothing older, or the version is or gets refused),
+ *  the serving one; any other version on disk, older or newer, may be
+ *  named) and pin the slot to it: scans leave it alone until
+ *  hr_registry_reload. Loads and validates on the calling thread (an admin
+ *  job), serialised with the scanner. *from / *to: the versions before and
+ *  after. HR_ENOTFOUND (no such slot or version directory), HR_ECONFLICT
+ *  (nothing older, the version already serves, or it is or gets refused),
  *  HR_ENOMEM. */
 int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
                          uint64_t *from, uint64_t *to, hr_error_t *err);
-/** Clear every slot's pin (the next scan serves the newest valid version
- *  again); returns how many slots were pinned. */
-int hr_registry_unpin(hr_registry_t *r);
+/** Clear every slot's pin and scan, in one step (no rollback or scan in
+ *  between): returns how many slots were pinned, *changed how many now
+ *  serve another version. */
+int hr_registry_reload(hr_registry_t *r, int *changed);
 /** Rollbacks done so far (all slots). */
 unsigned long hr_registry_rollbacks(const hr_registry_t *r);
 

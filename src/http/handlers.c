@@ -648,10 +648,9 @@ void hr__h_models(const hr_hreq_t *req, hr_hresp_t *resp) {
 /* ------------------------------------------------------------ admin */
 
 /* POST /admin/reload: clear rollback pins and look for new versions now
- * (on this admin request's thread, serialised with the loader). */
+ * (on the admin request's own thread, serialised with the loader). */
 void hr__h_admin_reload(const hr_hreq_t *req, hr_hresp_t *resp) {
-  int unpinned = hr_registry_unpin(req->reg);
-  int changed = hr_registry_scan(req->reg);
+  int changed = 0, unpinned = hr_registry_reload(req->reg, &changed);
   hr_log(HR_LOG_INFO, "admin_reload",
          json_pack("{s:i,s:i}", "unpinned", unpinned, "changed", changed));
   reply_json(resp, 200,

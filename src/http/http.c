@@ -72,6 +72,7 @@ struct hr_http {
   int port;
   atomic_int inflight;
   atomic_int draining;
+  atomic_int admin_jobs; /* admin requests working on their own thread */
 };
 
 /* Per-request state, from the first callback to NOTIFY_COMPLETED. */
@@ -86,6 +87,14 @@ typedef struct {
   char request_id[65];
   int status;                /* of the queued response, 0 before */
   int too_big;               /* the body passed http.max_body_bytes */
+  /* An admin request runs on its own thread with its connection
+   * suspended, so that a model load never holds up the other connections
+   * of an HTTP worker: 0 not started, 1 running, 2 answered in job_resp. */
+  atomic_int job;
+  hr_hresp_t job_resp;
+  hr_http_t *h;
+  struct MHD_Connection *conn;
+  char url[256];
 } conn_t;
 
 /* ------------------------------------------------------------ helpers */
@@ -267,6 +276,21 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, conn_t *cc) {
 
 /* --------------------------------------------------------- callbacks */
 
+/* An admin request's own thread: runs the handler (which may load a model
+ * for a while), then resumes the connection to send the answer. */
+static void *admin_job(void *arg) {
+  conn_t *cc = arg;
+  hr_http_t *h = cc->h;
+  hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
+                   cc->request_id, cc->url};
+  cc->job_resp = (hr_hresp_t){200, NULL, "application/json", 0};
+  cc->route->fn(&req, &cc->job_resp);
+  atomic_store(&cc->job, 2);
+  MHD_resume_connection(cc->conn);
+  atomic_fetch_sub(&h->admin_jobs, 1);
+  return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -299,21 +323,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
       return send_error(c, cc, HR_ENOTFOUND, "", "no such path", 0, NULL);
     if (strcmp(method, "OPTIONS") == 0)
       return send_preflight(c, cc);
+    if (cc->route->admin) { /* before a byte of the body is read */
+      if (cc->cfg->admin.token[0] == '\0')
+        return send_error(c, cc, HR_ENOTFOUND, "", "no such path (the admin "
+                          "endpoints are off: admin.token is not set)", 0,
+                          NULL);
+      if (!bearer_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 "Authorization"),
+                     cc->cfg->admin.token))
+        return send_error(c, cc, HR_EUNAUTH, "", "admin endpoints need "
+                          "Authorization: Bearer <admin.token>", 0, NULL);
+    }
     if (!cc->method_ok) {
       char msg[160];
       snprintf(msg, sizeof(msg), "%.16s is not allowed on %s (allowed: %s)",
                method, cc->route->path, allow);
       return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
     }
-    if (cc->route->admin) { /* before a byte of the body is read */
-      if (cc->cfg->admin.token[0] == '\0')
-        return send_error(c, cc, HR_ENOTFOUND, "", "the admin endpoints are "
-                          "disabled (admin.token is not set)", 0, NULL);
-      if (!bearer_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 "Authorization"),
-                     cc->cfg->admin.token))
-        return send_error(c, cc, HR_EUNAUTH, "", "admin endpoints need "
-                          "Authorization: Bearer <admin.token>", 0, NULL);
+    if (cc->route->admin) {
+      const char *ct =
+          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+      cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+      if (ct != NULL && !is_json_type(ct))
+        return send_error(c, cc, HR_EMEDIATYPE, "",
+                          "Content-Type must be application/json", 0, NULL);
+      if (cl && strtoull(cl, NULL, 10) > 0 && ct == NULL)
+        return send_error(c, cc, HR_EMEDIATYPE, "",
+                          "Content-Type must be application/json", 0, NULL);
+      if (atomic_load(&h->draining))
+        return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down",
+                          1, NULL);
     }
     if (cc->route->has_body) {
       const char *ct =
@@ -378,6 +417,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   /* The whole request is here: answer it. */
   if (cc->too_big)
     return send_too_big(c, cc);
+  if (cc->route->admin) {
+    int j = atomic_load(&cc->job);
+    if (j == 2) /* resumed: the job's answer */
+      return send_body(c, cc, cc->job_resp.status, cc->job_resp.body,
+                       cc->job_resp.content_type, cc->job_resp.retry_after_s,
+                       NULL);
+    if (j == 1) /* spurious call while suspended */
+      return MHD_YES;
+    pthread_t t;
+    pthread_attr_t at;
+    cc->h = h;
+    cc->conn = c;
+    snprintf(cc->url, sizeof(cc->url), "%s", url);
+    atomic_store(&cc->job, 1);
+    atomic_fetch_add(&h->admin_jobs, 1);
+    MHD_suspend_connection(c);
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &at, admin_job, cc);
+    pthread_attr_destroy(&at);
+    if (rc == 0)
+      return MHD_YES;
+    atomic_fetch_sub(&h->admin_jobs, 1);
+    atomic_store(&cc->job, 0);
+    MHD_resume_connection(c);
+    return send_error(c, cc, HR_ENOMEM, "", "could not start the admin job",
+                      0, NULL);
+  }
   {
     hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
                      cc->request_id, url};
@@ -464,6 +531,7 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
     threads = 1;
   h->d = MHD_start_daemon(
       MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+          MHD_ALLOW_SUSPEND_RESUME |
           (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
       (uint16_t)cfg->listen_port, NULL, NULL, on_request, h,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
@@ -521,6 +589,10 @@ void hr_http_stop(hr_http_t *h, int grace_ms) {
   if (atomic_load(&h->inflight) > 0)
     hr_log(HR_LOG_WARN, "drain_timeout",
            json_pack("{s:i}", "inflight", atomic_load(&h->inflight)));
+  /* A suspended admin request must be resumed before the daemon stops:
+   * wait for its job (a model load) to end, however long the grace. */
+  while (atomic_load(&h->admin_jobs) > 0)
+    usleep(5000);
   MHD_stop_daemon(h->d);
   /* MHD leaves a quiesced listening socket to us, to close only after the
    * worker threads are gone. */

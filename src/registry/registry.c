@@ -187,8 +187,11 @@ static int is_refused(slot_t *s, uint64_t v) {
   return at >= 0;
 }
 
-static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why) {
-  uint64_t sig = version_sig(s, v);
+/* Record v as refused; sig: its files' signature taken before the load
+ * was tried, so that a file still being written when it failed makes the
+ * next scan try again. */
+static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why,
+                   uint64_t sig) {
   pthread_mutex_lock(&s->mu);
   if (s->n_refused_set == s->cap_refused_set) {
     size_t nc = s->cap_refused_set ? s->cap_refused_set * 2 : 16;
@@ -276,6 +279,7 @@ static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
   struct timespec t0, t1;
 
   snprintf(path, sizeof(path), "%s/%llu", s->dir, (unsigned long long)v);
+  uint64_t sig = version_sig(s, v);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   m = hr_model_open(path, err);
   if (m != NULL && hr_model_smoke_test(m, err) != 0) {
@@ -283,7 +287,7 @@ static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
     m = NULL;
   }
   if (m == NULL) {
-    refuse(r, s, v, err->msg[0] ? err->msg : hr_strerror(err->code));
+    refuse(r, s, v, err->msg[0] ? err->msg : hr_strerror(err->code), sig);
     return 0;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -394,6 +398,11 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
   } else {
     char path[PATH_MAX];
     struct stat st;
+    if (version == current) {
+      rc = hr_error_set(err, HR_ECONFLICT, "version", "version %llu is "
+                        "already serving", (unsigned long long)version);
+      goto out;
+    }
     snprintf(path, sizeof(path), "%s/%llu", s->dir,
              (unsigned long long)version);
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -432,14 +441,19 @@ out:
   return rc;
 }
 
-int hr_registry_unpin(hr_registry_t *r) {
+int hr_registry_reload(hr_registry_t *r, int *changed) {
   int n = 0;
+  pthread_mutex_lock(&r->scan_mu); /* no rollback or scan in between */
   for (int i = 0; i < r->n; i++) {
     pthread_mutex_lock(&r->slots[i].mu);
     n += r->slots[i].pinned != 0;
     r->slots[i].pinned = 0;
     pthread_mutex_unlock(&r->slots[i].mu);
   }
+  *changed = 0;
+  for (int i = 0; i < r->n; i++)
+    *changed += scan_slot(r, &r->slots[i]);
+  pthread_mutex_unlock(&r->scan_mu);
   return n;
 }
 

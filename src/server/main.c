@@ -31,8 +31,11 @@ typedef struct {
   uv_loop_t loop;
   uv_signal_t sig_term, sig_int, sig_hup;
   uv_timer_t poll;
+  uv_fs_event_t watch[HR_CONFIG_MAX_LIST]; /* the slot directories */
+  int n_watch;
   uv_work_t scan_req;
   int scanning;
+  int rescan;   /* a change was seen during a scan: scan again after it */
   int stopping;
 } server_t;
 
@@ -130,20 +133,61 @@ static void scan_work(uv_work_t *w) {
   hr_registry_scan(s->reg);
 }
 
+static void start_scan(server_t *s);
+
 static void scan_done(uv_work_t *w, int status) {
   server_t *s = w->data;
   (void)status;
   s->scanning = 0;
+  if (s->rescan && !s->stopping) {
+    s->rescan = 0;
+    start_scan(s);
+  }
 }
 
-static void on_poll(uv_timer_t *t) {
-  server_t *s = t->data;
-  if (s->scanning || s->stopping)
+/* The scan runs on libuv's thread pool, never on this loop's thread nor
+ * on a request thread; one at a time. */
+static void start_scan(server_t *s) {
+  if (s->stopping)
     return;
+  if (s->scanning) {
+    s->rescan = 1;
+    return;
+  }
   s->scanning = 1;
   s->scan_req.data = s;
   if (uv_queue_work(&s->loop, &s->scan_req, scan_work, scan_done) != 0)
     s->scanning = 0;
+}
+
+static void on_poll(uv_timer_t *t) { start_scan(t->data); }
+
+/* A slot directory changed (a version renamed into place, removed, ...). */
+static void on_fs_event(uv_fs_event_t *h, const char *name, int events,
+                        int status) {
+  (void)name;
+  (void)events;
+  (void)status;
+  start_scan(h->data);
+}
+
+static void watch_slots(server_t *s) {
+  for (int i = 0; s->cfg.models_watch && i < s->cfg.n_slots; i++) {
+    char dir[PATH_MAX + 80];
+    uv_fs_event_t *w = &s->watch[s->n_watch];
+    int rc;
+    snprintf(dir, sizeof(dir), "%s/%s", s->cfg.models_dir, s->cfg.slots[i]);
+    uv_fs_event_init(&s->loop, w);
+    w->data = s;
+    if ((rc = uv_fs_event_start(w, on_fs_event, dir, 0)) != 0) {
+      hr_log(HR_LOG_WARN, "model_watch_unavailable",
+             json_pack("{s:s,s:s,s:i}", "dir", dir, "reason", uv_strerror(rc),
+                       "poll_ms", s->cfg.models_poll_ms));
+      uv_close((uv_handle_t *)w, NULL);
+      continue;
+    }
+    s->n_watch++;
+  }
 }
 
 /* ----------------------------------------------------------- signals */
@@ -160,6 +204,10 @@ static void on_stop(uv_signal_t *sig, int signum) {
   s->http = NULL;
   uv_timer_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, NULL);
+  for (int i = 0; i < s->n_watch; i++) {
+    uv_fs_event_stop(&s->watch[i]);
+    uv_close((uv_handle_t *)&s->watch[i], NULL);
+  }
   uv_close((uv_handle_t *)&s->sig_term, NULL);
   uv_close((uv_handle_t *)&s->sig_int, NULL);
   uv_close((uv_handle_t *)&s->sig_hup, NULL);
@@ -188,6 +236,7 @@ static void on_hup(uv_signal_t *sig, int signum) {
   next.recommend = c.recommend;
   next.event = c.event;
   next.ann = c.ann;
+  next.admin = c.admin;
   if (hr_http_set_config(s->http, &next) != 0) {
     hr_log(HR_LOG_ERROR, "config_reload_failed",
            json_pack("{s:s}", "reason", "out of memory"));
@@ -255,6 +304,7 @@ int main(int argc, char **argv) {
   s.poll.data = &s;
   uv_timer_start(&s.poll, on_poll, (uint64_t)s.cfg.models_poll_ms,
                  (uint64_t)s.cfg.models_poll_ms);
+  watch_slots(&s);
   signal(SIGPIPE, SIG_IGN);
 
   uv_run(&s.loop, UV_RUN_DEFAULT); /* returns after on_stop closed all */

@@ -3,6 +3,8 @@
 #include "lib/env.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -14,6 +16,17 @@ static int write_text(const char *path, const char *text) {
     return -1;
   fputs(text, f);
   return fclose(f);
+}
+
+/* Copy a version into place as the trainer does: into a temporary
+ * directory, then one rename (the server watches the slot directory and
+ * would otherwise see a half-copied version). */
+static int publish(const char *from, const char *dir) {
+  char tmp[PATH_MAX];
+  hrt_fmt(tmp, sizeof(tmp), "%s.tmp-copy", dir);
+  if (hrt_copy_tree(from, tmp) != 0)
+    return -1;
+  return rename(tmp, dir);
 }
 
 static int recommend_status(hrt_env_t *e, int k) {
@@ -70,14 +83,16 @@ HR_TEST_T(lifecycle_new_version_served_corrupt_refused, 90) {
   ASSERT_EQ(v0, e.fx.version);
   /* A newer copy of the same model is picked up without a restart. */
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
-  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
   HRT_POLL(ok, 5000, served_version(&e) == v0 + 10);
   ASSERT_MSG(ok, "version %lld not served", v0 + 10);
   /* A still newer one with a truncated model.bin is refused; v0+10 serves. */
-  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 20);
+  hrt_fmt(dir, sizeof(dir), "%s/default/.tmp-%lld", e.models, v0 + 20);
   ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
   hrt_fmt(file, sizeof(file), "%s/model.bin", dir);
   ASSERT_EQ(truncate(file, 100), 0);
+  hrt_fmt(file, sizeof(file), "%s/default/%lld", e.models, v0 + 20);
+  ASSERT_EQ(rename(dir, file), 0);
   HRT_POLL(ok, 5000,
            hrt_server_log_count(&e.srv, "\"model_refused\"", NULL) >= 1);
   ASSERT_MSG(ok, "no model_refused log line");
@@ -243,7 +258,7 @@ HR_TEST_T(lifecycle_many_versions_refused_once, 120) {
     ASSERT_EQ(hrt_mkdirs(dir), 0);
   }
   hrt_fmt(dir, sizeof(dir), "%s/default/1000", e.models);
-  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
   HRT_POLL(ok, 20000, served_version(&e) == 1000);
   ASSERT_MSG(ok, "version 1000 not served (%lld)", served_version(&e));
   hrt_sleep_ms(500); /* several more scans */
@@ -279,6 +294,23 @@ static json_t *admin_post(hrt_env_t *e, const char *path, const char *auth,
   return j;
 }
 
+static json_t *admin_post_ct(hrt_env_t *e, const char *path,
+                             const char *auth, const char *ct,
+                             const char *body, int *st) {
+  char hdr[256];
+  hrt_resp_t r = {0};
+  json_t *j = NULL;
+  hrt_fmt(hdr, sizeof(hdr), "Authorization: %s\r\nContent-Type: %s\r\n", auth,
+          ct);
+  *st = 0;
+  if (hrt_req(e, "POST", path, hdr, body, strlen(body), &r) == 0) {
+    *st = r.status;
+    j = json_loads(r.body, 0, NULL);
+  }
+  hrt_resp_free(&r);
+  return j;
+}
+
 /* Rollback through the admin API: bearer token, the previous version
  * served and pinned (a newer version is not picked up until
  * /admin/reload), visible in /models and /metrics; bad requests get
@@ -297,7 +329,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
   v0 = served_version(&e);
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
-  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
   HRT_POLL(ok, 5000, served_version(&e) == v0 + 10);
   ASSERT(ok);
 
@@ -363,7 +395,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
 
   /* A newer version appears: the pinned slot stays on v0 ... */
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 20);
-  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
   usleep(600 * 1000); /* six poll intervals */
   ASSERT_EQ(served_version(&e), v0);
   /* ... until /admin/reload clears the pin and serves the newest. */
@@ -386,6 +418,104 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
   json_decref(j);
   ASSERT_EQ(served_version(&e), v0 + 10);
   ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_rollback\"", NULL), 2);
+  /* The serving version again: 409. */
+  j = admin_post(&e, "/admin/models/default/rollback", bearer, body, &st,
+                 NULL, 0);
+  ASSERT_API_ERROR(j, st, 409, "conflict", "version");
+  json_decref(j);
+  /* A version that fails its checks: 409 with the reason, still v0+10. */
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 30);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  hrt_fmt(body, sizeof(body), "%s/model.bin", dir);
+  ASSERT_EQ(truncate(body, 100), 0);
+  hrt_fmt(body, sizeof(body), "{\"version\":%lld}", v0 + 30);
+  j = admin_post(&e, "/admin/models/default/rollback", bearer, body, &st,
+                 NULL, 0);
+  ASSERT_API_ERROR(j, st, 409, "conflict", "version");
+  ASSERT_MSG(strstr(hrt_jstr(j, "error.message"), "model.bin") != NULL, "%s",
+             hrt_jdump(j));
+  json_decref(j);
+  ASSERT_EQ(served_version(&e), v0 + 10);
+  /* A body that is not JSON: 415. */
+  j = admin_post_ct(&e, "/admin/reload", bearer, "text/plain", "x", &st);
+  ASSERT_API_ERROR(j, st, 415, "unsupported_media_type", "");
+  json_decref(j);
+  /* The token rotates with SIGHUP. */
+  ASSERT_EQ(write_text(e.config, "{\"models_poll_ms\":100,\"admin\":"
+                       "{\"token\":\"rotated-token-abcdefghij\"}}"), 0);
+  ASSERT_EQ(kill(e.srv.pid, SIGHUP), 0);
+  HRT_POLL(ok, 5000,
+           hrt_server_log_count(&e.srv, "\"config_reloaded\"", NULL) == 1);
+  ASSERT(ok);
+  j = admin_post(&e, "/admin/reload", bearer, NULL, &st, NULL, 0);
+  ASSERT_EQ(st, 401);
+  json_decref(j);
+  j = admin_post(&e, "/admin/reload", "Bearer rotated-token-abcdefghij", NULL,
+                 &st, NULL, 0);
+  ASSERT_EQ(st, 200);
+  json_decref(j);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* A rollback's load runs on a thread of its own: with one HTTP worker,
+ * /healthz and /recommend are answered while a rollback waits on a version
+ * whose manifest is a FIFO nobody writes yet. */
+typedef struct {
+  hrt_env_t *e;
+  int status;
+  char body[64];
+} rb_arg_t;
+
+static void *rollback_thread(void *p) {
+  rb_arg_t *a = p;
+  json_t *j = admin_post(a->e, "/admin/models/default/rollback",
+                         "Bearer " ADMIN_TOKEN, a->body, &a->status, NULL, 0);
+  json_decref(j);
+  return NULL;
+}
+
+HR_TEST_T(lifecycle_admin_load_does_not_block_requests, 60) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"threads\":1,\"admin\":"
+                                     "{\"token\":\"" ADMIN_TOKEN "\"}}"};
+  char dir[PATH_MAX], fifo[PATH_MAX];
+  rb_arg_t a = {0};
+  pthread_t t;
+  long long v0;
+  int st, ok, fd;
+  json_t *j;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  v0 = served_version(&e);
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 - 1);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
+  hrt_fmt(fifo, sizeof(fifo), "%s/manifest.json", dir);
+  ASSERT_EQ(unlink(fifo), 0);
+  ASSERT_EQ(mkfifo(fifo, 0600), 0);
+  a.e = &e;
+  hrt_fmt(a.body, sizeof(a.body), "{\"version\":%lld}", v0 - 1);
+  ASSERT_EQ(pthread_create(&t, NULL, rollback_thread, &a), 0);
+  hrt_sleep_ms(300); /* the rollback is now blocked on the FIFO */
+  ASSERT_EQ(a.status, 0);
+  for (int k = 0; k < 5; k++) {
+    j = hrt_get(&e, "/healthz", &st);
+    ASSERT_EQ(st, 200);
+    json_decref(j);
+    j = hrt_post(&e, "/recommend", json_pack("{s:s}", "user_id", "x"), &st);
+    ASSERT_EQ(st, 200);
+    json_decref(j);
+  }
+  ASSERT_EQ(a.status, 0);
+  /* Unblock it with a manifest that is not JSON: refused, 409. */
+  fd = open(fifo, O_WRONLY);
+  ASSERT(fd >= 0);
+  ASSERT_EQ(write(fd, "not json", 8), 8);
+  close(fd);
+  ASSERT_EQ(pthread_join(t, NULL), 0);
+  ASSERT_EQ(a.status, 409);
+  HRT_POLL(ok, 1000, served_version(&e) == v0);
+  ASSERT(ok);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
@@ -398,6 +528,12 @@ HR_TEST_T(lifecycle_admin_off_without_token, 30) {
   ASSERT_EQ(hrt_env_start(&e, NULL), 0);
   j = admin_post(&e, "/admin/reload", "Bearer " ADMIN_TOKEN, NULL, &st, NULL,
                  0);
+  ASSERT_API_ERROR(j, st, 404, "not_found", "");
+  ASSERT_MSG(strstr(hrt_jstr(j, "error.message"), "admin.token") != NULL,
+             "%s", hrt_jdump(j));
+  json_decref(j);
+  /* another method too: 404, not 405 */
+  j = hrt_get(&e, "/admin/reload", &st);
   ASSERT_API_ERROR(j, st, 404, "not_found", "");
   json_decref(j);
   ASSERT_EQ(hrt_env_stop(&e), 0);
@@ -474,9 +610,12 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
   v0 = served_version(&e);
   for (int k = 0; k < nc; k++) {
+    char tmp[PATH_MAX];
+    /* broken before it is renamed into place, as a trainer would leave it */
+    hrt_fmt(tmp, sizeof(tmp), "%s/default/.tmp-%d", e.models, k);
     hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10 * (k + 1));
-    ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
-    hrt_fmt(file, sizeof(file), "%s/%s", dir, cases[k].file);
+    ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, tmp), 0);
+    hrt_fmt(file, sizeof(file), "%s/%s", tmp, cases[k].file);
     if (k == 0)
       ASSERT_EQ(truncate(file, 100), 0);
     else if (k == 1)
@@ -486,6 +625,7 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
                              "\"format_version\": 99"), 0);
     else
       ASSERT_EQ(unlink(file), 0);
+    ASSERT_EQ(rename(tmp, dir), 0);
     HRT_POLL(ok, 5000, hrt_server_log_count(&e.srv, "\"model_refused\"",
                                             NULL) >= k + 1);
     ASSERT_MSG(ok, "%s: not refused", cases[k].what);
@@ -518,5 +658,32 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
   ASSERT_MSG(ok, "repaired version not served (%lld)", served_version(&e));
   ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_retry\"", NULL), 1);
   ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* With models_watch (the default) a version renamed into place is served
+ * at once, long before the next poll; without it, only the poll finds it. */
+HR_TEST_T(lifecycle_watch_serves_a_renamed_version_at_once, 60) {
+  for (int watch = 1; watch >= 0; watch--) {
+    HRT_ENV(e);
+    char cfg[128], tmp[PATH_MAX], dir[PATH_MAX];
+    long long v0;
+    int ok;
+    hrt_fmt(cfg, sizeof(cfg),
+            "{\"models_poll_ms\":600000,\"models_watch\":%d}", watch);
+    hrt_env_opts_t o = {.config_json = cfg};
+    ASSERT_EQ(hrt_env_start(&e, &o), 0);
+    v0 = served_version(&e);
+    hrt_fmt(tmp, sizeof(tmp), "%s/default/.tmp-%lld-1", e.models, v0 + 5);
+    hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 5);
+    ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, tmp), 0);
+    ASSERT_EQ(rename(tmp, dir), 0);
+    HRT_POLL(ok, 2000, served_version(&e) == v0 + 5);
+    ASSERT_MSG(ok == watch, "models_watch %d: version %s within 2 s", watch,
+               ok ? "served" : "not served");
+    ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_watch_unavailable\"",
+                                   NULL), 0);
+    ASSERT_EQ(hrt_env_stop(&e), 0);
+  }
   return 0;
 }
