@@ -31,6 +31,8 @@ typedef struct {
   int n_slots;
   int models_poll_ms;           /* how often to look for new versions */
   int models_watch;             /* 1: also on inotify events */
+  char pins[HR_CONFIG_MAX_LIST][96]; /* "slot=version" */
+  int n_pins;
   char log_level[16];
   struct {
     char host[HR_CONFIG_STR];

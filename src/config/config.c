@@ -43,6 +43,11 @@ static const key_desc keys[] = {
    "1: a change in a slot directory (a version renamed into place) wakes "
    "the loader at once (inotify through libuv); 0: polling only, e.g. on "
    "network file systems without notifications"},
+  {"models_pin", K_LIST, OFF(pins), ESZ(pins), OFF(n_pins), 0,
+   HR_CONFIG_MAX_LIST, "",
+   "SLOT=VERSION entries: the slot serves exactly that version directory "
+   "instead of its newest valid one (an admin rollback can still move it "
+   "until POST /admin/reload)"},
   {"log_level", K_STR, OFF(log_level), SZ(log_level), 0, 0, 0, "info",
    "debug, info, warn or error (reloadable)"},
   {"redis.host", K_STR, OFF(redis.host), SZ(redis.host), 0, 0, 0, "127.0.0.1",
@@ -420,6 +425,26 @@ int hr_config_validate(const hr_config_t *c, hr_error_t *err) {
   if (hr_log_parse_level(c->log_level, &lvl) != 0)
     return hr_error_set(err, HR_EINVAL, "log_level",
                         "log_level must be debug, info, warn or error");
+  for (int i = 0; i < c->n_pins; i++) {
+    const char *p = c->pins[i], *eq = strchr(p, '=');
+    int known = 0;
+    for (int k = 0; eq != NULL && k < c->n_slots; k++)
+      known |= strlen(c->slots[k]) == (size_t)(eq - p) &&
+               strncmp(c->slots[k], p, (size_t)(eq - p)) == 0;
+    if (eq == NULL || eq[1] < '1' || eq[1] > '9' ||
+        strspn(eq + 1, "0123456789") != strlen(eq + 1) || strlen(eq + 1) > 19)
+      return hr_error_set(err, HR_EINVAL, "models_pin",
+                          "models_pin entry \"%s\" must be SLOT=VERSION (a "
+                          "version directory's number)", p);
+    if (!known)
+      return hr_error_set(err, HR_EINVAL, "models_pin",
+                          "models_pin entry \"%s\" names no slot in slots", p);
+    for (int k = 0; k < i; k++)
+      if (strncmp(c->pins[k], p, (size_t)(eq - p) + 1) == 0)
+        return hr_error_set(err, HR_EINVAL, "models_pin",
+                            "models_pin pins slot %.*s twice", (int)(eq - p),
+                            p);
+  }
   if (c->admin.token[0] != '\0') {
     size_t n = strlen(c->admin.token);
     int ok = n >= 16;

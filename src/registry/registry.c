@@ -31,7 +31,8 @@ typedef struct {
   size_t n_refused_set, cap_refused_set;
   refused_t reasons[MAX_REASONS];
   int n_refused;
-  uint64_t pinned; /* guarded by mu; 0: serve the newest valid version */
+  uint64_t pinned;  /* guarded by mu; by a rollback, 0: none */
+  uint64_t cfg_pin; /* models_pin, 0: none; fixed */
 } slot_t;
 
 struct hr_registry {
@@ -52,6 +53,12 @@ hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
     slot_t *s = &r->slots[i];
     snprintf(s->name, sizeof(s->name), "%s", cfg->slots[i]);
     snprintf(s->dir, sizeof(s->dir), "%s/%s", cfg->models_dir, cfg->slots[i]);
+    for (int k = 0; k < cfg->n_pins; k++) {
+      const char *eq = strchr(cfg->pins[k], '=');
+      if (eq != NULL && (size_t)(eq - cfg->pins[k]) == strlen(s->name) &&
+          strncmp(cfg->pins[k], s->name, strlen(s->name)) == 0)
+        s->cfg_pin = strtoull(eq + 1, NULL, 10);
+    }
     pthread_mutex_init(&s->mu, NULL);
   }
   return r;
@@ -311,6 +318,7 @@ static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
   s->cur = snap;
   s->pinned = pin;
   pthread_mutex_unlock(&s->mu);
+  pin = pin ? pin : s->cfg_pin;
   hr_log(HR_LOG_INFO, "model_loaded",
          json_pack("{s:s,s:I,s:s,s:I,s:f,s:b}", "slot", s->name, "version",
                    (json_int_t)v, "kind", hr_model_kind(m), "items",
@@ -335,6 +343,12 @@ static int scan_slot(hr_registry_t *r, slot_t *s) {
     return 0;
   }
   pthread_mutex_unlock(&s->mu);
+  if (s->cfg_pin != 0) { /* models_pin: that version, whatever is newer */
+    hr_error_t err = {0};
+    if (current == s->cfg_pin || is_refused(s, s->cfg_pin))
+      return 0;
+    return load_publish(r, s, s->cfg_pin, 0, &err) > 0;
+  }
   versions = list_versions(s->dir, current, &n);
   for (size_t i = 0; i < n && !changed; i++) {
     hr_error_t err = {0};
@@ -500,9 +514,13 @@ json_t *hr_registry_describe(hr_registry_t *r) {
       json_object_set_new(o, "version", json_null());
     }
     pthread_mutex_lock(&s->mu);
-    json_object_set_new(o, "pinned", s->pinned ? json_integer((json_int_t)
-                                                              s->pinned)
-                                               : json_null());
+    uint64_t pin = s->pinned ? s->pinned : s->cfg_pin;
+    json_object_set_new(o, "pinned",
+                        pin ? json_integer((json_int_t)pin) : json_null());
+    json_object_set_new(o, "pinned_by",
+                        s->pinned ? json_string("rollback")
+                        : s->cfg_pin ? json_string("config")
+                                     : json_null());
     int n = s->n_refused < MAX_REASONS ? s->n_refused : MAX_REASONS;
     for (int j = 0; j < n; j++) { /* newest first */
       const refused_t *f = &s->reasons[(s->n_refused - 1 - j) % MAX_REASONS];

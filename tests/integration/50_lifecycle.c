@@ -687,3 +687,49 @@ HR_TEST_T(lifecycle_watch_serves_a_renamed_version_at_once, 60) {
   }
   return 0;
 }
+
+/* models_pin: the slot serves that version, not the newest; a rollback
+ * moves it until /admin/reload, which goes back to the pinned one. */
+HR_TEST_T(lifecycle_config_pin_holds_a_version, 60) {
+  HRT_ENV(e);
+  char cfg[256], dir[PATH_MAX];
+  hrt_fixture_t fx;
+  long long v0;
+  json_t *j;
+  int st, ok;
+
+  ASSERT_EQ(hrt_fixture_get(&fx), 0);
+  v0 = fx.version;
+  hrt_fmt(cfg, sizeof(cfg),
+          "{\"models_poll_ms\":100,\"models_pin\":[\"default=%lld\"],"
+          "\"admin\":{\"token\":\"" ADMIN_TOKEN "\"}}", v0);
+  hrt_env_opts_t o = {.config_json = cfg};
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  ASSERT_EQ(served_version(&e), v0);
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
+  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
+  hrt_sleep_ms(500);
+  ASSERT_EQ(served_version(&e), v0);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(hrt_jint(j, "slots[0].pinned"), v0);
+  ASSERT_STR_EQ(hrt_jstr(j, "slots[0].pinned_by"), "config");
+  json_decref(j);
+  char body[64];
+  hrt_fmt(body, sizeof(body), "{\"version\":%lld}", v0 + 10);
+  j = admin_post(&e, "/admin/models/default/rollback", "Bearer " ADMIN_TOKEN,
+                 body, &st, NULL, 0);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+  json_decref(j);
+  ASSERT_EQ(served_version(&e), v0 + 10);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_STR_EQ(hrt_jstr(j, "slots[0].pinned_by"), "rollback");
+  json_decref(j);
+  j = admin_post(&e, "/admin/reload", "Bearer " ADMIN_TOKEN, NULL, &st, NULL,
+                 0);
+  ASSERT_EQ(st, 200);
+  json_decref(j);
+  HRT_POLL(ok, 3000, served_version(&e) == v0);
+  ASSERT(ok);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}

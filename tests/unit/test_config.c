@@ -113,3 +113,40 @@ HR_TEST(config_hostport) {
   ASSERT_EQ(hr_config_parse_hostport("h:-1", host, sizeof(host), &port), HR_EINVAL);
   return 0;
 }
+
+/* models_pin entries and admin.token are checked at start. */
+HR_TEST(config_pins_and_admin_token) {
+  hr_config_t c;
+  hr_error_t err = {0};
+  static const char *const bad_pins[] = {"default", "default=", "default=0",
+                                         "default=12x", "other=5",
+                                         "default=5,default=6", NULL};
+  hr_config_defaults(&c);
+  ASSERT_EQ(c.n_pins, 0);
+  ASSERT_EQ(c.models_watch, 1);
+  ASSERT_STR_EQ(c.admin.token, "");
+  ASSERT_EQ(hr_config_set(&c, "slots", "default,other", &err), 0);
+  ASSERT_EQ(hr_config_set(&c, "models_pin", "default=17,other=1732712345",
+                          &err), 0);
+  ASSERT_EQ(hr_config_validate(&c, &err), 0);
+  ASSERT_EQ(c.n_pins, 2);
+  for (int k = 0; bad_pins[k] != NULL; k++) {
+    hr_config_defaults(&c);
+    hr_error_clear(&err);
+    ASSERT_EQ(hr_config_set(&c, "models_pin", bad_pins[k], &err), 0);
+    ASSERT_MSG(hr_config_validate(&c, &err) == HR_EINVAL, "%s", bad_pins[k]);
+    ASSERT_STR_EQ(err.field, "models_pin");
+  }
+  hr_config_defaults(&c);
+  hr_error_clear(&err);
+  ASSERT_EQ(hr_config_set(&c, "admin.token", "short", &err), 0);
+  ASSERT_EQ(hr_config_validate(&c, &err), HR_EINVAL);
+  ASSERT_STR_EQ(err.field, "admin.token");
+  hr_error_clear(&err);
+  ASSERT_EQ(hr_config_set(&c, "admin.token", "sixteen chars ok", &err), 0);
+  ASSERT_EQ(hr_config_validate(&c, &err), HR_EINVAL); /* a space */
+  hr_error_clear(&err);
+  ASSERT_EQ(hr_config_set(&c, "admin.token", "sixteen-chars-ok", &err), 0);
+  ASSERT_EQ(hr_config_validate(&c, &err), 0);
+  return 0;
+}
