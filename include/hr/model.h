@@ -294,6 +294,12 @@ typedef struct {
  *  next number is tried. The final path goes to path_out (NUL-terminated).
  *  Returns 0, HR_EINVAL (spec), HR_EIO (with the path and errno text in
  *  err), HR_ENOMEM. Not thread-safe for the same slot within one process. */
+/** Keep the `keep` newest version directories of a slot and remove the
+ *  others (each renamed out of sight first, so that a server never sees a
+ *  half-removed version); keep <= 0 keeps all. *removed: how many went.
+ *  A server still serving a removed version keeps its mapping. */
+int hr_model_prune(const char *slot_dir, int keep, int *removed,
+                   hr_error_t *err);
 int hr_model_write(const char *slot_dir, const hr_model_spec_t *spec,
                    char *path_out, size_t path_cap, hr_error_t *err);
 

@@ -558,3 +558,66 @@ fail:
   rmtree_shallow(tmp);
   return rc;
 }
+
+static int cmp_u64_desc(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x < y) - (x > y);
+}
+
+int hr_model_prune(const char *slot_dir, int keep, int *removed,
+                   hr_error_t *err) {
+  DIR *d;
+  struct dirent *e;
+  uint64_t *v = NULL;
+  size_t n = 0, cap = 0;
+  int rc = 0;
+
+  *removed = 0;
+  if (keep <= 0)
+    return 0;
+  if ((d = opendir(slot_dir)) == NULL)
+    return hr_error_set(err, HR_EIO, NULL, "%s: %s", slot_dir,
+                        strerror(errno));
+  while ((e = readdir(d)) != NULL) {
+    const char *p = e->d_name;
+    uint64_t x = 0;
+    int ok = *p >= '1' && *p <= '9';
+    for (; ok && *p; p++) {
+      if (*p < '0' || *p > '9' || x > (UINT64_MAX - 9) / 10)
+        ok = 0;
+      else
+        x = x * 10 + (uint64_t)(*p - '0');
+    }
+    if (!ok)
+      continue;
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 16;
+      uint64_t *nv = realloc(v, nc * sizeof(uint64_t));
+      if (nv == NULL) {
+        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+        break;
+      }
+      v = nv;
+      cap = nc;
+    }
+    v[n++] = x;
+  }
+  closedir(d);
+  if (rc == 0 && n > (size_t)keep) {
+    qsort(v, n, sizeof(uint64_t), cmp_u64_desc);
+    for (size_t i = (size_t)keep; i < n; i++) {
+      char src[PATH_MAX], dead[PATH_MAX];
+      snprintf(src, sizeof(src), "%s/%" PRIu64, slot_dir, v[i]);
+      /* out of sight in one step (a server never looks at .tmp-*), then
+       * removed */
+      snprintf(dead, sizeof(dead), "%s/.tmp-old-%" PRIu64 "-%ld", slot_dir,
+               v[i], (long)getpid());
+      if (rename(src, dead) != 0)
+        continue; /* gone already, or not ours to remove */
+      rmtree_shallow(dead);
+      (*removed)++;
+    }
+  }
+  free(v);
+  return rc;
+}

@@ -65,6 +65,8 @@ static const char usage_fit[] =
     "                       ...) or u.user; the prior for new users and the\n"
     "                       seq model learn them (request field user_attrs)\n"
     "  --out MODELS/NAME    the model slot; prints the new version's path\n"
+    "  --keep N             keep the N newest versions of the slot, remove\n"
+    "                       older ones (default 5; 0 keeps every version)\n"
     "  --kind K             ials (default) or seq: the sequential model, whose\n"
     "                       options (those of `eval --kind seq`) follow it\n"
     "\n";
@@ -271,6 +273,7 @@ static int cmd_fit(args_t *a) {
   hr_ctx_prior_t cp = {0};
   int32_t *crows = NULL;
   const char *stream = "hr:events", *items = NULL, *users = NULL;
+  int keep = 5;
   char path[4096], source[4200];
   hr_ials_opts_t o;
   hr_error_t err = {0};
@@ -308,6 +311,8 @@ static int cmd_fit(args_t *a) {
       items = value(a, arg, "--items");
     else if (is_opt(arg, "--users"))
       users = value(a, arg, "--users");
+    else if (is_opt(arg, "--keep"))
+      keep = (int)int_opt(a, "--keep", value(a, arg, "--keep"), 0, 100000);
     else if (!hyper_opt(a, arg, &o))
       usage_error(a, "unknown option \"%s\"", arg);
   }
@@ -429,7 +434,16 @@ static int cmd_fit(args_t *a) {
                         sizeof(path), &err);
   }
   if (rc == 0) {
+    int removed = 0;
+    hr_error_t perr = {0};
     printf("%s\n", path);
+    if (hr_model_prune(out, keep, &removed, &perr) != 0)
+      hr_log(HR_LOG_WARN, "prune_failed",
+             json_pack("{ss ss}", "slot", out, "reason", perr.msg));
+    else if (removed > 0)
+      hr_log(HR_LOG_INFO, "versions_pruned",
+             json_pack("{ss si si}", "slot", out, "removed", removed, "kept",
+                       keep));
     hr_log(HR_LOG_INFO, "model_written",
            json_pack("{ss ss si si si sf}", "path", path, "kind", kind,
                      "users", (int)h.n_users, "items", (int)h.n_items,

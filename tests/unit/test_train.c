@@ -444,6 +444,31 @@ HR_TEST(train_write_publishes_new_versions) {
   ASSERT_EQ(hr_train_write(slot, &ds, &h, &m, &o, NULL, NULL, p1, sizeof(p1),
                            &err), 0);
   ASSERT_MSG(strstr(p1, "/100000000000") != NULL, "%s", p1);
+  /* Pruning keeps the newest versions; other entries are left alone. */
+  {
+    int removed = -1, left = 0;
+    char other[700];
+    snprintf(other, sizeof(other), "%s/notes", slot);
+    ASSERT_EQ(mkdir(other, 0755), 0);
+    ASSERT_EQ(hr_model_prune(slot, 0, &removed, &err), 0); /* keep all */
+    ASSERT_EQ(removed, 0);
+    ASSERT_EQ(hr_model_prune(slot, 2, &removed, &err), 0);
+    ASSERT_EQ(removed, 2); /* of 4 versions */
+    a = hr_model_open(p1, &err); /* the newest survives intact */
+    ASSERT_MSG(a != NULL, "%s", err.msg);
+    hr_model_free(a);
+    ASSERT_EQ(access(fut, F_OK), 0);
+    ASSERT_EQ(access(p2, F_OK), -1);
+    ASSERT_EQ(access(other, F_OK), 0);
+    d = opendir(slot);
+    ASSERT_NOT_NULL(d);
+    while ((e = readdir(d)) != NULL) {
+      ASSERT_MSG(strncmp(e->d_name, ".tmp", 4) != 0, "left %s", e->d_name);
+      left += e->d_name[0] >= '1' && e->d_name[0] <= '9';
+    }
+    closedir(d);
+    ASSERT_EQ(left, 2);
+  }
   hr_ials_free(&m);
   hr_csr_free(&h);
   hr_dataset_free(&ds);
