@@ -3,6 +3,7 @@
 #include "hr/log.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,6 +70,10 @@ static void snapshot_free(hr_snapshot_t *s) {
     return;
   hr_model_free(s->model);
   free(s);
+  /* A version's tables are megabytes of heap: hand the freed pages back
+   * now, so that the next swap's peak is two versions, not two plus what
+   * the allocator kept of the last one. */
+  malloc_trim(0);
 }
 
 void hr_registry_free(hr_registry_t *r) {

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <malloc.h>
 #include <uv.h>
 
 extern char **environ;
@@ -268,6 +269,11 @@ int main(int argc, char **argv) {
   /* Requests run in parallel on the HTTP workers: each BLAS call must stay
    * on its own thread rather than fan out and contend with the others. */
   openblas_set_num_threads(1);
+  /* A version's big tables (ids, norms, scratch) come and go with swaps:
+   * keep them in their own mappings, returned whole when freed, instead of
+   * letting glibc's sliding threshold move them onto the heap, where freed
+   * pages linger and add to the peak of the next swap. */
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   /* Signals first: a SIGTERM that arrives as soon as "listening" is logged
    * (a supervisor, a test) must take the graceful path, not the default
    * action. libuv queues it until the loop runs. */
