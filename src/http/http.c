@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -281,6 +282,7 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, conn_t *cc) {
 static void *admin_job(void *arg) {
   conn_t *cc = arg;
   hr_http_t *h = cc->h;
+  setpriority(PRIO_PROCESS, (id_t)gettid(), 19); /* after the requests */
   hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
                    cc->request_id, cc->url};
   cc->job_resp = (hr_hresp_t){200, NULL, "application/json", 0};

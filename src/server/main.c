@@ -19,6 +19,8 @@
 
 #include <cblas.h>
 #include <malloc.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <uv.h>
 
 extern char **environ;
@@ -131,6 +133,10 @@ static void apply_log_level(const hr_config_t *c) {
 
 static void scan_work(uv_work_t *w) {
   server_t *s = w->data;
+  /* Loading a version is background work: on a busy machine the request
+   * threads come first (nice 19 for this pool thread; only scans run on
+   * libuv's pool here). */
+  setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
   hr_registry_scan(s->reg);
 }
 
