@@ -37,8 +37,9 @@ static const key_desc keys[] = {
    HR_CONFIG_MAX_LIST, "default",
    "model slots to serve; the first one answers /recommend"},
   {"models_poll_ms", K_INT, OFF(models_poll_ms), 0, 0, 100, 3600000, "2000",
-   "how often the model directories are checked for a new version (the "
-   "fallback when models_watch is 0 or notifications are unavailable)"},
+   "how often the model directories are scanned anyway: new versions when "
+   "models_watch is 0 or notifications are unavailable, and refused "
+   "versions repaired in place (the watch sees the slot directory only)"},
   {"models_watch", K_INT, OFF(models_watch), 0, 0, 0, 1, "1",
    "1: a change in a slot directory (a version renamed into place) wakes "
    "the loader at once (inotify through libuv); 0: polling only, e.g. on "

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -282,7 +281,6 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, conn_t *cc) {
 static void *admin_job(void *arg) {
   conn_t *cc = arg;
   hr_http_t *h = cc->h;
-  setpriority(PRIO_PROCESS, (id_t)gettid(), 19); /* after the requests */
   hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
                    cc->request_id, cc->url};
   cc->job_resp = (hr_hresp_t){200, NULL, "application/json", 0};
@@ -421,19 +419,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     return send_too_big(c, cc);
   if (cc->route->admin) {
     int j = atomic_load(&cc->job);
-    if (j == 2) /* resumed: the job's answer */
-      return send_body(c, cc, cc->job_resp.status, cc->job_resp.body,
+    if (j == 2) { /* resumed: the job's answer (send_body takes the body) */
+      char *b = cc->job_resp.body;
+      cc->job_resp.body = NULL;
+      return send_body(c, cc, cc->job_resp.status, b,
                        cc->job_resp.content_type, cc->job_resp.retry_after_s,
                        NULL);
+    }
     if (j == 1) /* spurious call while suspended */
       return MHD_YES;
     pthread_t t;
     pthread_attr_t at;
+    /* counted before the draining check: hr_http_stop sets draining, then
+     * waits for admin_jobs to reach 0, so a job is either refused here or
+     * waited for there */
+    atomic_fetch_add(&h->admin_jobs, 1);
+    if (atomic_load(&h->draining)) {
+      atomic_fetch_sub(&h->admin_jobs, 1);
+      return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down", 1,
+                        NULL);
+    }
     cc->h = h;
     cc->conn = c;
     snprintf(cc->url, sizeof(cc->url), "%s", url);
     atomic_store(&cc->job, 1);
-    atomic_fetch_add(&h->admin_jobs, 1);
     MHD_suspend_connection(c);
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
@@ -468,6 +477,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     return;
   cfg_release(h, cc->cref);
   free(cc->body);
+  free(cc->job_resp.body); /* an admin answer never sent (client gone) */
   free(cc);
   *con_cls = NULL;
   atomic_fetch_sub(&h->inflight, 1);

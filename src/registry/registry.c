@@ -29,6 +29,7 @@ typedef struct {
    * its files when refused (not retried until that changes), and the
    * reasons of the latest MAX_REASONS in a ring. */
   uint64_t *refused_set, *refused_sig;
+  int64_t *refused_checked; /* monotonic ms of the last signature check */
   size_t n_refused_set, cap_refused_set;
   refused_t reasons[MAX_REASONS];
   int n_refused;
@@ -91,6 +92,7 @@ void hr_registry_free(hr_registry_t *r) {
     snapshot_free(r->slots[i].cur);
     free(r->slots[i].refused_set);
     free(r->slots[i].refused_sig);
+    free(r->slots[i].refused_checked);
     pthread_mutex_destroy(&r->slots[i].mu);
   }
   for (int i = 0; i < r->n_dead; i++)
@@ -133,6 +135,14 @@ void hr_snapshot_release(hr_registry_t *r, int slot, hr_snapshot_t *s) {
     snapshot_free(s);
 }
 
+int hr_registry_has_dead(hr_registry_t *r) {
+  int n;
+  pthread_mutex_lock(&r->dead_mu);
+  n = r->n_dead;
+  pthread_mutex_unlock(&r->dead_mu);
+  return n > 0;
+}
+
 /* Free the snapshots whose last reference is gone (the loader's thread). */
 static void reap(hr_registry_t *r) {
   hr_snapshot_t *d[sizeof(r->dead) / sizeof(r->dead[0])];
@@ -171,6 +181,8 @@ static uint64_t version_sig(const slot_t *s, uint64_t v) {
   if (stat(dir, &st) == 0) {
     MIX(st.st_mtim.tv_sec);
     MIX(st.st_mtim.tv_nsec);
+    MIX(st.st_ctim.tv_nsec);
+    MIX(st.st_ino);
   }
   if ((d = opendir(dir)) == NULL)
     return h;
@@ -183,7 +195,8 @@ static uint64_t version_sig(const slot_t *s, uint64_t v) {
     snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
     if (stat(path, &st) == 0)
       fh ^= (uint64_t)st.st_size * 31 + (uint64_t)st.st_mtim.tv_sec * 131 +
-            (uint64_t)st.st_mtim.tv_nsec;
+            (uint64_t)st.st_mtim.tv_nsec + (uint64_t)st.st_ctim.tv_sec * 7 +
+            (uint64_t)st.st_ctim.tv_nsec * 3 + (uint64_t)st.st_ino * 17;
     h += fh * 0x9E3779B97F4A7C15ull; /* order-free: readdir's order varies */
   }
   closedir(d);
@@ -204,24 +217,42 @@ static long refused_at(const slot_t *s, uint64_t v) {
   return lo < s->n_refused_set && s->refused_set[lo] == v ? (long)lo : -1;
 }
 
+static int64_t mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* Was v refused, with its files unchanged since? A version whose files
- * changed is forgotten, so that it is tried again. */
+ * changed is forgotten, so that it is tried again. The files are looked
+ * at no more than once a second per version (thousands of refused
+ * versions must not cost a stat storm on every scan). */
 static int is_refused(slot_t *s, uint64_t v) {
   long at;
   uint64_t sig;
+  int64_t now = mono_ms();
   pthread_mutex_lock(&s->mu);
   at = refused_at(s, v);
+  if (at >= 0 && now - s->refused_checked[at] < 1000) {
+    pthread_mutex_unlock(&s->mu);
+    return 1;
+  }
   pthread_mutex_unlock(&s->mu);
   if (at < 0)
     return 0;
   sig = version_sig(s, v); /* outside the lock: file system calls */
   pthread_mutex_lock(&s->mu);
   at = refused_at(s, v);
+  if (at >= 0)
+    s->refused_checked[at] = now;
   if (at >= 0 && s->refused_sig[at] != sig) {
+    size_t tail = s->n_refused_set - (size_t)at - 1;
     memmove(s->refused_set + at, s->refused_set + at + 1,
-            (s->n_refused_set - (size_t)at - 1) * sizeof(uint64_t));
+            tail * sizeof(uint64_t));
     memmove(s->refused_sig + at, s->refused_sig + at + 1,
-            (s->n_refused_set - (size_t)at - 1) * sizeof(uint64_t));
+            tail * sizeof(uint64_t));
+    memmove(s->refused_checked + at, s->refused_checked + at + 1,
+            tail * sizeof(int64_t));
     s->n_refused_set--;
     at = -1;
   }
@@ -247,7 +278,10 @@ static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why,
     uint64_t *g = realloc(s->refused_sig, nc * sizeof(uint64_t));
     if (g != NULL)
       s->refused_sig = g;
-    if (n != NULL && g != NULL)
+    int64_t *c = realloc(s->refused_checked, nc * sizeof(int64_t));
+    if (c != NULL)
+      s->refused_checked = c;
+    if (n != NULL && g != NULL && c != NULL)
       s->cap_refused_set = nc;
   }
   if (refused_at(s, v) < 0 && /* else: retried, no harm */
@@ -256,10 +290,12 @@ static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why,
     while (i > 0 && s->refused_set[i - 1] > v) {
       s->refused_set[i] = s->refused_set[i - 1];
       s->refused_sig[i] = s->refused_sig[i - 1];
+      s->refused_checked[i] = s->refused_checked[i - 1];
       i--;
     }
     s->refused_set[i] = v;
     s->refused_sig[i] = sig;
+    s->refused_checked[i] = mono_ms();
   }
   refused_t *e = &s->reasons[s->n_refused % MAX_REASONS];
   e->version = v;
@@ -333,6 +369,16 @@ static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
     m = NULL;
   }
   if (m == NULL) {
+    struct stat st;
+    /* Out of memory, or the version removed meanwhile (fit --keep): not
+     * the version's fault, so not recorded; the next scan tries again. */
+    if (err->code == HR_ENOMEM || stat(path, &st) != 0) {
+      hr_log(HR_LOG_WARN, "model_load_failed",
+             json_pack("{s:s,s:I,s:s}", "slot", s->name, "version",
+                       (json_int_t)v, "reason",
+                       err->msg[0] ? err->msg : hr_strerror(err->code)));
+      return 0;
+    }
     refuse(r, s, v, err->msg[0] ? err->msg : hr_strerror(err->code), sig);
     return 0;
   }
@@ -432,6 +478,7 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
     return hr_error_set(err, HR_ENOTFOUND, NULL, "no such model slot");
   s = &r->slots[slot];
   pthread_mutex_lock(&r->scan_mu);
+  reap(r); /* nothing dead stays while another version loads */
   pthread_mutex_lock(&s->mu);
   if (s->cur)
     current = hr_model_version(s->cur->model);
@@ -499,6 +546,7 @@ out:
 int hr_registry_reload(hr_registry_t *r, int *changed) {
   int n = 0;
   pthread_mutex_lock(&r->scan_mu); /* no rollback or scan in between */
+  reap(r);
   for (int i = 0; i < r->n; i++) {
     pthread_mutex_lock(&r->slots[i].mu);
     n += r->slots[i].pinned != 0;
