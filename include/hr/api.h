@@ -29,6 +29,8 @@
 
 typedef struct {
   const char *user_id;                 /* NULL: anonymous */
+  const char *session_id;              /* NULL: none; assigns anonymous
+                                          requests to an experiment */
   const char **history;                /* newest first */
   size_t n_history;
   const char **exclude;

@@ -20,6 +20,23 @@
 
 #define HR_CONFIG_MAX_LIST 16
 #define HR_CONFIG_STR 256
+#define HR_EXP_MAX 4            /* experiments */
+#define HR_EXP_MAX_VARIANTS 8   /* variants per experiment */
+#define HR_EXP_NAME 32          /* [a-z0-9_-], for names in ids */
+
+typedef struct {
+  char name[HR_EXP_NAME + 1];
+  int weight;                   /* >= 0; the shares are weight / sum */
+  char slot[64];                /* the model slot that answers */
+  int candidates;               /* ANN candidates, 0: ann.candidates */
+} hr_variant_cfg_t;
+
+typedef struct {
+  char name[HR_EXP_NAME + 1];
+  char salt[65];
+  int n_variants;               /* the first is the control */
+  hr_variant_cfg_t v[HR_EXP_MAX_VARIANTS];
+} hr_experiment_cfg_t;
 
 typedef struct {
   char config_path[PATH_MAX];   /* file the values came from, "" if none */
@@ -66,6 +83,11 @@ typedef struct {
   struct {
     char token[128];            /* bearer token of the admin endpoints */
   } admin;
+  /* "experiments": [...] in the file, HYPERREC_EXPERIMENTS as JSON; the
+   * first one splits /recommend */
+  hr_experiment_cfg_t experiments[HR_EXP_MAX];
+  int n_experiments;
+  int experiments_force_header; /* 1: X-Hyperrec-Variant picks a variant */
   struct {
     int min_items;              /* smaller catalogues are scored exactly */
     int candidates;             /* retrieved from the index, then ranked */

@@ -402,7 +402,7 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
                            hr_error_t *err) {
   static const char *const known[] = {"user_id", "history", "k", "context",
                                       "exclude", "explain", "filters",
-                                      "user_attrs", NULL};
+                                      "user_attrs", "session_id", NULL};
   json_t *root, *v;
   int rc;
 
@@ -417,6 +417,11 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
   v = json_object_get(root, "user_id");
   if (v != NULL && !json_is_null(v) &&
       (rc = take_id(root, "user_id", 0, v, "user_id", &out->user_id, err)))
+    goto fail;
+  v = json_object_get(root, "session_id");
+  if (v != NULL && !json_is_null(v) &&
+      (rc = take_id(root, "session_id", 0, v, "session_id", &out->session_id,
+                    err)))
     goto fail;
   if ((rc = parse_id_list(root, "history", (size_t)cfg->recommend.max_history,
                           &out->history, &out->n_history, err)))

@@ -105,6 +105,10 @@ static const key_desc keys[] = {
    "1: after the index, a norm-bound pass makes the candidates the exact "
    "top by inner product (costs about a millisecond at 1M items); 0: the "
    "index's candidates alone (reloadable)"},
+  {"experiments_force_header", K_INT, OFF(experiments_force_header), 0, 0, 0,
+   1, "1",
+   "1: a request's X-Hyperrec-Variant header picks the variant (for QA); "
+   "0: assignment only (reloadable)"},
   {"admin.token", K_STR, OFF(admin.token), SZ(admin.token), 0, 0, 0, "",
    "bearer token for POST /admin/reload and /admin/models/NAME/rollback: "
    "16 to 127 printable characters without spaces; empty turns the admin "
@@ -195,12 +199,126 @@ static int set_value(hr_config_t *c, const key_desc *k, const char *v,
 
 /* "listen" and "redis" (as HOST:PORT) are shorthands handled here so that
  * flags, env and file agree. */
+static int exp_name_ok(const char *s) {
+  size_t n = strlen(s);
+  return n >= 1 && n <= HR_EXP_NAME &&
+         strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* "experiments": [{"name", "salt", "variants": [{"name", "weight",
+ * "slot", "candidates"}]}]; every field checked, unknown ones refused. */
+static int set_experiments(hr_config_t *c, const json_t *arr,
+                           hr_error_t *err) {
+  size_t i, j;
+  const json_t *e, *v;
+  const char *F = "experiments";
+
+  if (!json_is_array(arr) || json_array_size(arr) > HR_EXP_MAX)
+    return hr_error_set(err, HR_EINVAL, F, "experiments must be an array of "
+                        "at most %d objects", HR_EXP_MAX);
+  memset(c->experiments, 0, sizeof(c->experiments));
+  c->n_experiments = 0;
+  json_array_foreach(arr, i, e) {
+    hr_experiment_cfg_t *x = &c->experiments[i];
+    const json_t *name = json_object_get(e, "name"),
+                 *salt = json_object_get(e, "salt"),
+                 *vs = json_object_get(e, "variants");
+    const char *k;
+    json_t *val;
+    if (!json_is_object(e))
+      return hr_error_set(err, HR_EINVAL, F, "experiments[%zu] must be an "
+                          "object", i);
+    json_object_foreach((json_t *)e, k, val)
+      if (strcmp(k, "name") && strcmp(k, "salt") && strcmp(k, "variants"))
+        return hr_error_set(err, HR_EINVAL, F, "experiments[%zu]: unknown "
+                            "field \"%s\"", i, k);
+    if (!json_is_string(name) || !exp_name_ok(json_string_value(name)))
+      return hr_error_set(err, HR_EINVAL, F, "experiments[%zu].name must be "
+                          "1 to %d characters of a-z, 0-9, _ and -", i,
+                          HR_EXP_NAME);
+    if (!json_is_string(salt) || json_string_length(salt) < 1 ||
+        json_string_length(salt) > 64)
+      return hr_error_set(err, HR_EINVAL, F, "experiments[%zu].salt must be "
+                          "a string of 1 to 64 bytes", i);
+    if (!json_is_array(vs) || json_array_size(vs) < 1 ||
+        json_array_size(vs) > HR_EXP_MAX_VARIANTS)
+      return hr_error_set(err, HR_EINVAL, F, "experiments[%zu].variants must "
+                          "be 1 to %d objects", i, HR_EXP_MAX_VARIANTS);
+    snprintf(x->name, sizeof(x->name), "%s", json_string_value(name));
+    snprintf(x->salt, sizeof(x->salt), "%s", json_string_value(salt));
+    for (size_t p = 0; p < i; p++)
+      if (strcmp(c->experiments[p].name, x->name) == 0)
+        return hr_error_set(err, HR_EINVAL, F, "experiment \"%s\" is "
+                            "declared twice", x->name);
+    long sum = 0;
+    json_array_foreach(vs, j, v) {
+      hr_variant_cfg_t *y = &x->v[j];
+      const json_t *vn = json_object_get(v, "name"),
+                   *w = json_object_get(v, "weight"),
+                   *sl = json_object_get(v, "slot"),
+                   *cd = json_object_get(v, "candidates");
+      if (!json_is_object(v))
+        return hr_error_set(err, HR_EINVAL, F, "%s.variants[%zu] must be an "
+                            "object", x->name, j);
+      json_object_foreach((json_t *)v, k, val)
+        if (strcmp(k, "name") && strcmp(k, "weight") && strcmp(k, "slot") &&
+            strcmp(k, "candidates"))
+          return hr_error_set(err, HR_EINVAL, F, "%s.variants[%zu]: unknown "
+                              "field \"%s\"", x->name, j, k);
+      if (!json_is_string(vn) || !exp_name_ok(json_string_value(vn)))
+        return hr_error_set(err, HR_EINVAL, F, "%s.variants[%zu].name must "
+                            "be 1 to %d characters of a-z, 0-9, _ and -",
+                            x->name, j, HR_EXP_NAME);
+      if (!json_is_integer(w) || json_integer_value(w) < 0 ||
+          json_integer_value(w) > 1000000)
+        return hr_error_set(err, HR_EINVAL, F, "%s.variants[%zu].weight must "
+                            "be an integer from 0 to 1000000", x->name, j);
+      if (sl != NULL && (!json_is_string(sl) || json_string_length(sl) < 1 ||
+                         json_string_length(sl) >= sizeof(y->slot)))
+        return hr_error_set(err, HR_EINVAL, F, "%s.variants[%zu].slot must "
+                            "name a model slot", x->name, j);
+      if (cd != NULL && (!json_is_integer(cd) || json_integer_value(cd) < 0 ||
+                         json_integer_value(cd) > 100000))
+        return hr_error_set(err, HR_EINVAL, F, "%s.variants[%zu].candidates "
+                            "must be an integer from 0 to 100000", x->name,
+                            j);
+      snprintf(y->name, sizeof(y->name), "%s", json_string_value(vn));
+      for (size_t p = 0; p < j; p++)
+        if (strcmp(x->v[p].name, y->name) == 0)
+          return hr_error_set(err, HR_EINVAL, F, "%s: variant \"%s\" is "
+                              "declared twice", x->name, y->name);
+      y->weight = (int)json_integer_value(w);
+      sum += y->weight;
+      snprintf(y->slot, sizeof(y->slot), "%s",
+               sl ? json_string_value(sl) : "");
+      y->candidates = cd ? (int)json_integer_value(cd) : 0;
+    }
+    if (sum <= 0)
+      return hr_error_set(err, HR_EINVAL, F, "%s: the weights sum to 0",
+                          x->name);
+    x->n_variants = (int)json_array_size(vs);
+    c->n_experiments = (int)i + 1;
+  }
+  return 0;
+}
+
 static int set_special(hr_config_t *c, const char *key, const char *value,
                        hr_error_t *err, int *handled) {
   char host[HR_CONFIG_STR];
   int port;
 
   *handled = 0;
+  if (strcmp(key, "experiments") == 0) {
+    json_error_t jerr;
+    json_t *a = json_loads(value, JSON_REJECT_DUPLICATES, &jerr);
+    int rc;
+    *handled = 1;
+    if (a == NULL)
+      return hr_error_set(err, HR_EINVAL, key, "experiments: %s", jerr.text);
+    rc = set_experiments(c, a, err);
+    json_decref(a);
+    return rc;
+  }
   if (strcmp(key, "listen") == 0 || strcmp(key, "redis") == 0) {
     *handled = 1;
     if (hr_config_parse_hostport(value, host, sizeof(host), &port) != 0)
@@ -324,6 +442,11 @@ static int merge_object(hr_config_t *c, json_t *obj, const char *prefix,
         return rc;
       continue;
     }
+    if (strcmp(path, "experiments") == 0) {
+      if ((rc = set_experiments(c, v, err)) != 0)
+        return rc;
+      continue;
+    }
     if (strcmp(path, "redis") == 0 && json_is_string(v)) {
       rc = set_special(c, path, json_string_value(v), err, &handled);
       if (rc != 0)
@@ -388,6 +511,8 @@ int hr_config_load_env(hr_config_t *c, char *const *envp, hr_error_t *err) {
     const char *match = NULL;
     if (strcmp(key, "REDIS") == 0)
       match = "redis";
+    if (strcmp(key, "EXPERIMENTS") == 0)
+      match = "experiments";
     for (size_t i = 0; match == NULL && i < N_KEYS; i++) {
       const char *p = keys[i].path;
       size_t j = 0;
@@ -446,6 +571,18 @@ int hr_config_validate(const hr_config_t *c, hr_error_t *err) {
                             "models_pin pins slot %.*s twice", (int)(eq - p),
                             p);
   }
+  for (int i = 0; i < c->n_experiments; i++)
+    for (int j = 0; j < c->experiments[i].n_variants; j++) {
+      const char *sl = c->experiments[i].v[j].slot;
+      int known = sl[0] == '\0';
+      for (int k = 0; !known && k < c->n_slots; k++)
+        known = strcmp(sl, c->slots[k]) == 0;
+      if (!known)
+        return hr_error_set(err, HR_EINVAL, "experiments",
+                            "%s.%s: slot \"%s\" is not in slots",
+                            c->experiments[i].name,
+                            c->experiments[i].v[j].name, sl);
+    }
   if (c->admin.token[0] != '\0') {
     size_t n = strlen(c->admin.token);
     int ok = n >= 16;

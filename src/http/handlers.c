@@ -1,6 +1,7 @@
 /* handlers.c -- /recommend, /event and the operational endpoints. */
 #include "hr/api.h"
 #include "hr/ctxstore.h"
+#include "hr/experiments.h"
 #include "hr/features.h"
 #include "hr/log.h"
 #include "hr/metrics.h"
@@ -176,7 +177,7 @@ static void prior_query(const hr_context_t *cx, const hr_recommend_req_t *r,
  *    the pass, and recall (docs/benchmarks.md, "Attribute filters").
  * Returns 0 or HR_ENOMEM. */
 static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
-                      const float *u, const prior_q_t *pq,
+                      int candidates, const float *u, const prior_q_t *pq,
                       const long *excl, size_t n_excl,
                       const uint64_t *allow, size_t n_allow, size_t k,
                       hr_scored_t *top, size_t *n_top, const char **path) {
@@ -221,8 +222,8 @@ static int rank_items(const hr_model_t *m, const hr_config_t *cfg,
   if (a != NULL && n >= (size_t)cfg->ann.min_items &&
       (allow == NULL || (n_allow >= (size_t)cfg->ann.min_items &&
                          n_allow >= n / 16))) {
-    size_t nc = (size_t)cfg->ann.candidates > k ? (size_t)cfg->ann.candidates
-                                                : k;
+    size_t want = (size_t)(candidates > 0 ? candidates : cfg->ann.candidates);
+    size_t nc = want > k ? want : k;
     int ef = cfg->ann.ef > (int)nc ? cfg->ann.ef : (int)nc;
     hr_ann_scratch_t *s = thread_scratch(a);
     uint32_t *ids = malloc(sizeof(uint32_t) * (nc + n_excl + 1));
@@ -407,14 +408,45 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   long user_idx = -1;
   const int32_t *trained = NULL;
   size_t n_trained = 0;
-  char rid[40], hex[17];
+  char rid[40 + 2 * HR_EXP_NAME], hex[17];
+  const hr_experiment_cfg_t *exp = NULL;
+  const hr_variant_cfg_t *var = NULL;
+  int slot = 0;
 
   if (hr_api_parse_recommend(req->body, req->body_len, cfg,
                              (long long)time(NULL), &r, &err) != 0) {
     hr__http_error(resp, &err);
     return;
   }
-  snap = hr_registry_acquire(req->reg, 0);
+  if (cfg->n_experiments > 0) {
+    /* the first experiment splits /recommend: sticky by user, or by
+     * session for anonymous requests; a QA header can force a variant */
+    exp = &cfg->experiments[0];
+    if (req->force_variant != NULL && cfg->experiments_force_header) {
+      for (int i = 0; i < exp->n_variants && var == NULL; i++)
+        if (strcmp(exp->v[i].name, req->force_variant) == 0)
+          var = &exp->v[i];
+      if (var == NULL) {
+        hr_error_set(&err, HR_EBADFIELD, "X-Hyperrec-Variant", "experiment "
+                     "%s has no variant \"%.40s\"", exp->name,
+                     req->force_variant);
+        hr__http_error(resp, &err);
+        goto out;
+      }
+    } else {
+      const char *id = r.user_id ? r.user_id : r.session_id;
+      int w[HR_EXP_MAX_VARIANTS], v;
+      for (int i = 0; i < exp->n_variants; i++)
+        w[i] = exp->v[i].weight;
+      v = id ? hr_exp_assign(exp->salt, id, strlen(id), w, exp->n_variants)
+             : -1;
+      var = v >= 0 ? &exp->v[v] : NULL;
+    }
+    if (var != NULL && var->slot[0] != '\0' &&
+        (slot = hr_registry_find(req->reg, var->slot)) < 0)
+      slot = 0; /* checked at start; a slot list cannot change since */
+  }
+  snap = hr_registry_acquire(req->reg, slot);
   if (snap == NULL) {
     hr_error_set(&err, HR_ENOMODEL, "", "no model is loaded yet");
     hr__http_error(resp, &err);
@@ -482,15 +514,18 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   for (size_t i = 0; i < n_trained; i++)
     excl[n_excl++] = trained[i];
   n_excl = hr_ranker_sort_unique(excl, n_excl);
-  if (rank_items(m, cfg, uvec, &pq, excl, n_excl, allow, n_allow, (size_t)r.k,
-                 top, &n_top, &retrieval) != 0) {
+  if (rank_items(m, cfg, var ? var->candidates : 0, uvec, &pq, excl, n_excl,
+                 allow, n_allow, (size_t)r.k, top, &n_top, &retrieval) != 0) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &err);
     goto out;
   }
 
   hr__http_random_hex(hex);
-  snprintf(rid, sizeof(rid), "r1-%s", hex);
+  if (var != NULL) /* the experiment and variant travel in the id */
+    snprintf(rid, sizeof(rid), "r1-%s.%s.%s", hex, exp->name, var->name);
+  else
+    snprintf(rid, sizeof(rid), "r1-%s", hex);
   if (r.explain) {
     /* The newest distinct history items: the request's and Redis's
      * (already deduplicated), then the stored ones newest first. */
@@ -541,12 +576,15 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
                           json_string(hr_ctx_source_name(ctx.src[i])));
     }
     json_t *o = json_pack(
-        "{s:s,s:o,s:o,s:{s:s,s:I},s:n,s:o,s:o,s:I,s:b}", "recommendation_id",
+        "{s:s,s:o,s:o,s:{s:s,s:I},s:o,s:o,s:o,s:I,s:b}", "recommendation_id",
         rid, "user_id", r.user_id ? json_string(r.user_id) : json_null(),
         "items", items, "model", "name", hr_model_name(m), "version",
-        (json_int_t)hr_model_version(m), "variant", "context", c,
-        "context_source", src, "history_used", (json_int_t)n_hist, "degraded",
-        degraded);
+        (json_int_t)hr_model_version(m), "variant",
+        var ? json_pack("{s:s,s:s}", "experiment", exp->name, "name",
+                        var->name)
+            : json_null(),
+        "context", c, "context_source", src, "history_used",
+        (json_int_t)n_hist, "degraded", degraded);
     json_object_set_new(o, "retrieval", json_string(retrieval));
     if (allow != NULL)
       json_object_set_new(o, "filter_matches", json_integer((json_int_t)n_allow));
@@ -562,7 +600,7 @@ out:
   free(top);
   if (have_state)
     hr_user_state_destroy(&st);
-  hr_snapshot_release(req->reg, 0, snap);
+  hr_snapshot_release(req->reg, slot, snap);
   hr_recommend_req_destroy(&r);
 }
 

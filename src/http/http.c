@@ -266,7 +266,8 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, conn_t *cc) {
   MHD_add_response_header(r, "Access-Control-Allow-Methods",
                           "GET, POST, OPTIONS");
   MHD_add_response_header(r, "Access-Control-Allow-Headers",
-                          "Content-Type, Authorization, X-Request-Id");
+                          "Content-Type, Authorization, X-Request-Id, "
+                          "X-Hyperrec-Variant");
   MHD_add_response_header(r, "Access-Control-Max-Age", "600");
   observe(cc, 204);
   ret = MHD_queue_response(c, 204, r);
@@ -282,7 +283,7 @@ static void *admin_job(void *arg) {
   conn_t *cc = arg;
   hr_http_t *h = cc->h;
   hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
-                   cc->request_id, cc->url};
+                   cc->request_id, cc->url, NULL};
   cc->job_resp = (hr_hresp_t){200, NULL, "application/json", 0};
   cc->route->fn(&req, &cc->job_resp);
   atomic_store(&cc->job, 2);
@@ -458,7 +459,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   }
   {
     hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
-                     cc->request_id, url};
+                     cc->request_id, url,
+                     MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                 "X-Hyperrec-Variant")};
     hr_hresp_t resp = {200, NULL, "application/json", 0};
     cc->route->fn(&req, &resp);
     return send_body(c, cc, resp.status, resp.body, resp.content_type,

@@ -16,6 +16,7 @@ typedef struct {
   size_t body_len;
   const char *request_id;
   const char *url;         /* the path, for handlers of a path prefix */
+  const char *force_variant; /* X-Hyperrec-Variant, or NULL */
 } hr_hreq_t;
 
 /* What a handler fills. Body is malloc'd (taken by the daemon). */

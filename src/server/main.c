@@ -255,6 +255,7 @@ static void on_hup(uv_signal_t *sig, int signum) {
   next.event = c.event;
   next.ann = c.ann;
   next.admin = c.admin;
+  next.experiments_force_header = c.experiments_force_header;
   if (hr_http_set_config(s->http, &next) != 0) {
     hr_log(HR_LOG_ERROR, "config_reload_failed",
            json_pack("{s:s}", "reason", "out of memory"));
