@@ -5,8 +5,8 @@
  * runs at start and later on a loader thread, never on a request thread; it
  * loads a newer version completely, validates it, and publishes it by
  * swapping the slot's snapshot pointer. Requests take a reference with
- * hr_registry_acquire() and drop it with hr_snapshot_release(); after the
- * last release of a replaced snapshot, the loader frees its model. A version that fails to
+ * hr_registry_acquire() and drop it with hr_snapshot_release(); the last
+ * release of a replaced snapshot frees its model. A version that fails to
  * load is refused, logged with its reason, counted, and not tried again
  * until its files change (names, sizes, modification times).
  * acquire/release are thread-safe and O(1) (a short per-slot mutex).
@@ -42,11 +42,8 @@ int hr_registry_scan(hr_registry_t *r);
 /** Current snapshot of slot `i` (0 = the default slot) with a reference
  *  taken, or NULL if nothing is loaded. Release with hr_snapshot_release. */
 hr_snapshot_t *hr_registry_acquire(hr_registry_t *r, int slot);
-/** Drop a reference. The last one of a replaced snapshot queues it for the
- *  loader to free (hr_registry_scan), never on the calling thread. */
+/** Drop a reference; the last one of a replaced snapshot frees it. */
 void hr_snapshot_release(hr_registry_t *r, int slot, hr_snapshot_t *s);
-/** 1 when replaced snapshots wait to be freed: the loader should scan. */
-int hr_registry_has_dead(hr_registry_t *r);
 
 int hr_registry_n_slots(const hr_registry_t *r);
 const char *hr_registry_slot_name(const hr_registry_t *r, int slot);

@@ -106,7 +106,7 @@ static const key_desc keys[] = {
    "top by inner product (costs about a millisecond at 1M items); 0: the "
    "index's candidates alone (reloadable)"},
   {"experiments_force_header", K_INT, OFF(experiments_force_header), 0, 0, 0,
-   1, "1",
+   1, "0",
    "1: a request's X-Hyperrec-Variant header picks the variant (for QA); "
    "0: assignment only (reloadable)"},
   {"admin.token", K_STR, OFF(admin.token), SZ(admin.token), 0, 0, 0, "",
@@ -437,13 +437,13 @@ static int merge_object(hr_config_t *c, json_t *obj, const char *prefix,
 
   json_object_foreach(obj, name, v) {
     snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", name);
-    if (json_is_object(v)) {
-      if ((rc = merge_object(c, v, path, err)) != 0)
+    if (strcmp(path, "experiments") == 0) {
+      if ((rc = set_experiments(c, v, err)) != 0)
         return rc;
       continue;
     }
-    if (strcmp(path, "experiments") == 0) {
-      if ((rc = set_experiments(c, v, err)) != 0)
+    if (json_is_object(v)) {
+      if ((rc = merge_object(c, v, path, err)) != 0)
         return rc;
       continue;
     }

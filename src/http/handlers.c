@@ -408,10 +408,10 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   long user_idx = -1;
   const int32_t *trained = NULL;
   size_t n_trained = 0;
-  char rid[40 + 2 * HR_EXP_NAME], hex[17];
+  char rid[48 + 2 * HR_EXP_NAME], hex[17];
   const hr_experiment_cfg_t *exp = NULL;
   const hr_variant_cfg_t *var = NULL;
-  int slot = 0;
+  int slot = 0, forced = 0;
 
   if (hr_api_parse_recommend(req->body, req->body_len, cfg,
                              (long long)time(NULL), &r, &err) != 0) {
@@ -428,11 +428,11 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
           var = &exp->v[i];
       if (var == NULL) {
         hr_error_set(&err, HR_EBADFIELD, "X-Hyperrec-Variant", "experiment "
-                     "%s has no variant \"%.40s\"", exp->name,
-                     req->force_variant);
+                     "%s has no such variant", exp->name);
         hr__http_error(resp, &err);
         goto out;
       }
+      forced = 1;
     } else {
       const char *id = r.user_id ? r.user_id : r.session_id;
       int w[HR_EXP_MAX_VARIANTS], v;
@@ -447,6 +447,13 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
       slot = 0; /* checked at start; a slot list cannot change since */
   }
   snap = hr_registry_acquire(req->reg, slot);
+  if (snap == NULL && slot != 0) {
+    /* the variant's slot has no model (yet): the first slot answers, and
+     * the request counts for no variant */
+    slot = 0;
+    var = NULL;
+    snap = hr_registry_acquire(req->reg, slot);
+  }
   if (snap == NULL) {
     hr_error_set(&err, HR_ENOMODEL, "", "no model is loaded yet");
     hr__http_error(resp, &err);
@@ -522,8 +529,10 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   }
 
   hr__http_random_hex(hex);
-  if (var != NULL) /* the experiment and variant travel in the id */
-    snprintf(rid, sizeof(rid), "r1-%s.%s.%s", hex, exp->name, var->name);
+  if (var != NULL) /* the experiment and variant travel in the id; a
+                      forced variant is marked, to be left out of reports */
+    snprintf(rid, sizeof(rid), "r1-%s.%s.%s%s", hex, exp->name, var->name,
+             forced ? ".qa" : "");
   else
     snprintf(rid, sizeof(rid), "r1-%s", hex);
   if (r.explain) {

@@ -40,13 +40,6 @@ typedef struct {
 struct hr_registry {
   slot_t slots[HR_CONFIG_MAX_LIST];
   int n;
-  /* Replaced snapshots whose last reference is gone, freed by the loader
-   * (hr_registry_scan, rollbacks), never on the request thread that
-   * happened to drop the last reference: unmapping a version and returning
-   * its heap takes milliseconds. */
-  pthread_mutex_t dead_mu;
-  hr_snapshot_t *dead[2 * HR_CONFIG_MAX_LIST + 8];
-  int n_dead;
   pthread_mutex_t scan_mu; /* one scanner or rollback at a time */
   atomic_ulong refused_total;
   atomic_ulong rollbacks_total;
@@ -58,7 +51,6 @@ hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
     return NULL;
   r->n = cfg->n_slots;
   pthread_mutex_init(&r->scan_mu, NULL);
-  pthread_mutex_init(&r->dead_mu, NULL);
   for (int i = 0; i < r->n; i++) {
     slot_t *s = &r->slots[i];
     snprintf(s->name, sizeof(s->name), "%s", cfg->slots[i]);
@@ -95,9 +87,6 @@ void hr_registry_free(hr_registry_t *r) {
     free(r->slots[i].refused_checked);
     pthread_mutex_destroy(&r->slots[i].mu);
   }
-  for (int i = 0; i < r->n_dead; i++)
-    snapshot_free(r->dead[i]);
-  pthread_mutex_destroy(&r->dead_mu);
   pthread_mutex_destroy(&r->scan_mu);
   free(r);
 }
@@ -115,46 +104,16 @@ hr_snapshot_t *hr_registry_acquire(hr_registry_t *r, int slot) {
 }
 
 void hr_snapshot_release(hr_registry_t *r, int slot, hr_snapshot_t *s) {
-  int last, queued = 0;
+  int last;
   if (s == NULL)
     return;
   pthread_mutex_lock(&r->slots[slot].mu);
   last = --s->_refs == 0;
   pthread_mutex_unlock(&r->slots[slot].mu);
-  if (!last)
-    return;
-  /* the slot's own reference is gone: it was replaced; the loader frees
-   * it (reap), unless the queue is full */
-  pthread_mutex_lock(&r->dead_mu);
-  if (r->n_dead < (int)(sizeof(r->dead) / sizeof(r->dead[0]))) {
-    r->dead[r->n_dead++] = s;
-    queued = 1;
-  }
-  pthread_mutex_unlock(&r->dead_mu);
-  if (!queued)
-    snapshot_free(s);
+  if (last)
+    snapshot_free(s); /* the slot's own reference is gone: it was replaced */
 }
 
-int hr_registry_has_dead(hr_registry_t *r) {
-  int n;
-  pthread_mutex_lock(&r->dead_mu);
-  n = r->n_dead;
-  pthread_mutex_unlock(&r->dead_mu);
-  return n > 0;
-}
-
-/* Free the snapshots whose last reference is gone (the loader's thread). */
-static void reap(hr_registry_t *r) {
-  hr_snapshot_t *d[sizeof(r->dead) / sizeof(r->dead[0])];
-  int n;
-  pthread_mutex_lock(&r->dead_mu);
-  n = r->n_dead;
-  memcpy(d, r->dead, sizeof(d[0]) * (size_t)n);
-  r->n_dead = 0;
-  pthread_mutex_unlock(&r->dead_mu);
-  for (int i = 0; i < n; i++)
-    snapshot_free(d[i]);
-}
 
 int hr_registry_n_slots(const hr_registry_t *r) { return r->n; }
 
@@ -412,7 +371,6 @@ static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
                        (t1.tv_nsec - t0.tv_nsec) / 1e6,
                    "pinned", pin != 0));
   hr_snapshot_release(r, (int)(s - r->slots), old);
-  reap(r); /* the old version, when no request holds it any more */
   return 1;
 }
 
@@ -453,7 +411,6 @@ static int scan_slot(hr_registry_t *r, slot_t *s) {
 int hr_registry_scan(hr_registry_t *r) {
   int changed = 0;
   pthread_mutex_lock(&r->scan_mu);
-  reap(r); /* versions whose last request ended since the last scan */
   for (int i = 0; i < r->n; i++)
     changed += scan_slot(r, &r->slots[i]);
   pthread_mutex_unlock(&r->scan_mu);
@@ -478,7 +435,6 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
     return hr_error_set(err, HR_ENOTFOUND, NULL, "no such model slot");
   s = &r->slots[slot];
   pthread_mutex_lock(&r->scan_mu);
-  reap(r); /* nothing dead stays while another version loads */
   pthread_mutex_lock(&s->mu);
   if (s->cur)
     current = hr_model_version(s->cur->model);
@@ -546,7 +502,6 @@ out:
 int hr_registry_reload(hr_registry_t *r, int *changed) {
   int n = 0;
   pthread_mutex_lock(&r->scan_mu); /* no rollback or scan in between */
-  reap(r);
   for (int i = 0; i < r->n; i++) {
     pthread_mutex_lock(&r->slots[i].mu);
     n += r->slots[i].pinned != 0;

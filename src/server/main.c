@@ -34,7 +34,6 @@ typedef struct {
   uv_loop_t loop;
   uv_signal_t sig_term, sig_int, sig_hup;
   uv_timer_t poll;
-  uv_timer_t reap;        /* frees replaced versions within a second */
   uv_fs_event_t watch[HR_CONFIG_MAX_LIST]; /* the slot directories */
   int n_watch;
   uv_work_t scan_req;
@@ -170,13 +169,6 @@ static void start_scan(server_t *s) {
 
 static void on_poll(uv_timer_t *t) { start_scan(t->data); }
 
-/* A replaced version whose last request has ended is freed by a scan
- * (which starts by reaping): look once a second. */
-static void on_reap(uv_timer_t *t) {
-  server_t *s = t->data;
-  if (hr_registry_has_dead(s->reg))
-    start_scan(s);
-}
 
 /* A slot directory changed (a version renamed into place, removed, ...). */
 static void on_fs_event(uv_fs_event_t *h, const char *name, int events,
@@ -220,8 +212,6 @@ static void on_stop(uv_signal_t *sig, int signum) {
   s->http = NULL;
   uv_timer_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, NULL);
-  uv_timer_stop(&s->reap);
-  uv_close((uv_handle_t *)&s->reap, NULL);
   for (int i = 0; i < s->n_watch; i++) {
     uv_fs_event_stop(&s->watch[i]);
     uv_close((uv_handle_t *)&s->watch[i], NULL);
@@ -328,9 +318,6 @@ int main(int argc, char **argv) {
   s.poll.data = &s;
   uv_timer_start(&s.poll, on_poll, (uint64_t)s.cfg.models_poll_ms,
                  (uint64_t)s.cfg.models_poll_ms);
-  uv_timer_init(&s.loop, &s.reap);
-  s.reap.data = &s;
-  uv_timer_start(&s.reap, on_reap, 1000, 1000);
   watch_slots(&s);
   signal(SIGPIPE, SIG_IGN);
 

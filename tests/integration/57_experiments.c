@@ -11,6 +11,7 @@
 
 #define EXP_CFG                                                               \
   "{\"models_poll_ms\":100,\"slots\":[\"default\",\"alt\"],"                 \
+  "\"experiments_force_header\":1,"                                         \
   "\"experiments\":[{\"name\":\"home\",\"salt\":\"home-1\",\"variants\":["   \
   "{\"name\":\"control\",\"weight\":50},"                                     \
   "{\"name\":\"b\",\"weight\":30,\"slot\":\"alt\"},"                          \
@@ -60,6 +61,19 @@ HR_TEST_T(experiments_assign_route_and_tag_recommendations, 120) {
   json_t *j;
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  /* Before slot alt has a model, its variant's users are answered by the
+   * first slot, for no variant. */
+  for (int u = 0; u < 50; u++) {
+    hrt_fmt(user, sizeof(user), "u%05d", u + 1);
+    if (hr_exp_assign("home-1", user, strlen(user), W, 3) != 1)
+      continue;
+    j = rec(&e, user, NULL, NULL, &st);
+    ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+    ASSERT(json_is_null(hrt_jget(j, "variant")));
+    ASSERT_STR_EQ(hrt_jstr(j, "model.name"), "default");
+    json_decref(j);
+    break;
+  }
   hrt_fmt(dir, sizeof(dir), "%s/alt", e.models);
   ASSERT_EQ(hrt_mkdirs(dir), 0);
   hrt_fmt(dir, sizeof(dir), "%s/alt/.tmp-copy", e.models);
@@ -114,6 +128,8 @@ HR_TEST_T(experiments_assign_route_and_tag_recommendations, 120) {
   ASSERT_EQ(st, 200);
   ASSERT_STR_EQ(hrt_jstr(j, "variant.name"), "b");
   ASSERT_STR_EQ(hrt_jstr(j, "model.name"), "alt");
+  const char *qa = hrt_jstr(j, "recommendation_id");
+  ASSERT_MSG(qa && strstr(qa, ".home.b.qa") != NULL, "%s", qa ? qa : "");
   json_decref(j);
   j = rec(&e, "u00001", NULL, "nope", &st);
   ASSERT_API_ERROR(j, st, 400, "invalid_field", "X-Hyperrec-Variant");
