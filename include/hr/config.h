@@ -14,6 +14,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "hr/err.h"
 #include "hr/log.h"
@@ -114,6 +115,10 @@ int hr_config_set(hr_config_t *c, const char *key, const char *value,
 /** Parse "HOST:PORT" (port 0-65535) into host/port buffers. */
 int hr_config_parse_hostport(const char *s, char *host, size_t host_len,
                              int *port);
+
+/** The version models_pin pins `slot` to (the first entry for it), 0 when
+ *  none. */
+uint64_t hr_config_pin(const hr_config_t *c, const char *slot);
 
 /** Cross-field checks (e.g. default_k <= max_k). Call after all merges. */
 int hr_config_validate(const hr_config_t *c, hr_error_t *err);

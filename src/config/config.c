@@ -534,6 +534,19 @@ int hr_config_load_env(hr_config_t *c, char *const *envp, hr_error_t *err) {
   return 0;
 }
 
+/* Is models_pin entry e ("slot=version") about slot `slot`? */
+static int pin_slot_is(const char *e, const char *slot) {
+  size_t n = strlen(slot);
+  return strncmp(e, slot, n) == 0 && e[n] == '=';
+}
+
+uint64_t hr_config_pin(const hr_config_t *c, const char *slot) {
+  for (int k = 0; k < c->n_pins; k++)
+    if (pin_slot_is(c->pins[k], slot))
+      return strtoull(c->pins[k] + strlen(slot) + 1, NULL, 10);
+  return 0;
+}
+
 int hr_config_validate(const hr_config_t *c, hr_error_t *err) {
   hr_log_level_t lvl;
 
@@ -554,22 +567,22 @@ int hr_config_validate(const hr_config_t *c, hr_error_t *err) {
   for (int i = 0; i < c->n_pins; i++) {
     const char *p = c->pins[i], *eq = strchr(p, '=');
     int known = 0;
-    for (int k = 0; eq != NULL && k < c->n_slots; k++)
-      known |= strlen(c->slots[k]) == (size_t)(eq - p) &&
-               strncmp(c->slots[k], p, (size_t)(eq - p)) == 0;
     if (eq == NULL || eq[1] < '1' || eq[1] > '9' ||
         strspn(eq + 1, "0123456789") != strlen(eq + 1) || strlen(eq + 1) > 19)
       return hr_error_set(err, HR_EINVAL, "models_pin",
                           "models_pin entry \"%s\" must be SLOT=VERSION (a "
                           "version directory's number)", p);
+    for (int k = 0; k < c->n_slots; k++)
+      if (pin_slot_is(p, c->slots[k])) {
+        known = 1;
+        for (int j = 0; j < i; j++)
+          if (pin_slot_is(c->pins[j], c->slots[k]))
+            return hr_error_set(err, HR_EINVAL, "models_pin",
+                                "models_pin pins slot %s twice", c->slots[k]);
+      }
     if (!known)
       return hr_error_set(err, HR_EINVAL, "models_pin",
                           "models_pin entry \"%s\" names no slot in slots", p);
-    for (int k = 0; k < i; k++)
-      if (strncmp(c->pins[k], p, (size_t)(eq - p) + 1) == 0)
-        return hr_error_set(err, HR_EINVAL, "models_pin",
-                            "models_pin pins slot %.*s twice", (int)(eq - p),
-                            p);
   }
   for (int i = 0; i < c->n_experiments; i++)
     for (int j = 0; j < c->experiments[i].n_variants; j++) {

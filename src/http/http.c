@@ -341,29 +341,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                method, cc->route->path, allow);
       return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
     }
-    if (cc->route->admin) {
+    if (cc->route->has_body || cc->route->admin) {
+      /* a JSON body: required on has_body routes, optional on admin ones */
       const char *ct =
           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+      unsigned long long len;
       cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-      if (ct != NULL && !is_json_type(ct))
+      len = cl ? strtoull(cl, NULL, 10) : 0;
+      if ((cc->route->has_body || ct != NULL || len > 0) && !is_json_type(ct))
         return send_error(c, cc, HR_EMEDIATYPE, "",
                           "Content-Type must be application/json", 0, NULL);
-      if (cl && strtoull(cl, NULL, 10) > 0 && ct == NULL)
-        return send_error(c, cc, HR_EMEDIATYPE, "",
-                          "Content-Type must be application/json", 0, NULL);
-      if (atomic_load(&h->draining))
-        return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down",
-                          1, NULL);
-    }
-    if (cc->route->has_body) {
-      const char *ct =
-          MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-      if (!is_json_type(ct))
-        return send_error(c, cc, HR_EMEDIATYPE, "",
-                          "Content-Type must be application/json", 0, NULL);
-      cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-      if (cl && strtoull(cl, NULL, 10) >
-                    (unsigned long long)cc->cfg->http.max_body_bytes)
+      if (len > (unsigned long long)cc->cfg->http.max_body_bytes)
         return send_too_big(c, cc);
       if (atomic_load(&h->draining))
         return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down",

@@ -449,6 +449,21 @@ static int mkdir_p(const char *path, hr_error_t *err) {
   return 0;
 }
 
+/* 1 and *v when the directory entry `name` is all digits (a version
+ * number that fits 64 bits), else 0. */
+static int digits_value(const char *name, uint64_t *v) {
+  const char *p = name;
+  *v = 0;
+  if (*p == '\0')
+    return 0;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9' || *v > (UINT64_MAX - 9) / 10)
+      return 0;
+    *v = *v * 10 + (uint64_t)(*p - '0');
+  }
+  return 1;
+}
+
 /* Largest numeric entry of the slot, 0 if none. */
 static int max_version(const char *slot, uint64_t *out, hr_error_t *err) {
   DIR *d = opendir(slot);
@@ -458,17 +473,8 @@ static int max_version(const char *slot, uint64_t *out, hr_error_t *err) {
   if (d == NULL)
     return hr_error_set(err, HR_EIO, NULL, "%s: %s", slot, strerror(errno));
   while ((e = readdir(d)) != NULL) {
-    const char *p = e->d_name;
-    uint64_t v = 0;
-    int ok = *p != '\0';
-    for (; *p; p++) {
-      if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10) {
-        ok = 0;
-        break;
-      }
-      v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (ok && v > *out)
+    uint64_t v;
+    if (digits_value(e->d_name, &v) && v > *out)
       *out = v;
   }
   closedir(d);
@@ -579,16 +585,9 @@ int hr_model_prune(const char *slot_dir, int keep, int *removed,
     return hr_error_set(err, HR_EIO, NULL, "%s: %s", slot_dir,
                         strerror(errno));
   while ((e = readdir(d)) != NULL) {
-    const char *p = e->d_name;
-    uint64_t x = 0;
-    int ok = *p >= '1' && *p <= '9';
-    for (; ok && *p; p++) {
-      if (*p < '0' || *p > '9' || x > (UINT64_MAX - 9) / 10)
-        ok = 0;
-      else
-        x = x * 10 + (uint64_t)(*p - '0');
-    }
-    if (!ok)
+    uint64_t x;
+    /* a version directory, as the server reads them: no leading 0 */
+    if (e->d_name[0] == '0' || !digits_value(e->d_name, &x))
       continue;
     if (n == cap) {
       size_t nc = cap ? cap * 2 : 16;

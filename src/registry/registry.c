@@ -20,16 +20,21 @@ typedef struct {
   char reason[200];
 } refused_t;
 
+/* A refused version: the signature of its files when refused (not retried
+ * until that changes) and when that was last looked at. */
+typedef struct {
+  uint64_t version, sig;
+  int64_t checked_ms; /* monotonic */
+} refusal_t;
+
 typedef struct {
   char name[64];
   char dir[PATH_MAX];
   pthread_mutex_t mu;
   hr_snapshot_t *cur;
-  /* Guarded by mu: every refused version (sorted) with the signature of
-   * its files when refused (not retried until that changes), and the
+  /* Guarded by mu: every refused version (sorted by version), and the
    * reasons of the latest MAX_REASONS in a ring. */
-  uint64_t *refused_set, *refused_sig;
-  int64_t *refused_checked; /* monotonic ms of the last signature check */
+  refusal_t *refused_set;
   size_t n_refused_set, cap_refused_set;
   refused_t reasons[MAX_REASONS];
   int n_refused;
@@ -55,12 +60,7 @@ hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
     slot_t *s = &r->slots[i];
     snprintf(s->name, sizeof(s->name), "%s", cfg->slots[i]);
     snprintf(s->dir, sizeof(s->dir), "%s/%s", cfg->models_dir, cfg->slots[i]);
-    for (int k = 0; k < cfg->n_pins; k++) {
-      const char *eq = strchr(cfg->pins[k], '=');
-      if (eq != NULL && (size_t)(eq - cfg->pins[k]) == strlen(s->name) &&
-          strncmp(cfg->pins[k], s->name, strlen(s->name)) == 0)
-        s->cfg_pin = strtoull(eq + 1, NULL, 10);
-    }
+    s->cfg_pin = hr_config_pin(cfg, s->name);
     pthread_mutex_init(&s->mu, NULL);
   }
   return r;
@@ -83,8 +83,6 @@ void hr_registry_free(hr_registry_t *r) {
   for (int i = 0; i < r->n; i++) {
     snapshot_free(r->slots[i].cur);
     free(r->slots[i].refused_set);
-    free(r->slots[i].refused_sig);
-    free(r->slots[i].refused_checked);
     pthread_mutex_destroy(&r->slots[i].mu);
   }
   pthread_mutex_destroy(&r->scan_mu);
@@ -113,7 +111,6 @@ void hr_snapshot_release(hr_registry_t *r, int slot, hr_snapshot_t *s) {
   if (last)
     snapshot_free(s); /* the slot's own reference is gone: it was replaced */
 }
-
 
 int hr_registry_n_slots(const hr_registry_t *r) { return r->n; }
 
@@ -168,12 +165,13 @@ static long refused_at(const slot_t *s, uint64_t v) {
   size_t lo = 0, hi = s->n_refused_set;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (s->refused_set[mid] < v)
+    if (s->refused_set[mid].version < v)
       lo = mid + 1;
     else
       hi = mid;
   }
-  return lo < s->n_refused_set && s->refused_set[lo] == v ? (long)lo : -1;
+  return lo < s->n_refused_set && s->refused_set[lo].version == v ? (long)lo
+                                                                   : -1;
 }
 
 static int64_t mono_ms(void) {
@@ -192,7 +190,7 @@ static int is_refused(slot_t *s, uint64_t v) {
   int64_t now = mono_ms();
   pthread_mutex_lock(&s->mu);
   at = refused_at(s, v);
-  if (at >= 0 && now - s->refused_checked[at] < 1000) {
+  if (at >= 0 && now - s->refused_set[at].checked_ms < 1000) {
     pthread_mutex_unlock(&s->mu);
     return 1;
   }
@@ -203,15 +201,10 @@ static int is_refused(slot_t *s, uint64_t v) {
   pthread_mutex_lock(&s->mu);
   at = refused_at(s, v);
   if (at >= 0)
-    s->refused_checked[at] = now;
-  if (at >= 0 && s->refused_sig[at] != sig) {
-    size_t tail = s->n_refused_set - (size_t)at - 1;
+    s->refused_set[at].checked_ms = now;
+  if (at >= 0 && s->refused_set[at].sig != sig) {
     memmove(s->refused_set + at, s->refused_set + at + 1,
-            tail * sizeof(uint64_t));
-    memmove(s->refused_sig + at, s->refused_sig + at + 1,
-            tail * sizeof(uint64_t));
-    memmove(s->refused_checked + at, s->refused_checked + at + 1,
-            tail * sizeof(int64_t));
+            (s->n_refused_set - (size_t)at - 1) * sizeof(refusal_t));
     s->n_refused_set--;
     at = -1;
   }
@@ -231,30 +224,20 @@ static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why,
   pthread_mutex_lock(&s->mu);
   if (s->n_refused_set == s->cap_refused_set) {
     size_t nc = s->cap_refused_set ? s->cap_refused_set * 2 : 16;
-    uint64_t *n = realloc(s->refused_set, nc * sizeof(uint64_t));
-    if (n != NULL)
+    refusal_t *n = realloc(s->refused_set, nc * sizeof(refusal_t));
+    if (n != NULL) {
       s->refused_set = n;
-    uint64_t *g = realloc(s->refused_sig, nc * sizeof(uint64_t));
-    if (g != NULL)
-      s->refused_sig = g;
-    int64_t *c = realloc(s->refused_checked, nc * sizeof(int64_t));
-    if (c != NULL)
-      s->refused_checked = c;
-    if (n != NULL && g != NULL && c != NULL)
       s->cap_refused_set = nc;
+    }
   }
   if (refused_at(s, v) < 0 && /* else: retried, no harm */
       s->n_refused_set < s->cap_refused_set) {
     size_t i = s->n_refused_set++;
-    while (i > 0 && s->refused_set[i - 1] > v) {
+    while (i > 0 && s->refused_set[i - 1].version > v) {
       s->refused_set[i] = s->refused_set[i - 1];
-      s->refused_sig[i] = s->refused_sig[i - 1];
-      s->refused_checked[i] = s->refused_checked[i - 1];
       i--;
     }
-    s->refused_set[i] = v;
-    s->refused_sig[i] = sig;
-    s->refused_checked[i] = mono_ms();
+    s->refused_set[i] = (refusal_t){v, sig, mono_ms()};
   }
   refused_t *e = &s->reasons[s->n_refused % MAX_REASONS];
   e->version = v;
@@ -347,16 +330,14 @@ static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
     hr_model_free(m);
     return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
   }
-  {
-    snap->model = m;
-    snap->_refs = 1; /* the slot's reference */
-    snprintf(snap->path, sizeof(snap->path), "%s", path);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(snap->loaded_at, sizeof(snap->loaded_at), "%Y-%m-%dT%H:%M:%SZ",
-             &tm);
-  }
+  snap->model = m;
+  snap->_refs = 1; /* the slot's reference */
+  snprintf(snap->path, sizeof(snap->path), "%s", path);
+  time_t now = time(NULL);
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(snap->loaded_at, sizeof(snap->loaded_at), "%Y-%m-%dT%H:%M:%SZ",
+           &tm);
   pthread_mutex_lock(&s->mu);
   old = s->cur;
   s->cur = snap;

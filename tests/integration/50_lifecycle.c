@@ -273,16 +273,18 @@ HR_TEST_T(lifecycle_many_versions_refused_once, 120) {
 
 #define ADMIN_TOKEN "test-admin-token-0123456789"
 
-/* POST to an admin path with the given Authorization value (NULL: none);
- * the parsed answer (NULL if not JSON), status in *st. */
-static json_t *admin_post(hrt_env_t *e, const char *path, const char *auth,
-                          const char *body, int *st, char *www, size_t nw) {
+/* POST to an admin path with the given Authorization value (NULL: none)
+ * and a body of Content-Type ct (none when ct is NULL); the parsed answer
+ * (NULL if not JSON), status in *st, WWW-Authenticate into www. */
+static json_t *admin_req(hrt_env_t *e, const char *path, const char *auth,
+                         const char *ct, const char *body, int *st, char *www,
+                         size_t nw) {
   char hdr[256];
   hrt_resp_t r = {0};
   json_t *j = NULL;
-  hrt_fmt(hdr, sizeof(hdr), "%s%s%s%s",
+  hrt_fmt(hdr, sizeof(hdr), "%s%s%s%s%s%s",
           auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "",
-          body ? "Content-Type: application/json\r\n" : "");
+          ct ? "Content-Type: " : "", ct ? ct : "", ct ? "\r\n" : "");
   *st = 0;
   if (hrt_req(e, "POST", path, hdr, body, body ? strlen(body) : 0, &r) == 0) {
     *st = r.status;
@@ -294,21 +296,11 @@ static json_t *admin_post(hrt_env_t *e, const char *path, const char *auth,
   return j;
 }
 
-static json_t *admin_post_ct(hrt_env_t *e, const char *path,
-                             const char *auth, const char *ct,
-                             const char *body, int *st) {
-  char hdr[256];
-  hrt_resp_t r = {0};
-  json_t *j = NULL;
-  hrt_fmt(hdr, sizeof(hdr), "Authorization: %s\r\nContent-Type: %s\r\n", auth,
-          ct);
-  *st = 0;
-  if (hrt_req(e, "POST", path, hdr, body, strlen(body), &r) == 0) {
-    *st = r.status;
-    j = json_loads(r.body, 0, NULL);
-  }
-  hrt_resp_free(&r);
-  return j;
+/* The same with a JSON body (NULL: none). */
+static json_t *admin_post(hrt_env_t *e, const char *path, const char *auth,
+                          const char *body, int *st, char *www, size_t nw) {
+  return admin_req(e, path, auth, body ? "application/json" : NULL, body, st,
+                   www, nw);
 }
 
 /* Rollback through the admin API: bearer token, the previous version
@@ -437,7 +429,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
   json_decref(j);
   ASSERT_EQ(served_version(&e), v0 + 10);
   /* A body that is not JSON: 415. */
-  j = admin_post_ct(&e, "/admin/reload", bearer, "text/plain", "x", &st);
+  j = admin_req(&e, "/admin/reload", bearer, "text/plain", "x", &st, NULL, 0);
   ASSERT_API_ERROR(j, st, 415, "unsupported_media_type", "");
   json_decref(j);
   /* The token rotates with SIGHUP. */
