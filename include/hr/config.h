@@ -89,6 +89,9 @@ typedef struct {
   hr_experiment_cfg_t experiments[HR_EXP_MAX];
   int n_experiments;
   int experiments_force_header; /* 1: X-Hyperrec-Variant picks a variant */
+  int experiments_flush_ms;     /* impressions reach Redis this often */
+  int experiments_dedupe_ttl_s; /* a recommendation's click counts once
+                                   within this long */
   struct {
     int min_items;              /* smaller catalogues are scored exactly */
     int candidates;             /* retrieved from the index, then ranked */

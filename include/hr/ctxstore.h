@@ -17,7 +17,12 @@
  *
  * Key layout (prefix from config, default "hr:"): ctx:{u} hash, hist:{u}
  * list newest first of "<item_id>\t<ts>" entries (a bare item id is read
- * as an item of unknown time), events stream, evid:<event_id> string. */
+ * as an item of unknown time), events stream, evid:<event_id> string; the
+ * experiments' counters (experiments.h). An event whose exp_kind is set
+ * also adds, in the same script, one to <variant>:click_events (or
+ * :conversion_events) and, the first time for its recommendation_id
+ * (a marker kept experiments_dedupe_ttl_s), one to <variant>:clicks (or
+ * :conversions). */
 #ifndef HR_CTXSTORE_H
 #define HR_CTXSTORE_H
 
@@ -50,7 +55,29 @@ typedef struct {
   int has_value;
   double value;
   long long ts;               /* unix seconds, already defaulted */
+  /* attribution to an experiment's variant (experiments.h): 0 none,
+   * HR_EXP_CLICK or HR_EXP_CONVERSION, with the names from the
+   * recommendation_id */
+  int exp_kind;
+  const char *exp_name, *exp_variant;
 } hr_event_t;
+
+#define HR_EXP_CLICK 1
+#define HR_EXP_CONVERSION 2
+
+/** What to add to one variant's counters (hr_ctxstore_exp_add). */
+typedef struct {
+  const char *experiment, *variant;
+  unsigned long long impressions;
+  const char *const *ids;     /* user or session ids served */
+  size_t n_ids;
+} hr_exp_add_t;
+
+/** One variant's totals in Redis. */
+typedef struct {
+  unsigned long long users, impressions, clicks, click_events, conversions,
+      conversion_events;
+} hr_exp_totals_t;
 
 /* ----------------------------------------------------------- lifecycle */
 
@@ -79,14 +106,32 @@ int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
 
 void hr_user_state_destroy(hr_user_state_t *st);
 
-/** Write `n` events in one MULTI/EXEC. dup[i] is set to 1 for events whose
- *  event_id had been seen (nothing written for them), else 0. Returns 0;
+#define HR_EV_WRITTEN 0
+#define HR_EV_DUPLICATE 1  /* its event_id had been seen: nothing written */
+#define HR_EV_ATTRIBUTED 2 /* written, and counted to its variant */
+
+/** Write `n` events in one MULTI/EXEC; out[i] is set to one of HR_EV_*
+ *  for each event. Returns 0;
  *  HR_EREDIS when Redis is unreachable or cannot take writes for now (OOM,
  *  READONLY, LOADING...): nothing acknowledged, retry later; HR_EINTERNAL
  *  when Redis refused the batch (e.g. a key of the wrong type): nothing
  *  written; HR_EINVAL / HR_ENOMEM. */
 int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
-                             int *dup, hr_error_t *err);
+                             int *out, hr_error_t *err);
+
+/** Add impressions and served ids to n variants' counters in one
+ *  MULTI/EXEC (HINCRBY, SADD). Returns 0, HR_EREDIS or HR_ENOMEM; on an
+ *  error nothing was added, except when the connection broke after EXEC
+ *  was sent (then it is unknown). */
+int hr_ctxstore_exp_add(hr_ctxstore_t *s, const hr_exp_add_t *add, size_t n,
+                        hr_error_t *err);
+
+/** Read the totals of an experiment's n variants in one round trip
+ *  (HGETALL, SCARD). Returns 0, HR_EREDIS or HR_EINTERNAL (a key of the
+ *  wrong type or a counter that is not a number). */
+int hr_ctxstore_exp_read(hr_ctxstore_t *s, const char *experiment,
+                         const char *const *variants, size_t n,
+                         hr_exp_totals_t *out, hr_error_t *err);
 
 /** PING; 0 when Redis answers. Respects the backoff like other calls. */
 int hr_ctxstore_ping(hr_ctxstore_t *s);

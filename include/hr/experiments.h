@@ -12,6 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hr/config.h"
+#include "hr/err.h"
+
 /** The 64-bit hash of salt and id (FNV-1a over salt, a 0 byte and id,
  *  then the splitmix64 finaliser). */
 uint64_t hr_exp_hash(const char *salt, const char *id, size_t id_len);
@@ -22,5 +25,62 @@ uint64_t hr_exp_hash(const char *salt, const char *id, size_t id_len);
  *  or sum to 0. */
 int hr_exp_assign(const char *salt, const char *id, size_t id_len,
                   const int *weights, int n);
+
+/* ------------------------------------------------------------ statistics */
+
+/** The 95 % Wilson score interval of k successes in n > 0 trials. */
+void hr_exp_wilson(uint64_t k, uint64_t n, double *lo, double *hi);
+
+/** The pooled two-proportion z-test of k2/n2 against k1/n1: z (positive
+ *  when the second is higher) and its two-sided p-value. Returns 0, or -1
+ *  when the test is undefined (a side with no trials, or a pooled rate of
+ *  0 or 1). */
+int hr_exp_ztest(uint64_t k1, uint64_t n1, uint64_t k2, uint64_t n2,
+                 double *z, double *p);
+
+/** P(X >= x) for X chi-square distributed with df >= 1 degrees of freedom
+ *  (the upper regularised incomplete gamma function Q(df/2, x/2)). */
+double hr_exp_chi2_sf(double x, int df);
+
+/* --------------------------------------------------------------- counting
+ *
+ * Impressions and assigned users are counted in this process and added to
+ * Redis in batches (every experiments_flush_ms, when the batch grows large,
+ * on hr_exp_counts_flush and at stop): one MULTI/EXEC of HINCRBY and SADD,
+ * so every replica adds to the same totals without a Redis round trip per
+ * /recommend. A failed flush keeps the batch for the next one. Keys, with
+ * the configured prefix and the experiment's name as the hash tag:
+ *   exp:{<name>}                hash: <variant>:impressions, :clicks,
+ *                                     :click_events, :conversions,
+ *                                     :conversion_events
+ *   exp:{<name>}:users:<variant> set of the user (or session) ids served
+ *   exp:{<name>}:c:<rec id>      marker: this recommendation was clicked
+ *   exp:{<name>}:v:<rec id>      marker: it led to a conversion
+ * Clicks and conversions are written with the events (ctxstore.h). */
+
+/** Start the flusher thread (a no-op without experiments). `cfg` is
+ *  copied. Returns 0 or HR_ENOMEM. */
+int hr_exp_counts_start(const hr_config_t *cfg);
+
+/** Flush what is pending and stop the thread. Safe when not started. */
+void hr_exp_counts_stop(void);
+
+/** One impression of variant v of experiment x for id (the user or session
+ *  id). Thread-safe, no I/O. Ids beyond the batch's cap while Redis is
+ *  unreachable are dropped and counted (hr_exp_counts_dropped). */
+void hr_exp_count_impression(int x, int v, const char *id, size_t id_len);
+
+/** Write what this process has pending now, on the caller's thread.
+ *  Returns 0 or HR_EREDIS / HR_ENOMEM (the batch is kept). */
+int hr_exp_counts_flush(hr_error_t *err);
+
+/** User ids dropped because the batch was full (Redis unreachable). */
+unsigned long hr_exp_counts_dropped(void);
+
+/** The parts of a recommendation id "r1-<hex>.<experiment>.<variant>":
+ *  the indices of a configured experiment and variant in *x and *v.
+ *  Returns 1 when the id names them and is not a forced (".qa") one, else
+ *  0. */
+int hr_exp_parse_rid(const hr_config_t *cfg, const char *rid, int *x, int *v);
 
 #endif

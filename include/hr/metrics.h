@@ -17,6 +17,7 @@
   XX(READYZ, "readyz")                                                        \
   XX(METRICS, "metrics")                                                      \
   XX(MODELS, "models")                                                        \
+  XX(EXPERIMENTS, "experiments")                                              \
   XX(ADMIN, "admin")                                                          \
   XX(OTHER, "other")
 
@@ -34,6 +35,8 @@ void hr_metrics_events(unsigned long accepted, unsigned long duplicates,
                        unsigned long rejected);
 /** Count a /recommend answered without Redis. */
 void hr_metrics_degraded(void);
+/** Count events attributed to an experiment's variant. */
+void hr_metrics_attributed(unsigned long n);
 
 /* How /recommend found its candidates (the label of
  * hyperrec_recommend_retrieval_total). */

@@ -109,6 +109,14 @@ static const key_desc keys[] = {
    1, "0",
    "1: a request's X-Hyperrec-Variant header picks the variant (for QA); "
    "0: assignment only (reloadable)"},
+  {"experiments_flush_ms", K_INT, OFF(experiments_flush_ms), 0, 0, 10,
+   60000, "1000",
+   "how often a replica adds its experiment impressions and users to "
+   "Redis"},
+  {"experiments_dedupe_ttl_s", K_INT, OFF(experiments_dedupe_ttl_s), 0, 0, 1,
+   31536000, "604800",
+   "a recommendation's clicks (and conversions) count once within this "
+   "long after the first"},
   {"admin.token", K_STR, OFF(admin.token), SZ(admin.token), 0, 0, 0, "",
    "bearer token for POST /admin/reload and /admin/models/NAME/rollback: "
    "16 to 127 printable characters without spaces; empty turns the admin "

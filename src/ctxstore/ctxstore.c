@@ -2,6 +2,7 @@
 #include "hr/ctxstore.h"
 #include "hr/log.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -40,14 +41,19 @@ static atomic_ulong g_up_epoch;
  * applied writes nothing. Pass 2 writes the stream entries, histories and
  * contexts; pass 3 sets the idempotency markers last, so a marker never
  * exists for an event that was not written.
- * KEYS: stream, then per event: hist, ctx[, evid].
- * ARGV: ttl, cap, maxlen, n, received_ms, then per event: item ("" none),
- * has_evid, nctx, nfields, ctx pairs..., stream field/values...
- * Returns an array with 1 (written) or 0 (duplicate) per event. */
+ * An event attributed to an experiment's variant adds to the variant's
+ * *_events counter, and to its clicks (conversions) when the
+ * recommendation's marker is new (SET NX with the dedupe ttl).
+ * KEYS: stream, then per event: hist, ctx[, evid][, counters, marker].
+ * ARGV: ttl, cap, maxlen, n, received_ms, dedupe ttl, then per event: item
+ * ("" none), has_evid, nctx, nfields, attribution ("0" none, "click",
+ * "conversion"), variant, ctx pairs..., stream field/values...
+ * Returns an array with 1 (written), 2 (written and attributed) or 0
+ * (duplicate) per event. */
 static const char batch_script[] =
     "local ttl, cap, maxlen, n = ARGV[1], tonumber(ARGV[2]), "
     "tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local now = ARGV[5]\n"
+    "local now, xttl = ARGV[5], ARGV[6]\n"
     "local function want(key, kind)\n"
     "  local t = redis.call('TYPE', key).ok\n"
     "  if t ~= 'none' and t ~= kind then\n"
@@ -57,18 +63,23 @@ static const char batch_script[] =
     "end\n"
     "local err = want(KEYS[1], 'stream')\n"
     "if err then return err end\n"
-    "local ev, seen, a, k = {}, {}, 6, 2\n"
+    "local ev, seen, a, k = {}, {}, 7, 2\n"
     "for i = 1, n do\n"
     "  local e = {item = ARGV[a], hist = KEYS[k], ctx = KEYS[k + 1]}\n"
     "  local has, nctx, nf = ARGV[a + 1], tonumber(ARGV[a + 2]), "
     "tonumber(ARGV[a + 3])\n"
-    "  a, k = a + 4, k + 2\n"
+    "  e.att, e.var = ARGV[a + 4], ARGV[a + 5]\n"
+    "  a, k = a + 6, k + 2\n"
     "  if has == '1' then e.evid = KEYS[k]; k = k + 1 end\n"
+    "  if e.att ~= '0' then e.cnt, e.mark = KEYS[k], KEYS[k + 1]; k = k + 2 end\n"
     "  e.ca, e.nctx = a, nctx\n"
     "  a = a + 2 * nctx\n"
     "  e.fa, e.nf = a, nf\n"
     "  a = a + nf\n"
     "  err = want(e.hist, 'list') or want(e.ctx, 'hash')\n"
+    "  if not err and e.cnt then\n"
+    "    err = want(e.cnt, 'hash') or want(e.mark, 'string')\n"
+    "  end\n"
     "  if err then return err end\n"
     "  if e.evid then\n"
     "    if seen[e.evid] or redis.call('EXISTS', e.evid) == 1 then e.dup = true end\n"
@@ -99,6 +110,13 @@ static const char batch_script[] =
     "      redis.call('HSET', e.ctx, unpack(kv))\n"
     "    end\n"
     "    res[i] = 1\n"
+    "    if e.cnt then\n"
+    "      redis.call('HINCRBY', e.cnt, e.var .. ':' .. e.att .. '_events', 1)\n"
+    "      if redis.call('SET', e.mark, '1', 'NX', 'EX', xttl) then\n"
+    "        redis.call('HINCRBY', e.cnt, e.var .. ':' .. e.att .. 's', 1)\n"
+    "      end\n"
+    "      res[i] = 2\n"
+    "    end\n"
     "  end\n"
     "end\n"
     "for i = 1, n do\n"
@@ -342,9 +360,10 @@ typedef struct {
   int overflow;
 } argvec;
 
-#define ARGS_PER_EVENT (7 + 2 * HR_CTX_FIELDS + 2 * (7 + HR_CTX_FIELDS))
-#define ARENA_PER_EVENT 1536 /* 3 keys of <= 32+4+128+2 bytes, the history
-                              entry (id + ts), 2 numbers */
+#define ARGS_PER_EVENT (11 + 2 * HR_CTX_FIELDS + 2 * (7 + HR_CTX_FIELDS))
+#define ARENA_PER_EVENT 2048 /* 3 keys of <= 32+4+128+2 bytes, 2 of
+                              <= 32+5+32+4+128, the history entry (id +
+                              ts), 2 numbers */
 
 static int argvec_init(argvec *a, size_t n_events) {
   memset(a, 0, sizeof(*a));
@@ -403,6 +422,7 @@ static int build_batch(argvec *keys, argvec *args, const hr_config_t *cfg,
   push(args, fmt(args, "%zu", n));
   push(args, fmt(args, "%lld",
                  (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000));
+  push(args, fmt(args, "%d", cfg->experiments_dedupe_ttl_s));
   for (size_t i = 0; i < n; i++) {
     const hr_event_t *e = &ev[i];
     int nctx = 0, nf = 8; /* user_id, type, ts, received_ms */
@@ -411,6 +431,12 @@ static int build_batch(argvec *keys, argvec *args, const hr_config_t *cfg,
     push(keys, fmt(keys, "%sctx:{%s}", prefix, e->user_id));
     if (e->event_id)
       push(keys, fmt(keys, "%sevid:%s", prefix, e->event_id));
+    if (e->exp_kind != 0) {
+      push(keys, fmt(keys, "%sexp:{%s}", prefix, e->exp_name));
+      push(keys, fmt(keys, "%sexp:{%s}:%s:%s", prefix, e->exp_name,
+                     e->exp_kind == HR_EXP_CLICK ? "c" : "v",
+                     e->recommendation_id));
+    }
     for (int f = 0; f < HR_CTX_FIELDS; f++)
       nctx += e->ctx[f] != NULL;
     nf += 2 * ((e->item_id != NULL) + e->has_value + (e->event_id != NULL) +
@@ -421,6 +447,10 @@ static int build_batch(argvec *keys, argvec *args, const hr_config_t *cfg,
     push(args, e->event_id ? "1" : "0");
     push(args, fmt(args, "%d", nctx));
     push(args, fmt(args, "%d", nf));
+    push(args, e->exp_kind == HR_EXP_CLICK        ? "click"
+               : e->exp_kind == HR_EXP_CONVERSION ? "conversion"
+                                                  : "0");
+    push(args, e->exp_kind != 0 ? e->exp_variant : "");
     for (int f = 0; f < HR_CTX_FIELDS; f++) {
       if (e->ctx[f]) {
         push(args, hr_ctx_field_names[f]);
@@ -549,9 +579,14 @@ static int write_once(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
                                              "script");
     goto out;
   }
-  for (size_t i = 0; i < n; i++)
-    dup[i] = res->element[i]->type == REDIS_REPLY_INTEGER &&
-             res->element[i]->integer == 0;
+  for (size_t i = 0; i < n; i++) {
+    int one = res->element[i]->type == REDIS_REPLY_INTEGER
+                  ? (int)res->element[i]->integer
+                  : -1;
+    dup[i] = one == 0   ? HR_EV_DUPLICATE
+             : one == 2 ? HR_EV_ATTRIBUTED
+                        : HR_EV_WRITTEN;
+  }
 out:
   if (r)
     freeReplyObject(r);
@@ -603,4 +638,161 @@ int hr_ctxstore_ping(hr_ctxstore_t *s) {
   ok = r->type == REDIS_REPLY_STATUS;
   freeReplyObject(r);
   return ok ? 0 : HR_EREDIS;
+}
+
+/* ------------------------------------------------------- experiments */
+
+#define SADD_CHUNK 1000 /* ids per SADD */
+
+/* Reads the replies of `n` appended commands; 0 when none is an error.
+ * The last one is kept in *last when not NULL (the caller frees it). */
+static int read_replies(hr_ctxstore_t *s, int n, redisReply **last,
+                        hr_error_t *err) {
+  int rc = 0;
+  for (int i = 0; i < n; i++) {
+    redisReply *r;
+    if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
+      return fail(s, err, "read");
+    if (r->type == REDIS_REPLY_ERROR && rc == 0) {
+      atomic_fetch_add(&g_errors, 1);
+      rc = hr_error_set(err, transient_reply(r->str) ? HR_EREDIS
+                                                     : HR_EINTERNAL,
+                        "", "redis refused the experiment counters (%s)",
+                        r->str);
+    }
+    if (i == n - 1 && last != NULL)
+      *last = r;
+    else
+      freeReplyObject(r);
+  }
+  return rc;
+}
+
+int hr_ctxstore_exp_add(hr_ctxstore_t *s, const hr_exp_add_t *add, size_t n,
+                        hr_error_t *err) {
+  const char *prefix = s->cfg.redis.key_prefix;
+  char key[HR_CONFIG_STR + 2 * HR_EXP_NAME + 32], field[HR_EXP_NAME + 16],
+      num[24];
+  const char *argv[2 + SADD_CHUNK];
+  int sent = 0, rc;
+  redisReply *exec = NULL;
+
+  if ((rc = ensure(s, err)) != 0)
+    return rc;
+  if (redisAppendCommand(s->c, "MULTI") != REDIS_OK)
+    return fail(s, err, "append");
+  sent++;
+  for (size_t i = 0; i < n; i++) {
+    const hr_exp_add_t *a = &add[i];
+    if (a->impressions > 0) {
+      snprintf(key, sizeof(key), "%sexp:{%s}", prefix, a->experiment);
+      snprintf(field, sizeof(field), "%s:impressions", a->variant);
+      snprintf(num, sizeof(num), "%llu", a->impressions);
+      if (redisAppendCommand(s->c, "HINCRBY %s %s %s", key, field, num) !=
+          REDIS_OK)
+        return fail(s, err, "append");
+      sent++;
+    }
+    snprintf(key, sizeof(key), "%sexp:{%s}:users:%s", prefix, a->experiment,
+             a->variant);
+    for (size_t at = 0; at < a->n_ids; at += SADD_CHUNK) {
+      size_t m = a->n_ids - at < SADD_CHUNK ? a->n_ids - at : SADD_CHUNK;
+      argv[0] = "SADD";
+      argv[1] = key;
+      memcpy(argv + 2, a->ids + at, sizeof(char *) * m);
+      if (redisAppendCommandArgv(s->c, (int)m + 2, argv, NULL) != REDIS_OK)
+        return fail(s, err, "append");
+      sent++;
+    }
+  }
+  if (redisAppendCommand(s->c, "EXEC") != REDIS_OK)
+    return fail(s, err, "append");
+  sent++;
+  rc = read_replies(s, sent, &exec, err);
+  if (rc == 0 && (exec == NULL || exec->type != REDIS_REPLY_ARRAY))
+    rc = hr_error_set(err, HR_EREDIS, "", "redis aborted the experiment "
+                                          "counters' transaction");
+  if (rc == 0)
+    for (size_t i = 0; i < exec->elements && rc == 0; i++)
+      if (exec->element[i]->type == REDIS_REPLY_ERROR)
+        rc = hr_error_set(err, HR_EINTERNAL, "",
+                          "redis refused an experiment counter (%s)",
+                          exec->element[i]->str);
+  if (exec != NULL)
+    freeReplyObject(exec);
+  return rc;
+}
+
+int hr_ctxstore_exp_read(hr_ctxstore_t *s, const char *experiment,
+                         const char *const *variants, size_t n,
+                         hr_exp_totals_t *out, hr_error_t *err) {
+  const char *prefix = s->cfg.redis.key_prefix;
+  char key[HR_CONFIG_STR + 2 * HR_EXP_NAME + 32];
+  redisReply *h = NULL, *r;
+  int rc = 0;
+
+  memset(out, 0, sizeof(*out) * n);
+  if ((rc = ensure(s, err)) != 0)
+    return rc;
+  snprintf(key, sizeof(key), "%sexp:{%s}", prefix, experiment);
+  if (redisAppendCommand(s->c, "HGETALL %s", key) != REDIS_OK)
+    return fail(s, err, "append");
+  for (size_t i = 0; i < n; i++) {
+    snprintf(key, sizeof(key), "%sexp:{%s}:users:%s", prefix, experiment,
+             variants[i]);
+    if (redisAppendCommand(s->c, "SCARD %s", key) != REDIS_OK)
+      return fail(s, err, "append");
+  }
+  if (redisGetReply(s->c, (void **)&h) != REDIS_OK)
+    return fail(s, err, "read");
+  for (size_t i = 0; i < n; i++) {
+    if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
+      freeReplyObject(h);
+      return fail(s, err, "read");
+    }
+    if (r->type == REDIS_REPLY_INTEGER)
+      out[i].users = (unsigned long long)r->integer;
+    else if (rc == 0)
+      rc = hr_error_set(err, HR_EINTERNAL, "", "%sexp:{%s}:users:%s is not "
+                        "a set", prefix, experiment, variants[i]);
+    freeReplyObject(r);
+  }
+  if (h->type != REDIS_REPLY_ARRAY) {
+    if (rc == 0)
+      rc = hr_error_set(err, HR_EINTERNAL, "", "%sexp:{%s} is not a hash",
+                        prefix, experiment);
+    freeReplyObject(h);
+    return rc;
+  }
+  for (size_t i = 0; i + 1 < h->elements && rc == 0; i += 2) {
+    static const char *const names[] = {"impressions", "clicks",
+                                        "click_events", "conversions",
+                                        "conversion_events"};
+    const char *f = h->element[i]->str, *colon, *val = h->element[i + 1]->str;
+    char *end;
+    unsigned long long num;
+    if (f == NULL || val == NULL || (colon = strchr(f, ':')) == NULL)
+      continue;
+    errno = 0;
+    num = strtoull(val, &end, 10);
+    for (size_t v = 0; v < n; v++) {
+      unsigned long long *slot[] = {&out[v].impressions, &out[v].clicks,
+                                    &out[v].click_events, &out[v].conversions,
+                                    &out[v].conversion_events};
+      if (strlen(variants[v]) != (size_t)(colon - f) ||
+          strncmp(variants[v], f, (size_t)(colon - f)) != 0)
+        continue;
+      for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        if (strcmp(colon + 1, names[k]) == 0) {
+          if (errno != 0 || *end != '\0' || val[0] == '-')
+            rc = hr_error_set(err, HR_EINTERNAL, "", "%sexp:{%s} field %s "
+                              "is not a count: %.32s", prefix, experiment, f,
+                              val);
+          else
+            *slot[k] = num;
+        }
+    }
+  }
+  freeReplyObject(h);
+  return rc;
 }

@@ -599,6 +599,12 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
       json_object_set_new(o, "filter_matches", json_integer((json_int_t)n_allow));
     reply_json(resp, 200, o);
   }
+  if (resp->status == 200 && var != NULL && !forced) {
+    /* an impression of the variant, and its user (or session) */
+    const char *id = r.user_id ? r.user_id : r.session_id;
+    hr_exp_count_impression((int)(exp - cfg->experiments),
+                            (int)(var - exp->v), id, strlen(id));
+  }
 out:
   free(hist);
   free(hist_ts);
@@ -618,7 +624,7 @@ void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
   hr_error_t err = {0};
   hr_ctxstore_t *cs;
   int *dup = NULL;
-  size_t ndup = 0;
+  size_t ndup = 0, nattr = 0;
   int rc;
 
   if (hr_api_parse_events(req->body, req->body_len, req->cfg,
@@ -626,6 +632,20 @@ void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
     hr_metrics_events(0, 0, 1);
     hr__http_error(resp, &err);
     return;
+  }
+  /* clicks and purchases that name an experiment's recommendation count
+   * to its variant */
+  for (size_t i = 0; i < r.n; i++) {
+    hr_event_t *e = &r.events[i];
+    int x, v, kind = strcmp(e->type, "click") == 0      ? HR_EXP_CLICK
+                     : strcmp(e->type, "purchase") == 0 ? HR_EXP_CONVERSION
+                                                        : 0;
+    if (kind != 0 && e->recommendation_id != NULL &&
+        hr_exp_parse_rid(req->cfg, e->recommendation_id, &x, &v)) {
+      e->exp_kind = kind;
+      e->exp_name = req->cfg->experiments[x].name;
+      e->exp_variant = req->cfg->experiments[x].v[v].name;
+    }
   }
   dup = calloc(r.n, sizeof(int));
   cs = hr_ctxstore_thread();
@@ -649,12 +669,16 @@ void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
     hr__http_error(resp, &err);
     goto out;
   }
-  for (size_t i = 0; i < r.n; i++)
-    ndup += (size_t)dup[i];
+  for (size_t i = 0; i < r.n; i++) {
+    ndup += dup[i] == HR_EV_DUPLICATE;
+    nattr += dup[i] == HR_EV_ATTRIBUTED;
+  }
   hr_metrics_events(r.n - ndup, ndup, 0);
+  hr_metrics_attributed(nattr);
   reply_json(resp, 202,
-             json_pack("{s:I,s:I}", "accepted", (json_int_t)(r.n - ndup),
-                       "duplicates", (json_int_t)ndup));
+             json_pack("{s:I,s:I,s:I}", "accepted", (json_int_t)(r.n - ndup),
+                       "duplicates", (json_int_t)ndup, "attributed",
+                       (json_int_t)nattr));
 out:
   free(dup);
   hr_event_req_destroy(&r);

@@ -35,6 +35,9 @@ static const route_t routes[] = {
     {"/readyz", "GET", hr__h_readyz, HR_EP_READYZ, 0, 0},
     {"/metrics", "GET", hr__h_metrics, HR_EP_METRICS, 0, 0},
     {"/models", "GET", hr__h_models, HR_EP_MODELS, 0, 0},
+    {"/experiments", "GET", hr__h_experiments, HR_EP_EXPERIMENTS, 0, 0},
+    /* /experiments/<name>: the report */
+    {"/experiments/", "GET", hr__h_experiment, HR_EP_EXPERIMENTS, 0, 0},
     {"/admin/reload", "POST", hr__h_admin_reload, HR_EP_ADMIN, 0, 1},
     /* /admin/models/<name>/rollback, optional body {"version": N} */
     {"/admin/models/", "POST", hr__h_admin_rollback, HR_EP_ADMIN, 0, 1},

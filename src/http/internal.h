@@ -35,6 +35,8 @@ void hr__h_healthz(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_readyz(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_metrics(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_models(const hr_hreq_t *req, hr_hresp_t *resp);
+void hr__h_experiments(const hr_hreq_t *req, hr_hresp_t *resp);
+void hr__h_experiment(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_admin_reload(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_admin_rollback(const hr_hreq_t *req, hr_hresp_t *resp);
 

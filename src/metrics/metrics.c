@@ -1,6 +1,7 @@
 /* metrics.c -- counters and histograms (see metrics.h). */
 #include "hr/metrics.h"
 #include "hr/ctxstore.h"
+#include "hr/experiments.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -27,7 +28,8 @@ static const double buckets[] = {0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01,
 static atomic_ulong req_count[HR_EP__COUNT][N_SLOTS];
 static atomic_ulong lat_bucket[HR_EP__COUNT][N_BUCKETS + 1];
 static atomic_ulong lat_sum_ns[HR_EP__COUNT];
-static atomic_ulong ev_accepted, ev_duplicates, ev_rejected, degraded;
+static atomic_ulong ev_accepted, ev_duplicates, ev_rejected, degraded,
+    attributed;
 
 void hr_metrics_observe(hr_endpoint_t ep, int status, double seconds) {
   size_t s, b;
@@ -48,6 +50,10 @@ void hr_metrics_events(unsigned long accepted, unsigned long duplicates,
   atomic_fetch_add_explicit(&ev_accepted, accepted, memory_order_relaxed);
   atomic_fetch_add_explicit(&ev_duplicates, duplicates, memory_order_relaxed);
   atomic_fetch_add_explicit(&ev_rejected, rejected, memory_order_relaxed);
+}
+
+void hr_metrics_attributed(unsigned long n) {
+  atomic_fetch_add_explicit(&attributed, n, memory_order_relaxed);
 }
 
 void hr_metrics_degraded(void) {
@@ -153,6 +159,16 @@ char *hr_metrics_render(hr_registry_t *reg) {
           "hyperrec_events_total{result=\"rejected\"} %lu\n",
       atomic_load(&ev_accepted), atomic_load(&ev_duplicates),
       atomic_load(&ev_rejected));
+  put(&b, "# HELP hyperrec_events_attributed_total Clicks and purchases "
+          "counted to an experiment's variant.\n"
+          "# TYPE hyperrec_events_attributed_total counter\n"
+          "hyperrec_events_attributed_total %lu\n", atomic_load(&attributed));
+  put(&b, "# HELP hyperrec_experiment_ids_dropped_total Users (or sessions) "
+          "left out of an experiment's user count because the batch for "
+          "Redis was full.\n"
+          "# TYPE hyperrec_experiment_ids_dropped_total counter\n"
+          "hyperrec_experiment_ids_dropped_total %lu\n",
+      hr_exp_counts_dropped());
   put(&b, "# HELP hyperrec_recommend_degraded_total Recommendations answered "
           "without Redis.\n# TYPE hyperrec_recommend_degraded_total counter\n"
           "hyperrec_recommend_degraded_total %lu\n", atomic_load(&degraded));

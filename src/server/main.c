@@ -7,6 +7,7 @@
  * blocks on model I/O. */
 #include "hr/config.h"
 #include "hr/ctxstore.h"
+#include "hr/experiments.h"
 #include "hr/features.h"
 #include "hr/http.h"
 #include "hr/log.h"
@@ -294,6 +295,10 @@ int main(int argc, char **argv) {
   uv_signal_start(&s.sig_int, on_stop, SIGINT);
   uv_signal_start(&s.sig_hup, on_hup, SIGHUP);
   hr_ctxstore_configure(&s.cfg);
+  if (hr_exp_counts_start(&s.cfg) != 0) {
+    hr_log(HR_LOG_ERROR, "out_of_memory", NULL);
+    return 1;
+  }
   s.reg = hr_registry_new(&s.cfg);
   if (s.reg == NULL)
     return 1;
@@ -323,6 +328,8 @@ int main(int argc, char **argv) {
 
   uv_run(&s.loop, UV_RUN_DEFAULT); /* returns after on_stop closed all */
   uv_loop_close(&s.loop);
+  /* after the drain: every impression served is in the last batch */
+  hr_exp_counts_stop();
   hr_registry_free(s.reg);
   hr_tz_cache_clear();
   hr_log(HR_LOG_INFO, "stopped", NULL);

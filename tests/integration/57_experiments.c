@@ -3,6 +3,7 @@
  * in recommendation_id, the QA header. */
 #include "lib/env.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,5 +176,309 @@ HR_TEST(experiments_config_is_validated) {
                           &err), 0);
   ASSERT_EQ(hr_config_validate(&c, &err), HR_EINVAL);
   ASSERT_STR_EQ(err.field, "experiments");
+  return 0;
+}
+
+/* ------------------------------------------------- attribution, report */
+
+#define REPORT_CFG                                                            \
+  "{\"experiments_force_header\":1,\"experiments_flush_ms\":60000,"          \
+  "\"experiments\":[{\"name\":\"home\",\"salt\":\"home-1\",\"variants\":["   \
+  "{\"name\":\"control\",\"weight\":50},{\"name\":\"b\",\"weight\":30},"     \
+  "{\"name\":\"c\",\"weight\":20}]},"                                         \
+  "{\"name\":\"checkout\",\"salt\":\"co\",\"variants\":["                    \
+  "{\"name\":\"a\",\"weight\":1},{\"name\":\"b\",\"weight\":1}]}]}"
+
+static json_t *http_json(int port, const char *method, const char *path,
+                         const char *extra_hdr, const char *body, int *st) {
+  char hdr[160];
+  hrt_resp_t r = {0};
+  json_t *j = NULL;
+  hrt_fmt(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n",
+          extra_hdr ? extra_hdr : "");
+  *st = 0;
+  if (hrt_http(port, method, path, body ? hdr : extra_hdr, body,
+               body ? strlen(body) : 0, 10000, &r) == 0) {
+    *st = r.status;
+    j = json_loads(r.body, 0, NULL);
+  }
+  hrt_resp_free(&r);
+  return j;
+}
+
+/* The reference computations the report must agree with, written
+ * differently from the server's: the Wilson bounds as the roots of
+ * (p^ - p)^2 = z^2 p (1 - p) / n, the z-test's p-value from the 2x2
+ * table's Pearson chi-square, the 2-degree chi-square tail exp(-x/2). */
+static void ref_wilson(double k, double n, double *lo, double *hi) {
+  const double z2 = 1.959963984540054 * 1.959963984540054;
+  double ph = k / n, a = 1.0 + z2 / n, b = -(2.0 * ph + z2 / n),
+         c = ph * ph, disc = sqrt(b * b - 4.0 * a * c);
+  *lo = (-b - disc) / (2.0 * a);
+  *hi = (-b + disc) / (2.0 * a);
+}
+
+static double ref_ztest_p(double k1, double n1, double k2, double n2) {
+  double a = k1, b = n1 - k1, c = k2, d = n2 - k2, n = n1 + n2;
+  double chi = n * (a * d - b * c) * (a * d - b * c) /
+               ((a + b) * (c + d) * (a + c) * (b + d));
+  return erfc(sqrt(chi / 2.0));
+}
+
+static int near(double got, double want) {
+  return fabs(got - want) <= 1e-9 + 1e-7 * fabs(want);
+}
+
+typedef struct {
+  long users, impressions, clicks, click_events, conversions,
+      conversion_events;
+} tally_t;
+
+/* Checks one variant's row of a report against the test's tally, and its
+ * rates, intervals and z-test against the references. */
+static int check_row(json_t *row, const tally_t *t, const tally_t *ctl,
+                     int is_control) {
+  char what[64];
+  const char *names[] = {"users", "impressions", "clicks", "click_events",
+                         "conversions", "conversion_events"};
+  const long want[] = {t->users, t->impressions, t->clicks, t->click_events,
+                       t->conversions, t->conversion_events};
+  for (int i = 0; i < 6; i++)
+    ASSERT_MSG(hrt_jint(row, names[i]) == want[i], "%s %s: %lld, want %ld",
+               hrt_jstr(row, "name"), names[i], hrt_jint(row, names[i]),
+               want[i]);
+  for (int r = 0; r < 2; r++) {
+    double k = r == 0 ? (double)t->clicks : (double)t->conversions, lo, hi;
+    const char *key = r == 0 ? "ctr" : "conversion_rate";
+    json_t *o = json_object_get(row, key);
+    ref_wilson(k, (double)t->impressions, &lo, &hi);
+    hrt_fmt(what, sizeof(what), "%s %s", hrt_jstr(row, "name"), key);
+    ASSERT_MSG(near(json_real_value(json_object_get(o, "value")),
+                    k / (double)t->impressions), "%s", what);
+    ASSERT_MSG(near(json_real_value(hrt_jget(o, "ci95[0]")), lo) &&
+                   near(json_real_value(hrt_jget(o, "ci95[1]")), hi),
+               "%s: %s, want [%.9f, %.9f]", what, hrt_jdump(o), lo, hi);
+    json_t *vs = hrt_jget(row, "vs_control");
+    if (is_control) {
+      ASSERT(json_is_null(vs));
+      continue;
+    }
+    double k1 = r == 0 ? (double)ctl->clicks : (double)ctl->conversions;
+    json_t *d = json_object_get(vs, key);
+    ASSERT_MSG(near(json_real_value(json_object_get(d, "diff")),
+                    k / (double)t->impressions -
+                        k1 / (double)ctl->impressions),
+               "%s diff %s", what, hrt_jdump(d));
+    ASSERT_MSG(near(json_real_value(json_object_get(d, "p_value")),
+                    ref_ztest_p(k1, (double)ctl->impressions, k,
+                                (double)t->impressions)),
+               "%s p %s", what, hrt_jdump(d));
+  }
+  return 0;
+}
+
+/* Two server processes on one Redis: the same user gets the same variant
+ * from both; impressions and users from both add up (one replica's through
+ * its report-time flush, the other's through its flush at shutdown);
+ * clicks and purchases sent with recommendation ids to either are counted
+ * to the right variants -- once per recommendation, not for forced (.qa),
+ * unknown or duplicate ones -- and the report's CTRs, intervals, z-test
+ * p-values and sample-ratio check match the reference computations. */
+HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = REPORT_CFG};
+  hrt_server_t b = {0};
+  char redis_addr[32], user[32], body[512], ev[65536];
+  static const int rate[3] = {3, 5, 2}; /* clicks per 10 impressions */
+  tally_t t[3] = {{0}};
+  long seen[3] = {0}, clicks_seen[3] = {0}, attributed = 0, got_attr = 0;
+  int st, n_ev = 0, ev_id = 0, port_a;
+  json_t *j, *rep = NULL;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  port_a = e.srv.port;
+  hrt_fmt(redis_addr, sizeof(redis_addr), "127.0.0.1:%d", e.redis.port);
+  const char *args[] = {"--listen", "127.0.0.1:0", "--redis", redis_addr,
+                        "--models", e.models, "--config", e.config,
+                        "--log-level", "debug", NULL};
+  ASSERT_EQ(hrt_server_start(&b, args), 0);
+
+  strcpy(ev, "{\"events\":[");
+  for (int u = 0; u < 600; u++) {
+    int reqs = u % 3 == 0 ? 2 : 1, vi = -1;
+    hrt_fmt(user, sizeof(user), "u%05d", u + 1);
+    for (int q = 0; q < reqs; q++) {
+      hrt_fmt(body, sizeof(body), "{\"user_id\":\"%s\",\"k\":3}", user);
+      j = http_json(q == 0 ? port_a : b.port, "POST", "/recommend", NULL,
+                    body, &st);
+      ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+      int v = variant_index(hrt_jstr(j, "variant.name"));
+      ASSERT(v >= 0);
+      ASSERT_MSG(vi < 0 || v == vi, "%s: %s from one server, %s from the "
+                 "other", user, VN[vi], VN[v]);
+      vi = v;
+      t[v].impressions++;
+      if (q == 0)
+        t[v].users++;
+      /* clicks on rate[v] of every 10 impressions; a purchase after every
+       * 4th click */
+      if (seen[v]++ % 10 < rate[v]) {
+        const char *rid = hrt_jstr(j, "recommendation_id");
+        int buy = clicks_seen[v]++ % 4 == 0;
+        for (int k = 0; k <= buy; k++) {
+          hrt_fmt(ev + strlen(ev), sizeof(ev) - strlen(ev),
+                  "%s{\"user_id\":\"%s\",\"item_id\":\"i00002\",\"type\":"
+                  "\"%s\",\"recommendation_id\":\"%s\",\"event_id\":"
+                  "\"ev%d\"}", n_ev ? "," : "", user,
+                  k ? "purchase" : "click", rid, ev_id++);
+          n_ev++;
+        }
+        t[v].clicks++;
+        t[v].click_events++;
+        t[v].conversions += buy;
+        t[v].conversion_events += buy;
+        attributed += 1 + buy;
+      }
+      json_decref(j);
+      if (n_ev >= 60) { /* a batch, to each server in turn */
+        strcat(ev, "]}");
+        j = http_json(ev_id % 2 ? port_a : b.port, "POST", "/event", NULL,
+                      ev, &st);
+        ASSERT_MSG(st == 202, "%d %s", st, hrt_jdump(j));
+        got_attr += hrt_jint(j, "attributed");
+        json_decref(j);
+        /* the same batch again: every event_id is a duplicate */
+        j = http_json(port_a, "POST", "/event", NULL, ev, &st);
+        ASSERT_EQ(st, 202);
+        ASSERT_EQ(hrt_jint(j, "duplicates"), n_ev);
+        ASSERT_EQ(hrt_jint(j, "attributed"), 0);
+        json_decref(j);
+        strcpy(ev, "{\"events\":[");
+        n_ev = 0;
+      }
+    }
+  }
+  if (n_ev > 0) {
+    strcat(ev, "]}");
+    j = http_json(b.port, "POST", "/event", NULL, ev, &st);
+    ASSERT_EQ(st, 202);
+    got_attr += hrt_jint(j, "attributed");
+    json_decref(j);
+  }
+  ASSERT_EQ(got_attr, attributed);
+
+  /* A second click on a clicked recommendation is a click event, not a
+   * second click; forced (.qa), unknown and view events are not counted. */
+  {
+    char rid[128], qa[128];
+    int v0;
+    hrt_fmt(body, sizeof(body), "{\"user_id\":\"u00002\",\"k\":3}");
+    j = http_json(port_a, "POST", "/recommend", NULL, body, &st);
+    ASSERT_EQ(st, 200);
+    v0 = variant_index(hrt_jstr(j, "variant.name"));
+    hrt_fmt(rid, sizeof(rid), "%s", hrt_jstr(j, "recommendation_id"));
+    json_decref(j);
+    t[v0].impressions++;
+    j = http_json(b.port, "POST", "/recommend", "X-Hyperrec-Variant: c\r\n",
+                  body, &st);
+    ASSERT_EQ(st, 200);
+    hrt_fmt(qa, sizeof(qa), "%s", hrt_jstr(j, "recommendation_id"));
+    json_decref(j);
+    hrt_fmt(ev, sizeof(ev),
+            "{\"events\":["
+            "{\"user_id\":\"u00002\",\"item_id\":\"i00002\",\"type\":\"click\","
+            "\"recommendation_id\":\"%s\"},"
+            "{\"user_id\":\"u00002\",\"item_id\":\"i00002\",\"type\":\"click\","
+            "\"recommendation_id\":\"%s\"},"
+            "{\"user_id\":\"u00002\",\"item_id\":\"i00002\",\"type\":\"click\","
+            "\"recommendation_id\":\"%s\"},"
+            "{\"user_id\":\"u00002\",\"item_id\":\"i00002\",\"type\":\"view\","
+            "\"recommendation_id\":\"%s\"},"
+            "{\"user_id\":\"u00002\",\"item_id\":\"i00002\",\"type\":\"click\","
+            "\"recommendation_id\":\"r1-0123456789abcdef.other.b\"}]}",
+            rid, rid, qa, rid);
+    j = http_json(b.port, "POST", "/event", NULL, ev, &st);
+    ASSERT_MSG(st == 202, "%d %s", st, hrt_jdump(j));
+    ASSERT_EQ(hrt_jint(j, "accepted"), 5);
+    ASSERT_EQ(hrt_jint(j, "attributed"), 2);
+    json_decref(j);
+    t[v0].clicks++;
+    t[v0].click_events += 2;
+  }
+
+  /* Server A stops (its pending impressions go to Redis on the way out);
+   * B's report flushes B's and reads the sum. */
+  ASSERT_EQ(hrt_server_stop(&e.srv), 0);
+  rep = http_json(b.port, "GET", "/experiments/home", NULL, NULL, &st);
+  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(rep));
+  ASSERT_STR_EQ(hrt_jstr(rep, "control"), "control");
+  ASSERT_EQ(json_array_size(hrt_jget(rep, "variants")), 3);
+  for (int v = 0; v < 3; v++) {
+    char path[32];
+    hrt_fmt(path, sizeof(path), "variants[%d]", v);
+    ASSERT_STR_EQ(hrt_jstr(hrt_jget(rep, path), "name"), VN[v]);
+    if (check_row(hrt_jget(rep, path), &t[v], &t[0], v == 0) != 0) {
+      json_decref(rep);
+      hrt_server_stop(&b);
+      return 1;
+    }
+  }
+  {
+    double users = (double)(t[0].users + t[1].users + t[2].users), chi = 0;
+    for (int v = 0; v < 3; v++) {
+      double want = users * W[v] / 100.0;
+      chi += ((double)t[v].users - want) * ((double)t[v].users - want) / want;
+    }
+    ASSERT_MSG(near(json_real_value(hrt_jget(rep, "srm.chi_square")), chi),
+               "%s vs %g", hrt_jdump(hrt_jget(rep, "srm")), chi);
+    ASSERT_EQ(hrt_jint(rep, "srm.df"), 2);
+    ASSERT(near(json_real_value(hrt_jget(rep, "srm.p_value")),
+                exp(-chi / 2.0)));
+    ASSERT_EQ(json_is_true(hrt_jget(rep, "srm.mismatch")),
+              exp(-chi / 2.0) < 0.001);
+  }
+  json_decref(rep);
+
+  /* The sample-ratio check and the z-test on counts large enough to
+   * matter: 1,000 against 800 users at 1:1 is a mismatch (chi-square 22.2,
+   * p 2.4e-6), and 1,100 clicks in 10,000 against 1,000 gives p 0.0213. */
+  {
+    redisReply *r;
+    r = hrt_rcmd(&e, "HSET hr:exp:{checkout} a:impressions 10000 a:clicks "
+                     "1000 b:impressions 10000 b:clicks 1100");
+    ASSERT(r != NULL);
+    freeReplyObject(r);
+    for (int i = 0; i < 1800; i++) {
+      r = hrt_rcmd(&e, "SADD hr:exp:{checkout}:users:%s x%d",
+                   i < 1000 ? "a" : "b", i);
+      ASSERT(r != NULL);
+      freeReplyObject(r);
+    }
+    rep = http_json(b.port, "GET", "/experiments/checkout", NULL, NULL, &st);
+    ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(rep));
+    ASSERT(near(json_real_value(hrt_jget(rep, "srm.chi_square")),
+                100.0 * 100.0 / 900.0 * 2.0));
+    ASSERT(near(json_real_value(hrt_jget(rep, "srm.p_value")),
+                erfc(sqrt(100.0 * 100.0 / 900.0))));
+    ASSERT(json_is_true(hrt_jget(rep, "srm.mismatch")));
+    double p = json_real_value(hrt_jget(rep, "variants[1].vs_control.ctr."
+                                             "p_value"));
+    ASSERT_MSG(near(p, ref_ztest_p(1000, 10000, 1100, 10000)) &&
+                   fabs(p - 0.0213) < 0.0005, "%g", p);
+    json_decref(rep);
+  }
+
+  /* The list, and errors */
+  j = http_json(b.port, "GET", "/experiments", NULL, NULL, &st);
+  ASSERT_EQ(st, 200);
+  ASSERT_STR_EQ(hrt_jstr(j, "experiments[1].name"), "checkout");
+  ASSERT(json_is_true(hrt_jget(j, "experiments[0].splits_recommend")));
+  ASSERT_EQ(hrt_jint(j, "experiments[0].variants[1].weight"), 30);
+  json_decref(j);
+  j = http_json(b.port, "GET", "/experiments/nope", NULL, NULL, &st);
+  ASSERT_API_ERROR(j, st, 404, "not_found", "");
+  json_decref(j);
+  ASSERT_EQ(hrt_server_stop(&b), 0);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
