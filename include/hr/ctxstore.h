@@ -20,9 +20,9 @@
  * as an item of unknown time), events stream, evid:<event_id> string; the
  * experiments' counters (experiments.h). An event whose exp_kind is set
  * also adds, in the same script, one to <variant>:click_events (or
- * :conversion_events) and, the first time for its recommendation_id
- * (a marker kept experiments_dedupe_ttl_s), one to <variant>:clicks (or
- * :conversions). */
+ * :conversion_events), its user to the variant's clickers (converters)
+ * set and, the first time for its recommendation_id (a marker kept
+ * experiments_dedupe_ttl_s), one to <variant>:clicks (or :conversions). */
 #ifndef HR_CTXSTORE_H
 #define HR_CTXSTORE_H
 
@@ -75,8 +75,8 @@ typedef struct {
 
 /** One variant's totals in Redis. */
 typedef struct {
-  unsigned long long users, impressions, clicks, click_events, conversions,
-      conversion_events;
+  unsigned long long users, users_clicked, users_converted, impressions,
+      clicks, click_events, conversions, conversion_events;
 } hr_exp_totals_t;
 
 /* ----------------------------------------------------------- lifecycle */
@@ -119,16 +119,20 @@ void hr_user_state_destroy(hr_user_state_t *st);
 int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
                              int *out, hr_error_t *err);
 
-/** Add impressions and served ids to n variants' counters in one
- *  MULTI/EXEC (HINCRBY, SADD). Returns 0, HR_EREDIS or HR_ENOMEM; on an
- *  error nothing was added, except when the connection broke after EXEC
- *  was sent (then it is unknown). */
-int hr_ctxstore_exp_add(hr_ctxstore_t *s, const hr_exp_add_t *add, size_t n,
-                        hr_error_t *err);
+/** Add impressions and served ids to n variants' counters in one script
+ *  that writes all of it or nothing (key types are checked first). The
+ *  batch's `token` (unique per batch, at most 64 bytes) is remembered for a
+ *  day: sending the same batch again after an error whose outcome is
+ *  unknown (a lost reply) adds nothing. Returns 0, HR_EREDIS (unreachable,
+ *  or cannot write now), HR_EINTERNAL (a key of the wrong type; nothing
+ *  was added) or HR_ENOMEM. */
+int hr_ctxstore_exp_add(hr_ctxstore_t *s, const char *token,
+                        const hr_exp_add_t *add, size_t n, hr_error_t *err);
 
 /** Read the totals of an experiment's n variants in one round trip
- *  (HGETALL, SCARD). Returns 0, HR_EREDIS or HR_EINTERNAL (a key of the
- *  wrong type or a counter that is not a number). */
+ *  (HGETALL, SCARD of the users, clickers and converters sets). Returns 0,
+ *  HR_EREDIS or HR_EINTERNAL (a key of the wrong type or a counter that is
+ *  not a number). */
 int hr_ctxstore_exp_read(hr_ctxstore_t *s, const char *experiment,
                          const char *const *variants, size_t n,
                          hr_exp_totals_t *out, hr_error_t *err);

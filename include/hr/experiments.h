@@ -46,16 +46,22 @@ double hr_exp_chi2_sf(double x, int df);
  *
  * Impressions and assigned users are counted in this process and added to
  * Redis in batches (every experiments_flush_ms, when the batch grows large,
- * on hr_exp_counts_flush and at stop): one MULTI/EXEC of HINCRBY and SADD,
- * so every replica adds to the same totals without a Redis round trip per
- * /recommend. A failed flush keeps the batch for the next one. Keys, with
- * the configured prefix and the experiment's name as the hash tag:
+ * on hr_exp_counts_flush and at stop): one script that applies a batch
+ * whole or not at all (hr_ctxstore_exp_add), so every replica adds to the
+ * same totals without a Redis round trip per /recommend. A batch that
+ * fails is kept, with its token, and sent again before anything newer, so
+ * it is counted exactly once even when its first reply was lost; after a
+ * failure the next attempt waits experiments_flush_ms. Keys, with the
+ * configured prefix and the experiment's name as the hash tag:
  *   exp:{<name>}                hash: <variant>:impressions, :clicks,
  *                                     :click_events, :conversions,
  *                                     :conversion_events
  *   exp:{<name>}:users:<variant> set of the user (or session) ids served
+ *   exp:{<name>}:clickers:<variant>, :converters:<variant>  sets of the
+ *                                users with an attributed click (purchase)
  *   exp:{<name>}:c:<rec id>      marker: this recommendation was clicked
  *   exp:{<name>}:v:<rec id>      marker: it led to a conversion
+ *   exp:batch:<token>            a batch already applied (one day)
  * Clicks and conversions are written with the events (ctxstore.h). */
 
 /** Start the flusher thread (a no-op without experiments). `cfg` is

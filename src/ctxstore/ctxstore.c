@@ -43,11 +43,13 @@ static atomic_ulong g_up_epoch;
  * exists for an event that was not written.
  * An event attributed to an experiment's variant adds to the variant's
  * *_events counter, and to its clicks (conversions) when the
- * recommendation's marker is new (SET NX with the dedupe ttl).
- * KEYS: stream, then per event: hist, ctx[, evid][, counters, marker].
+ * recommendation's marker is new (SET NX with the dedupe ttl), and adds
+ * the event's user to the variant's set of clicking (converting) users.
+ * KEYS: stream, then per event: hist, ctx[, evid][, counters, marker,
+ * users set].
  * ARGV: ttl, cap, maxlen, n, received_ms, dedupe ttl, then per event: item
  * ("" none), has_evid, nctx, nfields, attribution ("0" none, "click",
- * "conversion"), variant, ctx pairs..., stream field/values...
+ * "conversion"), variant, user, ctx pairs..., stream field/values...
  * Returns an array with 1 (written), 2 (written and attributed) or 0
  * (duplicate) per event. */
 static const char batch_script[] =
@@ -68,17 +70,20 @@ static const char batch_script[] =
     "  local e = {item = ARGV[a], hist = KEYS[k], ctx = KEYS[k + 1]}\n"
     "  local has, nctx, nf = ARGV[a + 1], tonumber(ARGV[a + 2]), "
     "tonumber(ARGV[a + 3])\n"
-    "  e.att, e.var = ARGV[a + 4], ARGV[a + 5]\n"
-    "  a, k = a + 6, k + 2\n"
+    "  e.att, e.var, e.user = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]\n"
+    "  a, k = a + 7, k + 2\n"
     "  if has == '1' then e.evid = KEYS[k]; k = k + 1 end\n"
-    "  if e.att ~= '0' then e.cnt, e.mark = KEYS[k], KEYS[k + 1]; k = k + 2 end\n"
+    "  if e.att ~= '0' then\n"
+    "    e.cnt, e.mark, e.who = KEYS[k], KEYS[k + 1], KEYS[k + 2]; k = k + 3\n"
+    "  end\n"
     "  e.ca, e.nctx = a, nctx\n"
     "  a = a + 2 * nctx\n"
     "  e.fa, e.nf = a, nf\n"
     "  a = a + nf\n"
     "  err = want(e.hist, 'list') or want(e.ctx, 'hash')\n"
     "  if not err and e.cnt then\n"
-    "    err = want(e.cnt, 'hash') or want(e.mark, 'string')\n"
+    "    err = want(e.cnt, 'hash') or want(e.mark, 'string') or "
+    "want(e.who, 'set')\n"
     "  end\n"
     "  if err then return err end\n"
     "  if e.evid then\n"
@@ -115,6 +120,7 @@ static const char batch_script[] =
     "      if redis.call('SET', e.mark, '1', 'NX', 'EX', xttl) then\n"
     "        redis.call('HINCRBY', e.cnt, e.var .. ':' .. e.att .. 's', 1)\n"
     "      end\n"
+    "      redis.call('SADD', e.who, e.user)\n"
     "      res[i] = 2\n"
     "    end\n"
     "  end\n"
@@ -360,8 +366,8 @@ typedef struct {
   int overflow;
 } argvec;
 
-#define ARGS_PER_EVENT (11 + 2 * HR_CTX_FIELDS + 2 * (7 + HR_CTX_FIELDS))
-#define ARENA_PER_EVENT 2048 /* 3 keys of <= 32+4+128+2 bytes, 2 of
+#define ARGS_PER_EVENT (13 + 2 * HR_CTX_FIELDS + 2 * (7 + HR_CTX_FIELDS))
+#define ARENA_PER_EVENT 2048 /* 3 keys of <= 32+4+128+2 bytes, 3 of
                               <= 32+5+32+4+128, the history entry (id +
                               ts), 2 numbers */
 
@@ -436,6 +442,9 @@ static int build_batch(argvec *keys, argvec *args, const hr_config_t *cfg,
       push(keys, fmt(keys, "%sexp:{%s}:%s:%s", prefix, e->exp_name,
                      e->exp_kind == HR_EXP_CLICK ? "c" : "v",
                      e->recommendation_id));
+      push(keys, fmt(keys, "%sexp:{%s}:%s:%s", prefix, e->exp_name,
+                     e->exp_kind == HR_EXP_CLICK ? "clickers" : "converters",
+                     e->exp_variant));
     }
     for (int f = 0; f < HR_CTX_FIELDS; f++)
       nctx += e->ctx[f] != NULL;
@@ -451,6 +460,7 @@ static int build_batch(argvec *keys, argvec *args, const hr_config_t *cfg,
                : e->exp_kind == HR_EXP_CONVERSION ? "conversion"
                                                   : "0");
     push(args, e->exp_kind != 0 ? e->exp_variant : "");
+    push(args, e->user_id);
     for (int f = 0; f < HR_CTX_FIELDS; f++) {
       if (e->ctx[f]) {
         push(args, hr_ctx_field_names[f]);
@@ -642,84 +652,122 @@ int hr_ctxstore_ping(hr_ctxstore_t *s) {
 
 /* ------------------------------------------------------- experiments */
 
-#define SADD_CHUNK 1000 /* ids per SADD */
+/* One batch of impressions and users, applied whole or not at all: key
+ * types are checked before anything is written, and the batch's token is
+ * set with it, so a batch sent again (its reply was lost) adds nothing.
+ * KEYS: token, then per entry: counters hash, users set.
+ * ARGV: token ttl, n, then per entry: field, count, n_ids, ids...
+ * Returns 1 (applied) or 0 (the token was seen: applied before). */
+static const char exp_add_script[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "local n = tonumber(ARGV[2])\n"
+    "for i = 1, n do\n"
+    "  for _, key in ipairs({KEYS[2 * i], KEYS[2 * i + 1]}) do\n"
+    "    local t = redis.call('TYPE', key).ok\n"
+    "    local want = key == KEYS[2 * i] and 'hash' or 'set'\n"
+    "    if t ~= 'none' and t ~= want then\n"
+    "      return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. t ..\n"
+    "        ', not a ' .. want .. '; nothing was counted')\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local a = 3\n"
+    "for i = 1, n do\n"
+    "  local f, c, m = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])\n"
+    "  a = a + 3\n"
+    "  if c > 0 then redis.call('HINCRBY', KEYS[2 * i], f, c) end\n"
+    "  for j = a, a + m - 1, 1000 do\n"
+    "    redis.call('SADD', KEYS[2 * i + 1], "
+    "unpack(ARGV, j, math.min(j + 999, a + m - 1)))\n"
+    "  end\n"
+    "  a = a + m\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])\n"
+    "return 1\n";
 
-/* Reads the replies of `n` appended commands; 0 when none is an error.
- * The last one is kept in *last when not NULL (the caller frees it). */
-static int read_replies(hr_ctxstore_t *s, int n, redisReply **last,
-                        hr_error_t *err) {
-  int rc = 0;
-  for (int i = 0; i < n; i++) {
-    redisReply *r;
-    if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
-      return fail(s, err, "read");
-    if (r->type == REDIS_REPLY_ERROR && rc == 0) {
-      atomic_fetch_add(&g_errors, 1);
-      rc = hr_error_set(err, transient_reply(r->str) ? HR_EREDIS
-                                                     : HR_EINTERNAL,
-                        "", "redis refused the experiment counters (%s)",
-                        r->str);
-    }
-    if (i == n - 1 && last != NULL)
-      *last = r;
-    else
-      freeReplyObject(r);
-  }
-  return rc;
-}
+#define EXP_TOKEN_TTL_S 86400 /* a lost reply is retried well within this */
 
-int hr_ctxstore_exp_add(hr_ctxstore_t *s, const hr_exp_add_t *add, size_t n,
-                        hr_error_t *err) {
+int hr_ctxstore_exp_add(hr_ctxstore_t *s, const char *token,
+                        const hr_exp_add_t *add, size_t n, hr_error_t *err) {
   const char *prefix = s->cfg.redis.key_prefix;
-  char key[HR_CONFIG_STR + 2 * HR_EXP_NAME + 32], field[HR_EXP_NAME + 16],
-      num[24];
-  const char *argv[2 + SADD_CHUNK];
-  int sent = 0, rc;
-  redisReply *exec = NULL;
+  /* EVAL, script, numkeys, token key, 2 keys per entry, ttl, n, then per
+   * entry its field, count, id count and ids */
+  size_t total = 6 + 2 * n, at = 0, arena_len;
+  const char **argv;
+  size_t *lens;
+  char *arena, *w;
+  redisReply *r = NULL;
+  int rc;
 
-  if ((rc = ensure(s, err)) != 0)
-    return rc;
-  if (redisAppendCommand(s->c, "MULTI") != REDIS_OK)
-    return fail(s, err, "append");
-  sent++;
+  for (size_t i = 0; i < n; i++)
+    total += 3 + add[i].n_ids;
+  /* keys (token, per entry 2) and the numbers, formatted into one arena */
+  arena_len = (size_t)HR_CONFIG_STR + 256 +
+              n * (2 * (HR_CONFIG_STR + 2 * HR_EXP_NAME + 32) +
+                   HR_EXP_NAME + 64);
+  argv = malloc(sizeof(char *) * total);
+  lens = malloc(sizeof(size_t) * total);
+  arena = malloc(arena_len);
+  if (argv == NULL || lens == NULL || arena == NULL) {
+    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+    goto out;
+  }
+  w = arena;
+#define PUT(...)                                                              \
+  do {                                                                        \
+    size_t room_ = arena_len - (size_t)(w - arena);                           \
+    int len_ = snprintf(w, room_, __VA_ARGS__);                               \
+    if (len_ < 0 || (size_t)len_ >= room_ || at >= total) {                   \
+      rc = hr_error_set(err, HR_EINVAL, "", "experiment batch too large to "  \
+                        "encode");                                            \
+      goto out;                                                               \
+    }                                                                         \
+    argv[at] = w;                                                             \
+    lens[at++] = (size_t)len_;                                                \
+    w += len_ + 1;                                                            \
+  } while (0)
+  argv[at] = "EVAL";
+  lens[at++] = 4;
+  argv[at] = exp_add_script;
+  lens[at++] = sizeof(exp_add_script) - 1;
+  PUT("%zu", 1 + 2 * n);
+  PUT("%sexp:batch:%s", prefix, token);
   for (size_t i = 0; i < n; i++) {
-    const hr_exp_add_t *a = &add[i];
-    if (a->impressions > 0) {
-      snprintf(key, sizeof(key), "%sexp:{%s}", prefix, a->experiment);
-      snprintf(field, sizeof(field), "%s:impressions", a->variant);
-      snprintf(num, sizeof(num), "%llu", a->impressions);
-      if (redisAppendCommand(s->c, "HINCRBY %s %s %s", key, field, num) !=
-          REDIS_OK)
-        return fail(s, err, "append");
-      sent++;
-    }
-    snprintf(key, sizeof(key), "%sexp:{%s}:users:%s", prefix, a->experiment,
-             a->variant);
-    for (size_t at = 0; at < a->n_ids; at += SADD_CHUNK) {
-      size_t m = a->n_ids - at < SADD_CHUNK ? a->n_ids - at : SADD_CHUNK;
-      argv[0] = "SADD";
-      argv[1] = key;
-      memcpy(argv + 2, a->ids + at, sizeof(char *) * m);
-      if (redisAppendCommandArgv(s->c, (int)m + 2, argv, NULL) != REDIS_OK)
-        return fail(s, err, "append");
-      sent++;
+    PUT("%sexp:{%s}", prefix, add[i].experiment);
+    PUT("%sexp:{%s}:users:%s", prefix, add[i].experiment, add[i].variant);
+  }
+  PUT("%d", EXP_TOKEN_TTL_S);
+  PUT("%zu", n);
+  for (size_t i = 0; i < n; i++) {
+    PUT("%s:impressions", add[i].variant);
+    PUT("%llu", add[i].impressions);
+    PUT("%zu", add[i].n_ids);
+    for (size_t j = 0; j < add[i].n_ids; j++) {
+      argv[at] = add[i].ids[j];
+      lens[at++] = strlen(add[i].ids[j]);
     }
   }
-  if (redisAppendCommand(s->c, "EXEC") != REDIS_OK)
-    return fail(s, err, "append");
-  sent++;
-  rc = read_replies(s, sent, &exec, err);
-  if (rc == 0 && (exec == NULL || exec->type != REDIS_REPLY_ARRAY))
-    rc = hr_error_set(err, HR_EREDIS, "", "redis aborted the experiment "
-                                          "counters' transaction");
-  if (rc == 0)
-    for (size_t i = 0; i < exec->elements && rc == 0; i++)
-      if (exec->element[i]->type == REDIS_REPLY_ERROR)
-        rc = hr_error_set(err, HR_EINTERNAL, "",
-                          "redis refused an experiment counter (%s)",
-                          exec->element[i]->str);
-  if (exec != NULL)
-    freeReplyObject(exec);
+#undef PUT
+  if ((rc = ensure(s, err)) != 0)
+    goto out;
+  r = redisCommandArgv(s->c, (int)at, argv, lens);
+  if (r == NULL) {
+    rc = fail(s, err, "experiment counters");
+  } else if (r->type == REDIS_REPLY_ERROR) {
+    atomic_fetch_add(&g_errors, 1);
+    rc = hr_error_set(err, transient_reply(r->str) ? HR_EREDIS : HR_EINTERNAL,
+                      "", "redis refused the experiment counters (%s)",
+                      r->str);
+  } else if (r->type != REDIS_REPLY_INTEGER) {
+    rc = hr_error_set(err, HR_EINTERNAL, "", "unexpected reply to the "
+                                             "experiment counters' script");
+  }
+out:
+  if (r != NULL)
+    freeReplyObject(r);
+  free(argv);
+  free(lens);
+  free(arena);
   return rc;
 }
 
@@ -728,6 +776,7 @@ int hr_ctxstore_exp_read(hr_ctxstore_t *s, const char *experiment,
                          hr_exp_totals_t *out, hr_error_t *err) {
   const char *prefix = s->cfg.redis.key_prefix;
   char key[HR_CONFIG_STR + 2 * HR_EXP_NAME + 32];
+  static const char *const sets[3] = {"users", "clickers", "converters"};
   redisReply *h = NULL, *r;
   int rc = 0;
 
@@ -737,30 +786,43 @@ int hr_ctxstore_exp_read(hr_ctxstore_t *s, const char *experiment,
   snprintf(key, sizeof(key), "%sexp:{%s}", prefix, experiment);
   if (redisAppendCommand(s->c, "HGETALL %s", key) != REDIS_OK)
     return fail(s, err, "append");
-  for (size_t i = 0; i < n; i++) {
-    snprintf(key, sizeof(key), "%sexp:{%s}:users:%s", prefix, experiment,
-             variants[i]);
+  for (size_t i = 0; i < 3 * n; i++) {
+    snprintf(key, sizeof(key), "%sexp:{%s}:%s:%s", prefix, experiment,
+             sets[i % 3], variants[i / 3]);
     if (redisAppendCommand(s->c, "SCARD %s", key) != REDIS_OK)
       return fail(s, err, "append");
   }
   if (redisGetReply(s->c, (void **)&h) != REDIS_OK)
     return fail(s, err, "read");
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < 3 * n; i++) {
+    unsigned long long *to[3] = {&out[i / 3].users, &out[i / 3].users_clicked,
+                                 &out[i / 3].users_converted};
     if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
       freeReplyObject(h);
       return fail(s, err, "read");
     }
     if (r->type == REDIS_REPLY_INTEGER)
-      out[i].users = (unsigned long long)r->integer;
+      *to[i % 3] = (unsigned long long)r->integer;
     else if (rc == 0)
-      rc = hr_error_set(err, HR_EINTERNAL, "", "%sexp:{%s}:users:%s is not "
-                        "a set", prefix, experiment, variants[i]);
+      rc = hr_error_set(err,
+                        r->type == REDIS_REPLY_ERROR && transient_reply(r->str)
+                            ? HR_EREDIS
+                            : HR_EINTERNAL,
+                        "", "SCARD %sexp:{%s}:%s:%s: %s", prefix, experiment,
+                        sets[i % 3], variants[i / 3],
+                        r->type == REDIS_REPLY_ERROR ? r->str
+                                                     : "unexpected reply");
     freeReplyObject(r);
   }
   if (h->type != REDIS_REPLY_ARRAY) {
     if (rc == 0)
-      rc = hr_error_set(err, HR_EINTERNAL, "", "%sexp:{%s} is not a hash",
-                        prefix, experiment);
+      rc = hr_error_set(err,
+                        h->type == REDIS_REPLY_ERROR && transient_reply(h->str)
+                            ? HR_EREDIS
+                            : HR_EINTERNAL,
+                        "", "HGETALL %sexp:{%s}: %s", prefix, experiment,
+                        h->type == REDIS_REPLY_ERROR ? h->str
+                                                     : "unexpected reply");
     freeReplyObject(h);
     return rc;
   }

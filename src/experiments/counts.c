@@ -6,11 +6,15 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define IDS_MAX 65536            /* user ids in one batch, all variants */
+#define IDS_EARLY (IDS_MAX / 8)  /* flush before the interval from here */
 #define SET_SLOTS (2 * IDS_MAX)  /* open addressing, at most half full */
 
 typedef struct {
@@ -22,6 +26,7 @@ typedef struct {
   uint64_t imp[HR_EXP_MAX][HR_EXP_MAX_VARIANTS];
   pend_id *ids;   /* IDS_MAX */
   size_t n_ids;
+  char token[48]; /* set when the batch is first sent */
 } batch_t;
 
 static struct {
@@ -33,12 +38,15 @@ static struct {
   int started, stop;
   hr_config_t cfg;
   batch_t cur;
+  batch_t retry;             /* a batch that failed, sent again first
+                                (under flush_mu); ids NULL when none */
+  atomic_int failing;        /* the last flush failed: wait the interval */
+  unsigned long tokens;      /* batches sent (under flush_mu) */
   uint64_t *seen;            /* SET_SLOTS hashes of (x, v, id) in `cur`;
                                 0 = empty */
   unsigned long dropped;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER,
-       .flush_mu = PTHREAD_MUTEX_INITIALIZER,
-       .cv = PTHREAD_COND_INITIALIZER};
+       .flush_mu = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t id_hash(int x, int v, const char *id, size_t len) {
   char salt[3] = {(char)('a' + x), (char)('a' + v), 0};
@@ -85,7 +93,7 @@ void hr_exp_count_impression(int x, int v, const char *id, size_t id_len) {
   copy[id_len] = '\0';
   g.cur.imp[x][v]++;
   add_id_locked(x, v, copy, h);
-  if (g.cur.n_ids >= IDS_MAX / 2) /* write before the batch fills up */
+  if (g.cur.n_ids == IDS_EARLY) /* write before the batch fills up */
     pthread_cond_signal(&g.cv);
   pthread_mutex_unlock(&g.mu);
 }
@@ -125,47 +133,68 @@ static int write_batch(const batch_t *b, hr_error_t *err) {
       if (a->impressions > 0 || a->n_ids > 0)
         n++;
     }
-  rc = n > 0 ? hr_ctxstore_exp_add(cs, add, n, err) : 0;
+  rc = n > 0 ? hr_ctxstore_exp_add(cs, b->token, add, n, err) : 0;
   free(ids);
   return rc;
 }
 
+/* A token no other batch of any replica has: host, process, clock and a
+ * counter, hashed. */
+static void make_token(batch_t *b) {
+  char host[64] = "", buf[160];
+  struct timespec ts;
+  int n;
+  gethostname(host, sizeof(host) - 1);
+  clock_gettime(CLOCK_REALTIME, &ts);
+  n = snprintf(buf, sizeof(buf), "%s/%ld/%lld.%09ld/%lu", host,
+               (long)getpid(), (long long)ts.tv_sec, ts.tv_nsec, ++g.tokens);
+  snprintf(b->token, sizeof(b->token), "%016llx%016llx",
+           (unsigned long long)hr_exp_hash("batch-a", buf, (size_t)n),
+           (unsigned long long)hr_exp_hash("batch-b", buf, (size_t)n));
+}
+
 int hr_exp_counts_flush(hr_error_t *err) {
   batch_t b;
-  pend_id *fresh;
-  int rc;
+  pend_id *fresh = NULL;
+  int rc = 0;
 
   pthread_mutex_lock(&g.flush_mu);
-  fresh = malloc(sizeof(pend_id) * IDS_MAX);
-  pthread_mutex_lock(&g.mu);
-  if (!g.started || fresh == NULL) {
-    int started = g.started;
-    pthread_mutex_unlock(&g.mu);
-    pthread_mutex_unlock(&g.flush_mu);
-    free(fresh);
-    return started ? hr_error_set(err, HR_ENOMEM, "", "out of memory") : 0;
+  if (!g.started)
+    goto out;
+  /* a batch that failed goes first, with its token: if its reply was
+   * lost after Redis applied it, Redis ignores it now */
+  if (g.retry.ids != NULL) {
+    if ((rc = write_batch(&g.retry, err)) != 0)
+      goto out;
+    batch_free(&g.retry);
   }
+  pthread_mutex_lock(&g.mu);
+  int empty = g.cur.n_ids == 0;
+  for (int x = 0; x < HR_EXP_MAX && empty; x++)
+    for (int v = 0; v < HR_EXP_MAX_VARIANTS; v++)
+      empty &= g.cur.imp[x][v] == 0;
+  pthread_mutex_unlock(&g.mu);
+  if (empty) /* new impressions may arrive now: the next flush has them */
+    goto out;
+  fresh = malloc(sizeof(pend_id) * IDS_MAX);
+  if (fresh == NULL) {
+    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+    goto out;
+  }
+  pthread_mutex_lock(&g.mu);
   b = g.cur;
   memset(&g.cur, 0, sizeof(g.cur));
   g.cur.ids = fresh;
-  memset(g.seen, 0, sizeof(uint64_t) * SET_SLOTS);
+  if (b.n_ids > 0)
+    memset(g.seen, 0, sizeof(uint64_t) * SET_SLOTS);
   pthread_mutex_unlock(&g.mu);
-
-  rc = write_batch(&b, err);
-  if (rc != 0) { /* keep it for the next flush */
-    pthread_mutex_lock(&g.mu);
-    for (int x = 0; x < HR_EXP_MAX; x++)
-      for (int v = 0; v < HR_EXP_MAX_VARIANTS; v++)
-        g.cur.imp[x][v] += b.imp[x][v];
-    for (size_t i = 0; i < b.n_ids; i++) {
-      const pend_id *p = &b.ids[i];
-      add_id_locked(p->x, p->v, p->id,
-                    id_hash(p->x, p->v, p->id, strlen(p->id)));
-    }
-    pthread_mutex_unlock(&g.mu);
-    b.n_ids = 0; /* taken back */
-  }
-  batch_free(&b);
+  make_token(&b);
+  if ((rc = write_batch(&b, err)) != 0)
+    g.retry = b; /* kept whole, token and all */
+  else
+    batch_free(&b);
+out:
+  atomic_store(&g.failing, rc != 0);
   pthread_mutex_unlock(&g.flush_mu);
   return rc;
 }
@@ -175,14 +204,17 @@ static void *flusher(void *arg) {
   pthread_mutex_lock(&g.mu);
   while (!g.stop) {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += g.cfg.experiments_flush_ms / 1000;
     until.tv_nsec += (long)(g.cfg.experiments_flush_ms % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
       until.tv_sec++;
       until.tv_nsec -= 1000000000L;
     }
-    while (!g.stop && g.cur.n_ids < IDS_MAX / 2 &&
+    /* the interval, or less when ids pile up -- but never less after a
+     * failure, so an unreachable Redis is not retried in a tight loop */
+    while (!g.stop &&
+           (atomic_load(&g.failing) || g.cur.n_ids < IDS_EARLY) &&
            pthread_cond_timedwait(&g.cv, &g.mu, &until) != ETIMEDOUT)
       ;
     if (g.stop)
@@ -201,8 +233,13 @@ static void *flusher(void *arg) {
 int hr_exp_counts_start(const hr_config_t *cfg) {
   if (cfg->n_experiments == 0 || g.started)
     return 0;
+  pthread_condattr_t ca;
   g.cfg = *cfg;
   g.stop = 0;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&g.cv, &ca);
+  pthread_condattr_destroy(&ca);
   g.seen = calloc(SET_SLOTS, sizeof(uint64_t));
   g.cur.ids = malloc(sizeof(pend_id) * IDS_MAX);
   if (g.seen == NULL || g.cur.ids == NULL)
@@ -234,14 +271,17 @@ void hr_exp_counts_stop(void) {
     unsigned long lost = 0;
     for (int x = 0; x < HR_EXP_MAX; x++)
       for (int v = 0; v < HR_EXP_MAX_VARIANTS; v++)
-        lost += g.cur.imp[x][v];
+        lost += g.cur.imp[x][v] + g.retry.imp[x][v];
     hr_log(HR_LOG_ERROR, "experiment_counts_lost",
            json_pack("{s:s,s:I,s:I}", "reason", err.msg, "impressions",
-                     (json_int_t)lost, "users", (json_int_t)g.cur.n_ids));
+                     (json_int_t)lost, "users",
+                     (json_int_t)(g.cur.n_ids + g.retry.n_ids)));
   }
   pthread_mutex_lock(&g.mu);
   g.started = 0;
   batch_free(&g.cur);
+  batch_free(&g.retry);
+  pthread_cond_destroy(&g.cv);
   free(g.seen);
   g.seen = NULL;
   pthread_mutex_unlock(&g.mu);

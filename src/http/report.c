@@ -46,12 +46,19 @@ void hr__h_experiments(const hr_hreq_t *req, hr_hresp_t *resp) {
   reply(resp, json_pack("{s:o}", "experiments", list));
 }
 
-/* {"value", "ci95": [lo, hi]} of k in n, or null without trials. */
+/* {"value", "ci95": [lo, hi]} of k in n, or null without trials. More
+ * successes than trials (clicks on impressions another replica has not
+ * written yet, or on ids that were never served) is no proportion: the
+ * value is given, the interval is null. */
 static json_t *rate(unsigned long long k, unsigned long long n) {
   double lo, hi;
   if (n == 0)
     return json_null();
+  if (k > n)
+    return json_pack("{s:f,s:n}", "value", (double)k / (double)n, "ci95");
   hr_exp_wilson(k, n, &lo, &hi);
+  if (!isfinite(lo) || !isfinite(hi))
+    return json_null();
   return json_pack("{s:f,s:[f,f]}", "value", (double)k / (double)n, "ci95",
                    lo, hi);
 }
@@ -60,7 +67,8 @@ static json_t *rate(unsigned long long k, unsigned long long n) {
 static json_t *diff(unsigned long long k1, unsigned long long n1,
                     unsigned long long k2, unsigned long long n2) {
   double z, p;
-  if (hr_exp_ztest(k1, n1, k2, n2, &z, &p) != 0)
+  if (k1 > n1 || k2 > n2 || hr_exp_ztest(k1, n1, k2, n2, &z, &p) != 0 ||
+      !isfinite(z) || !isfinite(p))
     return json_null();
   return json_pack("{s:f,s:f,s:f}", "diff",
                    (double)k2 / (double)n2 - (double)k1 / (double)n1, "z", z,
@@ -134,6 +142,10 @@ void hr__h_experiment(const hr_hreq_t *req, hr_hresp_t *resp) {
     const hr_exp_totals_t *c = &t[0], *me = &t[v];
     json_t *o = variant_cfg(&e->v[v]);
     json_object_set_new(o, "users", json_integer((json_int_t)me->users));
+    json_object_set_new(o, "users_clicked",
+                        json_integer((json_int_t)me->users_clicked));
+    json_object_set_new(o, "users_converted",
+                        json_integer((json_int_t)me->users_converted));
     json_object_set_new(o, "impressions",
                         json_integer((json_int_t)me->impressions));
     json_object_set_new(o, "clicks", json_integer((json_int_t)me->clicks));
@@ -143,13 +155,23 @@ void hr__h_experiment(const hr_hreq_t *req, hr_hresp_t *resp) {
                         json_integer((json_int_t)me->conversions));
     json_object_set_new(o, "conversion_events",
                         json_integer((json_int_t)me->conversion_events));
+    json_object_set_new(o, "user_click_rate",
+                        rate(me->users_clicked, me->users));
+    json_object_set_new(o, "user_conversion_rate",
+                        rate(me->users_converted, me->users));
     json_object_set_new(o, "ctr", rate(me->clicks, me->impressions));
     json_object_set_new(o, "conversion_rate",
                         rate(me->conversions, me->impressions));
     json_object_set_new(
         o, "vs_control",
         v == 0 ? json_null()
-               : json_pack("{s:o,s:o}", "ctr",
+               : json_pack("{s:o,s:o,s:o,s:o}", "user_click_rate",
+                           diff(c->users_clicked, c->users, me->users_clicked,
+                                me->users),
+                           "user_conversion_rate",
+                           diff(c->users_converted, c->users,
+                                me->users_converted, me->users),
+                           "ctr",
                            diff(c->clicks, c->impressions, me->clicks,
                                 me->impressions),
                            "conversion_rate",

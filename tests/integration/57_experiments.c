@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hr/config.h"
+#include "hr/ctxstore.h"
 #include "hr/experiments.h"
 
 #define EXP_CFG                                                               \
@@ -230,8 +231,8 @@ static int near(double got, double want) {
 }
 
 typedef struct {
-  long users, impressions, clicks, click_events, conversions,
-      conversion_events;
+  long users, users_clicked, users_converted, impressions, clicks,
+      click_events, conversions, conversion_events;
 } tally_t;
 
 /* Checks one variant's row of a report against the test's tally, and its
@@ -239,22 +240,34 @@ typedef struct {
 static int check_row(json_t *row, const tally_t *t, const tally_t *ctl,
                      int is_control) {
   char what[64];
-  const char *names[] = {"users", "impressions", "clicks", "click_events",
+  const char *names[] = {"users", "users_clicked", "users_converted",
+                         "impressions", "clicks", "click_events",
                          "conversions", "conversion_events"};
-  const long want[] = {t->users, t->impressions, t->clicks, t->click_events,
+  const long want[] = {t->users, t->users_clicked, t->users_converted,
+                       t->impressions, t->clicks, t->click_events,
                        t->conversions, t->conversion_events};
-  for (int i = 0; i < 6; i++)
+  for (int i = 0; i < 8; i++)
     ASSERT_MSG(hrt_jint(row, names[i]) == want[i], "%s %s: %lld, want %ld",
                hrt_jstr(row, "name"), names[i], hrt_jint(row, names[i]),
                want[i]);
-  for (int r = 0; r < 2; r++) {
-    double k = r == 0 ? (double)t->clicks : (double)t->conversions, lo, hi;
-    const char *key = r == 0 ? "ctr" : "conversion_rate";
+  /* per impression, then per user (the unit of assignment) */
+  for (int r = 0; r < 4; r++) {
+    static const char *const keys[] = {"ctr", "conversion_rate",
+                                       "user_click_rate",
+                                       "user_conversion_rate"};
+    const long ks[] = {t->clicks, t->conversions, t->users_clicked,
+                       t->users_converted};
+    const long k1s[] = {ctl->clicks, ctl->conversions, ctl->users_clicked,
+                        ctl->users_converted};
+    double k = (double)ks[r], lo, hi;
+    double n = r < 2 ? (double)t->impressions : (double)t->users;
+    double n1 = r < 2 ? (double)ctl->impressions : (double)ctl->users;
+    const char *key = keys[r];
     json_t *o = json_object_get(row, key);
-    ref_wilson(k, (double)t->impressions, &lo, &hi);
+    ref_wilson(k, n, &lo, &hi);
     hrt_fmt(what, sizeof(what), "%s %s", hrt_jstr(row, "name"), key);
-    ASSERT_MSG(near(json_real_value(json_object_get(o, "value")),
-                    k / (double)t->impressions), "%s", what);
+    ASSERT_MSG(near(json_real_value(json_object_get(o, "value")), k / n),
+               "%s", what);
     ASSERT_MSG(near(json_real_value(hrt_jget(o, "ci95[0]")), lo) &&
                    near(json_real_value(hrt_jget(o, "ci95[1]")), hi),
                "%s: %s, want [%.9f, %.9f]", what, hrt_jdump(o), lo, hi);
@@ -263,15 +276,13 @@ static int check_row(json_t *row, const tally_t *t, const tally_t *ctl,
       ASSERT(json_is_null(vs));
       continue;
     }
-    double k1 = r == 0 ? (double)ctl->clicks : (double)ctl->conversions;
+    double k1 = (double)k1s[r];
     json_t *d = json_object_get(vs, key);
     ASSERT_MSG(near(json_real_value(json_object_get(d, "diff")),
-                    k / (double)t->impressions -
-                        k1 / (double)ctl->impressions),
+                    k / n - k1 / n1),
                "%s diff %s", what, hrt_jdump(d));
     ASSERT_MSG(near(json_real_value(json_object_get(d, "p_value")),
-                    ref_ztest_p(k1, (double)ctl->impressions, k,
-                                (double)t->impressions)),
+                    ref_ztest_p(k1, n1, k, n)),
                "%s p %s", what, hrt_jdump(d));
   }
   return 0;
@@ -292,6 +303,7 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
   static const int rate[3] = {3, 5, 2}; /* clicks per 10 impressions */
   tally_t t[3] = {{0}};
   long seen[3] = {0}, clicks_seen[3] = {0}, attributed = 0, got_attr = 0;
+  int u2_clicked = 0;
   int st, n_ev = 0, ev_id = 0, port_a;
   json_t *j, *rep = NULL;
 
@@ -305,7 +317,7 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
 
   strcpy(ev, "{\"events\":[");
   for (int u = 0; u < 600; u++) {
-    int reqs = u % 3 == 0 ? 2 : 1, vi = -1;
+    int reqs = u % 3 == 0 ? 2 : 1, vi = -1, clicked = 0, bought = 0;
     hrt_fmt(user, sizeof(user), "u%05d", u + 1);
     for (int q = 0; q < reqs; q++) {
       hrt_fmt(body, sizeof(body), "{\"user_id\":\"%s\",\"k\":3}", user);
@@ -333,6 +345,11 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
                   k ? "purchase" : "click", rid, ev_id++);
           n_ev++;
         }
+        t[v].users_clicked += !clicked;
+        t[v].users_converted += buy && !bought;
+        clicked = 1;
+        bought |= buy;
+        u2_clicked |= u == 1;
         t[v].clicks++;
         t[v].click_events++;
         t[v].conversions += buy;
@@ -404,6 +421,9 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
     json_decref(j);
     t[v0].clicks++;
     t[v0].click_events += 2;
+    t[v0].users_clicked += !u2_clicked; /* unless it had clicked before */
+    ASSERT_EQ(hrt_rint(&e, "SISMEMBER hr:exp:{home}:clickers:%s u00002",
+                       VN[v0]), 1);
   }
 
   /* Server A stops (its pending impressions go to Redis on the way out);
@@ -479,6 +499,109 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
   ASSERT_API_ERROR(j, st, 404, "not_found", "");
   json_decref(j);
   ASSERT_EQ(hrt_server_stop(&b), 0);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* Counting through Redis failures: a batch Redis refuses (a key of the
+ * wrong type) makes the report a 500 naming the key, is kept, and is
+ * counted exactly once when the key is fixed; a batch sent twice with its
+ * token (a lost reply) is counted once; while Redis is down the report is
+ * a 503 and the impressions wait for it. */
+HR_TEST_T(experiments_counts_survive_redis_errors, 120) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = REPORT_CFG};
+  char user[32], body[128], redis_addr[32];
+  long imp = 0, want[3] = {0};
+  int st, ok;
+  json_t *j;
+  redisReply *r;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  r = hrt_rcmd(&e, "SET hr:exp:{home}:users:b oops");
+  ASSERT(r != NULL);
+  freeReplyObject(r);
+  for (int u = 0; u < 30; u++) {
+    hrt_fmt(user, sizeof(user), "w%03d", u);
+    hrt_fmt(body, sizeof(body), "{\"user_id\":\"%s\",\"k\":2}", user);
+    j = hrt_post_text(&e, "/recommend", body, &st);
+    ASSERT_EQ(st, 200);
+    want[variant_index(hrt_jstr(j, "variant.name"))]++;
+    imp++;
+    json_decref(j);
+  }
+  ASSERT(want[1] > 0);
+  j = hrt_get(&e, "/experiments/home", &st);
+  ASSERT_API_ERROR(j, st, 500, "internal", "");
+  ASSERT_MSG(strstr(hrt_jstr(j, "error.message"), "hr:exp:{home}:users:b") &&
+                 strstr(hrt_jstr(j, "error.message"), "WRONGTYPE"),
+             "%s", hrt_jdump(j));
+  json_decref(j);
+  ASSERT_EQ(hrt_rint(&e, "EXISTS hr:exp:{home}"), 0); /* nothing written */
+  r = hrt_rcmd(&e, "DEL hr:exp:{home}:users:b");
+  freeReplyObject(r);
+  for (int k = 0; k < 2; k++) { /* counted once, and not again */
+    j = hrt_get(&e, "/experiments/home", &st);
+    ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+    for (int v = 0; v < 3; v++) {
+      char path[48];
+      hrt_fmt(path, sizeof(path), "variants[%d].impressions", v);
+      ASSERT_EQ(hrt_jint(j, path), want[v]);
+      hrt_fmt(path, sizeof(path), "variants[%d].users", v);
+      ASSERT_EQ(hrt_jint(j, path), want[v]);
+    }
+    json_decref(j);
+  }
+
+  /* The same batch twice, as after a lost reply: added once. */
+  {
+    hr_config_t c;
+    hr_error_t err = {0};
+    hr_ctxstore_t *cs;
+    const char *ids[] = {"t1", "t2"};
+    hr_exp_add_t add = {"home", "c", 5, ids, 2};
+    hr_config_defaults(&c);
+    hrt_fmt(redis_addr, sizeof(redis_addr), "%d", e.redis.port);
+    ASSERT_EQ(hr_config_set(&c, "redis.port", redis_addr, &err), 0);
+    cs = hr_ctxstore_new(&c);
+    ASSERT(cs != NULL);
+    ASSERT_EQ(hr_ctxstore_exp_add(cs, "tok-1", &add, 1, &err), 0);
+    ASSERT_EQ(hr_ctxstore_exp_add(cs, "tok-1", &add, 1, &err), 0);
+    hr_ctxstore_free(cs);
+    char got[32] = "";
+    ASSERT_EQ(hrt_rstr(&e, got, sizeof(got), "HGET hr:exp:{home} "
+                       "c:impressions"), 0);
+    ASSERT_EQ(atol(got), want[2] + 5);
+    ASSERT_EQ(hrt_rint(&e, "SCARD hr:exp:{home}:users:c"), want[2] + 2);
+  }
+
+  /* Redis down: 503, and the impressions wait for it (a restarted Redis
+   * starts empty, so it then holds exactly these). */
+  hrt_redis_stop(&e.redis);
+  for (int u = 0; u < 10; u++) {
+    hrt_fmt(body, sizeof(body), "{\"user_id\":\"x%03d\",\"k\":2}", u);
+    j = hrt_post_text(&e, "/recommend", body, &st);
+    ASSERT_EQ(st, 200);
+    json_decref(j);
+  }
+  j = hrt_get(&e, "/experiments/home", &st);
+  ASSERT_API_ERROR(j, st, 503, "context_store_unavailable", "");
+  json_decref(j);
+  if (e.rc != NULL) {
+    redisFree(e.rc);
+    e.rc = NULL;
+  }
+  ASSERT_EQ(hrt_redis_restart(&e.redis), 0);
+  long total = 0;
+  HRT_POLL(ok, 10000, (j = hrt_get(&e, "/experiments/home", &st),
+                       total = st == 200
+                                   ? hrt_jint(j, "variants[0].impressions") +
+                                         hrt_jint(j, "variants[1].impressions") +
+                                         hrt_jint(j, "variants[2].impressions")
+                                   : -1,
+                       json_decref(j), st == 200));
+  ASSERT_MSG(ok, "no report after Redis came back");
+  ASSERT_EQ(total, 10);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
