@@ -43,6 +43,7 @@ typedef struct {
   int width;
   unsigned seed;
   double *lat;     /* seconds, n entries */
+  double *start;   /* wall-clock start of each (unix s), or NULL */
   int errors;
   int non200;
 } worker_t;
@@ -114,6 +115,11 @@ static void *run(void *arg) {
                   "application/json\r\nContent-Length: %d\r\n\r\n%s",
                   w->path, bl, body);
     t0 = now_s();
+    if (w->start != NULL) {
+      struct timespec ts;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      w->start[i] = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    }
     if (fd < 0 || write(fd, req, (size_t)rl) != rl ||
         (st = read_response(fd, resp, sizeof(resp))) < 0) {
       w->errors++;
@@ -139,7 +145,7 @@ static int cmp_d(const void *a, const void *b) {
 
 static int cmd_http(int argc, char **argv) {
   const char *target = "127.0.0.1:8080", *path = "/recommend";
-  const char *prefix = "", *extra = "";
+  const char *prefix = "", *extra = "", *trace = NULL;
   int requests = 20000, conc = 2, users = 1000, k = 10, width = 0;
   char host[64];
   int port;
@@ -165,6 +171,8 @@ static int cmd_http(int argc, char **argv) {
       k = atoi(argv[++i]);
     else if (strcmp(argv[i], "--extra") == 0)
       extra = argv[++i];
+    else if (strcmp(argv[i], "--trace") == 0)
+      trace = argv[++i];
     else
       goto usage;
   }
@@ -174,7 +182,8 @@ static int cmd_http(int argc, char **argv) {
   worker_t *ws = calloc((size_t)conc, sizeof(worker_t));
   pthread_t *th = calloc((size_t)conc, sizeof(pthread_t));
   double *lat = calloc((size_t)requests, sizeof(double));
-  if (!ws || !th || !lat)
+  double *start = trace ? calloc((size_t)requests, sizeof(double)) : NULL;
+  if (!ws || !th || !lat || (trace && !start))
     return 1;
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET;
@@ -193,6 +202,7 @@ static int cmd_http(int argc, char **argv) {
     ws[t].width = width;
     ws[t].seed = 17u + (unsigned)t * 7919u;
     ws[t].lat = lat + off;
+    ws[t].start = start ? start + off : NULL;
     off += ws[t].n;
   }
   double t0 = now_s();
@@ -205,6 +215,17 @@ static int cmd_http(int argc, char **argv) {
     non200 += ws[t].non200;
   }
   double secs = now_s() - t0;
+  if (trace != NULL) { /* one line per request: start (unix s), latency */
+    FILE *f = fopen(trace, "w");
+    if (f == NULL) {
+      fprintf(stderr, "%s: %s\n", trace, strerror(errno));
+      return 1;
+    }
+    for (int i = 0; i < requests; i++)
+      fprintf(f, "%.6f %.3f\n", start[i], lat[i] * 1e3);
+    fclose(f);
+    free(start);
+  }
   qsort(lat, (size_t)requests, sizeof(double), cmp_d);
 #define PCT(p) (lat[(size_t)((p) * (requests - 1))] * 1e3)
   printf("{\"bench\":\"http\",\"path\":\"%s\",\"requests\":%d,\"concurrency\":%d,"
@@ -219,7 +240,8 @@ static int cmd_http(int argc, char **argv) {
 usage:
   fprintf(stderr, "usage: hyperrec-bench http --target HOST:PORT [--path P] "
                   "[--requests N] [--concurrency C] [--users U] [--k K]\n"
-                  "       [--user-prefix P] [--user-width W] [--extra JSON]\n");
+                  "       [--user-prefix P] [--user-width W] [--extra JSON]"
+                  " [--trace FILE]\n");
   return 2;
 }
 

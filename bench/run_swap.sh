@@ -15,6 +15,11 @@
 #
 #   RUNS=3 bench/run_swap.sh
 #
+# TRACE=DIR keeps every request's start and latency (DIR/steady-N.txt,
+# DIR/swaps-N.txt) and the server's log (DIR/srv.log), and prints p99 of
+# the swap runs' requests by when they started: while a version was
+# loading, in the second after it was swapped in, or neither.
+#
 # 127.0.0.1 only; everything is removed at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,27 +54,29 @@ echo "# $ITEMS items: $((RUNS * SWAPS)) staged versions written in $((t1 - t0)) 
 "$BIN/hyperrec" --listen 127.0.0.1:0 --redis "127.0.0.1:$RP" --models "$tmp/models" >/dev/null 2>"$tmp/srv.log" &
 pids+=($!)
 P=$(port_of srv)
-bench() {
+TRACE=${TRACE:-}
+bench() { # requests [trace file]
   "$BIN/hyperrec-bench" http --target "127.0.0.1:$P" --requests "$1" --concurrency "$CONC" \
-    --users "$USERS" --user-prefix u --user-width 5
+    --users "$USERS" --user-prefix u --user-width 5 ${2:+--trace "$2"}
 }
+[ -z "$TRACE" ] || mkdir -p "$TRACE"
 bench 10000 >/dev/null # warm-up: the index and tables paged in
 
 staged=$(ls "$tmp/stage/default" | grep -E '^[0-9]+$' | sort -n)
+gap_s=$(printf '%d.%03d' $((GAP_MS / 1000)) $((GAP_MS % 1000)))
 next=1
 : >"$tmp/renames"
 for r in $(seq "$RUNS"); do
-  bench "$REQUESTS" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["phase"]="steady"; print(json.dumps(r))' | tee -a "$tmp/runs.jsonl"
-  bench "$REQUESTS" >"$tmp/swap.json" &
+  bench "$REQUESTS" ${TRACE:+"$TRACE/steady-$r.txt"} | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); r["phase"]="steady"; print(json.dumps(r))' | tee -a "$tmp/runs.jsonl"
+  bench "$REQUESTS" ${TRACE:+"$TRACE/swaps-$r.txt"} >"$tmp/swap.json" &
   bp=$!
   sleep 0.5
+  # the renames cost no more than the server's work: mv (rename(2)) and
+  # date, no interpreter starting up next to the load being measured
   for v in $(echo "$staged" | sed -n "${next},$((next + SWAPS - 1))p"); do
-    python3 - "$tmp/stage/default/$v" "$tmp/models/default/$v" "$v" >>"$tmp/renames" <<'PY'
-import os, sys, time
-os.rename(sys.argv[1], sys.argv[2])
-print(sys.argv[3], "%.6f" % time.time())
-PY
-    sleep "$(python3 -c "print($GAP_MS / 1000)")"
+    mv -T "$tmp/stage/default/$v" "$tmp/models/default/$v"
+    echo "$v $(date +%s.%N)" >>"$tmp/renames"
+    sleep "$gap_s"
   done
   next=$((next + SWAPS))
   wait "$bp" || true
@@ -103,3 +110,35 @@ print(json.dumps({"bench": "swap", "items": int(sys.argv[4]), "swaps": len(renam
                   "rename_to_serving_ms_max": round(max(lat), 1) if lat else None,
                   "load_ms_median": round(statistics.median(load), 1) if load else None}))
 PY
+if [ -n "$TRACE" ]; then
+  cp "$tmp/srv.log" "$TRACE/srv.log"
+  python3 - "$TRACE" <<'PY'
+import datetime, glob, json, sys
+d = sys.argv[1]
+spans = []  # (load start, swapped in) from the server's model_loaded lines
+for l in open(d + "/srv.log"):
+    if '"model_loaded"' in l:
+        j = json.loads(l)
+        t = datetime.datetime.strptime(j["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        spans.append((t - j["load_ms"] / 1e3, t))
+def p99(xs):
+    xs = sorted(xs)
+    return round(xs[int(0.99 * (len(xs) - 1))], 3) if xs else None
+for ph in ("steady", "swaps"):
+    cls = {"loading": [], "after_swap_1s": [], "other": []}
+    for f in glob.glob("%s/%s-*.txt" % (d, ph)):
+        for line in open(f):
+            t, ms = map(float, line.split())
+            c = "other"
+            for a, b in spans:
+                if a <= t <= b:
+                    c = "loading"
+                    break
+                if b < t <= b + 1.0:
+                    c = "after_swap_1s"
+            cls[c].append(ms)
+    print(json.dumps({"bench": "swap-trace", "phase": ph,
+                      **{k: {"requests": len(v), "p99_ms": p99(v)} for k, v in cls.items()}}))
+PY
+fi
