@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #define SRM_ALPHA 0.001 /* a sample-ratio mismatch below this p-value */
@@ -103,6 +104,29 @@ static json_t *srm(const hr_experiment_cfg_t *e, const hr_exp_totals_t *t) {
                    SRM_ALPHA);
 }
 
+/* The report's counts, and its rates (successes over trials), by their
+ * place in hr_exp_totals_t. */
+#define COUNT(t, off) (*(const unsigned long long *)((const char *)(t) + (off)))
+#define OFF(f) offsetof(hr_exp_totals_t, f)
+static const struct {
+  const char *name;
+  size_t off;
+} counts[] = {{"users", OFF(users)},
+              {"users_clicked", OFF(users_clicked)},
+              {"users_converted", OFF(users_converted)},
+              {"impressions", OFF(impressions)},
+              {"clicks", OFF(clicks)},
+              {"click_events", OFF(click_events)},
+              {"conversions", OFF(conversions)},
+              {"conversion_events", OFF(conversion_events)}};
+static const struct {
+  const char *name;
+  size_t k, n;
+} rates[] = {{"user_click_rate", OFF(users_clicked), OFF(users)},
+             {"user_conversion_rate", OFF(users_converted), OFF(users)},
+             {"ctr", OFF(clicks), OFF(impressions)},
+             {"conversion_rate", OFF(conversions), OFF(impressions)}};
+
 void hr__h_experiment(const hr_hreq_t *req, hr_hresp_t *resp) {
   const hr_config_t *cfg = req->cfg;
   const char *name = req->url + strlen("/experiments/");
@@ -139,44 +163,23 @@ void hr__h_experiment(const hr_hreq_t *req, hr_hresp_t *resp) {
   }
   vs = json_array();
   for (int v = 0; v < e->n_variants; v++) {
-    const hr_exp_totals_t *c = &t[0], *me = &t[v];
     json_t *o = variant_cfg(&e->v[v]);
-    json_object_set_new(o, "users", json_integer((json_int_t)me->users));
-    json_object_set_new(o, "users_clicked",
-                        json_integer((json_int_t)me->users_clicked));
-    json_object_set_new(o, "users_converted",
-                        json_integer((json_int_t)me->users_converted));
-    json_object_set_new(o, "impressions",
-                        json_integer((json_int_t)me->impressions));
-    json_object_set_new(o, "clicks", json_integer((json_int_t)me->clicks));
-    json_object_set_new(o, "click_events",
-                        json_integer((json_int_t)me->click_events));
-    json_object_set_new(o, "conversions",
-                        json_integer((json_int_t)me->conversions));
-    json_object_set_new(o, "conversion_events",
-                        json_integer((json_int_t)me->conversion_events));
-    json_object_set_new(o, "user_click_rate",
-                        rate(me->users_clicked, me->users));
-    json_object_set_new(o, "user_conversion_rate",
-                        rate(me->users_converted, me->users));
-    json_object_set_new(o, "ctr", rate(me->clicks, me->impressions));
-    json_object_set_new(o, "conversion_rate",
-                        rate(me->conversions, me->impressions));
-    json_object_set_new(
-        o, "vs_control",
-        v == 0 ? json_null()
-               : json_pack("{s:o,s:o,s:o,s:o}", "user_click_rate",
-                           diff(c->users_clicked, c->users, me->users_clicked,
-                                me->users),
-                           "user_conversion_rate",
-                           diff(c->users_converted, c->users,
-                                me->users_converted, me->users),
-                           "ctr",
-                           diff(c->clicks, c->impressions, me->clicks,
-                                me->impressions),
-                           "conversion_rate",
-                           diff(c->conversions, c->impressions,
-                                me->conversions, me->impressions)));
+    json_t *d = v == 0 ? json_null() : json_object();
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+      json_object_set_new(o, counts[i].name,
+                          json_integer((json_int_t)COUNT(&t[v], counts[i].off)));
+    for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+      json_object_set_new(o, rates[i].name,
+                          rate(COUNT(&t[v], rates[i].k),
+                               COUNT(&t[v], rates[i].n)));
+      if (v > 0)
+        json_object_set_new(d, rates[i].name,
+                            diff(COUNT(&t[0], rates[i].k),
+                                 COUNT(&t[0], rates[i].n),
+                                 COUNT(&t[v], rates[i].k),
+                                 COUNT(&t[v], rates[i].n)));
+    }
+    json_object_set_new(o, "vs_control", d);
     json_array_append_new(vs, o);
   }
   reply(resp, json_pack("{s:s,s:b,s:s,s:o,s:o,s:i}", "experiment", e->name,
