@@ -1,8 +1,11 @@
 /* idmap.c -- string -> dense index map (see model.h, "id map").
  *
- * Strings live back to back in one buffer (offsets, not pointers, so the
- * buffer may grow); slots hold index+1 (0 = empty) and the probe is linear
- * over a power-of-two table kept at most half full. */
+ * Strings live back to back in one buffer (32-bit offsets, not pointers,
+ * so the buffer may grow; at most 4 GiB of ids); slots hold index+1 (0 =
+ * empty) and the probe is linear over a power-of-two table kept at most
+ * half full. No hash is stored per entry (a served model's map is 8 bytes
+ * per id smaller): a probe compares lengths (from the offsets) and bytes,
+ * and growing rehashes the strings. */
 #include "hr/model.h"
 
 #include <stdlib.h>
@@ -11,9 +14,8 @@
 struct hr_idmap {
   char *buf;          /* NUL-terminated strings back to back */
   size_t buf_len, buf_cap;
-  size_t *off;        /* off[i]: start of string i in buf */
-  uint32_t *hash;     /* hash of string i, to skip compares and rehash */
-  size_t n, cap;      /* entries, capacity of off/hash */
+  uint32_t *off;      /* off[i]: start of string i in buf */
+  size_t n, cap;      /* entries, capacity of off */
   uint32_t *slot;     /* index + 1, 0 = empty */
   size_t mask;        /* slot table size - 1 */
 };
@@ -49,7 +51,6 @@ void hr_idmap_free(hr_idmap_t *m) {
     return;
   free(m->buf);
   free(m->off);
-  free(m->hash);
   free(m->slot);
   free(m);
 }
@@ -58,6 +59,13 @@ size_t hr_idmap_size(const hr_idmap_t *m) { return m->n; }
 
 const char *hr_idmap_str(const hr_idmap_t *m, size_t idx) {
   return idx < m->n ? m->buf + m->off[idx] : NULL;
+}
+
+/* Entry v's length: entries are back to back, each with its NUL (an id may
+ * hold NUL bytes itself: composite keys do). */
+static size_t entry_len(const hr_idmap_t *m, size_t v) {
+  size_t end = v + 1 < m->n ? m->off[v + 1] : m->buf_len;
+  return end - m->off[v] - 1;
 }
 
 static long probe(const hr_idmap_t *m, const char *s, size_t len, uint32_t h,
@@ -71,11 +79,8 @@ static long probe(const hr_idmap_t *m, const char *s, size_t len, uint32_t h,
       return -1;
     }
     v--;
-    if (m->hash[v] == h) {
-      const char *t = m->buf + m->off[v];
-      if (strncmp(t, s, len) == 0 && t[len] == '\0')
-        return (long)v;
-    }
+    if (entry_len(m, v) == len && memcmp(m->buf + m->off[v], s, len) == 0)
+      return (long)v;
     i = (i + 1) & m->mask;
   }
 }
@@ -92,7 +97,7 @@ static int grow_slots(hr_idmap_t *m) {
   if (ns == NULL)
     return HR_ENOMEM;
   for (size_t v = 0; v < m->n; v++) {
-    size_t i = m->hash[v] & (t - 1);
+    size_t i = fnv1a(m->buf + m->off[v], entry_len(m, v)) & (t - 1);
     while (ns[i] != 0)
       i = (i + 1) & (t - 1);
     ns[i] = (uint32_t)(v + 1);
@@ -112,18 +117,14 @@ long hr_idmap_add(hr_idmap_t *m, const char *s, size_t len, int *added) {
     *added = 0;
   if (found >= 0)
     return found;
-  if (m->n >= UINT32_MAX - 1)
+  if (m->n >= UINT32_MAX - 1 || m->buf_len + len + 1 > UINT32_MAX)
     return HR_ENOMEM;
   if (m->n == m->cap) {
     size_t nc = m->cap ? m->cap * 2 : 64;
-    size_t *no = realloc(m->off, nc * sizeof(*no));
+    uint32_t *no = realloc(m->off, nc * sizeof(*no));
     if (no == NULL)
       return HR_ENOMEM;
     m->off = no;
-    uint32_t *nh = realloc(m->hash, nc * sizeof(*nh));
-    if (nh == NULL)
-      return HR_ENOMEM;
-    m->hash = nh;
     m->cap = nc;
   }
   if (m->buf_len + len + 1 > m->buf_cap) {
@@ -138,8 +139,7 @@ long hr_idmap_add(hr_idmap_t *m, const char *s, size_t len, int *added) {
   }
   memcpy(m->buf + m->buf_len, s, len);
   m->buf[m->buf_len + len] = '\0';
-  m->off[m->n] = m->buf_len;
-  m->hash[m->n] = h;
+  m->off[m->n] = (uint32_t)m->buf_len;
   m->buf_len += len + 1;
   m->slot[where] = (uint32_t)(m->n + 1);
   m->n++;

@@ -415,6 +415,31 @@ HR_TEST(model_idmap_grows) {
   return 0;
 }
 
+/* Composite keys hold NUL bytes ("user\0context"): keys equal up to a NUL
+ * are distinct, a prefix is not a match, and all survive the table
+ * growing. */
+HR_TEST(model_idmap_keys_with_nul_bytes) {
+  hr_idmap_t *m = hr_idmap_new(1);
+  char buf[32];
+  int added;
+  ASSERT_NOT_NULL(m);
+  for (int i = 0; i < 3000; i++) {
+    int n = snprintf(buf, sizeof(buf), "u%d", i % 100);
+    buf[n++] = '\0';
+    n += snprintf(buf + n, sizeof(buf) - (size_t)n, "c%d", i / 100);
+    ASSERT_EQ(hr_idmap_add(m, buf, (size_t)n, &added), i);
+    ASSERT_EQ(added, 1);
+  }
+  ASSERT_EQ(hr_idmap_find(m, "u7\0c3", 5), 307);
+  ASSERT_EQ(hr_idmap_find(m, "u7\0c", 4), -1);
+  ASSERT_EQ(hr_idmap_find(m, "u7", 2), -1);
+  ASSERT_EQ(hr_idmap_add(m, "u7", 2, &added), 3000);
+  ASSERT_EQ(added, 1);
+  ASSERT_EQ(hr_idmap_find(m, "u7\0c29", 6), 2907);
+  hr_idmap_free(m);
+  return 0;
+}
+
 HR_TEST(model_refuses_truncated_bin) {
   const char *dir = write_small(0);
   char path[600];
