@@ -129,6 +129,11 @@ int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
 int hr_ctxstore_exp_add(hr_ctxstore_t *s, const char *token,
                         const hr_exp_add_t *add, size_t n, hr_error_t *err);
 
+/** 1 when the batch with this token was applied (its marker exists), 0
+ *  when not, -1 on an error (err set: HR_EREDIS). */
+int hr_ctxstore_exp_applied(hr_ctxstore_t *s, const char *token,
+                            hr_error_t *err);
+
 /** Read the totals of an experiment's n variants in one round trip
  *  (HGETALL, SCARD of the users, clickers and converters sets). Returns 0,
  *  HR_EREDIS or HR_EINTERNAL (a key of the wrong type or a counter that is

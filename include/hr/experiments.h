@@ -49,8 +49,9 @@ double hr_exp_chi2_sf(double x, int df);
  * on hr_exp_counts_flush and at stop): one script that applies a batch
  * whole or not at all (hr_ctxstore_exp_add), so every replica adds to the
  * same totals without a Redis round trip per /recommend. A batch that
- * fails is kept, with its token, and sent again before anything newer, so
- * it is counted exactly once even when its first reply was lost; after a
+ * fails is kept, with its token, and sent again before anything newer
+ * (unless Redis holds its token: its reply was lost after it was applied),
+ * so it is counted exactly once; after a
  * failure the next attempt waits experiments_flush_ms. Keys, with the
  * configured prefix and the experiment's name as the hash tag:
  *   exp:{<name>}                hash: <variant>:impressions, :clicks,

@@ -771,6 +771,27 @@ out:
   return rc;
 }
 
+int hr_ctxstore_exp_applied(hr_ctxstore_t *s, const char *token,
+                            hr_error_t *err) {
+  redisReply *r;
+  int applied;
+
+  if (ensure(s, err) != 0)
+    return -1;
+  r = redisCommand(s->c, "EXISTS %sexp:batch:%s", s->cfg.redis.key_prefix,
+                   token);
+  if (r == NULL) {
+    fail(s, err, "experiment batch marker");
+    return -1;
+  }
+  applied = r->type == REDIS_REPLY_INTEGER ? r->integer == 1 : -1;
+  if (applied < 0)
+    hr_error_set(err, HR_EREDIS, "", "unexpected reply to EXISTS (%s)",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "not a number");
+  freeReplyObject(r);
+  return applied;
+}
+
 int hr_ctxstore_exp_read(hr_ctxstore_t *s, const char *experiment,
                          const char *const *variants, size_t n,
                          hr_exp_totals_t *out, hr_error_t *err) {

@@ -164,8 +164,16 @@ int hr_exp_counts_flush(hr_error_t *err) {
   /* a batch that failed goes first, with its token: if its reply was
    * lost after Redis applied it, Redis ignores it now */
   if (g.retry.ids != NULL) {
-    if ((rc = write_batch(&g.retry, err)) != 0)
+    /* applied already (its reply was lost)? Then a cheap EXISTS says so
+     * and the batch, which can be large, is not sent again */
+    hr_ctxstore_t *cs = hr_ctxstore_thread();
+    int applied = cs ? hr_ctxstore_exp_applied(cs, g.retry.token, err) : -1;
+    if (applied < 0 || (applied == 0 && (rc = write_batch(&g.retry, err)))) {
+      if (rc == 0)
+        rc = cs ? err->code : hr_error_set(err, HR_ENOMEM, "",
+                                           "out of memory");
       goto out;
+    }
     batch_free(&g.retry);
   }
   pthread_mutex_lock(&g.mu);
@@ -236,6 +244,7 @@ int hr_exp_counts_start(const hr_config_t *cfg) {
   pthread_condattr_t ca;
   g.cfg = *cfg;
   g.stop = 0;
+  atomic_store(&g.failing, 0);
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&g.cv, &ca);
@@ -268,15 +277,20 @@ void hr_exp_counts_stop(void) {
   pthread_mutex_unlock(&g.mu);
   pthread_join(g.thread, NULL);
   if (hr_exp_counts_flush(&err) != 0) {
-    unsigned long lost = 0;
+    unsigned long lost = 0, ids;
+    pthread_mutex_lock(&g.flush_mu);
+    pthread_mutex_lock(&g.mu);
     for (int x = 0; x < HR_EXP_MAX; x++)
       for (int v = 0; v < HR_EXP_MAX_VARIANTS; v++)
         lost += g.cur.imp[x][v] + g.retry.imp[x][v];
+    ids = g.cur.n_ids + g.retry.n_ids;
+    pthread_mutex_unlock(&g.mu);
+    pthread_mutex_unlock(&g.flush_mu);
     hr_log(HR_LOG_ERROR, "experiment_counts_lost",
            json_pack("{s:s,s:I,s:I}", "reason", err.msg, "impressions",
-                     (json_int_t)lost, "users",
-                     (json_int_t)(g.cur.n_ids + g.retry.n_ids)));
+                     (json_int_t)lost, "users", (json_int_t)ids));
   }
+  pthread_mutex_lock(&g.flush_mu); /* no flush on another thread now */
   pthread_mutex_lock(&g.mu);
   g.started = 0;
   batch_free(&g.cur);
@@ -284,7 +298,9 @@ void hr_exp_counts_stop(void) {
   pthread_cond_destroy(&g.cv);
   free(g.seen);
   g.seen = NULL;
+  atomic_store(&g.failing, 0);
   pthread_mutex_unlock(&g.mu);
+  pthread_mutex_unlock(&g.flush_mu);
 }
 
 unsigned long hr_exp_counts_dropped(void) {
