@@ -125,11 +125,14 @@ HR_TEST_T(faults_redis_down_recommend_degrades_then_recovers, 90) {
   /* Redis back on the same port (empty: no persistence). */
   ASSERT_EQ(hrt_redis_restart(&e.redis), 0);
   ASSERT_EQ(hset_ctx(&e, "outage-user", "gym"), 0);
-  HRT_POLL(ok, 10000, recommend_healthy(&e, "outage-user"));
+  /* The first healthy answer is the one checked: a second request may go
+   * to another worker, whose single read can still time out on a busy
+   * machine (and then degrades, as designed). */
+  j = NULL;
+  HRT_POLL(ok, 10000, (json_decref(j), j = recommend_user(&e, "outage-user",
+                                                          &st, &ms),
+                       st == 200 && json_is_false(hrt_jget(j, "degraded"))));
   ASSERT_MSG(ok, "/recommend still degraded 10 s after Redis came back");
-  j = recommend_user(&e, "outage-user", &st, &ms);
-  ASSERT_EQ(st, 200);
-  ASSERT(json_is_false(hrt_jget(j, "degraded")));
   ASSERT_STR_EQ(hrt_jstr(j, "context.location"), "gym");
   ASSERT_STR_EQ(hrt_jstr(j, "context_source.location"), "redis");
   json_decref(j);
