@@ -110,14 +110,14 @@ void hr_user_state_destroy(hr_user_state_t *st);
 #define HR_EV_DUPLICATE 1  /* its event_id had been seen: nothing written */
 #define HR_EV_ATTRIBUTED 2 /* written, and counted to its variant */
 
-/** Write `n` events in one MULTI/EXEC; out[i] is set to one of HR_EV_*
+/** Write `n` events in one MULTI/EXEC; status[i] is set to one of HR_EV_*
  *  for each event. Returns 0;
  *  HR_EREDIS when Redis is unreachable or cannot take writes for now (OOM,
  *  READONLY, LOADING...): nothing acknowledged, retry later; HR_EINTERNAL
  *  when Redis refused the batch (e.g. a key of the wrong type): nothing
  *  written; HR_EINVAL / HR_ENOMEM. */
 int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
-                             int *out, hr_error_t *err);
+                             int *status, hr_error_t *err);
 
 /** Add impressions and served ids to n variants' counters in one script
  *  that writes all of it or nothing (key types are checked first). The

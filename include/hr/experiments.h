@@ -1,11 +1,13 @@
-/* experiments.h -- sticky assignment of users to experiment variants.
+/* experiments.h -- experiments: sticky assignment of users to variants,
+ * the report's statistics, and the impression counters.
  *
  * A user (or, for anonymous requests, a session id) is assigned by a
  * deterministic hash of (salt, id) into the variants' integer weights: the
  * same id gets the same variant on every replica, after restarts and on
  * any build, since the hash is fixed here and pinned by a unit test
  * (changing it would reshuffle every running experiment). Changing the
- * salt gives an independent assignment. Thread-safe, no state. */
+ * salt gives an independent assignment. Assignment and the statistics
+ * are thread-safe and keep no state; the counters are described below. */
 #ifndef HR_EXPERIMENTS_H
 #define HR_EXPERIMENTS_H
 

@@ -515,7 +515,7 @@ static int transient_reply(const char *msg) {
 }
 
 static int write_once(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
-                      int *dup, hr_error_t *err) {
+                      int *status, hr_error_t *err) {
   argvec keys, args;
   const char **argv = NULL;
   size_t *lens = NULL;
@@ -593,9 +593,9 @@ static int write_once(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
     int one = res->element[i]->type == REDIS_REPLY_INTEGER
                   ? (int)res->element[i]->integer
                   : -1;
-    dup[i] = one == 0   ? HR_EV_DUPLICATE
-             : one == 2 ? HR_EV_ATTRIBUTED
-                        : HR_EV_WRITTEN;
+    status[i] = one == 0   ? HR_EV_DUPLICATE
+                : one == 2 ? HR_EV_ATTRIBUTED
+                           : HR_EV_WRITTEN;
   }
 out:
   if (r)
@@ -608,11 +608,11 @@ out:
 }
 
 int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
-                             int *dup, hr_error_t *err) {
+                             int *status, hr_error_t *err) {
   int reused = s->c != NULL, rc;
   hr_error_t first = {0};
 
-  rc = write_once(s, ev, n, dup, &first);
+  rc = write_once(s, ev, n, status, &first);
   /* A connection that worked before and broke now was most likely closed
    * by the peer while idle (a Redis restart, a timeout, CLIENT KILL): dial
    * again at once. Retrying the write itself is safe only when every event
@@ -625,7 +625,7 @@ int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
       all_ids &= ev[i].event_id != NULL;
     if (all_ids) {
       hr_error_t again = {0};
-      rc = write_once(s, ev, n, dup, &again);
+      rc = write_once(s, ev, n, status, &again);
       if (rc != 0 && err)
         *err = again;
       return rc;

@@ -54,47 +54,40 @@ static uint64_t id_hash(int x, int v, const char *id, size_t len) {
   return h ? h : 1;
 }
 
-/* Adds (x, v, id) to the pending batch unless it is there; takes `id`
- * (malloc'd) or frees it. Called with g.mu held. */
-static void add_id_locked(int x, int v, char *id, uint64_t h) {
+/* Adds (x, v, id) to the pending batch unless it is there (a copy of id
+ * is made only then). Called with g.mu held. */
+static void add_id_locked(int x, int v, const char *id, size_t len,
+                          uint64_t h) {
   size_t at = (size_t)(h % SET_SLOTS);
+  char *copy;
   while (g.seen[at] != 0) {
-    if (g.seen[at] == h) { /* already pending */
-      free(id);
+    if (g.seen[at] == h) /* already pending */
       return;
-    }
     at = (at + 1) % SET_SLOTS;
   }
-  if (g.cur.n_ids >= IDS_MAX) {
+  if (g.cur.n_ids >= IDS_MAX || (copy = malloc(len + 1)) == NULL) {
     g.dropped++;
-    free(id);
     return;
   }
+  memcpy(copy, id, len);
+  copy[len] = '\0';
   g.seen[at] = h;
-  g.cur.ids[g.cur.n_ids++] = (pend_id){(uint8_t)x, (uint8_t)v, id};
+  g.cur.ids[g.cur.n_ids++] = (pend_id){(uint8_t)x, (uint8_t)v, copy};
 }
 
 void hr_exp_count_impression(int x, int v, const char *id, size_t id_len) {
-  uint64_t h = id_hash(x, v, id, id_len);
-  char *copy;
+  uint64_t h;
 
   if (x < 0 || x >= HR_EXP_MAX || v < 0 || v >= HR_EXP_MAX_VARIANTS)
     return;
-  copy = malloc(id_len + 1);
+  h = id_hash(x, v, id, id_len);
   pthread_mutex_lock(&g.mu);
-  if (!g.started || copy == NULL) {
-    if (g.started)
-      g.dropped++;
-    pthread_mutex_unlock(&g.mu);
-    free(copy);
-    return;
+  if (g.started) {
+    g.cur.imp[x][v]++;
+    add_id_locked(x, v, id, id_len, h);
+    if (g.cur.n_ids == IDS_EARLY) /* write before the batch fills up */
+      pthread_cond_signal(&g.cv);
   }
-  memcpy(copy, id, id_len);
-  copy[id_len] = '\0';
-  g.cur.imp[x][v]++;
-  add_id_locked(x, v, copy, h);
-  if (g.cur.n_ids == IDS_EARLY) /* write before the batch fills up */
-    pthread_cond_signal(&g.cv);
   pthread_mutex_unlock(&g.mu);
 }
 
@@ -167,13 +160,17 @@ int hr_exp_counts_flush(hr_error_t *err) {
     /* applied already (its reply was lost)? Then a cheap EXISTS says so
      * and the batch, which can be large, is not sent again */
     hr_ctxstore_t *cs = hr_ctxstore_thread();
-    int applied = cs ? hr_ctxstore_exp_applied(cs, g.retry.token, err) : -1;
-    if (applied < 0 || (applied == 0 && (rc = write_batch(&g.retry, err)))) {
-      if (rc == 0)
-        rc = cs ? err->code : hr_error_set(err, HR_ENOMEM, "",
-                                           "out of memory");
+    int applied;
+    if (cs == NULL) {
+      rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
       goto out;
     }
+    if ((applied = hr_ctxstore_exp_applied(cs, g.retry.token, err)) < 0) {
+      rc = err->code;
+      goto out;
+    }
+    if (!applied && (rc = write_batch(&g.retry, err)) != 0)
+      goto out;
     batch_free(&g.retry);
   }
   pthread_mutex_lock(&g.mu);

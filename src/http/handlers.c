@@ -16,23 +16,23 @@
 #include <string.h>
 #include <time.h>
 
-static char *dump(json_t *o) {
-  /* Scores are floats: 7 significant digits say all they hold. */
-  char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                  JSON_REAL_PRECISION(7))
-              : NULL;
-  json_decref(o);
-  return s;
-}
-
-static void reply_json(hr_hresp_t *resp, int status, json_t *o) {
+void hr__http_reply_json(hr_hresp_t *resp, int status, json_t *o,
+                         int digits) {
   resp->status = status;
-  resp->body = dump(o);
+  resp->body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                     JSON_REAL_PRECISION(digits))
+                 : NULL;
+  json_decref(o);
   if (resp->body == NULL) {
     hr_error_t e = {0};
     hr_error_set(&e, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &e);
   }
+}
+
+/* Scores are floats: 7 significant digits say all they hold. */
+static void reply_json(hr_hresp_t *resp, int status, json_t *o) {
+  hr__http_reply_json(resp, status, o, 7);
 }
 
 /* Dense indices of the ids the model knows, with each one's time carried
@@ -623,7 +623,7 @@ void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
   hr_event_req_t r;
   hr_error_t err = {0};
   hr_ctxstore_t *cs;
-  int *dup = NULL;
+  int *status = NULL;
   size_t ndup = 0, nattr = 0;
   int rc;
 
@@ -647,14 +647,14 @@ void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
       e->exp_variant = req->cfg->experiments[x].v[v].name;
     }
   }
-  dup = calloc(r.n, sizeof(int));
+  status = calloc(r.n, sizeof(int));
   cs = hr_ctxstore_thread();
-  if (dup == NULL || cs == NULL) {
+  if (status == NULL || cs == NULL) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &err);
     goto out;
   }
-  rc = hr_ctxstore_write_events(cs, r.events, r.n, dup, &err);
+  rc = hr_ctxstore_write_events(cs, r.events, r.n, status, &err);
   if (rc != 0) {
     hr_log(HR_LOG_WARN, "event_write_failed",
            json_pack("{s:s,s:s,s:I}", "request_id", req->request_id, "reason",
@@ -670,8 +670,8 @@ void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
     goto out;
   }
   for (size_t i = 0; i < r.n; i++) {
-    ndup += dup[i] == HR_EV_DUPLICATE;
-    nattr += dup[i] == HR_EV_ATTRIBUTED;
+    ndup += status[i] == HR_EV_DUPLICATE;
+    nattr += status[i] == HR_EV_ATTRIBUTED;
   }
   hr_metrics_events(r.n - ndup, ndup, 0);
   hr_metrics_attributed(nattr);
@@ -680,7 +680,7 @@ void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
                        "duplicates", (json_int_t)ndup, "attributed",
                        (json_int_t)nattr));
 out:
-  free(dup);
+  free(status);
   hr_event_req_destroy(&r);
 }
 

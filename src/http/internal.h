@@ -4,6 +4,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "hr/config.h"
 #include "hr/metrics.h"
 #include "hr/registry.h"
@@ -39,6 +41,11 @@ void hr__h_experiments(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_experiment(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_admin_reload(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_admin_rollback(const hr_hreq_t *req, hr_hresp_t *resp);
+
+/* Fill resp with `o` as compact JSON (taken; NULL or a failed dump is a
+ * 500 out-of-memory error), reals with `digits` significant digits. */
+void hr__http_reply_json(hr_hresp_t *resp, int status, json_t *o,
+                         int digits);
 
 /* Fill resp with the error body for `err` (status from the error table). */
 void hr__http_error(hr_hresp_t *resp, const hr_error_t *err);

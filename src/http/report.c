@@ -11,17 +11,10 @@
 
 #define SRM_ALPHA 0.001 /* a sample-ratio mismatch below this p-value */
 
+/* Rates and p-values: 10 significant digits (a p-value of 1e-8 is still
+ * read to its relative precision). */
 static void reply(hr_hresp_t *resp, json_t *o) {
-  resp->status = 200;
-  resp->body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                     JSON_REAL_PRECISION(10))
-                 : NULL;
-  json_decref(o);
-  if (resp->body == NULL) {
-    hr_error_t e = {0};
-    hr_error_set(&e, HR_ENOMEM, "", "out of memory");
-    hr__http_error(resp, &e);
-  }
+  hr__http_reply_json(resp, 200, o, 10);
 }
 
 static json_t *variant_cfg(const hr_variant_cfg_t *v) {
