@@ -21,6 +21,7 @@
 
 #define HR_SEQ_MAX_BLOCKS 4
 #define HR_SEQ_MAX_LEN 1024 /* largest L (positions) */
+#define HR_SEQ_MAX_MEMBERS 8 /* networks of an ensemble (model kind seq) */
 
 typedef struct {
   int d;        /* width of every vector */

@@ -327,6 +327,7 @@ typedef struct {
   const int32_t *ctx_rows;
   int ctx_slots;
   size_t ctx_values;
+  int members;             /* networks in the ensemble (0 or 1: one) */
   int tie_shuffle;         /* 1: each epoch, reorder the items that share
                               a timestamp at random (their order is
                               unknown) */
@@ -342,18 +343,34 @@ typedef struct {
 
 void hr_seq_opts_default(hr_seq_opts_t *o);
 
-typedef struct hr_seq_fit {
-  hr_seq_dims_t dims;
-  float *w;                /* hr_seq_param_count floats */
+/* One network of an ensemble. */
+typedef struct {
+  float *w;                /* hr_seq_param_count floats, then the item
+                              tower's token vectors and the context
+                              vectors */
   hr_seq_params_t p;       /* views into w */
   float *ctx;              /* n_ctx x d context values' vectors (in w), or
                               NULL */
+  double loss;
+} hr_seq_member_t;
+
+typedef struct hr_seq_fit {
+  hr_seq_dims_t dims;      /* one member's network */
+  int members;             /* networks, trained with seeds seed, seed+1,
+                              ...; their scores add up */
+  int width;               /* members * d: user vectors and item rows */
+  hr_seq_member_t m[HR_SEQ_MAX_MEMBERS];
+  const float *items;      /* n_items x width: [v^1 | ... | v^members] */
+  const float *ctx;        /* n_ctx x width: the context rows the same
+                              way, or NULL */
   size_t n_ctx;
-  double seconds, loss;
+  float *items_cat, *ctx_cat; /* the concatenations when members > 1 */
+  double seconds, loss;    /* training time of all; mean last loss */
 } hr_seq_fit_t;
 
 /** Train on the histories (oldest first): every user's last L+1 items
- *  give L next-item targets, full softmax over the catalogue, AdamW.
+ *  give L next-item targets, full softmax over the catalogue, AdamW;
+ *  o->members networks one after the other (seeds o->seed + k).
  *  Deterministic for a seed and thread count. */
 int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                hr_error_t *err);
@@ -406,8 +423,8 @@ double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
                          const size_t *off, size_t ns, const float *mask,
                          float *grad, hr_seq_work_t *w);
 /** The user vector after reading hist[0..n) (oldest first, timestamps ts
- *  or NULL; the last L count) for a request at time `now`, into u (d
- *  floats); `buf` holds hr_seq_acts_floats(dims, L, &L, 1) floats. */
+ *  or NULL; the last L count) for a request at time `now`, into u (width
+ *  floats: each member's d); `buf` holds hr_seq_acts_floats(dims, L, &L, 1) floats. */
 void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,
                         const int64_t *ts, size_t n, int64_t now, float *buf,
                         float *u);

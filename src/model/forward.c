@@ -197,8 +197,9 @@ static int seq_user_vector(const hr_model_t *m, long user_idx,
       items[L - n] = hist[j];
       ts[L - n] = hts[j];
     }
-  hr_seq_embed(&m->seq, &m->seqp, items + (L - n), ts + (L - n), n,
-               recent ? recent->now : 0, buf, out);
+  for (int k = 0; k < m->seq_members; k++) /* [u^1 | ... | u^members] */
+    hr_seq_embed(&m->seq, &m->seqp[k], items + (L - n), ts + (L - n), n,
+                 recent ? recent->now : 0, buf, out + (size_t)k * m->seq.d);
   free(ts);
   /* the context the request is made in (a user with no history at all
    * keeps the zero vector: the context prior answers for them) */
@@ -207,8 +208,8 @@ static int seq_user_vector(const hr_model_t *m, long user_idx,
        k++) {
     long row = seq_ctx_row(m, recent, k);
     if (row >= 0)
-      hr_seq_add_context(out, m->seq_ctx + (size_t)row * (size_t)m->seq.d,
-                         (size_t)m->seq.d);
+      hr_seq_add_context(out, m->seq_ctx + (size_t)row * (size_t)m->seq_width,
+                         (size_t)m->seq_width);
   }
   return 0;
 }
@@ -283,7 +284,7 @@ int hr_model_user_vector(const hr_model_t *m, long user_idx,
     return rc;
   /* [sequential | weight * long-term]: scores add up over item_emb's
    * [sequential | long-term] rows */
-  float *x = out + m->seq.d;
+  float *x = out + m->seq_width;
   if ((rc = ials_vector(m, m->lt_item, m->lt_dim, user_idx, recent, x)) != 0)
     return rc;
   for (int k = 0; k < m->lt_dim; k++)
@@ -493,13 +494,13 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
                                 const hr_history_t *recent, size_t item,
                                 hr_ctx_effect_t *out, size_t max) {
   int64_t last = -1;
-  size_t d = (size_t)m->seq.d, nh = 0, n = 0;
+  size_t d = (size_t)m->seq.d, wd = (size_t)m->seq_width, nh = 0, n = 0;
   const float *y;
   hr_ctx_effect_t e;
 
   if (m->hist_ts == NULL || max == 0 || item >= m->n_items || recent == NULL)
     return 0;
-  y = m->item_emb + item * (size_t)m->dim; /* its sequential part */
+  y = m->item_emb + item * (size_t)m->dim; /* its members' parts */
   if (recent->n > 0)
     last = recent->ts ? recent->ts[0] : -1;
   else if (user_idx >= 0 && (size_t)user_idx < m->n_users) {
@@ -510,10 +511,13 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
   /* the time since the newest event (unknown: the neutral bucket 0) */
   if (m->seq.n_gap > 0 && last > 0 && recent->now > 0) {
     int b = hr_seq_gap_bucket(recent->now - last, 1);
-    const float *g = m->seqp.gq + (size_t)b * d, *g0 = m->seqp.gq;
     e.effect = 0;
-    for (size_t c = 0; c < d; c++)
-      e.effect += (g[c] - g0[c]) * y[c];
+    for (int k = 0; k < m->seq_members; k++) {
+      const float *g = m->seqp[k].gq + (size_t)b * d, *g0 = m->seqp[k].gq,
+                  *yk = y + (size_t)k * d;
+      for (size_t c = 0; c < d; c++)
+        e.effect += (g[c] - g0[c]) * yk[c];
+    }
     e.feature = "since_last_event";
     gap_label(b, e.value, sizeof(e.value));
     effect_insert(out, &n, max, &e);
@@ -525,9 +529,9 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
       long row = seq_ctx_row(m, recent, k);
       if (row < 0)
         continue;
-      const float *cr = m->seq_ctx + (size_t)row * d;
+      const float *cr = m->seq_ctx + (size_t)row * wd;
       e.effect = 0;
-      for (size_t c = 0; c < d; c++)
+      for (size_t c = 0; c < wd; c++)
         e.effect += cr[c] * y[c];
       e.feature = recent->ctx_names[k];
       snprintf(e.value, sizeof(e.value), "%s", recent->ctx_vals[k]);

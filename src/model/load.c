@@ -597,7 +597,7 @@ static int bind_ials(ctx_t *c, hr_model_t *m) {
 static int bind_seq(ctx_t *c, hr_model_t *m) {
   json_t *params = json_object_get(m->manifest, "params"), *lt;
   size_t nu = m->n_users, rest, d = (size_t)m->dim;
-  json_int_t len, blocks, ffn, gaps, f = 0, cap;
+  json_int_t len, blocks, ffn, gaps, f = 0, cap, members = 1;
   const void *p;
   hr_seq_dims_t *dm = &m->seq;
 
@@ -620,6 +620,16 @@ static int bind_seq(ctx_t *c, hr_model_t *m) {
     m->lt_dim = (int)f;
     d = (size_t)(m->dim - f);
   }
+  if (json_object_get(params, "members") != NULL &&
+      get_int(c, params, "members", 1, HR_SEQ_MAX_MEMBERS, &members))
+    return c->err->code;
+  if (d % (size_t)members != 0)
+    return FAIL(c, HR_EFORMAT, "manifest.json", "dim %d minus the long-term "
+                "factors is not a multiple of params.members (%d)", m->dim,
+                (int)members);
+  m->seq_members = (int)members;
+  m->seq_width = (int)d;
+  d /= (size_t)members;
   if (get_int(c, params, "len", 1, HR_SEQ_MAX_LEN, &len) ||
       get_int(c, params, "blocks", 0, HR_SEQ_MAX_BLOCKS, &blocks) ||
       get_int(c, params, "ffn", 1, 16384, &ffn) ||
@@ -635,16 +645,19 @@ static int bind_seq(ctx_t *c, hr_model_t *m) {
                 "seq");
   if (bind_common(c, m))
     return c->err->code;
+  /* each member's network after its item table, back to back */
   rest = hr_seq_param_count(dm) - m->n_items * d;
-  if (need(c, m, "seq_rest", HR_DT_F32, 1, rest, 1, &p))
+  if (need(c, m, "seq_rest", HR_DT_F32, 1, rest * (size_t)members, 1, &p))
     return c->err->code;
-  if (!all_finite(p, rest))
+  if (!all_finite(p, rest * (size_t)members))
     return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in the "
                 "weights");
   /* The forward pass only reads parameters; the views are non-const
    * because the trainer's writable copy shares the struct. */
-  hr_seq_bind_split(dm, (float *)(uintptr_t)m->item_emb, (size_t)m->dim,
-                    (float *)(uintptr_t)p, &m->seqp);
+  for (int k = 0; k < (int)members; k++)
+    hr_seq_bind_split(dm, (float *)(uintptr_t)(m->item_emb + (size_t)k * d),
+                      (size_t)m->dim,
+                      (float *)(uintptr_t)p + (size_t)k * rest, &m->seqp[k]);
   if (f > 0) {
     if (need(c, m, "lt_item", HR_DT_F32, 2, m->n_items, (uint64_t)f, &p))
       return c->err->code;
@@ -780,7 +793,7 @@ static int bind_context_prior(ctx_t *c, hr_model_t *m) {
 }
 
 /* A seq model's context features (manifest params.context_features true):
- * tensor seq_ctx [context prior rows, d], one vector per value of the
+ * tensor seq_ctx [context prior rows, members * d], one vector per value of the
  * context prior, which must be present. */
 static int bind_seq_ctx(ctx_t *c, hr_model_t *m) {
   json_t *params = json_object_get(m->manifest, "params");
@@ -797,9 +810,9 @@ static int bind_seq_ctx(ctx_t *c, hr_model_t *m) {
     return FAIL(c, HR_EFORMAT, "manifest.json", "params.context_features "
                 "needs a context_prior");
   rows = m->coff[m->n_cfields - 1] + hr_idmap_size(m->cvals[m->n_cfields - 1]);
-  if (need(c, m, "seq_ctx", HR_DT_F32, 2, rows, (uint64_t)m->seq.d, &p))
+  if (need(c, m, "seq_ctx", HR_DT_F32, 2, rows, (uint64_t)m->seq_width, &p))
     return c->err->code;
-  if (!all_finite(p, rows * (size_t)m->seq.d))
+  if (!all_finite(p, rows * (size_t)m->seq_width))
     return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in seq_ctx");
   m->seq_ctx = p;
   return 0;

@@ -71,11 +71,16 @@ struct hr_model {
                              sequential ones in item_emb (0: none) */
   float lt_weight;        /* its weight in the user vector */
   const float *lt_item;   /* n_items x lt_dim: iALS Y (the fold-in's) */
-  hr_seq_dims_t seq;
-  hr_seq_params_t seqp;   /* views into the map (read only) */
+  hr_seq_dims_t seq;      /* one member's network */
+  int seq_members;        /* networks whose scores add up; member k's
+                             item vectors are columns k*d.. of item_emb */
+  int seq_width;          /* seq_members * seq.d */
+  hr_seq_params_t seqp[HR_SEQ_MAX_MEMBERS]; /* views into the map (read
+                                               only) */
   const int64_t *hist_ts; /* hist_ptr[n_users]: unix seconds, -1 unknown */
-  const float *seq_ctx;   /* NULL, or a vector (seq.d) per context prior
-                             row: added for the request's context values */
+  const float *seq_ctx;   /* NULL, or a vector (seq_width: each member's d)
+                             per context prior row: added for the
+                             request's context values */
 };
 
 /* Read the attribute columns of items.tsv (after its ids were parsed);

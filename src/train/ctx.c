@@ -599,7 +599,7 @@ done:
  * user it knows nothing about. */
 static void sq_score(sq_t *m, const hr_ctxdata_t *d, size_t r, float *vec,
                      const float *pop, float *score) {
-  size_t u = (size_t)d->u[r], d_ = (size_t)m->fit.dims.d;
+  size_t u = (size_t)d->u[r], d_ = (size_t)m->fit.width;
   size_t n = u < m->h.n_users ? (size_t)(m->h.ptr[u + 1] - m->h.ptr[u]) : 0;
   int32_t crow[HR_CTX_MAX_COLS];
   if (n == 0) {
@@ -613,7 +613,7 @@ static void sq_score(sq_t *m, const hr_ctxdata_t *d, size_t r, float *vec,
     if (crow[f] >= 0)
       hr_seq_add_context(vec, m->fit.ctx + (size_t)crow[f] * d_, d_);
   cblas_sgemv(CblasRowMajor, CblasNoTrans, m->fit.dims.n_items, (int)d_, 1.0f,
-              m->fit.p.item, (int)d_, vec, 1, 0.0f, score, 1);
+              m->fit.items, (int)d_, vec, 1, 0.0f, score, 1);
   if (m->lts != NULL && u < m->h.n_users) {
     size_t f = (size_t)m->lt.dim;
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m->h.n_items, (int)f,
@@ -721,7 +721,7 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
       goto done;
     }
     memcpy(pop, score, sizeof(float) * ni); /* the MostPopular counts */
-    if ((uvec = malloc(sizeof(float) * (size_t)sq.fit.dims.d)) == NULL) {
+    if ((uvec = malloc(sizeof(float) * (size_t)sq.fit.width)) == NULL) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       goto done;
     }

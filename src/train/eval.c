@@ -386,11 +386,11 @@ static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
     for (int j = 0; fit->ctx != NULL && j < sc->cslots; j++) {
       int32_t row = sc->tctx[k * (size_t)sc->cslots + (size_t)j];
       if (row >= 0 && (size_t)row < fit->n_ctx)
-        hr_seq_add_context(sc->vec, fit->ctx + (size_t)row * fit->dims.d,
-                           (size_t)fit->dims.d);
+        hr_seq_add_context(sc->vec, fit->ctx + (size_t)row * fit->width,
+                           (size_t)fit->width);
     }
     if (sc->lt != NULL) { /* as the server: [u_seq | w x_u] . [v | y] */
-      size_t d = (size_t)fit->dims.d, f = (size_t)sc->lt->dim;
+      size_t d = (size_t)fit->width, f = (size_t)sc->lt->dim;
       memcpy(sc->ucat, sc->vec, sizeof(float) * d);
       for (size_t c = 0; c < f; c++)
         sc->ucat[d + c] = sc->lt_w * sc->lt->X[u * f + c];
@@ -398,8 +398,8 @@ static int seq_score(seq_scorer_t *sc, const hr_seq_fit_t *fit, FILE *out,
                   1.0f, sc->cat, (int)(d + f), sc->ucat, 1, 0.0f, sc->scores,
                   1);
     } else
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, fit->dims.d,
-                  1.0f, fit->p.item, fit->dims.d, sc->vec, 1, 0.0f,
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)sc->n_items, fit->width,
+                  1.0f, fit->items, fit->width, sc->vec, 1, 0.0f,
                   sc->scores, 1);
     for (size_t j = 0; j < nh; j++)
       sc->ex[hist[j]] = 1;
@@ -445,6 +445,7 @@ static int run_seq(hr_dataset_t *ds, const target_t *tg, size_t ntg,
   FILE *out = NULL;
   hr_seq_dims_t dm = o->dims;
   int32_t *crows = NULL;
+  size_t wd;
   int rc;
 
   oo.tokens = tokens;
@@ -465,7 +466,9 @@ static int run_seq(hr_dataset_t *ds, const target_t *tg, size_t ntg,
   sc = (seq_scorer_t){ds, &h, tg, ntg, n_items, NULL, NULL, NULL, NULL,
                       NULL, 0, NULL, NULL, NULL, tctx,
                       oo.ctx_rows ? oo.ctx_slots : 0};
-  sc.vec = malloc(sizeof(float) * (size_t)dm.d);
+  /* the ensemble's width */
+  wd = (size_t)dm.d * (size_t)(o->members > 1 ? o->members : 1);
+  sc.vec = malloc(sizeof(float) * wd);
   sc.scores = malloc(n_items * sizeof(float));
   sc.buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
   sc.ex = calloc(n_items, 1);
@@ -482,8 +485,8 @@ static int run_seq(hr_dataset_t *ds, const target_t *tg, size_t ntg,
       goto done;
     sc.lt = &lt;
     sc.lt_w = o->long_term;
-    sc.cat = malloc(sizeof(float) * n_items * (size_t)(dm.d + lt.dim));
-    sc.ucat = malloc(sizeof(float) * (size_t)(dm.d + lt.dim));
+    sc.cat = malloc(sizeof(float) * n_items * (wd + (size_t)lt.dim));
+    sc.ucat = malloc(sizeof(float) * (wd + (size_t)lt.dim));
     if (sc.cat == NULL || sc.ucat == NULL) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       goto done;
@@ -755,7 +758,7 @@ int hr_eval_cold_seq(const char *split_dir, const char *items_path,
                                                 lrows) != 0)
       goto oom;
   }
-  vec = malloc(sizeof(float) * (size_t)fit.dims.d);
+  vec = malloc(sizeof(float) * (size_t)fit.width);
   buf = malloc(sizeof(float) * hr_seq_embed_floats(&fit.dims));
   sc = malloc(sizeof(float) * H);
   if (!vec || !buf || !sc)
@@ -777,9 +780,9 @@ int hr_eval_cold_seq(const char *split_dir, const char *items_path,
       continue;
     hr_seq_user_vector(&fit, hist, ts, nh, ts[nh - 1] + 1, buf, vec);
     for (size_t j = 0; j < H; j++) {
-      const float *x = fit.p.item + (size_t)pool[j] * (size_t)fit.dims.d;
+      const float *x = fit.items + (size_t)pool[j] * (size_t)fit.width;
       float s = 0;
-      for (int c = 0; c < fit.dims.d; c++)
+      for (int c = 0; c < fit.width; c++)
         s += vec[c] * x[c];
       if (lrows != NULL) {
         const float *y = lrows + (size_t)pool[j] * (size_t)lt.dim,
@@ -893,7 +896,7 @@ int hr_eval_loo_rerank(const char *split_dir, int target_test,
     goto done;
   if ((rc = hr_seq_long_term_fit(&hf, o, &lt, err)) != 0)
     goto done;
-  d = (size_t)fit.dims.d;
+  d = (size_t)fit.width;
   f = (size_t)lt.dim;
   D = d + f;
   r.dims.D = (int)D;

@@ -114,6 +114,8 @@ static const char usage_eval[] =
     "    --long-term 6 (weight of the long-term iALS part; 0: none)\n"
     "    --id-dropout 0.5 (with --items: share of items trained on their\n"
     "    attribute vector alone per batch, for cold items)\n"
+    "    --members 1 (networks in the ensemble, trained with seeds\n"
+    "    seed, seed+1, ...; their scores add up)\n"
     "    --tie-shuffle (each epoch, shuffle the items that share a\n"
     "    timestamp: their order is unknown)\n"
     "    --no-context (fit: no context features, which are learned by\n"
@@ -477,6 +479,9 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
                                   HR_SEQ_MAX_BLOCKS);
   else if (is_opt(arg, "--ffn"))
     o->dims.ffn = (int)int_opt(a, "--ffn", value(a, arg, "--ffn"), 1, 4096);
+  else if (is_opt(arg, "--members"))
+    o->members = (int)int_opt(a, "--members", value(a, arg, "--members"), 1,
+                              HR_SEQ_MAX_MEMBERS);
   else if (is_opt(arg, "--epochs"))
     o->epochs = (int)int_opt(a, "--epochs", value(a, arg, "--epochs"), 0,
                              10000);

@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -499,9 +500,94 @@ static void compose_items_bwd(const hr_item_tokens_t *t, size_t d,
     }
 }
 
-int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
-               hr_error_t *err) {
+/* [v^1 | ... | v^n] item rows and context rows of the first n members
+ * (member 0's own arrays when n is 1). */
+static int assemble(hr_seq_fit_t *f, int n) {
+  size_t d = (size_t)f->dims.d, ni = (size_t)f->dims.n_items;
+  free(f->items_cat);
+  free(f->ctx_cat);
+  f->items_cat = f->ctx_cat = NULL;
+  f->width = n * f->dims.d;
+  f->items = f->m[0].p.item;
+  f->ctx = f->m[0].ctx;
+  if (n == 1)
+    return 0;
+  f->items_cat = malloc(sizeof(float) * ni * d * (size_t)n);
+  if (f->items_cat == NULL ||
+      (f->m[0].ctx != NULL &&
+       (f->ctx_cat = malloc(sizeof(float) * f->n_ctx * d * (size_t)n + 1)) ==
+           NULL))
+    return HR_ENOMEM;
+  for (int k = 0; k < n; k++) {
+    for (size_t i = 0; i < ni; i++)
+      memcpy(f->items_cat + (i * (size_t)n + (size_t)k) * d,
+             f->m[k].p.item + i * d, sizeof(float) * d);
+    for (size_t r = 0; f->ctx_cat != NULL && r < f->n_ctx; r++)
+      memcpy(f->ctx_cat + (r * (size_t)n + (size_t)k) * d,
+             f->m[k].ctx + r * d, sizeof(float) * d);
+  }
+  f->items = f->items_cat;
+  f->ctx = f->ctx_cat;
+  return 0;
+}
+
+/* What the members share while they train: the progress report, and in
+ * parallel mode the lock around it and around o->validate. */
+typedef struct {
+  const hr_csr_t *h;
+  const hr_seq_opts_t *o;
+  hr_seq_fit_t *all;
+  hr_progress_t pg;
+  int parallel;            /* members train on threads of their own */
+  int threads;             /* OpenBLAS threads of each member */
+  int epochs_done;         /* member-epochs reported so far */
+  pthread_mutex_t mu;
+  double valid_s;          /* time spent in o->validate */
+} members_t;
+
+/* After an epoch of member k (loss): the metrics of o->validate and the
+ * progress line. In order, a member is validated with the members before
+ * it (the ensemble so far); in parallel, alone, under the lock. */
+static int member_epoch(members_t *c, int k, double loss) {
+  const hr_seq_opts_t *o = c->o;
+  hr_seq_fit_t *all = c->all;
+  double m[2], v0;
+  int nm = 0, rc = 0;
+
+  if (c->parallel)
+    pthread_mutex_lock(&c->mu);
+  v0 = hr__now_s();
+  if (o->validate != NULL && c->parallel) {
+    hr_seq_fit_t v = {0};
+    v.dims = all->dims;
+    v.members = 1;
+    v.width = all->dims.d;
+    v.m[0] = all->m[k];
+    v.items = all->m[k].p.item;
+    v.ctx = all->m[k].ctx;
+    v.n_ctx = all->n_ctx;
+    nm = o->validate(o->validate_arg, &v, m);
+  } else if (o->validate != NULL) {
+    all->members = k + 1;
+    if ((rc = assemble(all, k + 1)) == 0)
+      nm = o->validate(o->validate_arg, all, m);
+  }
+  double dt = hr__now_s() - v0;
+  c->valid_s += dt;
+  hr_progress_epoch(&c->pg, c->epochs_done++, loss, m, nm, dt);
+  if (c->parallel)
+    pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+/* Member k of c->all, trained with seed o->seed + k. */
+static int fit_member(members_t *c, int k, hr_error_t *err) {
+  const hr_csr_t *h = c->h;
+  const hr_seq_opts_t *o = c->o;
+  hr_seq_fit_t *all = c->all;
   hr_seq_dims_t dm = o->dims;
+  hr_seq_member_t *me = &all->m[k];
+  uint64_t seed = o->seed + (uint64_t)k;
   size_t np, maxR;
   float *grad = NULL, *m1 = NULL, *m2 = NULL, *mask = NULL;
   seqs_t q = {0};
@@ -509,8 +595,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   size_t *order = NULL, *off = NULL;
   int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL, *hit = NULL;
   int32_t *crow = NULL, *hctx = NULL;
-  uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 7;
-  double t0 = hr__now_s(), vs = 0;
+  uint64_t rng = seed * 0x2545F4914F6CDD1Dull + 7;
   int neg;
   const hr_item_tokens_t *tk =
       o->tokens && o->tokens->n_tokens > 0 ? o->tokens : NULL;
@@ -519,9 +604,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   unsigned char *cold = NULL, *idrop = NULL;
   long step = 0;
   int rc = 0;
-  hr_progress_t pg = {0};
 
-  memset(out, 0, sizeof(*out));
   dm.n_items = (int)h->n_items;
   if (dm.d < 1 || dm.d > 1024 || dm.L < 1 || dm.L > HR_SEQ_MAX_LEN || dm.blocks < 0 ||
       dm.blocks > HR_SEQ_MAX_BLOCKS || dm.ffn < 1 || o->batch < 1 ||
@@ -543,25 +626,23 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   nc = o->ctx_slots > 0 && o->ctx_rows != NULL ? o->ctx_values * (size_t)dm.d
                                                : 0;
   nt = np + na + nc;
-  out->dims = dm;
-  out->w = calloc(nt, sizeof(float));
+  me->w = calloc(nt, sizeof(float));
   grad = calloc(nt, sizeof(float));
   m1 = calloc(nt, sizeof(float));
   m2 = calloc(nt, sizeof(float));
-  if (!out->w || !grad || !m1 || !m2 || make_seqs(h, dm.L, &q) != 0)
+  if (!me->w || !grad || !m1 || !m2 || make_seqs(h, dm.L, &q) != 0)
     goto oom;
-  hr_seq_bind(&dm, out->w, &out->p);
-  init_params(&dm, &out->p, o->init_std, o->seed);
+  hr_seq_bind(&dm, me->w, &me->p);
+  init_params(&dm, &me->p, o->init_std, seed);
   if (nc > 0) { /* context vectors start at 0: the neutral context */
-    out->ctx = out->w + np + na;
-    out->n_ctx = o->ctx_values;
+    me->ctx = me->w + np + na;
     if ((crow = malloc(sizeof(int32_t) * (size_t)o->batch *
                        (size_t)dm.L * (size_t)o->ctx_slots)) == NULL)
       goto oom;
   }
   if (tk != NULL) {
-    uint64_t s2 = o->seed * 31 + 5;
-    attr = out->w + np;
+    uint64_t s2 = seed * 31 + 5;
+    attr = me->w + np;
     for (size_t i = 0; i < na; i++)
       attr[i] = o->init_std * (float)hr__gauss(&s2);
     eid = malloc(sizeof(float) * ni * (size_t)dm.d);
@@ -612,10 +693,8 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   const int32_t *ctxr = hctx ? hctx : o->ctx_rows;
   for (size_t i = 0; i < q.n; i++)
     order[i] = i;
-  if ((rc = hr_progress_begin(&pg, "seq", o->epochs, o->progress, o->report,
-                              err)) != 0)
-    goto done;
-  openblas_set_num_threads(o->threads > 0 ? o->threads : 1);
+  if (!c->parallel)
+    openblas_set_num_threads(c->threads);
 
   hr_nn_adam_t adam = {o->lr, 0.9f, 0.98f, 1e-8f, o->weight_decay};
   for (int ep = 0; ep < o->epochs; ep++) {
@@ -684,7 +763,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
       }
       memset(grad, 0, sizeof(float) * nt);
       hr_seq_work_seed(w, hr__sm64(&rng));
-      hr_seq_work_context(w, out->ctx, grad + np + na, crow,
+      hr_seq_work_context(w, me->ctx, grad + np + na, crow,
                           crow ? o->ctx_slots : 0);
       if (tk != NULL) { /* items = id vectors + token vectors */
         /* id dropout: some items show their attribute vector alone this
@@ -692,14 +771,14 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
         for (size_t i = 0; i < ni && idrop; i++)
           idrop[i] = tk->ptr[i + 1] > tk->ptr[i] &&
                      hr__unif(&rng) < o->id_dropout;
-        memcpy(eid, out->w, sizeof(float) * ni * (size_t)dm.d);
-        compose_items(tk, (size_t)dm.d, eid, attr, idrop, out->w);
+        memcpy(eid, me->w, sizeof(float) * ni * (size_t)dm.d);
+        compose_items(tk, (size_t)dm.d, eid, attr, idrop, me->w);
       }
-      loss += hr_seq_batch_grad(&dm, out->w, inp, tgt, gin, qg, off, ns,
+      loss += hr_seq_batch_grad(&dm, me->w, inp, tgt, gin, qg, off, ns,
                                 mask, grad, w) *
               (double)R;
       if (tk != NULL) { /* back to the id vectors; the tokens' gradient */
-        memcpy(out->w, eid, sizeof(float) * ni * (size_t)dm.d);
+        memcpy(me->w, eid, sizeof(float) * ni * (size_t)dm.d);
         compose_items_bwd(tk, (size_t)dm.d, grad, grad + np);
         for (size_t i = 0; i < ni && idrop; i++)
           if (idrop[i])
@@ -714,39 +793,30 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
             grad[i] *= sc;
         }
       }
-      hr_nn_adam_step(&adam, ++step, out->w, grad, m1, m2, nt);
-      hr_progress_batch(&pg, ep, (double)(b0 + ns) / (double)q.n);
+      hr_nn_adam_step(&adam, ++step, me->w, grad, m1, m2, nt);
+      if (!c->parallel) /* the bar: in order only */
+        hr_progress_batch(&c->pg, c->epochs_done, (double)(b0 + ns) /
+                                                      (double)q.n);
     }
-    out->loss = rows ? loss / (double)rows : 0;
-    {
-      double m[2], v0 = hr__now_s();
-      int nm = 0;
-      if (o->validate) { /* on the item vectors the model would ship */
-        if (tk != NULL) {
-          memcpy(eid, out->w, sizeof(float) * ni * (size_t)dm.d);
-          compose_items(tk, (size_t)dm.d, eid, attr, cold, out->w);
-        }
-        nm = o->validate(o->validate_arg, out, m);
-        if (tk != NULL)
-          memcpy(out->w, eid, sizeof(float) * ni * (size_t)dm.d);
-      }
-      double dt = hr__now_s() - v0;
-      vs += dt;
-      hr_progress_epoch(&pg, ep, out->loss, m, nm, dt);
+    me->loss = rows ? loss / (double)rows : 0;
+    /* validated on the item vectors the model would ship */
+    if (tk != NULL && o->validate != NULL) {
+      memcpy(eid, me->w, sizeof(float) * ni * (size_t)dm.d);
+      compose_items(tk, (size_t)dm.d, eid, attr, cold, me->w);
     }
+    if (member_epoch(c, k, me->loss) != 0)
+      goto oom;
+    if (tk != NULL && o->validate != NULL)
+      memcpy(me->w, eid, sizeof(float) * ni * (size_t)dm.d);
   }
   if (tk != NULL) { /* bake the item tower into the item table */
-    memcpy(eid, out->w, sizeof(float) * ni * (size_t)dm.d);
-    compose_items(tk, (size_t)dm.d, eid, attr, cold, out->w);
+    memcpy(eid, me->w, sizeof(float) * ni * (size_t)dm.d);
+    compose_items(tk, (size_t)dm.d, eid, attr, cold, me->w);
   }
-  rc = hr_progress_end(&pg, err);
   goto done;
 oom:
   rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
 done:
-  if (pg.csv != NULL)
-    hr_progress_end(&pg, NULL);
-  out->seconds = hr__now_s() - t0 - vs; /* training alone */
   free(grad);
   free(m1);
   free(m2);
@@ -767,6 +837,89 @@ done:
   free(eid);
   free(cold);
   free(idrop);
+  return rc;
+}
+
+typedef struct {
+  members_t *c;
+  int first, step;         /* members first, first + step, ... */
+  int rc;
+  hr_error_t err;
+} worker_t;
+
+static void *train_members(void *arg) {
+  worker_t *wk = arg;
+  int n = wk->c->all->members;
+  for (int k = wk->first; k < n && wk->rc == 0; k += wk->step)
+    wk->rc = fit_member(wk->c, k, &wk->err);
+  return NULL;
+}
+
+int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
+               hr_error_t *err) {
+  members_t c = {0};
+  worker_t wk[HR_SEQ_MAX_MEMBERS];
+  pthread_t th[HR_SEQ_MAX_MEMBERS];
+  int rc = 0, n = o->members > 0 ? o->members : 1;
+  int T = o->threads > 0 ? o->threads : 1, nt = 0;
+  double t0 = hr__now_s();
+
+  memset(out, 0, sizeof(*out));
+  if (n > HR_SEQ_MAX_MEMBERS)
+    return hr_error_set(err, HR_EINVAL, NULL, "seq: at most %d members",
+                        HR_SEQ_MAX_MEMBERS);
+  if (o->epochs < 0)
+    return hr_error_set(err, HR_EINVAL, NULL, "seq: bad dimensions");
+  out->dims = o->dims;
+  out->dims.n_items = (int)h->n_items;
+  if (h->ts == NULL)
+    out->dims.n_gap = 0;
+  out->members = n;
+  out->n_ctx = o->ctx_slots > 0 && o->ctx_rows != NULL ? o->ctx_values : 0;
+  c.h = h;
+  c.o = o;
+  c.all = out;
+  /* Several members on several threads: each its own network on one
+   * OpenBLAS thread (no waiting on BLAS's workers, which idle through
+   * the softmax and the layer norms); otherwise one after the other on
+   * all of them. A member's result depends on its seed and on its
+   * OpenBLAS thread count. */
+  c.parallel = n > 1 && T > 1;
+  c.threads = c.parallel ? 1 : T;
+  if ((rc = hr_progress_begin(&c.pg, "seq", n * o->epochs, o->progress,
+                              o->report, err)) != 0)
+    return rc;
+  if (c.parallel) {
+    openblas_set_num_threads(1);
+    pthread_mutex_init(&c.mu, NULL);
+    int nw = T < n ? T : n;
+    for (nt = 0; nt < nw; nt++) {
+      wk[nt] = (worker_t){&c, nt, nw, 0, {0}};
+      if (pthread_create(&th[nt], NULL, train_members, &wk[nt]) != 0) {
+        rc = hr_error_set(err, HR_ENOMEM, NULL, "cannot start a thread");
+        /* the started ones finish their members; the fit fails */
+        break;
+      }
+    }
+    for (int t = 0; t < nt; t++)
+      pthread_join(th[t], NULL);
+    for (int t = 0; t < nt && rc == 0; t++)
+      if ((rc = wk[t].rc) != 0)
+        *err = wk[t].err;
+    pthread_mutex_destroy(&c.mu);
+  } else
+    for (int k = 0; k < n && rc == 0; k++)
+      rc = fit_member(&c, k, err);
+  for (int k = 0; k < n; k++)
+    out->loss += out->m[k].loss / n;
+  out->members = n;
+  if (rc == 0 && (rc = assemble(out, n)) != 0)
+    hr_error_set(err, rc, NULL, "out of memory");
+  out->seconds = hr__now_s() - t0 - c.valid_s; /* training alone */
+  if (rc == 0)
+    rc = hr_progress_end(&c.pg, err);
+  else if (c.pg.csv != NULL)
+    hr_progress_end(&c.pg, NULL);
   if (rc != 0)
     hr_seq_fit_free(out);
   return rc;
@@ -782,14 +935,17 @@ int hr_seq_long_term_fit(const hr_csr_t *h, const hr_seq_opts_t *o,
 }
 
 void hr_seq_fit_free(hr_seq_fit_t *f) {
-  free(f->w);
-  f->w = NULL;
-  f->ctx = NULL;
-  f->n_ctx = 0;
+  for (int k = 0; k < HR_SEQ_MAX_MEMBERS; k++)
+    free(f->m[k].w);
+  free(f->items_cat);
+  free(f->ctx_cat);
+  memset(f, 0, sizeof(*f));
 }
 
 void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,
                         const int64_t *ts, size_t n, int64_t now, float *buf,
                         float *u) {
-  hr_seq_embed(&f->dims, &f->p, hist, ts, n, now, buf, u);
+  for (int k = 0; k < f->members; k++)
+    hr_seq_embed(&f->dims, &f->m[k].p, hist, ts, n, now, buf,
+                 u + (size_t)k * (size_t)f->dims.d);
 }

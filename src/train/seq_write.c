@@ -13,10 +13,10 @@
 /* [v_i | y_i] rows: the item table of a model with a long-term part. */
 void hr_seq_concat_items(const hr_seq_fit_t *fit, const hr_ials_t *lt,
                          const float *lt_rows, float *cat) {
-  size_t d = (size_t)fit->dims.d, f = (size_t)lt->dim;
+  size_t d = (size_t)fit->width, f = (size_t)lt->dim;
   const float *Y = lt_rows ? lt_rows : lt->Y;
   for (size_t i = 0; i < (size_t)fit->dims.n_items; i++) {
-    memcpy(cat + i * (d + f), fit->p.item + i * d, sizeof(float) * d);
+    memcpy(cat + i * (d + f), fit->items + i * d, sizeof(float) * d);
     memcpy(cat + i * (d + f) + d, Y + i * f, sizeof(float) * f);
   }
 }
@@ -25,7 +25,7 @@ typedef struct {
   hr_model_spec_t s;
   hr_tensor_t t[12];
   const char **ids, **uids, **attrs;
-  float *prior, *cat;
+  float *prior, *cat, *rest;
 } seq_spec_t;
 
 static void spec_free(seq_spec_t *x) {
@@ -34,6 +34,7 @@ static void spec_free(seq_spec_t *x) {
   free(x->attrs);
   free(x->prior);
   free(x->cat);
+  free(x->rest);
   json_decref(x->s.params);
   json_decref(x->s.context_prior);
 }
@@ -43,8 +44,10 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
                      const hr_seq_opts_t *o, json_t *data, json_t *metrics) {
   const hr_seq_dims_t *dm = &f->dims;
   size_t ni = (size_t)dm->n_items, nu = h->n_users, nt;
-  uint64_t d = (uint64_t)dm->d, fl = lt ? (uint64_t)lt->dim : 0;
-  size_t rest = hr_seq_param_count(dm) - ni * (size_t)d;
+  uint64_t d = (uint64_t)f->width, fl = lt ? (uint64_t)lt->dim : 0;
+  /* each member's network after its item table, back to back */
+  size_t rest = hr_seq_param_count(dm) - ni * (size_t)dm->d;
+  const float *rest_at = f->m[0].w + ni * (size_t)dm->d;
 
   memset(x, 0, sizeof(*x));
   if (ni != h->n_items)
@@ -77,10 +80,19 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
     hr_seq_concat_items(f, lt, rows, x->cat);
     free(rows);
   }
+  if (f->members > 1) {
+    if ((x->rest = malloc(sizeof(float) * rest * (size_t)f->members)) ==
+        NULL)
+      return HR_ENOMEM;
+    for (int k = 0; k < f->members; k++)
+      memcpy(x->rest + (size_t)k * rest, f->m[k].w + ni * (size_t)dm->d,
+             sizeof(float) * rest);
+    rest_at = x->rest;
+  }
   x->t[0] = (hr_tensor_t){"item_emb", HR_DT_F32, 2, {ni, d + fl, 1, 1},
-                          lt ? x->cat : f->w, 0};
-  x->t[1] = (hr_tensor_t){"seq_rest", HR_DT_F32, 1, {rest, 1, 1, 1},
-                          f->w + ni * (size_t)d, 0};
+                          lt ? x->cat : f->items, 0};
+  x->t[1] = (hr_tensor_t){"seq_rest", HR_DT_F32, 1,
+                          {rest * (size_t)f->members, 1, 1, 1}, rest_at, 0};
   x->t[2] = (hr_tensor_t){"item_prior", HR_DT_F32, 1, {ni, 1, 1, 1},
                           x->prior, 0};
   x->t[3] = (hr_tensor_t){"user_hist_ptr", HR_DT_U64, 1, {nu + 1, 1, 1, 1},
@@ -100,7 +112,7 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
   }
   x->s.kind = "seq";
   x->s.ann = o->index ? &o->ann : NULL;
-  x->s.dim = dm->d + (int)fl;
+  x->s.dim = f->width + (int)fl;
   x->s.n_items = ni;
   x->s.n_users = nu;
   x->s.item_ids = x->ids;
@@ -122,8 +134,7 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
     /* context features: a vector per row of the prior */
     if (f->ctx != NULL && f->n_ctx == o->ctx_prior->n_values)
       x->t[x->s.n_tensors++] = (hr_tensor_t){
-          "seq_ctx", HR_DT_F32, 2, {f->n_ctx, (uint64_t)dm->d, 1, 1}, f->ctx,
-          0};
+          "seq_ctx", HR_DT_F32, 2, {f->n_ctx, d, 1, 1}, f->ctx, 0};
   }
   x->s.params = json_pack(
       "{si si si si si so so so so so si sI so}", "len", dm->L, "blocks",
@@ -132,6 +143,8 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
       hr__jfloat(o->dropout), "block_dropout", hr__jfloat(o->block_dropout),
       "prior", hr__jfloat(o->prior), "batch", o->batch, "seed",
       (json_int_t)o->seed, "train_loss", json_real(f->loss));
+  if (x->s.params != NULL && f->members > 1)
+    json_object_set_new(x->s.params, "members", json_integer(f->members));
   if (x->s.params != NULL && lt != NULL) {
     const hr_ials_params_t *ip = &o->lt_opts.p;
     json_object_set_new(

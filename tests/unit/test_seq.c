@@ -135,7 +135,7 @@ HR_TEST(seq_fit_learns_a_cycle_deterministically) {
   o.threads = 1;
   ASSERT_EQ(hr_seq_fit(&h, &o, &a, &err), 0);
   ASSERT_EQ(hr_seq_fit(&h, &o, &b, &err), 0);
-  ASSERT(memcmp(a.w, b.w, sizeof(float) * hr_seq_param_count(&a.dims)) == 0);
+  ASSERT(memcmp(a.m[0].w, b.m[0].w, sizeof(float) * hr_seq_param_count(&a.dims)) == 0);
   ASSERT_MSG(a.loss < 0.5, "loss %.3f after training (log 6 = 1.79 at "
              "chance)", a.loss);
   /* After ... 2, 3, 4 the best item is 5. */
@@ -153,7 +153,7 @@ HR_TEST(seq_fit_learns_a_cycle_deterministically) {
     for (int i = 0; i < NI; i++) {
       float sc = 0;
       for (int c = 0; c < 16; c++)
-        sc += u[c] * a.p.item[i * 16 + c];
+        sc += u[c] * a.items[i * 16 + c];
       if (sc > bs) {
         bs = sc;
         best = i;
@@ -193,7 +193,8 @@ typedef struct {
   char dir[512];
 } seq_fixture_t;
 
-static int seq_fixture_lt(seq_fixture_t *x, int with_lt) {
+/* members networks (seeds 1, 2, ...), with a long-term part or not */
+static int seq_fixture_m(seq_fixture_t *x, int with_lt, int members) {
   char gdir[512], csv[600];
   hr_gen_opts_t g = {200, 80, 4000, 5};
   hr_error_t err = {0};
@@ -201,7 +202,8 @@ static int seq_fixture_lt(seq_fixture_t *x, int with_lt) {
   memset(x, 0, sizeof(*x));
   snprintf(gdir, sizeof(gdir), "%s/seqgen", hr_test_tmpdir());
   snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
-  snprintf(x->dir, sizeof(x->dir), "%s/seqm%d", hr_test_tmpdir(), with_lt);
+  snprintf(x->dir, sizeof(x->dir), "%s/seqm%d_%d", hr_test_tmpdir(), with_lt,
+           members);
   mkdir(x->dir, 0755);
   strcat(x->dir, "/1");
   mkdir(x->dir, 0755);
@@ -210,6 +212,7 @@ static int seq_fixture_lt(seq_fixture_t *x, int with_lt) {
   x->o.long_term = with_lt ? 2.5f : 0;
   x->o.lt_opts.factors = 8;
   x->o.lt_opts.iters = 3;
+  x->o.members = members;
   if (hr_gen_write(gdir, &g, &err) != 0 || hr_dataset_init(&x->ds) != 0 ||
       hr_data_read_csv(&x->ds, csv, &err) != 0 ||
       hr_dataset_histories(&x->ds, &x->h) != 0 ||
@@ -224,6 +227,10 @@ static int seq_fixture_lt(seq_fixture_t *x, int with_lt) {
   return 0;
 }
 
+static int seq_fixture_lt(seq_fixture_t *x, int with_lt) {
+  return seq_fixture_m(x, with_lt, 1);
+}
+
 static int seq_fixture(seq_fixture_t *x) { return seq_fixture_lt(x, 0); }
 
 static void seq_fixture_free(seq_fixture_t *x) {
@@ -236,15 +243,16 @@ static void seq_fixture_free(seq_fixture_t *x) {
 /* The server's user vector (hr_model_user_vector on the loaded version:
  * stored history + Redis-style recent events, newest first) equals, bit
  * for bit, the trainer's (hr_seq_user_vector on the same sequence), and
- * so do the item scores. */
-HR_TEST(seq_server_forward_matches_trainer) {
-  seq_fixture_t x;
+ * so do the item scores; for the fixture's model, without a long-term
+ * part (x is the caller's). */
+static int server_matches_trainer(seq_fixture_t *xp) {
+#define x (*xp)
   hr_error_t err = {0};
   hr_model_t *m;
-  size_t d = 16, ni, checked = 0;
-  float *buf, us[16], ut[16], *ss, *st_;
+  size_t d = (size_t)x.f.width, ni, checked = 0;
+  float *buf, us[64], ut[64], *ss, *st_;
 
-  ASSERT_EQ(seq_fixture(&x), 0);
+  ASSERT(d <= 64);
   m = hr_model_open(x.dir, &err);
   ASSERT_MSG(m != NULL, "open: %s", err.msg);
   ASSERT_STR_EQ(hr_model_kind(m), "seq");
@@ -268,7 +276,8 @@ HR_TEST(seq_server_forward_matches_trainer) {
     hr_history_t none = {NULL, 0, NULL, now, NULL, NULL, 0};
     ASSERT_EQ(hr_model_user_vector(m, u, &none, us), 0);
     hr_seq_user_vector(&x.f, hi, ht, n, now, buf, ut);
-    ASSERT_MSG(memcmp(us, ut, sizeof(us)) == 0, "user %ld, no recent", u);
+    ASSERT_MSG(memcmp(us, ut, sizeof(float) * d) == 0, "user %ld, no recent",
+               u);
 
     /* Two new events, newest first: an item the user already had (it
      * moves to the end of the sequence) and one of unknown time. */
@@ -290,14 +299,15 @@ HR_TEST(seq_server_forward_matches_trainer) {
     hr_history_t h = {recent, 2, rts, now, NULL, NULL, 0};
     ASSERT_EQ(hr_model_user_vector(m, u, &h, us), 0);
     hr_seq_user_vector(&x.f, seq, sts, nt, now, buf, ut);
-    ASSERT_MSG(memcmp(us, ut, sizeof(us)) == 0, "user %ld, with recent", u);
+    ASSERT_MSG(memcmp(us, ut, sizeof(float) * d) == 0,
+               "user %ld, with recent", u);
 
     /* Scores: the server's against the trainer's item table + prior. */
     hr_model_score_items(m, us, ss);
     for (size_t i = 0; i < ni; i++) {
       float s = 0;
       for (size_t c = 0; c < d; c++)
-        s += ut[c] * x.f.p.item[i * d + c];
+        s += ut[c] * x.f.items[i * d + c];
       st_[i] = s + hr_model_item_prior(m)[i];
     }
     for (size_t i = 0; i < ni; i++)
@@ -317,6 +327,83 @@ HR_TEST(seq_server_forward_matches_trainer) {
   free(ss);
   free(st_);
   hr_model_free(m);
+  return 0;
+#undef x
+}
+
+HR_TEST(seq_server_forward_matches_trainer) {
+  seq_fixture_t x;
+  int rc;
+  ASSERT_EQ(seq_fixture(&x), 0);
+  rc = server_matches_trainer(&x);
+  seq_fixture_free(&x);
+  return rc;
+}
+
+/* An ensemble (params.members 3): the server runs the three networks and
+ * its user vector is [u^1 | u^2 | u^3] against item rows [v^1 | v^2 |
+ * v^3], equal to the trainer's; member k is the network a single fit with
+ * seed 1 + k gives, bit for bit. */
+HR_TEST(seq_ensemble_server_matches_trainer) {
+  seq_fixture_t x;
+  hr_seq_fit_t one = {0};
+  hr_error_t err = {0};
+  float buf[16384], ue[48], u1[16];
+
+  ASSERT_EQ(seq_fixture_m(&x, 0, 3), 0);
+  if (server_matches_trainer(&x) != 0)
+    return 1;
+  ASSERT_EQ(x.f.members, 3);
+  ASSERT_EQ(x.f.width, 48);
+  ASSERT(hr_seq_embed_floats(&x.f.dims) <= sizeof(buf) / sizeof(buf[0]));
+  x.o.members = 1;
+  x.o.seed = 2; /* member 1 of the ensemble */
+  ASSERT_EQ(hr_seq_fit(&x.h, &x.o, &one, &err), 0);
+  for (long u = 0; u < 10; u++) {
+    size_t n = x.h.ptr[u + 1] - x.h.ptr[u];
+    const int32_t *hi = x.h.items + x.h.ptr[u];
+    const int64_t *ht = x.h.ts + x.h.ptr[u];
+    hr_seq_user_vector(&x.f, hi, ht, n, ht[n - 1] + 60, buf, ue);
+    hr_seq_user_vector(&one, hi, ht, n, ht[n - 1] + 60, buf, u1);
+    ASSERT_MSG(memcmp(ue + 16, u1, sizeof(u1)) == 0, "user %ld", u);
+    ASSERT(memcmp(ue, u1, sizeof(u1)) != 0); /* member 0: another seed */
+  }
+  for (size_t i = 0; i < x.h.n_items; i++)
+    ASSERT(memcmp(x.f.items + i * 48 + 16, one.items + i * 16,
+                  16 * sizeof(float)) == 0);
+  hr_seq_fit_free(&one);
+  seq_fixture_free(&x);
+  return 0;
+}
+
+/* With two threads the members train side by side, each on one OpenBLAS
+ * thread: twice the same weights, and member k is exactly the network a
+ * single fit with seed 1 + k and one thread gives. */
+HR_TEST(seq_members_train_in_parallel_deterministically) {
+  seq_fixture_t x;
+  hr_seq_fit_t a = {0}, b = {0}, one = {0};
+  hr_error_t err = {0};
+
+  ASSERT_EQ(seq_fixture(&x), 0); /* the data and options */
+  x.o.members = 2;
+  x.o.threads = 2;
+  ASSERT_EQ(hr_seq_fit(&x.h, &x.o, &a, &err), 0);
+  ASSERT_EQ(hr_seq_fit(&x.h, &x.o, &b, &err), 0);
+  ASSERT_EQ(a.members, 2);
+  for (int k = 0; k < 2; k++)
+    ASSERT(memcmp(a.m[k].w, b.m[k].w,
+                  sizeof(float) * hr_seq_param_count(&a.dims)) == 0);
+  x.o.members = 1;
+  x.o.threads = 1;
+  x.o.seed = 2;
+  ASSERT_EQ(hr_seq_fit(&x.h, &x.o, &one, &err), 0);
+  ASSERT(memcmp(a.m[1].w, one.m[0].w,
+                sizeof(float) * hr_seq_param_count(&a.dims)) == 0);
+  ASSERT(memcmp(a.m[0].w, one.m[0].w,
+                sizeof(float) * hr_seq_param_count(&a.dims)) != 0);
+  hr_seq_fit_free(&a);
+  hr_seq_fit_free(&b);
+  hr_seq_fit_free(&one);
   seq_fixture_free(&x);
   return 0;
 }
@@ -325,26 +412,30 @@ HR_TEST(seq_server_forward_matches_trainer) {
  * rows, from the generated data's location / mood / device); the written
  * version carries them (seq_ctx, params.context_features), and the
  * server's user vector in a context equals the trainer's vector plus
- * those rows, bit for bit. Different contexts give different vectors. */
-HR_TEST(seq_context_features_server_matches_trainer) {
+ * those rows, bit for bit. Different contexts give different vectors.
+ * For one network and for an ensemble of two (each its own rows). */
+static int context_matches(int members) {
   seq_fixture_t x;
   hr_ctx_prior_t cp = {0};
   int32_t *rows = NULL;
   hr_error_t err = {0};
   hr_model_t *m;
-  float buf[16384], us[16], ut[16], ug[16];
+  size_t wd = 16 * (size_t)members;
+  float buf[16384], us[32], ut[32], ug[32];
   char gdir[512], csv[600];
   hr_gen_opts_t g = {200, 80, 4000, 5};
 
   memset(&x, 0, sizeof(x));
   snprintf(gdir, sizeof(gdir), "%s/seqgen", hr_test_tmpdir());
   snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
-  snprintf(x.dir, sizeof(x.dir), "%s/seqctx", hr_test_tmpdir());
+  snprintf(x.dir, sizeof(x.dir), "%s/seqctx%d", hr_test_tmpdir(), members);
   mkdir(x.dir, 0755);
   strcat(x.dir, "/1");
   mkdir(x.dir, 0755);
   small_seq_opts(&x.o);
   x.o.long_term = 0;
+  x.o.members = members;
+  ASSERT(wd <= 32);
   ASSERT_EQ(hr_gen_write(gdir, &g, &err), 0);
   ASSERT_EQ(hr_dataset_init(&x.ds), 0);
   ASSERT_EQ(hr_data_read_csv(&x.ds, csv, &err), 0);
@@ -387,14 +478,14 @@ HR_TEST(seq_context_features_server_matches_trainer) {
           const hr_idmap_t *vm = x.ds.ctx_vals[cp.col[f]];
           long v = hr_idmap_find(vm, vals[k][q], strlen(vals[k][q]));
           ASSERT(v >= 0);
-          hr_seq_add_context(ut, x.f.ctx + (cp.off[f] + (size_t)v) * 16, 16);
+          hr_seq_add_context(ut, x.f.ctx + (cp.off[f] + (size_t)v) * wd, wd);
         }
-      ASSERT_MSG(memcmp(us, ut, sizeof(us)) == 0, "user %ld context %d", u,
-                 k);
+      ASSERT_MSG(memcmp(us, ut, sizeof(float) * wd) == 0,
+                 "user %ld context %d", u, k);
       if (k == 0)
-        memcpy(ug, us, sizeof(ug));
+        memcpy(ug, us, sizeof(float) * wd);
       else
-        moved += memcmp(ug, us, sizeof(us)) != 0;
+        moved += memcmp(ug, us, sizeof(float) * wd) != 0;
     }
   }
   ASSERT_EQ(moved, 20);
@@ -403,6 +494,12 @@ HR_TEST(seq_context_features_server_matches_trainer) {
   hr_model_free(m);
   seq_fixture_free(&x);
   return 0;
+}
+
+HR_TEST(seq_context_features_server_matches_trainer) {
+  if (context_matches(1) != 0)
+    return 1;
+  return context_matches(2);
 }
 
 /* eval --protocol last on a small generated log: both the model with
@@ -444,6 +541,11 @@ HR_TEST(seq_model_refuses_inconsistent_params) {
       /* context features without a context prior (nor seq_ctx) */
       {"\"len\": 12", "\"context_features\": true, \"len\": 12"},
       {"\"len\": 12", "\"context_features\": 1, \"len\": 12"},
+      /* members: 16 columns do not split in 3; 2 x 8 does not fit
+       * seq_rest; over the limit */
+      {"\"len\": 12", "\"members\": 3, \"len\": 12"},
+      {"\"len\": 12", "\"members\": 2, \"len\": 12"},
+      {"\"len\": 12", "\"members\": 9, \"len\": 12"},
   };
 
   ASSERT_EQ(seq_fixture(&x), 0);
@@ -536,9 +638,9 @@ HR_TEST(seq_item_tower_ranks_cold_items_by_attributes) {
   long c0 = hr_idmap_find(ds.items, "c0", 2), c1 = hr_idmap_find(ds.items, "c1", 2),
        c2 = hr_idmap_find(ds.items, "c2", 2);
   ASSERT(c0 >= 0 && c1 >= 0 && c2 >= 0);
-  ASSERT(memcmp(f.p.item + c0 * 16, f.p.item + c2 * 16, 16 * sizeof(float)) ==
+  ASSERT(memcmp(f.items + c0 * 16, f.items + c2 * 16, 16 * sizeof(float)) ==
          0);
-  ASSERT(memcmp(f.p.item + c0 * 16, f.p.item + c1 * 16, 16 * sizeof(float)) !=
+  ASSERT(memcmp(f.items + c0 * 16, f.items + c1 * 16, 16 * sizeof(float)) !=
          0);
   ASSERT(hr_seq_embed_floats(&f.dims) <= sizeof(buf) / sizeof(buf[0]));
   for (size_t us = 0; us < h.n_users; us++) {
@@ -549,8 +651,8 @@ HR_TEST(seq_item_tower_ranks_cold_items_by_attributes) {
     hr_seq_user_vector(&f, h.items + h.ptr[us], h.ts + h.ptr[us], n,
                        h.ts[h.ptr[us] + n - 1] + 600, buf, u);
     for (int c = 0; c < 16; c++) {
-      sa += u[c] * f.p.item[c0 * 16 + c];
-      sb += u[c] * f.p.item[c1 * 16 + c];
+      sa += u[c] * f.items[c0 * 16 + c];
+      sb += u[c] * f.items[c1 * 16 + c];
     }
     right += even ? sa > sb : sb > sa;
     users++;
