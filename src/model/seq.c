@@ -6,6 +6,7 @@
 
 #include "hr/nn.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -166,6 +167,68 @@ void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                       a->rsf);
 }
 
+/* hr_seq_forward over one sequence of R rows when only the newest row's
+ * output is wanted (a user vector): every block but the last runs on all
+ * rows, the last one computes keys and values for all rows and the rest
+ * (query, attention, feed-forward, final norm) for the newest row alone.
+ * Returns that row's y. */
+static const float *forward_newest(const hr_seq_dims_t *dm,
+                                   const hr_seq_params_t *p,
+                                   const int32_t *items, const int32_t *gaps,
+                                   size_t R, hr_seq_acts_t *a) {
+  size_t d = (size_t)dm->d, f = (size_t)dm->ffn, last = R - 1;
+  size_t off[2] = {0, R};
+  float scale = 1.0f / sqrtf((float)d);
+  hr_seq_dims_t head = *dm;
+
+  if (dm->blocks == 0) {
+    hr_seq_forward(dm, p, items, gaps, off, 1, NULL, a);
+    return a->y + last * d;
+  }
+  /* blocks 0 .. B-2 as usual (none: the embeddings); their output, in
+   * xl, is the last block's input */
+  const hr_seq_block_t *k = &p->blk[dm->blocks - 1];
+  hr_seq_block_acts_t *ab = &a->b[dm->blocks - 1];
+  head.blocks = dm->blocks - 1;
+  hr_seq_forward(&head, p, items, gaps, off, 1, NULL, a);
+  memcpy(ab->x, a->xl, sizeof(float) * R * d);
+  float *pr = a->p; /* one row of attention weights */
+  hr_nn_layernorm_fwd(ab->x, R, (int)d, k->ln1g, k->ln1b, ab->a, ab->mu1,
+                      ab->rs1);
+  hr_nn_linear_fwd(ab->a, R, (int)d, (int)d, k->wk, NULL, ab->k);
+  hr_nn_linear_fwd(ab->a, R, (int)d, (int)d, k->wv, NULL, ab->v);
+  hr_nn_linear_fwd(ab->a + last * d, 1, (int)d, (int)d, k->wq, NULL, ab->q);
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)R, (int)d, scale, ab->k,
+              (int)d, ab->q, 1, 0.0f, pr, 1);
+  {
+    float mx = -INFINITY;
+    double sum = 0;
+    for (size_t j = 0; j < R; j++)
+      mx = pr[j] > mx ? pr[j] : mx;
+    for (size_t j = 0; j < R; j++) {
+      pr[j] = expf(pr[j] - mx);
+      sum += pr[j];
+    }
+    for (size_t j = 0; j < R; j++)
+      pr[j] = (float)(pr[j] / sum);
+  }
+  cblas_sgemv(CblasRowMajor, CblasTrans, (int)R, (int)d, 1.0f, ab->v, (int)d,
+              pr, 1, 0.0f, ab->o, 1);
+  hr_nn_linear_fwd(ab->o, 1, (int)d, (int)d, k->wo, k->bo, ab->h);
+  for (size_t c = 0; c < d; c++)
+    ab->h[c] += ab->x[last * d + c];
+  hr_nn_layernorm_fwd(ab->h, 1, (int)d, k->ln2g, k->ln2b, ab->c, ab->mu2,
+                      ab->rs2);
+  hr_nn_linear_fwd(ab->c, 1, (int)d, (int)f, k->w1, k->b1, ab->f1);
+  hr_nn_relu_fwd(ab->f1, f, ab->f1);
+  hr_nn_linear_fwd(ab->f1, 1, (int)f, (int)d, k->w2, k->b2, a->xl);
+  for (size_t c = 0; c < d; c++)
+    a->xl[c] += ab->h[c];
+  hr_nn_layernorm_fwd(a->xl, 1, (int)d, p->lnfg, p->lnfb, a->y, a->muf,
+                      a->rsf);
+  return a->y;
+}
+
 void hr_seq_user_out(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                      const float *y, int qgap, float *u) {
   size_t d = (size_t)dm->d;
@@ -201,7 +264,7 @@ size_t hr_seq_embed_floats(const hr_seq_dims_t *dm) {
 void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                   const int32_t *items, const int64_t *ts, size_t n,
                   int64_t now, float *buf, float *u) {
-  size_t L = (size_t)dm->L, m = n < L ? n : L, off[2] = {0, m};
+  size_t L = (size_t)dm->L, m = n < L ? n : L;
   size_t d = (size_t)dm->d, first = n - m;
   int len = (int)m;
   int32_t gaps[HR_SEQ_MAX_LEN];
@@ -218,8 +281,7 @@ void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                   : 0;
   }
   hr_seq_acts_bind(dm, m, &len, 1, buf, &a);
-  hr_seq_forward(dm, p, items + first, gaps, off, 1, NULL, &a);
-  hr_seq_user_out(dm, p, a.y + (m - 1) * d,
+  hr_seq_user_out(dm, p, forward_newest(dm, p, items + first, gaps, m, &a),
                   ts && now > 0 && ts[n - 1] > 0
                       ? hr_seq_gap_bucket(now - ts[n - 1], 1)
                       : 0,

@@ -99,6 +99,50 @@ HR_TEST(seq_sampled_gradient_matches_finite_differences) {
   return grad_check(4, 0);
 }
 
+/* hr_seq_embed computes the last block for the newest row alone; its user
+ * vector equals the full forward's newest row (+ the request gap's
+ * vector), for 0, 1 and 3 blocks and sequences of 1 to 9 rows. */
+HR_TEST(seq_embed_equals_the_full_forward) {
+  for (int blocks = 0; blocks <= 3; blocks += blocks == 1 ? 2 : 1) {
+    hr_seq_dims_t dm = {.d = 8, .L = 9, .blocks = blocks, .ffn = 6,
+                        .n_items = 11, .n_gap = HR_SEQ_GAPS};
+    size_t np = hr_seq_param_count(&dm);
+    float *w = malloc(sizeof(float) * np);
+    float *buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
+    float *full = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
+    hr_seq_params_t p;
+    ASSERT(w && buf && full);
+    for (size_t i = 0; i < np; i++)
+      w[i] = 0.5f * urand();
+    hr_seq_bind(&dm, w, &p);
+    for (int n = 1; n <= 9; n++) {
+      int32_t items[9], gaps[9];
+      int64_t ts[9];
+      float u[8], ref[8];
+      size_t off[2] = {0, (size_t)n};
+      hr_seq_acts_t a;
+      for (int t = 0; t < n; t++) {
+        items[t] = (t * 7 + n) % 11;
+        ts[t] = 1000000 + 600 * t * t;
+        gaps[t] = t > 0 ? hr_seq_gap_bucket(ts[t] - ts[t - 1], 1) : 0;
+      }
+      hr_seq_embed(&dm, &p, items, ts, (size_t)n, ts[n - 1] + 7200, buf, u);
+      hr_seq_acts_bind(&dm, (size_t)n, &n, 1, full, &a);
+      hr_seq_forward(&dm, &p, items, gaps, off, 1, NULL, &a);
+      hr_seq_user_out(&dm, &p, a.y + (size_t)(n - 1) * 8,
+                      hr_seq_gap_bucket(7200, 1), ref);
+      for (int c = 0; c < 8; c++)
+        ASSERT_MSG(fabsf(u[c] - ref[c]) <= 1e-5f * (1 + fabsf(ref[c])),
+                   "blocks %d, %d rows, column %d: %g vs %g", blocks, n, c,
+                   u[c], ref[c]);
+    }
+    free(w);
+    free(buf);
+    free(full);
+  }
+  return 0;
+}
+
 /* Users walk a cycle of 6 items (each from their own starting point):
  * the next item is always the successor, which training must learn. Two
  * fits with the same seed give identical weights. */
