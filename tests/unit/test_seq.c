@@ -294,7 +294,7 @@ static int server_matches_trainer(seq_fixture_t *xp) {
   hr_error_t err = {0};
   hr_model_t *m;
   size_t d = (size_t)x.f.width, ni, checked = 0;
-  float *buf, us[64], ut[64], *ss, *st_;
+  float *buf, us[64], ut[64], u0[64], *ss, *st_;
 
   ASSERT(d <= 64);
   m = hr_model_open(x.dir, &err);
@@ -322,6 +322,7 @@ static int server_matches_trainer(seq_fixture_t *xp) {
     hr_seq_user_vector(&x.f, hi, ht, n, now, buf, ut);
     ASSERT_MSG(memcmp(us, ut, sizeof(float) * d) == 0, "user %ld, no recent",
                u);
+    memcpy(u0, us, sizeof(float) * d);
 
     /* Two new events, newest first: an item the user already had (it
      * moves to the end of the sequence) and one of unknown time. */
@@ -345,6 +346,8 @@ static int server_matches_trainer(seq_fixture_t *xp) {
     hr_seq_user_vector(&x.f, seq, sts, nt, now, buf, ut);
     ASSERT_MSG(memcmp(us, ut, sizeof(float) * d) == 0,
                "user %ld, with recent", u);
+    /* the new events change the vector (and so the next answer) */
+    ASSERT_MSG(memcmp(us, u0, sizeof(float) * d) != 0, "user %ld", u);
 
     /* Scores: the server's against the trainer's item table + prior. */
     hr_model_score_items(m, us, ss);
