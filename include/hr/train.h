@@ -370,7 +370,8 @@ typedef struct hr_seq_fit {
 
 /** Train on the histories (oldest first): every user's last L+1 items
  *  give L next-item targets, full softmax over the catalogue, AdamW;
- *  o->members networks one after the other (seeds o->seed + k).
+ *  o->members networks (seeds o->seed + k): side by side, one OpenBLAS
+ *  thread each, when o->threads > 1, else one after the other.
  *  Deterministic for a seed and thread count. */
 int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
                hr_error_t *err);

@@ -325,10 +325,13 @@ static int cmd_fit(args_t *a) {
     so.lt_opts = o;
     so.lt_opts.index = 0;
     so.lt_opts.ctx_prior = NULL;
-    if (so.long_term > 0 && so.dims.d + o.factors > HR_MODEL_MAX_DIM)
-      usage_error(a, "--dim %d + --factors %d is over %d, the widest model "
-                     "the server loads", so.dims.d, o.factors,
-                  HR_MODEL_MAX_DIM);
+    int nm = so.members > 1 ? so.members : 1;
+    if (nm * so.dims.d + (so.long_term > 0 ? o.factors : 0) >
+        HR_MODEL_MAX_DIM)
+      usage_error(a, "--members %d x --dim %d (+ --factors %d with a "
+                     "long-term part) is over %d, the widest model the "
+                     "server loads", nm, so.dims.d,
+                  so.long_term > 0 ? o.factors : 0, HR_MODEL_MAX_DIM);
   }
   if ((data == NULL) == (redis == NULL))
     usage_error(a, "give exactly one of --data and --from-redis");

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -541,17 +542,22 @@ typedef struct {
   int parallel;            /* members train on threads of their own */
   int threads;             /* OpenBLAS threads of each member */
   int epochs_done;         /* member-epochs reported so far */
+  int failed;              /* a member failed: the others stop (set and
+                              read under mu) */
   pthread_mutex_t mu;
-  double valid_s;          /* time spent in o->validate */
 } members_t;
+
+#define MEMBER_STOPPED 1   /* fit_member: stopped because another failed */
 
 /* After an epoch of member k (loss): the metrics of o->validate and the
  * progress line. In order, a member is validated with the members before
- * it (the ensemble so far); in parallel, alone, under the lock. */
-static int member_epoch(members_t *c, int k, double loss) {
+ * it (the ensemble so far); in parallel, alone, under the lock. The time
+ * this takes (waiting for the lock too) is added to *spent. 0,
+ * MEMBER_STOPPED or HR_ENOMEM. */
+static int member_epoch(members_t *c, int k, double loss, double *spent) {
   const hr_seq_opts_t *o = c->o;
   hr_seq_fit_t *all = c->all;
-  double m[2], v0;
+  double m[2], v0, w0 = hr__now_s();
   int nm = 0, rc = 0;
 
   if (c->parallel)
@@ -572,16 +578,20 @@ static int member_epoch(members_t *c, int k, double loss) {
     if ((rc = assemble(all, k + 1)) == 0)
       nm = o->validate(o->validate_arg, all, m);
   }
-  double dt = hr__now_s() - v0;
-  c->valid_s += dt;
-  hr_progress_epoch(&c->pg, c->epochs_done++, loss, m, nm, dt);
+  hr_progress_epoch(&c->pg, c->epochs_done++, loss, m, nm,
+                    hr__now_s() - v0);
+  if (rc == 0 && c->failed)
+    rc = MEMBER_STOPPED;
   if (c->parallel)
     pthread_mutex_unlock(&c->mu);
+  *spent += hr__now_s() - w0;
   return rc;
 }
 
-/* Member k of c->all, trained with seed o->seed + k. */
-static int fit_member(members_t *c, int k, hr_error_t *err) {
+/* Member k of c->all, trained with seed o->seed + k; the time of its
+ * epochs' metrics goes to *spent. 0, MEMBER_STOPPED (another member
+ * failed; err untouched) or an error. */
+static int fit_member(members_t *c, int k, double *spent, hr_error_t *err) {
   const hr_csr_t *h = c->h;
   const hr_seq_opts_t *o = c->o;
   hr_seq_fit_t *all = c->all;
@@ -804,8 +814,10 @@ static int fit_member(members_t *c, int k, hr_error_t *err) {
       memcpy(eid, me->w, sizeof(float) * ni * (size_t)dm.d);
       compose_items(tk, (size_t)dm.d, eid, attr, cold, me->w);
     }
-    if (member_epoch(c, k, me->loss) != 0)
+    if ((rc = member_epoch(c, k, me->loss, spent)) == HR_ENOMEM)
       goto oom;
+    if (rc != 0)
+      goto done;
     if (tk != NULL && o->validate != NULL)
       memcpy(me->w, eid, sizeof(float) * ni * (size_t)dm.d);
   }
@@ -845,13 +857,22 @@ typedef struct {
   int first, step;         /* members first, first + step, ... */
   int rc;
   hr_error_t err;
+  double seconds, spent;   /* its time, and the part in metrics */
 } worker_t;
 
 static void *train_members(void *arg) {
   worker_t *wk = arg;
-  int n = wk->c->all->members;
+  members_t *c = wk->c;
+  int n = c->all->members;
+  double t0 = hr__now_s();
   for (int k = wk->first; k < n && wk->rc == 0; k += wk->step)
-    wk->rc = fit_member(wk->c, k, &wk->err);
+    wk->rc = fit_member(c, k, &wk->spent, &wk->err);
+  if (wk->rc < 0 && c->parallel) { /* the others stop after an epoch */
+    pthread_mutex_lock(&c->mu);
+    c->failed = 1;
+    pthread_mutex_unlock(&c->mu);
+  }
+  wk->seconds = hr__now_s() - t0;
   return NULL;
 }
 
@@ -860,15 +881,15 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   members_t c = {0};
   worker_t wk[HR_SEQ_MAX_MEMBERS];
   pthread_t th[HR_SEQ_MAX_MEMBERS];
+  int started[HR_SEQ_MAX_MEMBERS] = {0};
   int rc = 0, n = o->members > 0 ? o->members : 1;
-  int T = o->threads > 0 ? o->threads : 1, nt = 0;
-  double t0 = hr__now_s();
+  int T = o->threads > 0 ? o->threads : 1, nw = 1;
 
   memset(out, 0, sizeof(*out));
   if (n > HR_SEQ_MAX_MEMBERS)
     return hr_error_set(err, HR_EINVAL, NULL, "seq: at most %d members",
                         HR_SEQ_MAX_MEMBERS);
-  if (o->epochs < 0)
+  if (o->epochs < 0 || o->epochs > INT_MAX / n)
     return hr_error_set(err, HR_EINVAL, NULL, "seq: bad dimensions");
   out->dims = o->dims;
   out->dims.n_items = (int)h->n_items;
@@ -889,33 +910,44 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   if ((rc = hr_progress_begin(&c.pg, "seq", n * o->epochs, o->progress,
                               o->report, err)) != 0)
     return rc;
+  if (c.parallel)
+    nw = T < n ? T : n;
+  for (int t = 0; t < nw; t++)
+    wk[t] = (worker_t){&c, t, nw, 0, {0}, 0, 0};
   if (c.parallel) {
     openblas_set_num_threads(1);
     pthread_mutex_init(&c.mu, NULL);
-    int nw = T < n ? T : n;
-    for (nt = 0; nt < nw; nt++) {
-      wk[nt] = (worker_t){&c, nt, nw, 0, {0}};
-      if (pthread_create(&th[nt], NULL, train_members, &wk[nt]) != 0) {
-        rc = hr_error_set(err, HR_ENOMEM, NULL, "cannot start a thread");
-        /* the started ones finish their members; the fit fails */
-        break;
-      }
-    }
-    for (int t = 0; t < nt; t++)
-      pthread_join(th[t], NULL);
-    for (int t = 0; t < nt && rc == 0; t++)
-      if ((rc = wk[t].rc) != 0)
-        *err = wk[t].err;
+    /* a worker whose thread does not start runs here, after the others
+     * started: every member uses one BLAS thread either way */
+    for (int t = 0; t < nw; t++)
+      started[t] = pthread_create(&th[t], NULL, train_members, &wk[t]) == 0;
+    for (int t = 0; t < nw; t++)
+      if (!started[t])
+        train_members(&wk[t]);
+    for (int t = 0; t < nw; t++)
+      if (started[t])
+        pthread_join(th[t], NULL);
     pthread_mutex_destroy(&c.mu);
+    openblas_set_num_threads(T); /* as an in-order fit leaves it */
   } else
-    for (int k = 0; k < n && rc == 0; k++)
-      rc = fit_member(&c, k, err);
+    train_members(&wk[0]);
+  /* the first failure (a worker stopped by another's has rc
+   * MEMBER_STOPPED and no message) */
+  for (int t = 0; t < nw && rc == 0; t++)
+    if (wk[t].rc < 0) {
+      rc = wk[t].rc;
+      if (err != NULL)
+        *err = wk[t].err;
+    }
   for (int k = 0; k < n; k++)
     out->loss += out->m[k].loss / n;
   out->members = n;
   if (rc == 0 && (rc = assemble(out, n)) != 0)
     hr_error_set(err, rc, NULL, "out of memory");
-  out->seconds = hr__now_s() - t0 - c.valid_s; /* training alone */
+  /* training alone: the longest worker's time outside the metrics */
+  for (int t = 0; t < nw; t++)
+    if (wk[t].seconds - wk[t].spent > out->seconds)
+      out->seconds = wk[t].seconds - wk[t].spent;
   if (rc == 0)
     rc = hr_progress_end(&c.pg, err);
   else if (c.pg.csv != NULL)

@@ -50,8 +50,8 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
   const float *rest_at = f->m[0].w + ni * (size_t)dm->d;
 
   memset(x, 0, sizeof(*x));
-  if (ni != h->n_items)
-    return HR_EINVAL;
+  if (ni != h->n_items || d + fl > HR_MODEL_MAX_DIM)
+    return HR_EINVAL; /* wider than a server loads */
   x->ids = malloc((ni + 1) * sizeof(*x->ids));
   x->uids = malloc((nu + 1) * sizeof(*x->uids));
   x->prior = malloc((ni + 1) * sizeof(*x->prior));
@@ -162,13 +162,29 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
   return x->s.params ? 0 : HR_ENOMEM;
 }
 
+/* A server loads models up to HR_MODEL_MAX_DIM wide. */
+static int too_wide(const hr_seq_fit_t *f, const hr_ials_t *lt,
+                    hr_error_t *err) {
+  int w = f->width + (lt ? lt->dim : 0);
+  if (w <= HR_MODEL_MAX_DIM)
+    return 0;
+  return hr_error_set(err, HR_EINVAL, NULL, "the model is %d wide (%d "
+                      "networks x %d%s), over %d, the widest a server loads",
+                      w, f->members, f->dims.d,
+                      lt ? " + the long-term factors" : "", HR_MODEL_MAX_DIM);
+}
+
 int hr_seq_write(const char *slot_dir, const hr_dataset_t *ds,
                  const hr_csr_t *h, const hr_seq_fit_t *f,
                  const hr_ials_t *lt, const hr_seq_opts_t *o, json_t *data,
                  json_t *metrics, char *path_out, size_t path_cap,
                  hr_error_t *err) {
   seq_spec_t x;
-  int rc = spec_make(&x, ds, h, f, lt, o, data, metrics);
+  int rc;
+
+  if ((rc = too_wide(f, lt, err)) != 0)
+    return rc;
+  rc = spec_make(&x, ds, h, f, lt, o, data, metrics);
 
   if (rc != 0)
     rc = hr_error_set(err, rc, NULL, "cannot describe the model (%s)",
@@ -184,7 +200,11 @@ int hr_seq_write_files(const char *dir, const hr_dataset_t *ds,
                        const hr_ials_t *lt, const hr_seq_opts_t *o,
                        const char *name, uint64_t version, hr_error_t *err) {
   seq_spec_t x;
-  int rc = spec_make(&x, ds, h, f, lt, o, NULL, NULL);
+  int rc;
+
+  if ((rc = too_wide(f, lt, err)) != 0)
+    return rc;
+  rc = spec_make(&x, ds, h, f, lt, o, NULL, NULL);
 
   if (rc != 0)
     rc = hr_error_set(err, rc, NULL, "cannot describe the model (%s)",

@@ -455,6 +455,30 @@ HR_TEST(seq_members_train_in_parallel_deterministically) {
   return 0;
 }
 
+/* An ensemble wider than the server loads (8 x 129 > HR_MODEL_MAX_DIM) is
+ * refused by the writer, before anything is published. */
+HR_TEST(seq_writer_refuses_a_model_too_wide_to_load) {
+  seq_fixture_t x;
+  hr_seq_fit_t f = {0};
+  hr_error_t err = {0};
+  char dir[600];
+
+  ASSERT_EQ(seq_fixture(&x), 0); /* the data and options */
+  x.o.members = 8;
+  x.o.dims.d = 129;
+  x.o.epochs = 1;
+  ASSERT_EQ(hr_seq_fit(&x.h, &x.o, &f, &err), 0);
+  ASSERT_EQ(f.width, 8 * 129);
+  snprintf(dir, sizeof(dir), "%s/seqwide", hr_test_tmpdir());
+  mkdir(dir, 0755);
+  ASSERT(hr_seq_write(dir, &x.ds, &x.h, &f, NULL, &x.o, NULL, NULL, NULL, 0,
+                      &err) != 0);
+  ASSERT_MSG(strstr(err.msg, "widest a server loads") != NULL, "%s", err.msg);
+  hr_seq_fit_free(&f);
+  seq_fixture_free(&x);
+  return 0;
+}
+
 /* Context features: fit learns a vector per context value (the prior's
  * rows, from the generated data's location / mood / device); the written
  * version carries them (seq_ctx, params.context_features), and the
