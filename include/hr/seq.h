@@ -129,7 +129,9 @@ size_t hr_seq_embed_floats(const hr_seq_dims_t *dm);
  *  unknown), for a request at time `now` (<= 0: unknown). n = 0 gives
  *  zeros. `buf` holds
  *  hr_seq_embed_floats floats. The one user forward of the trainer's
- *  evaluation and of the server. Thread-safe on distinct buffers. */
+ *  evaluation and of the server: hr_seq_forward's newest row, with the
+ *  last block computed for that row alone (keys and values for all).
+ *  Thread-safe on distinct buffers. */
 void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                   const int32_t *items, const int64_t *ts, size_t n,
                   int64_t now, float *buf, float *u);

@@ -384,7 +384,8 @@ int hr_seq_long_term_fit(const hr_csr_t *h, const hr_seq_opts_t *o,
 #define HR_SEQ_FULL_SOFTMAX_MAX 20000 /* items */
 
 /** The item table of a seq model with a long-term part: rows [v_i | y_i]
- *  (n_items x (d + lt->dim) floats into cat), y_i from lt_rows
+ *  (n_items x (fit->width + lt->dim) floats into cat; v_i the members'
+ *  [v^1 | ... | v^members]), y_i from lt_rows
  *  (hr_item_tokens_project) when not NULL, else lt->Y. */
 void hr_seq_concat_items(const hr_seq_fit_t *fit, const struct hr_ials *lt,
                          const float *lt_rows, float *cat);
@@ -425,7 +426,8 @@ double hr_seq_batch_grad(const hr_seq_dims_t *dm, float *params,
                          float *grad, hr_seq_work_t *w);
 /** The user vector after reading hist[0..n) (oldest first, timestamps ts
  *  or NULL; the last L count) for a request at time `now`, into u (width
- *  floats: each member's d); `buf` holds hr_seq_acts_floats(dims, L, &L, 1) floats. */
+ *  floats: each member's d); `buf` holds hr_seq_acts_floats(dims, L, &L,
+ *  1) floats. */
 void hr_seq_user_vector(const hr_seq_fit_t *f, const int32_t *hist,
                         const int64_t *ts, size_t n, int64_t now, float *buf,
                         float *u);

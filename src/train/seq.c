@@ -595,7 +595,7 @@ static int fit_member(members_t *c, int k, double *spent, hr_error_t *err) {
   const hr_csr_t *h = c->h;
   const hr_seq_opts_t *o = c->o;
   hr_seq_fit_t *all = c->all;
-  hr_seq_dims_t dm = o->dims;
+  hr_seq_dims_t dm = all->dims; /* checked by hr_seq_fit */
   hr_seq_member_t *me = &all->m[k];
   uint64_t seed = o->seed + (uint64_t)k;
   size_t np, maxR;
@@ -615,18 +615,6 @@ static int fit_member(members_t *c, int k, double *spent, hr_error_t *err) {
   long step = 0;
   int rc = 0;
 
-  dm.n_items = (int)h->n_items;
-  if (dm.d < 1 || dm.d > 1024 || dm.L < 1 || dm.L > HR_SEQ_MAX_LEN || dm.blocks < 0 ||
-      dm.blocks > HR_SEQ_MAX_BLOCKS || dm.ffn < 1 || o->batch < 1 ||
-      o->epochs < 0 || h->n_items < 1 || dm.n_gap < 0 ||
-      dm.n_gap > HR_SEQ_GAPS)
-    return hr_error_set(err, HR_EINVAL, NULL, "seq: bad dimensions");
-  if (h->ts == NULL)
-    dm.n_gap = 0;
-
-  if (tk != NULL && tk->n_items != ni)
-    return hr_error_set(err, HR_EINVAL, NULL, "seq: item tokens for %zu "
-                        "items, data has %zu", tk->n_items, ni);
   np = hr_seq_param_count(&dm);
   /* With an item tower the optimiser's vector is [network | token
    * vectors]; the network's item table holds the id vectors, and the
@@ -885,13 +873,23 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   int rc = 0, n = o->members > 0 ? o->members : 1;
   int T = o->threads > 0 ? o->threads : 1, nw = 1;
 
+  const hr_seq_dims_t *dm = &o->dims;
   memset(out, 0, sizeof(*out));
   if (n > HR_SEQ_MAX_MEMBERS)
     return hr_error_set(err, HR_EINVAL, NULL, "seq: at most %d members",
                         HR_SEQ_MAX_MEMBERS);
-  if (o->epochs < 0 || o->epochs > INT_MAX / n)
+  if (dm->d < 1 || dm->d > 1024 || dm->L < 1 || dm->L > HR_SEQ_MAX_LEN ||
+      dm->blocks < 0 || dm->blocks > HR_SEQ_MAX_BLOCKS || dm->ffn < 1 ||
+      o->batch < 1 || o->epochs < 0 || o->epochs > INT_MAX / n ||
+      h->n_items < 1 || dm->n_gap < 0 || dm->n_gap > HR_SEQ_GAPS)
     return hr_error_set(err, HR_EINVAL, NULL, "seq: bad dimensions");
-  out->dims = o->dims;
+  if (o->tokens != NULL && o->tokens->n_tokens > 0 &&
+      o->tokens->n_items != h->n_items)
+    return hr_error_set(err, HR_EINVAL, NULL, "seq: item tokens for %zu "
+                        "items, data has %zu", o->tokens->n_items,
+                        h->n_items);
+  /* every member's network */
+  out->dims = *dm;
   out->dims.n_items = (int)h->n_items;
   if (h->ts == NULL)
     out->dims.n_gap = 0;
