@@ -590,8 +590,10 @@ typedef struct {
   int target_test;     /* 1: cases from test, fit on train; 0: valid/fit */
   int repeat;          /* 1: ctx80-rc (exclusions per user and context) */
   double threshold;    /* relevance; < 0: 4, or 1 when ratings exceed 5 */
-  const char *model;   /* "pop" (MostPopular of relevant training rows) or
-                          "tt" (the context two-tower) */
+  const char *model;   /* "pop" (MostPopular of relevant training rows),
+                          "tt" (the context two-tower), "seq" (the served
+                          sequential model) or "nbr" (the user's own
+                          ratings + item x situation biases) */
   int no_context;      /* the ablation: every context column ignored */
   int dim, epochs;     /* tt: width, passes */
   float lr, wd;        /* tt: AdamW */
@@ -602,6 +604,9 @@ typedef struct {
    * long-term part (no time gaps: these sets have no timestamps), its
    * options */
   const hr_seq_opts_t *seq;
+  /* "nbr": the weight of the item x situation biases (0: none) and their
+   * shrinkage (pseudo-rows at the value's mean over all items, > 0) */
+  float nbr_weight, nbr_shrink;
 } hr_ctx_eval_opts_t;
 
 typedef struct {

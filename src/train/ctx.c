@@ -621,6 +621,169 @@ static void sq_score(sq_t *m, const hr_ctxdata_t *d, size_t r, float *vec,
   }
 }
 
+/* ------------------------------------------ the rating neighbourhood */
+
+/* --model nbr, for data where users rate the same item in several
+ * situations (ctx80-rc). An item the user rated in training rows scores the
+ * mean of those ratings; with context, plus weight x the sum, over the
+ * case's known feature values, of the item's mean deviation in that value
+ * (shrunk towards the value's mean over all items by `shrink` pseudo-rows)
+ * less the value's mean: an item x situation bias in the manner of
+ * CAMF-CI (Baltrunas, Ludwig and Ricci, RecSys 2011), estimated in closed
+ * form. A row's deviation is its rating less the mean of the same user's
+ * other training rows of the item, so a pair rated once gives none. Items
+ * the user never rated follow all rated ones, by popularity. Nothing is
+ * drawn: the seed changes nothing. It exists to measure how much an
+ * explicit item x situation term moves the ranking (docs/training.md). */
+typedef struct {
+  hr_idmap_t *pairs;   /* (user, item) of the training rows -> pair */
+  double *sum;         /* per pair: the sum and the count of its ratings */
+  uint32_t *cnt;
+  int32_t *pitem;      /* per pair: its item */
+  size_t *uptr, *upair; /* per user: its pairs */
+  hr_idmap_t *iv;      /* (item, value slot) -> index */
+  double *ivs, *gs;    /* deviation sums per (item, slot) and per slot */
+  uint32_t *ivn, *gn;
+  size_t coff[HR_CTX_MAX_COLS];
+  float weight, shrink;
+  int use_ctx;
+} nb_t;
+
+static void nb_free(nb_t *m) {
+  hr_idmap_free(m->pairs);
+  hr_idmap_free(m->iv);
+  free(m->sum);
+  free(m->cnt);
+  free(m->pitem);
+  free(m->uptr);
+  free(m->upair);
+  free(m->ivs);
+  free(m->ivn);
+  free(m->gs);
+  free(m->gn);
+}
+
+static int nb_fit(nb_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
+                  const hr_ctx_eval_opts_t *o) {
+  size_t nf = 0, np, nu = hr_idmap_size(d->users), ns = 0, *pr = NULL;
+  int32_t key[2];
+  m->weight = o->nbr_weight;
+  m->shrink = o->nbr_shrink;
+  m->use_ctx = !o->no_context && o->nbr_weight > 0;
+  for (size_t r = 0; r < d->n; r++)
+    nf += fitrow[r];
+  for (size_t c = 0; c < d->n_cols; c++) {
+    m->coff[c] = ns;
+    if (d->is_feature[c])
+      ns += hr_idmap_size(d->vals[c]);
+  }
+  m->pairs = hr_idmap_new(nf + 1);
+  m->iv = hr_idmap_new(nf + 1);
+  m->sum = calloc(nf + 1, sizeof(double));
+  m->cnt = calloc(nf + 1, sizeof(uint32_t));
+  m->pitem = malloc(sizeof(int32_t) * (nf + 1));
+  m->uptr = calloc(nu + 1, sizeof(size_t));
+  m->upair = malloc(sizeof(size_t) * (nf + 1));
+  m->ivs = calloc(nf * d->n_cols + 1, sizeof(double));
+  m->ivn = calloc(nf * d->n_cols + 1, sizeof(uint32_t));
+  m->gs = calloc(ns + 1, sizeof(double));
+  m->gn = calloc(ns + 1, sizeof(uint32_t));
+  pr = malloc(sizeof(size_t) * (d->n + 1));
+  if (!m->pairs || !m->iv || !m->sum || !m->cnt || !m->pitem || !m->uptr ||
+      !m->upair || !m->ivs || !m->ivn || !m->gs || !m->gn || !pr)
+    goto oom;
+  for (size_t r = 0; r < d->n; r++) { /* the pairs and their ratings */
+    int added;
+    long p;
+    if (!fitrow[r])
+      continue;
+    key[0] = d->u[r];
+    key[1] = d->i[r];
+    if ((p = hr_idmap_add(m->pairs, (const char *)key, sizeof(key), &added)) <
+        0)
+      goto oom;
+    pr[r] = (size_t)p;
+    m->pitem[p] = d->i[r];
+    m->sum[p] += d->rating[r];
+    m->cnt[p]++;
+    if (added)
+      m->uptr[d->u[r] + 1]++;
+  }
+  np = hr_idmap_size(m->pairs);
+  for (size_t u = 0; u < nu; u++)
+    m->uptr[u + 1] += m->uptr[u];
+  {
+    size_t *at = malloc(sizeof(size_t) * (nu + 1));
+    if (at == NULL)
+      goto oom;
+    memcpy(at, m->uptr, sizeof(size_t) * (nu + 1));
+    for (size_t p = 0; p < np; p++) { /* a pair's key starts with its user */
+      int32_t u;
+      memcpy(&u, hr_idmap_str(m->pairs, p), sizeof(u));
+      m->upair[at[u]++] = p;
+    }
+    free(at);
+  }
+  for (size_t r = 0; m->use_ctx && r < d->n; r++) { /* the deviations */
+    size_t p;
+    double dev;
+    if (!fitrow[r] || m->cnt[p = pr[r]] < 2)
+      continue;
+    dev = d->rating[r] - (m->sum[p] - d->rating[r]) / (double)(m->cnt[p] - 1);
+    for (size_t c = 0; c < d->n_cols; c++) {
+      int32_t v = d->v[r * d->n_cols + c];
+      long k;
+      if (!d->is_feature[c] || v < 0)
+        continue;
+      key[0] = d->i[r];
+      key[1] = (int32_t)(m->coff[c] + (size_t)v);
+      if ((k = hr_idmap_add(m->iv, (const char *)key, sizeof(key), NULL)) < 0)
+        goto oom;
+      m->ivs[k] += dev;
+      m->ivn[k]++;
+      m->gs[key[1]] += dev;
+      m->gn[key[1]]++;
+    }
+  }
+  free(pr);
+  return 0;
+oom:
+  free(pr);
+  return -1;
+}
+
+/* Scores of every item for row r's user in row r's context. */
+static void nb_score(const nb_t *m, const hr_ctxdata_t *d, size_t r,
+                     const float *pop, size_t ni, float *score) {
+  size_t u = (size_t)d->u[r];
+  int32_t key[2];
+  for (size_t i = 0; i < ni; i++) /* below every rated item */
+    score[i] = -1e7f + pop[i];
+  for (size_t j = m->uptr[u]; j < m->uptr[u + 1]; j++) {
+    size_t p = m->upair[j];
+    int32_t item = m->pitem[p];
+    double s = m->sum[p] / (double)m->cnt[p];
+    for (size_t c = 0; m->use_ctx && c < d->n_cols; c++) {
+      int32_t v = d->v[r * d->n_cols + c];
+      size_t slot;
+      double g, a = 0, n = 0;
+      long k;
+      if (!d->is_feature[c] || v < 0)
+        continue;
+      slot = m->coff[c] + (size_t)v;
+      g = m->gn[slot] ? m->gs[slot] / m->gn[slot] : 0.0;
+      key[0] = item;
+      key[1] = (int32_t)slot;
+      if ((k = hr_idmap_find(m->iv, (const char *)key, sizeof(key))) >= 0) {
+        a = m->ivs[k];
+        n = m->ivn[k];
+      }
+      s += m->weight * ((a + m->shrink * g) / (n + m->shrink) - g);
+    }
+    score[item] = (float)(s < -1e6 ? -1e6 : s);
+  }
+}
+
 int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
                 const char *topk_out, hr_ctx_result_t *res, hr_error_t *err) {
   hr_ctxdata_t d;
@@ -635,8 +798,9 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   char kb[4 * (1 + HR_CTX_MAX_COLS)];
   tt_t tt = {0};
   sq_t sq = {0};
+  nb_t nb = {0};
   float *uvec = NULL, *pop = NULL;
-  int is_tt = 0, is_seq = 0;
+  int is_tt = 0, is_seq = 0, is_nbr = 0;
   int rc, target = o->target_test ? HR_CTX_TEST : HR_CTX_VALID;
 
   memset(res, 0, sizeof(*res));
@@ -692,12 +856,13 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
     kptr[pairs[k].key + 1]++;
   for (size_t k = 0; k < nk; k++)
     kptr[k + 1] += kptr[k];
-  /* The model: MostPopular over the relevant training rows, or the
-   * context two-tower. */
+  /* The model: MostPopular over the relevant training rows, the context
+   * two-tower, the served sequential model or the rating neighbourhood. */
   is_tt = o->model != NULL && strcmp(o->model, "tt") == 0;
   is_seq = o->model != NULL && strcmp(o->model, "seq") == 0 && o->seq;
+  is_nbr = o->model != NULL && strcmp(o->model, "nbr") == 0;
   if (o->model != NULL && strcmp(o->model, "pop") != 0 && !is_tt &&
-      !is_seq) {
+      !is_seq && !is_nbr) {
     rc = hr_error_set(err, HR_EINVAL, NULL, "unknown model \"%s\"", o->model);
     goto done;
   }
@@ -713,14 +878,20 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
       goto done;
     }
   }
-  if (is_seq) {
-    if ((rc = sq_fit(&sq, &d, fitrow, res->threshold, o, err)) != 0)
-      goto done;
+  if (is_nbr && nb_fit(&nb, &d, fitrow, o) != 0) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  if (is_seq && (rc = sq_fit(&sq, &d, fitrow, res->threshold, o, err)) != 0)
+    goto done;
+  if (is_seq || is_nbr) {
     if ((pop = malloc(sizeof(float) * (ni + 1))) == NULL) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       goto done;
     }
     memcpy(pop, score, sizeof(float) * ni); /* the MostPopular counts */
+  }
+  if (is_seq) {
     if ((uvec = malloc(sizeof(float) * (size_t)sq.fit.width)) == NULL) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       goto done;
@@ -766,6 +937,8 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
       tt_score(&tt, &d, r, uvec, score);
     else if (is_seq)
       sq_score(&sq, &d, r, uvec, pop, score);
+    else if (is_nbr)
+      nb_score(&nb, &d, r, pop, ni, score);
     for (size_t j = 0; j < ni; j++) {
       ps[j] = score[by_id[j]];
       pex[j] = ex[by_id[j]];
@@ -819,6 +992,7 @@ done:
   free(hit);
   free(tt.w);
   sq_free(&sq);
+  nb_free(&nb);
   free(pop);
   free(uvec);
   hr_ctx_free(&d);

@@ -99,10 +99,12 @@ static const char usage_eval[] =
     "                   protocol, with --protocol ctx80|ctx80-rc,\n"
     "                   [--threshold T] (default 4, or 1 for counts) and\n"
     "                   --model pop (MostPopular), seq (the served sequential\n"
-    "                   model with context features, file order as time) or\n"
+    "                   model with context features, file order as time),\n"
     "                   tt (context two-tower:\n"
-    "                   --dim 32 --epochs 50 --lr 0.01 --wd 0.01 --seed 1,\n"
-    "                   --no-context for the ablation)\n"
+    "                   --dim 32 --epochs 50 --lr 0.01 --wd 0.01 --seed 1)\n"
+    "                   or nbr (the user's own ratings of an item plus\n"
+    "                   item x situation biases: --nbr-weight 1\n"
+    "                   --nbr-shrink 5); --no-context for the ablation\n"
     "  --kind K         ials (default) or seq (the sequential model; its\n"
     "                   options follow --kind seq):\n"
     "    --dim 64 --len 200 --blocks 2 --ffn 64 --epochs 40 --batch 64\n"
@@ -531,7 +533,8 @@ static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
 static int eval_ctx(args_t *a, const char *data, const char *protocol,
                     const char *target, const char *topk, double threshold,
                     const char *model, int no_context, double user_dropout,
-                    const hr_seq_opts_t *so) {
+                    const hr_seq_opts_t *so, double nbr_weight,
+                    double nbr_shrink) {
   hr_ctx_eval_opts_t o = {0};
   hr_ctx_result_t res;
   hr_error_t err = {0};
@@ -551,6 +554,8 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
   o.user_dropout = (float)user_dropout;
   o.seed = so->seed;
   o.seq = so;
+  o.nbr_weight = (float)nbr_weight;
+  o.nbr_shrink = (float)nbr_shrink;
   if ((rc = hr_eval_ctx(data, &o, topk, &res, &err)) != 0)
     return fail(&err, rc);
   printf("{\"protocol\":\"%s\",\"target\":\"%s\",\"k\":10,"
@@ -569,7 +574,7 @@ static int cmd_eval(args_t *a) {
   const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
   const char *data = NULL, *protocol = "loo", *model = "pop", *items = NULL;
   const char *users = NULL, *format = NULL;
-  double cold = 0, udrop = 0, cold_users = 0;
+  double cold = 0, udrop = 0, cold_users = 0, nbr_w = 1, nbr_s = 5;
   int rerank = 0;
   double threshold = -1;
   int no_context = 0, ctx = 0, last = 0;
@@ -621,6 +626,12 @@ static int cmd_eval(args_t *a) {
     else if (is_opt(arg, "--user-dropout"))
       udrop = num_opt(a, "--user-dropout", value(a, arg, "--user-dropout"), 0,
                       0.99);
+    else if (is_opt(arg, "--nbr-weight"))
+      nbr_w = num_opt(a, "--nbr-weight", value(a, arg, "--nbr-weight"), 0,
+                      100);
+    else if (is_opt(arg, "--nbr-shrink"))
+      nbr_s = num_opt(a, "--nbr-shrink", value(a, arg, "--nbr-shrink"), 0.01,
+                      1e6);
     else if (ctx && seq_opt(a, arg, &so))
       ;
     else if (is_opt(arg, "--target"))
@@ -721,7 +732,7 @@ static int cmd_eval(args_t *a) {
   }
   if (data != NULL)
     return eval_ctx(a, data, protocol, target, topk, threshold, model,
-                    no_context, udrop, &so);
+                    no_context, udrop, &so, nbr_w, nbr_s);
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");
