@@ -645,6 +645,7 @@ typedef struct {
   double *ivs, *gs;    /* deviation sums per (item, slot) and per slot */
   uint32_t *ivn, *gn;
   size_t coff[HR_CTX_MAX_COLS];
+  unsigned char *rated; /* per item, scratch of nb_score (zero between) */
   float weight, shrink;
   int use_ctx;
 } nb_t;
@@ -661,6 +662,7 @@ static void nb_free(nb_t *m) {
   free(m->ivn);
   free(m->gs);
   free(m->gn);
+  free(m->rated);
 }
 
 static int nb_fit(nb_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
@@ -688,8 +690,9 @@ static int nb_fit(nb_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   m->ivn = calloc(nf * d->n_cols + 1, sizeof(uint32_t));
   m->gs = calloc(ns + 1, sizeof(double));
   m->gn = calloc(ns + 1, sizeof(uint32_t));
+  m->rated = calloc(hr_idmap_size(d->items) + 1, 1);
   pr = malloc(sizeof(size_t) * (d->n + 1));
-  if (!m->pairs || !m->iv || !m->sum || !m->cnt || !m->pitem || !m->uptr ||
+  if (!m->rated || !m->pairs || !m->iv || !m->sum || !m->cnt || !m->pitem || !m->uptr ||
       !m->upair || !m->ivs || !m->ivn || !m->gs || !m->gn || !pr)
     goto oom;
   for (size_t r = 0; r < d->n; r++) { /* the pairs and their ratings */
@@ -753,12 +756,12 @@ oom:
 }
 
 /* Scores of every item for row r's user in row r's context. */
-static void nb_score(const nb_t *m, const hr_ctxdata_t *d, size_t r,
+static void nb_score(nb_t *m, const hr_ctxdata_t *d, size_t r,
                      const float *pop, size_t ni, float *score) {
+  unsigned char *rated = m->rated;
   size_t u = (size_t)d->u[r];
   int32_t key[2];
-  for (size_t i = 0; i < ni; i++) /* below every rated item */
-    score[i] = -1e7f + pop[i];
+  double lo = 0, top = 1;
   for (size_t j = m->uptr[u]; j < m->uptr[u + 1]; j++) {
     size_t p = m->upair[j];
     int32_t item = m->pitem[p];
@@ -780,8 +783,17 @@ static void nb_score(const nb_t *m, const hr_ctxdata_t *d, size_t r,
       }
       s += m->weight * ((a + m->shrink * g) / (n + m->shrink) - g);
     }
-    score[item] = (float)(s < -1e6 ? -1e6 : s);
+    score[item] = (float)s;
+    rated[item] = 1;
+    lo = j == m->uptr[u] || s < lo ? s : lo;
   }
+  for (size_t i = 0; i < ni; i++)
+    top = pop[i] + 1 > top ? pop[i] + 1 : top;
+  for (size_t i = 0; i < ni; i++) /* below every rated item, by popularity */
+    if (!rated[i])
+      score[i] = (float)(lo - 2 + pop[i] / top);
+  for (size_t j = m->uptr[u]; j < m->uptr[u + 1]; j++)
+    rated[m->pitem[m->upair[j]]] = 0;
 }
 
 int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
