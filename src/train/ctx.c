@@ -646,6 +646,7 @@ typedef struct {
   uint32_t *ivn, *gn;
   size_t coff[HR_CTX_MAX_COLS];
   unsigned char *rated; /* per item, scratch of nb_score (zero between) */
+  double *raw;          /* per item, scratch of nb_score */
   float weight, shrink;
   int use_ctx;
 } nb_t;
@@ -663,6 +664,7 @@ static void nb_free(nb_t *m) {
   free(m->gs);
   free(m->gn);
   free(m->rated);
+  free(m->raw);
 }
 
 static int nb_fit(nb_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
@@ -691,8 +693,9 @@ static int nb_fit(nb_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   m->gs = calloc(ns + 1, sizeof(double));
   m->gn = calloc(ns + 1, sizeof(uint32_t));
   m->rated = calloc(hr_idmap_size(d->items) + 1, 1);
+  m->raw = calloc(hr_idmap_size(d->items) + 1, sizeof(double));
   pr = malloc(sizeof(size_t) * (d->n + 1));
-  if (!m->rated || !m->pairs || !m->iv || !m->sum || !m->cnt || !m->pitem || !m->uptr ||
+  if (!m->rated || !m->raw || !m->pairs || !m->iv || !m->sum || !m->cnt || !m->pitem || !m->uptr ||
       !m->upair || !m->ivs || !m->ivn || !m->gs || !m->gn || !pr)
     goto oom;
   for (size_t r = 0; r < d->n; r++) { /* the pairs and their ratings */
@@ -783,15 +786,22 @@ static void nb_score(nb_t *m, const hr_ctxdata_t *d, size_t r,
       }
       s += m->weight * ((a + m->shrink * g) / (n + m->shrink) - g);
     }
-    score[item] = (float)s;
+    m->raw[item] = s;
     rated[item] = 1;
     lo = j == m->uptr[u] || s < lo ? s : lo;
   }
+  /* rated items from 0 up, the others below by popularity in [-2, -1):
+   * relative to the lowest rated score, so that neither order loses
+   * precision to the scale of the ratings (counts can be large) */
+  for (size_t j = m->uptr[u]; j < m->uptr[u + 1]; j++) {
+    int32_t item = m->pitem[m->upair[j]];
+    score[item] = (float)(m->raw[item] - lo);
+  }
   for (size_t i = 0; i < ni; i++)
     top = pop[i] + 1 > top ? pop[i] + 1 : top;
-  for (size_t i = 0; i < ni; i++) /* below every rated item, by popularity */
+  for (size_t i = 0; i < ni; i++)
     if (!rated[i])
-      score[i] = (float)(lo - 2 + pop[i] / top);
+      score[i] = (float)(pop[i] / top - 2);
   for (size_t j = m->uptr[u]; j < m->uptr[u + 1]; j++)
     rated[m->pitem[m->upair[j]]] = 0;
 }

@@ -134,3 +134,42 @@ HR_TEST_T(nbr_item_situation_biases_reorder_a_users_items, 60) {
   ASSERT_MSG(with > 0.9, "with context %.4f", with);
   return 0;
 }
+
+/* Under ctx80 every item a user rated is excluded, so nbr ranks by
+ * popularity alone and must write MostPopular's lists, also on a count
+ * file whose large ratings would swamp a popularity term added to them. */
+HR_TEST_T(nbr_keeps_the_popularity_order_on_large_counts, 60) {
+  char path[PATH_MAX], bin[PATH_MAX], out[2][PATH_MAX], log[PATH_MAX];
+  static const char *const models[] = {"pop", "nbr"};
+  unsigned long long x = 7;
+  hrt_fmt(path, sizeof(path), "%s/nbr-counts.csv", hr_test_tmpdir());
+  FILE *f = fopen(path, "w");
+  ASSERT_NOT_NULL(f);
+  fputs("user_id,item_id,rating,mood\n", f);
+  for (int u = 1; u <= 60; u++)
+    for (int k = 0; k < 12; k++) { /* popularity unrelated to the id */
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      int item = 1 + (int)((x >> 33) % 40) % (1 + (int)((x >> 20) % 40));
+      fprintf(f, "%d,%d,%d,%s\n", u, item, 2000000 + (int)((x >> 40) % 6000000),
+              k % 2 ? "happy" : "");
+    }
+  ASSERT_EQ(fclose(f), 0);
+  for (int m = 0; m < 2; m++) {
+    hrt_fmt(out[m], sizeof(out[m]), "%s/nbr-counts-%s.tsv", hr_test_tmpdir(),
+            models[m]);
+    hrt_fmt(log, sizeof(log), "%s.log", out[m]);
+    const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                          "eval", "--data", path, "--protocol", "ctx80",
+                          "--target", "test", "--model", models[m],
+                          "--topk-out", out[m], NULL};
+    ASSERT_EQ(hrt_run(argv, log, 60000), 0);
+  }
+  char *a = hrt_slurp(out[0]), *b = hrt_slurp(out[1]);
+  int same = a != NULL && b != NULL && strchr(a, '\t') != NULL &&
+             strcmp(a, b) == 0;
+  free(a);
+  free(b);
+  ASSERT_MSG(same, "nbr's lists differ from MostPopular's (%s, %s)", out[0],
+             out[1]);
+  return 0;
+}
