@@ -392,17 +392,18 @@ static int check_attr_header(reader_t *r, const char *hdr, size_t *n_cols,
   return 0;
 }
 
-/* A row's attribute fields (comma-separated): no more than the header's,
- * each '|'-separated value at most HR_MODEL_MAX_ATTR_VALUE bytes. */
+/* A row's attribute fields (TAB-separated, as csv_fields leaves them): no
+ * more than the header's, each '|'-separated value at most
+ * HR_MODEL_MAX_ATTR_VALUE bytes. */
 static int check_attr_row(reader_t *r, const char *p, size_t len,
                           size_t n_cols, hr_error_t *err) {
   size_t fields = len > 0 || n_cols > 0 ? 1 : 0, run = 0;
   for (size_t i = 0; i < len; i++) {
-    if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-      return BAD(r, "a control character in an attribute value");
-    if (p[i] == ',' || p[i] == '|') {
-      fields += p[i] == ',';
+    if (p[i] == '\t' || p[i] == '|') {
+      fields += p[i] == '\t';
       run = 0;
+    } else if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
+      return BAD(r, "a control character in an attribute value");
     } else if (++run > HR_MODEL_MAX_ATTR_VALUE) {
       return BAD(r, "an attribute value longer than %d bytes",
                  HR_MODEL_MAX_ATTR_VALUE);
@@ -483,6 +484,45 @@ static int read_uitem(hr_dataset_t *ds, reader_t *r, char *line, size_t len,
   return 0;
 }
 
+/* An RFC 4180 line, rewritten in place with its fields TAB-separated: a
+ * field that starts with '"' runs to the closing quote ("" is a quote) and
+ * may hold commas; a field must end where its quote closes. Fields that
+ * span lines and TABs in the input are refused. */
+static int csv_fields(reader_t *r, char *line, size_t *len, hr_error_t *err) {
+  size_t i = 0, o = 0, n = *len;
+  while (i <= n) { /* one field per pass */
+    if (i < n && line[i] == '"') {
+      for (i++;; i++) {
+        if (i >= n)
+          return BAD(r, "a quoted field does not end on its line");
+        if (line[i] == '"' && i + 1 < n && line[i + 1] == '"')
+          i++; /* "" */
+        else if (line[i] == '"')
+          break;
+        if (line[i] == '\t')
+          return BAD(r, "a TAB inside a field");
+        line[o++] = line[i];
+      }
+      i++; /* past the closing quote */
+      if (i < n && line[i] != ',')
+        return BAD(r, "text after a quoted field's closing quote");
+    } else {
+      for (; i < n && line[i] != ','; i++) {
+        if (line[i] == '\t')
+          return BAD(r, "a TAB inside a field");
+        line[o++] = line[i];
+      }
+    }
+    if (i >= n)
+      break;
+    line[o++] = '\t'; /* the comma; after a trailing one, an empty field */
+    i++;
+  }
+  line[o] = '\0';
+  *len = o;
+  return 0;
+}
+
 int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
   reader_t r;
   field_t f[2];
@@ -496,7 +536,9 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
   if (line != NULL && memchr(line, '|', len) != NULL &&
       !(len >= 7 && memcmp(line, "item_id", 7) == 0))
     return rd_close(&r, read_uitem(ds, &r, line, len, err), err);
-  if (line == NULL || split(line, len, ',', 0, f, 1) < 1 ||
+  if (line != NULL && (rc = csv_fields(&r, line, &len, err)) != 0)
+    return rd_close(&r, rc, err);
+  if (line == NULL || split(line, len, '\t', 0, f, 1) < 1 ||
       f[0].len != 7 || memcmp(f[0].p, "item_id", 7) != 0)
     return rd_close(&r, BAD(&r, "header must start with item_id"), err);
   free(ds->attr_header);
@@ -506,9 +548,6 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
     if (ds->attr_header == NULL)
       return rd_close(&r, hr_error_set(err, HR_ENOMEM, NULL, "out of memory"),
                       err);
-    for (char *p = ds->attr_header; *p; p++)
-      if (*p == ',')
-        *p = '\t';
     if ((rc = check_attr_header(&r, ds->attr_header, &n_cols, err)) != 0)
       return rd_close(&r, rc, err);
   }
@@ -519,10 +558,12 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
 
     if (len == 0)
       continue;
-    comma = memchr(line, ',', len);
+    if ((rc = csv_fields(&r, line, &len, err)) != 0)
+      break;
+    comma = memchr(line, '\t', len); /* the end of the id */
     idlen = comma ? (size_t)(comma - line) : len;
-    if (idlen == 0 || memchr(line, '\t', len) != NULL) {
-      rc = BAD(&r, "empty item_id or TAB inside");
+    if (idlen == 0) {
+      rc = BAD(&r, "empty item_id");
       break;
     }
     idx = hr_idmap_add(ds->items, line, idlen, NULL);
@@ -543,9 +584,6 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       break;
     }
-    for (char *p = ds->attrs[idx]; *p; p++)
-      if (*p == ',')
-        *p = '\t';
   }
   return rd_close(&r, rc, err);
 }

@@ -157,6 +157,13 @@ HR_TEST(train_items_reader_checks_attributes) {
       {"item_id,g,g\ni1,a,b\n", "named twice"},
       {"item_id,g\ni1,a,b\n", ":2: 2 attribute fields, the header names 1"},
       {"item_id,g\ni1,a\x01b\n", "control character"},
+      /* RFC 4180 quotes: commas and "" inside, any field */
+      {"\"item_id\",\"genres\",year\n\"i1\",\"Comedy|Drama\",\"1995\"\n", NULL},
+      {"item_id,g\ni1,\"a, \"\"b\"\"\",c\n", ":2: 2 attribute fields, the header names 1"},
+      {"item_id,g\ni1,\"open\n", ":2: a quoted field does not end on its line"},
+      {"item_id,g\ni1,\"a\"b\n", ":2: text after a quoted field's closing quote"},
+      {"item_id,g\ni1,a\tb\n", ":2: a TAB inside a field"},
+      {"item_id,g\n,a\n", ":2: empty item_id"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     const char *p = write_tmp("items.csv", cases[i].text);
@@ -186,6 +193,18 @@ HR_TEST(train_items_reader_checks_attributes) {
   ASSERT_EQ(hr_dataset_init(&ds), 0);
   ASSERT_EQ(hr_data_read_items(&ds, p, &err), HR_EFORMAT);
   ASSERT_MSG(strstr(err.msg, "longer than 256") != NULL, "%s", err.msg);
+  hr_dataset_free(&ds);
+  /* A quoted value keeps its comma and its quotes; the cell after it is
+   * the next attribute. */
+  p = write_tmp("items.csv", "item_id,actor,year\n"
+                             "i1,\"Harry Connick, Jr.\",1998\n"
+                             "i2,\"Say \"\"hi\"\"\",\n"
+                             "i3,plain,\"\"\n");
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_MSG(hr_data_read_items(&ds, p, &err) == 0, "%s", err.msg);
+  ASSERT_STR_EQ(ds.attrs[0], "Harry Connick, Jr.\t1998");
+  ASSERT_STR_EQ(ds.attrs[1], "Say \"hi\"\t");
+  ASSERT_STR_EQ(ds.attrs[2], "plain\t");
   hr_dataset_free(&ds);
   return 0;
 }
