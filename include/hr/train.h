@@ -604,6 +604,7 @@ typedef struct {
    * long-term part (no time gaps: these sets have no timestamps), its
    * options */
   const hr_seq_opts_t *seq;
+  const char *items;   /* "seq": an items.csv for the item tower, or NULL */
   /* "nbr": the weight of the item x situation biases (0: none) and their
    * shrinkage (pseudo-rows at the value's mean over all items, > 0) */
   float nbr_weight, nbr_shrink;

@@ -478,6 +478,9 @@ typedef struct {
   size_t F, *off;    /* feature columns and their first row */
   int32_t *cols;     /* F column indices */
   float *buf;
+  hr_item_tokens_t tok; /* --items: the item tower's attribute tokens */
+  float *lt_rows;    /* with tokens: the long-term rows, new items' from
+                        their tokens (as served) */
 } sq_t;
 
 static void sq_free(sq_t *m) {
@@ -488,6 +491,8 @@ static void sq_free(sq_t *m) {
   free(m->off);
   free(m->cols);
   free(m->buf);
+  hr_item_tokens_free(&m->tok);
+  free(m->lt_rows);
 }
 
 /* Row r's context rows of the model (one per feature column, -1 none). */
@@ -573,6 +578,32 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   so.validate = NULL;
   so.report = NULL;
   so.tokens = NULL;
+  if (o->items != NULL) { /* the item tower: attributes of d's items */
+    hr_dataset_t it;
+    size_t ni = hr_idmap_size(d->items);
+    if ((rc = hr_dataset_init(&it)) != 0)
+      goto oom;
+    if ((rc = hr_data_read_items(&it, o->items, err)) != 0) {
+      hr_dataset_free(&it);
+      goto done;
+    }
+    ds.attrs = calloc(ni + 1, sizeof(char *));
+    ds.attrs_cap = ni + 1;
+    if (ds.attrs == NULL ||
+        (it.attr_header && !(ds.attr_header = strdup(it.attr_header))))
+      rc = HR_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < ni; i++) {
+      const char *id = hr_idmap_str(d->items, i);
+      long k = hr_idmap_find(it.items, id, strlen(id));
+      if (k >= 0 && (size_t)k < it.attrs_cap && it.attrs[k] != NULL &&
+          (ds.attrs[i] = strdup(it.attrs[k])) == NULL)
+        rc = HR_ENOMEM;
+    }
+    hr_dataset_free(&it);
+    if (rc != 0 || hr_item_tokens(&ds, ni, &m->tok) != 0)
+      goto oom;
+    so.tokens = &m->tok;
+  }
   rc = hr_seq_fit(&m->h, &so, &m->fit, err);
   if (rc == 0 &&
       (m->buf = malloc(sizeof(float) * hr_seq_embed_floats(&m->fit.dims))) ==
@@ -582,6 +613,12 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
     m->w = so.long_term;
     if ((rc = hr_seq_long_term_fit(&m->h, &so, &m->lt, err)) == 0 &&
         (m->lts = malloc(sizeof(float) * (m->h.n_items + 1))) == NULL)
+      goto oom;
+    if (rc == 0 && m->tok.n_tokens > 0 &&
+        ((m->lt_rows = malloc(sizeof(float) * m->h.n_items *
+                              (size_t)m->lt.dim)) == NULL ||
+         hr_item_tokens_project(&m->tok, &m->h, m->lt.Y, (size_t)m->lt.dim,
+                                HR_LT_TOKEN_SHRINK, m->lt_rows) != 0))
       goto oom;
   }
   goto done;
@@ -617,7 +654,8 @@ static void sq_score(sq_t *m, const hr_ctxdata_t *d, size_t r, float *vec,
   if (m->lts != NULL && u < m->h.n_users) {
     size_t f = (size_t)m->lt.dim;
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m->h.n_items, (int)f,
-                m->w, m->lt.Y, (int)f, m->lt.X + u * f, 1, 1.0f, score, 1);
+                m->w, m->lt_rows ? m->lt_rows : m->lt.Y, (int)f,
+                m->lt.X + u * f, 1, 1.0f, score, 1);
   }
 }
 

@@ -99,7 +99,8 @@ static const char usage_eval[] =
     "                   protocol, with --protocol ctx80|ctx80-rc,\n"
     "                   [--threshold T] (default 4, or 1 for counts) and\n"
     "                   --model pop (MostPopular), seq (the served sequential\n"
-    "                   model with context features, file order as time),\n"
+    "                   model with context features, file order as time;\n"
+    "                   --items PATH adds the item tower over an items.csv),\n"
     "                   tt (context two-tower:\n"
     "                   --dim 32 --epochs 50 --lr 0.01 --wd 0.01 --seed 1)\n"
     "                   or nbr (the user's own ratings of an item plus\n"
@@ -534,7 +535,7 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
                     const char *target, const char *topk, double threshold,
                     const char *model, int no_context, double user_dropout,
                     const hr_seq_opts_t *so, double nbr_weight,
-                    double nbr_shrink) {
+                    double nbr_shrink, const char *items) {
   hr_ctx_eval_opts_t o = {0};
   hr_ctx_result_t res;
   hr_error_t err = {0};
@@ -556,6 +557,9 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
   o.seq = so;
   o.nbr_weight = (float)nbr_weight;
   o.nbr_shrink = (float)nbr_shrink;
+  o.items = items;
+  if (items != NULL && strcmp(model, "seq") != 0)
+    usage_error(a, "--items goes with --model seq (the item tower)");
   if ((rc = hr_eval_ctx(data, &o, topk, &res, &err)) != 0)
     return fail(&err, rc);
   printf("{\"protocol\":\"%s\",\"target\":\"%s\",\"k\":10,"
@@ -708,7 +712,7 @@ static int cmd_eval(args_t *a) {
            cr.random_hr, cr.train_seconds);
     return 0;
   }
-  if (items != NULL && strcmp(kind, "seq") != 0)
+  if (items != NULL && strcmp(kind, "seq") != 0 && data == NULL)
     usage_error(a, "--items goes with --kind seq (the item tower)");
   if (target == NULL ||
       (strcmp(target, "valid") != 0 && strcmp(target, "test") != 0))
@@ -732,7 +736,7 @@ static int cmd_eval(args_t *a) {
   }
   if (data != NULL)
     return eval_ctx(a, data, protocol, target, topk, threshold, model,
-                    no_context, udrop, &so, nbr_w, nbr_s);
+                    no_context, udrop, &so, nbr_w, nbr_s, items);
   if (split == NULL)
     usage_error(a, "--split DIR (protocol loo) or --data PATH (ctx80) is "
                    "required");
