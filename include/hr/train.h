@@ -53,6 +53,12 @@ typedef struct {
   char *uattr_name[8];
   hr_idmap_t *uattr_vals[8];
   int32_t *uattr;
+  /* Set before reading (fit --min-rating): the readers skip rows whose
+   * rating is below min_rating, and count them; rows without a rating are
+   * kept. */
+  int min_rating_set;
+  double min_rating;
+  size_t below_min_rating;
 } hr_dataset_t;
 
 #define HR_DS_UATTR 8        /* user attribute columns */

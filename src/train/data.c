@@ -170,7 +170,7 @@ static int parse_i64(const char *s, size_t len, int64_t *out) {
   return 0;
 }
 
-static int parse_num(const char *s, size_t len) {
+static int parse_num(const char *s, size_t len, double *out) {
   char buf[64], *end;
 
   if (len == 0 || len >= sizeof(buf))
@@ -178,8 +178,16 @@ static int parse_num(const char *s, size_t len) {
   memcpy(buf, s, len);
   buf[len] = '\0';
   errno = 0;
-  (void)strtod(buf, &end);
-  return (*end != '\0' || errno != 0) ? -1 : 0;
+  *out = strtod(buf, &end);
+  return (*end != '\0' || errno != 0 || *out != *out) ? -1 : 0;
+}
+
+/* 1 when a row with this rating is skipped (--min-rating), counted. */
+static int below_min(hr_dataset_t *ds, int has_rating, double rating) {
+  if (!ds->min_rating_set || !has_rating || rating >= ds->min_rating)
+    return 0;
+  ds->below_min_rating++;
+  return 1;
 }
 
 /* Split at `sep` (one char) or "::" into at most max fields; returns the
@@ -227,6 +235,7 @@ int hr_data_read_movielens(hr_dataset_t *ds, const char *path,
   while (rc == 0 && (line = rd_next(&r, &len)) != NULL) {
     int dcolon = strchr(line, '\t') == NULL && strstr(line, "::") != NULL;
     int64_t ts = 0;
+    double rating = 0;
     size_t n;
 
     if (len == 0)
@@ -241,7 +250,7 @@ int hr_data_read_movielens(hr_dataset_t *ds, const char *path,
       rc = BAD(&r, "empty user or item id");
       break;
     }
-    if (n >= 3 && parse_num(f[2].p, f[2].len) != 0) {
+    if (n >= 3 && parse_num(f[2].p, f[2].len, &rating) != 0) {
       rc = BAD(&r, "rating \"%.*s\" is not a number", (int)f[2].len,
                f[2].p);
       break;
@@ -251,6 +260,8 @@ int hr_data_read_movielens(hr_dataset_t *ds, const char *path,
                f[3].p);
       break;
     }
+    if (below_min(ds, n >= 3, rating))
+      continue;
     if ((rc = hr_dataset_add(ds, f[0].p, f[0].len, f[1].p, f[1].len, ts)))
       hr_error_set(err, rc, NULL, "out of memory");
   }
@@ -314,6 +325,7 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
                     err);
   while (rc == 0 && (line = rd_next(&r, &len)) != NULL) {
     int64_t ts = 0;
+    double rating = 0;
     size_t n;
     long vid[MAX_COLS];
 
@@ -330,7 +342,7 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
       break;
     }
     if (col_rating >= 0 && f[col_rating].len > 0 &&
-        parse_num(f[col_rating].p, f[col_rating].len) != 0) {
+        parse_num(f[col_rating].p, f[col_rating].len, &rating) != 0) {
       rc = BAD(&r, "rating is not a number");
       break;
     }
@@ -340,6 +352,8 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
                (int)f[col_ts].len, f[col_ts].p);
       break;
     }
+    if (below_min(ds, col_rating >= 0 && f[col_rating].len > 0, rating))
+      continue;
     for (size_t c = 0; c < ncol && rc == 0; c++) {
       vid[c] = -1;
       if (ctx_of[c] >= 0 && f[c].len > 0 &&

@@ -48,7 +48,8 @@ static const char usage_hyper[] =
     "  --ann-efc N     HNSW build beam width (default 200)\n";
 
 static const char usage_fit[] =
-    "usage: hyperrec-train fit (--data PATH [--format movielens|csv] |\n"
+    "usage: hyperrec-train fit (--data PATH [--format movielens|csv]\n"
+    "                           [--min-rating R] |\n"
     "                           --from-redis HOST:PORT [--stream KEY])\n"
     "                          --out MODELS/NAME [--items PATH] [--users PATH]\n"
     "                          [model options]\n"
@@ -57,6 +58,8 @@ static const char usage_fit[] =
     "                       (TAB or \"::\"), or CSV with a header\n"
     "                       user_id,item_id[,rating][,ts][,<context>...]\n"
     "  --format F           movielens or csv (default: csv for *.csv)\n"
+    "  --min-rating R       with --data: leave out rows rated below R (kept:\n"
+    "                       rows without a rating); the manifest counts them\n"
     "  --from-redis H:P     read the server's event stream instead\n"
     "  --stream KEY         stream key (default hr:events)\n"
     "  --items PATH         item catalogue CSV (item_id,<attributes>...):\n"
@@ -250,6 +253,11 @@ static json_t *data_summary(const hr_dataset_t *ds, const hr_csr_t *h,
   json_object_set_new(d, "source", json_string(source));
   json_object_set_new(d, "format", json_string(format));
   json_object_set_new(d, "rows", json_integer((json_int_t)ds->n));
+  if (ds->min_rating_set) { /* fit --min-rating: the rows it left out */
+    json_object_set_new(d, "min_rating", json_real(ds->min_rating));
+    json_object_set_new(d, "rows_below_min_rating",
+                        json_integer((json_int_t)ds->below_min_rating));
+  }
   json_object_set_new(d, "interactions",
                       json_integer((json_int_t)h->ptr[h->n_users]));
   json_object_set_new(d, "users", json_integer((json_int_t)h->n_users));
@@ -278,7 +286,8 @@ static int cmd_fit(args_t *a) {
   hr_ctx_prior_t cp = {0};
   int32_t *crows = NULL;
   const char *stream = "hr:events", *items = NULL, *users = NULL;
-  int keep = 5;
+  int keep = 5, min_rating_set = 0;
+  double min_rating = 0;
   char path[4096], source[4200];
   hr_ials_opts_t o;
   hr_error_t err = {0};
@@ -318,6 +327,11 @@ static int cmd_fit(args_t *a) {
       users = value(a, arg, "--users");
     else if (is_opt(arg, "--keep"))
       keep = (int)int_opt(a, "--keep", value(a, arg, "--keep"), 0, 100000);
+    else if (is_opt(arg, "--min-rating")) {
+      min_rating = num_opt(a, "--min-rating", value(a, arg, "--min-rating"),
+                           -1e9, 1e9);
+      min_rating_set = 1;
+    }
     else if (!hyper_opt(a, arg, &o))
       usage_error(a, "unknown option \"%s\"", arg);
   }
@@ -342,6 +356,9 @@ static int cmd_fit(args_t *a) {
     usage_error(a, "--out MODELS/NAME is required");
   if (redis != NULL && format != NULL)
     usage_error(a, "--format goes with --data, not --from-redis");
+  if (redis != NULL && min_rating_set)
+    usage_error(a, "--min-rating goes with --data (a file's rating column), "
+                   "not --from-redis");
   if (data != NULL && format == NULL) {
     size_t n = strlen(data);
     format = n > 4 && strcmp(data + n - 4, ".csv") == 0 ? "csv" : "movielens";
@@ -352,6 +369,8 @@ static int cmd_fit(args_t *a) {
 
   if ((rc = hr_dataset_init(&ds)) != 0)
     return fail(&err, rc);
+  ds.min_rating_set = min_rating_set;
+  ds.min_rating = min_rating;
   if (items != NULL && (rc = hr_data_read_items(&ds, items, &err)) != 0)
     goto done;
   if (data != NULL) {

@@ -70,3 +70,49 @@ HR_TEST_T(train_loop_events_to_new_served_model, 180) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+/* fit --min-rating: rows rated below the bar are left out and the manifest
+ * says how many; the option needs a file's rating column. */
+HR_TEST_T(fit_min_rating_leaves_out_low_rows, 60) {
+  char csv[PATH_MAX], out[PATH_MAX], log[PATH_MAX], bin[PATH_MAX];
+  char man[PATH_MAX];
+  hrt_fmt(csv, sizeof(csv), "%s/mr.csv", hr_test_tmpdir());
+  hrt_fmt(out, sizeof(out), "%s/mr-models/default", hr_test_tmpdir());
+  hrt_fmt(log, sizeof(log), "%s/mr-fit.log", hr_test_tmpdir());
+  FILE *f = fopen(csv, "w");
+  ASSERT_NOT_NULL(f);
+  fputs("user_id,item_id,rating,ts\n", f);
+  for (int u = 0; u < 20; u++)
+    for (int k = 0; k < 6; k++) /* ratings 1..6: 1-3 fall below 4 */
+      fprintf(f, "u%d,i%d,%d,%d\n", u, (u + k) % 12, 1 + k, 1700000000 + k);
+  ASSERT_EQ(fclose(f), 0);
+  const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                        "fit", "--data", csv, "--min-rating", "4", "--out",
+                        out, "--iters", "2", NULL};
+  ASSERT_EQ(hrt_run(argv, log, 60000), 0);
+  char *text = hrt_slurp(log), *line = text, *version = NULL;
+  for (char *p = text; p && *p; p++) /* the last line: the version's path */
+    if (*p == '\n') {
+      *p = '\0';
+      if (p[1] != '\0')
+        line = p + 1;
+    }
+  if (line != NULL && strstr(line, "/mr-models/default/") != NULL)
+    version = line;
+  ASSERT_MSG(version != NULL, "no version path in %s", log);
+  hrt_fmt(man, sizeof(man), "%s/manifest.json", version);
+  free(text);
+  json_t *m = json_load_file(man, 0, NULL);
+  ASSERT_NOT_NULL(m);
+  json_t *d = json_object_get(m, "data");
+  ASSERT_EQ(json_integer_value(json_object_get(d, "rows")), 60);
+  ASSERT_EQ(json_integer_value(json_object_get(d, "rows_below_min_rating")),
+            60);
+  ASSERT_MSG(json_real_value(json_object_get(d, "min_rating")) == 4.0, "%s",
+             man);
+  json_decref(m);
+  const char *redis_argv[] = {bin, "fit", "--from-redis", "127.0.0.1:1",
+                              "--min-rating", "4", "--out", out, NULL};
+  ASSERT_EQ(hrt_run(redis_argv, log, 60000), 2);
+  return 0;
+}

@@ -146,6 +146,49 @@ HR_TEST(train_csv_reader) {
   return 0;
 }
 
+/* fit --min-rating: both readers leave out (and count) rows rated below
+ * the bar, before their context values enter the vocabulary; rows without
+ * a rating stay; a NaN rating is an error, not a skip. */
+HR_TEST(train_readers_leave_out_rows_below_min_rating) {
+  const char *csv = write_tmp("mr.csv", "user_id,item_id,rating,mood\n"
+                                        "u1,i1,5,happy\n"
+                                        "u1,i2,2,sad\n"
+                                        "u2,i1,,happy\n"
+                                        "u2,i3,4,\n"
+                                        "u3,i4,3.5,calm\n");
+  const char *ml = write_tmp("mr.data", "1\t10\t5\t1\n1\t11\t3\t2\n2\t10\n");
+  const char *nan = write_tmp("nan.csv", "user_id,item_id,rating\nu1,i1,nan\n");
+  hr_dataset_t ds;
+  hr_error_t err = {0};
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ds.min_rating_set = 1;
+  ds.min_rating = 4;
+  ASSERT_EQ(hr_data_read_csv(&ds, csv, &err), 0);
+  ASSERT_EQ(ds.n, 3);
+  ASSERT_EQ(ds.below_min_rating, 2);
+  ASSERT_EQ(hr_idmap_size(ds.users), 2); /* u3 had only a 3.5 */
+  ASSERT_EQ(hr_idmap_size(ds.ctx_vals[0]), 1); /* happy; not sad, calm */
+  hr_dataset_free(&ds);
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ds.min_rating_set = 1;
+  ds.min_rating = 4;
+  ASSERT_EQ(hr_data_read_movielens(&ds, ml, &err), 0);
+  ASSERT_EQ(ds.n, 2);
+  ASSERT_EQ(ds.below_min_rating, 1);
+  hr_dataset_free(&ds);
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0); /* without the bar every row stays */
+  ASSERT_EQ(hr_data_read_csv(&ds, csv, &err), 0);
+  ASSERT_EQ(ds.n, 5);
+  ASSERT_EQ(ds.below_min_rating, 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, nan, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "nan.csv:2:") != NULL, "%s", err.msg);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
 /* The item catalogue: attribute columns are checked against what the
  * model loader accepts, so fit never writes a version the server refuses. */
 HR_TEST(train_items_reader_checks_attributes) {
