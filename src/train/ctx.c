@@ -602,6 +602,12 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
     hr_dataset_free(&it);
     if (rc != 0 || hr_item_tokens(&ds, ni, &m->tok) != 0)
       goto oom;
+    if (m->tok.n_tokens == 0) { /* nothing to learn from: say so */
+      rc = hr_error_set(err, HR_EINVAL, NULL,
+                        "%s: no item of %s has an attribute value there",
+                        o->items, "the ratings");
+      goto done;
+    }
     so.tokens = &m->tok;
   }
   rc = hr_seq_fit(&m->h, &so, &m->fit, err);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,7 +180,7 @@ static int parse_num(const char *s, size_t len, double *out) {
   buf[len] = '\0';
   errno = 0;
   *out = strtod(buf, &end);
-  return (*end != '\0' || errno != 0 || *out != *out) ? -1 : 0;
+  return (*end != '\0' || errno != 0 || !isfinite(*out)) ? -1 : 0;
 }
 
 /* 1 when a row with this rating is skipped (--min-rating), counted. */
@@ -251,7 +252,7 @@ int hr_data_read_movielens(hr_dataset_t *ds, const char *path,
       break;
     }
     if (n >= 3 && parse_num(f[2].p, f[2].len, &rating) != 0) {
-      rc = BAD(&r, "rating \"%.*s\" is not a number", (int)f[2].len,
+      rc = BAD(&r, "rating \"%.*s\" is not a finite number", (int)f[2].len,
                f[2].p);
       break;
     }
@@ -343,7 +344,7 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
     }
     if (col_rating >= 0 && f[col_rating].len > 0 &&
         parse_num(f[col_rating].p, f[col_rating].len, &rating) != 0) {
-      rc = BAD(&r, "rating is not a number");
+      rc = BAD(&r, "rating is not a finite number");
       break;
     }
     if (col_ts >= 0 && f[col_ts].len > 0 &&
@@ -548,7 +549,8 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
     return rc;
   line = rd_next(&r, &len);
   if (line != NULL && memchr(line, '|', len) != NULL &&
-      !(len >= 7 && memcmp(line, "item_id", 7) == 0))
+      !(len >= 7 && memcmp(line, "item_id", 7) == 0) &&
+      !(len >= 9 && memcmp(line, "\"item_id\"", 9) == 0))
     return rd_close(&r, read_uitem(ds, &r, line, len, err), err);
   if (line != NULL && (rc = csv_fields(&r, line, &len, err)) != 0)
     return rd_close(&r, rc, err);

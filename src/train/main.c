@@ -184,15 +184,20 @@ static long long int_opt(args_t *a, const char *name, const char *v,
   return x;
 }
 
-static float num_opt(args_t *a, const char *name, const char *v, double lo,
-                     double hi) {
+static double dbl_opt(args_t *a, const char *name, const char *v, double lo,
+                      double hi) {
   char *end;
   double x;
   errno = 0;
   x = strtod(v, &end);
   if (*v == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi))
     usage_error(a, "%s: \"%s\" is not a number in [%g, %g]", name, v, lo, hi);
-  return (float)x;
+  return x;
+}
+
+static float num_opt(args_t *a, const char *name, const char *v, double lo,
+                     double hi) {
+  return (float)dbl_opt(a, name, v, lo, hi);
 }
 
 /* Model options shared by fit and eval; returns 1 when arg was one. */
@@ -328,7 +333,7 @@ static int cmd_fit(args_t *a) {
     else if (is_opt(arg, "--keep"))
       keep = (int)int_opt(a, "--keep", value(a, arg, "--keep"), 0, 100000);
     else if (is_opt(arg, "--min-rating")) {
-      min_rating = num_opt(a, "--min-rating", value(a, arg, "--min-rating"),
+      min_rating = dbl_opt(a, "--min-rating", value(a, arg, "--min-rating"),
                            -1e9, 1e9);
       min_rating_set = 1;
     }
@@ -387,7 +392,13 @@ static int cmd_fit(args_t *a) {
   if (rc != 0)
     goto done;
   if (ds.n == 0) {
-    rc = hr_error_set(&err, HR_EINVAL, NULL, "%s: no interactions", source);
+    rc = ds.below_min_rating > 0
+             ? hr_error_set(&err, HR_EINVAL, NULL,
+                            "%s: no interactions left: --min-rating %g left "
+                            "out all %zu rated rows",
+                            source, min_rating, ds.below_min_rating)
+             : hr_error_set(&err, HR_EINVAL, NULL, "%s: no interactions",
+                            source);
     goto done;
   }
   if ((rc = hr_dataset_histories(&ds, &h)) != 0) {
@@ -640,7 +651,7 @@ static int cmd_eval(args_t *a) {
     else if (is_opt(arg, "--protocol"))
       protocol = value(a, arg, "--protocol");
     else if (is_opt(arg, "--threshold"))
-      threshold = num_opt(a, "--threshold", value(a, arg, "--threshold"), 0,
+      threshold = dbl_opt(a, "--threshold", value(a, arg, "--threshold"), 0,
                           1e9);
     else if (is_opt(arg, "--model"))
       model = value(a, arg, "--model");

@@ -219,5 +219,22 @@ HR_TEST_T(eval_ctx_seq_reads_an_items_file, 120) {
   int named = msg != NULL && strstr(msg, "--items goes with --model seq");
   free(msg);
   ASSERT_MSG(named, "no usage error naming --items (%s)", log);
+  /* A side file that names none of the ratings' items is refused, not
+   * silently a run without the tower. */
+  char other[PATH_MAX];
+  hrt_fmt(other, sizeof(other), "%s/other-items.csv", hr_test_tmpdir());
+  FILE *f = fopen(other, "w");
+  ASSERT_NOT_NULL(f);
+  fputs("item_id,genre\nnot-an-item,drama\n", f);
+  ASSERT_EQ(fclose(f), 0);
+  const char *none_argv[] = {bin, "eval", "--data", ratings, "--protocol",
+                             "ctx80", "--target", "valid", "--model", "seq",
+                             "--items", other, NULL};
+  ASSERT_EQ(hrt_run(none_argv, log, 60000), 1);
+  msg = hrt_slurp(log);
+  named = msg != NULL && strstr(msg, "no item of the ratings has an "
+                                     "attribute value there");
+  free(msg);
+  ASSERT_MSG(named, "no error naming the unmatched items file (%s)", log);
   return 0;
 }

@@ -185,6 +185,10 @@ HR_TEST(train_readers_leave_out_rows_below_min_rating) {
   ASSERT_EQ(ds.below_min_rating, 0);
   ASSERT_EQ(hr_data_read_csv(&ds, nan, &err), HR_EFORMAT);
   ASSERT_MSG(strstr(err.msg, "nan.csv:2:") != NULL, "%s", err.msg);
+  hr_error_clear(&err);
+  const char *inf = write_tmp("inf.data", "1\t10\t5\n1\t11\t-inf\n");
+  ASSERT_EQ(hr_data_read_movielens(&ds, inf, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "inf.data:2:") != NULL, "%s", err.msg);
   hr_dataset_free(&ds);
   return 0;
 }
@@ -236,6 +240,13 @@ HR_TEST(train_items_reader_checks_attributes) {
   ASSERT_EQ(hr_dataset_init(&ds), 0);
   ASSERT_EQ(hr_data_read_items(&ds, p, &err), HR_EFORMAT);
   ASSERT_MSG(strstr(err.msg, "longer than 256") != NULL, "%s", err.msg);
+  hr_dataset_free(&ds);
+  /* A quoted header is a CSV header even with a '|' in it (u.item has
+   * '|' but no item_id). */
+  p = write_tmp("items.csv", "\"item_id\",\"tags|x\"\ni1,a\n");
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_MSG(hr_data_read_items(&ds, p, &err) == 0, "%s", err.msg);
+  ASSERT_STR_EQ(ds.attr_header, "tags|x");
   hr_dataset_free(&ds);
   /* A quoted value keeps its comma and its quotes; the cell after it is
    * the next attribute. */
