@@ -108,6 +108,7 @@ typedef struct {
   char *line;
   size_t cap;
   size_t lineno;
+  int nul; /* rd_next stopped at a line holding a NUL byte */
 } reader_t;
 
 static int rd_open(reader_t *r, const char *path, hr_error_t *err) {
@@ -119,13 +120,17 @@ static int rd_open(reader_t *r, const char *path, hr_error_t *err) {
   return 0;
 }
 
-/* Next line without its "\n" / "\r\n"; NULL at EOF (or on a read error,
- * reported by rd_close). */
+/* Next line without its "\n" / "\r\n"; NULL at EOF (or on a read error
+ * or a NUL byte, which ids and values cannot hold: reported by rd_close). */
 static char *rd_next(reader_t *r, size_t *len) {
   ssize_t n = getline(&r->line, &r->cap, r->f);
   if (n < 0)
     return NULL;
   r->lineno++;
+  if (memchr(r->line, '\0', (size_t)n) != NULL) {
+    r->nul = 1;
+    return NULL;
+  }
   if (n > 0 && r->line[n - 1] == '\n')
     r->line[--n] = '\0';
   if (n > 0 && r->line[n - 1] == '\r')
@@ -137,6 +142,9 @@ static char *rd_next(reader_t *r, size_t *len) {
 static int rd_close(reader_t *r, int rc, hr_error_t *err) {
   if (rc == 0 && ferror(r->f))
     rc = hr_error_set(err, HR_EIO, NULL, "%s: read error", r->path);
+  if (rc == 0 && r->nul)
+    rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: a NUL byte", r->path,
+                      r->lineno);
   fclose(r->f);
   free(r->line);
   return rc;
@@ -151,6 +159,8 @@ static int bad_line(reader_t *r, hr_error_t *err, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
+  if (r->nul) /* the line a reader found missing held a NUL byte */
+    snprintf(msg, sizeof(msg), "a NUL byte");
   return hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: %s", r->path, r->lineno,
                       msg);
 }

@@ -700,6 +700,9 @@ static int cmd_eval(args_t *a) {
     size_t n = data ? strlen(data) : 0;
     if (data == NULL)
       usage_error(a, "--cold-users goes with --data PATH");
+    if (items != NULL)
+      usage_error(a, "--items is not used by --cold-users (the prior ranks "
+                     "by context and user attributes)");
     if (format == NULL)
       format = n > 4 && strcmp(data + n - 4, ".csv") == 0 ? "csv"
                                                           : "movielens";
@@ -753,6 +756,8 @@ static int cmd_eval(args_t *a) {
   if (data != NULL && last) { /* leave-last-out on an event CSV */
     if (strcmp(kind, "seq") != 0)
       usage_error(a, "--protocol last goes with --kind seq");
+    if (items != NULL)
+      usage_error(a, "--items is not used by --protocol last");
     if ((rc = hr_eval_last_seq(data, users, strcmp(target, "test") == 0,
                                &so, no_context, topk, &res, &err)) != 0)
       return fail(&err, rc);

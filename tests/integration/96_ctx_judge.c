@@ -236,5 +236,13 @@ HR_TEST_T(eval_ctx_seq_reads_an_items_file, 120) {
                                      "attribute value there");
   free(msg);
   ASSERT_MSG(named, "no error naming the unmatched items file (%s)", log);
+  /* The eval modes that have no use for it refuse it too. */
+  const char *last_argv[] = {bin, "eval", "--data", ratings, "--protocol",
+                             "last", "--kind", "seq", "--target", "valid",
+                             "--items", items, NULL};
+  ASSERT_EQ(hrt_run(last_argv, log, 60000), 2);
+  const char *cold_argv[] = {bin, "eval", "--data", ratings, "--cold-users",
+                             "0.2", "--items", items, NULL};
+  ASSERT_EQ(hrt_run(cold_argv, log, 60000), 2);
   return 0;
 }

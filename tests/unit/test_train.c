@@ -146,6 +146,50 @@ HR_TEST(train_csv_reader) {
   return 0;
 }
 
+/* A NUL byte cannot be part of an id or a value: every reader refuses the
+ * line that holds one, naming it, instead of cutting the id short. */
+HR_TEST(train_readers_refuse_nul_bytes) {
+  static const struct {
+    const char *name;
+    const char *text;
+    size_t len;
+    const char *where;
+  } cases[] = {
+#define NUL_CASE(name, text, where) {name, text, sizeof(text) - 1, where}
+      NUL_CASE("n.csv", "user_id,item_id\nu1,i\0" "1\n", "n.csv:2: a NUL byte"),
+      NUL_CASE("n.data", "1\t1\n1\t2\0\n", "n.data:2: a NUL byte"),
+      NUL_CASE("ni.csv", "item\0_id,g\ni1,a\n", "ni.csv:1: a NUL byte"),
+      NUL_CASE("nu.csv", "user_id,age\nu1,3\0" "0\n", "nu.csv:2: a NUL byte"),
+#undef NUL_CASE
+  };
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    char path[600];
+    hr_dataset_t ds;
+    hr_error_t err = {0};
+    int rc;
+    snprintf(path, sizeof(path), "%s/%s", hr_test_tmpdir(), cases[k].name);
+    FILE *f = fopen(path, "w");
+    ASSERT_NOT_NULL(f);
+    ASSERT_EQ(fwrite(cases[k].text, 1, cases[k].len, f), cases[k].len);
+    ASSERT_EQ(fclose(f), 0);
+    ASSERT_EQ(hr_dataset_init(&ds), 0);
+    if (k == 0)
+      rc = hr_data_read_csv(&ds, path, &err);
+    else if (k == 1)
+      rc = hr_data_read_movielens(&ds, path, &err);
+    else if (k == 2)
+      rc = hr_data_read_items(&ds, path, &err);
+    else {
+      ASSERT_EQ(hr_dataset_add(&ds, "u1", 2, "i1", 2, 1), 0);
+      rc = hr_data_read_users(&ds, path, &err);
+    }
+    hr_dataset_free(&ds);
+    ASSERT_MSG(rc == HR_EFORMAT && strstr(err.msg, cases[k].where) != NULL,
+               "case %zu: rc %d, %s", k, rc, err.msg);
+  }
+  return 0;
+}
+
 /* fit --min-rating: both readers leave out (and count) rows rated below
  * the bar, before their context values enter the vocabulary; rows without
  * a rating stay; a NaN rating is an error, not a skip. */
