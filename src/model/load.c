@@ -460,6 +460,9 @@ static int parse_ids(ctx_t *c, const char *file, const char *column,
       end = tab + strlen(tab);
     if (end == tab || memchr(tab, '\r', (size_t)(end - tab)) != NULL)
       return FAIL(c, HR_EFORMAT, file, "line %zu: empty or bad id", lineno);
+    if (!hr_utf8_valid(tab, (size_t)(end - tab)))
+      return FAIL(c, HR_EFORMAT, file, "line %zu: an id that is not UTF-8",
+                  lineno);
     if (i >= expect)
       return FAIL(c, HR_EFORMAT, file, "line %zu: more rows than the "
                   "manifest's %zu", lineno, expect);

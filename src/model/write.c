@@ -214,7 +214,8 @@ done:
 /* ------------------------------------------------------------ id tables */
 
 static int id_ok(const char *id) {
-  return id != NULL && id[0] != '\0' && strpbrk(id, "\t\r\n") == NULL;
+  return id != NULL && id[0] != '\0' && strpbrk(id, "\t\r\n") == NULL &&
+         hr_utf8_valid(id, strlen(id));
 }
 
 static int write_tsv(const char *path, const char *what,
@@ -226,9 +227,12 @@ static int write_tsv(const char *path, const char *what,
   int rc;
 
   for (size_t i = 0; i < n; i++)
-    if (!id_ok(ids[i]) || (attrs && attrs[i] && strpbrk(attrs[i], "\r\n")))
-      return hr_error_set(err, HR_EINVAL, NULL, "%s %zu: empty id or "
-                          "TAB/CR/LF inside", what, i);
+    if (!id_ok(ids[i]) ||
+        (attrs && attrs[i] &&
+         (strpbrk(attrs[i], "\r\n") ||
+          !hr_utf8_valid(attrs[i], strlen(attrs[i])))))
+      return hr_error_set(err, HR_EINVAL, NULL, "%s %zu: empty id, TAB/CR/LF "
+                          "inside or not UTF-8", what, i);
   if ((rc = out_open(&o, path, err)) != 0)
     return rc;
   out_str(&o, "index\t");

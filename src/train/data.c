@@ -261,6 +261,10 @@ int hr_data_read_movielens(hr_dataset_t *ds, const char *path,
       rc = BAD(&r, "empty user or item id");
       break;
     }
+    if (!hr_utf8_valid(f[0].p, f[0].len) || !hr_utf8_valid(f[1].p, f[1].len)) {
+      rc = BAD(&r, "a user or item id that is not UTF-8");
+      break;
+    }
     if (n >= 3 && parse_num(f[2].p, f[2].len, &rating) != 0) {
       rc = BAD(&r, "rating \"%.*s\" is not a finite number", (int)f[2].len,
                f[2].p);
@@ -350,6 +354,11 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
     }
     if (f[col_user].len == 0 || f[col_item].len == 0) {
       rc = BAD(&r, "empty user_id or item_id");
+      break;
+    }
+    if (!hr_utf8_valid(f[col_user].p, f[col_user].len) ||
+        !hr_utf8_valid(f[col_item].p, f[col_item].len)) {
+      rc = BAD(&r, "a user_id or item_id that is not UTF-8");
       break;
     }
     if (col_rating >= 0 && f[col_rating].len > 0 &&
@@ -590,6 +599,10 @@ int hr_data_read_items(hr_dataset_t *ds, const char *path, hr_error_t *err) {
     idlen = comma ? (size_t)(comma - line) : len;
     if (idlen == 0) {
       rc = BAD(&r, "empty item_id");
+      break;
+    }
+    if (!hr_utf8_valid(line, len)) {
+      rc = BAD(&r, "an item id or attribute that is not UTF-8");
       break;
     }
     idx = hr_idmap_add(ds->items, line, idlen, NULL);

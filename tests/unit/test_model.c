@@ -357,6 +357,11 @@ HR_TEST(model_item_attributes_and_filters) {
        "line 3: more fields than the header's 0"},
       {"index\titem_id\tg\n0\ta\n1\tb\n2\tc\tx\r\n3\td\n4\te\n5\tf\n",
        "line 4: attribute g: a control character"},
+      /* Latin-1 bytes: no JSON answer could name them */
+      {"index\titem_id\tg\n0\ta\n1\tb\tcaf\xe9\n2\tc\n3\td\n4\te\n5\tf\n",
+       "line 3: attribute g: a control character or a byte that is not UTF-8"},
+      {"index\titem_id\n0\ta\n1\tcaf\xe9\n2\tc\n3\td\n4\te\n5\tf\n",
+       "line 3: an id that is not UTF-8"},
   };
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     ASSERT_EQ(rewrite_items(dir, bad[i].text), 0);

@@ -285,6 +285,27 @@ HR_TEST(train_items_reader_checks_attributes) {
   ASSERT_EQ(hr_data_read_items(&ds, p, &err), HR_EFORMAT);
   ASSERT_MSG(strstr(err.msg, "longer than 256") != NULL, "%s", err.msg);
   hr_dataset_free(&ds);
+  /* Ids and values must be UTF-8, as items.tsv and JSON answers are. */
+  hr_error_clear(&err);
+  p = write_tmp("items.csv", "item_id,g\ni1,caf\xe9\n");
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_items(&ds, p, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, ":2: an item id or attribute that is not UTF-8"),
+             "%s", err.msg);
+  hr_dataset_free(&ds);
+  hr_error_clear(&err);
+  p = write_tmp("l1.csv", "user_id,item_id\nu1,ok\nu1,caf\xe9\n");
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, p, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "l1.csv:3: a user_id or item_id that is not "
+                             "UTF-8"), "%s", err.msg);
+  hr_error_clear(&err);
+  p = write_tmp("l1.data", "1\tcaf\xe9\n");
+  ASSERT_EQ(hr_data_read_movielens(&ds, p, &err), HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "l1.data:1: a user or item id that is not "
+                             "UTF-8"), "%s", err.msg);
+  hr_dataset_free(&ds);
+  hr_error_clear(&err);
   /* A quoted header is a CSV header even with a '|' in it (u.item has
    * '|' but no item_id). */
   p = write_tmp("items.csv", "\"item_id\",\"tags|x\"\ni1,a\n");
