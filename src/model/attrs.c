@@ -32,7 +32,7 @@ static int bad(hr_error_t *err, const char *where, size_t line,
 
 /* Whether s[0..len) holds a control character or is not UTF-8 (requests
  * cannot carry either, so such a value could never be matched). */
-static int has_control(const char *s, size_t len) {
+static int unmatchable(const char *s, size_t len) {
   for (size_t i = 0; i < len; i++)
     if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
       return 1;
@@ -125,9 +125,10 @@ static int scan_rows(hr_model_t *m, const char *rows, const char *end,
         if (len > HR_MODEL_MAX_ATTR_VALUE)
           return bad(err, where, line, "attribute %s: a value longer than "
                      "%d bytes", m->attrs[col].name, HR_MODEL_MAX_ATTR_VALUE);
-        if (pass == 0 && has_control(v, len))
+        if (pass == 0 && unmatchable(v, len))
           return bad(err, where, line, "attribute %s: a control character "
-                     "or a byte that is not UTF-8 in a value", m->attrs[col].name);
+                     "or a byte that is not UTF-8 in a value",
+                     m->attrs[col].name);
         if (len > 0) {
           tally_t *tc = &t[col];
           if (pass == 0) {
@@ -197,9 +198,10 @@ int hr__model_parse_attrs(hr_model_t *m, const char *text, size_t size,
     if (ne == NULL)
       ne = he;
     if (ne == n || (size_t)(ne - n) > HR_MODEL_MAX_ATTR_NAME ||
-        has_control(n, (size_t)(ne - n))) {
+        unmatchable(n, (size_t)(ne - n))) {
       rc = bad(err, where, 1, "attribute %zu: empty, longer than %d bytes "
-               "or with a control character or non-UTF-8 byte", c + 1, HR_MODEL_MAX_ATTR_NAME);
+               "or with a control character or non-UTF-8 byte", c + 1,
+               HR_MODEL_MAX_ATTR_NAME);
       goto out;
     }
     m->attrs[c].name = strndup(n, (size_t)(ne - n));

@@ -604,8 +604,8 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
       goto oom;
     if (m->tok.n_tokens == 0) { /* nothing to learn from: say so */
       rc = hr_error_set(err, HR_EINVAL, NULL,
-                        "%s: no item of %s has an attribute value there",
-                        o->items, "the ratings");
+                        "%s: no item of the ratings has an attribute value "
+                        "there", o->items);
       goto done;
     }
     so.tokens = &m->tok;
@@ -689,8 +689,8 @@ typedef struct {
   double *ivs, *gs;    /* deviation sums per (item, slot) and per slot */
   uint32_t *ivn, *gn;
   size_t coff[HR_CTX_MAX_COLS];
-  unsigned char *rated; /* per item, scratch of nb_score (zero between) */
-  double *raw;          /* per item, scratch of nb_score */
+  double *raw;         /* per item, scratch of nb_score */
+  double top;          /* 1 + the largest popularity count */
   float weight, shrink;
   int use_ctx;
 } nb_t;
@@ -707,17 +707,20 @@ static void nb_free(nb_t *m) {
   free(m->ivn);
   free(m->gs);
   free(m->gn);
-  free(m->rated);
   free(m->raw);
 }
 
+/* pop: the MostPopular counts of the ni items. */
 static int nb_fit(nb_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
-                  const hr_ctx_eval_opts_t *o) {
+                  const hr_ctx_eval_opts_t *o, const float *pop, size_t ni) {
   size_t nf = 0, np, nu = hr_idmap_size(d->users), ns = 0, *pr = NULL;
   int32_t key[2];
   m->weight = o->nbr_weight;
   m->shrink = o->nbr_shrink;
   m->use_ctx = !o->no_context && o->nbr_weight > 0;
+  m->top = 1;
+  for (size_t i = 0; i < ni; i++)
+    m->top = pop[i] + 1 > m->top ? pop[i] + 1 : m->top;
   for (size_t r = 0; r < d->n; r++)
     nf += fitrow[r];
   for (size_t c = 0; c < d->n_cols; c++) {
@@ -736,11 +739,10 @@ static int nb_fit(nb_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   m->ivn = calloc(nf * d->n_cols + 1, sizeof(uint32_t));
   m->gs = calloc(ns + 1, sizeof(double));
   m->gn = calloc(ns + 1, sizeof(uint32_t));
-  m->rated = calloc(hr_idmap_size(d->items) + 1, 1);
-  m->raw = calloc(hr_idmap_size(d->items) + 1, sizeof(double));
+  m->raw = calloc(ni + 1, sizeof(double));
   pr = malloc(sizeof(size_t) * (d->n + 1));
-  if (!m->rated || !m->raw || !m->pairs || !m->iv || !m->sum || !m->cnt || !m->pitem || !m->uptr ||
-      !m->upair || !m->ivs || !m->ivn || !m->gs || !m->gn || !pr)
+  if (!m->raw || !m->pairs || !m->iv || !m->sum || !m->cnt || !m->pitem ||
+      !m->uptr || !m->upair || !m->ivs || !m->ivn || !m->gs || !m->gn || !pr)
     goto oom;
   for (size_t r = 0; r < d->n; r++) { /* the pairs and their ratings */
     int added;
@@ -805,10 +807,9 @@ oom:
 /* Scores of every item for row r's user in row r's context. */
 static void nb_score(nb_t *m, const hr_ctxdata_t *d, size_t r,
                      const float *pop, size_t ni, float *score) {
-  unsigned char *rated = m->rated;
   size_t u = (size_t)d->u[r];
   int32_t key[2];
-  double lo = 0, top = 1;
+  double lo = 0;
   for (size_t j = m->uptr[u]; j < m->uptr[u + 1]; j++) {
     size_t p = m->upair[j];
     int32_t item = m->pitem[p];
@@ -831,23 +832,17 @@ static void nb_score(nb_t *m, const hr_ctxdata_t *d, size_t r,
       s += m->weight * ((a + m->shrink * g) / (n + m->shrink) - g);
     }
     m->raw[item] = s;
-    rated[item] = 1;
     lo = j == m->uptr[u] || s < lo ? s : lo;
   }
-  /* rated items from 0 up, the others below by popularity in [-2, -1):
+  /* every item by popularity in [-2, -1), then the rated ones from 0 up:
    * relative to the lowest rated score, so that neither order loses
    * precision to the scale of the ratings (counts can be large) */
+  for (size_t i = 0; i < ni; i++)
+    score[i] = (float)(pop[i] / m->top - 2);
   for (size_t j = m->uptr[u]; j < m->uptr[u + 1]; j++) {
     int32_t item = m->pitem[m->upair[j]];
     score[item] = (float)(m->raw[item] - lo);
   }
-  for (size_t i = 0; i < ni; i++)
-    top = pop[i] + 1 > top ? pop[i] + 1 : top;
-  for (size_t i = 0; i < ni; i++)
-    if (!rated[i])
-      score[i] = (float)(pop[i] / top - 2);
-  for (size_t j = m->uptr[u]; j < m->uptr[u + 1]; j++)
-    rated[m->pitem[m->upair[j]]] = 0;
 }
 
 int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
@@ -944,7 +939,7 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
       goto done;
     }
   }
-  if (is_nbr && nb_fit(&nb, &d, fitrow, o) != 0) {
+  if (is_nbr && nb_fit(&nb, &d, fitrow, o, score, ni) != 0) {
     rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
     goto done;
   }
