@@ -22,7 +22,7 @@
 #define HR_API_MAX_ID 128      /* bytes in a user/item/event id */
 #define HR_API_MAX_CTX_VALUE 64
 #define HR_API_MAX_USER_ATTRS 16 /* entries of user_attrs */
-#define HR_API_MAX_CTX_EXTRA 8   /* entries of context.extra */
+#define HR_API_MAX_CTX_EXTRA 12  /* entries of context.extra */
 #define HR_API_MAX_FILTERS 16   /* attributes in "filters" */
 #define HR_API_MAX_FILTER_VALUES 256 /* values for one attribute */
 #define HR_API_TS_MIN 946684800LL /* 2000-01-01T00:00:00Z */

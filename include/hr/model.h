@@ -235,7 +235,7 @@ size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
 
 /* ------------------------------------------------------ context prior */
 
-#define HR_MODEL_MAX_CFIELDS 16 /* fields of a "context_prior" */
+#define HR_MODEL_MAX_CFIELDS 20 /* fields of a "context_prior" */
 
 /** Scores for a user the model knows nothing about, in the context given
  *  as n (name, value) pairs (NULL value: unknown): out[i] = the item's log

@@ -69,7 +69,7 @@ typedef struct {
  *  section 4): end_emotion, dominant_emotion, interaction. */
 int hr_ctx_never_feature(const char *name);
 
-#define HR_DS_CTX 8
+#define HR_DS_CTX 12
 
 /** Empty data set; HR_ENOMEM. Free with hr_dataset_free. */
 int hr_dataset_init(hr_dataset_t *ds);

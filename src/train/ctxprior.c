@@ -11,6 +11,14 @@
 
 #include "util.h"
 
+/* Every context slot the trainer keeps can arrive in a request, even when
+ * none is a named field (context.extra), and every prior field it writes
+ * can be loaded. */
+_Static_assert(HR_DS_CTX <= HR_API_MAX_CTX_EXTRA,
+               "a context slot a request cannot carry");
+_Static_assert(HR_PRIOR_FIELDS <= HR_MODEL_MAX_CFIELDS,
+               "a prior the model loader refuses");
+
 void hr_ctx_prior_free(hr_ctx_prior_t *p) {
   free(p->logpop);
   free(p->lift);

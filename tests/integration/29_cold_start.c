@@ -246,7 +246,8 @@ HR_TEST_T(context_extra_reaches_the_models, 120) {
       "{\"user_id\":\"x\",\"context\":{\"extra\":{\"companion\":3}}}",
       "{\"user_id\":\"x\",\"context\":{\"extra\":{\"a\":\"1\",\"b\":"
       "\"1\",\"c\":\"1\",\"d\":\"1\",\"e\":\"1\",\"f\":\"1\",\"g\":"
-      "\"1\",\"h\":\"1\",\"i\":\"1\"}}}",
+      "\"1\",\"h\":\"1\",\"i\":\"1\",\"j\":\"1\",\"k\":\"1\",\"l\":"
+      "\"1\",\"m\":\"1\"}}}", /* 13 entries */
       NULL};
   for (int k = 0; bad[k] != NULL; k++) {
     j = hrt_post_text(&e, "/recommend", bad[k], &st);

@@ -152,6 +152,41 @@ HR_TEST(api_recommend_valid) {
   return 0;
 }
 
+/* context.extra takes as many entries as the trainer keeps context columns
+ * (12: none of them need be a named field), and refuses one more by its
+ * path. */
+HR_TEST(api_recommend_context_extra_limit) {
+  hr_config_t cfg;
+  hr_recommend_req_t r;
+  hr_error_t err = {0};
+  char body[1024];
+  size_t n;
+
+  hr_config_defaults(&cfg);
+  for (int total = HR_API_MAX_CTX_EXTRA; total <= HR_API_MAX_CTX_EXTRA + 1;
+       total++) {
+    n = (size_t)snprintf(body, sizeof(body),
+                         "{\"user_id\":\"u\",\"context\":{\"extra\":{");
+    for (int e = 0; e < total; e++)
+      n += (size_t)snprintf(body + n, sizeof(body) - n, "%s\"c%d\":\"v\"",
+                            e ? "," : "", e);
+    n += (size_t)snprintf(body + n, sizeof(body) - n, "}}}");
+    ASSERT(n < sizeof(body));
+    if (total == HR_API_MAX_CTX_EXTRA) {
+      ASSERT_EQ(hr_api_parse_recommend(body, n, &cfg, NOW, &r, &err), 0);
+      ASSERT_EQ(r.n_ctx_extra, 12);
+      ASSERT_STR_EQ(r.ctx_extra_name[11], "c11");
+      hr_recommend_req_destroy(&r);
+    } else {
+      ASSERT_EQ(hr_api_parse_recommend(body, n, &cfg, NOW, &r, &err),
+                HR_ETOOMANY);
+      ASSERT_STR_EQ(err.field, "context.extra");
+      hr_error_clear(&err);
+    }
+  }
+  return 0;
+}
+
 HR_TEST(api_event_batch_limits_and_defaults) {
   hr_config_t cfg;
   hr_event_req_t r;

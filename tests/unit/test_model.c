@@ -881,9 +881,90 @@ HR_TEST(model_context_prior_round_trip) {
   return 0;
 }
 
+/* The first 12 context columns get a slot (a request can carry each of
+ * them in context.extra), the 13th does not, a never-feature takes none; with 8 user attributes the prior has 20 fields, and a model with
+ * all of them loads and scores the last context column. */
+HR_TEST(model_context_prior_takes_every_column_a_request_can_carry) {
+  char dir[512], csv[600], users[600], vdir[600];
+  hr_dataset_t ds;
+  hr_csr_t h;
+  hr_ials_t fit;
+  hr_ials_opts_t o;
+  hr_ctx_prior_t cp;
+  hr_model_t *m;
+  hr_error_t err = {0};
+  float *s;
+  FILE *fp;
+  const char *names[2] = {"c11", "c12"}, *vals[2] = {"v1", "v1"};
+
+  snprintf(dir, sizeof(dir), "%s/cp12", hr_test_tmpdir());
+  mkdir(dir, 0755);
+  snprintf(csv, sizeof(csv), "%s/events.csv", dir);
+  snprintf(users, sizeof(users), "%s/users.csv", dir);
+  fp = fopen(csv, "w");
+  ASSERT_NOT_NULL(fp);
+  fputs("user_id,item_id,ts,c0,c1,c2,end_emotion,c3,c4,c5,c6,c7,c8,c9,c10,"
+        "c11,c12\n", fp);
+  for (int r = 0; r < 40; r++) {
+    fprintf(fp, "u%d,i%d,%d", r % 8, r % 5, 1700000000 + r);
+    for (int c = 0; c < 14; c++)
+      fprintf(fp, ",v%d", (r + c) % 2);
+    fputc('\n', fp);
+  }
+  fclose(fp);
+  fp = fopen(users, "w");
+  ASSERT_NOT_NULL(fp);
+  fputs("user_id,a0,a1,a2,a3,a4,a5,a6,a7\n", fp);
+  for (int u = 0; u < 8; u++)
+    fprintf(fp, "u%d,x%d,x%d,x%d,x%d,x%d,x%d,x%d,x%d\n", u, u % 2, u % 3,
+            u % 2, u % 3, u % 2, u % 3, u % 2, u % 3);
+  fclose(fp);
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_data_read_csv(&ds, csv, &err), 0);
+  ASSERT_EQ(hr_data_read_users(&ds, users, &err), 0);
+  ASSERT_EQ(ds.n_ctx, 14);
+  ASSERT_EQ(ds.n_slots, 12);
+  ASSERT_EQ(ds.cv_slot[3], -1);  /* end_emotion */
+  ASSERT_EQ(ds.cv_slot[12], 11); /* c11 */
+  ASSERT_EQ(ds.cv_slot[13], -1); /* c12: no slot left */
+  ASSERT_EQ(hr_dataset_histories(&ds, &h), 0);
+  ASSERT_EQ(hr_ctx_prior_fit(&ds, h.n_items, NULL, 20.0f, &cp), 0);
+  ASSERT_EQ(cp.n_fields, 20);
+  ASSERT_STR_EQ(cp.field[11], "c11");
+  ASSERT_STR_EQ(cp.field[19], "user.a7");
+  hr_ials_opts_default(&o);
+  o.factors = 4;
+  o.iters = 1;
+  o.index = 0;
+  o.ctx_prior = &cp;
+  ASSERT_EQ(hr_ials_fit(&h, &o, &fit, &err), 0);
+  snprintf(vdir, sizeof(vdir), "%s/m", dir);
+  mkdir(vdir, 0755);
+  strcat(vdir, "/1");
+  mkdir(vdir, 0755);
+  ASSERT_EQ(hr_train_write_files(vdir, &ds, &h, &fit, &o, NULL, "cp12", 1,
+                                 &err),
+            0);
+  m = hr_model_open(vdir, &err);
+  ASSERT_MSG(m != NULL, "%s", err.msg);
+  ASSERT_EQ(hr_model_n_context_fields(m), 20);
+  s = malloc(sizeof(float) * h.n_items);
+  ASSERT_NOT_NULL(s);
+  /* c11 is known, c12 (no slot) is ignored */
+  ASSERT_EQ(hr_model_context_scores(m, names, vals, 2, s), 1);
+  ASSERT_EQ(hr_model_context_scores(m, names + 1, vals + 1, 1, s), 0);
+  free(s);
+  hr_model_free(m);
+  hr_ials_free(&fit);
+  hr_ctx_prior_free(&cp);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
 /* The prior keeps only what a request can carry and the loader accepts:
  * a column with a value over 64 bytes, and the never-features, are left
- * out; a never-feature does not take one of the 8 context slots. */
+ * out; a never-feature does not take one of the 12 context slots. */
 HR_TEST(model_context_prior_skips_what_requests_cannot_carry) {
   char path[600];
   hr_dataset_t ds;
