@@ -806,6 +806,29 @@ HR_TEST(model_retrieve_is_exact) {
 
 /* ------------------------------------------------------- context prior */
 
+/* Fits a small iALS model with the prior cp and publishes it as version 1
+ * under vdir (which gets "/1" appended); fit is the caller's to free.
+ * Returns the loaded model, or NULL with err set. */
+static hr_model_t *prior_model(char *vdir, hr_dataset_t *ds, hr_csr_t *h,
+                               hr_ctx_prior_t *cp, int factors, int iters,
+                               hr_ials_t *fit, hr_error_t *err) {
+  hr_ials_opts_t o;
+
+  hr_ials_opts_default(&o);
+  o.factors = factors;
+  o.iters = iters;
+  o.index = 0;
+  o.ctx_prior = cp;
+  if (hr_ials_fit(h, &o, fit, err) != 0)
+    return NULL;
+  mkdir(vdir, 0755);
+  strcat(vdir, "/1");
+  mkdir(vdir, 0755);
+  if (hr_train_write_files(vdir, ds, h, fit, &o, NULL, "cpm", 1, err) != 0)
+    return NULL;
+  return hr_model_open(vdir, err);
+}
+
 /* fit writes the context prior; the loaded model scores an unknown user in
  * a context exactly as popularity + the lifts; a manifest whose value
  * lists no longer match the table is refused. */
@@ -816,7 +839,6 @@ HR_TEST(model_context_prior_round_trip) {
   hr_dataset_t ds;
   hr_csr_t h;
   hr_ials_t fit;
-  hr_ials_opts_t o;
   hr_ctx_prior_t cp;
   hr_model_t *m;
   float *s;
@@ -831,19 +853,7 @@ HR_TEST(model_context_prior_round_trip) {
   ASSERT_EQ(hr_dataset_histories(&ds, &h), 0);
   ASSERT_EQ(hr_ctx_prior_fit(&ds, h.n_items, NULL, 20.0f, &cp), 0);
   ASSERT_EQ(cp.n_fields, 3); /* location, mood, device */
-  hr_ials_opts_default(&o);
-  o.factors = 8;
-  o.iters = 2;
-  o.index = 0;
-  o.ctx_prior = &cp;
-  ASSERT_EQ(hr_ials_fit(&h, &o, &fit, &err), 0);
-  mkdir(vdir, 0755);
-  strcat(vdir, "/1");
-  mkdir(vdir, 0755);
-  ASSERT_EQ(hr_train_write_files(vdir, &ds, &h, &fit, &o, NULL, "cpm", 1,
-                                 &err),
-            0);
-  m = hr_model_open(vdir, &err);
+  m = prior_model(vdir, &ds, &h, &cp, 8, 2, &fit, &err);
   ASSERT_MSG(m != NULL, "%s", err.msg);
   s = malloc(sizeof(float) * h.n_items);
   ASSERT_NOT_NULL(s);
@@ -889,7 +899,6 @@ HR_TEST(model_context_prior_takes_every_column_a_request_can_carry) {
   hr_dataset_t ds;
   hr_csr_t h;
   hr_ials_t fit;
-  hr_ials_opts_t o;
   hr_ctx_prior_t cp;
   hr_model_t *m;
   hr_error_t err = {0};
@@ -932,20 +941,8 @@ HR_TEST(model_context_prior_takes_every_column_a_request_can_carry) {
   ASSERT_EQ(cp.n_fields, 20);
   ASSERT_STR_EQ(cp.field[11], "c11");
   ASSERT_STR_EQ(cp.field[19], "user.a7");
-  hr_ials_opts_default(&o);
-  o.factors = 4;
-  o.iters = 1;
-  o.index = 0;
-  o.ctx_prior = &cp;
-  ASSERT_EQ(hr_ials_fit(&h, &o, &fit, &err), 0);
   snprintf(vdir, sizeof(vdir), "%s/m", dir);
-  mkdir(vdir, 0755);
-  strcat(vdir, "/1");
-  mkdir(vdir, 0755);
-  ASSERT_EQ(hr_train_write_files(vdir, &ds, &h, &fit, &o, NULL, "cp12", 1,
-                                 &err),
-            0);
-  m = hr_model_open(vdir, &err);
+  m = prior_model(vdir, &ds, &h, &cp, 4, 1, &fit, &err);
   ASSERT_MSG(m != NULL, "%s", err.msg);
   ASSERT_EQ(hr_model_n_context_fields(m), 20);
   s = malloc(sizeof(float) * h.n_items);
