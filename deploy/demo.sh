@@ -60,15 +60,28 @@ USER=$(sed -n 2p "$VAR/data/contexts.csv" | cut -d, -f1)
 ITEM=$(sed -n 2p "$VAR/data/items.csv" | cut -d, -f1)
 
 # 4. The server.
+# (tee ignores Ctrl-C so that the server's last log lines still reach the
+# console and the log; it ends when the server closes stderr)
 "$BIN/hyperrec" --config config/hyperrec.json --listen "$LISTEN" \
   --redis "127.0.0.1:$REDIS_PORT" --models "$VAR/models" \
-  2> >(tee "$VAR/hyperrec.log" >&2) &
+  2> >(trap '' INT; exec tee "$VAR/hyperrec.log" >&2) &
 pids+=($!)
+SERVER=$!
+ready() { # this server (not another one on the port) listens and is ready
+  kill -0 "$SERVER" 2>/dev/null &&
+    grep -q '"event":"listening"' "$VAR/hyperrec.log" 2>/dev/null &&
+    curl -sf "http://$LISTEN/readyz" >/dev/null 2>&1
+}
 for _ in $(seq 1 200); do
-  curl -sf "http://$LISTEN/readyz" >/dev/null 2>&1 && break
+  ready && break
+  kill -0 "$SERVER" 2>/dev/null || break # it exited: no use waiting
   sleep 0.05
 done
-curl -sf "http://$LISTEN/readyz" >/dev/null || { echo "demo: server not ready"; exit 1; }
+if ! ready; then
+  echo "demo: the server is not ready on $LISTEN (its log: $VAR/hyperrec.log)."
+  echo "demo: if the port is taken, pick another: HR_DEMO_LISTEN=127.0.0.1:8091 make run"
+  exit 1
+fi
 
 cat <<MSG
 

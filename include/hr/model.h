@@ -227,7 +227,8 @@ typedef struct {
  *  Kind "seq": the time from the newest history item (recent's first, else
  *  the stored history's last) to recent->now, and, for a version with
  *  context features and a user with a history, each of recent's context
- *  values (its learned vector against the item; user.* names skipped).
+ *  values the model knows (context fields, context.extra names and user.*
+ *  attributes: its learned vector against the item).
  *  Kind "ials" uses no context: 0. Thread-safe. */
 size_t hr_model_explain_context(const hr_model_t *m, long user_idx,
                                 const hr_history_t *recent, size_t item,

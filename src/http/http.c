@@ -545,7 +545,8 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
       MHD_OPTION_THREAD_POOL_SIZE, threads,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http.connection_timeout_s,
       MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+      /* no SO_REUSEPORT: a second server on a taken port must fail, not
+       * share it (SO_REUSEADDR, MHD's default, still allows a restart) */
       MHD_OPTION_END);
   if (h->d == NULL) {
     hr_error_set(err, HR_EIO, "listen", "cannot listen on %s:%d",

@@ -21,7 +21,10 @@ static const char usage_main[] =
     "\n"
     "commands:\n"
     "  fit    train a model and publish a new version MODELS/NAME/<version>\n"
-    "  eval   leave-last-out evaluation on a MovieLens split (PROTOCOL.md)\n"
+    "  eval   offline evaluation: the loo split of MovieLens 100K\n"
+    "         (../shared/data/ml-100k/splits/loo/PROTOCOL.md), the context\n"
+    "         protocols ctx80 / ctx80-rc (../shared/data/CONTEXT-PROTOCOL.md),\n"
+    "         leave-last-out on an event file, cold items, cold users\n"
     "  gen    write a synthetic data set with context effects\n"
     "  index  build an ANN index (index.bin) from a VEC1 vector file\n"
     "  check-index  recall of a version's index for its own users\n"
@@ -136,7 +139,8 @@ static const char usage_gen[] =
     "                          [--events 60000] [--seed 1]\n"
     "\n"
     "Writes DIR/events.csv (user_id,item_id,rating,ts,location,mood,device),\n"
-    "DIR/items.csv and DIR/contexts.csv (user_id,location,mood,tz).\n";
+    "DIR/items.csv, DIR/users.csv (user_id,age,household) and\n"
+    "DIR/contexts.csv (user_id,location,mood,tz).\n";
 
 /* --------------------------------------------------------- option parsing */
 

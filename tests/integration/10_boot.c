@@ -37,6 +37,36 @@ HR_TEST_T(boot_healthz_and_graceful_exit, 60) {
   return 0;
 }
 
+/* A second server on the port the first one holds exits 1 naming the
+ * address, instead of sharing the port (SO_REUSEPORT would let it). */
+HR_TEST_T(boot_taken_port_exits_1, 60) {
+  HRT_ENV(e);
+  char bin[PATH_MAX], listen[64], redis[64], log[PATH_MAX], *text;
+  int st, rc;
+  json_t *j;
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  snprintf(listen, sizeof(listen), "127.0.0.1:%d", e.srv.port);
+  snprintf(redis, sizeof(redis), "127.0.0.1:%d", e.redis.port);
+  snprintf(log, sizeof(log), "%s/second.log", hr_test_tmpdir());
+  const char *argv[] = {hrt_bin_path("hyperrec", bin, sizeof(bin)),
+                        "--listen", listen, "--redis", redis, "--models",
+                        e.models, NULL};
+  rc = hrt_run(argv, log, 10000 * hrt_mult());
+  ASSERT_MSG(rc == 1, "second server on %s: exit %d", listen, rc);
+  text = hrt_slurp(log);
+  ASSERT_NOT_NULL(text);
+  ASSERT_MSG(strstr(text, listen) != NULL, "log does not name %s: %s",
+             listen, text);
+  free(text);
+  /* the first one still answers */
+  j = hrt_get(&e, "/healthz", &st);
+  ASSERT_EQ(st, 200);
+  json_decref(j);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
 HR_TEST_T(boot_readyz_ready_with_model_and_redis, 60) {
   HRT_ENV(e);
   json_t *j;

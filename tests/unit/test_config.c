@@ -1,7 +1,9 @@
 /* test_config.c -- defaults, file, env, flags, validation. */
 #include "test.h"
 
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hr/config.h"
 
@@ -27,6 +29,35 @@ HR_TEST(config_defaults_are_valid) {
   ASSERT_STR_EQ(c.slots[0], "default");
   ASSERT_EQ(c.http.n_cors_origins, 1);
   ASSERT_STR_EQ(c.http.unknown_fields, "reject");
+  return 0;
+}
+
+/* docs/configuration.md calls config/hyperrec.json an example holding
+ * every default: loading it over the defaults changes nothing. */
+HR_TEST(config_example_file_holds_the_defaults) {
+  char path[PATH_MAX];
+  hr_config_t def, ex;
+  hr_error_t err = {0};
+
+  snprintf(path, sizeof(path), "%s/config/hyperrec.json", hr_test_root());
+  hr_config_defaults(&def);
+  hr_config_defaults(&ex);
+  ASSERT_MSG(hr_config_load_file(&ex, path, &err) == 0, "%s", err.msg);
+#define SAME(part, name)                                                   \
+  ASSERT_MSG(memcmp(&def.part, &ex.part, sizeof(def.part)) == 0,           \
+             "config/hyperrec.json: %s differs from the default "          \
+             "(bin/hyperrec --help-config)", name)
+  SAME(redis, "redis.*");
+  SAME(http, "http.*");
+  SAME(recommend, "recommend.*");
+  SAME(event, "event.*");
+  SAME(ann, "ann.*");
+#undef SAME
+  ASSERT_STR_EQ(ex.config_path, path); /* the one field that should differ */
+  memcpy(def.config_path, ex.config_path, sizeof(def.config_path));
+  ASSERT_MSG(memcmp(&def, &ex, sizeof(def)) == 0,
+             "config/hyperrec.json differs from the defaults "
+             "(bin/hyperrec --help-config)");
   return 0;
 }
 
