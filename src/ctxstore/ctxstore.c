@@ -23,6 +23,7 @@ struct hr_ctxstore {
   long long next_try_ms; /* no dial before this (backoff) */
   int backoff_ms;        /* current backoff, 0 after a success */
   unsigned long up_seen; /* g_up_epoch when this connection failed */
+  int timed_out;         /* the last failure was a command timeout */
 };
 
 static hr_config_t g_cfg;
@@ -186,6 +187,9 @@ static struct timeval tv_ms(int ms) {
 /* Drops the connection after a failure and schedules the next dial. */
 static int fail(hr_ctxstore_t *s, hr_error_t *err, const char *what) {
   const char *why = s->c && s->c->errstr[0] ? s->c->errstr : "no connection";
+  int e = errno;
+  s->timed_out = s->c && s->c->err == REDIS_ERR_IO &&
+                 (e == EAGAIN || e == EWOULDBLOCK || e == ETIMEDOUT);
   atomic_fetch_add(&g_errors, 1);
   hr_error_set(err, HR_EREDIS, "", "redis %s:%d: %s: %s", s->cfg.redis.host,
                s->cfg.redis.port, what, why);
@@ -215,6 +219,15 @@ static int ensure(hr_ctxstore_t *s, hr_error_t *err) {
   if (redisSetTimeout(s->c, tv_ms(s->cfg.redis.command_timeout_ms)) != REDIS_OK)
     return fail(s, err, "set timeout");
   if (s->backoff_ms) {
+    /* After a failure a TCP connect proves little (a hung Redis accepts
+     * it): only an answer does. Without one, the backoff keeps doubling
+     * and the other threads are not woken. */
+    redisReply *r = redisCommand(s->c, "PING");
+    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    if (r != NULL)
+      freeReplyObject(r);
+    if (!ok)
+      return fail(s, err, "ping");
     atomic_fetch_add(&g_up_epoch, 1);
     hr_log(HR_LOG_INFO, "redis_reconnected",
            json_pack("{s:s,s:i}", "host", s->cfg.redis.host, "port",
@@ -344,8 +357,9 @@ int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
   hr_error_t first = {0};
   int rc = read_once(s, user_id, max_hist, out, &first);
   /* Reads are safe to repeat: a connection the peer closed while idle is
-   * re-dialled at once and the read tried again. */
-  if (rc == HR_EREDIS && reused && s->c == NULL) {
+   * re-dialled at once and the read tried again (not after a timeout: a
+   * Redis that does not answer would cost the request a second one). */
+  if (rc == HR_EREDIS && reused && s->c == NULL && !s->timed_out) {
     s->next_try_ms = 0;
     return read_once(s, user_id, max_hist, out, err);
   }
@@ -617,8 +631,8 @@ int hr_ctxstore_write_events(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
    * by the peer while idle (a Redis restart, a timeout, CLIENT KILL): dial
    * again at once. Retrying the write itself is safe only when every event
    * carries an event_id, because the lost reply may have followed a
-   * successful write. */
-  if (rc == HR_EREDIS && reused && s->c == NULL) {
+   * successful write. Not after a timeout: Redis is not answering. */
+  if (rc == HR_EREDIS && reused && s->c == NULL && !s->timed_out) {
     s->next_try_ms = 0;
     int all_ids = 1;
     for (size_t i = 0; i < n; i++)

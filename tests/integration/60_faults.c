@@ -238,6 +238,17 @@ HR_TEST_T(faults_redis_hung_requests_bounded, 90) {
   ASSERT_STR_EQ(hrt_jstr(j, "error.code"), "context_store_unavailable");
   ASSERT_MSG(ms < DEGRADED_MS * hrt_mult(), "took %lld ms", ms);
   json_decref(j);
+  /* Past several backoffs the TCP connect to the frozen Redis succeeds,
+   * but nothing answers: that is no reconnection (which would reset the
+   * backoff and wake every worker into another timeout). */
+  for (int k = 0; k < 6; k++) {
+    usleep(100 * 1000);
+    j = recommend_user(&e, "hung-user", &st, &ms);
+    ASSERT_MSG(st == 200 && json_is_true(hrt_jget(j, "degraded")),
+               "hung Redis, request %d: status %d: %s", k, st, hrt_jdump(j));
+    json_decref(j);
+  }
+  ASSERT_EQ(hrt_server_log_count(&e.srv, "\"redis_reconnected\"", NULL), 0);
 
   /* Thawed, Redis may still execute what was queued before the timeout
    * (the 503 promised nothing either way); a retry with the same event_id
@@ -245,6 +256,7 @@ HR_TEST_T(faults_redis_hung_requests_bounded, 90) {
   hrt_redis_pause(&e.redis, 0);
   HRT_POLL(ok, 10000, recommend_healthy(&e, "hung-user"));
   ASSERT_MSG(ok, "still degraded 10 s after Redis resumed");
+  ASSERT_GT(hrt_server_log_count(&e.srv, "\"redis_reconnected\"", NULL), 0);
   HRT_POLL(ok, 10000,
            (j = click(&e, "hung-user", "i1", "hung-evt-1", &st, &ms),
             json_decref(j), st == 202));
