@@ -582,8 +582,14 @@ void hr_http_stop(hr_http_t *h, int grace_ms) {
   if (h == NULL)
     return;
   atomic_store(&h->draining, 1);
-  /* Stop accepting; connections already open are served until done. */
+  /* Stop accepting; connections already open are served until done. The
+   * quiesced socket would still complete handshakes into its backlog, where
+   * new clients would hang until the exit: shutdown() stops it listening,
+   * so they are refused at once and go to another replica. (It is closed
+   * only after the worker threads are gone, below.) */
   MHD_socket s = MHD_quiesce_daemon(h->d);
+  if (s != MHD_INVALID_SOCKET)
+    shutdown(s, SHUT_RDWR);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     clock_gettime(CLOCK_MONOTONIC, &t);

@@ -15,9 +15,10 @@ static const char *const ep_names[] = {
 #undef XX
 };
 
-/* Statuses tracked one by one; anything else is counted as its class. */
-static const int statuses[] = {200, 202, 204, 400, 401, 404, 405,
-                               413, 415, 429, 500, 503};
+/* Statuses tracked one by one (every one the server sends); anything else
+ * is counted under status="other". */
+static const int statuses[] = {200, 202, 204, 400, 401, 404, 405, 409,
+                               413, 415, 429, 431, 500, 503};
 #define N_STATUS (sizeof(statuses) / sizeof(statuses[0]))
 #define N_SLOTS (N_STATUS + 1) /* + "other" */
 

@@ -428,6 +428,14 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
              hrt_jdump(j));
   json_decref(j);
   ASSERT_EQ(served_version(&e), v0 + 10);
+  { /* the conflicts are counted under their own status */
+    char *m = hrt_metrics(&e);
+    ASSERT_NOT_NULL(m);
+    double n409 = hrt_metric(m, "hyperrec_http_requests_total",
+                             "endpoint=\"admin\"", "status=\"409\"", NULL);
+    free(m);
+    ASSERT_MSG(n409 >= 3, "admin 409s counted: %g", n409);
+  }
   /* A body that is not JSON: 415. */
   j = admin_req(&e, "/admin/reload", bearer, "text/plain", "x", &st, NULL, 0);
   ASSERT_API_ERROR(j, st, 415, "unsupported_media_type", "");

@@ -5,6 +5,7 @@
  * tests fast; every wait is a bounded poll. */
 #include "lib/env.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -324,6 +325,57 @@ HR_TEST_T(faults_sigterm_with_idle_client_exits_0, 60) {
   ASSERT_MSG(hrt_now_ms() - t0 < 5000LL * hrt_mult(),
              "SIGTERM took %lld ms with a grace of 500 ms",
              hrt_now_ms() - t0);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* After SIGTERM the port refuses new connections at once, while a request
+ * already in flight (held up by a frozen Redis) is still answered. */
+HR_TEST_T(faults_sigterm_refuses_new_connections, 60) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {
+      .config_json = "{\"http\":{\"shutdown_grace_ms\":3000},"
+                     "\"redis\":{\"command_timeout_ms\":1500}}"};
+  struct sockaddr_in a = {0};
+  const char *req = "POST /recommend HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: application/json\r\nContent-Length: 16\r\n"
+                    "Connection: close\r\n\r\n{\"user_id\":\"u1\"}";
+  char buf[64] = {0};
+  int fd, fd2, rc, err2;
+  long long t0;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  ASSERT(recommend_healthy(&e, "u1"));
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)e.srv.port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  hrt_redis_pause(&e.redis, 1);
+  fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT(fd >= 0);
+  ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  ASSERT_EQ(write(fd, req, strlen(req)), (long long)strlen(req));
+  usleep(200 * 1000); /* the request now waits on Redis */
+  kill(e.srv.pid, SIGTERM);
+  usleep(300 * 1000);
+  t0 = hrt_now_ms();
+  fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT(fd2 >= 0);
+  rc = connect(fd2, (struct sockaddr *)&a, sizeof(a));
+  err2 = errno;
+  close(fd2);
+  ASSERT_MSG(rc != 0 && err2 == ECONNREFUSED,
+             "a new connection after SIGTERM: rc %d, %s", rc, strerror(err2));
+  ASSERT_MSG(hrt_now_ms() - t0 < 1000LL * hrt_mult(), "refused after %lld ms",
+             hrt_now_ms() - t0);
+  /* the request in flight still gets its (degraded) answer */
+  ASSERT_GT(read(fd, buf, sizeof(buf) - 1), 12);
+  ASSERT_MSG(strncmp(buf, "HTTP/1.1 200", 12) == 0, "in flight: %s", buf);
+  close(fd);
+  hrt_redis_pause(&e.redis, 0);
+  rc = hrt_wait(e.srv.pid, 10000 * hrt_mult());
+  if (rc != -1)
+    e.srv.pid = 0;
+  ASSERT_MSG(rc == 0, "exit status %d", rc);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
