@@ -258,6 +258,21 @@ static void on_hup(uv_signal_t *sig, int signum) {
          json_pack("{s:s}", "file", c.config_path));
 }
 
+/* A start that fails after the loop and its signal handles exist: release
+ * them (and what else was started) so that the exit leaks nothing. */
+static int fail_start(server_t *s) {
+  uv_close((uv_handle_t *)&s->sig_term, NULL);
+  uv_close((uv_handle_t *)&s->sig_int, NULL);
+  uv_close((uv_handle_t *)&s->sig_hup, NULL);
+  uv_run(&s->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&s->loop);
+  hr_exp_counts_stop();
+  if (s->reg != NULL)
+    hr_registry_free(s->reg);
+  hr_tz_cache_clear();
+  return 1;
+}
+
 int main(int argc, char **argv) {
   server_t s;
   hr_error_t err = {0};
@@ -297,11 +312,11 @@ int main(int argc, char **argv) {
   hr_ctxstore_configure(&s.cfg);
   if (hr_exp_counts_start(&s.cfg) != 0) {
     hr_log(HR_LOG_ERROR, "out_of_memory", NULL);
-    return 1;
+    return fail_start(&s);
   }
   s.reg = hr_registry_new(&s.cfg);
   if (s.reg == NULL)
-    return 1;
+    return fail_start(&s);
   if (hr_registry_scan(s.reg) == 0)
     hr_log(HR_LOG_WARN, "no_model",
            json_pack("{s:s,s:s}", "models_dir", s.cfg.models_dir, "msg",
@@ -311,8 +326,7 @@ int main(int argc, char **argv) {
   if (s.http == NULL) {
     hr_log(HR_LOG_ERROR, "listen_failed",
            json_pack("{s:s}", "reason", err.msg[0] ? err.msg : "out of memory"));
-    hr_registry_free(s.reg);
-    return 1;
+    return fail_start(&s);
   }
   hr_log(HR_LOG_INFO, "listening",
          json_pack("{s:s,s:i,s:s,s:i,s:s}", "host", s.cfg.listen_host, "port",

@@ -59,6 +59,8 @@ HR_TEST_T(boot_taken_port_exits_1, 60) {
   ASSERT_MSG(strstr(text, listen) != NULL, "log does not name %s: %s",
              listen, text);
   free(text);
+  ASSERT_MSG(!hrt_file_has_sanitizer_report(log),
+             "sanitizer report from the server that could not start");
   /* the first one still answers */
   j = hrt_get(&e, "/healthz", &st);
   ASSERT_EQ(st, 200);
