@@ -410,7 +410,7 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
   slot_t *s;
   uint64_t current = 0, *versions = NULL;
   size_t n = 0;
-  int rc = 0;
+  int rc = 0, loaded = 0;
 
   if (slot < 0 || slot >= r->n)
     return hr_error_set(err, HR_ENOTFOUND, NULL, "no such model slot");
@@ -422,11 +422,26 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
   pthread_mutex_unlock(&s->mu);
   *from = current;
   *to = 0;
-  if (version == 0) { /* the newest valid version older than the current */
+  if (version == 0) {
+    /* The newest valid version older than the current: older versions are
+     * tried newest first, and one that turns out to be refused is passed
+     * over (it is recorded as refused, with its reason). */
     versions = list_versions(s->dir, 0, &n);
-    for (size_t i = 0; i < n && version == 0; i++)
-      if (versions[i] < current && !is_refused(s, versions[i]))
+    for (size_t i = 0; i < n && version == 0; i++) {
+      hr_error_t lerr = {0};
+      if (versions[i] >= current || is_refused(s, versions[i]))
+        continue;
+      rc = load_publish(r, s, versions[i], versions[i], &lerr);
+      if (rc < 0) {
+        free(versions);
+        rc = hr_error_set(err, rc, NULL, "out of memory");
+        goto out;
+      }
+      if (rc > 0) {
         version = versions[i];
+        loaded = 1;
+      }
+    }
     free(versions);
     if (version == 0) {
       rc = hr_error_set(err, HR_ECONFLICT, "version", "slot %s has no valid "
@@ -434,6 +449,7 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
                         (unsigned long long)current);
       goto out;
     }
+    rc = 0;
   } else {
     char path[PATH_MAX];
     struct stat st;
@@ -455,7 +471,7 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
       goto out;
     }
   }
-  {
+  if (!loaded) {
     hr_error_t lerr = {0};
     rc = load_publish(r, s, version, version, &lerr);
     if (rc == 0) {
@@ -549,6 +565,16 @@ json_t *hr_registry_describe(hr_registry_t *r) {
     int n = s->n_refused < MAX_REASONS ? s->n_refused : MAX_REASONS;
     for (int j = 0; j < n; j++) { /* newest first */
       const refused_t *f = &s->reasons[(s->n_refused - 1 - j) % MAX_REASONS];
+      int seen = 0;
+      /* only versions still refused (a repaired one is retried and leaves
+       * the set), each once, with its latest reason */
+      if (refused_at(s, f->version) < 0)
+        continue;
+      for (int k = 0; k < j && !seen; k++)
+        seen = s->reasons[(s->n_refused - 1 - k) % MAX_REASONS].version ==
+               f->version;
+      if (seen)
+        continue;
       json_array_append_new(
           refused, json_pack("{s:I,s:s}", "version", (json_int_t)f->version,
                              "reason", f->reason));

@@ -303,6 +303,51 @@ static json_t *admin_post(hrt_env_t *e, const char *path, const char *auth,
                    www, nw);
 }
 
+/* A rollback without a version passes over a broken older version (it is
+ * refused, with its reason) and serves the newest valid one, in one call. */
+HR_TEST_T(lifecycle_rollback_skips_a_broken_older_version, 90) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100,\"admin\":"
+                                     "{\"token\":\"" ADMIN_TOKEN "\"}}"};
+  const char *bearer = "Bearer " ADMIN_TOKEN;
+  char dir[PATH_MAX], file[PATH_MAX];
+  long long v0;
+  int ok, st;
+  json_t *j;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  v0 = served_version(&e);
+  /* v0 + 10 broken (never loaded: a newer one serves), v0 + 20 serving */
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
+  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
+  hrt_fmt(file, sizeof(file), "%s/model.bin", dir);
+  ASSERT_EQ(truncate(file, 100), 0);
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 20);
+  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
+  HRT_POLL(ok, 5000, served_version(&e) == v0 + 20);
+  ASSERT(ok);
+  j = admin_post(&e, "/admin/models/default/rollback", bearer, NULL, &st,
+                 NULL, 0);
+  ASSERT_MSG(st == 200, "rollback: %d %s", st, hrt_jdump(j));
+  ASSERT_EQ(hrt_jint(j, "from"), v0 + 20);
+  ASSERT_EQ(hrt_jint(j, "to"), v0);
+  json_decref(j);
+  ASSERT_EQ(served_version(&e), v0);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(hrt_jint(j, "slots[0].refused[0].version"), v0 + 10);
+  ASSERT_MSG(strstr(hrt_jstr(j, "slots[0].refused[0].reason"), "model.bin") !=
+                 NULL,
+             "%s", hrt_jdump(j));
+  json_decref(j);
+  /* nothing older is left: 409 */
+  j = admin_post(&e, "/admin/models/default/rollback", bearer, NULL, &st,
+                 NULL, 0);
+  ASSERT_API_ERROR(j, st, 409, "conflict", "version");
+  json_decref(j);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
 /* Rollback through the admin API: bearer token, the previous version
  * served and pinned (a newer version is not picked up until
  * /admin/reload), visible in /models and /metrics; bad requests get
@@ -659,6 +704,15 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
   HRT_POLL(ok, 5000, served_version(&e) == v0 + 10 * nc);
   ASSERT_MSG(ok, "repaired version not served (%lld)", served_version(&e));
   ASSERT_GE(hrt_server_log_count(&e.srv, "\"model_retry\"", NULL), 1);
+  /* /models no longer lists it as refused; the other broken ones stay */
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(st, 200);
+  json_t *rf = hrt_jget(j, "slots[0].refused");
+  ASSERT_MSG(json_array_size(rf) == (size_t)nc - 1, "%s", hrt_jdump(rf));
+  for (size_t k = 0; k < json_array_size(rf); k++)
+    ASSERT(json_integer_value(json_object_get(json_array_get(rf, k),
+                                              "version")) != v0 + 10 * nc);
+  json_decref(j);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
