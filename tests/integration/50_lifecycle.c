@@ -303,6 +303,22 @@ static json_t *admin_post(hrt_env_t *e, const char *path, const char *auth,
                    www, nw);
 }
 
+/* POST a rollback without a version: 200 from `from` to `to`, which then
+ * serves. Returns 0, or 1 after printing why. */
+static int rollback_to(hrt_env_t *e, const char *bearer, long long from,
+                       long long to) {
+  int st;
+  json_t *j = admin_post(e, "/admin/models/default/rollback", bearer, NULL,
+                         &st, NULL, 0);
+  int ok = st == 200 && hrt_jint(j, "from") == from && hrt_jint(j, "to") == to;
+  if (!ok)
+    fprintf(stderr, "  rollback %lld -> %lld: %d %s\n", from, to, st,
+            hrt_jdump(j));
+  json_decref(j);
+  ASSERT_EQ(served_version(e), to);
+  return !ok;
+}
+
 /* A rollback without a version passes over a broken older version (it is
  * refused, with its reason) and serves the newest valid one, in one call. */
 HR_TEST_T(lifecycle_rollback_skips_a_broken_older_version, 90) {
@@ -326,13 +342,7 @@ HR_TEST_T(lifecycle_rollback_skips_a_broken_older_version, 90) {
   ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
   HRT_POLL(ok, 5000, served_version(&e) == v0 + 20);
   ASSERT(ok);
-  j = admin_post(&e, "/admin/models/default/rollback", bearer, NULL, &st,
-                 NULL, 0);
-  ASSERT_MSG(st == 200, "rollback: %d %s", st, hrt_jdump(j));
-  ASSERT_EQ(hrt_jint(j, "from"), v0 + 20);
-  ASSERT_EQ(hrt_jint(j, "to"), v0);
-  json_decref(j);
-  ASSERT_EQ(served_version(&e), v0);
+  ASSERT_EQ(rollback_to(&e, bearer, v0 + 20, v0), 0);
   j = hrt_get(&e, "/models", &st);
   ASSERT_EQ(hrt_jint(j, "slots[0].refused[0].version"), v0 + 10);
   ASSERT_MSG(strstr(hrt_jstr(j, "slots[0].refused[0].reason"), "model.bin") !=
@@ -402,13 +412,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
   json_decref(j);
 
   /* Roll back to the previous version: served at once, pinned. */
-  j = admin_post(&e, "/admin/models/default/rollback", bearer, NULL, &st,
-                 NULL, 0);
-  ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
-  ASSERT_EQ(hrt_jint(j, "from"), v0 + 10);
-  ASSERT_EQ(hrt_jint(j, "to"), v0);
-  json_decref(j);
-  ASSERT_EQ(served_version(&e), v0);
+  ASSERT_EQ(rollback_to(&e, bearer, v0 + 10, v0), 0);
   j = hrt_get(&e, "/models", &st);
   ASSERT_EQ(hrt_jint(j, "slots[0].pinned"), v0);
   json_decref(j);
