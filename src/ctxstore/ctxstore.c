@@ -223,11 +223,11 @@ static int ensure(hr_ctxstore_t *s, hr_error_t *err) {
      * it): only an answer does. Without one, the backoff keeps doubling
      * and the other threads are not woken. */
     redisReply *r = redisCommand(s->c, "PING");
-    int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
-    if (r != NULL)
-      freeReplyObject(r);
-    if (!ok)
+    if (r == NULL)
       return fail(s, err, "ping");
+    /* An error reply (LOADING, NOAUTH, ...) is an answer too: the commands
+     * that follow fail with Redis's own message (redis_reply_error). */
+    freeReplyObject(r);
     atomic_fetch_add(&g_up_epoch, 1);
     hr_log(HR_LOG_INFO, "redis_reconnected",
            json_pack("{s:s,s:i}", "host", s->cfg.redis.host, "port",

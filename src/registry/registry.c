@@ -425,16 +425,18 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
   if (version == 0) {
     /* The newest valid version older than the current: older versions are
      * tried newest first, and one that turns out to be refused is passed
-     * over (it is recorded as refused, with its reason). */
+     * over (it is recorded as refused, with its reason), as is one whose
+     * directory went away meanwhile. */
     versions = list_versions(s->dir, 0, &n);
     for (size_t i = 0; i < n && version == 0; i++) {
       hr_error_t lerr = {0};
       if (versions[i] >= current || is_refused(s, versions[i]))
         continue;
       rc = load_publish(r, s, versions[i], versions[i], &lerr);
-      if (rc < 0) {
+      if (rc < 0 || (rc == 0 && lerr.code == HR_ENOMEM)) {
+        /* not the version's fault: stop rather than pass over a good one */
         free(versions);
-        rc = hr_error_set(err, rc, NULL, "out of memory");
+        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
         goto out;
       }
       if (rc > 0) {

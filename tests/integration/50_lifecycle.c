@@ -326,22 +326,31 @@ HR_TEST_T(lifecycle_rollback_skips_a_broken_older_version, 90) {
   hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100,\"admin\":"
                                      "{\"token\":\"" ADMIN_TOKEN "\"}}"};
   const char *bearer = "Bearer " ADMIN_TOKEN;
-  char dir[PATH_MAX], file[PATH_MAX];
+  char dir[PATH_MAX], file[PATH_MAX], tmp[PATH_MAX];
   long long v0;
   int ok, st;
   json_t *j;
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
   v0 = served_version(&e);
-  /* v0 + 10 broken (never loaded: a newer one serves), v0 + 20 serving */
-  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
-  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
-  hrt_fmt(file, sizeof(file), "%s/model.bin", dir);
-  ASSERT_EQ(truncate(file, 100), 0);
+  /* v0 + 20 serves; then a broken v0 + 10 appears, whole, in one rename:
+   * older than the serving version, the scanner never looks at it, so
+   * only the rollback meets it */
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 20);
   ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
   HRT_POLL(ok, 5000, served_version(&e) == v0 + 20);
   ASSERT(ok);
+  hrt_fmt(tmp, sizeof(tmp), "%s/default/.tmp-broken", e.models);
+  ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, tmp), 0);
+  hrt_fmt(file, sizeof(file), "%s/model.bin", tmp);
+  ASSERT_EQ(truncate(file, 100), 0);
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
+  ASSERT_EQ(rename(tmp, dir), 0);
+  hrt_sleep_ms(300); /* a scan or two: still not refused, still v0 + 20 */
+  ASSERT_EQ(served_version(&e), v0 + 20);
+  j = hrt_get(&e, "/models", &st);
+  ASSERT_EQ(json_array_size(hrt_jget(j, "slots[0].refused")), 0);
+  json_decref(j);
   ASSERT_EQ(rollback_to(&e, bearer, v0 + 20, v0), 0);
   j = hrt_get(&e, "/models", &st);
   ASSERT_EQ(hrt_jint(j, "slots[0].refused[0].version"), v0 + 10);

@@ -220,12 +220,24 @@ HR_TEST_T(faults_redis_down_event_503_then_recovers, 90) {
 
 HR_TEST_T(faults_redis_hung_requests_bounded, 90) {
   HRT_ENV(e);
+  /* one HTTP worker, so that the same connection sees the freeze and the
+   * thaw whatever the core count */
+  static const hrt_env_opts_t o1 = {
+      .config_json = "{\"threads\":1,\"redis\":{\"connect_timeout_ms\":200,"
+                     "\"command_timeout_ms\":200,\"backoff_min_ms\":20,"
+                     "\"backoff_max_ms\":200}}"};
   long long ms;
+  double err0, err1;
+  char *m;
   json_t *j;
   int st, ok;
 
-  ASSERT_EQ(hrt_env_start(&e, &fault_opts), 0);
+  ASSERT_EQ(hrt_env_start(&e, &o1), 0);
   ASSERT(recommend_healthy(&e, "hung-user"));
+  m = hrt_metrics(&e);
+  ASSERT_NOT_NULL(m);
+  err0 = hrt_metric(m, "hyperrec_redis_errors_total", NULL);
+  free(m);
   /* A frozen Redis accepts connections' bytes but never answers: only the
    * server's command timeout saves the request. */
   hrt_redis_pause(&e.redis, 1);
@@ -234,6 +246,12 @@ HR_TEST_T(faults_redis_hung_requests_bounded, 90) {
              "hung Redis: status %d: %s", st, hrt_jdump(j));
   ASSERT_MSG(ms < DEGRADED_MS * hrt_mult(), "took %lld ms", ms);
   json_decref(j);
+  /* one timeout, not a second one from re-dialling and reading again */
+  m = hrt_metrics(&e);
+  ASSERT_NOT_NULL(m);
+  err1 = hrt_metric(m, "hyperrec_redis_errors_total", NULL);
+  free(m);
+  ASSERT_DBL_NEAR(err1 - err0, 1, 1e-9);
   j = click(&e, "hung-user", "i1", "hung-evt-1", &st, &ms);
   ASSERT_MSG(st == 503, "hung Redis: /event status %d: %s", st, hrt_jdump(j));
   ASSERT_STR_EQ(hrt_jstr(j, "error.code"), "context_store_unavailable");
@@ -356,7 +374,7 @@ HR_TEST_T(faults_sigterm_refuses_new_connections, 60) {
   ASSERT_EQ(write(fd, req, strlen(req)), (long long)strlen(req));
   usleep(200 * 1000); /* the request now waits on Redis */
   kill(e.srv.pid, SIGTERM);
-  usleep(300 * 1000);
+  usleep(300 * 1000 * (useconds_t)hrt_mult());
   t0 = hrt_now_ms();
   fd2 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT(fd2 >= 0);
