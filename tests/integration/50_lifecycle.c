@@ -303,6 +303,18 @@ static json_t *admin_post(hrt_env_t *e, const char *path, const char *auth,
                    www, nw);
 }
 
+/* Publish the fixture as version v of the default slot and wait until it
+ * serves. Returns 0, or 1 after printing why. */
+static int serve_new(hrt_env_t *e, long long v) {
+  char dir[PATH_MAX];
+  int ok;
+  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e->models, v);
+  ASSERT_EQ(publish(e->fx.version_dir, dir), 0);
+  HRT_POLL(ok, 5000, served_version(e) == v);
+  ASSERT_MSG(ok, "version %lld not served", v);
+  return 0;
+}
+
 /* POST a rollback without a version: 200 from `from` to `to`, which then
  * serves. Returns 0, or 1 after printing why. */
 static int rollback_to(hrt_env_t *e, const char *bearer, long long from,
@@ -328,7 +340,7 @@ HR_TEST_T(lifecycle_rollback_skips_a_broken_older_version, 90) {
   const char *bearer = "Bearer " ADMIN_TOKEN;
   char dir[PATH_MAX], file[PATH_MAX], tmp[PATH_MAX];
   long long v0;
-  int ok, st;
+  int st;
   json_t *j;
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
@@ -336,10 +348,7 @@ HR_TEST_T(lifecycle_rollback_skips_a_broken_older_version, 90) {
   /* v0 + 20 serves; then a broken v0 + 10 appears, whole, in one rename:
    * older than the serving version, the scanner never looks at it, so
    * only the rollback meets it */
-  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 20);
-  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
-  HRT_POLL(ok, 5000, served_version(&e) == v0 + 20);
-  ASSERT(ok);
+  ASSERT_EQ(serve_new(&e, v0 + 20), 0);
   hrt_fmt(tmp, sizeof(tmp), "%s/default/.tmp-broken", e.models);
   ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, tmp), 0);
   hrt_fmt(file, sizeof(file), "%s/model.bin", tmp);
@@ -384,10 +393,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
   v0 = served_version(&e);
-  hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
-  ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
-  HRT_POLL(ok, 5000, served_version(&e) == v0 + 10);
-  ASSERT(ok);
+  ASSERT_EQ(serve_new(&e, v0 + 10), 0);
 
   /* No token, a wrong one, another scheme: 401 with WWW-Authenticate. */
   static const char *const bad_auth[] = {
