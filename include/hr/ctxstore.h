@@ -11,9 +11,12 @@
  * or not at all. Failures are sticky per connection: the connection is
  * dropped and re-dialled after an exponential backoff (redis.backoff_min_ms
  * .. backoff_max_ms; at once when another thread has reconnected, and at
- * once with one retry when a working connection was closed by the peer and
- * the call is safe to repeat); until then calls fail at once with
- * HR_EREDIS, which keeps a Redis outage from stalling requests.
+ * once with one retry when a working connection was closed by the peer,
+ * not timed out, and the call is safe to repeat); until then calls fail at
+ * once with HR_EREDIS, which keeps a Redis outage from stalling requests.
+ * After a failure a re-dial counts as reconnected (backoff reset, other
+ * threads woken) only once Redis answers a PING: a hung Redis that accepts
+ * connections keeps the backoff growing.
  *
  * Key layout (prefix from config, default "hr:"): ctx:{u} hash, hist:{u}
  * list newest first of "<item_id>\t<ts>" entries (a bare item id is read

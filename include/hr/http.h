@@ -33,8 +33,10 @@ int hr_http_port(const hr_http_t *h);
  *  Returns 0 or HR_ENOMEM. Call from one thread. */
 int hr_http_set_config(hr_http_t *h, const hr_config_t *cfg);
 
-/** Stop accepting connections, let in-flight requests finish for at most
- *  `grace_ms`, then stop the threads and free everything. */
+/** Stop accepting connections (new ones are refused at once), let
+ *  in-flight requests finish for at most `grace_ms`, wait for a running
+ *  admin job, then stop the threads and free everything. A worker inside a
+ *  Redis call holds the stop until that call times out. */
 void hr_http_stop(hr_http_t *h, int grace_ms);
 
 #endif

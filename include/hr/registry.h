@@ -53,8 +53,9 @@ unsigned long hr_registry_refused_count(const hr_registry_t *r);
 /** The index of the slot called `name`, or -1. */
 int hr_registry_find(const hr_registry_t *r, const char *name);
 /** Serve `version` of the slot (0: the newest valid version older than
- *  the serving one; any other version on disk, older or newer, may be
- *  named) and pin the slot to it: scans leave it alone until
+ *  the serving one, trying older versions newest first and passing over
+ *  those that get refused; any other version on disk, older or newer, may
+ *  be named) and pin the slot to it: scans leave it alone until
  *  hr_registry_reload. Loads and validates on the calling thread (an admin
  *  job), serialised with the scanner. *from / *to: the versions before and
  *  after. HR_ENOTFOUND (no such slot or version directory), HR_ECONFLICT
@@ -69,7 +70,8 @@ int hr_registry_reload(hr_registry_t *r, int *changed);
 /** Rollbacks done so far (all slots). */
 unsigned long hr_registry_rollbacks(const hr_registry_t *r);
 
-/** JSON for GET /models (new reference). */
+/** JSON for GET /models (new reference); "refused" lists the versions
+ *  still refused (not retried since), each once with its latest reason. */
 json_t *hr_registry_describe(hr_registry_t *r);
 
 #endif

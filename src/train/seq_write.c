@@ -50,8 +50,8 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
   const float *rest_at = f->m[0].w + ni * (size_t)dm->d;
 
   memset(x, 0, sizeof(*x));
-  if (ni != h->n_items || d + fl > HR_MODEL_MAX_DIM)
-    return HR_EINVAL; /* wider than a server loads */
+  if (ni != h->n_items)
+    return HR_EINVAL; /* the callers checked the width (too_wide) */
   x->ids = malloc((ni + 1) * sizeof(*x->ids));
   x->uids = malloc((nu + 1) * sizeof(*x->uids));
   x->prior = malloc((ni + 1) * sizeof(*x->prior));
