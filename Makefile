@@ -5,6 +5,7 @@
 #   make test       unit + integration tests (ends with "N passed, N failed")
 #   make asan       the same tests on an ASan+UBSan build (build-asan/)
 #   make bench      benchmarks (bench/)
+#   make bench-e2e  /recommend and /event against nginx and the Python peer
 #   make deps       install the Debian 12 packages (apt-get, as root)
 #   make clean
 
@@ -126,6 +127,26 @@ _asan: all $(BUILD)/hr-tests
 
 _bench: all
 	@./bench/run.sh
+
+# End to end against the peers (bench/run_e2e.sh): nginx ceiling, pyref,
+# hyperrec iALS and seq side by side, then cost against catalogue size and
+# history length (long: fits 100k and 1M-item models on first use).
+.PHONY: bench-e2e _bench-e2e
+bench-e2e: check-deps
+	@$(MAKE) --no-print-directory _bench-e2e
+_bench-e2e: all
+	@./bench/run_e2e.sh
+
+# /recommend answers of this tree's build against those of commit REV
+# (built in a scratch worktree), on the same models and Redis state
+# (tests/compare_rev.py): every answer must be the same.
+.PHONY: compare-rev
+compare-rev: all
+	@test -n "$(REV)" || { echo "usage: make compare-rev REV=<commit>"; exit 2; }
+	@d=$$(mktemp -d) && git worktree add -q --detach "$$d" "$(REV)" && \
+	  $(MAKE) --no-print-directory -C "$$d" all >/dev/null && \
+	  python3 tests/compare_rev.py "$$d/bin" $(BIN); rc=$$?; \
+	  git worktree remove --force "$$d"; exit $$rc
 
 # ANN index against hnswlib (bench/run_ann.sh; long: builds 1M twice per run).
 .PHONY: bench-ann _bench-ann

@@ -77,6 +77,7 @@ typedef struct {
     int max_k;
     int max_history;
     int max_exclude;
+    int user_cache;             /* user vectors kept per model version */
   } recommend;
   struct {
     int max_batch;

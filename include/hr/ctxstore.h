@@ -39,12 +39,17 @@ extern const char *const hr_ctx_field_names[HR_CTX_FIELDS];
 
 typedef struct hr_ctxstore hr_ctxstore_t;
 
-/** What Redis knows about a user. Strings are owned by the struct. */
+/** What Redis knows about a user. Strings live in the struct's own
+ *  storage, which a later read into the same struct reuses (grown when
+ *  short, never shrunk): a thread that keeps one struct reads users
+ *  without allocating. Zero-initialise; hr_user_state_destroy frees. */
 typedef struct {
   char *ctx[HR_CTX_FIELDS];  /* indexed like hr_ctx_field_names; NULL = unset */
   char **hist;               /* recent item ids, newest first */
   long long *hist_ts;        /* their event times (unix s), -1 unknown */
   size_t n_hist;
+  char *_buf;                /* storage of the strings */
+  size_t _buf_cap, _hist_cap;
 } hr_user_state_t;
 
 /** One validated event to store (all strings borrowed from the caller). */
@@ -100,9 +105,10 @@ void hr_ctxstore_free(hr_ctxstore_t *s);
 /* ---------------------------------------------------------- operations */
 
 /** Read user `user_id`'s context hash and at most `max_hist` recent items in
- *  one round trip. On success `out` must be released with
- *  hr_user_state_destroy. Returns 0, HR_EREDIS (unreachable, timed out, or
- *  in backoff) or HR_ENOMEM. */
+ *  one round trip into `out` (zeroed or used before: its storage is
+ *  reused; what it held is replaced, and is left empty on an error).
+ *  Release it with hr_user_state_destroy when done with it. Returns 0,
+ *  HR_EREDIS (unreachable, timed out, or in backoff) or HR_ENOMEM. */
 int hr_ctxstore_read_user(hr_ctxstore_t *s, const char *user_id,
                           size_t max_hist, hr_user_state_t *out,
                           hr_error_t *err);

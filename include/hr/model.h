@@ -22,6 +22,7 @@
 
 #include "hr/ann.h"
 #include "hr/err.h"
+#include "hr/ranker.h"
 
 #define HR_MODEL_FORMAT_VERSION 1 /* manifest "format_version" and model.bin */
 #define HR_MODEL_MAGIC "HRMODEL1" /* first 8 bytes of model.bin */
@@ -147,6 +148,17 @@ int hr_model_filter(const hr_model_t *m, const hr_filter_term_t *terms,
                     size_t n_terms, uint64_t *allow, size_t *n_allow,
                     hr_error_t *err);
 
+/** Scratch for hr_ials_solve; zero-initialise, grows on demand. One per
+ *  thread. */
+typedef struct {
+  float *g;      /* gathered rows */
+  size_t g_cap;  /* floats */
+  float *a;      /* dim*dim */
+  double *l;     /* dim*dim */
+  double *b;     /* dim */
+  int dim;
+} hr_ials_work_t;
+
 /* --------------------------------------------------------- forward pass */
 
 /** The user's recent history as dense item indices, NEWEST FIRST (the order
@@ -182,6 +194,34 @@ typedef struct {
 int hr_model_user_vector(const hr_model_t *m, long user_idx,
                          const hr_history_t *recent, float *out);
 
+/** Scratch for the forward pass, owned by one thread and reused across
+ *  calls: it grows to the largest request seen and is never shrunk, so a
+ *  steady stream of requests allocates nothing. Zero-initialise; release
+ *  with hr_model_work_free. */
+typedef struct {
+  void *buf;
+  size_t cap;              /* bytes */
+  hr_ials_work_t ials;
+} hr_model_work_t;
+
+void hr_model_work_free(hr_model_work_t *w);
+
+/** hr_model_user_vector in two steps, so that the costly part can be kept
+ *  between requests. hr_model_user_base computes what depends on the user
+ *  and the history alone (items and their times; dim floats into `base`):
+ *  for kind "seq" each member's transformer state and the weighted
+ *  long-term part, for "ials" the whole vector. hr_model_user_finish adds
+ *  what depends on the request (kind "seq": the gap from the newest item
+ *  to recent->now and the context values' vectors) and writes the user
+ *  vector to `out` (which may be `base`). base then finish gives exactly
+ *  hr_model_user_vector's floats. Same errors; finish cannot fail. */
+int hr_model_user_base(const hr_model_t *m, long user_idx,
+                       const hr_history_t *recent, hr_model_work_t *w,
+                       float *base);
+void hr_model_user_finish(const hr_model_t *m, long user_idx,
+                          const hr_history_t *recent, const float *base,
+                          float *out);
+
 /** Score every item for a user vector: out[i] = <u, item_i> + prior_i, where
  *  prior_i is a small popularity prior that breaks ties in favour of popular
  *  items (0 when the model has none). `out` holds n_items floats.
@@ -194,23 +234,26 @@ void hr_model_score_subset(const hr_model_t *m, const float *u,
                            const uint32_t *ids, size_t n, float *out);
 
 /** Retrieval for user vector u with an index: the k items of largest
- *  <u, item>, best first, none in `excl` (sorted, unique) and all in the
- *  filter `allow` (NULL: none; as in hr_model_ann_search), EXACT. The index
- *  supplies k candidates (beam `ef`), whose k-th inner product bounds what
- *  any other item must reach; the items are then visited in decreasing
- *  norm while |u| * |item| can still beat that bound (Cauchy-Schwarz), so
- *  the result is exact, and cheap when norms are skewed (factor models:
- *  a few percent of the catalogue). *scanned (may be NULL) gets the number
- *  of items the norm pass scored. `ids`/`ip` hold k entries; `s` is the
- *  thread's scratch. ef <= 0 skips the index: the norm pass alone, from
- *  an empty top k -- for filters, which the graph serves poorly when they
- *  correlate with u, and which the pass applies for free. Returns the count, 0 without an index; HR_ENOMEM as
- *  0 with *scanned = SIZE_MAX. Thread-safe. */
+ *  <u, item>, best first into top[0..k) (score: the inner product, no
+ *  prior), none in `excl` and all in the filter `allow` (NULL: none; as in
+ *  hr_model_ann_search), EXACT. The index supplies k candidates (beam
+ *  `ef`), whose k-th inner product bounds what any other item must reach;
+ *  the items are then visited in decreasing norm while |u| * |item| can
+ *  still beat that bound (Cauchy-Schwarz), so the result is exact, and
+ *  cheap when norms are skewed (factor models: a few percent of the
+ *  catalogue). `skip` is a bitmap of ceil(n_items/64) words in which
+ *  exactly the items of `excl` are set; it is used as scratch and is the
+ *  same on return. `ids` is scratch of k entries. *scanned (may be NULL)
+ *  gets the number of items the norm pass scored; `s` is the thread's
+ *  scratch. ef <= 0 skips the index: the norm pass alone, from an empty
+ *  top k -- for filters, which the graph serves poorly when they correlate
+ *  with u, and which the pass applies for free. Returns the count, 0
+ *  without an index. Allocates nothing. Thread-safe. */
 size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
                          const float *u, size_t k, int ef,
-                         const uint32_t *excl, size_t n_excl,
-                         const uint64_t *allow, size_t n_allow, uint32_t *ids,
-                         float *ip, size_t *scanned);
+                         const uint32_t *excl, size_t n_excl, uint64_t *skip,
+                         const uint64_t *allow, size_t n_allow,
+                         uint32_t *ids, hr_scored_t *top, size_t *scanned);
 
 /* -------------------------------------------------------- explanations */
 
@@ -346,16 +389,6 @@ typedef struct {
   int cap;
 } hr_ials_params_t;
 
-/** Scratch for hr_ials_solve; zero-initialise, grows on demand. One per
- *  thread. */
-typedef struct {
-  float *g;      /* gathered rows */
-  size_t g_cap;  /* floats */
-  float *a;      /* dim*dim */
-  double *l;     /* dim*dim */
-  double *b;     /* dim */
-  int dim;
-} hr_ials_work_t;
 
 void hr_ials_work_free(hr_ials_work_t *w);
 

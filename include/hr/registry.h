@@ -6,13 +6,16 @@
  * loads a newer version completely, validates it, and publishes it by
  * swapping the slot's snapshot pointer. Requests take a reference with
  * hr_registry_acquire() and drop it with hr_snapshot_release(); the last
- * release of a replaced snapshot frees its model. A version that fails to
+ * release of a replaced snapshot retires it, and the control thread frees
+ * it (hr_registry_collect), never a request thread. A version that fails to
  * load is refused, logged with its reason, counted, and not tried again
  * until its files change (names, sizes, modification times).
  * acquire/release are thread-safe and O(1) (a short per-slot mutex).
  * A rollback pins a slot to an older version until unpinned. */
 #ifndef HR_REGISTRY_H
 #define HR_REGISTRY_H
+
+#include <stdatomic.h>
 
 #include <jansson.h>
 
@@ -21,11 +24,20 @@
 
 typedef struct hr_registry hr_registry_t;
 
+/* Something a snapshot carries for another module (the pipeline's user
+ * vector cache), freed with it through its own function. */
+typedef struct hr_snapshot_aux {
+  void (*free)(struct hr_snapshot_aux *a);
+} hr_snapshot_aux_t;
+
 typedef struct hr_snapshot {
   hr_model_t *model;          /* owned by the snapshot */
+  _Atomic(hr_snapshot_aux_t *) aux; /* NULL, or set once (compare and swap)
+                                       and freed with the snapshot */
   char loaded_at[32];         /* RFC 3339 UTC */
   char path[PATH_MAX];
   int _refs;                  /* guarded by the slot's mutex */
+  struct hr_snapshot *_next;  /* in the registry's retired list */
 } hr_snapshot_t;
 
 /** A registry for cfg->slots under cfg->models_dir. Loads nothing yet. */
@@ -42,8 +54,22 @@ int hr_registry_scan(hr_registry_t *r);
 /** Current snapshot of slot `i` (0 = the default slot) with a reference
  *  taken, or NULL if nothing is loaded. Release with hr_snapshot_release. */
 hr_snapshot_t *hr_registry_acquire(hr_registry_t *r, int slot);
-/** Drop a reference; the last one of a replaced snapshot frees it. */
+/** Drop a reference. The last one of a replaced snapshot retires it:
+ *  it is freed by the next hr_registry_collect (at once, on the calling
+ *  thread, when no hr_registry_on_retire callback is set). */
 void hr_snapshot_release(hr_registry_t *r, int slot, hr_snapshot_t *s);
+
+/** Call fn(arg) whenever a snapshot is retired, from the thread that
+ *  retired it (a request thread): fn must be quick and thread-safe (the
+ *  server wakes its control loop, which calls hr_registry_collect). Set
+ *  before requests run. */
+void hr_registry_on_retire(hr_registry_t *r, void (*fn)(void *), void *arg);
+/** Free what a snapshot carries in `aux` (for a snapshot the caller made
+ *  itself; the registry's are freed with their snapshot). */
+void hr_snapshot_clear_aux(hr_snapshot_t *s);
+/** Free the retired snapshots (their models, unmapped); returns how many.
+ *  Thread-safe. hr_registry_scan and hr_registry_free call it too. */
+int hr_registry_collect(hr_registry_t *r);
 
 int hr_registry_n_slots(const hr_registry_t *r);
 const char *hr_registry_slot_name(const hr_registry_t *r, int slot);

@@ -136,4 +136,14 @@ void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                   const int32_t *items, const int64_t *ts, size_t n,
                   int64_t now, float *buf, float *u);
 
+/** hr_seq_embed in its two parts: the state after reading the items (the
+ *  final norm's newest row, y: d floats), which depends on the items and
+ *  their times only, and the request's gap bucket from the newest item's
+ *  time ts[n-1] to `now`; hr_seq_embed is hr_seq_user_out(y, gap) (for
+ *  n > 0), bit for bit. The server keeps y between requests. */
+void hr_seq_embed_state(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                        const int32_t *items, const int64_t *ts, size_t n,
+                        float *buf, float *y);
+int hr_seq_request_gap(const int64_t *ts, size_t n, int64_t now);
+
 #endif

@@ -500,7 +500,9 @@ void hr_metrics_result(const hr_metrics_t *mt, hr_eval_result_t *res);
 void hr_metrics_free(hr_metrics_t *mt);
 
 /** Top-k of scores (n entries) skipping excluded[i] != 0: score descending,
- *  ties by ascending index. Returns the count written to out (<= k). */
+ *  ties by ascending index (hr_ranker_topk, the server's selection, with
+ *  int32 indices out). Returns the count written to out (<= k; 0 when k
+ *  is over 64 and its buffer cannot be allocated). */
 size_t hr_topk(const float *scores, const unsigned char *excluded, size_t n,
                int k, int32_t *out);
 

@@ -91,6 +91,11 @@ static const key_desc keys[] = {
    100000, "200", "longest request `history` accepted (reloadable)"},
   {"recommend.max_exclude", K_INT, OFF(recommend.max_exclude), 0, 0, 0,
    100000, "1000", "longest request `exclude` accepted (reloadable)"},
+  {"recommend.user_cache", K_INT, OFF(recommend.user_cache), 0, 0, 0,
+   16777216, "16384",
+   "user vectors kept per model version between requests (0: none); "
+   "about 32 + 4 x dim bytes each, touched as they fill (reloadable: "
+   "versions that serve their first request after the change)"},
   {"event.max_batch", K_INT, OFF(event.max_batch), 0, 0, 1, 10000, "100",
    "most events in one /event batch (reloadable)"},
   {"ann.min_items", K_INT, OFF(ann.min_items), 0, 0, 0, 2000000000, "20000",

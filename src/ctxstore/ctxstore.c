@@ -244,13 +244,41 @@ int hr_ctxstore_user_key(const char *prefix, const char *kind,
 }
 
 void hr_user_state_destroy(hr_user_state_t *st) {
-  for (int i = 0; i < HR_CTX_FIELDS; i++)
-    free(st->ctx[i]);
-  for (size_t i = 0; i < st->n_hist; i++)
-    free(st->hist[i]);
+  free(st->_buf);
   free(st->hist);
   free(st->hist_ts);
   memset(st, 0, sizeof(*st));
+}
+
+/* Room in st for n history entries and `bytes` of strings; what was there
+ * is dropped (the storage is kept, grown when short). */
+static int state_reserve(hr_user_state_t *st, size_t n, size_t bytes) {
+  for (int i = 0; i < HR_CTX_FIELDS; i++)
+    st->ctx[i] = NULL;
+  st->n_hist = 0;
+  if (n > st->_hist_cap) {
+    size_t cap = n < 64 ? 64 : n;
+    char **h = realloc(st->hist, cap * sizeof(*h));
+    if (h != NULL)
+      st->hist = h;
+    long long *t = realloc(st->hist_ts, cap * sizeof(*t));
+    if (t != NULL)
+      st->hist_ts = t;
+    if (h == NULL || t == NULL)
+      return HR_ENOMEM;
+    st->_hist_cap = cap;
+  }
+  if (bytes > st->_buf_cap) {
+    size_t cap = st->_buf_cap ? st->_buf_cap : 1024;
+    char *b;
+    while (cap < bytes)
+      cap *= 2;
+    if ((b = realloc(st->_buf, cap)) == NULL)
+      return HR_ENOMEM;
+    st->_buf = b;
+    st->_buf_cap = cap;
+  }
+  return 0;
 }
 
 /* A history entry "<item_id>\t<ts>" (or a bare id, as an operator may
@@ -278,7 +306,7 @@ static int read_once(hr_ctxstore_t *s, const char *user_id, size_t max_hist,
   redisReply *r1 = NULL, *r2 = NULL;
   int rc = 0;
 
-  memset(out, 0, sizeof(*out));
+  state_reserve(out, 0, 0); /* empty until read; cannot fail */
   if (hr_ctxstore_user_key(s->cfg.redis.key_prefix, "ctx", user_id, kctx,
                            sizeof(kctx)) ||
       hr_ctxstore_user_key(s->cfg.redis.key_prefix, "hist", user_id, khist,
@@ -308,43 +336,54 @@ static int read_once(hr_ctxstore_t *s, const char *user_id, size_t max_hist,
     freeReplyObject(r2);
     return rc;
   }
-  if (r1->type == REDIS_REPLY_ARRAY) {
-    for (size_t i = 0; i + 1 < r1->elements; i += 2) {
-      redisReply *k = r1->element[i], *v = r1->element[i + 1];
-      if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-        continue;
-      for (int f = 0; f < HR_CTX_FIELDS; f++) {
-        if (strcmp(k->str, hr_ctx_field_names[f]) == 0 && out->ctx[f] == NULL) {
-          out->ctx[f] = strndup(v->str, v->len);
-          if (out->ctx[f] == NULL)
-            rc = HR_ENOMEM;
+  {
+    /* the strings kept go to out's storage, sized first */
+    size_t bytes = 0, nh = 0;
+    char *w;
+    if (r1->type == REDIS_REPLY_ARRAY)
+      for (size_t i = 0; i + 1 < r1->elements; i += 2)
+        if (r1->element[i + 1]->type == REDIS_REPLY_STRING)
+          bytes += r1->element[i + 1]->len + 1;
+    if (r2->type == REDIS_REPLY_ARRAY && max_hist > 0)
+      for (size_t i = 0; i < r2->elements; i++)
+        if (r2->element[i]->type == REDIS_REPLY_STRING) {
+          bytes += r2->element[i]->len + 1;
+          nh++;
+        }
+    rc = state_reserve(out, nh, bytes);
+    w = out->_buf;
+    if (rc == 0 && r1->type == REDIS_REPLY_ARRAY) {
+      for (size_t i = 0; i + 1 < r1->elements; i += 2) {
+        redisReply *k = r1->element[i], *v = r1->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+          continue;
+        for (int f = 0; f < HR_CTX_FIELDS; f++) {
+          if (strcmp(k->str, hr_ctx_field_names[f]) == 0 &&
+              out->ctx[f] == NULL) {
+            out->ctx[f] = w;
+            memcpy(w, v->str, v->len);
+            w[v->len] = '\0';
+            w += v->len + 1;
+          }
         }
       }
     }
-  }
-  if (r2->type == REDIS_REPLY_ARRAY && max_hist > 0 && r2->elements > 0) {
-    out->hist = calloc(r2->elements, sizeof(char *));
-    out->hist_ts = calloc(r2->elements, sizeof(long long));
-    if (out->hist == NULL || out->hist_ts == NULL)
-      rc = HR_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < r2->elements; i++) {
+    for (size_t i = 0; rc == 0 && nh > 0 && i < r2->elements; i++) {
       redisReply *e = r2->element[i];
       size_t len;
       if (e->type != REDIS_REPLY_STRING)
         continue;
       len = hist_entry(e->str, e->len, &out->hist_ts[out->n_hist]);
-      out->hist[out->n_hist] = strndup(e->str, len);
-      if (out->hist[out->n_hist] == NULL) {
-        rc = HR_ENOMEM;
-        break;
-      }
-      out->n_hist++;
+      out->hist[out->n_hist++] = w;
+      memcpy(w, e->str, len);
+      w[len] = '\0';
+      w += len + 1;
     }
   }
   freeReplyObject(r1);
   freeReplyObject(r2);
   if (rc != 0) {
-    hr_user_state_destroy(out);
+    state_reserve(out, 0, 0); /* empty, storage kept */
     return hr_error_set(err, rc, "", "out of memory reading user state");
   }
   return 0;

@@ -5,6 +5,7 @@
  * step calls the same hr_ials_solve with the same confidences, so for a known
  * user without new events the fold-in reproduces the learned vector. */
 #include "model_internal.h"
+#include "hr/ranker.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -159,8 +160,37 @@ static long seq_ctx_row(const hr_model_t *m, const hr_history_t *h,
   return cprior_row(m, h->ctx_names[k], h->ctx_vals[k]);
 }
 
-static int seq_user_vector(const hr_model_t *m, long user_idx,
-                           const hr_history_t *recent, float *out) {
+/* The work buffer holds at least `bytes` (grown, never shrunk). */
+static void *work_bytes(hr_model_work_t *w, size_t bytes) {
+  if (w->cap < bytes) {
+    size_t cap = w->cap ? w->cap : 4096;
+    void *p;
+    while (cap < bytes)
+      cap *= 2;
+    if ((p = realloc(w->buf, cap)) == NULL)
+      return NULL;
+    w->buf = p;
+    w->cap = cap;
+  }
+  return w->buf;
+}
+
+void hr_model_work_free(hr_model_work_t *w) {
+  if (w == NULL)
+    return;
+  free(w->buf);
+  hr_ials_work_free(&w->ials);
+  memset(w, 0, sizeof(*w));
+}
+
+/* Kind "seq": the newest L distinct items of recent + stored history
+ * (newest position wins), oldest first, through each member's network;
+ * one more item before them, when there is one, gives the first row its
+ * time gap (as in training). base gets each member's state y (d floats):
+ * the request's terms are added by seq_finish. */
+static int seq_base(const hr_model_t *m, long user_idx,
+                    const hr_history_t *recent, hr_model_work_t *w,
+                    float *base) {
   size_t nrec = recent ? recent->n : 0, nhist = 0, n = 0, tsize = 16;
   size_t L = (size_t)m->seq.L + 1;
   const int32_t *hist = NULL;
@@ -176,8 +206,9 @@ static int seq_user_vector(const hr_model_t *m, long user_idx,
   while (tsize < 2 * L)
     tsize <<= 1;
   /* One block: the 8-byte timestamps first, then the 4-byte parts. */
-  ts = malloc(L * sizeof(*ts) + L * sizeof(*items) + tsize * sizeof(*set) +
-              hr_seq_embed_floats(&m->seq) * sizeof(*buf));
+  ts = work_bytes(w, L * sizeof(*ts) + L * sizeof(*items) +
+                         tsize * sizeof(*set) +
+                         hr_seq_embed_floats(&m->seq) * sizeof(*buf));
   if (ts == NULL)
     return HR_ENOMEM;
   items = (int32_t *)(ts + L);
@@ -197,21 +228,56 @@ static int seq_user_vector(const hr_model_t *m, long user_idx,
       items[L - n] = hist[j];
       ts[L - n] = hts[j];
     }
-  for (int k = 0; k < m->seq_members; k++) /* [u^1 | ... | u^members] */
-    hr_seq_embed(&m->seq, &m->seqp[k], items + (L - n), ts + (L - n), n,
-                 recent ? recent->now : 0, buf, out + (size_t)k * m->seq.d);
-  free(ts);
-  /* the context the request is made in (a user with no history at all
-   * keeps the zero vector: the context prior answers for them) */
-  for (size_t k = 0; m->seq_ctx != NULL && n > 0 && recent != NULL &&
-                     k < recent->n_ctx;
+  for (int k = 0; k < m->seq_members; k++) /* [y^1 | ... | y^members] */
+    hr_seq_embed_state(&m->seq, &m->seqp[k], items + (L - n), ts + (L - n),
+                       n, buf, base + (size_t)k * m->seq.d);
+  return 0;
+}
+
+/* The newest item of recent + stored history: whether there is one, and
+ * its time (-1 unknown). recent's first item is its newest. */
+static int newest_item(const hr_model_t *m, long user_idx,
+                       const hr_history_t *recent, int64_t *ts) {
+  size_t nhist = 0;
+  *ts = -1;
+  if (recent != NULL && recent->n > 0) {
+    *ts = recent->ts ? recent->ts[0] : -1;
+    return 1;
+  }
+  if (user_idx >= 0)
+    hr_model_user_history(m, user_idx, &nhist);
+  if (nhist == 0)
+    return 0;
+  *ts = m->hist_ts[m->hist_ptr[user_idx] + nhist - 1];
+  return 1;
+}
+
+/* The request's terms of a seq user vector: each member's gap embedding
+ * for the time from the newest item to recent->now, and the vectors of
+ * the request's context values (a user with no history at all keeps the
+ * zero vector: the context prior answers for them). */
+static void seq_finish(const hr_model_t *m, long user_idx,
+                       const hr_history_t *recent, const float *base,
+                       float *out) {
+  int64_t newest;
+  size_t d = (size_t)m->seq.d;
+  int any = newest_item(m, user_idx, recent, &newest);
+
+  if (!any) {
+    memset(out, 0, sizeof(float) * (size_t)m->seq_width);
+    return;
+  }
+  for (int k = 0; k < m->seq_members; k++)
+    hr_seq_user_out(&m->seq, &m->seqp[k], base + (size_t)k * d,
+                    hr_seq_request_gap(&newest, 1, recent ? recent->now : 0),
+                    out + (size_t)k * d);
+  for (size_t k = 0; m->seq_ctx != NULL && recent != NULL && k < recent->n_ctx;
        k++) {
     long row = seq_ctx_row(m, recent, k);
     if (row >= 0)
       hr_seq_add_context(out, m->seq_ctx + (size_t)row * (size_t)m->seq_width,
                          (size_t)m->seq_width);
   }
-  return 0;
 }
 
 /* The iALS fold-in over item factors Y (f columns; the model's yty,
@@ -219,14 +285,12 @@ static int seq_user_vector(const hr_model_t *m, long user_idx,
  * history, or the stored one when nothing is new. */
 static int ials_vector(const hr_model_t *m, const float *Y, int f,
                        long user_idx, const hr_history_t *recent,
-                       float *out) {
+                       hr_model_work_t *w, float *out) {
   size_t d = (size_t)f, nrec = recent ? recent->n : 0, nhist = 0;
   size_t cap, total, n = 0, tsize = 16;
   const int32_t *hist = NULL;
-  hr_ials_work_t w = {0};
   int32_t *list, *set;
   float *conf;
-  int rc;
 
   if (user_idx >= 0 && nrec == 0) {
     /* Nothing new since training: the fold-in would solve exactly the
@@ -246,8 +310,8 @@ static int ials_vector(const hr_model_t *m, const float *Y, int f,
   }
   while (tsize < 2 * cap)
     tsize <<= 1;
-  list = malloc(cap * sizeof(*list) + cap * sizeof(*conf) +
-                tsize * sizeof(*set));
+  list = work_bytes(w, cap * sizeof(*list) + cap * sizeof(*conf) +
+                           tsize * sizeof(*set));
   if (list == NULL)
     return HR_ENOMEM;
   conf = (float *)(list + cap);
@@ -261,35 +325,65 @@ static int ials_vector(const hr_model_t *m, const float *Y, int f,
     if (seen_add(set, tsize - 1, hist[j]))
       list[n++] = hist[j];
   hr_ials_confidence(&m->ials, n, conf);
-  rc = hr_ials_solve(&w, f, m->yty, m->ials.reg, Y, list, conf, n, out);
-  hr_ials_work_free(&w);
-  free(list);
-  return rc;
+  return hr_ials_solve(&w->ials, f, m->yty, m->ials.reg, Y, list, conf, n,
+                       out);
 }
 
-int hr_model_user_vector(const hr_model_t *m, long user_idx,
-                         const hr_history_t *recent, float *out) {
+static int check_args(const hr_model_t *m, long user_idx,
+                      const hr_history_t *recent) {
   size_t nrec = recent ? recent->n : 0;
-  int rc;
-
   if (user_idx < -1 || (user_idx >= 0 && (size_t)user_idx >= m->n_users))
     return HR_EINVAL;
   for (size_t j = 0; j < nrec; j++)
     if (recent->items[j] < 0 || (size_t)recent->items[j] >= m->n_items)
       return HR_EINVAL;
+  return 0;
+}
+
+int hr_model_user_base(const hr_model_t *m, long user_idx,
+                       const hr_history_t *recent, hr_model_work_t *w,
+                       float *base) {
+  int rc;
+
+  if ((rc = check_args(m, user_idx, recent)) != 0)
+    return rc;
   if (m->hist_ts == NULL)
-    return ials_vector(m, m->item_emb, m->dim, user_idx, recent, out);
-  if ((rc = seq_user_vector(m, user_idx, recent, out)) != 0 ||
-      m->lt_dim == 0)
+    return ials_vector(m, m->item_emb, m->dim, user_idx, recent, w, base);
+  if ((rc = seq_base(m, user_idx, recent, w, base)) != 0 || m->lt_dim == 0)
     return rc;
   /* [sequential | weight * long-term]: scores add up over item_emb's
    * [sequential | long-term] rows */
-  float *x = out + m->seq_width;
-  if ((rc = ials_vector(m, m->lt_item, m->lt_dim, user_idx, recent, x)) != 0)
+  float *x = base + m->seq_width;
+  if ((rc = ials_vector(m, m->lt_item, m->lt_dim, user_idx, recent, w, x)) !=
+      0)
     return rc;
   for (int k = 0; k < m->lt_dim; k++)
     x[k] *= m->lt_weight;
   return 0;
+}
+
+void hr_model_user_finish(const hr_model_t *m, long user_idx,
+                          const hr_history_t *recent, const float *base,
+                          float *out) {
+  if (m->hist_ts == NULL) {
+    if (out != base)
+      memcpy(out, base, sizeof(float) * (size_t)m->dim);
+    return;
+  }
+  seq_finish(m, user_idx, recent, base, out);
+  if (m->lt_dim > 0 && out != base)
+    memcpy(out + m->seq_width, base + m->seq_width,
+           sizeof(float) * (size_t)m->lt_dim);
+}
+
+int hr_model_user_vector(const hr_model_t *m, long user_idx,
+                         const hr_history_t *recent, float *out) {
+  hr_model_work_t w = {0};
+  int rc = hr_model_user_base(m, user_idx, recent, &w, out);
+  if (rc == 0)
+    hr_model_user_finish(m, user_idx, recent, out, out);
+  hr_model_work_free(&w);
+  return rc;
 }
 
 void hr_model_score_items(const hr_model_t *m, const float *u, float *out) {
@@ -339,50 +433,17 @@ size_t hr_model_ann_search(const hr_model_t *m, hr_ann_scratch_t *s,
                               n_allow, ids, NULL);
 }
 
-static int cmp_u32_asc(const void *a, const void *b) {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return (x > y) - (x < y);
-}
-
-static int in_sorted(const uint32_t *v, size_t n, uint32_t x) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (v[mid] < x)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < n && v[lo] == x;
-}
-
-/* Min-heap on ip (worst at the root). */
-static void heap_down(uint32_t *id, float *ip, size_t n, size_t i) {
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, w = i;
-    if (l < n && ip[l] < ip[w])
-      w = l;
-    if (r < n && ip[r] < ip[w])
-      w = r;
-    if (w == i)
-      return;
-    float tf = ip[i];
-    uint32_t ti = id[i];
-    ip[i] = ip[w];
-    id[i] = id[w];
-    ip[w] = tf;
-    id[w] = ti;
-    i = w;
-  }
+static inline int bit_test(const uint64_t *b, uint32_t i) {
+  return (int)((b[i >> 6] >> (i & 63)) & 1u);
 }
 
 size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
                          const float *u, size_t k, int ef,
-                         const uint32_t *excl, size_t n_excl,
-                         const uint64_t *allow, size_t n_allow, uint32_t *ids,
-                         float *ip, size_t *scanned) {
-  size_t got, n_cand, d = (size_t)m->dim, n_scan = 0;
-  uint32_t *cand;
+                         const uint32_t *excl, size_t n_excl, uint64_t *skip,
+                         const uint64_t *allow, size_t n_allow,
+                         uint32_t *ids, hr_scored_t *top, size_t *scanned) {
+  size_t got, d = (size_t)m->dim, n_scan = 0;
+  hr_topk_t t;
   double un = 0;
 
   if (scanned)
@@ -392,62 +453,32 @@ size_t hr_model_retrieve(const hr_model_t *m, hr_ann_scratch_t *s,
   got = ef > 0 ? hr_ann_search_filter(m->ann, s, u, k, ef, excl, n_excl,
                                       allow, n_allow, ids, NULL)
                : 0; /* the norm pass alone */
-  for (size_t j = 0; j < got; j++)
-    ip[j] = cblas_sdot((int)d, u, 1, m->item_emb + (size_t)ids[j] * d, 1);
-  for (size_t j = got / 2; j-- > 0;)
-    heap_down(ids, ip, got, j);
-  cand = malloc(sizeof(uint32_t) * (got ? got : 1));
-  if (cand == NULL) {
-    if (scanned)
-      *scanned = SIZE_MAX;
-    return 0;
+  hr_topk_init(&t, top, k);
+  for (size_t j = 0; j < got; j++) { /* marked so the pass skips them */
+    hr_topk_push(&t, (long)ids[j],
+                 dot8(u, m->item_emb + (size_t)ids[j] * d, d));
+    skip[ids[j] >> 6] |= (uint64_t)1 << (ids[j] & 63);
   }
-  memcpy(cand, ids, sizeof(uint32_t) * got);
-  n_cand = got; /* got grows below when the index found fewer than k */
-  qsort(cand, n_cand, sizeof(uint32_t), cmp_u32_asc);
   for (size_t j = 0; j < d; j++)
     un += (double)u[j] * u[j];
   un = sqrt(un) * (1 + 1e-5); /* slack for float rounding of the bound */
   for (size_t r = 0; r < m->n_items; r++) {
     uint32_t i = m->by_norm[r];
-    float v;
-    if (got == k && (double)m->norm_sorted[r] * un < (double)ip[0])
+    if (t.n == k && (double)m->norm_sorted[r] * un < (double)t.h[0].score)
       break; /* no item from here on can enter the top k */
-    if ((allow != NULL && !((allow[i >> 6] >> (i & 63)) & 1u)) ||
-        in_sorted(cand, n_cand, i) || in_sorted(excl, n_excl, i))
+    if ((allow != NULL && !bit_test(allow, i)) || bit_test(skip, i))
       continue;
-    v = dot8(u, r < m->n_head ? m->head + r * d : m->item_emb + (size_t)i * d,
-             d);
+    hr_topk_push(&t, (long)i,
+                 dot8(u, r < m->n_head ? m->head + r * d
+                                       : m->item_emb + (size_t)i * d,
+                      d));
     n_scan++;
-    if (got < k) { /* the index found fewer than k: take it (sift up) */
-      size_t c = got++;
-      while (c > 0 && ip[(c - 1) / 2] > v) {
-        ids[c] = ids[(c - 1) / 2];
-        ip[c] = ip[(c - 1) / 2];
-        c = (c - 1) / 2;
-      }
-      ids[c] = i;
-      ip[c] = v;
-    } else if (v > ip[0]) {
-      ids[0] = i;
-      ip[0] = v;
-      heap_down(ids, ip, got, 0);
-    }
   }
-  free(cand);
-  /* Heap to best-first order. */
-  for (size_t end = got; end > 1; end--) {
-    float tf = ip[0];
-    uint32_t ti = ids[0];
-    ip[0] = ip[end - 1];
-    ids[0] = ids[end - 1];
-    ip[end - 1] = tf;
-    ids[end - 1] = ti;
-    heap_down(ids, ip, end - 1, 0);
-  }
+  for (size_t j = 0; j < got; j++)
+    skip[ids[j] >> 6] &= ~((uint64_t)1 << (ids[j] & 63));
   if (scanned)
     *scanned = n_scan;
-  return got;
+  return hr_topk_finish(&t);
 }
 
 const float *hr_model_item_vectors(const hr_model_t *m) { return m->item_emb; }

@@ -261,16 +261,16 @@ size_t hr_seq_embed_floats(const hr_seq_dims_t *dm) {
   return hr_seq_acts_floats(dm, (size_t)L, &L, 1);
 }
 
-void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
-                  const int32_t *items, const int64_t *ts, size_t n,
-                  int64_t now, float *buf, float *u) {
+void hr_seq_embed_state(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                        const int32_t *items, const int64_t *ts, size_t n,
+                        float *buf, float *y) {
   size_t L = (size_t)dm->L, m = n < L ? n : L;
   size_t d = (size_t)dm->d, first = n - m;
   int len = (int)m;
   int32_t gaps[HR_SEQ_MAX_LEN];
   hr_seq_acts_t a;
   if (m == 0) {
-    memset(u, 0, sizeof(float) * d);
+    memset(y, 0, sizeof(float) * d);
     return;
   }
   for (size_t t = 0; t < m; t++) {
@@ -281,11 +281,22 @@ void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                   : 0;
   }
   hr_seq_acts_bind(dm, m, &len, 1, buf, &a);
-  hr_seq_user_out(dm, p, forward_newest(dm, p, items + first, gaps, m, &a),
-                  ts && now > 0 && ts[n - 1] > 0
-                      ? hr_seq_gap_bucket(now - ts[n - 1], 1)
-                      : 0,
-                  u);
+  memcpy(y, forward_newest(dm, p, items + first, gaps, m, &a),
+         sizeof(float) * d);
+}
+
+int hr_seq_request_gap(const int64_t *ts, size_t n, int64_t now) {
+  return ts && n > 0 && now > 0 && ts[n - 1] > 0
+             ? hr_seq_gap_bucket(now - ts[n - 1], 1)
+             : 0;
+}
+
+void hr_seq_embed(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                  const int32_t *items, const int64_t *ts, size_t n,
+                  int64_t now, float *buf, float *u) {
+  hr_seq_embed_state(dm, p, items, ts, n, buf, u);
+  if (n > 0)
+    hr_seq_user_out(dm, p, u, hr_seq_request_gap(ts, n, now), u);
 }
 
 void hr_seq_add_context(float *u, const float *row, size_t d) {

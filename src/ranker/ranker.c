@@ -1,87 +1,124 @@
-/* ranker.c -- exclusion-aware top-k selection (see ranker.h). */
+/* ranker.c -- the top-k collector and its array form (see ranker.h). */
 #include "hr/ranker.h"
 
 #include <math.h>
-#include <stdlib.h>
 
-static int cmp_long(const void *a, const void *b) {
-  long x = *(const long *)a, y = *(const long *)b;
-  return (x > y) - (x < y);
+/* a ranks below b: lower score, or equal score and higher index. */
+static inline int worse(const hr_scored_t *a, const hr_scored_t *b) {
+  return a->score < b->score || (a->score == b->score && a->index > b->index);
+}
+
+static void sift_down(hr_scored_t *h, size_t n, size_t i) {
+  hr_scored_t v = h[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= n)
+      break;
+    if (c + 1 < n && worse(&h[c + 1], &h[c]))
+      c++;
+    if (!worse(&h[c], &v))
+      break;
+    h[i] = h[c];
+    i = c;
+  }
+  h[i] = v;
+}
+
+void hr_topk_init(hr_topk_t *t, hr_scored_t *buf, size_t k) {
+  t->h = buf;
+  t->n = 0;
+  t->k = k;
+}
+
+int hr_topk_push(hr_topk_t *t, long index, float score) {
+  hr_scored_t c = {index, score};
+  if (isnan(score) || t->k == 0)
+    return 0;
+  if (t->n < t->k) {
+    size_t i = t->n++;
+    while (i > 0 && worse(&c, &t->h[(i - 1) / 2])) {
+      t->h[i] = t->h[(i - 1) / 2];
+      i = (i - 1) / 2;
+    }
+    t->h[i] = c;
+    return 1;
+  }
+  if (!worse(&t->h[0], &c))
+    return 0;
+  t->h[0] = c;
+  sift_down(t->h, t->n, 0);
+  return 1;
+}
+
+size_t hr_topk_finish(hr_topk_t *t) {
+  /* heap sort: the worst goes to the end, repeatedly */
+  for (size_t end = t->n; end > 1; end--) {
+    hr_scored_t w = t->h[0];
+    t->h[0] = t->h[end - 1];
+    t->h[end - 1] = w;
+    sift_down(t->h, end - 1, 0);
+  }
+  return t->n;
+}
+
+size_t hr_ranker_topk(const float *scores, size_t n, const long *excl,
+                      size_t n_excl, const unsigned char *mask,
+                      const uint64_t *bits, size_t k, hr_scored_t *out) {
+  hr_topk_t t;
+  size_t e = 0;
+
+  hr_topk_init(&t, out, k);
+  if (k == 0)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    if (excl != NULL) {
+      while (e < n_excl && excl[e] < (long)i)
+        e++;
+      if (e < n_excl && excl[e] == (long)i)
+        continue;
+    }
+    if ((mask != NULL && mask[i]) ||
+        (bits != NULL && ((bits[i >> 6] >> (i & 63)) & 1u)))
+      continue;
+    if (t.n == k && !(scores[i] > t.h[0].score))
+      continue; /* cannot enter: an equal score has a higher index */
+    hr_topk_push(&t, (long)i, scores[i]);
+  }
+  return hr_topk_finish(&t);
+}
+
+/* ------------------------------------------------------------ sorting */
+
+static void lsift(long *v, size_t n, size_t i) {
+  long x = v[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= n)
+      break;
+    if (c + 1 < n && v[c + 1] > v[c])
+      c++;
+    if (v[c] <= x)
+      break;
+    v[i] = v[c];
+    i = c;
+  }
+  v[i] = x;
 }
 
 size_t hr_ranker_sort_unique(long *idx, size_t n) {
   size_t w = 0;
   if (n == 0)
     return 0;
-  qsort(idx, n, sizeof(long), cmp_long);
+  for (size_t i = n / 2; i-- > 0;)
+    lsift(idx, n, i);
+  for (size_t end = n; end > 1; end--) {
+    long x = idx[0];
+    idx[0] = idx[end - 1];
+    idx[end - 1] = x;
+    lsift(idx, end - 1, 0);
+  }
   for (size_t i = 1; i < n; i++)
     if (idx[i] != idx[w])
       idx[++w] = idx[i];
   return w + 1;
-}
-
-/* a ranks below b: lower score, or equal score and higher index. */
-static int worse(const hr_scored_t *a, const hr_scored_t *b) {
-  return a->score < b->score || (a->score == b->score && a->index > b->index);
-}
-
-static void sift_down(hr_scored_t *h, size_t n, size_t i) {
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && worse(&h[l], &h[m]))
-      m = l;
-    if (r < n && worse(&h[r], &h[m]))
-      m = r;
-    if (m == i)
-      return;
-    hr_scored_t t = h[i];
-    h[i] = h[m];
-    h[m] = t;
-    i = m;
-  }
-}
-
-static void sift_up(hr_scored_t *h, size_t i) {
-  while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (!worse(&h[i], &h[p]))
-      return;
-    hr_scored_t t = h[i];
-    h[i] = h[p];
-    h[p] = t;
-    i = p;
-  }
-}
-
-size_t hr_ranker_topk(const float *scores, size_t n, const long *excl,
-                      size_t n_excl, size_t k, hr_scored_t *out) {
-  size_t len = 0, e = 0;
-
-  if (k == 0)
-    return 0;
-  /* out[] is a min-heap (worst at the root) while scanning. */
-  for (size_t i = 0; i < n; i++) {
-    while (e < n_excl && excl[e] < (long)i)
-      e++;
-    if (e < n_excl && excl[e] == (long)i)
-      continue;
-    if (isnan(scores[i]))
-      continue;
-    hr_scored_t c = {(long)i, scores[i]};
-    if (len < k) {
-      out[len] = c;
-      sift_up(out, len++);
-    } else if (worse(&out[0], &c)) {
-      out[0] = c;
-      sift_down(out, len, 0);
-    }
-  }
-  /* Heap sort in place: repeatedly move the worst to the end. */
-  for (size_t end = len; end > 1; end--) {
-    hr_scored_t t = out[0];
-    out[0] = out[end - 1];
-    out[end - 1] = t;
-    sift_down(out, end - 1, 0);
-  }
-  return len;
 }

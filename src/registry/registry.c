@@ -48,6 +48,13 @@ struct hr_registry {
   pthread_mutex_t scan_mu; /* one scanner or rollback at a time */
   atomic_ulong refused_total;
   atomic_ulong rollbacks_total;
+  /* Snapshots whose last reference is gone, waiting to be freed by
+   * hr_registry_collect (off the request threads): a list through
+   * hr_snapshot_t._next, and who to tell when it grows. */
+  pthread_mutex_t retired_mu;
+  hr_snapshot_t *retired;
+  void (*on_retire)(void *);
+  void *on_retire_arg;
 };
 
 hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
@@ -56,6 +63,7 @@ hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
     return NULL;
   r->n = cfg->n_slots;
   pthread_mutex_init(&r->scan_mu, NULL);
+  pthread_mutex_init(&r->retired_mu, NULL);
   for (int i = 0; i < r->n; i++) {
     slot_t *s = &r->slots[i];
     snprintf(s->name, sizeof(s->name), "%s", cfg->slots[i]);
@@ -66,9 +74,16 @@ hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
   return r;
 }
 
+void hr_snapshot_clear_aux(hr_snapshot_t *s) {
+  hr_snapshot_aux_t *a = atomic_exchange(&s->aux, NULL);
+  if (a != NULL)
+    a->free(a);
+}
+
 static void snapshot_free(hr_snapshot_t *s) {
   if (s == NULL)
     return;
+  hr_snapshot_clear_aux(s);
   hr_model_free(s->model);
   free(s);
   /* A version's tables are megabytes of heap: hand the freed pages back
@@ -80,6 +95,8 @@ static void snapshot_free(hr_snapshot_t *s) {
 void hr_registry_free(hr_registry_t *r) {
   if (r == NULL)
     return;
+  hr_registry_collect(r);
+  pthread_mutex_destroy(&r->retired_mu);
   for (int i = 0; i < r->n; i++) {
     snapshot_free(r->slots[i].cur);
     free(r->slots[i].refused_set);
@@ -108,8 +125,40 @@ void hr_snapshot_release(hr_registry_t *r, int slot, hr_snapshot_t *s) {
   pthread_mutex_lock(&r->slots[slot].mu);
   last = --s->_refs == 0;
   pthread_mutex_unlock(&r->slots[slot].mu);
-  if (last)
-    snapshot_free(s); /* the slot's own reference is gone: it was replaced */
+  if (!last)
+    return;
+  /* The slot's own reference is gone: it was replaced. Freeing a version
+   * (munmap, a heap trim) takes milliseconds, which a request thread must
+   * not spend before its answer is sent: the collector frees it. */
+  pthread_mutex_lock(&r->retired_mu);
+  s->_next = r->retired;
+  r->retired = s;
+  pthread_mutex_unlock(&r->retired_mu);
+  if (r->on_retire != NULL)
+    r->on_retire(r->on_retire_arg);
+  else
+    hr_registry_collect(r);
+}
+
+void hr_registry_on_retire(hr_registry_t *r, void (*fn)(void *), void *arg) {
+  r->on_retire = fn;
+  r->on_retire_arg = arg;
+}
+
+int hr_registry_collect(hr_registry_t *r) {
+  hr_snapshot_t *s;
+  int n = 0;
+  pthread_mutex_lock(&r->retired_mu);
+  s = r->retired;
+  r->retired = NULL;
+  pthread_mutex_unlock(&r->retired_mu);
+  while (s != NULL) {
+    hr_snapshot_t *next = s->_next;
+    snapshot_free(s);
+    s = next;
+    n++;
+  }
+  return n;
 }
 
 int hr_registry_n_slots(const hr_registry_t *r) { return r->n; }
@@ -395,6 +444,7 @@ int hr_registry_scan(hr_registry_t *r) {
   for (int i = 0; i < r->n; i++)
     changed += scan_slot(r, &r->slots[i]);
   pthread_mutex_unlock(&r->scan_mu);
+  hr_registry_collect(r); /* a version the scan replaced, now unused */
   return changed;
 }
 

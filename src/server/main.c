@@ -38,6 +38,7 @@ typedef struct {
   uv_fs_event_t watch[HR_CONFIG_MAX_LIST]; /* the slot directories */
   int n_watch;
   uv_work_t scan_req;
+  uv_async_t retired;     /* a replaced version's last user is done */
   int scanning;
   int rescan;   /* a change was seen during a scan: scan again after it */
   int stopping;
@@ -170,6 +171,16 @@ static void start_scan(server_t *s) {
 
 static void on_poll(uv_timer_t *t) { start_scan(t->data); }
 
+/* A request thread dropped the last reference to a replaced version: it
+ * is freed here, on the control thread, not before that request's answer
+ * (uv_async_send is thread-safe; sends coalesce). */
+static void on_retire(void *arg) { uv_async_send(arg); }
+
+static void on_retired(uv_async_t *a) {
+  server_t *s = a->data;
+  hr_registry_collect(s->reg);
+}
+
 
 /* A slot directory changed (a version renamed into place, removed, ...). */
 static void on_fs_event(uv_fs_event_t *h, const char *name, int events,
@@ -220,6 +231,9 @@ static void on_stop(uv_signal_t *sig, int signum) {
   uv_close((uv_handle_t *)&s->sig_term, NULL);
   uv_close((uv_handle_t *)&s->sig_int, NULL);
   uv_close((uv_handle_t *)&s->sig_hup, NULL);
+  /* the HTTP workers are gone: nothing retires a version any more, and
+   * hr_registry_free collects what is left */
+  uv_close((uv_handle_t *)&s->retired, NULL);
 }
 
 static void on_hup(uv_signal_t *sig, int signum) {
@@ -264,6 +278,8 @@ static int fail_start(server_t *s) {
   uv_close((uv_handle_t *)&s->sig_term, NULL);
   uv_close((uv_handle_t *)&s->sig_int, NULL);
   uv_close((uv_handle_t *)&s->sig_hup, NULL);
+  if (s->retired.data != NULL) /* initialised */
+    uv_close((uv_handle_t *)&s->retired, NULL);
   uv_run(&s->loop, UV_RUN_DEFAULT);
   uv_loop_close(&s->loop);
   hr_exp_counts_stop();
@@ -317,6 +333,9 @@ int main(int argc, char **argv) {
   s.reg = hr_registry_new(&s.cfg);
   if (s.reg == NULL)
     return fail_start(&s);
+  uv_async_init(&s.loop, &s.retired, on_retired);
+  s.retired.data = &s;
+  hr_registry_on_retire(s.reg, on_retire, &s.retired);
   if (hr_registry_scan(s.reg) == 0)
     hr_log(HR_LOG_WARN, "no_model",
            json_pack("{s:s,s:s}", "models_dir", s.cfg.models_dir, "msg",

@@ -27,7 +27,8 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
   size_t nu, hits = 0, total = 0, max_hist = 0, hits_ret = 0, scanned = 0;
   double t_ann = 0, t_exact = 0, t_ret = 0;
   uint32_t *ret = NULL;
-  float *ret_ip = NULL;
+  hr_scored_t *ret_top = NULL;
+  uint64_t *skip = NULL;
   int rc = 0;
 
   memset(res, 0, sizeof(*res));
@@ -57,8 +58,9 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
   got = malloc(sizeof(uint32_t) * n);
   truth = malloc(sizeof(uint32_t) * n);
   ret = malloc(sizeof(uint32_t) * n);
-  ret_ip = malloc(sizeof(float) * n);
-  if (!s || !u || !excl || !got || !truth || !ret || !ret_ip) {
+  ret_top = malloc(sizeof(*ret_top) * n);
+  skip = calloc(hr_model_n_items(m) / 64 + 1, sizeof(*skip));
+  if (!s || !u || !excl || !got || !truth || !ret || !ret_top || !skip) {
     rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
     goto out;
   }
@@ -88,9 +90,15 @@ int hr_check_index(const char *dir, size_t users, size_t n, int ef,
     t_exact += hr__now_s() - t0;
     size_t sc, nr;
     t0 = hr__now_s();
-    nr = hr_model_retrieve(m, s, u, n, ef, excl, ne, NULL, 0, ret, ret_ip,
-                           &sc);
+    for (size_t j = 0; j < ne; j++)
+      skip[excl[j] >> 6] |= (uint64_t)1 << (excl[j] & 63);
+    nr = hr_model_retrieve(m, s, u, n, ef, excl, ne, skip, NULL, 0, ret,
+                           ret_top, &sc);
     t_ret += hr__now_s() - t0;
+    for (size_t j = 0; j < ne; j++)
+      skip[excl[j] >> 6] = 0;
+    for (size_t j = 0; j < nr; j++)
+      ret[j] = (uint32_t)ret_top[j].index;
     scanned += sc;
     qsort(got, ng, sizeof(uint32_t), cmp_u32);
     qsort(ret, nr, sizeof(uint32_t), cmp_u32);
@@ -113,7 +121,8 @@ out:
   free(got);
   free(truth);
   free(ret);
-  free(ret_ip);
+  free(ret_top);
+  free(skip);
   hr_ann_scratch_free(s);
   hr_model_free(m);
   return rc;

@@ -4,6 +4,7 @@
  * The evaluated model is the one a `fit` would publish: it is written to a
  * temporary version directory, loaded back with hr_model_open and scored
  * with hr_model_user_vector + hr_model_score_items, the server's code. */
+#include "hr/ranker.h"
 #include "hr/train.h"
 
 #include <cblas.h>
@@ -67,25 +68,19 @@ void hr_metrics_free(hr_metrics_t *mt) {
 
 size_t hr_topk(const float *scores, const unsigned char *excluded, size_t n,
                int k, int32_t *out) {
-  size_t m = 0;
+  hr_scored_t small[64], *buf = small;
+  size_t m;
 
   if (k <= 0)
     return 0;
-  /* Indices arrive ascending, so an equal score never displaces: ties stay
-   * ordered by ascending index, as the protocol requires. */
-  for (size_t i = 0; i < n; i++) {
-    float s = scores[i];
-    size_t p;
-    if (excluded != NULL && excluded[i])
-      continue;
-    if (m == (size_t)k && !(s > scores[out[m - 1]]))
-      continue;
-    if (m < (size_t)k)
-      m++;
-    for (p = m - 1; p > 0 && s > scores[out[p - 1]]; p--)
-      out[p] = out[p - 1];
-    out[p] = (int32_t)i;
-  }
+  if ((size_t)k > sizeof(small) / sizeof(small[0]) &&
+      (buf = malloc(sizeof(*buf) * (size_t)k)) == NULL)
+    return 0;
+  m = hr_ranker_topk(scores, n, NULL, 0, excluded, NULL, (size_t)k, buf);
+  for (size_t j = 0; j < m; j++)
+    out[j] = (int32_t)buf[j].index;
+  if (buf != small)
+    free(buf);
   return m;
 }
 

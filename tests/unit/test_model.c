@@ -746,8 +746,10 @@ HR_TEST(model_retrieve_is_exact) {
   hr_model_t *m;
   hr_tensor_t emb;
   hr_ann_scratch_t *s;
-  float u[16], ip[30], tip[30];
+  float u[16], tip[30];
+  hr_scored_t top[30];
   uint32_t ids[30], truth[30], excl[3] = {1, 5, 9};
+  uint64_t skip[64] = {0};
 
   hr_ials_opts_default(&o);
   o.factors = 16;
@@ -758,19 +760,28 @@ HR_TEST(model_retrieve_is_exact) {
   ASSERT_EQ(hr_model_tensor(m, "item_emb", &emb), 0);
   s = hr_ann_scratch_new(hr_model_ann(m));
   ASSERT_NOT_NULL(s);
+  ASSERT(hr_model_n_items(m) <= 64 * 64);
+  for (int j = 0; j < 3; j++)
+    skip[excl[j] >> 6] |= (uint64_t)1 << (excl[j] & 63);
   for (long user = 0; user < 60; user++) {
     size_t scanned, n, nt;
     ASSERT_EQ(hr_model_user_vector(m, user, NULL, u), 0);
-    n = hr_model_retrieve(m, s, u, 30, 1, excl, 3, NULL, 0, ids, ip, &scanned);
+    n = hr_model_retrieve(m, s, u, 30, 1, excl, 3, skip, NULL, 0, ids, top,
+                          &scanned);
     nt = hr_ann_brute_search(emb.data, hr_model_n_items(m), 16, u, 30, excl,
                              3, truth, tip);
     ASSERT_EQ(n, nt);
     ASSERT(scanned != (size_t)-1);
     for (size_t j = 0; j < n; j++) {
-      ASSERT(ids[j] != 1 && ids[j] != 5 && ids[j] != 9);
+      long id = top[j].index;
+      ASSERT(id != 1 && id != 5 && id != 9);
       /* Same scores in the same order (ties may swap ids). */
-      ASSERT_DBL_NEAR(ip[j], tip[j], 1e-4);
+      ASSERT_DBL_NEAR(top[j].score, tip[j], 1e-4);
     }
+    /* the bitmap is as it was: the excluded items alone */
+    for (size_t i = 0; i < hr_model_n_items(m); i++)
+      ASSERT_EQ((int)((skip[i >> 6] >> (i & 63)) & 1),
+                (int)(i == 1 || i == 5 || i == 9));
     /* With a filter (every third item) and no index seeds (ef 0): the
      * exact top 30 of the items that pass. */
     {
@@ -787,15 +798,16 @@ HR_TEST(model_retrieve_is_exact) {
         if (!((allow[i >> 6] >> (i & 63)) & 1) || i == 1 || i == 5 || i == 9)
           out[nout++] = (uint32_t)i;
       }
-      n = hr_model_retrieve(m, s, u, 30, 0, excl, 3, allow, n_allow, ids, ip,
-                            &scanned);
+      n = hr_model_retrieve(m, s, u, 30, 0, excl, 3, skip, allow, n_allow,
+                            ids, top, &scanned);
       nt = hr_ann_brute_search(emb.data, ni, 16, u, 30, out, nout, truth,
                                tip);
       ASSERT_EQ(n, nt);
       for (size_t j = 0; j < n; j++) {
-        ASSERT((allow[ids[j] >> 6] >> (ids[j] & 63)) & 1);
-        ASSERT(ids[j] != 1 && ids[j] != 5 && ids[j] != 9);
-        ASSERT_DBL_NEAR(ip[j], tip[j], 1e-4);
+        long id = top[j].index;
+        ASSERT((allow[id >> 6] >> (id & 63)) & 1);
+        ASSERT(id != 1 && id != 5 && id != 9);
+        ASSERT_DBL_NEAR(top[j].score, tip[j], 1e-4);
       }
     }
   }

@@ -37,7 +37,7 @@ HR_TEST(ranker_topk_matches_sort) {
       ref[n_ref++] = (hr_scored_t){i, s[i]};
     }
     qsort(ref, n_ref, sizeof(ref[0]), cmp_ref);
-    size_t got = hr_ranker_topk(s, N, excl, n_excl, k, out);
+    size_t got = hr_ranker_topk(s, N, excl, n_excl, NULL, NULL, k, out);
     ASSERT_EQ(got, k);
     for (size_t i = 0; i < k; i++) {
       ASSERT_EQ(out[i].index, ref[i].index);
@@ -51,11 +51,64 @@ HR_TEST(ranker_short_catalogue_and_nan) {
   float s[5] = {1.0f, NAN, 3.0f, 2.0f, 3.0f};
   long excl[1] = {0};
   hr_scored_t out[10];
-  size_t got = hr_ranker_topk(s, 5, excl, 1, 10, out);
+  size_t got = hr_ranker_topk(s, 5, excl, 1, NULL, NULL, 10, out);
   ASSERT_EQ(got, 3); /* 0 excluded, 1 is NaN */
   ASSERT_EQ(out[0].index, 2); /* tie 3.0: lower index first */
   ASSERT_EQ(out[1].index, 4);
   ASSERT_EQ(out[2].index, 3);
-  ASSERT_EQ(hr_ranker_topk(s, 5, NULL, 0, 0, out), 0);
+  ASSERT_EQ(hr_ranker_topk(s, 5, NULL, 0, NULL, NULL, 0, out), 0);
+  return 0;
+}
+
+/* The collector takes items in any order (the index's candidates arrive
+ * by graph distance, the norm pass by norm) and still keeps the k best
+ * with ties by lower index; the byte mask and the bitmap exclude like the
+ * sorted list. */
+HR_TEST(ranker_collector_any_order_and_masks) {
+  enum { N = 1500 };
+  static float s[N];
+  static hr_scored_t ref[N], out[N], buf[N];
+  static unsigned char mask[N];
+  static uint64_t bits[N / 64 + 1];
+  static long perm[N];
+  unsigned seed = 11;
+
+  for (int round = 0; round < 10; round++) {
+    size_t k = (size_t)(1 + round * 53 % 200), n_ref = 0;
+    hr_topk_t t;
+    for (int i = 0; i < N; i++) {
+      s[i] = (float)((seed = seed * 1103515245u + 12345u) >> 20 & 31);
+      mask[i] = ((seed >> 9) & 7) == 0;
+      perm[i] = i;
+    }
+    for (int i = N - 1; i > 0; i--) { /* shuffle the offer order */
+      long j = (long)((seed = seed * 1103515245u + 12345u) >> 8) % (i + 1);
+      long x = perm[i];
+      perm[i] = perm[j];
+      perm[j] = x;
+    }
+    for (int i = 0; i < N; i++)
+      if (!mask[i])
+        ref[n_ref++] = (hr_scored_t){i, s[i]};
+    qsort(ref, n_ref, sizeof(ref[0]), cmp_ref);
+    hr_topk_init(&t, buf, k);
+    for (int i = 0; i < N; i++)
+      if (!mask[perm[i]])
+        hr_topk_push(&t, perm[i], s[perm[i]]);
+    ASSERT(hr_topk_bar(&t) == buf[0].score);
+    ASSERT_EQ(hr_topk_finish(&t), k);
+    for (size_t i = 0; i < k; i++)
+      ASSERT_EQ(buf[i].index, ref[i].index);
+    /* the same through the array form, by mask and by bitmap */
+    ASSERT_EQ(hr_ranker_topk(s, N, NULL, 0, mask, NULL, k, out), k);
+    for (size_t i = 0; i < k; i++)
+      ASSERT_EQ(out[i].index, ref[i].index);
+    for (int i = 0; i < N; i++)
+      bits[i >> 6] = mask[i] ? bits[i >> 6] | (uint64_t)1 << (i & 63)
+                             : bits[i >> 6] & ~((uint64_t)1 << (i & 63));
+    ASSERT_EQ(hr_ranker_topk(s, N, NULL, 0, NULL, bits, k, out), k);
+    for (size_t i = 0; i < k; i++)
+      ASSERT_EQ(out[i].index, ref[i].index);
+  }
   return 0;
 }

@@ -1,0 +1,623 @@
+/* pipeline.c -- the recommendation pipeline (see recommend.h). */
+#include "hr/recommend.h"
+
+#include "hr/experiments.h"
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The request's context by the names a model's context prior and context
+ * features use: the context fields, context.extra and user_attrs
+ * ("location", "companion", "user.age", ...). */
+#define PRIOR_Q_MAX \
+  (HR_CTX_FIELDS + HR_API_MAX_CTX_EXTRA + HR_API_MAX_USER_ATTRS)
+typedef struct {
+  const char *name[PRIOR_Q_MAX];
+  const char *val[PRIOR_Q_MAX];
+  size_t n;
+} prior_q_t;
+
+/* Scratch of one thread: every array grows to the largest need seen and
+ * stays. `xbits` (one bit per item of the largest model seen) is all zero
+ * between requests: a request sets the bits of what it excludes and
+ * clears them before it returns. */
+struct hr_rec_worker {
+  hr_model_work_t fwd;        /* the model's forward pass */
+  hr_ann_scratch_t *ann;      /* index search, for up to ann_cap items */
+  size_t ann_cap;
+  hr_user_state_t st;         /* the user's Redis state (hr_rec_run) */
+  long *hist;                 /* the request's history, newest first */
+  int64_t *hist_ts;
+  uint32_t *excl;             /* excluded items, in the order met */
+  uint64_t *xbits;            /* the same as a bitmap */
+  uint64_t *allow;            /* the filter's bitmap */
+  float *scores;              /* a score per item (exact paths) */
+  uint32_t *ids;              /* candidates */
+  float *csc;                 /* and their scores */
+  hr_scored_t *top;
+  hr_rec_item_t *items;
+  float *u, *base;            /* user vector, and its kept part */
+  size_t hist_cap, hist_ts_cap, excl_cap, xbits_cap, allow_cap, scores_cap,
+      ids_cap, csc_cap, top_cap, items_cap, u_cap, base_cap;
+  long explain[HR_REC_EXPLAIN_SCAN];
+  int32_t explain_set[512];   /* open hash set of explain[] */
+  prior_q_t pq;
+};
+
+/* arr grown to hold `need` elements (at least doubling): the new block, or
+ * NULL (arr and *cap untouched) on out of memory. */
+static void *grow_to(void *arr, size_t *cap, size_t need, size_t size) {
+  size_t c = *cap ? *cap : 64;
+  void *p;
+  while (c < need)
+    c *= 2;
+  if ((p = realloc(arr, c * size)) == NULL)
+    return NULL;
+  *cap = c;
+  return p;
+}
+
+/* GROW(arr, cap, need): 0, or -1 on out of memory (arr kept). Needs a
+ * `void *tmp_` in scope. */
+#define GROW(arr, cap, need)                                                  \
+  ((need) <= (cap) ? 0                                                        \
+   : (tmp_ = grow_to((arr), &(cap), (need), sizeof(*(arr)))) == NULL          \
+       ? -1                                                                   \
+       : ((arr) = tmp_, 0))
+
+hr_rec_worker_t *hr_rec_worker_new(void) {
+  return calloc(1, sizeof(hr_rec_worker_t));
+}
+
+void hr_rec_worker_free(hr_rec_worker_t *w) {
+  if (w == NULL)
+    return;
+  hr_model_work_free(&w->fwd);
+  hr_ann_scratch_free(w->ann);
+  hr_user_state_destroy(&w->st);
+  free(w->hist);
+  free(w->hist_ts);
+  free(w->excl);
+  free(w->xbits);
+  free(w->allow);
+  free(w->scores);
+  free(w->ids);
+  free(w->csc);
+  free(w->top);
+  free(w->items);
+  free(w->u);
+  free(w->base);
+  free(w);
+}
+
+static pthread_key_t worker_key;
+static pthread_once_t worker_once = PTHREAD_ONCE_INIT;
+
+static void worker_key_free(void *p) { hr_rec_worker_free(p); }
+static void worker_key_make(void) {
+  pthread_key_create(&worker_key, worker_key_free);
+}
+
+hr_rec_worker_t *hr_rec_worker_thread(void) {
+  hr_rec_worker_t *w;
+  pthread_once(&worker_once, worker_key_make);
+  if ((w = pthread_getspecific(worker_key)) != NULL)
+    return w;
+  if ((w = hr_rec_worker_new()) == NULL)
+    return NULL;
+  if (pthread_setspecific(worker_key, w) != 0) {
+    hr_rec_worker_free(w);
+    return NULL;
+  }
+  return w;
+}
+
+/* Room for a model of n items and dim floats, nc candidates (at least k),
+ * nh history entries and ne exclusions. */
+static int reserve(hr_rec_worker_t *w, const hr_model_t *m, size_t k,
+                   size_t nc, size_t nh, size_t ne) {
+  size_t n = hr_model_n_items(m), dim = (size_t)hr_model_dim(m);
+  size_t words = n / 64 + 1, old = w->xbits_cap, ni = n > nc ? n : nc;
+  void *tmp_;
+  if (GROW(w->hist, w->hist_cap, nh + 1) ||
+      GROW(w->hist_ts, w->hist_ts_cap, nh + 1) ||
+      GROW(w->excl, w->excl_cap, ne + 1) ||
+      GROW(w->xbits, w->xbits_cap, words))
+    return HR_ENOMEM;
+  if (w->xbits_cap > old) /* new words start clear */
+    memset(w->xbits + old, 0, (w->xbits_cap - old) * sizeof(*w->xbits));
+  if (GROW(w->allow, w->allow_cap, words) ||
+      GROW(w->scores, w->scores_cap, n + 1) ||
+      GROW(w->ids, w->ids_cap, ni + 1) || GROW(w->csc, w->csc_cap, ni + 1) ||
+      GROW(w->top, w->top_cap, nc + 1) || GROW(w->items, w->items_cap, k + 1) ||
+      GROW(w->u, w->u_cap, dim + 1) || GROW(w->base, w->base_cap, dim + 1))
+    return HR_ENOMEM;
+  if (hr_model_ann(m) != NULL && (w->ann == NULL || w->ann_cap < n)) {
+    hr_ann_scratch_free(w->ann);
+    w->ann_cap = 0;
+    if ((w->ann = hr_ann_scratch_new(hr_model_ann(m))) == NULL)
+      return HR_ENOMEM;
+    w->ann_cap = n;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+const char *hr_rec_retrieval_name(hr_retrieval_t r) {
+  switch (r) {
+  case HR_RET_POPULARITY:
+    return "popularity";
+  case HR_RET_CTX_POPULARITY:
+    return "context_popularity";
+  case HR_RET_ANN:
+  case HR_RET_ANN_EXACT:
+    return "ann";
+  default:
+    return "exact";
+  }
+}
+
+static void prior_query(const hr_context_t *cx, const hr_recommend_req_t *r,
+                        prior_q_t *q) {
+  q->n = 0;
+  for (int f = 0; f < HR_CTX_FIELDS; f++) {
+    q->name[q->n] = hr_ctx_field_names[f];
+    q->val[q->n++] = cx->val[f];
+  }
+  for (size_t a = 0; a < r->n_ctx_extra && q->n < PRIOR_Q_MAX; a++) {
+    q->name[q->n] = r->ctx_extra_name[a];
+    q->val[q->n++] = r->ctx_extra_val[a];
+  }
+  for (size_t a = 0; a < r->n_uattr && q->n < PRIOR_Q_MAX; a++) {
+    q->name[q->n] = r->uattr_name[a];
+    q->val[q->n++] = r->uattr_val[a];
+  }
+}
+
+static inline int bit(const uint64_t *b, size_t i) {
+  return (int)((b[i >> 6] >> (i & 63)) & 1u);
+}
+
+/* Exclude item i (a dense index): 1 when it was not excluded yet. */
+static inline int exclude(hr_rec_worker_t *w, size_t *n_excl, long i) {
+  if (bit(w->xbits, (size_t)i))
+    return 0;
+  w->xbits[i >> 6] |= (uint64_t)1 << (i & 63);
+  w->excl[(*n_excl)++] = (uint32_t)i;
+  return 1;
+}
+
+static void clear_excluded(hr_rec_worker_t *w, size_t n_excl) {
+  for (size_t j = 0; j < n_excl; j++)
+    w->xbits[w->excl[j] >> 6] = 0;
+}
+
+/* ------------------------------------------------------------ history */
+
+/* The request's history then Redis's, newest first, known items only,
+ * each kept at its first (newest) position, into w->hist / w->hist_ts;
+ * every one also goes into the exclusions. Returns the count. */
+static size_t gather_history(hr_rec_worker_t *w, const hr_model_t *m,
+                             const hr_recommend_req_t *r,
+                             const hr_user_state_t *st, size_t *n_excl) {
+  size_t n = 0;
+  for (size_t j = 0; j < r->n_history; j++) {
+    long idx = hr_model_item_index(m, r->history[j]);
+    if (idx >= 0 && exclude(w, n_excl, idx)) {
+      w->hist_ts[n] = -1;
+      w->hist[n++] = idx;
+    }
+  }
+  for (size_t j = 0; st != NULL && j < st->n_hist; j++) {
+    long idx = hr_model_item_index(m, st->hist[j]);
+    if (idx >= 0 && exclude(w, n_excl, idx)) {
+      w->hist_ts[n] = (int64_t)st->hist_ts[j];
+      w->hist[n++] = idx;
+    }
+  }
+  return n;
+}
+
+/* --------------------------------------------------------- user vector */
+
+/* The user vector into w->u: the kept part from the snapshot's cache, or
+ * computed (and kept), then the request's terms. */
+static int user_vector(hr_rec_worker_t *w, hr_snapshot_t *snap,
+                       const hr_config_t *cfg, long user_idx,
+                       const hr_history_t *h, int *hit) {
+  const hr_model_t *m = snap->model;
+  hr__ucache_t *c = NULL;
+  hr__ukey_t key = {0, 0};
+  int rc;
+
+  *hit = 0;
+  if (user_idx >= 0 || h->n > 0)
+    c = hr__ucache_of(snap, hr_model_dim(m), cfg->recommend.user_cache);
+  if (c != NULL) {
+    key = hr__ukey(user_idx, h);
+    *hit = hr__ucache_get(c, key, w->base);
+  }
+  if (!*hit) {
+    if ((rc = hr_model_user_base(m, user_idx, h, &w->fwd, w->base)) != 0)
+      return rc;
+    if (c != NULL)
+      hr__ucache_put(c, key, w->base);
+  }
+  hr_model_user_finish(m, user_idx, h, w->base, w->u);
+  return 0;
+}
+
+/* ------------------------------------------------------------ retrieval */
+
+/* The k best of the n candidates w->ids, scored by `base` (a score per
+ * item) or the model's scores of u, into w->top. */
+static size_t rank_ids(hr_rec_worker_t *w, const hr_model_t *m,
+                       const float *base, size_t n, size_t k) {
+  hr_topk_t t;
+  if (base == NULL)
+    hr_model_score_subset(m, w->u, w->ids, n, w->csc);
+  hr_topk_init(&t, w->top, k);
+  for (size_t j = 0; j < n; j++)
+    hr_topk_push(&t, (long)w->ids[j], base ? base[w->ids[j]] : w->csc[j]);
+  return hr_topk_finish(&t);
+}
+
+/* The items passing the filter and not excluded, into w->ids. */
+static size_t allowed_ids(hr_rec_worker_t *w, size_t n_items) {
+  size_t n = 0;
+  for (size_t wd = 0; wd < (n_items + 63) / 64; wd++)
+    for (uint64_t b = w->allow[wd] & ~w->xbits[wd]; b != 0; b &= b - 1)
+      w->ids[n++] = (uint32_t)(wd * 64 + (size_t)__builtin_ctzll(b));
+  return n;
+}
+
+/* The k best items for w->u, not excluded, passing the filter when there
+ * is one (n_allow items):
+ *  - "popularity" when u is zero (the model knows nothing of the user),
+ *    "context_popularity" when the model's context prior knows a value of
+ *    the request's context;
+ *  - "ann": the top candidates by inner product from the index (exact
+ *    with its norm-bound pass, ann.exact), scored with the prior, when the
+ *    version has an index and the catalogue is at least ann.min_items;
+ *  - "exact" otherwise: every item scored (one sgemv), or with a filter
+ *    every item that passes it -- through the norm-bound pass alone when
+ *    the catalogue is large and the filter passes many items (the pass
+ *    skips filtered-out items for the price of a bit test and stops
+ *    early), by scoring the matching items otherwise. The graph is not
+ *    used for filters: a filter correlated with u (a category the user
+ *    does not favour) costs the search far more than the pass, and recall
+ *    (docs/benchmarks.md, "Attribute filters").
+ * Returns the count in w->top, and the path in *path. */
+static size_t retrieve(hr_rec_worker_t *w, const hr_model_t *m,
+                       const hr_config_t *cfg, int candidates, int filtered,
+                       size_t n_allow, size_t n_excl, size_t k,
+                       hr_retrieval_t *path) {
+  size_t n = hr_model_n_items(m), dim = (size_t)hr_model_dim(m);
+  const hr_ann_t *a = hr_model_ann(m);
+  const float *base = NULL;
+  int zero = 1;
+
+  for (size_t i = 0; i < dim && zero; i++)
+    zero = w->u[i] == 0.0f;
+  if (zero) {
+    /* Nothing known of the user: the context prior when the model has one
+     * and the request's context has a value it knows, else popularity. */
+    const prior_q_t *pq = &w->pq;
+    if (hr_model_context_scores(m, pq->name, pq->val, pq->n, NULL) > 0) {
+      hr_model_context_scores(m, pq->name, pq->val, pq->n, w->scores);
+      base = w->scores;
+      *path = HR_RET_CTX_POPULARITY;
+    } else {
+      base = hr_model_item_prior(m);
+      *path = HR_RET_POPULARITY;
+    }
+    if (filtered)
+      return rank_ids(w, m, base, allowed_ids(w, n), k);
+    return hr_ranker_topk(base, n, NULL, 0, NULL, w->xbits, k, w->top);
+  }
+  /* A filter passing few items (under ann.min_items, or under 1/16 of the
+   * catalogue) is cheaper to answer by scoring them: on the 622k-item
+   * model the pass won from 10 % of the catalogue up and lost at 5 %
+   * (docs/benchmarks.md, "Attribute filters"). */
+  if (a != NULL && n >= (size_t)cfg->ann.min_items &&
+      (!filtered || (n_allow >= (size_t)cfg->ann.min_items &&
+                     n_allow >= n / 16))) {
+    size_t want = (size_t)(candidates > 0 ? candidates : cfg->ann.candidates);
+    size_t nc = want > k ? want : k, got;
+    int ef = cfg->ann.ef > (int)nc ? cfg->ann.ef : (int)nc;
+    if (filtered || cfg->ann.exact) {
+      /* exact: the index's candidates (none with a filter: the norm pass
+       * alone over what passes), then the norm-bound pass */
+      got = hr_model_retrieve(m, w->ann, w->u, nc, filtered ? 0 : ef,
+                              w->excl, n_excl, w->xbits,
+                              filtered ? w->allow : NULL, n_allow, w->ids,
+                              w->top, NULL);
+      for (size_t j = 0; j < got; j++)
+        w->ids[j] = (uint32_t)w->top[j].index;
+      *path = filtered ? HR_RET_FILTER_PASS : HR_RET_ANN_EXACT;
+    } else {
+      got = hr_model_ann_search(m, w->ann, w->u, nc, ef, w->excl, n_excl,
+                                NULL, 0, w->ids);
+      *path = HR_RET_ANN;
+    }
+    return rank_ids(w, m, NULL, got, k);
+  }
+  if (filtered && n_allow < n) {
+    *path = HR_RET_FILTER_SCAN;
+    return rank_ids(w, m, NULL, allowed_ids(w, n), k);
+  }
+  *path = HR_RET_ALL;
+  hr_model_score_items(m, w->u, w->scores);
+  return hr_ranker_topk(w->scores, n, NULL, 0, NULL, w->xbits, k, w->top);
+}
+
+/* -------------------------------------------------------- explanations */
+
+/* Add v to the open hash set (512 slots, -1 empty): 1 when new. */
+static int set_add(int32_t *set, int32_t v) {
+  size_t i = ((uint32_t)v * 2654435761u) & 511;
+  while (set[i] != -1) {
+    if (set[i] == v)
+      return 0;
+    i = (i + 1) & 511;
+  }
+  set[i] = v;
+  return 1;
+}
+
+/* The history items an explanation compares with: the newest distinct
+ * ones, the request's and Redis's first, then the stored training history
+ * newest first. Returns the count in w->explain. */
+static size_t explain_candidates(hr_rec_worker_t *w, const hr_model_t *m,
+                                 long user_idx, size_t n_hist) {
+  size_t n = 0, n_trained;
+  const int32_t *trained = hr_model_user_history(m, user_idx, &n_trained);
+  memset(w->explain_set, 0xff, sizeof(w->explain_set));
+  for (size_t j = 0; j < n_hist && n < HR_REC_EXPLAIN_SCAN; j++)
+    if (set_add(w->explain_set, (int32_t)w->hist[j]))
+      w->explain[n++] = w->hist[j];
+  for (size_t j = n_trained; j-- > 0 && n < HR_REC_EXPLAIN_SCAN;)
+    if (set_add(w->explain_set, trained[j]))
+      w->explain[n++] = trained[j];
+  return n;
+}
+
+/* Why `it` is there: the (up to 3) explanation candidates whose vectors
+ * have the largest positive inner product with its vector (ties: the
+ * newer first), and the context features' effects on its score. */
+static void explain_item(hr_rec_worker_t *w, const hr_model_t *m,
+                         hr_rec_item_t *it, size_t n_cand, long user_idx,
+                         const hr_history_t *h, int ctx_prior) {
+  const float *V = hr_model_item_vectors(m);
+  size_t d = (size_t)hr_model_dim(m);
+  const float *a = V + (size_t)it->index * d;
+  hr_scored_t best[HR_REC_EXPLAIN_HISTORY];
+  hr_topk_t t;
+  const prior_q_t *pq = &w->pq;
+
+  hr_topk_init(&t, best, HR_REC_EXPLAIN_HISTORY);
+  for (size_t j = 0; j < n_cand; j++) {
+    const float *b = V + (size_t)w->explain[j] * d;
+    float s = 0;
+    for (size_t c = 0; c < d; c++)
+      s += a[c] * b[c];
+    if (s > 0) /* by position: ties keep the newer */
+      hr_topk_push(&t, (long)j, s);
+  }
+  it->n_similar = hr_topk_finish(&t);
+  for (size_t j = 0; j < it->n_similar; j++) {
+    it->similar[j] = w->explain[best[j].index];
+    it->similarity[j] = best[j].score;
+  }
+  if (!ctx_prior)
+    it->n_effects = hr_model_explain_context(m, user_idx, h, (size_t)it->index,
+                                             it->effects,
+                                             HR_REC_EXPLAIN_CONTEXT);
+  else /* ranked by the context prior: each value's lift */
+    it->n_effects = hr_model_explain_prior(m, pq->name, pq->val, pq->n,
+                                           (size_t)it->index, it->effects,
+                                           HR_REC_EXPLAIN_CONTEXT);
+}
+
+/* ---------------------------------------------------------------- rank */
+
+/* The request's filter as a bitmap in w->allow: 0 with *n_allow items
+ * passing, HR_EBADFIELD (an attribute the model lacks) or HR_ENOMEM. */
+static int filter(hr_rec_worker_t *w, const hr_model_t *m,
+                  const hr_recommend_req_t *req, size_t *n_allow,
+                  hr_error_t *err) {
+  void *tmp_;
+  if (GROW(w->allow, w->allow_cap, hr_model_n_items(m) / 64 + 1))
+    return hr_error_set(err, HR_ENOMEM, "", "out of memory");
+  return hr_model_filter(m, req->filters, req->n_filters, w->allow, n_allow,
+                         err);
+}
+
+/* hr_rec_rank; n_allow >= 0: the filter is in w->allow already. */
+static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
+                const hr_config_t *cfg, const hr_recommend_req_t *req,
+                const hr_user_state_t *st, int candidates, long n_allow,
+                hr_rec_result_t *out, hr_error_t *err) {
+  const hr_model_t *m = snap->model;
+  size_t k = (size_t)req->k, n_trained = 0, n_excl = 0, n_hist, n_top;
+  size_t nc = (size_t)(candidates > 0 ? candidates : cfg->ann.candidates);
+  const int32_t *trained;
+  long user_idx = -1;
+  int rc;
+
+  out->model = m;
+  out->items = NULL;
+  out->n_items = 0;
+  out->filtered = req->n_filters > 0;
+  out->filter_matches = 0;
+  out->cache_hit = 0;
+  if (req->user_id != NULL)
+    user_idx = hr_model_user_index(m, req->user_id);
+  trained = hr_model_user_history(m, user_idx, &n_trained);
+  nc = nc > k ? nc : k;
+  if (reserve(w, m, k, nc, req->n_history + (st ? st->n_hist : 0),
+              req->n_history + (st ? st->n_hist : 0) + req->n_exclude +
+                  n_trained) != 0)
+    return hr_error_set(err, HR_ENOMEM, "", "out of memory");
+  /* Filters first: an attribute this model lacks is refused before any
+   * work on the user. */
+  if (out->filtered && n_allow < 0) {
+    size_t na;
+    if ((rc = filter(w, m, req, &na, err)) != 0)
+      return rc;
+    n_allow = (long)na;
+  }
+  out->filter_matches = out->filtered ? (size_t)n_allow : 0;
+  hr_features_resolve(req->ctx, req->ts, st, &out->ctx);
+  prior_query(&out->ctx, req, &w->pq);
+
+  /* The history (also excluded), the request's exclusions, and the items
+   * the user interacted with in the training data. */
+  n_hist = gather_history(w, m, req, st, &n_excl);
+  for (size_t j = 0; j < req->n_exclude; j++) {
+    long idx = hr_model_item_index(m, req->exclude[j]);
+    if (idx >= 0)
+      exclude(w, &n_excl, idx);
+  }
+  for (size_t j = 0; j < n_trained; j++)
+    exclude(w, &n_excl, trained[j]);
+  out->history_used = n_hist;
+
+  hr_history_t h = {w->hist,    n_hist,     w->hist_ts, (int64_t)out->ctx.ts,
+                    w->pq.name, w->pq.val,  w->pq.n};
+  if (user_vector(w, snap, cfg, user_idx, &h, &out->cache_hit) != 0) {
+    clear_excluded(w, n_excl);
+    return hr_error_set(err, HR_EINTERNAL, "", "model failed to embed the "
+                        "user");
+  }
+  n_top = retrieve(w, m, cfg, candidates, out->filtered,
+                   out->filter_matches, n_excl, k, &out->retrieval);
+  clear_excluded(w, n_excl);
+
+  for (size_t i = 0; i < n_top; i++) {
+    w->items[i].index = w->top[i].index;
+    w->items[i].score = w->top[i].score;
+    w->items[i].n_similar = 0;
+    w->items[i].n_effects = 0;
+  }
+  if (req->explain) {
+    size_t n_cand = explain_candidates(w, m, user_idx, n_hist);
+    for (size_t i = 0; i < n_top; i++)
+      explain_item(w, m, &w->items[i], n_cand, user_idx, &h,
+                   out->retrieval == HR_RET_CTX_POPULARITY);
+  }
+  out->items = w->items;
+  out->n_items = n_top;
+  return 0;
+}
+
+int hr_rec_rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
+                const hr_config_t *cfg, const hr_recommend_req_t *req,
+                const hr_user_state_t *st, int candidates,
+                hr_rec_result_t *out, hr_error_t *err) {
+  return rank(w, snap, cfg, req, st, candidates, -1, out, err);
+}
+
+/* ----------------------------------------------------------------- run */
+
+/* The first experiment's variant for this request: 0 and *var (NULL: none
+ * applies), or HR_EBADFIELD for a forced variant it does not have. */
+static int pick_variant(const hr_config_t *cfg, const hr_recommend_req_t *r,
+                        const char *force, hr_rec_result_t *out,
+                        hr_error_t *err) {
+  const hr_experiment_cfg_t *exp;
+  out->exp = NULL;
+  out->variant = NULL;
+  out->forced = 0;
+  if (cfg->n_experiments == 0)
+    return 0;
+  /* the first experiment splits /recommend: sticky by user, or by session
+   * for anonymous requests; a QA header can force a variant */
+  exp = out->exp = &cfg->experiments[0];
+  if (force != NULL && cfg->experiments_force_header) {
+    for (int i = 0; i < exp->n_variants && out->variant == NULL; i++)
+      if (strcmp(exp->v[i].name, force) == 0)
+        out->variant = &exp->v[i];
+    if (out->variant == NULL)
+      return hr_error_set(err, HR_EBADFIELD, "X-Hyperrec-Variant",
+                          "experiment %s has no such variant", exp->name);
+    out->forced = 1;
+    return 0;
+  }
+  const char *id = r->user_id ? r->user_id : r->session_id;
+  int wt[HR_EXP_MAX_VARIANTS], v;
+  for (int i = 0; i < exp->n_variants; i++)
+    wt[i] = exp->v[i].weight;
+  v = id ? hr_exp_assign(exp->salt, id, strlen(id), wt, exp->n_variants) : -1;
+  out->variant = v >= 0 ? &exp->v[v] : NULL;
+  return 0;
+}
+
+int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
+               const hr_config_t *cfg, const hr_recommend_req_t *req,
+               const char *force_variant, hr_rec_result_t *out,
+               hr_error_t *err) {
+  hr_user_state_t *st = NULL;
+  long n_allow = -1;
+  int slot = 0, rc;
+
+  memset(out, 0, sizeof(*out));
+  if ((rc = pick_variant(cfg, req, force_variant, out, err)) != 0)
+    return rc;
+  if (out->variant != NULL && out->variant->slot[0] != '\0' &&
+      (slot = hr_registry_find(reg, out->variant->slot)) < 0)
+    slot = 0; /* checked at start; a slot list cannot change since */
+  out->_snap = hr_registry_acquire(reg, slot);
+  if (out->_snap == NULL && slot != 0) {
+    /* the variant's slot has no model (yet): the first slot answers, and
+     * the request counts for no variant */
+    slot = 0;
+    out->variant = NULL;
+    out->_snap = hr_registry_acquire(reg, slot);
+  }
+  if (out->_snap == NULL)
+    return hr_error_set(err, HR_ENOMODEL, "", "no model is loaded yet");
+  out->_reg = reg;
+  out->_slot = slot;
+  /* Filters before the Redis round trip: an attribute this model lacks
+   * is refused without one. */
+  if (req->n_filters > 0) {
+    size_t na;
+    if ((rc = filter(w, out->_snap->model, req, &na, err)) != 0)
+      goto fail;
+    n_allow = (long)na;
+  }
+  if (req->user_id != NULL) {
+    hr_ctxstore_t *cs = hr_ctxstore_thread();
+    if (cs != NULL && hr_ctxstore_read_user(cs, req->user_id,
+                                            (size_t)cfg->redis.history_cap,
+                                            &w->st, NULL) == 0)
+      st = &w->st;
+    else
+      out->degraded = 1;
+  }
+  if ((rc = rank(w, out->_snap, cfg, req, st,
+                 out->variant ? out->variant->candidates : 0, n_allow, out,
+                 err)) != 0)
+    goto fail;
+  return 0;
+fail:
+  hr_rec_done(out);
+  return rc;
+}
+
+void hr_rec_done(hr_rec_result_t *res) {
+  if (res->_snap != NULL)
+    hr_snapshot_release(res->_reg, res->_slot, res->_snap);
+  res->_snap = NULL;
+}
+
+void hr_rec_cache_stats(const hr_snapshot_t *snap, unsigned long *entries,
+                        unsigned long *hits, unsigned long *misses) {
+  hr__ucache_t *c = hr__ucache_of((hr_snapshot_t *)snap, 0, 0);
+  hr__ucache_stats(c, entries, hits, misses);
+}
