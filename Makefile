@@ -59,8 +59,12 @@ $(BIN)/hyperrec-bench: $(BENCH_SRC:%.c=$(BUILD)/%.o) $(LIBHR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The tests count the project's own allocations (tests/lib/alloc.h).
+TEST_WRAP  := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+              -Wl,--wrap=aligned_alloc,--wrap=posix_memalign \
+              -Wl,--wrap=strdup,--wrap=strndup
 $(BUILD)/hr-tests: $(TEST_OBJ) $(LIBHR)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%.o: CFLAGS += -Itests
 

@@ -321,6 +321,43 @@ static int cmp_pair_desc(const void *x, const void *y) {
   return (a->id > b->id) - (a->id < b->id);
 }
 
+/* a comes after b in cmp_pair_desc's order (lower score, or equal and a
+ * higher id) */
+static inline int after(pair_t a, pair_t b) {
+  return a.s < b.s || (a.s == b.s && a.id > b.id);
+}
+
+static void sift_first(pair_t *h, size_t n, size_t i) {
+  pair_t v = h[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= n)
+      break;
+    if (c + 1 < n && after(h[c + 1], h[c]))
+      c++;
+    if (!after(h[c], v))
+      break;
+    h[i] = h[c];
+    i = c;
+  }
+  h[i] = v;
+}
+
+/* Sort best first as qsort with cmp_pair_desc would (a total order: same
+ * result), but in place without the buffer glibc's qsort allocates for
+ * more than 1 KiB: a search allocates nothing. Heap sort on a heap whose
+ * root comes last in the order. */
+static void sort_best_first(pair_t *p, size_t n) {
+  for (size_t i = n / 2; i-- > 0;)
+    sift_first(p, n, i);
+  for (size_t end = n; end > 1; end--) {
+    pair_t t = p[0];
+    p[0] = p[end - 1];
+    p[end - 1] = t;
+    sift_first(p, end - 1, 0);
+  }
+}
+
 size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
                      size_t k, int ef, const uint32_t *excl, size_t n_excl,
                      uint32_t *ids, float *scores) {
@@ -367,7 +404,7 @@ size_t hr_ann_search_filter(const hr_ann_t *a, hr_ann_scratch_t *s,
   search_layer(a, s, NULL, s->q, ep, ep_s, 0, efz, V, max_ef, allow);
 
   nr = s->res_n;
-  qsort(s->res, nr, sizeof(pair_t), cmp_pair_desc);
+  sort_best_first(s->res, nr);
   if (a->rerank_x) {
     /* fp16 rounding moves scores by ~1e-4: rescoring a margin past k in
      * float32 recovers the exact order */
@@ -378,7 +415,7 @@ size_t hr_ann_search_filter(const hr_ann_t *a, hr_ann_scratch_t *s,
       s->res[i].s = hr_ann__dot32(
           q, a->rerank_x + (size_t)s->res[i].id * (size_t)a->dim,
           (size_t)a->dim);
-    qsort(s->res, m, sizeof(pair_t), cmp_pair_desc);
+    sort_best_first(s->res, m);
   }
   out = nr < k ? nr : k;
   for (size_t i = 0; i < out; i++) {

@@ -2,9 +2,13 @@
  * the top-k / metric helpers (see train.h).
  *
  * The evaluated model is the one a `fit` would publish: it is written to a
- * temporary version directory, loaded back with hr_model_open and scored
- * with hr_model_user_vector + hr_model_score_items, the server's code. */
+ * temporary version directory, loaded back with hr_model_open and ranked
+ * by the server's pipeline (hr_rec_rank: user vector, exclusions,
+ * retrieval, top-k). The sequential model's evaluation during training
+ * scores with the trainer's own copy of the network, checked bit for bit
+ * against the served one (tests/unit/test_seq.c), and the same top-k. */
 #include "hr/ranker.h"
+#include "hr/recommend.h"
 #include "hr/train.h"
 
 #include <cblas.h>
@@ -242,8 +246,9 @@ int hr_eval_loo(const char *split_dir, int target_test,
   hr_metrics_t mt = {0};
   target_t *tg = NULL;
   size_t n_items = 0, ntg = 0;
-  float *vec = NULL, *scores = NULL;
-  unsigned char *ex = NULL;
+  hr_config_t cfg;
+  hr_snapshot_t snap = {0};
+  hr_rec_worker_t *w = NULL;
   FILE *out = NULL;
   int have_tmp = 0, rc;
 
@@ -283,10 +288,13 @@ int hr_eval_loo(const char *split_dir, int target_test,
     goto done;
   }
 
-  vec = malloc((size_t)hr_model_dim(m) * sizeof(*vec));
-  scores = malloc(n_items * sizeof(*scores));
-  ex = calloc(n_items, 1);
-  if (!vec || !scores || !ex || hr_metrics_init(&mt, 10, n_items) != 0) {
+  /* Ranked by the server's pipeline: the same user vector, exclusions
+   * (the stored history), retrieval (every item: no index) and top-k. */
+  hr_config_defaults(&cfg);
+  cfg.recommend.user_cache = 0;
+  snap.model = m;
+  if ((w = hr_rec_worker_new()) == NULL ||
+      hr_metrics_init(&mt, 10, n_items) != 0) {
     rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
     goto done;
   }
@@ -295,28 +303,21 @@ int hr_eval_loo(const char *split_dir, int target_test,
     goto done;
   }
   for (size_t k = 0; k < ntg; k++) {
-    const char *uid = hr_idmap_str(ds.users, (size_t)tg[k].user);
-    long mu = hr_model_user_index(m, uid);
-    const int32_t *hist;
-    size_t nh;
+    hr_recommend_req_t r = {0};
+    hr_rec_result_t got;
     int32_t top[10];
-    size_t nt;
 
-    if ((rc = hr_model_user_vector(m, mu, NULL, vec)) != 0) {
-      hr_error_set(err, rc, NULL, "user vector of %s failed", uid);
+    r.user_id = hr_idmap_str(ds.users, (size_t)tg[k].user);
+    r.k = 10;
+    r.ts = -1;
+    if ((rc = hr_rec_rank(w, &snap, &cfg, &r, NULL, 0, &got, err)) != 0)
       goto done;
-    }
-    hr_model_score_items(m, vec, scores);
-    hist = hr_model_user_history(m, mu, &nh);
-    for (size_t j = 0; j < nh; j++)
-      ex[hist[j]] = 1;
-    nt = hr_topk(scores, ex, n_items, 10, top);
-    for (size_t j = 0; j < nh; j++)
-      ex[hist[j]] = 0;
-    hr_metrics_add(&mt, top, nt, (int32_t)tg[k].item);
+    for (size_t j = 0; j < got.n_items; j++)
+      top[j] = (int32_t)got.items[j].index;
+    hr_metrics_add(&mt, top, got.n_items, (int32_t)tg[k].item);
     if (out != NULL) {
-      fputs(uid, out);
-      for (size_t j = 0; j < nt; j++)
+      fputs(r.user_id, out);
+      for (size_t j = 0; j < got.n_items; j++)
         fprintf(out, "\t%s", hr_model_item_id(m, (size_t)top[j]));
       fputc('\n', out);
     }
@@ -326,9 +327,7 @@ done:
   if (out != NULL && fclose(out) != 0 && rc == 0)
     rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
   hr_metrics_free(&mt);
-  free(vec);
-  free(scores);
-  free(ex);
+  hr_rec_worker_free(w);
   free(tg);
   hr_model_free(m);
   hr_ials_free(&fit);
