@@ -18,7 +18,12 @@
  * PATH when it exists; builds and saves it there otherwise), then for each ef
  * searches every query alone on one thread and prints one JSON line:
  * recall@10, queries/s, build seconds, index bytes. --rerank attaches the
- * float base rows (hr_ann_set_rerank_vectors) for exact final scores. */
+ * float base rows (hr_ann_set_rerank_vectors) for exact final scores.
+ *
+ *   hyperrec-bench recall --models DIR --redis HOST:PORT ...
+ *
+ * `recall` (recall.c): recall@k of the served retrieval against exact
+ * scoring, through the server's pipeline, for the users of a live Redis. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -423,11 +428,15 @@ usage:
   goto out;
 }
 
+int hr_bench_recall(int argc, char **argv); /* recall.c */
+
 int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "recall") == 0)
+    return hr_bench_recall(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "http") == 0)
     return cmd_http(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "ann") == 0)
     return cmd_ann(argc, argv);
-  fprintf(stderr, "usage: hyperrec-bench http ... | ann ...\n");
+  fprintf(stderr, "usage: hyperrec-bench http ... | ann ... | recall ...\n");
   return 2;
 }

@@ -77,7 +77,7 @@ typedef struct {
     int max_k;
     int max_history;
     int max_exclude;
-    int user_cache;             /* user vectors kept per model version */
+    int user_cache_mb;          /* kept of users per model version, MiB */
   } recommend;
   struct {
     int max_batch;
@@ -98,6 +98,7 @@ typedef struct {
     int candidates;             /* retrieved from the index, then ranked */
     int ef;                     /* search beam width */
     int exact;                  /* 1: norm-bound pass makes retrieval exact */
+    int kept;                   /* candidates kept per user history */
   } ann;
 } hr_config_t;
 

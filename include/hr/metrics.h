@@ -45,6 +45,7 @@ void hr_metrics_attributed(unsigned long n);
   XX(CTX_POPULARITY, "context_popularity") /* the context prior */            \
   XX(ALL, "all_items")       /* every item scored */                          \
   XX(ANN, "ann")             /* the index */                                  \
+  XX(ANN_KEPT, "ann_kept")   /* the index's candidates kept for the user */   \
   XX(ANN_EXACT, "ann_exact") /* the index + the norm-bound pass */            \
   XX(FILTER_PASS, "filter_pass") /* filtered: the norm-bound pass alone */    \
   XX(FILTER_SCAN, "filter_scan") /* filtered: the matching items scored */

@@ -17,15 +17,18 @@
  * from its worker and its snapshot: it is valid until hr_rec_done, and
  * the worker's next run.
  *
- * User vectors: a model's costly per-user computation (the sequential
- * model's transformer, an iALS fold-in) depends only on the user and the
- * items and times of their history. It is kept per model version, in a
- * cache attached to the snapshot (recommend.user_cache entries), keyed by
- * a 128-bit hash of the user and that history; the request's own terms
- * (time since the newest event, context values) are added on every
- * request. A new event changes the history, hence the key; a new version
- * has a new cache; a miss computes. Scores are bit for bit those of the
- * computation from scratch. */
+ * What is kept of a user: a model's costly per-user computation (the
+ * sequential model's transformer, an iALS fold-in) depends only on the
+ * user and the items and times of their history, and so do the index's
+ * candidates for the user's vector in the neutral context. Both are kept
+ * per model version, in a cache attached to the snapshot
+ * (recommend.user_cache_mb), keyed by a 128-bit hash of the user and that
+ * history; the request's own terms (time since the newest event, context
+ * values) are added on every request, which scores the kept candidates
+ * with its own vector (the two-stage retrieval, retrieve() in pipeline.c).
+ * A new event changes the history, hence the key; a new version has a new
+ * cache; a miss computes. User vectors and scores are bit for bit those of
+ * the computation from scratch. */
 #ifndef HR_RECOMMEND_H
 #define HR_RECOMMEND_H
 
@@ -123,8 +126,8 @@ int hr_rec_rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
                 const hr_user_state_t *st, int candidates,
                 hr_rec_result_t *out, hr_error_t *err);
 
-/** The user vector cache of a snapshot: entries and hits so far (both 0
- *  before its first request, or with recommend.user_cache 0). */
+/** The user cache of a snapshot: entries filled, hits and misses so far (0
+ *  before its first request, or with recommend.user_cache_mb 0). */
 void hr_rec_cache_stats(const hr_snapshot_t *snap, unsigned long *entries,
                         unsigned long *hits, unsigned long *misses);
 

@@ -214,6 +214,14 @@ static inline void prefetch_vec(const hr_ann_t *a, const float *x32,
   }
 }
 
+/* Every line of item id's fp16 row (candidates scattered over the index:
+ * each row a new stream for the hardware prefetcher). */
+static inline void prefetch_row(const hr_ann_t *a, uint32_t id) {
+  const char *p = (const char *)(a->vecs + (size_t)id * a->vstride);
+  for (size_t b = 0; b < a->vstride * sizeof(uint16_t); b += 64)
+    __builtin_prefetch(p + b, 0, 0);
+}
+
 /* Greedy walk on one upper level: move to the best neighbour while it
  * improves. */
 static inline uint32_t greedy(const hr_ann_t *a, const float *x32,
@@ -424,6 +432,27 @@ size_t hr_ann_search_filter(const hr_ann_t *a, hr_ann_scratch_t *s,
       scores[i] = s->res[i].s;
   }
   return out;
+}
+
+void hr_ann_score(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
+                  const uint32_t *ids, size_t n, float *out) {
+  void *tmp_;
+  size_t ahead = 4;
+  if (GROW(s->q, s->q_cap, a->vstride)) {
+    for (size_t j = 0; j < n; j++) /* out of memory: the float kernel */
+      out[j] = -__builtin_inff();
+    return;
+  }
+  memcpy(s->q, q, (size_t)a->dim * sizeof(float));
+  memset(s->q + a->dim, 0, (a->vstride - (size_t)a->dim) * sizeof(float));
+  for (size_t j = 0; j < n && j < ahead; j++)
+    prefetch_row(a, ids[j]);
+  for (size_t j = 0; j < n; j++) {
+    if (j + ahead < n)
+      prefetch_row(a, ids[j + ahead]);
+    out[j] = hr_ann__dot16(s->q, a->vecs + (size_t)ids[j] * a->vstride,
+                           a->vstride);
+  }
 }
 
 /* ------------------------------------------------------------ build */

@@ -91,11 +91,12 @@ static const key_desc keys[] = {
    100000, "200", "longest request `history` accepted (reloadable)"},
   {"recommend.max_exclude", K_INT, OFF(recommend.max_exclude), 0, 0, 0,
    100000, "1000", "longest request `exclude` accepted (reloadable)"},
-  {"recommend.user_cache", K_INT, OFF(recommend.user_cache), 0, 0, 0,
-   16777216, "16384",
-   "user vectors kept per model version between requests (0: none); "
-   "about 32 + 4 x dim bytes each, touched as they fill (reloadable: "
-   "versions that serve their first request after the change)"},
+  {"recommend.user_cache_mb", K_INT, OFF(recommend.user_cache_mb), 0, 0, 0,
+   1048576, "128",
+   "MiB per model version for what is kept of each user between requests "
+   "(the history's part of the user vector and the index's candidates); "
+   "0: nothing kept (reloadable: for versions that serve their first "
+   "request after the change)"},
   {"event.max_batch", K_INT, OFF(event.max_batch), 0, 0, 1, 10000, "100",
    "most events in one /event batch (reloadable)"},
   {"ann.min_items", K_INT, OFF(ann.min_items), 0, 0, 0, 2000000000, "20000",
@@ -104,12 +105,18 @@ static const key_desc keys[] = {
   {"ann.candidates", K_INT, OFF(ann.candidates), 0, 0, 1, 100000, "200",
    "candidates retrieved from the index before ranking; at least k "
    "(reloadable)"},
-  {"ann.ef", K_INT, OFF(ann.ef), 0, 0, 1, 100000, "600",
-   "index search beam width; raised to the candidate count (reloadable)"},
+  {"ann.ef", K_INT, OFF(ann.ef), 0, 0, 1, 100000, "400",
+   "index search beam width; raised to the candidate count, and to ann.kept "
+   "when candidates are kept (reloadable)"},
   {"ann.exact", K_INT, OFF(ann.exact), 0, 0, 0, 1, "0",
    "1: after the index, a norm-bound pass makes the candidates the exact "
    "top by inner product (costs about a millisecond at 1M items); 0: the "
    "index's candidates alone (reloadable)"},
+  {"ann.kept", K_INT, OFF(ann.kept), 0, 0, 0, 100000, "800",
+   "candidates the index finds once per user history and keeps (with "
+   "recommend.user_cache_mb), for every later request to score with its own "
+   "vector; at least ann.candidates, else 0: the index is searched for every "
+   "request (reloadable)"},
   {"experiments_force_header", K_INT, OFF(experiments_force_header), 0, 0, 0,
    1, "0",
    "1: a request's X-Hyperrec-Variant header picks the variant (for QA); "

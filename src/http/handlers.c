@@ -9,6 +9,7 @@
 #include "hr/recommend.h"
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,65 +37,114 @@ static void reply_json(hr_hresp_t *resp, int status, json_t *o) {
 
 /* ------------------------------------------------------------ recommend */
 
-/* {"history": [...], "context": [...]} for one item with explain. */
-static json_t *explain_json(const hr_model_t *m, const hr_rec_item_t *it) {
-  json_t *hist = json_array(), *ctx = json_array();
-  for (size_t j = 0; j < it->n_similar; j++)
-    json_array_append_new(
-        hist, json_pack("{s:s,s:f}", "item_id",
-                        hr_model_item_id(m, (size_t)it->similar[j]),
-                        "similarity", (double)it->similarity[j]));
-  for (size_t j = 0; j < it->n_effects; j++)
-    json_array_append_new(ctx, json_pack("{s:s,s:s,s:f}", "feature",
-                                         it->effects[j].feature, "value",
-                                         it->effects[j].value, "effect",
-                                         (double)it->effects[j].effect));
-  return json_pack("{s:o,s:o}", "history", hist, "context", ctx);
+/* Each HTTP worker thread encodes its answers in one writer, grown as
+ * needed and freed when the thread exits. */
+static pthread_key_t writer_key;
+static pthread_once_t writer_once = PTHREAD_ONCE_INIT;
+
+static void writer_free(void *p) {
+  hr_jsonw_free(p);
+  free(p);
 }
 
-/* The answer of docs/api.md for a result; `rid` its recommendation id. */
-static json_t *recommend_json(const hr_recommend_req_t *r,
-                              const hr_rec_result_t *res, const char *rid) {
+static void writer_key_make(void) { pthread_key_create(&writer_key, writer_free); }
+
+static hr_jsonw_t *thread_writer(void) {
+  hr_jsonw_t *j;
+  pthread_once(&writer_once, writer_key_make);
+  if ((j = pthread_getspecific(writer_key)) == NULL) {
+    if ((j = calloc(1, sizeof(*j))) == NULL)
+      return NULL;
+    if (pthread_setspecific(writer_key, j) != 0) {
+      free(j);
+      return NULL;
+    }
+  }
+  hr_jsonw_reset(j);
+  return j;
+}
+
+/* {"history": [...], "context": [...]} for one item with explain. */
+static void explain_json(hr_jsonw_t *j, const hr_model_t *m,
+                         const hr_rec_item_t *it) {
+  hr_jsonw_open(j, "explain", '{');
+  hr_jsonw_open(j, "history", '[');
+  for (size_t i = 0; i < it->n_similar; i++) {
+    hr_jsonw_open(j, NULL, '{');
+    hr_jsonw_str(j, "item_id", hr_model_item_id(m, (size_t)it->similar[i]));
+    hr_jsonw_real(j, "similarity", (double)it->similarity[i], 7);
+    hr_jsonw_close(j, '}');
+  }
+  hr_jsonw_close(j, ']');
+  hr_jsonw_open(j, "context", '[');
+  for (size_t i = 0; i < it->n_effects; i++) {
+    hr_jsonw_open(j, NULL, '{');
+    hr_jsonw_str(j, "feature", it->effects[i].feature);
+    hr_jsonw_str(j, "value", it->effects[i].value);
+    hr_jsonw_real(j, "effect", (double)it->effects[i].effect, 7);
+    hr_jsonw_close(j, '}');
+  }
+  hr_jsonw_close(j, ']');
+  hr_jsonw_close(j, '}');
+}
+
+/* The answer of docs/api.md for a result; `rid` its recommendation id.
+ * NULL when out of memory. */
+static char *recommend_json(const hr_recommend_req_t *r,
+                            const hr_rec_result_t *res, const char *rid) {
   const hr_model_t *m = res->model;
   const hr_context_t *cx = &res->ctx;
-  json_t *items = json_array(), *c, *src, *o;
+  hr_jsonw_t *j = thread_writer();
 
+  if (j == NULL)
+    return NULL;
+  hr_jsonw_open(j, NULL, '{');
+  hr_jsonw_str(j, "recommendation_id", rid);
+  hr_jsonw_str(j, "user_id", r->user_id);
+  hr_jsonw_open(j, "items", '[');
   for (size_t i = 0; i < res->n_items; i++) {
     const hr_rec_item_t *it = &res->items[i];
-    json_t *j = json_pack("{s:s,s:f}", "item_id",
-                          hr_model_item_id(m, (size_t)it->index), "score",
-                          (double)it->score);
+    hr_jsonw_open(j, NULL, '{');
+    hr_jsonw_str(j, "item_id", hr_model_item_id(m, (size_t)it->index));
+    hr_jsonw_real(j, "score", (double)it->score, 7);
     if (r->explain)
-      json_object_set_new(j, "explain", explain_json(m, it));
-    json_array_append_new(items, j);
+      explain_json(j, m, it);
+    hr_jsonw_close(j, '}');
   }
-  c = json_pack("{s:I,s:s,s:i,s:i,s:b}", "ts", (json_int_t)cx->ts, "tz",
-                cx->val[0], "hour", cx->hour, "weekday", cx->weekday,
-                "weekend", cx->weekend);
-  src = json_pack("{s:s,s:s}", "ts", hr_ctx_source_name(cx->ts_src), "tz",
-                  hr_ctx_source_name(cx->src[0]));
-  for (int i = 1; i < HR_CTX_FIELDS; i++) {
-    json_object_set_new(c, hr_ctx_field_names[i],
-                        cx->val[i] ? json_string(cx->val[i]) : json_null());
-    json_object_set_new(src, hr_ctx_field_names[i],
-                        json_string(hr_ctx_source_name(cx->src[i])));
+  hr_jsonw_close(j, ']');
+  hr_jsonw_open(j, "model", '{');
+  hr_jsonw_str(j, "name", hr_model_name(m));
+  hr_jsonw_int(j, "version", (long long)hr_model_version(m));
+  hr_jsonw_close(j, '}');
+  if (res->variant != NULL) {
+    hr_jsonw_open(j, "variant", '{');
+    hr_jsonw_str(j, "experiment", res->exp->name);
+    hr_jsonw_str(j, "name", res->variant->name);
+    hr_jsonw_close(j, '}');
+  } else {
+    hr_jsonw_null(j, "variant");
   }
-  o = json_pack(
-      "{s:s,s:o,s:o,s:{s:s,s:I},s:o,s:o,s:o,s:I,s:b}", "recommendation_id",
-      rid, "user_id", r->user_id ? json_string(r->user_id) : json_null(),
-      "items", items, "model", "name", hr_model_name(m), "version",
-      (json_int_t)hr_model_version(m), "variant",
-      res->variant ? json_pack("{s:s,s:s}", "experiment", res->exp->name,
-                               "name", res->variant->name)
-                   : json_null(),
-      "context", c, "context_source", src, "history_used",
-      (json_int_t)res->history_used, "degraded", res->degraded);
-  json_object_set_new(o, "retrieval",
-                      json_string(hr_rec_retrieval_name(res->retrieval)));
+  hr_jsonw_open(j, "context", '{');
+  hr_jsonw_int(j, "ts", cx->ts);
+  hr_jsonw_str(j, "tz", cx->val[0]);
+  hr_jsonw_int(j, "hour", cx->hour);
+  hr_jsonw_int(j, "weekday", cx->weekday);
+  hr_jsonw_bool(j, "weekend", cx->weekend);
+  for (int i = 1; i < HR_CTX_FIELDS; i++)
+    hr_jsonw_str(j, hr_ctx_field_names[i], cx->val[i]);
+  hr_jsonw_close(j, '}');
+  hr_jsonw_open(j, "context_source", '{');
+  hr_jsonw_str(j, "ts", hr_ctx_source_name(cx->ts_src));
+  for (int i = 0; i < HR_CTX_FIELDS; i++)
+    hr_jsonw_str(j, hr_ctx_field_names[i], hr_ctx_source_name(cx->src[i]));
+  hr_jsonw_close(j, '}');
+  hr_jsonw_int(j, "history_used", (long long)res->history_used);
+  hr_jsonw_bool(j, "degraded", res->degraded);
+  hr_jsonw_str(j, "retrieval", hr_rec_retrieval_name(res->retrieval));
   if (res->filtered)
-    json_object_set_new(o, "filter_matches",
-                        json_integer((json_int_t)res->filter_matches));
-  return o;
+    hr_jsonw_int(j, "filter_matches", (long long)res->filter_matches);
+  hr_jsonw_close(j, '}');
+  return hr_jsonw_take(j);
 }
 
 /* POST /recommend: parse, run the pipeline (recommend.h), encode, count. */
@@ -126,7 +176,11 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
              res.variant->name, res.forced ? ".qa" : "");
   else
     snprintf(rid, sizeof(rid), "r1-%s", hex);
-  reply_json(resp, 200, recommend_json(&r, &res, rid));
+  resp->status = 200;
+  if ((resp->body = recommend_json(&r, &res, rid)) == NULL) {
+    hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+    hr__http_error(resp, &err);
+  }
   if (res.degraded)
     hr_metrics_degraded();
   hr_metrics_retrieval(res.retrieval);

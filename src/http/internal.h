@@ -50,6 +50,30 @@ void hr__http_reply_json(hr_hresp_t *resp, int status, json_t *o,
 /* Fill resp with the error body for `err` (status from the error table). */
 void hr__http_error(hr_hresp_t *resp, const hr_error_t *err);
 
+/* A JSON writer (jsonw.c): values appended to a buffer that grows and is
+ * reused, giving the bytes jansson's compact, order-preserving dump gives.
+ * A `key` is the member name inside an object, NULL inside an array. */
+typedef struct {
+  char *buf;
+  size_t len, cap;
+  int comma; /* the next value needs a ',' first */
+  int oom;   /* a write failed: the text is incomplete */
+} hr_jsonw_t;
+
+void hr_jsonw_reset(hr_jsonw_t *j);
+void hr_jsonw_free(hr_jsonw_t *j);
+void hr_jsonw_open(hr_jsonw_t *j, const char *key, char brace); /* { [ */
+void hr_jsonw_close(hr_jsonw_t *j, char brace);                 /* } ] */
+void hr_jsonw_key(hr_jsonw_t *j, const char *key);
+void hr_jsonw_str(hr_jsonw_t *j, const char *key, const char *s); /* NULL:
+                                                                     null */
+void hr_jsonw_int(hr_jsonw_t *j, const char *key, long long v);
+void hr_jsonw_bool(hr_jsonw_t *j, const char *key, int v);
+void hr_jsonw_null(hr_jsonw_t *j, const char *key);
+void hr_jsonw_real(hr_jsonw_t *j, const char *key, double v, int precision);
+/* A malloc'd copy of the text, or NULL (out of memory). */
+char *hr_jsonw_take(hr_jsonw_t *j);
+
 /* 16 random hex characters (per-thread generator) into buf[17]. */
 void hr__http_random_hex(char buf[17]);
 

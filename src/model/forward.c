@@ -409,12 +409,23 @@ static inline float dot8(const float *u, const float *x, size_t d) {
   return acc;
 }
 
+/* Every cache line of row id: candidates are rows scattered over the
+ * table, each a new stream for the hardware prefetcher. */
+static inline void prefetch_row(const hr_model_t *m, uint32_t id) {
+  const char *p = (const char *)(m->item_emb + (size_t)id * (size_t)m->dim);
+  for (size_t b = 0; b < (size_t)m->dim * sizeof(float); b += 64)
+    __builtin_prefetch(p + b, 0, 0);
+  __builtin_prefetch(m->item_prior + id, 0, 0);
+}
+
 void hr_model_score_subset(const hr_model_t *m, const float *u,
                            const uint32_t *ids, size_t n, float *out) {
-  size_t d = (size_t)m->dim;
+  size_t d = (size_t)m->dim, ahead = 4;
+  for (size_t j = 0; j < n && j < ahead; j++)
+    prefetch_row(m, ids[j]);
   for (size_t j = 0; j < n; j++) {
-    if (j + 4 < n)
-      __builtin_prefetch(m->item_emb + (size_t)ids[j + 4] * d, 0, 0);
+    if (j + ahead < n)
+      prefetch_row(m, ids[j + ahead]);
     out[j] = dot8(u, m->item_emb + (size_t)ids[j] * d, d) +
              m->item_prior[ids[j]];
   }

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,11 @@ typedef struct {
   const char *val[PRIOR_Q_MAX];
   size_t n;
 } prior_q_t;
+
+/* Kept candidates past k whose half-precision score is rechecked in float
+ * (two_stage): the index's fp16 scores are within ~1e-3 of the float ones,
+ * so an item the rounding put just below the k-th is still rescored. */
+#define KEPT_MARGIN 32
 
 /* Scratch of one thread: every array grows to the largest need seen and
  * stays. `xbits` (one bit per item of the largest model seen) is all zero
@@ -39,9 +45,21 @@ struct hr_rec_worker {
   float *csc;                 /* and their scores */
   hr_scored_t *top;
   hr_rec_item_t *items;
-  float *u, *base;            /* user vector, and its kept part */
+  float *u, *base, *un;       /* user vector, its kept part, and the
+                                 vector in the neutral context */
+  uint32_t *kept;             /* the candidates kept for the user */
   size_t hist_cap, hist_ts_cap, excl_cap, xbits_cap, allow_cap, scores_cap,
-      ids_cap, csc_cap, top_cap, items_cap, u_cap, base_cap;
+      ids_cap, csc_cap, top_cap, items_cap, u_cap, base_cap, un_cap,
+      kept_cap;
+  /* this request's entry in the snapshot's cache (c NULL: none) */
+  struct {
+    hr__ucache_t *c;
+    hr__ukey_t key;
+    int hit;                  /* the entry was there */
+    int store;                /* to be written back at the end */
+    size_t n_kept;            /* candidates in kept[] */
+    uint32_t asked;           /* the count they were retrieved for */
+  } uc;
   long explain[HR_REC_EXPLAIN_SCAN];
   int32_t explain_set[512];   /* open hash set of explain[] */
   prior_q_t pq;
@@ -90,6 +108,8 @@ void hr_rec_worker_free(hr_rec_worker_t *w) {
   free(w->items);
   free(w->u);
   free(w->base);
+  free(w->un);
+  free(w->kept);
   free(w);
 }
 
@@ -116,9 +136,9 @@ hr_rec_worker_t *hr_rec_worker_thread(void) {
 }
 
 /* Room for a model of n items and dim floats, nc candidates (at least k),
- * nh history entries and ne exclusions. */
+ * `kept` kept candidates, nh history entries and ne exclusions. */
 static int reserve(hr_rec_worker_t *w, const hr_model_t *m, size_t k,
-                   size_t nc, size_t nh, size_t ne) {
+                   size_t nc, size_t kept, size_t nh, size_t ne) {
   size_t n = hr_model_n_items(m), dim = (size_t)hr_model_dim(m);
   size_t words = n / 64 + 1, old = w->xbits_cap, ni = n > nc ? n : nc;
   void *tmp_;
@@ -132,8 +152,10 @@ static int reserve(hr_rec_worker_t *w, const hr_model_t *m, size_t k,
   if (GROW(w->allow, w->allow_cap, words) ||
       GROW(w->scores, w->scores_cap, n + 1) ||
       GROW(w->ids, w->ids_cap, ni + 1) || GROW(w->csc, w->csc_cap, ni + 1) ||
-      GROW(w->top, w->top_cap, nc + 1) || GROW(w->items, w->items_cap, k + 1) ||
-      GROW(w->u, w->u_cap, dim + 1) || GROW(w->base, w->base_cap, dim + 1))
+      GROW(w->top, w->top_cap, nc + KEPT_MARGIN + 1) || GROW(w->items, w->items_cap, k + 1) ||
+      GROW(w->u, w->u_cap, dim + 1) || GROW(w->base, w->base_cap, dim + 1) ||
+      GROW(w->un, w->un_cap, dim + 1) ||
+      GROW(w->kept, w->kept_cap, kept + 1))
     return HR_ENOMEM;
   if (hr_model_ann(m) != NULL && (w->ann == NULL || w->ann_cap < n)) {
     hr_ann_scratch_free(w->ann);
@@ -154,6 +176,7 @@ const char *hr_rec_retrieval_name(hr_retrieval_t r) {
   case HR_RET_CTX_POPULARITY:
     return "context_popularity";
   case HR_RET_ANN:
+  case HR_RET_ANN_KEPT:
   case HR_RET_ANN_EXACT:
     return "ann";
   default:
@@ -224,31 +247,41 @@ static size_t gather_history(hr_rec_worker_t *w, const hr_model_t *m,
 
 /* --------------------------------------------------------- user vector */
 
-/* The user vector into w->u: the kept part from the snapshot's cache, or
- * computed (and kept), then the request's terms. */
+/* The user vector into w->u: the kept part from the snapshot's cache (with
+ * the candidates kept for it), or computed, then the request's terms. The
+ * entry is written back at the end of the request (keep()). */
 static int user_vector(hr_rec_worker_t *w, hr_snapshot_t *snap,
                        const hr_config_t *cfg, long user_idx,
-                       const hr_history_t *h, int *hit) {
+                       const hr_history_t *h) {
   const hr_model_t *m = snap->model;
-  hr__ucache_t *c = NULL;
-  hr__ukey_t key = {0, 0};
   int rc;
 
-  *hit = 0;
+  memset(&w->uc, 0, sizeof(w->uc));
   if (user_idx >= 0 || h->n > 0)
-    c = hr__ucache_of(snap, hr_model_dim(m), cfg->recommend.user_cache);
-  if (c != NULL) {
-    key = hr__ukey(user_idx, h);
-    *hit = hr__ucache_get(c, key, w->base);
+    w->uc.c = hr__ucache_of(snap, hr_model_dim(m),
+                            (size_t)cfg->recommend.user_cache_mb << 20,
+                            (size_t)cfg->ann.kept);
+  if (w->uc.c != NULL) {
+    w->uc.key = hr__ukey(user_idx, h);
+    w->uc.hit = hr__ucache_get(w->uc.c, w->uc.key, w->base, w->kept,
+                               &w->uc.n_kept, &w->uc.asked);
+    if (w->uc.n_kept > w->kept_cap) /* cannot be: entries hold cmax */
+      w->uc.n_kept = 0;
   }
-  if (!*hit) {
+  if (!w->uc.hit) {
     if ((rc = hr_model_user_base(m, user_idx, h, &w->fwd, w->base)) != 0)
       return rc;
-    if (c != NULL)
-      hr__ucache_put(c, key, w->base);
+    w->uc.store = w->uc.c != NULL;
   }
   hr_model_user_finish(m, user_idx, h, w->base, w->u);
   return 0;
+}
+
+/* Write the request's cache entry back when it changed. */
+static void keep(hr_rec_worker_t *w) {
+  if (w->uc.store)
+    hr__ucache_put(w->uc.c, w->uc.key, w->base, w->kept, w->uc.n_kept,
+                   w->uc.asked);
 }
 
 /* ------------------------------------------------------------ retrieval */
@@ -275,6 +308,51 @@ static size_t allowed_ids(hr_rec_worker_t *w, size_t n_items) {
   return n;
 }
 
+
+/* The index's candidates kept per user (the two-stage path): the first
+ * request of a history searches the index for ann.kept candidates for the
+ * user's vector in the neutral context (no context values), excluding
+ * what the history excludes, and keeps them with the user's vector; every
+ * request then scores the kept candidates with its own vector (its time,
+ * its context values) and drops its own exclusions. The margin over
+ * ann.candidates keeps recall against the exact top of each request's
+ * vector (measured in docs/benchmarks.md, "Retrieval"). */
+static size_t two_stage(hr_rec_worker_t *w, const hr_model_t *m,
+                        const hr_config_t *cfg, size_t n_key_excl,
+                        long user_idx, const hr_history_t *h, size_t k,
+                        hr_retrieval_t *path) {
+  size_t want = (size_t)cfg->ann.kept, n = 0;
+  if (w->uc.n_kept == 0 || w->uc.asked != want) {
+    hr_history_t neutral = *h;
+    int ef = cfg->ann.ef > (int)want ? cfg->ann.ef : (int)want;
+    neutral.n_ctx = 0;
+    hr_model_user_finish(m, user_idx, &neutral, w->base, w->un);
+    w->uc.n_kept = hr_model_ann_search(m, w->ann, w->un, want, ef, w->excl,
+                                       n_key_excl, NULL, 0, w->kept);
+    w->uc.asked = (uint32_t)want;
+    w->uc.store = 1;
+    *path = HR_RET_ANN;
+  } else {
+    *path = HR_RET_ANN_KEPT;
+  }
+  for (size_t j = 0; j < w->uc.n_kept; j++) /* the request's exclusions */
+    if (!bit(w->xbits, w->kept[j]))
+      w->ids[n++] = w->kept[j];
+  if (n > k + KEPT_MARGIN) {
+    /* the index's half-precision scores pick the best k + margin, which
+     * the model's own vectors then score exactly */
+    hr_topk_t t;
+    hr_ann_score(hr_model_ann(m), w->ann, w->u, w->ids, n, w->csc);
+    hr_topk_init(&t, w->top, k + KEPT_MARGIN);
+    for (size_t j = 0; j < n; j++)
+      hr_topk_push(&t, (long)w->ids[j], w->csc[j]);
+    n = hr_topk_finish(&t);
+    for (size_t j = 0; j < n; j++)
+      w->ids[j] = (uint32_t)w->top[j].index;
+  }
+  return rank_ids(w, m, NULL, n, k);
+}
+
 /* The k best items for w->u, not excluded, passing the filter when there
  * is one (n_allow items):
  *  - "popularity" when u is zero (the model knows nothing of the user),
@@ -294,7 +372,8 @@ static size_t allowed_ids(hr_rec_worker_t *w, size_t n_items) {
  * Returns the count in w->top, and the path in *path. */
 static size_t retrieve(hr_rec_worker_t *w, const hr_model_t *m,
                        const hr_config_t *cfg, int candidates, int filtered,
-                       size_t n_allow, size_t n_excl, size_t k,
+                       size_t n_allow, size_t n_excl, size_t n_key_excl,
+                       long user_idx, const hr_history_t *h, size_t k,
                        hr_retrieval_t *path) {
   size_t n = hr_model_n_items(m), dim = (size_t)hr_model_dim(m);
   const hr_ann_t *a = hr_model_ann(m);
@@ -329,6 +408,10 @@ static size_t retrieve(hr_rec_worker_t *w, const hr_model_t *m,
     size_t want = (size_t)(candidates > 0 ? candidates : cfg->ann.candidates);
     size_t nc = want > k ? want : k, got;
     int ef = cfg->ann.ef > (int)nc ? cfg->ann.ef : (int)nc;
+    if (!filtered && !cfg->ann.exact && w->uc.c != NULL &&
+        (size_t)cfg->ann.kept >= nc &&
+        (size_t)cfg->ann.kept <= hr__ucache_cmax(w->uc.c))
+      return two_stage(w, m, cfg, n_key_excl, user_idx, h, k, path);
     if (filtered || cfg->ann.exact) {
       /* exact: the index's candidates (none with a filter: the norm pass
        * alone over what passes), then the norm-bound pass */
@@ -443,7 +526,8 @@ static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
                 const hr_user_state_t *st, int candidates, long n_allow,
                 hr_rec_result_t *out, hr_error_t *err) {
   const hr_model_t *m = snap->model;
-  size_t k = (size_t)req->k, n_trained = 0, n_excl = 0, n_hist, n_top;
+  size_t k = (size_t)req->k, n_trained = 0, n_excl = 0, n_key_excl, n_hist;
+  size_t n_top;
   size_t nc = (size_t)(candidates > 0 ? candidates : cfg->ann.candidates);
   const int32_t *trained;
   long user_idx = -1;
@@ -459,7 +543,8 @@ static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
     user_idx = hr_model_user_index(m, req->user_id);
   trained = hr_model_user_history(m, user_idx, &n_trained);
   nc = nc > k ? nc : k;
-  if (reserve(w, m, k, nc, req->n_history + (st ? st->n_hist : 0),
+  if (reserve(w, m, k, nc, (size_t)cfg->ann.kept,
+              req->n_history + (st ? st->n_hist : 0),
               req->n_history + (st ? st->n_hist : 0) + req->n_exclude +
                   n_trained) != 0)
     return hr_error_set(err, HR_ENOMEM, "", "out of memory");
@@ -475,28 +560,33 @@ static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
   hr_features_resolve(req->ctx, req->ts, st, &out->ctx);
   prior_query(&out->ctx, req, &w->pq);
 
-  /* The history (also excluded), the request's exclusions, and the items
-   * the user interacted with in the training data. */
+  /* Excluded: the history, the items the user interacted with in the
+   * training data (both follow from the history: n_key_excl of them),
+   * then the request's own exclusions. */
   n_hist = gather_history(w, m, req, st, &n_excl);
+  for (size_t j = 0; j < n_trained; j++)
+    exclude(w, &n_excl, trained[j]);
+  n_key_excl = n_excl;
   for (size_t j = 0; j < req->n_exclude; j++) {
     long idx = hr_model_item_index(m, req->exclude[j]);
     if (idx >= 0)
       exclude(w, &n_excl, idx);
   }
-  for (size_t j = 0; j < n_trained; j++)
-    exclude(w, &n_excl, trained[j]);
   out->history_used = n_hist;
 
   hr_history_t h = {w->hist,    n_hist,     w->hist_ts, (int64_t)out->ctx.ts,
                     w->pq.name, w->pq.val,  w->pq.n};
-  if (user_vector(w, snap, cfg, user_idx, &h, &out->cache_hit) != 0) {
+  if (user_vector(w, snap, cfg, user_idx, &h) != 0) {
     clear_excluded(w, n_excl);
     return hr_error_set(err, HR_EINTERNAL, "", "model failed to embed the "
                         "user");
   }
+  out->cache_hit = w->uc.hit;
   n_top = retrieve(w, m, cfg, candidates, out->filtered,
-                   out->filter_matches, n_excl, k, &out->retrieval);
+                   out->filter_matches, n_excl, n_key_excl, user_idx, &h, k,
+                   &out->retrieval);
   clear_excluded(w, n_excl);
+  keep(w);
 
   for (size_t i = 0; i < n_top; i++) {
     w->items[i].index = w->top[i].index;
@@ -618,6 +708,7 @@ void hr_rec_done(hr_rec_result_t *res) {
 
 void hr_rec_cache_stats(const hr_snapshot_t *snap, unsigned long *entries,
                         unsigned long *hits, unsigned long *misses) {
-  hr__ucache_t *c = hr__ucache_of((hr_snapshot_t *)snap, 0, 0);
+  hr_snapshot_aux_t *a = atomic_load(&((hr_snapshot_t *)snap)->aux);
+  hr__ucache_t *c = a ? hr__ucache_of((hr_snapshot_t *)snap, 0, 1, 0) : NULL;
   hr__ucache_stats(c, entries, hits, misses);
 }

@@ -1,10 +1,12 @@
-/* ucache.c -- the user vectors a model version keeps between requests.
+/* ucache.c -- what a model version keeps of a user between requests: the
+ * history-dependent part of the user vector and the index's candidates
+ * found for it.
  *
- * Set-associative: a key's low bits pick a set of WAYS entries, one mutex
- * per set (held for a compare and a copy of dim floats), and a full set
+ * Set-associative: a key picks one of n_sets sets of WAYS entries, one mutex
+ * per set (held for a compare and a copy of one entry), and a full set
  * gives up its least recently used entry. The table is one calloc'd block,
  * attached to the snapshot and freed with it: its pages are touched only as
- * entries fill, and a version never sees another version's vectors. */
+ * entries fill, and a version never sees another version's entries. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -12,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAYS 8
+#define WAYS 16
 
 typedef struct {
   hr__ukey_t key;     /* {0, 0}: empty (a real key is never both zero) */
@@ -21,11 +23,14 @@ typedef struct {
 
 struct hr__ucache {
   hr_snapshot_aux_t aux; /* first: the snapshot frees us through it */
-  size_t n_sets, dim;
+  size_t n_sets, dim, cmax;
+  size_t stride;         /* floats per entry: dim, then the candidates */
   pthread_mutex_t *mu;   /* one per set */
   uint64_t *clock;       /* one per set */
   entry_t *e;            /* n_sets * WAYS */
-  float *v;              /* n_sets * WAYS * dim */
+  float *v;              /* n_sets * WAYS * stride: the vector, then
+                            uint32 count, the beam it was asked for, and
+                            cmax candidate ids */
   atomic_ulong hits, misses, filled;
 };
 
@@ -70,20 +75,25 @@ static void ucache_free(hr_snapshot_aux_t *aux) {
   free(c);
 }
 
-static hr__ucache_t *ucache_new(int dim, long entries) {
+static hr__ucache_t *ucache_new(int dim, size_t bytes, size_t cmax) {
   hr__ucache_t *c = calloc(1, sizeof(*c));
-  size_t sets = 1;
+  size_t stride = (size_t)dim + 2 + cmax, sets;
   if (c == NULL)
     return NULL;
-  while (sets * WAYS < (size_t)entries)
-    sets <<= 1;
+  /* an entry: its payload, key and clock, and its share of a set's lock */
+  sets = bytes / (WAYS * (stride * 4 + sizeof(entry_t)) +
+                  sizeof(pthread_mutex_t) + sizeof(uint64_t));
+  if (sets == 0)
+    sets = 1;
   c->aux.free = ucache_free;
   c->n_sets = sets;
   c->dim = (size_t)dim;
+  c->cmax = cmax;
+  c->stride = stride; /* uint32 and float are both 4 bytes */
   c->mu = malloc(sets * sizeof(*c->mu));
   c->clock = calloc(sets, sizeof(*c->clock));
   c->e = calloc(sets * WAYS, sizeof(*c->e));
-  c->v = calloc(sets * WAYS * c->dim, sizeof(*c->v));
+  c->v = calloc(sets * WAYS * c->stride, sizeof(*c->v));
   if (c->mu == NULL || c->clock == NULL || c->e == NULL || c->v == NULL) {
     free(c->mu);
     free(c->clock);
@@ -97,14 +107,17 @@ static hr__ucache_t *ucache_new(int dim, long entries) {
   return c;
 }
 
-hr__ucache_t *hr__ucache_of(hr_snapshot_t *snap, int dim, long entries) {
+hr__ucache_t *hr__ucache_of(hr_snapshot_t *snap, int dim, size_t bytes,
+                           size_t cmax) {
   hr_snapshot_aux_t *cur = atomic_load(&snap->aux), *mine;
+  if (bytes == 0) /* switched off (a reload may do it) */
+    return NULL;
   if (cur != NULL)
     return cur->free == ucache_free ? (hr__ucache_t *)cur : NULL;
-  if (entries <= 0 || dim <= 0)
+  if (dim <= 0)
     return NULL;
   /* the first request of a version makes it; a racing one drops its own */
-  if ((mine = (hr_snapshot_aux_t *)ucache_new(dim, entries)) == NULL)
+  if ((mine = (hr_snapshot_aux_t *)ucache_new(dim, bytes, cmax)) == NULL)
     return NULL;
   if (!atomic_compare_exchange_strong(&snap->aux, &cur, mine)) {
     ucache_free(mine);
@@ -113,20 +126,34 @@ hr__ucache_t *hr__ucache_of(hr_snapshot_t *snap, int dim, long entries) {
   return (hr__ucache_t *)mine;
 }
 
+size_t hr__ucache_cmax(const hr__ucache_t *c) { return c->cmax; }
+
 static inline int same(hr__ukey_t x, hr__ukey_t y) {
   return x.a == y.a && x.b == y.b;
 }
 
-int hr__ucache_get(hr__ucache_t *c, hr__ukey_t key, float *out) {
-  size_t s = key.a & (c->n_sets - 1);
+/* The payload's parts. */
+static inline uint32_t *meta(const hr__ucache_t *c, float *p) {
+  return (uint32_t *)(void *)(p + c->dim);
+}
+
+int hr__ucache_get(hr__ucache_t *c, hr__ukey_t key, float *out,
+                   uint32_t *ids, size_t *n_ids, uint32_t *asked) {
+  size_t s = (size_t)(key.a % c->n_sets);
   entry_t *e = c->e + s * WAYS;
   int hit = 0;
+  *n_ids = 0;
+  *asked = 0;
   pthread_mutex_lock(&c->mu[s]);
   for (int w = 0; w < WAYS; w++)
     if (same(e[w].key, key)) {
+      float *p = c->v + (s * WAYS + (size_t)w) * c->stride;
+      uint32_t *mt = meta(c, p);
       e[w].used = ++c->clock[s];
-      memcpy(out, c->v + (s * WAYS + (size_t)w) * c->dim,
-             c->dim * sizeof(float));
+      memcpy(out, p, c->dim * sizeof(float));
+      *n_ids = mt[0];
+      *asked = mt[1];
+      memcpy(ids, mt + 2, mt[0] * sizeof(uint32_t));
       hit = 1;
       break;
     }
@@ -136,10 +163,14 @@ int hr__ucache_get(hr__ucache_t *c, hr__ukey_t key, float *out) {
   return hit;
 }
 
-void hr__ucache_put(hr__ucache_t *c, hr__ukey_t key, const float *v) {
-  size_t s = key.a & (c->n_sets - 1);
+void hr__ucache_put(hr__ucache_t *c, hr__ukey_t key, const float *v,
+                    const uint32_t *ids, size_t n_ids, uint32_t asked) {
+  size_t s = (size_t)(key.a % c->n_sets);
   entry_t *e = c->e + s * WAYS;
   int at = 0;
+  float *p;
+  if (n_ids > c->cmax)
+    n_ids = 0; /* more than an entry holds: keep the vector alone */
   pthread_mutex_lock(&c->mu[s]);
   for (int w = 0; w < WAYS; w++) {
     if (same(e[w].key, key)) { /* another thread kept it meanwhile */
@@ -153,7 +184,11 @@ void hr__ucache_put(hr__ucache_t *c, hr__ukey_t key, const float *v) {
     atomic_fetch_add_explicit(&c->filled, 1, memory_order_relaxed);
   e[at].key = key;
   e[at].used = ++c->clock[s];
-  memcpy(c->v + (s * WAYS + (size_t)at) * c->dim, v, c->dim * sizeof(float));
+  p = c->v + (s * WAYS + (size_t)at) * c->stride;
+  memcpy(p, v, c->dim * sizeof(float));
+  meta(c, p)[0] = (uint32_t)n_ids;
+  meta(c, p)[1] = n_ids ? asked : 0;
+  memcpy(meta(c, p) + 2, ids, n_ids * sizeof(uint32_t));
   pthread_mutex_unlock(&c->mu[s]);
 }
 

@@ -291,7 +291,7 @@ int hr_eval_loo(const char *split_dir, int target_test,
   /* Ranked by the server's pipeline: the same user vector, exclusions
    * (the stored history), retrieval (every item: no index) and top-k. */
   hr_config_defaults(&cfg);
-  cfg.recommend.user_cache = 0;
+  cfg.recommend.user_cache_mb = 0;
   snap.model = m;
   if ((w = hr_rec_worker_new()) == NULL ||
       hr_metrics_init(&mt, 10, n_items) != 0) {

@@ -93,6 +93,7 @@ static hr_model_t *seq_model(const char *name, int members, uint64_t seed) {
   o.threads = 1;
   o.seed = seed;
   o.members = members;
+  o.index = 1;
   o.long_term = 2.5f;
   o.lt_opts.factors = 8;
   o.lt_opts.iters = 3;
@@ -118,9 +119,9 @@ static hr_model_t *seq_model(const char *name, int members, uint64_t seed) {
   return m;
 }
 
-static void config(hr_config_t *cfg, int cache) {
+static void config(hr_config_t *cfg, int cache_mb) {
   hr_config_defaults(cfg);
-  cfg->recommend.user_cache = cache;
+  cfg->recommend.user_cache_mb = cache_mb;
 }
 
 /* A request for user `uid` (NULL: anonymous with `hist`) at time ts. */
@@ -161,7 +162,7 @@ HR_TEST(recommend_rank_is_the_models_scores) {
   ASSERT_NOT_NULL(m);
   ASSERT_NOT_NULL(w);
   snap.model = m;
-  config(&cfg, 64);
+  config(&cfg, 8);
   ni = hr_model_n_items(m);
   sc = malloc(sizeof(float) * ni);
   ref = malloc(sizeof(*ref) * ni);
@@ -276,7 +277,7 @@ static int same_list(const hr_scored_t *a, size_t na, const hr_scored_t *b,
 
 /* The sequential model's kept state: a request answered from the cache
  * (another time, another context: the request's terms) scores as the same
- * request computed from scratch (user_cache 0) within 1e-5 (in fact bit
+ * request computed from scratch (user_cache_mb 0) within 1e-5 (in fact bit
  * for bit); a new event is a miss and moves the list; the first request of
  * a user is a miss. */
 HR_TEST(recommend_kept_user_vectors_equal_computed) {
@@ -293,7 +294,7 @@ HR_TEST(recommend_kept_user_vectors_equal_computed) {
   ASSERT_NOT_NULL(m);
   ASSERT(hr_model_context_features(m));
   snap.model = cold.model = m;
-  config(&cfg, 256);
+  config(&cfg, 8);
   config(&none, 0);
   for (int q = 0; q < 40; q++) {
     char uid[16], *hs[2];
@@ -358,7 +359,7 @@ HR_TEST(recommend_cache_is_per_version) {
   ASSERT_EQ(hr_model_dim(m1), hr_model_dim(m2));
   s1.model = m1;
   s2.model = c2.model = m2;
-  config(&cfg, 256);
+  config(&cfg, 8);
   config(&none, 0);
   for (int q = 0; q < 30; q++) {
     char uid[16];
@@ -395,8 +396,9 @@ HR_TEST(recommend_steady_state_allocates_nothing) {
   unsigned long n;
 
   ASSERT(m != NULL && w != NULL);
+  ASSERT_NOT_NULL(hr_model_ann(m));
   snap.model = m;
-  config(&cfg, 1024);
+  config(&cfg, 8);
   { /* the counter sees the project's allocations */
     void *volatile p;
     hrt_alloc_count_start();
@@ -429,12 +431,119 @@ HR_TEST(recommend_steady_state_allocates_nothing) {
       r.n_exclude = 1;
       r.explain = q % 3 == 0;
       r.ctx[1] = q % 2 ? "home" : "gym";
+      /* every other request through the index (two-stage) */
+      cfg.ann.min_items = q % 2 ? 0 : 20000;
+      cfg.ann.candidates = 40;
       ASSERT_EQ(hr_rec_rank(w, &snap, &cfg, &r, &st, 0, &res, &err), 0);
       ASSERT_GT(res.n_items, 0);
     }
   }
   n = hrt_alloc_count_stop();
   ASSERT_MSG(n == 0, "%lu allocations in the second pass", n);
+  hr_rec_worker_free(w);
+  hr_snapshot_clear_aux(&snap);
+  hr_model_free(m);
+  return 0;
+}
+
+/* The two-stage path: through the index, the first request of a history
+ * keeps 2 x ann.candidates candidates for the user's neutral vector, and
+ * later requests (other times, other contexts) score them with their own
+ * vector. Every answer's scores are the model's exact scores of its items
+ * for the request's vector, never an excluded item, and its top 40 hold
+ * most of the exact top 40 of that vector (recall over 100 requests). A
+ * new event is a miss and searches again. */
+HR_TEST(recommend_two_stage_candidates) {
+  hr_model_t *m = seq_model("rec-2s", 2, 5);
+  hr_snapshot_t snap = {0};
+  hr_rec_worker_t *w = hr_rec_worker_new();
+  hr_config_t cfg;
+  hr_error_t err = {0};
+  size_t ni, hits = 0, total = 0, kept = 0, d;
+  float *sc, u[64];
+  static const char *const locs[] = {"home", "gym", "work", "commute"};
+
+  ASSERT(m != NULL && w != NULL);
+  ASSERT_NOT_NULL(hr_model_ann(m));
+  snap.model = m;
+  config(&cfg, 8);
+  cfg.ann.min_items = 0;
+  cfg.ann.candidates = 40;
+  ni = hr_model_n_items(m);
+  d = (size_t)hr_model_dim(m);
+  ASSERT(d <= 64);
+  sc = malloc(sizeof(float) * ni);
+  ASSERT_NOT_NULL(sc);
+  for (int q = 0; q < 100; q++) {
+    char uid[16], *hs[2];
+    const char *excl[1];
+    long long hts[2] = {1704100000, 1704000000};
+    hr_user_state_t st = {0};
+    hr_recommend_req_t r;
+    hr_rec_result_t res;
+    long hidx[2];
+    int64_t hts64[2] = {1704100000, 1704000000};
+    size_t nh = (size_t)(1 + (q / 50));
+
+    snprintf(uid, sizeof(uid), "u%05d", q % 25 + 1);
+    for (int j = 0; j < 2; j++) {
+      hidx[j] = (q % 25 * 5 + j * 3) % (long)ni;
+      hs[j] = (char *)hr_model_item_id(m, (size_t)hidx[j]);
+    }
+    st.hist = hs;
+    st.hist_ts = hts;
+    st.n_hist = nh; /* the second 50: one event more, a new history */
+    request(&r, uid, 40, 1704200000 + 600LL * q, NULL, 0);
+    r.ctx[1] = locs[q % 4];
+    excl[0] = hr_model_item_id(m, (size_t)(q * 7 % (int)ni));
+    r.exclude = excl;
+    r.n_exclude = q % 3 == 0;
+    ASSERT_EQ(hr_rec_rank(w, &snap, &cfg, &r, &st, 0, &res, &err), 0);
+    ASSERT(res.retrieval == (q % 50 < 25 ? HR_RET_ANN : HR_RET_ANN_KEPT));
+    kept += res.retrieval == HR_RET_ANN_KEPT;
+
+    /* the request's own vector and the model's exact scores */
+    long user = hr_model_user_index(m, uid);
+    const char *names[HR_CTX_FIELDS];
+    const char *vals[HR_CTX_FIELDS] = {"UTC", locs[q % 4], NULL, NULL};
+    for (int f = 0; f < HR_CTX_FIELDS; f++)
+      names[f] = hr_ctx_field_names[f];
+    hr_history_t h = {hidx, nh, hts64, 1704200000 + 600LL * q,
+                      names, vals, HR_CTX_FIELDS};
+    ASSERT_EQ(hr_model_user_vector(m, user, &h, u), 0);
+    hr_model_score_items(m, u, sc);
+    for (size_t i = 0; i < res.n_items; i++) {
+      long it = res.items[i].index;
+      ASSERT(fabsf(res.items[i].score - sc[it]) <= 1e-5f * fmaxf(1.0f, fabsf(sc[it])));
+      ASSERT(it != hidx[0] && (nh < 2 || it != hidx[1]));
+      ASSERT(!(r.n_exclude && strcmp(hr_model_item_id(m, (size_t)it), excl[0]) == 0));
+    }
+    /* recall of the exact top 40 among the allowed items */
+    {
+      size_t n_trained, nt = 0;
+      const int32_t *tr = hr_model_user_history(m, user, &n_trained);
+      hr_scored_t top[40];
+      hr_topk_t t;
+      hr_topk_init(&t, top, 40);
+      for (size_t i = 0; i < ni; i++) {
+        int out = (long)i == hidx[0] || (nh > 1 && (long)i == hidx[1]) ||
+                  (r.n_exclude && strcmp(hr_model_item_id(m, i), excl[0]) == 0);
+        for (size_t j = 0; j < n_trained && !out; j++)
+          out = tr[j] == (int32_t)i;
+        if (!out)
+          hr_topk_push(&t, (long)i, sc[i]);
+      }
+      nt = hr_topk_finish(&t);
+      for (size_t a = 0; a < nt; a++)
+        for (size_t b = 0; b < res.n_items; b++)
+          hits += res.items[b].index == top[a].index;
+      total += nt;
+    }
+  }
+  ASSERT_EQ(kept, 50);
+  ASSERT_MSG((double)hits / (double)total >= 0.9, "recall %.3f",
+             (double)hits / (double)total);
+  free(sc);
   hr_rec_worker_free(w);
   hr_snapshot_clear_aux(&snap);
   hr_model_free(m);
