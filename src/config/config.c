@@ -105,7 +105,7 @@ static const key_desc keys[] = {
   {"ann.candidates", K_INT, OFF(ann.candidates), 0, 0, 1, 100000, "200",
    "candidates retrieved from the index before ranking; at least k "
    "(reloadable)"},
-  {"ann.ef", K_INT, OFF(ann.ef), 0, 0, 1, 100000, "400",
+  {"ann.ef", K_INT, OFF(ann.ef), 0, 0, 1, 100000, "600",
    "index search beam width; raised to the candidate count, and to ann.kept "
    "when candidates are kept (reloadable)"},
   {"ann.exact", K_INT, OFF(ann.exact), 0, 0, 0, 1, "0",
