@@ -89,22 +89,116 @@ static void add_recall(tally_t *t, const hr_rec_result_t *r,
   t->runs++;
 }
 
-int hr_bench_recall(int argc, char **argv) {
-  const char *models = NULL, *redis = "127.0.0.1:6379", *prefix = "u";
-  int users = 1000, k = 200, width = 5, efs[16] = {0}, keeps[16] = {0};
-  int n_ef = 0, n_keep = 0;
-  unsigned seed = 1;
-  char vdir[PATH_MAX], host[256];
-  hr_error_t err = {0};
-  hr_config_t cfg;
+/* What measure() needs. */
+typedef struct {
   hr_model_t *m;
   hr_ctxstore_t *cs;
   hr_rec_worker_t *w;
-  static const char *const locs[] = {"home", "work", "commute", "gym"};
-  static const char *const moods[] = {"happy", "calm", "sad", "energetic",
-                                      "tired"};
+  const hr_config_t *cfg;
+  const char *vdir, *prefix;
+  int users, k, width;
+  unsigned seed;
   long *truth;
+} run_t;
 
+static const char *const locs[] = {"home", "work", "commute", "gym"};
+static const char *const moods[] = {"happy", "calm", "sad", "energetic",
+                                    "tired"};
+
+/* One JSON line for beam ef and ann.kept kept. 0, or -1 (err set). */
+static int measure(const run_t *x, int ef, int kept, hr_error_t *err) {
+  hr_snapshot_t snap = {0};
+  tally_t t_exact = {0}, t_ann = {0}, t_first = {0}, t_kept = {0};
+  hr_user_state_t st = {0};
+  unsigned rs = x->seed;
+  long long base_ts = (long long)time(NULL);
+  size_t unreadable = 0;
+  int rc = 0;
+
+  snap.model = x->m;
+  for (int u = 1; u <= x->users && rc == 0; u++) {
+    char uid[64];
+    snprintf(uid, sizeof(uid), "%s%0*d", x->prefix, x->width, u);
+    if (hr_ctxstore_read_user(x->cs, uid, (size_t)x->cfg->redis.history_cap,
+                              &st, err) != 0) {
+      unreadable++;
+      continue;
+    }
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+      hr_recommend_req_t r;
+      hr_rec_result_t res;
+      hr_config_t c = *x->cfg;
+      size_t nt;
+      double t0;
+      memset(&r, 0, sizeof(r));
+      r.user_id = uid;
+      r.k = x->k;
+      rs = rs * 1103515245u + 12345u;
+      r.ts = base_ts - (long long)((rs >> 8) % 86400);
+      r.ctx[1] = locs[(rs >> 4) % 4];
+      r.ctx[2] = moods[(rs >> 12) % 5];
+      /* the truth: every item scored, same vector and exclusions */
+      c.ann.min_items = INT_MAX;
+      c.recommend.user_cache_mb = 0;
+      t0 = now_s();
+      if ((rc = hr_rec_rank(x->w, &snap, &c, &r, &st, 0, &res, err)) != 0)
+        break;
+      add_recall(&t_exact, &res, NULL, 0, now_s() - t0);
+      for (nt = 0; nt < res.n_items; nt++)
+        x->truth[nt] = res.items[nt].index;
+      /* the index for this request alone */
+      c = *x->cfg;
+      c.ann.ef = ef;
+      c.ann.kept = 0;
+      c.recommend.user_cache_mb = 0;
+      t0 = now_s();
+      if ((rc = hr_rec_rank(x->w, &snap, &c, &r, &st, 0, &res, err)) != 0)
+        break;
+      add_recall(&t_ann, &res, x->truth, nt, now_s() - t0);
+      /* two-stage: the first request keeps, the second uses them */
+      c = *x->cfg;
+      c.ann.ef = ef;
+      c.ann.kept = kept;
+      t0 = now_s();
+      if ((rc = hr_rec_rank(x->w, &snap, &c, &r, &st, 0, &res, err)) != 0)
+        break;
+      add_recall(pass == 0 ? &t_first : &t_kept, &res, x->truth, nt,
+                 now_s() - t0);
+    }
+  }
+#define RATE(t) ((t).total ? (t).hits / (t).total : 0)
+#define US(t) ((t).runs ? 1e6 * (t).seconds / (double)(t).runs : 0)
+  if (rc == 0)
+    printf("{\"bench\":\"recall\",\"model\":\"%s\",\"kind\":\"%s\","
+           "\"items\":%zu,\"dim\":%d,\"users\":%zu,\"k\":%d,\"ef\":%d,"
+           "\"kept\":%d,\"recall_ann\":%.4f,\"recall_first\":%.4f,"
+           "\"recall_kept\":%.4f,\"us_exact\":%.1f,\"us_ann\":%.1f,"
+           "\"us_first\":%.1f,\"us_kept\":%.1f,\"unreadable\":%zu}\n",
+           x->vdir, hr_model_kind(x->m), hr_model_n_items(x->m),
+           hr_model_dim(x->m), t_kept.runs, x->k, ef, kept, RATE(t_ann),
+           RATE(t_first), RATE(t_kept), US(t_exact), US(t_ann), US(t_first),
+           US(t_kept), unreadable);
+#undef RATE
+#undef US
+  fflush(stdout);
+  hr_user_state_destroy(&st);
+  hr_snapshot_clear_aux(&snap);
+  return rc;
+}
+
+int hr_bench_recall(int argc, char **argv) {
+  const char *models = NULL, *redis = "127.0.0.1:6379";
+  int efs[16] = {0}, keeps[16] = {0}, n_ef = 0, n_keep = 0, rc = 0;
+  char vdir[PATH_MAX], host[256], *colon;
+  hr_error_t err = {0};
+  hr_config_t cfg;
+  run_t x = {0};
+
+  x.users = 1000;
+  x.k = 200;
+  x.width = 5;
+  x.prefix = "u";
+  x.seed = 1;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--help") == 0) {
@@ -120,144 +214,58 @@ int hr_bench_recall(int argc, char **argv) {
     else if (strcmp(a, "--redis") == 0)
       redis = v;
     else if (strcmp(a, "--users") == 0)
-      users = atoi(v);
+      x.users = atoi(v);
     else if (strcmp(a, "--k") == 0)
-      k = atoi(v);
+      x.k = atoi(v);
     else if (strcmp(a, "--ef") == 0)
       n_ef = parse_list(v, efs, 16);
     else if (strcmp(a, "--kept") == 0)
       n_keep = parse_list(v, keeps, 16);
     else if (strcmp(a, "--user-prefix") == 0)
-      prefix = v;
+      x.prefix = v;
     else if (strcmp(a, "--user-width") == 0)
-      width = atoi(v);
+      x.width = atoi(v);
     else if (strcmp(a, "--seed") == 0)
-      seed = (unsigned)atoi(v);
+      x.seed = (unsigned)atoi(v);
     else
       goto usage;
     i++;
   }
-  if (models == NULL || users < 1 || k < 1 || k > 10000)
+  snprintf(host, sizeof(host), "%s", redis);
+  if (models == NULL || x.users < 1 || x.k < 1 || x.k > 10000 ||
+      (colon = strrchr(host, ':')) == NULL)
     goto usage;
+  *colon = '\0';
   if (newest_version(models, vdir, sizeof(vdir)) != 0) {
     fprintf(stderr, "recall: no version under %s/default\n", models);
     return 1;
   }
-  if ((m = hr_model_open(vdir, &err)) == NULL) {
-    fprintf(stderr, "recall: %s\n", err.msg);
-    return 1;
-  }
   hr_config_defaults(&cfg);
-  snprintf(host, sizeof(host), "%s", redis);
-  char *colon = strrchr(host, ':');
-  if (colon == NULL) {
-    hr_model_free(m);
-    goto usage;
-  }
-  *colon = '\0';
   snprintf(cfg.redis.host, sizeof(cfg.redis.host), "%s", host);
   cfg.redis.port = atoi(colon + 1);
-  cfg.recommend.max_k = k;
-  cfg.ann.candidates = k;
+  cfg.recommend.max_k = x.k;
+  cfg.ann.candidates = x.k;
   if (n_ef == 0)
     efs[n_ef++] = cfg.ann.ef;
   if (n_keep == 0)
     keeps[n_keep++] = cfg.ann.kept;
-  cs = hr_ctxstore_new(&cfg);
-  w = hr_rec_worker_new();
-  truth = malloc(sizeof(long) * (size_t)k);
-  if (cs == NULL || w == NULL || truth == NULL) {
-    fprintf(stderr, "recall: out of memory\n");
-    return 1;
-  }
-  for (int e = 0; e < n_ef; e++)
-    for (int q = 0; q < n_keep; q++) {
-      hr_snapshot_t snap = {0};
-      tally_t t_exact = {0}, t_ann = {0}, t_first = {0}, t_kept = {0};
-      hr_user_state_t st = {0};
-      unsigned rs = seed;
-      long long base_ts = (long long)time(NULL);
-      size_t degraded = 0;
-      snap.model = m;
-      for (int u = 1; u <= users; u++) {
-        char uid[64];
-        hr_recommend_req_t r;
-        hr_rec_result_t res;
-        hr_config_t c = cfg;
-        double t0;
-        snprintf(uid, sizeof(uid), "%s%0*d", prefix, width, u);
-        if (hr_ctxstore_read_user(cs, uid, (size_t)cfg.redis.history_cap, &st,
-                                  &err) != 0) {
-          degraded++;
-          continue;
-        }
-        for (int pass = 0; pass < 2; pass++) {
-          memset(&r, 0, sizeof(r));
-          r.user_id = uid;
-          r.k = k;
-          rs = rs * 1103515245u + 12345u;
-          r.ts = base_ts - (long long)((rs >> 8) % 86400);
-          r.ctx[1] = locs[(rs >> 4) % 4];
-          r.ctx[2] = moods[(rs >> 12) % 5];
-          /* the truth: every item scored, same vector and exclusions */
-          c = cfg;
-          c.ann.min_items = INT_MAX;
-          c.recommend.user_cache_mb = 0;
-          t0 = now_s();
-          if (hr_rec_rank(w, &snap, &c, &r, &st, 0, &res, &err) != 0)
-            goto fail;
-          add_recall(&t_exact, &res, NULL, 0, now_s() - t0);
-          for (size_t j = 0; j < res.n_items; j++)
-            truth[j] = res.items[j].index;
-          size_t nt = res.n_items;
-          /* the index for this request alone */
-          c = cfg;
-          c.ann.ef = efs[e];
-          c.ann.kept = 0;
-          c.recommend.user_cache_mb = 0;
-          t0 = now_s();
-          if (hr_rec_rank(w, &snap, &c, &r, &st, 0, &res, &err) != 0)
-            goto fail;
-          add_recall(&t_ann, &res, truth, nt, now_s() - t0);
-          /* two-stage: the first request keeps, the second uses them */
-          c = cfg;
-          c.ann.ef = efs[e];
-          c.ann.kept = keeps[q];
-          t0 = now_s();
-          if (hr_rec_rank(w, &snap, &c, &r, &st, 0, &res, &err) != 0)
-            goto fail;
-          add_recall(pass == 0 ? &t_first : &t_kept, &res, truth, nt,
-                     now_s() - t0);
-        }
-      }
-      printf("{\"bench\":\"recall\",\"model\":\"%s\",\"kind\":\"%s\","
-             "\"items\":%zu,\"dim\":%d,\"users\":%zu,\"k\":%d,\"ef\":%d,"
-             "\"kept\":%d,\"recall_ann\":%.4f,\"recall_first\":%.4f,"
-             "\"recall_kept\":%.4f,\"us_exact\":%.1f,\"us_ann\":%.1f,"
-             "\"us_first\":%.1f,\"us_kept\":%.1f,\"unreadable\":%zu}\n",
-             vdir, hr_model_kind(m), hr_model_n_items(m), hr_model_dim(m),
-             t_kept.runs, k, efs[e], keeps[q],
-             t_ann.total ? t_ann.hits / t_ann.total : 0,
-             t_first.total ? t_first.hits / t_first.total : 0,
-             t_kept.total ? t_kept.hits / t_kept.total : 0,
-             t_exact.runs ? 1e6 * t_exact.seconds / (double)t_exact.runs : 0,
-             t_ann.runs ? 1e6 * t_ann.seconds / (double)t_ann.runs : 0,
-             t_first.runs ? 1e6 * t_first.seconds / (double)t_first.runs : 0,
-             t_kept.runs ? 1e6 * t_kept.seconds / (double)t_kept.runs : 0,
-             degraded);
-      fflush(stdout);
-      hr_user_state_destroy(&st);
-      hr_snapshot_clear_aux(&snap);
-      continue;
-    fail:
-      fprintf(stderr, "recall: %s\n", err.msg);
-      return 1;
-    }
-  free(truth);
-  hr_rec_worker_free(w);
-  hr_ctxstore_free(cs);
-  hr_model_free(m);
-  return 0;
+  x.cfg = &cfg;
+  x.vdir = vdir;
+  if ((x.m = hr_model_open(vdir, &err)) == NULL ||
+      (x.cs = hr_ctxstore_new(&cfg)) == NULL ||
+      (x.w = hr_rec_worker_new()) == NULL ||
+      (x.truth = malloc(sizeof(long) * (size_t)x.k)) == NULL)
+    rc = err.code ? -1 : hr_error_set(&err, HR_ENOMEM, NULL, "out of memory");
+  for (int e = 0; e < n_ef && rc == 0; e++)
+    for (int q = 0; q < n_keep && rc == 0; q++)
+      rc = measure(&x, efs[e], keeps[q], &err);
+  if (rc != 0)
+    fprintf(stderr, "recall: %s\n", err.msg);
+  free(x.truth);
+  hr_rec_worker_free(x.w);
+  hr_ctxstore_free(x.cs);
+  hr_model_free(x.m);
+  return rc != 0;
 usage:
   fprintf(stderr, "usage: hyperrec-bench recall --models DIR "
                   "[--redis HOST:PORT] [--users 1000] [--k 200]\n"

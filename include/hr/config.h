@@ -43,7 +43,7 @@ typedef struct {
   char config_path[PATH_MAX];   /* file the values came from, "" if none */
   char listen_host[HR_CONFIG_STR];
   int listen_port;              /* 0: pick a free port */
-  int threads;                  /* HTTP worker threads, 0 = one per core */
+  int threads;                  /* HTTP worker threads, 0 = 8 per core */
   char models_dir[PATH_MAX];
   char slots[HR_CONFIG_MAX_LIST][64];
   int n_slots;

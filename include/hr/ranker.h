@@ -49,8 +49,4 @@ size_t hr_ranker_topk(const float *scores, size_t n, const long *excl,
                       size_t n_excl, const unsigned char *mask,
                       const uint64_t *bits, size_t k, hr_scored_t *out);
 
-/** Sort `idx` ascending and drop duplicates; returns the new length. In
- *  place, no allocation (heap sort). */
-size_t hr_ranker_sort_unique(long *idx, size_t n);
-
 #endif

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "ann_internal.h"
+#include "hr/grow.h"
+#include "hr/ranker.h"
 
 typedef struct {
   float s;
@@ -29,6 +31,8 @@ struct hr_ann_scratch {
   uint32_t *buf;       /* unvisited neighbours of the expanded node */
   size_t buf_cap;
   pair_t *sel;         /* heuristic selection buffer */
+  hr_scored_t *top;    /* the results, best first */
+  size_t top_cap;
   size_t sel_cap;
   float *q;            /* query padded to vstride */
   size_t q_cap;
@@ -112,24 +116,7 @@ static inline pair_t minheap_pop(pair_t *h, size_t *n) {
   return top;
 }
 
-/* Make room for `need` elements; returns the (maybe moved) array, or NULL
- * with the old one left alone. */
-static void *grow_to(void *p, size_t *cap, size_t need, size_t elem) {
-  size_t c = *cap ? *cap : 64;
-  while (c < need)
-    c *= 2;
-  if (c == *cap && p != NULL)
-    return p;
-  p = realloc(p, c * elem);
-  if (p != NULL)
-    *cap = c;
-  return p;
-}
-#define GROW(arr, cap, need)                                                  \
-  ((need) <= (cap) ? 0                                                        \
-   : (tmp_ = grow_to((arr), &(cap), (need), sizeof(*(arr)))) == NULL          \
-       ? -1                                                                   \
-       : ((arr) = tmp_, 0))
+#define GROW HR_GROW
 
 /* ---------------------------------------------------------- scratch */
 
@@ -166,6 +153,7 @@ void hr_ann_scratch_free(hr_ann_scratch_t *s) {
   free(s->buf);
   free(s->sel);
   free(s->q);
+  free(s->top);
   free(s->hq);
   free(s->tq);
   free(s);
@@ -329,43 +317,6 @@ static int cmp_pair_desc(const void *x, const void *y) {
   return (a->id > b->id) - (a->id < b->id);
 }
 
-/* a comes after b in cmp_pair_desc's order (lower score, or equal and a
- * higher id) */
-static inline int after(pair_t a, pair_t b) {
-  return a.s < b.s || (a.s == b.s && a.id > b.id);
-}
-
-static void sift_first(pair_t *h, size_t n, size_t i) {
-  pair_t v = h[i];
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= n)
-      break;
-    if (c + 1 < n && after(h[c + 1], h[c]))
-      c++;
-    if (!after(h[c], v))
-      break;
-    h[i] = h[c];
-    i = c;
-  }
-  h[i] = v;
-}
-
-/* Sort best first as qsort with cmp_pair_desc would (a total order: same
- * result), but in place without the buffer glibc's qsort allocates for
- * more than 1 KiB: a search allocates nothing. Heap sort on a heap whose
- * root comes last in the order. */
-static void sort_best_first(pair_t *p, size_t n) {
-  for (size_t i = n / 2; i-- > 0;)
-    sift_first(p, n, i);
-  for (size_t end = n; end > 1; end--) {
-    pair_t t = p[0];
-    p[0] = p[end - 1];
-    p[end - 1] = t;
-    sift_first(p, end - 1, 0);
-  }
-}
-
 size_t hr_ann_search(const hr_ann_t *a, hr_ann_scratch_t *s, const float *q,
                      size_t k, int ef, const uint32_t *excl, size_t n_excl,
                      uint32_t *ids, float *scores) {
@@ -378,7 +329,8 @@ size_t hr_ann_search_filter(const hr_ann_t *a, hr_ann_scratch_t *s,
                             const uint32_t *excl, size_t n_excl,
                             const uint64_t *allow, size_t n_allow,
                             uint32_t *ids, float *scores) {
-  size_t efz, nr, out, max_ef;
+  size_t efz, nr, out, max_ef, m;
+  hr_topk_t t;
   unsigned V;
   uint32_t ep;
   float ep_s;
@@ -411,25 +363,36 @@ size_t hr_ann_search_filter(const hr_ann_t *a, hr_ann_scratch_t *s,
     ep = greedy(a, NULL, s->q, ep, &ep_s, lev);
   search_layer(a, s, NULL, s->q, ep, ep_s, 0, efz, V, max_ef, allow);
 
+  /* The best of the beam, best first (ties: lower id), by the ranker's
+   * top-k; with float rows, fp16 rounding (~1e-4) is undone by rescoring
+   * a margin past k in float32 and choosing again. */
   nr = s->res_n;
-  sort_best_first(s->res, nr);
-  if (a->rerank_x) {
-    /* fp16 rounding moves scores by ~1e-4: rescoring a margin past k in
-     * float32 recovers the exact order */
-    size_t m = 2 * k > k + 10 ? 2 * k : k + 10;
-    if (m > nr)
-      m = nr;
-    for (size_t i = 0; i < m; i++)
-      s->res[i].s = hr_ann__dot32(
-          q, a->rerank_x + (size_t)s->res[i].id * (size_t)a->dim,
-          (size_t)a->dim);
-    sort_best_first(s->res, m);
-  }
   out = nr < k ? nr : k;
+  m = a->rerank_x ? (2 * k > k + 10 ? 2 * k : k + 10) : k;
+  if (m > nr)
+    m = nr;
+  if (GROW(s->top, s->top_cap, 2 * m + 1))
+    return 0;
+  hr_topk_init(&t, s->top, m);
+  for (size_t i = 0; i < nr; i++)
+    hr_topk_push(&t, (long)s->res[i].id, s->res[i].s);
+  m = hr_topk_finish(&t);
+  if (a->rerank_x) {
+    hr_scored_t *fp16 = s->top + m + 1;
+    memcpy(fp16, s->top, m * sizeof(*fp16));
+    hr_topk_init(&t, s->top, out);
+    for (size_t i = 0; i < m; i++)
+      hr_topk_push(&t, fp16[i].index,
+                   hr_ann__dot32(q,
+                                 a->rerank_x + (size_t)fp16[i].index *
+                                                   (size_t)a->dim,
+                                 (size_t)a->dim));
+    hr_topk_finish(&t);
+  }
   for (size_t i = 0; i < out; i++) {
-    ids[i] = s->res[i].id;
+    ids[i] = (uint32_t)s->top[i].index;
     if (scores)
-      scores[i] = s->res[i].s;
+      scores[i] = s->top[i].score;
   }
   return out;
 }

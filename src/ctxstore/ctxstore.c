@@ -1,5 +1,6 @@
 /* ctxstore.c -- per-thread hiredis connections (see ctxstore.h). */
 #include "hr/ctxstore.h"
+#include "hr/grow.h"
 #include "hr/log.h"
 
 #include <errno.h>
@@ -253,31 +254,14 @@ void hr_user_state_destroy(hr_user_state_t *st) {
 /* Room in st for n history entries and `bytes` of strings; what was there
  * is dropped (the storage is kept, grown when short). */
 static int state_reserve(hr_user_state_t *st, size_t n, size_t bytes) {
+  size_t tcap = st->_hist_cap;
+  void *tmp_;
   for (int i = 0; i < HR_CTX_FIELDS; i++)
     st->ctx[i] = NULL;
   st->n_hist = 0;
-  if (n > st->_hist_cap) {
-    size_t cap = n < 64 ? 64 : n;
-    char **h = realloc(st->hist, cap * sizeof(*h));
-    if (h != NULL)
-      st->hist = h;
-    long long *t = realloc(st->hist_ts, cap * sizeof(*t));
-    if (t != NULL)
-      st->hist_ts = t;
-    if (h == NULL || t == NULL)
-      return HR_ENOMEM;
-    st->_hist_cap = cap;
-  }
-  if (bytes > st->_buf_cap) {
-    size_t cap = st->_buf_cap ? st->_buf_cap : 1024;
-    char *b;
-    while (cap < bytes)
-      cap *= 2;
-    if ((b = realloc(st->_buf, cap)) == NULL)
-      return HR_ENOMEM;
-    st->_buf = b;
-    st->_buf_cap = cap;
-  }
+  if (HR_GROW(st->hist_ts, tcap, n) || HR_GROW(st->hist, st->_hist_cap, n) ||
+      HR_GROW(st->_buf, st->_buf_cap, bytes))
+    return HR_ENOMEM;
   return 0;
 }
 

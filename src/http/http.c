@@ -4,6 +4,8 @@
 #include "hr/log.h"
 #include "internal.h"
 
+#define HR_HTTP_WORKERS_PER_CORE 8
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -531,8 +533,13 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
     free(h);
     return NULL;
   }
-  threads = cfg->threads > 0 ? (unsigned)cfg->threads
-                             : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+  /* A worker waits out its Redis round trip doing nothing: with several
+   * workers per core another request's work fills that wait (the default,
+   * HR_HTTP_WORKERS_PER_CORE; docs/benchmarks.md measures it). */
+  threads = cfg->threads > 0
+                ? (unsigned)cfg->threads
+                : HR_HTTP_WORKERS_PER_CORE *
+                      (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
   if (threads < 1)
     threads = 1;
   h->d = MHD_start_daemon(

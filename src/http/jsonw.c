@@ -58,44 +58,26 @@ static void sep(hr_jsonw_t *j) {
 }
 
 static void quoted(hr_jsonw_t *j, const char *s) {
-  static const char hex[] = "0123456789ABCDEF";
+  /* the short escapes of control characters, \u00XX for the others */
+  static const char hex[] = "0123456789ABCDEF", shorts[32] = {
+      ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
   const char *run = s;
   put(j, "\"", 1);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
-    size_t n = 2;
+    char esc[6] = {'\\', 'u', '0', '0', 0, 0};
     if (c >= 0x20 && c != '"' && c != '\\')
       continue;
     put(j, run, (size_t)(s - run));
     run = s + 1;
-    switch (c) {
-    case '"':
-    case '\\':
-      esc[1] = (char)c;
-      break;
-    case '\b':
-      esc[1] = 'b';
-      break;
-    case '\f':
-      esc[1] = 'f';
-      break;
-    case '\n':
-      esc[1] = 'n';
-      break;
-    case '\r':
-      esc[1] = 'r';
-      break;
-    case '\t':
-      esc[1] = 't';
-      break;
-    default:
-      memcpy(esc + 1, "u00", 3);
+    if (c >= 0x20 || shorts[c]) {
+      esc[1] = c >= 0x20 ? (char)c : shorts[c];
+      put(j, esc, 2);
+    } else {
       esc[4] = hex[c >> 4];
       esc[5] = hex[c & 15];
-      n = 6;
+      put(j, esc, 6);
     }
-    put(j, esc, n);
   }
   put(j, run, (size_t)(s - run));
   put(j, "\"", 1);

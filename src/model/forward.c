@@ -5,6 +5,7 @@
  * step calls the same hr_ials_solve with the same confidences, so for a known
  * user without new events the fold-in reproduces the learned vector. */
 #include "model_internal.h"
+#include "hr/grow.h"
 #include "hr/ranker.h"
 
 #include <cblas.h>
@@ -162,17 +163,10 @@ static long seq_ctx_row(const hr_model_t *m, const hr_history_t *h,
 
 /* The work buffer holds at least `bytes` (grown, never shrunk). */
 static void *work_bytes(hr_model_work_t *w, size_t bytes) {
-  if (w->cap < bytes) {
-    size_t cap = w->cap ? w->cap : 4096;
-    void *p;
-    while (cap < bytes)
-      cap *= 2;
-    if ((p = realloc(w->buf, cap)) == NULL)
-      return NULL;
+  void *p = hr_grow_to(w->buf, &w->cap, bytes, 1);
+  if (p != NULL)
     w->buf = p;
-    w->cap = cap;
-  }
-  return w->buf;
+  return p;
 }
 
 void hr_model_work_free(hr_model_work_t *w) {

@@ -86,39 +86,3 @@ size_t hr_ranker_topk(const float *scores, size_t n, const long *excl,
   }
   return hr_topk_finish(&t);
 }
-
-/* ------------------------------------------------------------ sorting */
-
-static void lsift(long *v, size_t n, size_t i) {
-  long x = v[i];
-  for (;;) {
-    size_t c = 2 * i + 1;
-    if (c >= n)
-      break;
-    if (c + 1 < n && v[c + 1] > v[c])
-      c++;
-    if (v[c] <= x)
-      break;
-    v[i] = v[c];
-    i = c;
-  }
-  v[i] = x;
-}
-
-size_t hr_ranker_sort_unique(long *idx, size_t n) {
-  size_t w = 0;
-  if (n == 0)
-    return 0;
-  for (size_t i = n / 2; i-- > 0;)
-    lsift(idx, n, i);
-  for (size_t end = n; end > 1; end--) {
-    long x = idx[0];
-    idx[0] = idx[end - 1];
-    idx[end - 1] = x;
-    lsift(idx, end - 1, 0);
-  }
-  for (size_t i = 1; i < n; i++)
-    if (idx[i] != idx[w])
-      idx[++w] = idx[i];
-  return w + 1;
-}

@@ -2,6 +2,7 @@
 #include "hr/recommend.h"
 
 #include "hr/experiments.h"
+#include "hr/grow.h"
 #include "internal.h"
 
 #include <pthread.h>
@@ -65,26 +66,7 @@ struct hr_rec_worker {
   prior_q_t pq;
 };
 
-/* arr grown to hold `need` elements (at least doubling): the new block, or
- * NULL (arr and *cap untouched) on out of memory. */
-static void *grow_to(void *arr, size_t *cap, size_t need, size_t size) {
-  size_t c = *cap ? *cap : 64;
-  void *p;
-  while (c < need)
-    c *= 2;
-  if ((p = realloc(arr, c * size)) == NULL)
-    return NULL;
-  *cap = c;
-  return p;
-}
-
-/* GROW(arr, cap, need): 0, or -1 on out of memory (arr kept). Needs a
- * `void *tmp_` in scope. */
-#define GROW(arr, cap, need)                                                  \
-  ((need) <= (cap) ? 0                                                        \
-   : (tmp_ = grow_to((arr), &(cap), (need), sizeof(*(arr)))) == NULL          \
-       ? -1                                                                   \
-       : ((arr) = tmp_, 0))
+#define GROW HR_GROW
 
 hr_rec_worker_t *hr_rec_worker_new(void) {
   return calloc(1, sizeof(hr_rec_worker_t));
@@ -96,21 +78,11 @@ void hr_rec_worker_free(hr_rec_worker_t *w) {
   hr_model_work_free(&w->fwd);
   hr_ann_scratch_free(w->ann);
   hr_user_state_destroy(&w->st);
-  free(w->hist);
-  free(w->hist_ts);
-  free(w->excl);
-  free(w->xbits);
-  free(w->allow);
-  free(w->scores);
-  free(w->ids);
-  free(w->csc);
-  free(w->top);
-  free(w->items);
-  free(w->u);
-  free(w->base);
-  free(w->un);
-  free(w->kept);
-  free(w);
+  void *arrays[] = {w->hist,  w->hist_ts, w->excl, w->xbits, w->allow,
+                    w->scores, w->ids,    w->csc,  w->top,   w->items,
+                    w->u,      w->base,   w->un,   w->kept,  w};
+  for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
+    free(arrays[i]);
 }
 
 static pthread_key_t worker_key;
@@ -677,8 +649,10 @@ int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
    * is refused without one. */
   if (req->n_filters > 0) {
     size_t na;
-    if ((rc = filter(w, out->_snap->model, req, &na, err)) != 0)
-      goto fail;
+    if ((rc = filter(w, out->_snap->model, req, &na, err)) != 0) {
+      hr_rec_done(out);
+      return rc;
+    }
     n_allow = (long)na;
   }
   if (req->user_id != NULL) {
@@ -690,13 +664,10 @@ int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
     else
       out->degraded = 1;
   }
-  if ((rc = rank(w, out->_snap, cfg, req, st,
-                 out->variant ? out->variant->candidates : 0, n_allow, out,
-                 err)) != 0)
-    goto fail;
-  return 0;
-fail:
-  hr_rec_done(out);
+  rc = rank(w, out->_snap, cfg, req, st,
+            out->variant ? out->variant->candidates : 0, n_allow, out, err);
+  if (rc != 0) /* nothing to release for the caller */
+    hr_rec_done(out);
   return rc;
 }
 

@@ -3,22 +3,6 @@
 
 #include <stddef.h>
 
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-void *__real_aligned_alloc(size_t align, size_t n);
-int __real_posix_memalign(void **p, size_t align, size_t n);
-char *__real_strdup(const char *s);
-char *__real_strndup(const char *s, size_t n);
-
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_aligned_alloc(size_t align, size_t n);
-int __wrap_posix_memalign(void **p, size_t align, size_t n);
-char *__wrap_strdup(const char *s);
-char *__wrap_strndup(const char *s, size_t n);
-
 static _Thread_local int counting;
 static _Thread_local unsigned long count;
 
@@ -32,39 +16,20 @@ unsigned long hrt_alloc_count_stop(void) {
   return count;
 }
 
-#define SEEN() (count += (unsigned long)counting)
+/* __wrap_NAME counts the call, then calls the real NAME (both declared
+ * here: the linker supplies __real_NAME). */
+#define WRAP(type, name, params, args)                                        \
+  type __real_##name params;                                                  \
+  type __wrap_##name params;                                                  \
+  type __wrap_##name params {                                                 \
+    count += (unsigned long)counting;                                         \
+    return __real_##name args;                                                \
+  }
 
-void *__wrap_malloc(size_t n) {
-  SEEN();
-  return __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t size) {
-  SEEN();
-  return __real_calloc(n, size);
-}
-
-void *__wrap_realloc(void *p, size_t n) {
-  SEEN();
-  return __real_realloc(p, n);
-}
-
-void *__wrap_aligned_alloc(size_t align, size_t n) {
-  SEEN();
-  return __real_aligned_alloc(align, n);
-}
-
-int __wrap_posix_memalign(void **p, size_t align, size_t n) {
-  SEEN();
-  return __real_posix_memalign(p, align, n);
-}
-
-char *__wrap_strdup(const char *s) {
-  SEEN();
-  return __real_strdup(s);
-}
-
-char *__wrap_strndup(const char *s, size_t n) {
-  SEEN();
-  return __real_strndup(s, n);
-}
+WRAP(void *, malloc, (size_t n), (n))
+WRAP(void *, calloc, (size_t n, size_t size), (n, size))
+WRAP(void *, realloc, (void *p, size_t n), (p, n))
+WRAP(void *, aligned_alloc, (size_t align, size_t n), (align, n))
+WRAP(int, posix_memalign, (void **p, size_t align, size_t n), (p, align, n))
+WRAP(char *, strdup, (const char *s), (s))
+WRAP(char *, strndup, (const char *s, size_t n), (s, n))

@@ -7,6 +7,7 @@
 #include "hr/recommend.h"
 #include "hr/train.h"
 #include "lib/alloc.h"
+#include "lib/models.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -71,26 +72,21 @@ static hr_model_t *ials_model(void) {
 /* A sequential version: `members` networks (seed), context features for
  * location / mood / device, and a long-term part. */
 static hr_model_t *seq_model(const char *name, int members, uint64_t seed) {
-  hr_dataset_t ds;
-  hr_csr_t h;
-  hr_seq_opts_t o;
+  char *dir = version_dir(name);
+  hr_model_t *m = NULL;
+  hr_error_t err = {0};
+  int32_t *rows = NULL;
+  hr_ctx_prior_t cp = {0};
   hr_seq_fit_t f = {0};
   hr_ials_t lt = {0};
-  hr_ctx_prior_t cp = {0};
-  int32_t *rows = NULL;
-  hr_error_t err = {0};
-  hr_model_t *m = NULL;
-  char *dir = version_dir(name);
+  hr_seq_opts_t o;
+  hr_dataset_t ds;
+  hr_csr_t h;
 
   if (gen_data("rec-gen", &ds, &h) != 0)
     return NULL;
-  hr_seq_opts_default(&o);
-  o.dims.d = 16;
-  o.dims.L = 12;
-  o.dims.ffn = 16;
+  hrt_small_seq_opts(&o);
   o.epochs = 2;
-  o.batch = 16;
-  o.threads = 1;
   o.seed = seed;
   o.members = members;
   o.index = 1;
@@ -124,6 +120,29 @@ static void config(hr_config_t *cfg, int cache_mb) {
   cfg->recommend.user_cache_mb = cache_mb;
 }
 
+/* A sequential version served by one worker, with an 8 MiB user cache. */
+typedef struct {
+  hr_model_t *m;
+  hr_snapshot_t snap;
+  hr_rec_worker_t *w;
+  hr_config_t cfg;
+} rig_t;
+
+static int rig_open(rig_t *r, const char *name, int members, uint64_t seed) {
+  memset(r, 0, sizeof(*r));
+  r->m = seq_model(name, members, seed);
+  r->w = hr_rec_worker_new();
+  r->snap.model = r->m;
+  config(&r->cfg, 8);
+  return r->m != NULL && r->w != NULL && hr_model_ann(r->m) != NULL ? 0 : -1;
+}
+
+static void rig_close(rig_t *r) {
+  hr_rec_worker_free(r->w);
+  hr_snapshot_clear_aux(&r->snap);
+  hr_model_free(r->m);
+}
+
 /* A request for user `uid` (NULL: anonymous with `hist`) at time ts. */
 static void request(hr_recommend_req_t *r, const char *uid, int k,
                     long long ts, const char **hist, size_t n_hist) {
@@ -137,12 +156,6 @@ static void request(hr_recommend_req_t *r, const char *uid, int k,
 
 /* ------------------------------------------------------------- tests */
 
-static int cmp_desc(const void *a, const void *b) {
-  const hr_scored_t *x = a, *y = b;
-  if (x->score != y->score)
-    return x->score < y->score ? 1 : -1;
-  return (x->index > y->index) - (x->index < y->index);
-}
 
 /* The pipeline's exact path is the model's own scores: every item scored
  * by hr_model_user_vector + hr_model_score_items, the user's history (the
@@ -232,7 +245,7 @@ HR_TEST(recommend_rank_is_the_models_scores) {
       if (!out)
         ref[n_ref++] = (hr_scored_t){(long)i, sc[i]};
     }
-    qsort(ref, n_ref, sizeof(*ref), cmp_desc);
+    qsort(ref, n_ref, sizeof(*ref), hrt_cmp_scored_desc);
     ASSERT_EQ(res.n_items, 10);
     ASSERT_EQ(res.history_used, nh);
     for (size_t i = 0; i < res.n_items; i++) {
@@ -389,16 +402,10 @@ HR_TEST(recommend_cache_is_per_version) {
  * allocates nothing in the project's code: known and anonymous users,
  * Redis histories, exclusions, explanations, cache hits and misses. */
 HR_TEST(recommend_steady_state_allocates_nothing) {
-  hr_model_t *m = seq_model("rec-alloc", 2, 3);
-  hr_snapshot_t snap = {0};
-  hr_rec_worker_t *w = hr_rec_worker_new();
-  hr_config_t cfg;
+  rig_t rg;
   unsigned long n;
 
-  ASSERT(m != NULL && w != NULL);
-  ASSERT_NOT_NULL(hr_model_ann(m));
-  snap.model = m;
-  config(&cfg, 8);
+  ASSERT_EQ(rig_open(&rg, "rec-alloc", 2, 3), 0);
   { /* the counter sees the project's allocations */
     void *volatile p;
     hrt_alloc_count_start();
@@ -420,7 +427,7 @@ HR_TEST(recommend_steady_state_allocates_nothing) {
       snprintf(uid, sizeof(uid), q % 5 == 4 ? "new%04d" : "u%05d", q + 1);
       for (int j = 0; j < 4; j++)
         hs[j] = (char *)(hist[j] =
-                             hr_model_item_id(m, (size_t)(q * 3 + j * 17) % 150));
+                             hr_model_item_id(rg.m, (size_t)(q * 3 + j * 17) % 150));
       excl[0] = hist[3];
       st.hist = hs;
       st.hist_ts = hts;
@@ -432,17 +439,15 @@ HR_TEST(recommend_steady_state_allocates_nothing) {
       r.explain = q % 3 == 0;
       r.ctx[1] = q % 2 ? "home" : "gym";
       /* every other request through the index (two-stage) */
-      cfg.ann.min_items = q % 2 ? 0 : 20000;
-      cfg.ann.candidates = 40;
-      ASSERT_EQ(hr_rec_rank(w, &snap, &cfg, &r, &st, 0, &res, &err), 0);
+      rg.cfg.ann.min_items = q % 2 ? 0 : 20000;
+      rg.cfg.ann.candidates = 40;
+      ASSERT_EQ(hr_rec_rank(rg.w, &rg.snap, &rg.cfg, &r, &st, 0, &res, &err), 0);
       ASSERT_GT(res.n_items, 0);
     }
   }
   n = hrt_alloc_count_stop();
   ASSERT_MSG(n == 0, "%lu allocations in the second pass", n);
-  hr_rec_worker_free(w);
-  hr_snapshot_clear_aux(&snap);
-  hr_model_free(m);
+  rig_close(&rg);
   return 0;
 }
 
@@ -454,21 +459,17 @@ HR_TEST(recommend_steady_state_allocates_nothing) {
  * most of the exact top 40 of that vector (recall over 100 requests). A
  * new event is a miss and searches again. */
 HR_TEST(recommend_two_stage_candidates) {
-  hr_model_t *m = seq_model("rec-2s", 2, 5);
-  hr_snapshot_t snap = {0};
-  hr_rec_worker_t *w = hr_rec_worker_new();
-  hr_config_t cfg;
+  rig_t rg;
+  hr_model_t *m;
   hr_error_t err = {0};
   size_t ni, hits = 0, total = 0, kept = 0, d;
   float *sc, u[64];
   static const char *const locs[] = {"home", "gym", "work", "commute"};
 
-  ASSERT(m != NULL && w != NULL);
-  ASSERT_NOT_NULL(hr_model_ann(m));
-  snap.model = m;
-  config(&cfg, 8);
-  cfg.ann.min_items = 0;
-  cfg.ann.candidates = 40;
+  ASSERT_EQ(rig_open(&rg, "rec-2s", 2, 5), 0);
+  m = rg.m;
+  rg.cfg.ann.min_items = 0;
+  rg.cfg.ann.candidates = 40;
   ni = hr_model_n_items(m);
   d = (size_t)hr_model_dim(m);
   ASSERT(d <= 64);
@@ -498,7 +499,7 @@ HR_TEST(recommend_two_stage_candidates) {
     excl[0] = hr_model_item_id(m, (size_t)(q * 7 % (int)ni));
     r.exclude = excl;
     r.n_exclude = q % 3 == 0;
-    ASSERT_EQ(hr_rec_rank(w, &snap, &cfg, &r, &st, 0, &res, &err), 0);
+    ASSERT_EQ(hr_rec_rank(rg.w, &rg.snap, &rg.cfg, &r, &st, 0, &res, &err), 0);
     ASSERT(res.retrieval == (q % 50 < 25 ? HR_RET_ANN : HR_RET_ANN_KEPT));
     kept += res.retrieval == HR_RET_ANN_KEPT;
 
@@ -544,8 +545,6 @@ HR_TEST(recommend_two_stage_candidates) {
   ASSERT_MSG((double)hits / (double)total >= 0.9, "recall %.3f",
              (double)hits / (double)total);
   free(sc);
-  hr_rec_worker_free(w);
-  hr_snapshot_clear_aux(&snap);
-  hr_model_free(m);
+  rig_close(&rg);
   return 0;
 }

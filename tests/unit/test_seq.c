@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include "hr/train.h"
+#include "lib/models.h"
 
 #include <math.h>
 #include <string.h>
@@ -216,18 +217,6 @@ HR_TEST(seq_fit_learns_a_cycle_deterministically) {
 
 /* A small sequential model trained on generated data and written as a
  * version directory <tmp>/seqm/1; the fit and the dataset stay open. */
-/* A small network for the end-to-end tests: d 16, 12 positions, 3
- * epochs, one thread. */
-static void small_seq_opts(hr_seq_opts_t *o) {
-  hr_seq_opts_default(o);
-  o->dims.d = 16;
-  o->dims.L = 12;
-  o->dims.ffn = 16;
-  o->epochs = 3;
-  o->batch = 16;
-  o->threads = 1;
-}
-
 typedef struct {
   hr_dataset_t ds;
   hr_csr_t h;
@@ -251,7 +240,7 @@ static int seq_fixture_m(seq_fixture_t *x, int with_lt, int members) {
   mkdir(x->dir, 0755);
   strcat(x->dir, "/1");
   mkdir(x->dir, 0755);
-  small_seq_opts(&x->o);
+  hrt_small_seq_opts(&x->o);
   x->o.index = 1;
   x->o.long_term = with_lt ? 2.5f : 0;
   x->o.lt_opts.factors = 8;
@@ -503,7 +492,7 @@ static int context_matches(int members) {
   mkdir(x.dir, 0755);
   strcat(x.dir, "/1");
   mkdir(x.dir, 0755);
-  small_seq_opts(&x.o);
+  hrt_small_seq_opts(&x.o);
   x.o.long_term = 0;
   x.o.members = members;
   ASSERT(wd <= 32);
@@ -587,7 +576,7 @@ HR_TEST(seq_eval_last_with_and_without_context) {
   snprintf(gdir, sizeof(gdir), "%s/seqlast", hr_test_tmpdir());
   snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
   ASSERT_EQ(hr_gen_write(gdir, &g, &err), 0);
-  small_seq_opts(&o);
+  hrt_small_seq_opts(&o);
   o.long_term = 0;
   ASSERT_EQ(hr_eval_last_seq(csv, NULL, 0, &o, 0, NULL, &a, &err), 0);
   ASSERT_EQ(hr_eval_last_seq(csv, NULL, 0, &o, 1, NULL, &b, &err), 0);
