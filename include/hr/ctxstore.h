@@ -4,8 +4,9 @@
  * Each HTTP worker thread owns one connection (hr_ctxstore_thread()), so no
  * lock is taken on the hot path; the connection is freed when its thread
  * exits. A read is ONE pipelined round trip (HGETALL of the context hash and
- * LRANGE of the history); a write of a batch of events is one MULTI/EXEC
- * holding one Lua script for the whole batch (key types and seen event_ids
+ * LRANGE of the history); a write of a batch of events is one Lua script
+ * for the whole batch (EVALSHA once Redis has it, its text otherwise; key
+ * types and seen event_ids
  * checked first, then XADD, LPUSH+LTRIM and HSET, idempotency markers last),
  * so a duplicate event_id writes nothing and a batch is applied as a whole
  * or not at all. Failures are sticky per connection: the connection is
@@ -119,7 +120,7 @@ void hr_user_state_destroy(hr_user_state_t *st);
 #define HR_EV_DUPLICATE 1  /* its event_id had been seen: nothing written */
 #define HR_EV_ATTRIBUTED 2 /* written, and counted to its variant */
 
-/** Write `n` events in one MULTI/EXEC; status[i] is set to one of HR_EV_*
+/** Write `n` events in one script call; status[i] is set to one of HR_EV_*
  *  for each event. Returns 0;
  *  HR_EREDIS when Redis is unreachable or cannot take writes for now (OOM,
  *  READONLY, LOADING...): nothing acknowledged, retry later; HR_EINTERNAL

@@ -551,14 +551,43 @@ static int transient_reply(const char *msg) {
   return 0;
 }
 
+/* The batch script's SHA-1 as Redis names it (SCRIPT LOAD's answer), once
+ * known: events are then sent as EVALSHA, not the script's 4 KiB text that
+ * Redis would hash again for every batch. */
+static pthread_mutex_t g_sha_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_sha[41];
+
+/* The script's SHA-1 into sha (41 bytes): 1, or 0 when not known (and
+ * Redis would not say: the caller sends EVAL). */
+static int batch_sha(hr_ctxstore_t *s, char *sha) {
+  redisReply *r;
+  pthread_mutex_lock(&g_sha_mu);
+  memcpy(sha, g_sha, sizeof(g_sha));
+  pthread_mutex_unlock(&g_sha_mu);
+  if (sha[0] != '\0')
+    return 1;
+  r = redisCommand(s->c, "SCRIPT LOAD %b", batch_script,
+                   sizeof(batch_script) - 1);
+  if (r != NULL && r->type == REDIS_REPLY_STRING && r->len == 40) {
+    memcpy(sha, r->str, 40);
+    sha[40] = '\0';
+    pthread_mutex_lock(&g_sha_mu);
+    memcpy(g_sha, sha, sizeof(g_sha));
+    pthread_mutex_unlock(&g_sha_mu);
+  }
+  if (r != NULL)
+    freeReplyObject(r);
+  return sha[0] != '\0';
+}
+
 static int write_once(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
                       int *status, hr_error_t *err) {
   argvec keys, args;
   const char **argv = NULL;
   size_t *lens = NULL;
   redisReply *r = NULL;
-  char nkeys[24];
-  int rc = 0, total;
+  char nkeys[24], sha[41];
+  int rc = 0, total, use_sha = 1;
 
   if ((rc = ensure(s, err)) != 0)
     return rc;
@@ -578,8 +607,12 @@ static int write_once(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
     goto out;
   }
   snprintf(nkeys, sizeof(nkeys), "%d", keys.n);
-  argv[0] = "EVAL";
-  argv[1] = batch_script;
+  /* by its SHA-1 when Redis has it cached (a Redis restart or SCRIPT
+   * FLUSH empties the cache: NOSCRIPT, then the text, below) */
+  use_sha = use_sha && batch_sha(s, sha);
+again:
+  argv[0] = use_sha ? "EVALSHA" : "EVAL";
+  argv[1] = use_sha ? sha : batch_script;
   argv[2] = nkeys;
   for (int i = 0; i < 3; i++)
     lens[i] = strlen(argv[i]);
@@ -587,32 +620,30 @@ static int write_once(hr_ctxstore_t *s, const hr_event_t *ev, size_t n,
   memcpy(lens + 3, keys.len, sizeof(size_t) * (size_t)keys.n);
   memcpy(argv + 3 + keys.n, args.argv, sizeof(char *) * (size_t)args.n);
   memcpy(lens + 3 + keys.n, args.len, sizeof(size_t) * (size_t)args.n);
-  /* One MULTI/EXEC round trip holding the script. The script alone is
-   * already atomic; the transaction makes the batch's boundary explicit. */
-  if (redisAppendCommand(s->c, "MULTI") != REDIS_OK ||
-      redisAppendCommandArgv(s->c, total, argv, lens) != REDIS_OK ||
-      redisAppendCommand(s->c, "EXEC") != REDIS_OK) {
+  /* One round trip: the script runs atomically (Redis runs nothing else
+   * meanwhile, and a script that fails before its first write writes
+   * nothing). */
+  if (redisAppendCommandArgv(s->c, total, argv, lens) != REDIS_OK) {
     rc = fail(s, err, "append");
     goto out;
   }
-  for (int i = 0; i < 3; i++) {
-    if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
-      r = NULL;
-      rc = fail(s, err, "read");
-      goto out;
-    }
-    if (i < 2) { /* +OK, +QUEUED (or an error, seen again in EXEC) */
-      freeReplyObject(r);
-      r = NULL;
-    }
+  if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
+    r = NULL;
+    rc = fail(s, err, "read");
+    goto out;
   }
-  /* EXEC: [script result] or an error (EXECABORT) or nil. */
-  redisReply *res = NULL;
-  if (r->type == REDIS_REPLY_ARRAY && r->elements == 1)
-    res = r->element[0];
-  if (res == NULL || res->type == REDIS_REPLY_ERROR) {
-    const char *msg = res ? res->str : r->type == REDIS_REPLY_ERROR ? r->str
-                                                                   : "aborted";
+  /* [per-event results] or an error */
+  redisReply *res = r;
+  if (use_sha && res->type == REDIS_REPLY_ERROR &&
+      strncmp(res->str, "NOSCRIPT", 8) == 0) {
+    /* the script did not run: nothing was written; send its text */
+    freeReplyObject(r);
+    r = NULL;
+    use_sha = 0;
+    goto again;
+  }
+  if (res->type == REDIS_REPLY_ERROR) {
+    const char *msg = res->str;
     atomic_fetch_add(&g_errors, 1);
     hr_log(HR_LOG_ERROR, "redis_event_error", json_pack("{s:s}", "error", msg));
     rc = hr_error_set(err, transient_reply(msg) ? HR_EREDIS : HR_EINTERNAL, "",

@@ -327,3 +327,38 @@ HR_TEST_T(event_integer_and_new_ids, 60) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+/* Batches go to Redis by the script's SHA-1 once it is known. When Redis
+ * has forgotten the script (SCRIPT FLUSH; a restart does the same), the
+ * batch is not lost: the text goes again, and the next batch is by SHA-1
+ * once more. Every event is written once. */
+HR_TEST_T(event_script_forgotten_by_redis, 60) {
+  HRT_ENV(e);
+  char id[32], stats[8192];
+  json_t *j;
+  int st;
+  redisReply *r;
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 3; i++) {
+      snprintf(id, sizeof(id), "flush-%d-%d", round, i);
+      j = event(&e, json_pack("{s:s,s:s,s:s,s:s}", "user_id", "flush-user",
+                              "type", "view", "item_id", "i00001",
+                              "event_id", id),
+                &st);
+      ASSERT_ACK(j, st, 1, 0);
+      json_decref(j);
+    }
+    r = hrt_rcmd(&e, "SCRIPT FLUSH");
+    ASSERT_NOT_NULL(r);
+    freeReplyObject(r);
+  }
+  ASSERT_EQ(hrt_rint(&e, "XLEN hr:events"), 9);
+  ASSERT_EQ(hrt_rint(&e, "LLEN hr:hist:{flush-user}"), 9);
+  /* most batches went by SHA-1 */
+  ASSERT_EQ(hrt_rstr(&e, stats, sizeof(stats), "INFO commandstats"), 0);
+  ASSERT_MSG(strstr(stats, "cmdstat_evalsha:calls=") != NULL, "%s", stats);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
