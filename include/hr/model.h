@@ -221,6 +221,11 @@ int hr_model_user_base(const hr_model_t *m, long user_idx,
 void hr_model_user_finish(const hr_model_t *m, long user_idx,
                           const hr_history_t *recent, const float *base,
                           float *out);
+/** 1 when hr_model_user_finish adds anything to the base (kind "seq": the
+ *  request's time gap, its context values), 0 when the user vector is the
+ *  base itself (kind "ials"): every request of a history then scores the
+ *  items alike. */
+int hr_model_request_terms(const hr_model_t *m);
 
 /** Score every item for a user vector: out[i] = <u, item_i> + prior_i, where
  *  prior_i is a small popularity prior that breaks ties in favour of popular

@@ -356,6 +356,8 @@ int hr_model_user_base(const hr_model_t *m, long user_idx,
   return 0;
 }
 
+int hr_model_request_terms(const hr_model_t *m) { return m->hist_ts != NULL; }
+
 void hr_model_user_finish(const hr_model_t *m, long user_idx,
                           const hr_history_t *recent, const float *base,
                           float *out) {

@@ -14,9 +14,21 @@ typedef struct {
   uint64_t a, b;
 } hr__ukey_t;
 
-/* The key of what a user vector's costly part depends on: the user's
- * index (-1 unknown), and the recent history's items and times. */
-hr__ukey_t hr__ukey(long user_idx, const hr_history_t *h);
+/* The key of what is kept of a user: the user's index (-1 unknown) and
+ * the history as the request and Redis give it (ids as strings, Redis's
+ * times): what the kept part follows from, within one model version. A
+ * request whose entry is kept needs not map its history at all. */
+hr__ukey_t hr__ukey(long user_idx, const char *const *req_hist, size_t n_req,
+                    const char *const *hist, const long long *ts,
+                    size_t n_hist);
+
+/* What an entry holds besides the vector and the candidates. */
+typedef struct {
+  uint32_t n_ids;     /* candidates kept (0: none) */
+  uint32_t asked;     /* ann.kept when they were found */
+  uint32_t n_hist;    /* the history's distinct known items */
+  int64_t newest_ts;  /* the newest of them's time (-1 unknown) */
+} hr__ukept_t;
 
 typedef struct hr__ucache hr__ucache_t;
 
@@ -28,14 +40,14 @@ hr__ucache_t *hr__ucache_of(hr_snapshot_t *snap, int dim, size_t bytes,
 /* Candidate ids an entry holds at most. */
 size_t hr__ucache_cmax(const hr__ucache_t *c);
 /* On a hit (1): the kept vector into out (dim floats), the kept candidates
- * into ids (*n_ids of them, 0 when none were kept) and the candidate
- * count they were retrieved for (*asked). 0 on a miss. */
+ * into ids (meta->n_ids of them, 0 when none were kept) and the rest into
+ * meta. 0 on a miss. */
 int hr__ucache_get(hr__ucache_t *c, hr__ukey_t key, float *out,
-                   uint32_t *ids, size_t *n_ids, uint32_t *asked);
-/* Keep `v` and n_ids candidate ids (retrieved when `asked` were wanted)
- * under `key`, replacing the set's least recently used entry. */
+                   uint32_t *ids, hr__ukept_t *meta);
+/* Keep `v`, meta->n_ids candidate ids and meta under `key`, replacing the
+ * set's least recently used entry. */
 void hr__ucache_put(hr__ucache_t *c, hr__ukey_t key, const float *v,
-                    const uint32_t *ids, size_t n_ids, uint32_t asked);
+                    const uint32_t *ids, const hr__ukept_t *meta);
 void hr__ucache_stats(const hr__ucache_t *c, unsigned long *entries,
                       unsigned long *hits, unsigned long *misses);
 

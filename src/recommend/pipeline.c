@@ -58,8 +58,7 @@ struct hr_rec_worker {
     hr__ukey_t key;
     int hit;                  /* the entry was there */
     int store;                /* to be written back at the end */
-    size_t n_kept;            /* candidates in kept[] */
-    uint32_t asked;           /* the count they were retrieved for */
+    hr__ukept_t meta;         /* n_ids: candidates in kept[] */
   } uc;
   long explain[HR_REC_EXPLAIN_SCAN];
   int32_t explain_set[512];   /* open hash set of explain[] */
@@ -124,7 +123,7 @@ static int reserve(hr_rec_worker_t *w, const hr_model_t *m, size_t k,
   if (GROW(w->allow, w->allow_cap, words) ||
       GROW(w->scores, w->scores_cap, n + 1) ||
       GROW(w->ids, w->ids_cap, ni + 1) || GROW(w->csc, w->csc_cap, ni + 1) ||
-      GROW(w->top, w->top_cap, nc + KEPT_MARGIN + 1) || GROW(w->items, w->items_cap, k + 1) ||
+      GROW(w->top, w->top_cap, (nc > kept ? nc : kept) + KEPT_MARGIN + 1) || GROW(w->items, w->items_cap, k + 1) ||
       GROW(w->u, w->u_cap, dim + 1) || GROW(w->base, w->base_cap, dim + 1) ||
       GROW(w->un, w->un_cap, dim + 1) ||
       GROW(w->kept, w->kept_cap, kept + 1))
@@ -219,31 +218,41 @@ static size_t gather_history(hr_rec_worker_t *w, const hr_model_t *m,
 
 /* --------------------------------------------------------- user vector */
 
-/* The user vector into w->u: the kept part from the snapshot's cache (with
- * the candidates kept for it), or computed, then the request's terms. The
- * entry is written back at the end of the request (keep()). */
-static int user_vector(hr_rec_worker_t *w, hr_snapshot_t *snap,
+/* The entry of this user history in the snapshot's cache (w->uc), looked
+ * up by the history as it came, before any of it is mapped: on a hit,
+ * w->base holds the kept part of the user vector and w->kept the kept
+ * candidates. */
+static void open_entry(hr_rec_worker_t *w, hr_snapshot_t *snap,
                        const hr_config_t *cfg, long user_idx,
-                       const hr_history_t *h) {
-  const hr_model_t *m = snap->model;
-  int rc;
-
+                       const hr_recommend_req_t *req,
+                       const hr_user_state_t *st) {
+  size_t n_st = st ? st->n_hist : 0;
   memset(&w->uc, 0, sizeof(w->uc));
-  if (user_idx >= 0 || h->n > 0)
-    w->uc.c = hr__ucache_of(snap, hr_model_dim(m),
-                            (size_t)cfg->recommend.user_cache_mb << 20,
-                            (size_t)cfg->ann.kept);
-  if (w->uc.c != NULL) {
-    w->uc.key = hr__ukey(user_idx, h);
-    w->uc.hit = hr__ucache_get(w->uc.c, w->uc.key, w->base, w->kept,
-                               &w->uc.n_kept, &w->uc.asked);
-    if (w->uc.n_kept > w->kept_cap) /* cannot be: entries hold cmax */
-      w->uc.n_kept = 0;
-  }
+  if (user_idx < 0 && req->n_history + n_st == 0)
+    return; /* nothing to keep: the prior answers */
+  w->uc.c = hr__ucache_of(snap, hr_model_dim(snap->model),
+                          (size_t)cfg->recommend.user_cache_mb << 20,
+                          (size_t)cfg->ann.kept);
+  if (w->uc.c == NULL)
+    return;
+  w->uc.key = hr__ukey(user_idx, req->history, req->n_history,
+                       st ? (const char *const *)st->hist : NULL,
+                       st ? st->hist_ts : NULL, n_st);
+  w->uc.hit = hr__ucache_get(w->uc.c, w->uc.key, w->base, w->kept,
+                             &w->uc.meta);
+}
+
+/* The user vector into w->u: the kept part (w->base, on a hit) or computed
+ * (and kept at the end, keep()), then the request's terms. */
+static int user_vector(hr_rec_worker_t *w, const hr_model_t *m,
+                       long user_idx, const hr_history_t *h) {
+  int rc;
   if (!w->uc.hit) {
     if ((rc = hr_model_user_base(m, user_idx, h, &w->fwd, w->base)) != 0)
       return rc;
     w->uc.store = w->uc.c != NULL;
+    w->uc.meta.n_hist = (uint32_t)h->n;
+    w->uc.meta.newest_ts = h->n > 0 ? h->ts[0] : -1;
   }
   hr_model_user_finish(m, user_idx, h, w->base, w->u);
   return 0;
@@ -252,8 +261,7 @@ static int user_vector(hr_rec_worker_t *w, hr_snapshot_t *snap,
 /* Write the request's cache entry back when it changed. */
 static void keep(hr_rec_worker_t *w) {
   if (w->uc.store)
-    hr__ucache_put(w->uc.c, w->uc.key, w->base, w->kept, w->uc.n_kept,
-                   w->uc.asked);
+    hr__ucache_put(w->uc.c, w->uc.key, w->base, w->kept, &w->uc.meta);
 }
 
 /* ------------------------------------------------------------ retrieval */
@@ -294,22 +302,39 @@ static size_t two_stage(hr_rec_worker_t *w, const hr_model_t *m,
                         long user_idx, const hr_history_t *h, size_t k,
                         hr_retrieval_t *path) {
   size_t want = (size_t)cfg->ann.kept, n = 0;
-  if (w->uc.n_kept == 0 || w->uc.asked != want) {
+  if (w->uc.meta.n_ids == 0 || w->uc.meta.asked != want) {
     hr_history_t neutral = *h;
     int ef = cfg->ann.ef > (int)want ? cfg->ann.ef : (int)want;
     neutral.n_ctx = 0;
     hr_model_user_finish(m, user_idx, &neutral, w->base, w->un);
-    w->uc.n_kept = hr_model_ann_search(m, w->ann, w->un, want, ef, w->excl,
+    w->uc.meta.n_ids = hr_model_ann_search(m, w->ann, w->un, want, ef, w->excl,
                                        n_key_excl, NULL, 0, w->kept);
-    w->uc.asked = (uint32_t)want;
+    w->uc.meta.asked = (uint32_t)want;
     w->uc.store = 1;
     *path = HR_RET_ANN;
+    if (!hr_model_request_terms(m)) {
+      /* every request of this history has this very vector: keep the
+       * candidates in the order of their final scores */
+      hr_topk_t t;
+      size_t nk = w->uc.meta.n_ids;
+      hr_model_score_subset(m, w->un, w->kept, nk, w->csc);
+      hr_topk_init(&t, w->top, nk);
+      for (size_t j = 0; j < nk; j++)
+        hr_topk_push(&t, (long)w->kept[j], w->csc[j]);
+      w->uc.meta.n_ids = hr_topk_finish(&t);
+      for (size_t j = 0; j < w->uc.meta.n_ids; j++)
+        w->kept[j] = (uint32_t)w->top[j].index;
+    }
   } else {
     *path = HR_RET_ANN_KEPT;
   }
-  for (size_t j = 0; j < w->uc.n_kept; j++) /* the request's exclusions */
+  for (size_t j = 0; j < w->uc.meta.n_ids; j++) /* the request's exclusions */
     if (!bit(w->xbits, w->kept[j]))
       w->ids[n++] = w->kept[j];
+  if (!hr_model_request_terms(m)) {
+    /* best first already: the first k not excluded are the answer */
+    return rank_ids(w, m, NULL, n < k ? n : k, k);
+  }
   if (n > k + KEPT_MARGIN) {
     /* the index's half-precision scores pick the best k + margin, which
      * the model's own vectors then score exactly */
@@ -492,6 +517,43 @@ static int filter(hr_rec_worker_t *w, const hr_model_t *m,
                          err);
 }
 
+/* Whether the request can be answered from its kept entry alone: the
+ * entry holds candidates found for the configured ann.kept, and the
+ * request would take the two-stage path (an index, a large enough
+ * catalogue, no filter, not ann.exact) and needs no explanation (which
+ * reads the mapped history). */
+static int kept_answers(const hr_rec_worker_t *w, const hr_model_t *m,
+                        const hr_config_t *cfg, const hr_recommend_req_t *req,
+                        int filtered, size_t nc) {
+  return w->uc.hit && w->uc.meta.n_ids > 0 &&
+         w->uc.meta.asked == (uint32_t)cfg->ann.kept && !req->explain &&
+         !filtered && !cfg->ann.exact && hr_model_ann(m) != NULL &&
+         hr_model_n_items(m) >= (size_t)cfg->ann.min_items &&
+         (size_t)cfg->ann.kept >= nc &&
+         (size_t)cfg->ann.kept <= hr__ucache_cmax(w->uc.c);
+}
+
+/* The result's items from w->top, with their explanations. */
+static int answer(hr_rec_worker_t *w, const hr_model_t *m,
+                  const hr_recommend_req_t *req, hr_rec_result_t *out,
+                  size_t n_top, long user_idx, const hr_history_t *h) {
+  for (size_t i = 0; i < n_top; i++) {
+    w->items[i].index = w->top[i].index;
+    w->items[i].score = w->top[i].score;
+    w->items[i].n_similar = 0;
+    w->items[i].n_effects = 0;
+  }
+  if (req->explain) {
+    size_t n_cand = explain_candidates(w, m, user_idx, h->n);
+    for (size_t i = 0; i < n_top; i++)
+      explain_item(w, m, &w->items[i], n_cand, user_idx, h,
+                   out->retrieval == HR_RET_CTX_POPULARITY);
+  }
+  out->items = w->items;
+  out->n_items = n_top;
+  return 0;
+}
+
 /* hr_rec_rank; n_allow >= 0: the filter is in w->allow already. */
 static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
                 const hr_config_t *cfg, const hr_recommend_req_t *req,
@@ -532,6 +594,28 @@ static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
   hr_features_resolve(req->ctx, req->ts, st, &out->ctx);
   prior_query(&out->ctx, req, &w->pq);
 
+  open_entry(w, snap, cfg, user_idx, req, st);
+  if (kept_answers(w, m, cfg, req, out->filtered, nc)) {
+    /* This history's vector and candidates are kept: no history to map.
+     * Excluded: the request's own items (the kept ones left the history
+     * and the training items out already). */
+    int64_t newest = w->uc.meta.newest_ts;
+    hr_history_t h = {NULL,       w->uc.meta.n_hist, &newest,
+                      (int64_t)out->ctx.ts, w->pq.name, w->pq.val,
+                      w->pq.n};
+    for (size_t j = 0; j < req->n_exclude; j++) {
+      long idx = hr_model_item_index(m, req->exclude[j]);
+      if (idx >= 0)
+        exclude(w, &n_excl, idx);
+    }
+    hr_model_user_finish(m, user_idx, &h, w->base, w->u);
+    n_top = two_stage(w, m, cfg, 0, user_idx, &h, k, &out->retrieval);
+    clear_excluded(w, n_excl);
+    out->history_used = h.n;
+    out->cache_hit = 1;
+    return answer(w, m, req, out, n_top, user_idx, &h);
+  }
+
   /* Excluded: the history, the items the user interacted with in the
    * training data (both follow from the history: n_key_excl of them),
    * then the request's own exclusions. */
@@ -548,7 +632,7 @@ static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
 
   hr_history_t h = {w->hist,    n_hist,     w->hist_ts, (int64_t)out->ctx.ts,
                     w->pq.name, w->pq.val,  w->pq.n};
-  if (user_vector(w, snap, cfg, user_idx, &h) != 0) {
+  if (user_vector(w, m, user_idx, &h) != 0) {
     clear_excluded(w, n_excl);
     return hr_error_set(err, HR_EINTERNAL, "", "model failed to embed the "
                         "user");
@@ -559,22 +643,7 @@ static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
                    &out->retrieval);
   clear_excluded(w, n_excl);
   keep(w);
-
-  for (size_t i = 0; i < n_top; i++) {
-    w->items[i].index = w->top[i].index;
-    w->items[i].score = w->top[i].score;
-    w->items[i].n_similar = 0;
-    w->items[i].n_effects = 0;
-  }
-  if (req->explain) {
-    size_t n_cand = explain_candidates(w, m, user_idx, n_hist);
-    for (size_t i = 0; i < n_top; i++)
-      explain_item(w, m, &w->items[i], n_cand, user_idx, &h,
-                   out->retrieval == HR_RET_CTX_POPULARITY);
-  }
-  out->items = w->items;
-  out->n_items = n_top;
-  return 0;
+  return answer(w, m, req, out, n_top, user_idx, &h);
 }
 
 int hr_rec_rank(hr_rec_worker_t *w, hr_snapshot_t *snap,

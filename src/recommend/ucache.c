@@ -15,6 +15,8 @@
 #include <string.h>
 
 #define WAYS 16
+/* the hr__ukept_t of an entry, in floats (4 bytes) */
+#define META ((sizeof(hr__ukept_t) + 3) / 4)
 
 typedef struct {
   hr__ukey_t key;     /* {0, 0}: empty (a real key is never both zero) */
@@ -24,13 +26,13 @@ typedef struct {
 struct hr__ucache {
   hr_snapshot_aux_t aux; /* first: the snapshot frees us through it */
   size_t n_sets, dim, cmax;
-  size_t stride;         /* floats per entry: dim, then the candidates */
+  size_t stride;         /* floats per entry: dim, then the meta, then
+                            the candidates */
   pthread_mutex_t *mu;   /* one per set */
   uint64_t *clock;       /* one per set */
   entry_t *e;            /* n_sets * WAYS */
-  float *v;              /* n_sets * WAYS * stride: the vector, then
-                            uint32 count, the beam it was asked for, and
-                            cmax candidate ids */
+  float *v;              /* n_sets * WAYS * stride: the vector, an
+                            hr__ukept_t, and cmax candidate ids */
   atomic_ulong hits, misses, filled;
 };
 
@@ -45,17 +47,35 @@ static inline uint64_t mix(uint64_t h, uint64_t x) {
   return h;
 }
 
-hr__ukey_t hr__ukey(long user_idx, const hr_history_t *h) {
+/* A string's bytes into both hashes, 8 at a time. */
+static void mix_str(uint64_t *a, uint64_t *b, const char *s) {
+  size_t n = strlen(s);
+  uint64_t w;
+  for (; n >= 8; n -= 8, s += 8) {
+    memcpy(&w, s, 8);
+    *a = mix(*a, w);
+    *b = mix(*b, w * 0xC2B2AE3D27D4EB4Full);
+  }
+  w = n; /* the tail, and the length (no two strings alike) */
+  memcpy(&w, s, n);
+  *a = mix(*a, w ^ ((uint64_t)n << 56));
+  *b = mix(*b, (w * 0x9E3779B97F4A7C15ull) ^ n);
+}
+
+hr__ukey_t hr__ukey(long user_idx, const char *const *req_hist, size_t n_req,
+                    const char *const *hist, const long long *ts,
+                    size_t n_hist) {
   uint64_t a = 0x243F6A8885A308D3ull, b = 0x13198A2E03707344ull;
-  size_t n = h ? h->n : 0;
   a = mix(a, (uint64_t)user_idx);
   b = mix(b, (uint64_t)user_idx ^ 0xA4093822299F31D0ull);
-  a = mix(a, n);
-  b = mix(b, n + 0x082EFA98EC4E6C89ull);
-  for (size_t j = 0; j < n; j++) {
-    uint64_t it = (uint64_t)h->items[j], ts = h->ts ? (uint64_t)h->ts[j] : 0;
-    a = mix(a, it * 0x9E3779B97F4A7C15ull ^ ts);
-    b = mix(b, ts * 0xC2B2AE3D27D4EB4Full ^ it);
+  a = mix(a, n_req);
+  b = mix(b, n_hist + 0x082EFA98EC4E6C89ull);
+  for (size_t j = 0; j < n_req; j++)
+    mix_str(&a, &b, req_hist[j]);
+  for (size_t j = 0; j < n_hist; j++) {
+    mix_str(&a, &b, hist[j]);
+    a = mix(a, (uint64_t)ts[j]);
+    b = mix(b, (uint64_t)ts[j] * 0x9E3779B97F4A7C15ull);
   }
   if (a == 0 && b == 0)
     a = 1;
@@ -77,7 +97,7 @@ static void ucache_free(hr_snapshot_aux_t *aux) {
 
 static hr__ucache_t *ucache_new(int dim, size_t bytes, size_t cmax) {
   hr__ucache_t *c = calloc(1, sizeof(*c));
-  size_t stride = (size_t)dim + 2 + cmax, sets;
+  size_t stride = (size_t)dim + META + cmax, sets;
   if (c == NULL)
     return NULL;
   /* an entry: its payload, key and clock, and its share of a set's lock */
@@ -132,28 +152,30 @@ static inline int same(hr__ukey_t x, hr__ukey_t y) {
   return x.a == y.a && x.b == y.b;
 }
 
-/* The payload's parts. */
-static inline uint32_t *meta(const hr__ucache_t *c, float *p) {
-  return (uint32_t *)(void *)(p + c->dim);
+/* The payload's parts: the vector, the meta (copied in and out with
+ * memcpy: it is only 4-byte aligned there), the candidates. */
+static inline void *meta_of(const hr__ucache_t *c, float *p) {
+  return p + c->dim;
+}
+
+static inline uint32_t *ids_of(const hr__ucache_t *c, float *p) {
+  return (uint32_t *)(void *)(p + c->dim + META);
 }
 
 int hr__ucache_get(hr__ucache_t *c, hr__ukey_t key, float *out,
-                   uint32_t *ids, size_t *n_ids, uint32_t *asked) {
+                   uint32_t *ids, hr__ukept_t *meta) {
   size_t s = (size_t)(key.a % c->n_sets);
   entry_t *e = c->e + s * WAYS;
   int hit = 0;
-  *n_ids = 0;
-  *asked = 0;
+  memset(meta, 0, sizeof(*meta));
   pthread_mutex_lock(&c->mu[s]);
   for (int w = 0; w < WAYS; w++)
     if (same(e[w].key, key)) {
       float *p = c->v + (s * WAYS + (size_t)w) * c->stride;
-      uint32_t *mt = meta(c, p);
       e[w].used = ++c->clock[s];
       memcpy(out, p, c->dim * sizeof(float));
-      *n_ids = mt[0];
-      *asked = mt[1];
-      memcpy(ids, mt + 2, mt[0] * sizeof(uint32_t));
+      memcpy(meta, meta_of(c, p), sizeof(*meta));
+      memcpy(ids, ids_of(c, p), meta->n_ids * sizeof(uint32_t));
       hit = 1;
       break;
     }
@@ -164,13 +186,16 @@ int hr__ucache_get(hr__ucache_t *c, hr__ukey_t key, float *out,
 }
 
 void hr__ucache_put(hr__ucache_t *c, hr__ukey_t key, const float *v,
-                    const uint32_t *ids, size_t n_ids, uint32_t asked) {
+                    const uint32_t *ids, const hr__ukept_t *meta) {
   size_t s = (size_t)(key.a % c->n_sets);
   entry_t *e = c->e + s * WAYS;
+  hr__ukept_t mt = *meta;
   int at = 0;
   float *p;
-  if (n_ids > c->cmax)
-    n_ids = 0; /* more than an entry holds: keep the vector alone */
+  if (mt.n_ids > c->cmax) /* more than an entry holds: the vector alone */
+    mt.n_ids = 0;
+  if (mt.n_ids == 0)
+    mt.asked = 0;
   pthread_mutex_lock(&c->mu[s]);
   for (int w = 0; w < WAYS; w++) {
     if (same(e[w].key, key)) { /* another thread kept it meanwhile */
@@ -186,9 +211,8 @@ void hr__ucache_put(hr__ucache_t *c, hr__ukey_t key, const float *v,
   e[at].used = ++c->clock[s];
   p = c->v + (s * WAYS + (size_t)at) * c->stride;
   memcpy(p, v, c->dim * sizeof(float));
-  meta(c, p)[0] = (uint32_t)n_ids;
-  meta(c, p)[1] = n_ids ? asked : 0;
-  memcpy(meta(c, p) + 2, ids, n_ids * sizeof(uint32_t));
+  memcpy(meta_of(c, p), &mt, sizeof(mt));
+  memcpy(ids_of(c, p), ids, mt.n_ids * sizeof(uint32_t));
   pthread_mutex_unlock(&c->mu[s]);
 }
 

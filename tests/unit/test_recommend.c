@@ -548,3 +548,46 @@ HR_TEST(recommend_two_stage_candidates) {
   rig_close(&rg);
   return 0;
 }
+
+/* A factor model has no request terms: the two-stage path keeps its
+ * candidates in the order of their final scores and answers from them
+ * without scoring them again. With every item kept (150 items, ann.kept
+ * 800) that answer is the exact one, on the first request of a history
+ * and on the later ones, with and without the request's own exclusions. */
+HR_TEST(recommend_two_stage_factor_model_answers_from_the_kept_order) {
+  hr_model_t *m = ials_model();
+  hr_snapshot_t snap = {0}, exact = {0};
+  hr_rec_worker_t *w = hr_rec_worker_new();
+  hr_config_t cfg, ex;
+  hr_scored_t a[30], b[30];
+  size_t na, nb;
+  int hit;
+
+  ASSERT(m != NULL && w != NULL && hr_model_ann(m) != NULL);
+  ASSERT(!hr_model_request_terms(m));
+  snap.model = exact.model = m;
+  config(&cfg, 8);
+  cfg.ann.min_items = 0;
+  cfg.ann.candidates = 30;
+  config(&ex, 0);
+  for (int q = 0; q < 60; q++) {
+    char uid[16];
+    const char *excl[1];
+    hr_recommend_req_t r;
+    snprintf(uid, sizeof(uid), "u%05d", q % 20 + 1);
+    request(&r, uid, 30, 1704200000, NULL, 0);
+    excl[0] = hr_model_item_id(m, (size_t)(q * 13 % 150));
+    r.exclude = excl;
+    r.n_exclude = q % 2;
+    ASSERT_EQ(rank_copy(w, &snap, &cfg, &r, NULL, a, &na, &hit), 0);
+    ASSERT_EQ(hit, q >= 20);
+    ASSERT_EQ(rank_copy(w, &exact, &ex, &r, NULL, b, &nb, &hit), 0);
+    ASSERT_EQ(na, nb);
+    /* same items; scores to float rounding (sgemv there, a dot here) */
+    ASSERT(same_list(a, na, b, nb));
+  }
+  hr_rec_worker_free(w);
+  hr_snapshot_clear_aux(&snap);
+  hr_model_free(m);
+  return 0;
+}
