@@ -227,6 +227,19 @@ void hr_model_user_finish(const hr_model_t *m, long user_idx,
  *  items alike. */
 int hr_model_request_terms(const hr_model_t *m);
 
+/** For a seq version with an index: each item's inner products with the
+ *  terms a request may add to the user vector (hr_model_user_finish), one
+ *  row of *cols floats per item (the gap buckets' embeddings, then the
+ *  context rows), built at load; NULL (and *cols 0) for other versions.
+ *  With hr_model_request_cols, a request's score of item i is the score of
+ *  the base vector plus row i's entries at the request's columns, up to
+ *  float rounding: a cheap first pass over many candidates. Borrowed. */
+const float *hr_model_request_table(const hr_model_t *m, size_t *cols);
+/** The request's columns of that table into cols (at most 1 +
+ *  recent->n_ctx): none for a user without any history. */
+size_t hr_model_request_cols(const hr_model_t *m, long user_idx,
+                             const hr_history_t *recent, uint32_t *cols);
+
 /** Score every item for a user vector: out[i] = <u, item_i> + prior_i, where
  *  prior_i is a small popularity prior that breaks ties in favour of popular
  *  items (0 when the model has none). `out` holds n_items floats.

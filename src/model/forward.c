@@ -358,6 +358,67 @@ int hr_model_user_base(const hr_model_t *m, long user_idx,
 
 int hr_model_request_terms(const hr_model_t *m) { return m->hist_ts != NULL; }
 
+int hr__model_request_table(hr_model_t *m) {
+  size_t d = (size_t)m->seq.d, wd = (size_t)m->seq_width;
+  size_t n_gap = (size_t)(m->seq.n_gap > 0 ? m->seq.n_gap : 0), rows = 0;
+  size_t B;
+  float *basis;
+
+  if (m->seq_ctx != NULL && m->n_cfields > 0)
+    rows = m->coff[m->n_cfields - 1] + hr_idmap_size(m->cvals[m->n_cfields - 1]);
+  B = n_gap + rows;
+  if (B == 0 || m->n_items == 0)
+    return 0;
+  /* basis [wd x B]: column b < n_gap is gap bucket b's embedding of every
+   * member side by side, column n_gap + r the context row r */
+  basis = malloc(sizeof(float) * wd * B);
+  m->req_proj = malloc(sizeof(float) * m->n_items * B);
+  if (basis == NULL || m->req_proj == NULL) {
+    free(basis);
+    free(m->req_proj);
+    m->req_proj = NULL;
+    return HR_ENOMEM;
+  }
+  for (size_t b = 0; b < n_gap; b++)
+    for (int k = 0; k < m->seq_members; k++)
+      for (size_t c = 0; c < d; c++)
+        basis[((size_t)k * d + c) * B + b] = m->seqp[k].gq[b * d + c];
+  for (size_t r = 0; r < rows; r++)
+    for (size_t c = 0; c < wd; c++)
+      basis[c * B + n_gap + r] = m->seq_ctx[r * wd + c];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m->n_items,
+              (int)B, (int)wd, 1.0f, m->item_emb, m->dim, basis, (int)B, 0.0f,
+              m->req_proj, (int)B);
+  free(basis);
+  m->req_cols = B;
+  return 0;
+}
+
+const float *hr_model_request_table(const hr_model_t *m, size_t *cols) {
+  *cols = m->req_cols;
+  return m->req_proj;
+}
+
+size_t hr_model_request_cols(const hr_model_t *m, long user_idx,
+                             const hr_history_t *recent, uint32_t *cols) {
+  int64_t newest;
+  size_t n = 0, n_gap = (size_t)(m->seq.n_gap > 0 ? m->seq.n_gap : 0);
+  if (m->req_proj == NULL || !newest_item(m, user_idx, recent, &newest))
+    return 0; /* no history: no request terms (seq_finish) */
+  if (n_gap > 0) { /* as hr_seq_user_out adds it */
+    int g = hr_seq_request_gap(&newest, 1, recent ? recent->now : 0);
+    if (g >= 0 && (size_t)g < n_gap)
+      cols[n++] = (uint32_t)g;
+  }
+  for (size_t k = 0; m->seq_ctx != NULL && recent != NULL && k < recent->n_ctx;
+       k++) {
+    long row = seq_ctx_row(m, recent, k);
+    if (row >= 0)
+      cols[n++] = (uint32_t)(n_gap + (size_t)row);
+  }
+  return n;
+}
+
 void hr_model_user_finish(const hr_model_t *m, long user_idx,
                           const hr_history_t *recent, const float *base,
                           float *out) {

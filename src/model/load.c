@@ -895,6 +895,11 @@ hr_model_t *hr_model_open(const char *dir, hr_error_t *err) {
   if (json_object_get(files, "index.bin") != NULL &&
       (rc = open_ann(&c, m)) != 0)
     goto fail;
+  if (m->ann != NULL && m->hist_ts != NULL &&
+      (rc = hr__model_request_table(m)) != 0) {
+    FAIL(&c, rc, NULL, "out of memory");
+    goto fail;
+  }
   return m;
 fail:
   hr_model_free(m);
@@ -908,6 +913,7 @@ void hr_model_free(hr_model_t *m) {
     munmap(m->map, m->map_len);
   hr_ann_free(m->ann);
   free(m->by_norm);
+  free(m->req_proj);
   free(m->norm_sorted);
   free(m->head);
   free(m->tensors);

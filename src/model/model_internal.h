@@ -81,7 +81,15 @@ struct hr_model {
   const float *seq_ctx;   /* NULL, or a vector (seq_width: each member's d)
                              per context prior row: added for the
                              request's context values */
+  /* Each item's inner products with the request's possible terms (kind seq
+   * with an index): n_items rows of req_cols floats, the gap buckets'
+   * embeddings (all members) then seq_ctx's rows (hr_model_request_table). */
+  float *req_proj;
+  size_t req_cols;
 };
+
+/* Build m->req_proj (forward.c). 0 or HR_ENOMEM. */
+int hr__model_request_table(hr_model_t *m);
 
 /* Read the attribute columns of items.tsv (after its ids were parsed);
  * `where` prefixes error messages. 0, HR_EFORMAT or HR_ENOMEM. */

@@ -27,6 +27,8 @@ typedef struct {
   uint32_t n_ids;     /* candidates kept (0: none) */
   uint32_t asked;     /* ann.kept when they were found */
   uint32_t n_hist;    /* the history's distinct known items */
+  uint32_t scored;    /* 1: the candidates' scores for the kept vector
+                         (the base) are kept too */
   int64_t newest_ts;  /* the newest of them's time (-1 unknown) */
 } hr__ukept_t;
 
@@ -40,14 +42,16 @@ hr__ucache_t *hr__ucache_of(hr_snapshot_t *snap, int dim, size_t bytes,
 /* Candidate ids an entry holds at most. */
 size_t hr__ucache_cmax(const hr__ucache_t *c);
 /* On a hit (1): the kept vector into out (dim floats), the kept candidates
- * into ids (meta->n_ids of them, 0 when none were kept) and the rest into
- * meta. 0 on a miss. */
+ * into ids (meta->n_ids of them, 0 when none were kept), their scores into
+ * `scores` when meta->scored, and the rest into meta. 0 on a miss. */
 int hr__ucache_get(hr__ucache_t *c, hr__ukey_t key, float *out,
-                   uint32_t *ids, hr__ukept_t *meta);
-/* Keep `v`, meta->n_ids candidate ids and meta under `key`, replacing the
- * set's least recently used entry. */
+                   uint32_t *ids, float *scores, hr__ukept_t *meta);
+/* Keep `v`, meta->n_ids candidate ids (with their scores when
+ * meta->scored) and meta under `key`, replacing the set's least recently
+ * used entry. */
 void hr__ucache_put(hr__ucache_t *c, hr__ukey_t key, const float *v,
-                    const uint32_t *ids, const hr__ukept_t *meta);
+                    const uint32_t *ids, const float *scores,
+                    const hr__ukept_t *meta);
 void hr__ucache_stats(const hr__ucache_t *c, unsigned long *entries,
                       unsigned long *hits, unsigned long *misses);
 

@@ -49,9 +49,10 @@ struct hr_rec_worker {
   float *u, *base, *un;       /* user vector, its kept part, and the
                                  vector in the neutral context */
   uint32_t *kept;             /* the candidates kept for the user */
+  float *kept_sc;             /* their scores for the kept vector */
   size_t hist_cap, hist_ts_cap, excl_cap, xbits_cap, allow_cap, scores_cap,
       ids_cap, csc_cap, top_cap, items_cap, u_cap, base_cap, un_cap,
-      kept_cap;
+      kept_cap, kept_sc_cap;
   /* this request's entry in the snapshot's cache (c NULL: none) */
   struct {
     hr__ucache_t *c;
@@ -79,7 +80,8 @@ void hr_rec_worker_free(hr_rec_worker_t *w) {
   hr_user_state_destroy(&w->st);
   void *arrays[] = {w->hist,  w->hist_ts, w->excl, w->xbits, w->allow,
                     w->scores, w->ids,    w->csc,  w->top,   w->items,
-                    w->u,      w->base,   w->un,   w->kept,  w};
+                    w->u,      w->base,   w->un,   w->kept,  w->kept_sc,
+                    w};
   for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
     free(arrays[i]);
 }
@@ -126,7 +128,8 @@ static int reserve(hr_rec_worker_t *w, const hr_model_t *m, size_t k,
       GROW(w->top, w->top_cap, (nc > kept ? nc : kept) + KEPT_MARGIN + 1) || GROW(w->items, w->items_cap, k + 1) ||
       GROW(w->u, w->u_cap, dim + 1) || GROW(w->base, w->base_cap, dim + 1) ||
       GROW(w->un, w->un_cap, dim + 1) ||
-      GROW(w->kept, w->kept_cap, kept + 1))
+      GROW(w->kept, w->kept_cap, kept + 1) ||
+      GROW(w->kept_sc, w->kept_sc_cap, kept + 1))
     return HR_ENOMEM;
   if (hr_model_ann(m) != NULL && (w->ann == NULL || w->ann_cap < n)) {
     hr_ann_scratch_free(w->ann);
@@ -239,7 +242,7 @@ static void open_entry(hr_rec_worker_t *w, hr_snapshot_t *snap,
                        st ? (const char *const *)st->hist : NULL,
                        st ? st->hist_ts : NULL, n_st);
   w->uc.hit = hr__ucache_get(w->uc.c, w->uc.key, w->base, w->kept,
-                             &w->uc.meta);
+                             w->kept_sc, &w->uc.meta);
 }
 
 /* The user vector into w->u: the kept part (w->base, on a hit) or computed
@@ -261,7 +264,8 @@ static int user_vector(hr_rec_worker_t *w, const hr_model_t *m,
 /* Write the request's cache entry back when it changed. */
 static void keep(hr_rec_worker_t *w) {
   if (w->uc.store)
-    hr__ucache_put(w->uc.c, w->uc.key, w->base, w->kept, &w->uc.meta);
+    hr__ucache_put(w->uc.c, w->uc.key, w->base, w->kept, w->kept_sc,
+                   &w->uc.meta);
 }
 
 /* ------------------------------------------------------------ retrieval */
@@ -289,6 +293,38 @@ static size_t allowed_ids(hr_rec_worker_t *w, size_t n_items) {
 }
 
 
+/* The kept candidates scored for the request: each one's kept score for
+ * the base vector plus its entries in the model's table at the request's
+ * columns (its time gap, its context values) -- the request's score up to
+ * float rounding, at a few floats per candidate instead of its vector; the
+ * best k + KEPT_MARGIN are then scored exactly. */
+static size_t first_pass(hr_rec_worker_t *w, const hr_model_t *m,
+                         long user_idx, const hr_history_t *h, size_t k) {
+  size_t B, nc, n;
+  const float *T = hr_model_request_table(m, &B);
+  uint32_t cols[1 + PRIOR_Q_MAX];
+  hr_topk_t t;
+
+  nc = hr_model_request_cols(m, user_idx, h, cols);
+  hr_topk_init(&t, w->top, k + KEPT_MARGIN);
+  for (size_t j = 0; j < w->uc.meta.n_ids; j++) {
+    uint32_t id = w->kept[j];
+    const float *row = T + (size_t)id * B;
+    float s = w->kept_sc[j];
+    if (j + 8 < w->uc.meta.n_ids) /* rows are scattered over the table */
+      __builtin_prefetch(T + (size_t)w->kept[j + 8] * B, 0, 0);
+    if (bit(w->xbits, id)) /* the request's own exclusions */
+      continue;
+    for (size_t c = 0; c < nc; c++)
+      s += row[cols[c]];
+    hr_topk_push(&t, (long)id, s);
+  }
+  n = hr_topk_finish(&t);
+  for (size_t j = 0; j < n; j++)
+    w->ids[j] = (uint32_t)w->top[j].index;
+  return rank_ids(w, m, NULL, n, k);
+}
+
 /* The index's candidates kept per user (the two-stage path): the first
  * request of a history searches the index for ann.kept candidates for the
  * user's vector in the neutral context (no context values), excluding
@@ -312,7 +348,13 @@ static size_t two_stage(hr_rec_worker_t *w, const hr_model_t *m,
     w->uc.meta.asked = (uint32_t)want;
     w->uc.store = 1;
     *path = HR_RET_ANN;
-    if (!hr_model_request_terms(m)) {
+    if (hr_model_request_table(m, &(size_t){0}) != NULL) {
+      /* the candidates' scores for the kept vector: a request adds its
+       * own terms from the model's table (first_pass) */
+      hr_model_score_subset(m, w->base, w->kept, w->uc.meta.n_ids,
+                            w->kept_sc);
+      w->uc.meta.scored = 1;
+    } else if (!hr_model_request_terms(m)) {
       /* every request of this history has this very vector: keep the
        * candidates in the order of their final scores */
       hr_topk_t t;
@@ -328,6 +370,8 @@ static size_t two_stage(hr_rec_worker_t *w, const hr_model_t *m,
   } else {
     *path = HR_RET_ANN_KEPT;
   }
+  if (w->uc.meta.scored) /* the request's terms from the model's table */
+    return first_pass(w, m, user_idx, h, k);
   for (size_t j = 0; j < w->uc.meta.n_ids; j++) /* the request's exclusions */
     if (!bit(w->xbits, w->kept[j]))
       w->ids[n++] = w->kept[j];

@@ -2,8 +2,9 @@
  * history-dependent part of the user vector and the index's candidates
  * found for it.
  *
- * Set-associative: a key picks one of n_sets sets of WAYS entries, one mutex
- * per set (held for a compare and a copy of one entry), and a full set
+ * Set-associative: a key may live in either of two sets of WAYS entries
+ * (two hashes; an insertion takes the less crowded), one mutex per set
+ * (held for a compare and a copy of one entry), and a full pair of sets
  * gives up its least recently used entry. The table is one calloc'd block,
  * attached to the snapshot and freed with it: its pages are touched only as
  * entries fill, and a version never sees another version's entries. */
@@ -20,7 +21,7 @@
 
 typedef struct {
   hr__ukey_t key;     /* {0, 0}: empty (a real key is never both zero) */
-  uint64_t used;      /* the set's clock when last read or written */
+  uint64_t used;      /* the clock when last read or written (0: empty) */
 } entry_t;
 
 struct hr__ucache {
@@ -29,10 +30,11 @@ struct hr__ucache {
   size_t stride;         /* floats per entry: dim, then the meta, then
                             the candidates */
   pthread_mutex_t *mu;   /* one per set */
-  uint64_t *clock;       /* one per set */
+  atomic_ullong clock;   /* ticks at every use: an entry's age */
   entry_t *e;            /* n_sets * WAYS */
   float *v;              /* n_sets * WAYS * stride: the vector, an
-                            hr__ukept_t, and cmax candidate ids */
+                            hr__ukept_t, cmax candidate ids and as many
+                            scores */
   atomic_ulong hits, misses, filled;
 };
 
@@ -89,7 +91,6 @@ static void ucache_free(hr_snapshot_aux_t *aux) {
   for (size_t s = 0; s < c->n_sets; s++)
     pthread_mutex_destroy(&c->mu[s]);
   free(c->mu);
-  free(c->clock);
   free(c->e);
   free(c->v);
   free(c);
@@ -97,12 +98,12 @@ static void ucache_free(hr_snapshot_aux_t *aux) {
 
 static hr__ucache_t *ucache_new(int dim, size_t bytes, size_t cmax) {
   hr__ucache_t *c = calloc(1, sizeof(*c));
-  size_t stride = (size_t)dim + META + cmax, sets;
+  size_t stride = (size_t)dim + META + 2 * cmax, sets;
   if (c == NULL)
     return NULL;
   /* an entry: its payload, key and clock, and its share of a set's lock */
   sets = bytes / (WAYS * (stride * 4 + sizeof(entry_t)) +
-                  sizeof(pthread_mutex_t) + sizeof(uint64_t));
+                  sizeof(pthread_mutex_t));
   if (sets == 0)
     sets = 1;
   c->aux.free = ucache_free;
@@ -111,12 +112,10 @@ static hr__ucache_t *ucache_new(int dim, size_t bytes, size_t cmax) {
   c->cmax = cmax;
   c->stride = stride; /* uint32 and float are both 4 bytes */
   c->mu = malloc(sets * sizeof(*c->mu));
-  c->clock = calloc(sets, sizeof(*c->clock));
   c->e = calloc(sets * WAYS, sizeof(*c->e));
   c->v = calloc(sets * WAYS * c->stride, sizeof(*c->v));
-  if (c->mu == NULL || c->clock == NULL || c->e == NULL || c->v == NULL) {
+  if (c->mu == NULL || c->e == NULL || c->v == NULL) {
     free(c->mu);
-    free(c->clock);
     free(c->e);
     free(c->v);
     free(c);
@@ -162,58 +161,119 @@ static inline uint32_t *ids_of(const hr__ucache_t *c, float *p) {
   return (uint32_t *)(void *)(p + c->dim + META);
 }
 
+static inline float *scores_of(const hr__ucache_t *c, float *p) {
+  return p + c->dim + META + c->cmax;
+}
+
+/* A key's two sets (two independent hashes): an entry goes to the less
+ * crowded one, which keeps sets from overflowing long before the table is
+ * full (the power of two choices). */
+static inline size_t set_of(const hr__ucache_t *c, hr__ukey_t key, int i) {
+  return (size_t)((i ? key.b : key.a) % c->n_sets);
+}
+
+/* The way of set s holding key, or -1. Under the set's lock. */
+static int find(const hr__ucache_t *c, size_t s, hr__ukey_t key) {
+  const entry_t *e = c->e + s * WAYS;
+  for (int w = 0; w < WAYS; w++)
+    if (same(e[w].key, key))
+      return w;
+  return -1;
+}
+
+/* The way of set s an insertion would take: an empty one, else the least
+ * recently used. *filled (may be NULL): the set's ways in use. */
+static int victim(const hr__ucache_t *c, size_t s, int *filled) {
+  const entry_t *e = c->e + s * WAYS;
+  int at = 0, n = 0;
+  for (int w = 0; w < WAYS; w++) {
+    n += e[w].used != 0;
+    if (e[w].used < e[at].used)
+      at = w;
+  }
+  if (filled != NULL)
+    *filled = n;
+  return at;
+}
+
+static inline uint64_t tick(hr__ucache_t *c) {
+  return atomic_fetch_add_explicit(&c->clock, 1, memory_order_relaxed) + 1;
+}
+
 int hr__ucache_get(hr__ucache_t *c, hr__ukey_t key, float *out,
-                   uint32_t *ids, hr__ukept_t *meta) {
-  size_t s = (size_t)(key.a % c->n_sets);
-  entry_t *e = c->e + s * WAYS;
+                   uint32_t *ids, float *scores, hr__ukept_t *meta) {
   int hit = 0;
   memset(meta, 0, sizeof(*meta));
-  pthread_mutex_lock(&c->mu[s]);
-  for (int w = 0; w < WAYS; w++)
-    if (same(e[w].key, key)) {
+  for (int i = 0; i < 2 && !hit; i++) {
+    size_t s = set_of(c, key, i);
+    int w;
+    pthread_mutex_lock(&c->mu[s]);
+    if ((w = find(c, s, key)) >= 0) {
       float *p = c->v + (s * WAYS + (size_t)w) * c->stride;
-      e[w].used = ++c->clock[s];
+      c->e[s * WAYS + (size_t)w].used = tick(c);
       memcpy(out, p, c->dim * sizeof(float));
       memcpy(meta, meta_of(c, p), sizeof(*meta));
       memcpy(ids, ids_of(c, p), meta->n_ids * sizeof(uint32_t));
+      if (meta->scored)
+        memcpy(scores, scores_of(c, p), meta->n_ids * sizeof(float));
       hit = 1;
-      break;
     }
-  pthread_mutex_unlock(&c->mu[s]);
+    pthread_mutex_unlock(&c->mu[s]);
+  }
   atomic_fetch_add_explicit(hit ? &c->hits : &c->misses, 1,
                             memory_order_relaxed);
   return hit;
 }
 
+/* Write entry (s, w). Under the set's lock. */
+static void store(hr__ucache_t *c, size_t s, int w, hr__ukey_t key,
+                  const float *v, const uint32_t *ids, const float *scores,
+                  const hr__ukept_t *mt) {
+  entry_t *e = c->e + s * WAYS + (size_t)w;
+  float *p = c->v + (s * WAYS + (size_t)w) * c->stride;
+  if (e->key.a == 0 && e->key.b == 0)
+    atomic_fetch_add_explicit(&c->filled, 1, memory_order_relaxed);
+  e->key = key;
+  e->used = tick(c);
+  memcpy(p, v, c->dim * sizeof(float));
+  memcpy(meta_of(c, p), mt, sizeof(*mt));
+  memcpy(ids_of(c, p), ids, mt->n_ids * sizeof(uint32_t));
+  if (mt->scored)
+    memcpy(scores_of(c, p), scores, mt->n_ids * sizeof(float));
+}
+
 void hr__ucache_put(hr__ucache_t *c, hr__ukey_t key, const float *v,
-                    const uint32_t *ids, const hr__ukept_t *meta) {
-  size_t s = (size_t)(key.a % c->n_sets);
-  entry_t *e = c->e + s * WAYS;
+                    const uint32_t *ids, const float *scores,
+                    const hr__ukept_t *meta) {
   hr__ukept_t mt = *meta;
-  int at = 0;
-  float *p;
+  int filled[2] = {0, 0};
+  size_t target;
+  int w;
   if (mt.n_ids > c->cmax) /* more than an entry holds: the vector alone */
     mt.n_ids = 0;
   if (mt.n_ids == 0)
-    mt.asked = 0;
-  pthread_mutex_lock(&c->mu[s]);
-  for (int w = 0; w < WAYS; w++) {
-    if (same(e[w].key, key)) { /* another thread kept it meanwhile */
-      at = w;
-      break;
+    mt.asked = mt.scored = 0;
+  /* the key's entry when there is one (another thread kept it meanwhile);
+   * else how crowded each of its sets is */
+  for (int i = 0; i < 2; i++) {
+    size_t s = set_of(c, key, i);
+    pthread_mutex_lock(&c->mu[s]);
+    if ((w = find(c, s, key)) >= 0) {
+      store(c, s, w, key, v, ids, scores, &mt);
+      pthread_mutex_unlock(&c->mu[s]);
+      return;
     }
-    if (e[w].used < e[at].used)
-      at = w; /* the least recently used (an empty one has used 0) */
+    victim(c, s, &filled[i]);
+    pthread_mutex_unlock(&c->mu[s]);
   }
-  if (e[at].key.a == 0 && e[at].key.b == 0)
-    atomic_fetch_add_explicit(&c->filled, 1, memory_order_relaxed);
-  e[at].key = key;
-  e[at].used = ++c->clock[s];
-  p = c->v + (s * WAYS + (size_t)at) * c->stride;
-  memcpy(p, v, c->dim * sizeof(float));
-  memcpy(meta_of(c, p), &mt, sizeof(mt));
-  memcpy(ids_of(c, p), ids, mt.n_ids * sizeof(uint32_t));
-  pthread_mutex_unlock(&c->mu[s]);
+  /* the less crowded set (when both are full, its least recently used
+   * entry goes) */
+  target = set_of(c, key, filled[1] < filled[0]);
+  pthread_mutex_lock(&c->mu[target]);
+  if ((w = find(c, target, key)) < 0)
+    w = victim(c, target, NULL);
+  store(c, target, w, key, v, ids, scores, &mt);
+  pthread_mutex_unlock(&c->mu[target]);
 }
 
 void hr__ucache_stats(const hr__ucache_t *c, unsigned long *entries,

@@ -8,6 +8,7 @@
 #include "hr/train.h"
 #include "lib/alloc.h"
 #include "lib/models.h"
+#include "../src/recommend/internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -589,5 +590,56 @@ HR_TEST(recommend_two_stage_factor_model_answers_from_the_kept_order) {
   hr_rec_worker_free(w);
   hr_snapshot_clear_aux(&snap);
   hr_model_free(m);
+  return 0;
+}
+
+/* The kept-entry table holds as many entries as its size allows before it
+ * evicts: 700 users in a table of about 1,000 entries (16-way sets, each
+ * key with two candidate sets) are all still there, each with its own
+ * vector, candidates and scores; past the size, the least recently used go. */
+HR_TEST(recommend_cache_fills_before_it_evicts) {
+  hr_snapshot_t snap = {0};
+  enum { DIM = 8, CMAX = 4 };
+  /* an entry: (DIM + meta + 2 CMAX) floats + key and age, + its lock share */
+  size_t per = (DIM + 6 + 2 * CMAX) * 4 + 24 + 3;
+  hr__ucache_t *c = hr__ucache_of(&snap, DIM, 1000 * per, CMAX);
+  unsigned long entries, hits, misses;
+  float v[DIM], out[DIM], sc[CMAX], osc[CMAX];
+  uint32_t ids[CMAX], oids[CMAX];
+  hr__ukept_t mt = {CMAX, 9, 3, 1, 1704000000}, got;
+
+  ASSERT_NOT_NULL(c);
+  for (int u = 0; u < 700; u++) {
+    hr__ukey_t k = hr__ukey(u, NULL, 0, NULL, NULL, 0);
+    for (int j = 0; j < DIM; j++)
+      v[j] = (float)(u * DIM + j);
+    for (int j = 0; j < CMAX; j++) {
+      ids[j] = (uint32_t)(u + j);
+      sc[j] = (float)u / (float)(j + 1);
+    }
+    hr__ucache_put(c, k, v, ids, sc, &mt);
+  }
+  for (int u = 0; u < 700; u++) {
+    hr__ukey_t k = hr__ukey(u, NULL, 0, NULL, NULL, 0);
+    ASSERT_MSG(hr__ucache_get(c, k, out, oids, osc, &got), "user %d gone", u);
+    ASSERT(got.n_ids == CMAX && got.asked == 9 && got.n_hist == 3 &&
+           got.scored == 1 && got.newest_ts == 1704000000);
+    ASSERT(out[DIM - 1] == (float)(u * DIM + DIM - 1));
+    ASSERT(oids[CMAX - 1] == (uint32_t)(u + CMAX - 1));
+    ASSERT(osc[1] == (float)u / 2.0f);
+  }
+  hr_rec_cache_stats(&snap, &entries, &hits, &misses);
+  ASSERT_EQ(entries, 700);
+  ASSERT_EQ(hits, 700);
+  /* twice the size: the older users make room */
+  for (int u = 700; u < 2700; u++) {
+    hr__ukey_t k = hr__ukey(u, NULL, 0, NULL, NULL, 0);
+    hr__ucache_put(c, k, v, ids, sc, &mt);
+  }
+  hr_rec_cache_stats(&snap, &entries, &hits, &misses);
+  ASSERT(entries <= 1100 && entries >= 900);
+  ASSERT(!hr__ucache_get(c, hr__ukey(0, NULL, 0, NULL, NULL, 0), out, oids,
+                         osc, &got));
+  hr_snapshot_clear_aux(&snap);
   return 0;
 }
