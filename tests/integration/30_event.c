@@ -362,3 +362,32 @@ HR_TEST_T(event_script_forgotten_by_redis, 60) {
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
+
+/* A user's history keeps the redis.history_cap newest items (the script
+ * trims only when the list grows past it). */
+HR_TEST_T(event_history_capped, 60) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = "{\"redis\":{\"history_cap\":3}}"};
+  hrt_strv_t hist = {0};
+  char item[16];
+  json_t *j;
+  int st;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  for (int i = 1; i <= 5; i++) {
+    snprintf(item, sizeof(item), "i%05d", i);
+    j = event(&e, json_pack("{s:s,s:s,s:s}", "user_id", "capped", "type",
+                            "view", "item_id", item),
+              &st);
+    ASSERT_ACK(j, st, 1, 0);
+    json_decref(j);
+    ASSERT_EQ(hrt_rint(&e, "LLEN hr:hist:{capped}"), i < 3 ? i : 3);
+  }
+  ASSERT_EQ(hrt_rlist(&e, &hist, "LRANGE hr:hist:{capped} 0 -1"), 0);
+  ASSERT_EQ(hist.n, 3);
+  ASSERT_EQ(strncmp(hist.v[0], "i00005\t", 7), 0); /* newest first */
+  ASSERT_EQ(strncmp(hist.v[2], "i00003\t", 7), 0);
+  hrt_strv_free(&hist);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
