@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define WAYS 16
 /* the hr__ukept_t of an entry, in floats (4 bytes) */
@@ -32,6 +33,7 @@ struct hr__ucache {
   pthread_mutex_t *mu;   /* one per set */
   atomic_ullong clock;   /* ticks at every use: an entry's age */
   entry_t *e;            /* n_sets * WAYS */
+  size_t v_bytes;        /* the mapping's size */
   float *v;              /* n_sets * WAYS * stride: the vector, an
                             hr__ukept_t, cmax candidate ids and as many
                             scores */
@@ -86,13 +88,23 @@ hr__ukey_t hr__ukey(long user_idx, const char *const *req_hist, size_t n_req,
 
 /* ------------------------------------------------------------ table */
 
+/* The payloads are one anonymous mapping: zero pages until an entry is
+ * written, and returned whole to the system when the version goes (not
+ * kept by an allocator, nor by a sanitizer's quarantine of freed blocks). */
+static void *map_zeroed(size_t bytes) {
+  void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
 static void ucache_free(hr_snapshot_aux_t *aux) {
   hr__ucache_t *c = (hr__ucache_t *)aux;
   for (size_t s = 0; s < c->n_sets; s++)
     pthread_mutex_destroy(&c->mu[s]);
   free(c->mu);
   free(c->e);
-  free(c->v);
+  if (c->v != NULL)
+    munmap(c->v, c->v_bytes);
   free(c);
 }
 
@@ -113,11 +125,13 @@ static hr__ucache_t *ucache_new(int dim, size_t bytes, size_t cmax) {
   c->stride = stride; /* uint32 and float are both 4 bytes */
   c->mu = malloc(sets * sizeof(*c->mu));
   c->e = calloc(sets * WAYS, sizeof(*c->e));
-  c->v = calloc(sets * WAYS * c->stride, sizeof(*c->v));
+  c->v_bytes = sets * WAYS * c->stride * sizeof(*c->v);
+  c->v = map_zeroed(c->v_bytes);
   if (c->mu == NULL || c->e == NULL || c->v == NULL) {
     free(c->mu);
     free(c->e);
-    free(c->v);
+    if (c->v != NULL)
+      munmap(c->v, c->v_bytes);
     free(c);
     return NULL;
   }

@@ -246,9 +246,17 @@ HR_TEST_T(swap_20_versions_of_100k_items_under_load, 900) {
   for (int c = 0; c < N_CLIENTS; c++)
     ASSERT_MSG(cl[c].last_version > cl[c].first_version,
                "client %d saw no swap", c);
+#if defined(__SANITIZE_ADDRESS__)
+  /* AddressSanitizer keeps freed blocks in a quarantine (256 MiB) and its
+   * allocator keeps freed pages: the peak measures the sanitizer here
+   * (commit 623d0ca peaked at 2.34 versions under it as well, and failed
+   * this bound). The plain build's run checks it. */
+  fprintf(stderr, "  swap: RSS bound not checked under AddressSanitizer\n");
+#else
   ASSERT_MSG((double)(hwm - rss0) < 2.2 * (double)(rss_one - rss0),
              "peak %ld KiB over a base of %ld KiB: %.2f versions", hwm, rss0,
              (double)(hwm - rss0) / (double)(rss_one - rss0));
+#endif
   ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_refused\"", NULL), 0);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
