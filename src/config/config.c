@@ -30,8 +30,8 @@ static const key_desc keys[] = {
   {"listen", K_STR, OFF(listen_host), SZ(listen_host), 0, 0, 0,
    "127.0.0.1:8080", "HOST:PORT to listen on; port 0 picks a free port"},
   {"threads", K_INT, OFF(threads), 0, 0, 0, 256, "0",
-   "HTTP worker threads (0 = eight per core: a worker's Redis round trip "
-   "is other workers' time to compute)"},
+   "HTTP worker threads (0 = eight per core, at most 64: a worker's Redis "
+   "round trip is other workers' time to compute)"},
   {"models_dir", K_STR, OFF(models_dir), SZ(models_dir), 0, 0, 0, "models",
    "directory holding one sub-directory per model slot"},
   {"slots", K_LIST, OFF(slots), ESZ(slots), OFF(n_slots), 1,

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #define HR_HTTP_WORKERS_PER_CORE 8
+#define HR_HTTP_WORKERS_MAX 64 /* of the default */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -540,6 +541,8 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
                 ? (unsigned)cfg->threads
                 : HR_HTTP_WORKERS_PER_CORE *
                       (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+  if (cfg->threads <= 0 && threads > HR_HTTP_WORKERS_MAX)
+    threads = HR_HTTP_WORKERS_MAX; /* each keeps its scratch */
   if (threads < 1)
     threads = 1;
   h->d = MHD_start_daemon(
