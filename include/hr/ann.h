@@ -122,6 +122,13 @@ size_t hr_ann_brute_search(const float *x, size_t n, int dim, const float *q,
                            size_t k, const uint32_t *excl, size_t n_excl,
                            uint32_t *ids, float *scores);
 
+/** Whether the index holds exactly these vectors (n rows of dim floats):
+ *  -1 when every stored row is the half-precision value of x's row, else
+ *  the first row that is not (0 also for another count or dimension). An
+ *  index is bound to the item vectors it was built from: one from another
+ *  fit of the same data has the same shape and other rows. O(n x dim). */
+long hr_ann_rows_match(const hr_ann_t *a, const float *x, size_t n, int dim);
+
 /* ------------------------------------------------------- introspection */
 
 size_t hr_ann_size(const hr_ann_t *a);      /* number of items */

@@ -174,7 +174,10 @@ static int bad(hr_error_t *err, int code, const char *path, const char *what) {
 }
 
 /* Everything a search dereferences is checked here, so that a file that
- * passed can never make a search read out of bounds. */
+ * passed can never make a search read out of bounds: section bounds,
+ * levels and offsets, every neighbour id, every upper-level neighbour on
+ * its level, finite zero-padded rows. (Whether the rows are the model's
+ * vectors is hr_ann_rows_match's question.) */
 static int validate(hr_ann_t *a, const uint8_t *base, size_t len,
                     const char *path, hr_error_t *err) {
   file_header_t h;
@@ -255,7 +258,42 @@ static int validate(hr_ann_t *a, const uint8_t *base, size_t len,
   for (size_t i = 0; i < a->n_upper; i++)
     if (a->upper[i] >= a->n && a->upper[i] != HR_ANN_NONE)
       return bad(err, HR_EFORMAT, path, "neighbour id out of range");
+  /* A search walks level l only through nodes listed on level l: each of
+   * them must have that level, or links_at() would read a level-0 node's
+   * upper lists (which it has not). */
+  for (size_t i = 0; i < a->n; i++)
+    for (uint32_t l = 1; l <= a->levels[i]; l++) {
+      const uint32_t *list =
+          a->upper + a->upper_off[i] + (size_t)(l - 1) * (size_t)a->M;
+      for (int j = 0; j < a->M && list[j] != HR_ANN_NONE; j++)
+        if (a->levels[list[j]] < l)
+          return bad(err, HR_EFORMAT, path, "an upper-level neighbour is "
+                     "not on that level");
+    }
+  /* The stored rows: half-precision numbers (no infinity or NaN), zero
+   * past the dimension. */
+  for (size_t i = 0; i < a->n; i++) {
+    const uint16_t *row = a->vecs + i * a->vstride;
+    for (size_t c = 0; c < a->vstride; c++)
+      if ((row[c] & 0x7c00u) == 0x7c00u || (c >= (size_t)a->dim && row[c]))
+        return bad(err, HR_EFORMAT, path, "a stored vector is not finite "
+                   "or not zero-padded");
+  }
   return 0;
+}
+
+long hr_ann_rows_match(const hr_ann_t *a, const float *x, size_t n,
+                       int dim) {
+  if (a == NULL || x == NULL || n != a->n || dim != a->dim)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    const uint16_t *row = a->vecs + i * a->vstride;
+    const float *xi = x + i * (size_t)dim;
+    for (int c = 0; c < dim; c++)
+      if (row[c] != hr_ann__f32_to_f16(xi[c]))
+        return (long)i;
+  }
+  return -1;
 }
 
 hr_ann_t *hr_ann_open(const char *path, hr_error_t *err) {

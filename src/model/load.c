@@ -833,6 +833,13 @@ static int open_ann(ctx_t *c, hr_model_t *m) {
     return FAIL(c, HR_EFORMAT, "index.bin",
                 "indexes %zu items of dim %d, the model has %zu of dim %d",
                 hr_ann_size(m->ann), hr_ann_dim(m->ann), m->n_items, m->dim);
+  {
+    long row = hr_ann_rows_match(m->ann, m->item_emb, m->n_items, m->dim);
+    if (row >= 0)
+      return FAIL(c, HR_EFORMAT, "index.bin",
+                  "was not built from this version's item vectors (item %ld "
+                  "differs): an index of another fit?", row);
+  }
   /* The index keeps fp16 rows; its final candidates are re-ranked with the
    * model's float32 item vectors, which live as long as the model. */
   hr_ann_set_rerank_vectors(m->ann, m->item_emb);

@@ -2,6 +2,8 @@
  * of a corrupt one, and a valgrind start/serve/stop cycle. */
 #include "lib/env.h"
 
+#include "hr/crc.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -651,6 +653,74 @@ static int copy_file(const char *from, const char *to) {
   return fclose(out) != 0 ? -1 : rc;
 }
 
+/* index.bin made hostile with every checksum right, as anyone who can
+ * write the files could: the entry point's level-1 list names a node that
+ * has no upper level (a search would read that node's absent upper lists:
+ * such a file crashed the server at every start). The header's CRCs and
+ * the manifest's CRC-32 of the file are recomputed. 0 or -1. */
+static int hostile_index(const char *vdir) {
+  char path[PATH_MAX], hex[9], old_hex[16];
+  FILE *f;
+  unsigned char *b;
+  long len;
+  uint64_t off_levels, off_upper_off, off_upper;
+  uint32_t entry, uo, zero = 0, crc;
+  json_t *man;
+  json_error_t je;
+
+  hrt_fmt(path, sizeof(path), "%s/index.bin", vdir);
+  if ((f = fopen(path, "rb")) == NULL)
+    return -1;
+  fseek(f, 0, SEEK_END);
+  len = ftell(f);
+  rewind(f);
+  b = malloc((size_t)len);
+  if (b == NULL || fread(b, 1, (size_t)len, f) != (size_t)len) {
+    fclose(f);
+    free(b);
+    return -1;
+  }
+  fclose(f);
+  memcpy(&off_levels, b + 80, 8);
+  memcpy(&off_upper_off, b + 88, 8);
+  memcpy(&off_upper, b + 104, 8);
+  memcpy(&entry, b + 60, 4);
+  if (b[off_levels + entry] == 0) { /* a graph with no upper level */
+    free(b);
+    return -1;
+  }
+  while (b[off_levels + zero] != 0)
+    zero++;
+  memcpy(&uo, b + off_upper_off + 4 * (size_t)entry, 4);
+  memcpy(b + off_upper + 4 * (size_t)uo, &zero, 4);
+  crc = hr_crc32(0, b + 128, (size_t)len - 128);
+  memcpy(b + 120, &crc, 4);
+  crc = hr_crc32(0, b, 124);
+  memcpy(b + 124, &crc, 4);
+  crc = hr_crc32(0, b, (size_t)len);
+  if ((f = fopen(path, "wb")) == NULL ||
+      fwrite(b, 1, (size_t)len, f) != (size_t)len) {
+    if (f)
+      fclose(f);
+    free(b);
+    return -1;
+  }
+  fclose(f);
+  free(b);
+  hrt_fmt(path, sizeof(path), "%s/manifest.json", vdir);
+  if ((man = json_load_file(path, 0, &je)) == NULL)
+    return -1;
+  snprintf(hex, sizeof(hex), "%08x", crc);
+  json_t *entry_j =
+      json_object_get(json_object_get(man, "files"), "index.bin");
+  snprintf(old_hex, sizeof(old_hex), "%s",
+           json_string_value(json_object_get(entry_j, "crc32")));
+  json_object_set_new(entry_j, "crc32", json_string(hex));
+  int rc = json_dump_file(man, path, JSON_INDENT(2));
+  json_decref(man);
+  return rc == 0 && strcmp(old_hex, hex) != 0 ? 0 : -1;
+}
+
 /* Each kind of broken version is refused with a reason that names what is
  * wrong, the serving version keeps serving, and a refused version is tried
  * again once its files change (here: repaired). */
@@ -667,6 +737,7 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
       {"truncated", "model.bin", "model.bin"},
       {"flipped", "index.bin", "index.bin"},
       {"format", "manifest.json", "format_version"},
+      {"hostile graph", "index.bin", "not on that level"},
       {"missing", "items.tsv", "items.tsv"},
   };
   const int nc = (int)(sizeof(cases) / sizeof(cases[0]));
@@ -687,6 +758,8 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
     else if (k == 2)
       ASSERT_EQ(file_replace(file, "\"format_version\": 1",
                              "\"format_version\": 99"), 0);
+    else if (k == 3)
+      ASSERT_EQ(hostile_index(tmp), 0);
     else
       ASSERT_EQ(unlink(file), 0);
     ASSERT_EQ(rename(tmp, dir), 0);

@@ -398,6 +398,58 @@ HR_TEST(ann_open_refuses_damaged_files) {
   fix_crcs(b, len);
   if (expect_refused(dir, "neighbour", b, len, HR_EFORMAT))
     return 1;
+  { /* The entry point's level-1 list names a node with no upper level: a
+     * search's greedy walk would read that node's upper lists, which it
+     * has not (upper_off 0xFFFFFFFF: far outside the link array). Such a
+     * file crashed the server, at every start, before it was refused. */
+    uint64_t off_levels, off_upper_off, off_upper;
+    uint32_t entry, uo, zero = 0;
+    memcpy(&off_levels, good + 80, 8);
+    memcpy(&off_upper_off, good + 88, 8);
+    memcpy(&off_upper, good + 104, 8);
+    memcpy(&entry, good + H_ENTRY, 4);
+    ASSERT_GT((unsigned char)good[off_levels + entry], 0);
+    while (good[off_levels + zero] != 0)
+      zero++;
+    memcpy(&uo, good + off_upper_off + 4 * (size_t)entry, 4);
+    memcpy(b, good, len);
+    put32(b, (size_t)off_upper + 4 * (size_t)uo, zero);
+    fix_crcs(b, len);
+    if (expect_refused(dir, "upper-level", b, len, HR_EFORMAT))
+      return 1;
+  }
+  { /* a stored row with an infinity, then one with bytes in its padding */
+    uint64_t off_vecs;
+    uint16_t inf = 0x7c00, one = 0x3c00;
+    memcpy(&off_vecs, good + 112, 8);
+    memcpy(b, good, len);
+    memcpy(b + off_vecs + 2 * 3, &inf, 2);
+    fix_crcs(b, len);
+    if (expect_refused(dir, "infinite-row", b, len, HR_EFORMAT))
+      return 1;
+    (void)one;
+  }
+  { /* bytes in a row's padding (dim 20: rows of 24 halves) */
+    float *x20 = clustered(100, 20, 3, 4);
+    hr_ann_t *a20 = build(x20, 100, 20, 1, 1);
+    char p20[512], *g20;
+    size_t len20;
+    uint64_t off_vecs;
+    uint16_t one = 0x3c00;
+    ASSERT_NOT_NULL(a20);
+    snprintf(p20, sizeof(p20), "%s/good20.bin", dir);
+    ASSERT_EQ(hr_ann_save(a20, p20, &err), 0);
+    g20 = slurp(p20, &len20);
+    ASSERT_NOT_NULL(g20);
+    memcpy(&off_vecs, g20 + 112, 8);
+    memcpy(g20 + off_vecs + 2 * 20, &one, 2);
+    fix_crcs(g20, len20);
+    if (expect_refused(dir, "padding", g20, len20, HR_EFORMAT))
+      return 1;
+    free(g20);
+    hr_ann_free(a20);
+    free(x20);
+  }
   free(good);
   free(b);
   hr_ann_free(a);

@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -621,6 +622,15 @@ static hr_model_t *trained(hr_ials_opts_t *o) {
   return m;
 }
 
+/* trained() with 16 factors and `iters` iterations. */
+static hr_model_t *trained16(int iters) {
+  hr_ials_opts_t o;
+  hr_ials_opts_default(&o);
+  o.factors = 16;
+  o.iters = iters;
+  return trained(&o);
+}
+
 HR_TEST(model_foldin_reproduces_learned_vector) {
   hr_ials_opts_t o;
   hr_model_t *m;
@@ -735,6 +745,72 @@ HR_TEST(model_unknown_user_gets_popularity) {
   ASSERT(s[best] > 0.0f && s[best] < 1e-3f);
   free(s);
   hr_model_free(m);
+  return 0;
+}
+
+/* An index is bound to the item vectors it was built from: one built from
+ * other vectors of the same shape (another fit of the same data), with the
+ * manifest's size and CRC-32 updated as anyone who can write the files
+ * could, is refused with the reason; the version's own index loads. */
+HR_TEST(model_refuses_an_index_of_other_vectors) {
+  hr_model_t *m = trained16(4);
+  hr_tensor_t emb;
+  hr_ann_params_t prm;
+  hr_ann_t *other;
+  hr_error_t err = {0};
+  char dir[512], path[600], mpath[600], hex[9];
+  float *x;
+  size_t n, bytes;
+  int dim;
+
+  ASSERT_NOT_NULL(m);
+  ASSERT_NOT_NULL(hr_model_ann(m));
+  ASSERT_EQ(hr_model_tensor(m, "item_emb", &emb), 0);
+  n = hr_model_n_items(m);
+  dim = hr_model_dim(m);
+  ASSERT_EQ(hr_ann_rows_match(hr_model_ann(m), emb.data, n, dim), -1);
+  /* other vectors: the same ones with item 7's first value moved */
+  x = malloc(sizeof(float) * n * (size_t)dim);
+  ASSERT_NOT_NULL(x);
+  memcpy(x, emb.data, sizeof(float) * n * (size_t)dim);
+  x[7 * (size_t)dim] += 0.25f;
+  hr_ann_params_default(&prm);
+  prm.M = hr_ann_params(hr_model_ann(m))->M;
+  other = hr_ann_build(x, n, dim, &prm, &err);
+  ASSERT_NOT_NULL(other);
+  ASSERT_EQ(hr_ann_rows_match(other, emb.data, n, dim), 7);
+  snprintf(dir, sizeof(dir), "%s/fold/1", hr_test_tmpdir());
+  hr_model_free(m);
+  snprintf(path, sizeof(path), "%s/index.bin", dir);
+  ASSERT_EQ(hr_ann_save(other, path, &err), 0);
+  hr_ann_free(other);
+  free(x);
+  { /* the manifest now describes the new file */
+    char *buf = slurp(path, &bytes);
+    json_t *man;
+    json_error_t je;
+    ASSERT_NOT_NULL(buf);
+    snprintf(hex, sizeof(hex), "%08x", hr_crc32(0, buf, bytes));
+    free(buf);
+    snprintf(mpath, sizeof(mpath), "%s/manifest.json", dir);
+    man = json_load_file(mpath, 0, &je);
+    ASSERT_NOT_NULL(man);
+    json_object_set_new(json_object_get(json_object_get(man, "files"),
+                                        "index.bin"),
+                        "bytes", json_integer((json_int_t)bytes));
+    json_object_set_new(json_object_get(json_object_get(man, "files"),
+                                        "index.bin"),
+                        "crc32", json_string(hex));
+    ASSERT_EQ(json_dump_file(man, mpath, JSON_INDENT(2)), 0);
+    json_decref(man);
+  }
+  err = (hr_error_t){0};
+  m = hr_model_open(dir, &err);
+  ASSERT_MSG(m == NULL, "an index of other vectors was accepted");
+  ASSERT_EQ(err.code, HR_EFORMAT);
+  ASSERT_MSG(strstr(err.msg, "index.bin") != NULL &&
+                 strstr(err.msg, "item 7") != NULL,
+             "%s", err.msg);
   return 0;
 }
 
