@@ -70,6 +70,8 @@ typedef struct {
     int shutdown_grace_ms;
     char cors_origins[HR_CONFIG_MAX_LIST][HR_CONFIG_STR];
     int n_cors_origins;
+    int max_connections;        /* held at once, in all */
+    int max_connections_per_ip; /* held at once from one address */
     char unknown_fields[16];    /* "reject" or "ignore" */
   } http;
   struct {

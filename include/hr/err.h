@@ -34,7 +34,8 @@
   XX(NOMODEL,     20, 503, "no model loaded")                                 \
   XX(TIMEOUT,     21, 503, "timed out")                                       \
   XX(SHUTDOWN,    22, 503, "server is shutting down")                        \
-  XX(CONFLICT,    23, 409, "conflict with the current state")
+  XX(CONFLICT,    23, 409, "conflict with the current state")            \
+  XX(BADREQUEST,  24, 400, "malformed HTTP request")
 
 typedef enum {
   HR_OK = 0,

@@ -60,6 +60,12 @@ typedef enum {
 /** Count one /recommend's retrieval path. */
 void hr_metrics_retrieval(hr_retrieval_t r);
 
+/** Where /metrics reads the HTTP connections from (open now, refused
+ *  for the per-address limit, refused for the total); NULL: none. */
+void hr_metrics_connections_source(void (*fn)(unsigned long *open,
+                                              unsigned long *rejected_ip,
+                                              unsigned long *rejected_total));
+
 /** Render everything, plus the registry's model gauges (reg may be NULL).
  *  Returns a new string (free()) or NULL on OOM. */
 char *hr_metrics_render(hr_registry_t *reg);

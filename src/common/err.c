@@ -41,6 +41,7 @@ const char *hr_err_api_code(int code) {
   switch (code) {
   case HR_EINVAL: return "invalid_argument";
   case HR_EBADJSON: return "invalid_json";
+  case HR_EBADREQUEST: return "bad_request";
   case HR_EBADFIELD: return "invalid_field";
   case HR_EMISSING: return "missing_field";
   case HR_EUNKNOWNFIELD: return "unknown_field";

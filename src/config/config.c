@@ -74,6 +74,14 @@ static const key_desc keys[] = {
    31536000, "86400", "how long an event_id is remembered for idempotency"},
   {"http.max_body_bytes", K_LONG, OFF(http.max_body_bytes), 0, 0, 64,
    67108864, "1048576", "largest accepted request body (413 above)"},
+  {"http.max_connections", K_INT, OFF(http.max_connections), 0, 0, 1,
+   1000000, "4096",
+   "connections held at once; more are refused at accept (lowered to what "
+   "the open-file limit allows, less a reserve)"},
+  {"http.max_connections_per_ip", K_INT, OFF(http.max_connections_per_ip), 0,
+   0, 1, 1000000, "256",
+   "connections held at once from one client address (a load balancer is "
+   "one address: keep this above its connection pool)"},
   {"http.connection_timeout_s", K_INT, OFF(http.connection_timeout_s), 0, 0,
    1, 3600, "30", "idle connection timeout"},
   {"http.shutdown_grace_ms", K_INT, OFF(http.shutdown_grace_ms), 0, 0, 0,

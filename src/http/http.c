@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +74,7 @@ typedef struct {
 struct hr_http {
   struct MHD_Daemon *d;
   hr_registry_t *reg;
+  hr_connlim_t *lim;       /* connections held, in all and per address */
   pthread_mutex_t cfg_mu;
   cfg_ref *cfg;
   int port;
@@ -93,6 +95,7 @@ typedef struct {
   char request_id[65];
   int status;                /* of the queued response, 0 before */
   int too_big;               /* the body passed http.max_body_bytes */
+  int close;                 /* answer with Connection: close */
   /* An admin request runs on its own thread with its connection
    * suspended, so that a model load never holds up the other connections
    * of an HTTP worker: 0 not started, 1 running, 2 answered in job_resp. */
@@ -240,6 +243,8 @@ static enum MHD_Result send_body(struct MHD_Connection *c, conn_t *cc,
     MHD_add_response_header(r, "Allow", allow);
   if (status == 401)
     MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+  if (cc->close)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   observe(cc, status);
   ret = MHD_queue_response(c, (unsigned)status, r);
   MHD_destroy_response(r);
@@ -281,6 +286,83 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, conn_t *cc) {
   return ret;
 }
 
+/* ------------------------------------------------------------ framing */
+
+typedef struct {
+  int n_length, n_te;
+  const char *length, *te;
+} framing_t;
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value) {
+  framing_t *f = cls;
+  (void)kind;
+  if (strcasecmp(key, "Content-Length") == 0) {
+    f->n_length++;
+    f->length = value;
+  } else if (strcasecmp(key, "Transfer-Encoding") == 0) {
+    f->n_te++;
+    f->te = value;
+  }
+  return MHD_YES;
+}
+
+/* Why the request's framing is ambiguous or unsupported (RFC 9112 section
+ * 6: a server must reject these rather than guess, or a proxy in front
+ * and this server may read different requests from the same bytes), or
+ * NULL. */
+static const char *bad_framing(struct MHD_Connection *c, const char *version) {
+  framing_t f = {0, 0, NULL, NULL};
+  MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+  if (f.n_length > 1)
+    return "more than one Content-Length header";
+  if (f.n_length == 1 &&
+      (f.length[0] == '\0' || strspn(f.length, "0123456789") !=
+                                   strlen(f.length)))
+    return "Content-Length is not a number";
+  if (f.n_te > 1 || (f.n_te == 1 && strcasecmp(f.te, "chunked") != 0))
+    return "Transfer-Encoding other than chunked";
+  if (f.n_te == 1 && f.n_length == 1)
+    return "both Content-Length and Transfer-Encoding";
+  if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host") == NULL)
+    return "HTTP/1.1 request without Host";
+  return NULL;
+}
+
+/* ------------------------------------------------------- connections */
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
+                                 socklen_t addrlen) {
+  hr_http_t *h = cls;
+  (void)addrlen;
+  return hr__connlim_admit(h->lim, addr) ? MHD_YES : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  hr_http_t *h = cls;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  (void)socket_context;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    hr__connlim_open(h->lim, sa);
+  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+    hr__connlim_close(h->lim, sa);
+}
+
+static hr_http_t *g_conn_source; /* for /metrics (one server a process) */
+
+static void conn_counts(unsigned long *open, unsigned long *rej_ip,
+                        unsigned long *rej_total) {
+  if (g_conn_source != NULL)
+    hr__connlim_counts(g_conn_source->lim, open, rej_ip, rej_total);
+  else
+    *open = *rej_ip = *rej_total = 0;
+}
+
 /* --------------------------------------------------------- callbacks */
 
 /* An admin request's own thread: runs the handler (which may load a model
@@ -305,7 +387,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   hr_http_t *h = cls;
   conn_t *cc = *con_cls;
   char allow[128];
-  (void)version;
 
   if (cc == NULL) {
     const char *rid, *cl;
@@ -325,7 +406,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     cc->route = match(url, method, &cc->method_ok, allow, sizeof(allow));
     /* Refuse what can be refused from the headers alone, before a byte of
      * the body is read: a client cannot make us read a body we will not
-     * use. */
+     * use. Ambiguous framing first: the rest of the stream cannot be
+     * trusted, so the connection closes after the answer. */
+    const char *why = bad_framing(c, version);
+    if (why != NULL) {
+      cc->close = 1;
+      return send_error(c, cc, HR_EBADREQUEST, "", why, 0, NULL);
+    }
     if (cc->route == NULL)
       return send_error(c, cc, HR_ENOTFOUND, "", "no such path", 0, NULL);
     if (strcmp(method, "OPTIONS") == 0)
@@ -480,17 +567,62 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   atomic_fetch_sub(&h->inflight, 1);
 }
 
+/* libmicrohttpd's own messages (a client gone mid-request, a socket
+ * error): at most HR_HTTP_LOG_PER_S lines a second, the rest counted in
+ * the next line, so that many abandoned sockets cannot flood the log. */
+#define HR_HTTP_LOG_PER_S 5
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  static atomic_llong window;
+  static atomic_int in_window;
+  static atomic_ulong suppressed;
   char msg[512];
+  struct timespec ts;
   (void)cls;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  long long now = (long long)ts.tv_sec, w = atomic_load(&window);
+  if (w != now && atomic_compare_exchange_strong(&window, &w, now))
+    atomic_store(&in_window, 0);
+  if (atomic_fetch_add(&in_window, 1) >= HR_HTTP_LOG_PER_S) {
+    atomic_fetch_add(&suppressed, 1);
+    return;
+  }
   vsnprintf(msg, sizeof(msg), fmt, ap);
   size_t n = strlen(msg);
   while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
     msg[--n] = '\0';
-  hr_log(HR_LOG_WARN, "http_daemon", json_pack("{s:s}", "msg", msg));
+  hr_log(HR_LOG_WARN, "http_daemon",
+         json_pack("{s:s,s:I}", "msg", msg, "suppressed_before",
+                   (json_int_t)atomic_exchange(&suppressed, 0)));
 }
 
 /* ---------------------------------------------------------- lifecycle */
+
+/* http.max_connections, lowered to what the open-file limit allows: the
+ * soft limit is first raised to the hard one, and a reserve is kept for
+ * the workers' Redis connections, the model files and the rest. */
+static size_t conn_budget(const hr_config_t *cfg, unsigned threads) {
+  struct rlimit rl;
+  size_t want = (size_t)cfg->http.max_connections, reserve = 64 + 2 * threads;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return want;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+      rl.rlim_cur = was;
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && (size_t)rl.rlim_cur < want + reserve) {
+    size_t fit = (size_t)rl.rlim_cur > 2 * reserve
+                     ? (size_t)rl.rlim_cur - reserve
+                     : (size_t)rl.rlim_cur / 2;
+    hr_log(HR_LOG_WARN, "max_connections_lowered",
+           json_pack("{s:I,s:I,s:I}", "configured", (json_int_t)want,
+                     "open_file_limit", (json_int_t)rl.rlim_cur, "now",
+                     (json_int_t)fit));
+    want = fit;
+  }
+  return want;
+}
 
 hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
                          hr_error_t *err) {
@@ -498,6 +630,7 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
   struct sockaddr_storage ss;
   socklen_t sl;
   unsigned threads;
+  size_t max_conn;
   const union MHD_DaemonInfo *info;
 
   memset(&ss, 0, sizeof(ss));
@@ -545,27 +678,37 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
     threads = HR_HTTP_WORKERS_MAX; /* each keeps its scratch */
   if (threads < 1)
     threads = 1;
-  h->d = MHD_start_daemon(
-      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-          MHD_ALLOW_SUSPEND_RESUME |
-          (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-      (uint16_t)cfg->listen_port, NULL, NULL, on_request, h,
-      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_THREAD_POOL_SIZE, threads,
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http.connection_timeout_s,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-      /* no SO_REUSEPORT: a second server on a taken port must fail, not
-       * share it (SO_REUSEADDR, MHD's default, still allows a restart) */
-      MHD_OPTION_END);
+  max_conn = conn_budget(cfg, threads);
+  h->lim = hr__connlim_new(max_conn, (size_t)cfg->http.max_connections_per_ip);
+  if (h->lim != NULL)
+    h->d = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+            MHD_ALLOW_SUSPEND_RESUME |
+            (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+        (uint16_t)cfg->listen_port, on_accept, h, on_request, h,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->http.connection_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        /* a backstop under our own limits (on_accept) */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(max_conn + threads),
+        /* no SO_REUSEPORT: a second server on a taken port must fail, not
+         * share it (SO_REUSEADDR, MHD's default, still allows a restart) */
+        MHD_OPTION_END);
   if (h->d == NULL) {
     hr_error_set(err, HR_EIO, "listen", "cannot listen on %s:%d",
                  cfg->listen_host, cfg->listen_port);
     cfg_release(h, h->cfg);
     pthread_mutex_destroy(&h->cfg_mu);
+    hr__connlim_free(h->lim);
     free(h);
     return NULL;
   }
+  g_conn_source = h;
+  hr_metrics_connections_source(conn_counts);
   info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
   h->port = info ? info->port : cfg->listen_port;
   return h;
@@ -617,6 +760,9 @@ void hr_http_stop(hr_http_t *h, int grace_ms) {
   while (atomic_load(&h->admin_jobs) > 0)
     usleep(5000);
   MHD_stop_daemon(h->d);
+  hr_metrics_connections_source(NULL);
+  g_conn_source = NULL;
+  hr__connlim_free(h->lim);
   /* MHD leaves a quiesced listening socket to us, to close only after the
    * worker threads are gone. */
   if (s != MHD_INVALID_SOCKET)

@@ -74,6 +74,22 @@ void hr_jsonw_real(hr_jsonw_t *j, const char *key, double v, int precision);
 /* A malloc'd copy of the text, or NULL (out of memory). */
 char *hr_jsonw_take(hr_jsonw_t *j);
 
+/* Connections held, in all and per client address (connlim.c). */
+struct sockaddr;
+typedef struct hr_connlim hr_connlim_t;
+
+hr_connlim_t *hr__connlim_new(size_t max_total, size_t max_per_ip);
+void hr__connlim_free(hr_connlim_t *c);
+/* 1 when a new connection from sa fits the limits; 0 (counted, logged at
+ * most once a second) when it does not. */
+int hr__connlim_admit(hr_connlim_t *c, const struct sockaddr *sa);
+/* A connection from sa started / closed. */
+void hr__connlim_open(hr_connlim_t *c, const struct sockaddr *sa);
+void hr__connlim_close(hr_connlim_t *c, const struct sockaddr *sa);
+void hr__connlim_counts(hr_connlim_t *c, unsigned long *open,
+                        unsigned long *rejected_ip,
+                        unsigned long *rejected_total);
+
 /* 16 random hex characters (per-thread generator) into buf[17]. */
 void hr__http_random_hex(char buf[17]);
 

@@ -63,6 +63,15 @@ void hr_metrics_degraded(void) {
   atomic_fetch_add_explicit(&degraded, 1, memory_order_relaxed);
 }
 
+static void (*_Atomic conn_source)(unsigned long *, unsigned long *,
+                                   unsigned long *);
+
+void hr_metrics_connections_source(void (*fn)(unsigned long *open,
+                                              unsigned long *rejected_ip,
+                                              unsigned long *rejected_total)) {
+  atomic_store(&conn_source, fn);
+}
+
 static atomic_ulong retrieval[HR_RET__COUNT];
 static const char *const retrieval_name[HR_RET__COUNT] = {
 #define XX(name, str) str,
@@ -151,6 +160,22 @@ char *hr_metrics_render(hr_registry_t *reg) {
         ep_names[e], atomic_load(&lat_sum_ns[e]) / 1e9);
     put(&b, "hyperrec_http_request_duration_seconds_count{endpoint=\"%s\"} %lu\n",
         ep_names[e], cum);
+  }
+  {
+    void (*fn)(unsigned long *, unsigned long *, unsigned long *) =
+        atomic_load(&conn_source);
+    unsigned long open = 0, rej_ip = 0, rej_total = 0;
+    if (fn != NULL)
+      fn(&open, &rej_ip, &rej_total);
+    put(&b, "# HELP hyperrec_http_connections Connections held now.\n"
+            "# TYPE hyperrec_http_connections gauge\n"
+            "hyperrec_http_connections %lu\n"
+            "# HELP hyperrec_http_connections_refused_total Connections "
+            "refused at accept, by the limit they met.\n"
+            "# TYPE hyperrec_http_connections_refused_total counter\n"
+            "hyperrec_http_connections_refused_total{limit=\"per_ip\"} %lu\n"
+            "hyperrec_http_connections_refused_total{limit=\"total\"} %lu\n",
+        open, rej_ip, rej_total);
   }
   put(&b, "# HELP hyperrec_redis_errors_total Failed Redis round trips.\n"
           "# TYPE hyperrec_redis_errors_total counter\n"
