@@ -67,6 +67,8 @@ typedef struct {
   struct {
     long max_body_bytes;
     int connection_timeout_s;
+    int header_timeout_s;       /* headers complete, from the connection */
+    int body_timeout_s;         /* body complete, from the headers */
     int shutdown_grace_ms;
     char cors_origins[HR_CONFIG_MAX_LIST][HR_CONFIG_STR];
     int n_cors_origins;

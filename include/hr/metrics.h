@@ -60,11 +60,18 @@ typedef enum {
 /** Count one /recommend's retrieval path. */
 void hr_metrics_retrieval(hr_retrieval_t r);
 
-/** Where /metrics reads the HTTP connections from (open now, refused
- *  for the per-address limit, refused for the total); NULL: none. */
-void hr_metrics_connections_source(void (*fn)(unsigned long *open,
-                                              unsigned long *rejected_ip,
-                                              unsigned long *rejected_total));
+/** The HTTP server's connections, for /metrics. */
+typedef struct {
+  unsigned long open;            /* held now */
+  unsigned long refused_per_ip;  /* closed at accept: per-address limit */
+  unsigned long refused_total;   /* closed at accept: total limit */
+  unsigned long not_http;        /* answered 400: the first bytes not HTTP */
+  unsigned long header_timeout;  /* closed: headers not complete in time */
+  unsigned long body_timeout;    /* closed: body not complete in time */
+} hr_conn_stats_t;
+
+/** Where /metrics reads them from; NULL: none (all zero). */
+void hr_metrics_connections_source(void (*fn)(hr_conn_stats_t *out));
 
 /** Render everything, plus the registry's model gauges (reg may be NULL).
  *  Returns a new string (free()) or NULL on OOM. */

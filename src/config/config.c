@@ -84,6 +84,13 @@ static const key_desc keys[] = {
    "one address: keep this above its connection pool)"},
   {"http.connection_timeout_s", K_INT, OFF(http.connection_timeout_s), 0, 0,
    1, 3600, "30", "idle connection timeout"},
+  {"http.header_timeout_s", K_INT, OFF(http.header_timeout_s), 0, 0, 1, 3600,
+   "10",
+   "a request's headers must be complete this long after the connection "
+   "opens (after the previous answer: this plus connection_timeout_s), "
+   "however slowly they trickle in"},
+  {"http.body_timeout_s", K_INT, OFF(http.body_timeout_s), 0, 0, 1, 3600,
+   "30", "a request's body must be complete this long after its headers"},
   {"http.shutdown_grace_ms", K_INT, OFF(http.shutdown_grace_ms), 0, 0, 0,
    600000, "5000", "how long SIGTERM waits for in-flight requests"},
   {"http.cors_origins", K_LIST, OFF(http.cors_origins), ESZ(http.cors_origins),

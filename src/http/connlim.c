@@ -3,10 +3,10 @@
  * byte at a time must not take every descriptor the server has: a client
  * address past http.max_connections_per_ip, or any past
  * http.max_connections, is refused at accept (libmicrohttpd's accept policy
- * callback), counted, and logged at most once a second. Connections are
- * counted when libmicrohttpd starts them and uncounted when it closes them
- * (its connection notifications, which come in pairs): a burst of accepts
- * can pass the limits by the few in flight, never leak a count.
+ * acceptor, accept.c), counted, and logged at most once a second. A
+ * connection is counted when it is accepted, under the same lock as the
+ * check, and uncounted when it is closed, by the acceptor or by
+ * libmicrohttpd.
  *
  * Open connections per address live in an open-addressing table (linear
  * probing, backward-shift deletion: no tombstones), sized for twice the
@@ -123,9 +123,9 @@ static void log_refusals(hr_connlim_t *c) {
                    "max_connections_per_ip", (json_int_t)c->max_per_ip));
 }
 
-int hr__connlim_admit(hr_connlim_t *c, const struct sockaddr *sa) {
+int hr__connlim_take(hr_connlim_t *c, const struct sockaddr *sa) {
   uint8_t key[16];
-  size_t klen = addr_key(sa, key), i;
+  size_t klen = addr_key(sa, key), i = 0;
   int full, over = 0;
 
   pthread_mutex_lock(&c->mu);
@@ -133,6 +133,16 @@ int hr__connlim_admit(hr_connlim_t *c, const struct sockaddr *sa) {
   if (!full && klen > 0) {
     i = find(c, key, klen);
     over = c->t[i].klen != 0 && c->t[i].count >= c->max_per_ip;
+  }
+  if (!full && !over) {
+    c->total++;
+    if (klen > 0) {
+      if (c->t[i].klen == 0) {
+        memcpy(c->t[i].key, key, klen);
+        c->t[i].klen = (uint8_t)klen;
+      }
+      c->t[i].count++;
+    }
   }
   pthread_mutex_unlock(&c->mu);
   if (!full && !over)
@@ -142,24 +152,7 @@ int hr__connlim_admit(hr_connlim_t *c, const struct sockaddr *sa) {
   return 0;
 }
 
-void hr__connlim_open(hr_connlim_t *c, const struct sockaddr *sa) {
-  uint8_t key[16];
-  size_t klen = addr_key(sa, key), i;
-
-  pthread_mutex_lock(&c->mu);
-  c->total++;
-  if (klen > 0) {
-    i = find(c, key, klen);
-    if (c->t[i].klen == 0) {
-      memcpy(c->t[i].key, key, klen);
-      c->t[i].klen = (uint8_t)klen;
-    }
-    c->t[i].count++;
-  }
-  pthread_mutex_unlock(&c->mu);
-}
-
-void hr__connlim_close(hr_connlim_t *c, const struct sockaddr *sa) {
+void hr__connlim_release(hr_connlim_t *c, const struct sockaddr *sa) {
   uint8_t key[16];
   size_t klen = addr_key(sa, key), i, j;
 

@@ -74,7 +74,7 @@ typedef struct {
 struct hr_http {
   struct MHD_Daemon *d;
   hr_registry_t *reg;
-  hr_connlim_t *lim;       /* connections held, in all and per address */
+  hr_acceptor_t *acc;      /* the listening socket, limits, deadlines */
   pthread_mutex_t cfg_mu;
   cfg_ref *cfg;
   int port;
@@ -104,6 +104,7 @@ typedef struct {
   hr_http_t *h;
   struct MHD_Connection *conn;
   char url[256];
+  hr_conn_t *rec;            /* the connection's deadlines */
 } conn_t;
 
 /* ------------------------------------------------------------ helpers */
@@ -332,35 +333,32 @@ static const char *bad_framing(struct MHD_Connection *c, const char *version) {
 
 /* ------------------------------------------------------- connections */
 
-static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr,
-                                 socklen_t addrlen) {
-  hr_http_t *h = cls;
-  (void)addrlen;
-  return hr__connlim_admit(h->lim, addr) ? MHD_YES : MHD_NO;
-}
-
 static void on_connection(void *cls, struct MHD_Connection *c,
                           void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
   hr_http_t *h = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = ci ? hr__conn_started(h->acc, ci->connect_fd) : NULL;
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+    hr__conn_closed(h->acc, *socket_context);
+    *socket_context = NULL;
+  }
+}
+
+/* The connection's deadline record (NULL if it has none). */
+static hr_conn_t *conn_rec(struct MHD_Connection *c) {
   const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-  (void)socket_context;
-  if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-    hr__connlim_open(h->lim, sa);
-  else if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
-    hr__connlim_close(h->lim, sa);
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
 }
 
 static hr_http_t *g_conn_source; /* for /metrics (one server a process) */
 
-static void conn_counts(unsigned long *open, unsigned long *rej_ip,
-                        unsigned long *rej_total) {
+static void conn_counts(hr_conn_stats_t *out) {
   if (g_conn_source != NULL)
-    hr__connlim_counts(g_conn_source->lim, open, rej_ip, rej_total);
-  else
-    *open = *rej_ip = *rej_total = 0;
+    hr__acceptor_stats(g_conn_source->acc, out);
 }
 
 /* --------------------------------------------------------- callbacks */
@@ -394,6 +392,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     if (cc == NULL)
       return MHD_NO;
     *con_cls = cc;
+    cc->rec = conn_rec(c);
+    hr__conn_phase(h->acc, cc->rec, HR_CONN_BODY); /* headers are here */
     atomic_fetch_add(&h->inflight, 1);
     clock_gettime(CLOCK_MONOTONIC, &cc->t0);
     cc->cref = cfg_acquire(h);
@@ -497,6 +497,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
   }
 
   /* The whole request is here: answer it. */
+  hr__conn_phase(h->acc, cc->rec, HR_CONN_NONE);
   if (cc->too_big)
     return send_too_big(c, cc);
   if (cc->route->admin) {
@@ -554,9 +555,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
   hr_http_t *h = cls;
   conn_t *cc = *con_cls;
-  (void)c;
   (void)toe;
 
+  /* kept alive: the next request's headers, within the idle timeout */
+  hr__conn_phase(h->acc, cc ? cc->rec : conn_rec(c), HR_CONN_HEADERS);
   if (cc == NULL)
     return;
   cfg_release(h, cc->cref);
@@ -631,7 +633,6 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
   socklen_t sl;
   unsigned threads;
   size_t max_conn;
-  const union MHD_DaemonInfo *info;
 
   memset(&ss, 0, sizeof(ss));
   if (inet_pton(AF_INET, cfg->listen_host, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
@@ -656,7 +657,6 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
                  "listen host \"%s\" is not an IP address", cfg->listen_host);
     return NULL;
   }
-  (void)sl;
   h = calloc(1, sizeof(*h));
   if (h == NULL)
     return NULL;
@@ -679,38 +679,39 @@ hr_http_t *hr_http_start(const hr_config_t *cfg, hr_registry_t *reg,
   if (threads < 1)
     threads = 1;
   max_conn = conn_budget(cfg, threads);
-  h->lim = hr__connlim_new(max_conn, (size_t)cfg->http.max_connections_per_ip);
-  if (h->lim != NULL)
+  hr_error_t aerr = {0};
+  h->acc = hr__acceptor_open((struct sockaddr *)&ss, sl, cfg, max_conn, &aerr);
+  if (h->acc != NULL)
     h->d = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
-            MHD_ALLOW_SUSPEND_RESUME |
-            (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
-        (uint16_t)cfg->listen_port, on_accept, h, on_request, h,
+            MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET,
+        0, NULL, NULL, on_request, h,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)cfg->http.connection_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-        /* a backstop under our own limits (on_accept) */
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(max_conn + threads),
-        /* no SO_REUSEPORT: a second server on a taken port must fail, not
-         * share it (SO_REUSEADDR, MHD's default, still allows a restart) */
+        /* a backstop far above our own limits (accept.c): connections are
+         * spread over the workers unevenly */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)(2 * max_conn + threads),
         MHD_OPTION_END);
-  if (h->d == NULL) {
-    hr_error_set(err, HR_EIO, "listen", "cannot listen on %s:%d",
-                 cfg->listen_host, cfg->listen_port);
+  if (h->d == NULL || hr__acceptor_run(h->acc, h->d) != 0) {
+    if (h->acc != NULL)
+      snprintf(aerr.msg, sizeof(aerr.msg), "the HTTP daemon did not start");
+    hr_error_set(err, HR_EIO, "listen", "cannot listen on %s:%d: %s",
+                 cfg->listen_host, cfg->listen_port, aerr.msg);
+    if (h->d != NULL)
+      MHD_stop_daemon(h->d);
+    hr__acceptor_free(h->acc);
     cfg_release(h, h->cfg);
     pthread_mutex_destroy(&h->cfg_mu);
-    hr__connlim_free(h->lim);
     free(h);
     return NULL;
   }
   g_conn_source = h;
   hr_metrics_connections_source(conn_counts);
-  info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-  h->port = info ? info->port : cfg->listen_port;
+  h->port = hr__acceptor_port(h->acc);
   return h;
 }
 
@@ -736,13 +737,9 @@ void hr_http_stop(hr_http_t *h, int grace_ms) {
     return;
   atomic_store(&h->draining, 1);
   /* Stop accepting; connections already open are served until done. The
-   * quiesced socket would still complete handshakes into its backlog, where
-   * new clients would hang until the exit: shutdown() stops it listening,
-   * so they are refused at once and go to another replica. (It is closed
-   * only after the worker threads are gone, below.) */
-  MHD_socket s = MHD_quiesce_daemon(h->d);
-  if (s != MHD_INVALID_SOCKET)
-    shutdown(s, SHUT_RDWR);
+   * listening socket is closed, so new clients are refused at once and go
+   * to another replica rather than wait in its backlog. */
+  hr__acceptor_stop_listening(h->acc);
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -762,11 +759,7 @@ void hr_http_stop(hr_http_t *h, int grace_ms) {
   MHD_stop_daemon(h->d);
   hr_metrics_connections_source(NULL);
   g_conn_source = NULL;
-  hr__connlim_free(h->lim);
-  /* MHD leaves a quiesced listening socket to us, to close only after the
-   * worker threads are gone. */
-  if (s != MHD_INVALID_SOCKET)
-    close(s);
+  hr__acceptor_free(h->acc);
   cfg_release(h, h->cfg);
   pthread_mutex_destroy(&h->cfg_mu);
   free(h);

@@ -3,6 +3,7 @@
 #define HR_HTTP_INTERNAL_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 
@@ -80,15 +81,44 @@ typedef struct hr_connlim hr_connlim_t;
 
 hr_connlim_t *hr__connlim_new(size_t max_total, size_t max_per_ip);
 void hr__connlim_free(hr_connlim_t *c);
-/* 1 when a new connection from sa fits the limits; 0 (counted, logged at
- * most once a second) when it does not. */
-int hr__connlim_admit(hr_connlim_t *c, const struct sockaddr *sa);
-/* A connection from sa started / closed. */
-void hr__connlim_open(hr_connlim_t *c, const struct sockaddr *sa);
-void hr__connlim_close(hr_connlim_t *c, const struct sockaddr *sa);
+/* 1 when a new connection from sa fits the limits, and then counted; 0
+ * (the refusal counted, logged at most once a second) when it does not. */
+int hr__connlim_take(hr_connlim_t *c, const struct sockaddr *sa);
+/* A connection taken from sa closed. */
+void hr__connlim_release(hr_connlim_t *c, const struct sockaddr *sa);
 void hr__connlim_counts(hr_connlim_t *c, unsigned long *open,
                         unsigned long *rejected_ip,
                         unsigned long *rejected_total);
+
+/* The listening socket, the first bytes of each connection and every
+ * connection's deadlines (accept.c). */
+struct MHD_Daemon;
+typedef struct hr_acceptor hr_acceptor_t;
+typedef struct hr_conn hr_conn_t; /* one connection libmicrohttpd serves */
+enum { HR_CONN_NONE = 0, HR_CONN_HEADERS = 1, HR_CONN_BODY = 2 };
+
+/* Bind and listen on sa (errors in err: "cannot listen" material); the
+ * connection limits are max_conn in all and http.max_connections_per_ip. */
+hr_acceptor_t *hr__acceptor_open(const struct sockaddr *sa, socklen_t sl,
+                                 const hr_config_t *cfg, size_t max_conn,
+                                 hr_error_t *err);
+/* Start accepting, handing connections to d (started with
+ * MHD_USE_NO_LISTEN_SOCKET and MHD_USE_ITC). */
+int hr__acceptor_run(hr_acceptor_t *a, struct MHD_Daemon *d);
+int hr__acceptor_port(const hr_acceptor_t *a);
+/* Close the listening socket (new clients are refused at once); the
+ * deadlines keep being enforced. */
+void hr__acceptor_stop_listening(hr_acceptor_t *a);
+/* After MHD_stop_daemon. */
+void hr__acceptor_free(hr_acceptor_t *a);
+void hr__acceptor_stats(hr_acceptor_t *a, hr_conn_stats_t *out);
+/* libmicrohttpd's start and close notifications for descriptor fd. */
+hr_conn_t *hr__conn_started(hr_acceptor_t *a, int fd);
+void hr__conn_closed(hr_acceptor_t *a, hr_conn_t *c);
+/* What the connection waits for now: HR_CONN_BODY (its headers are here),
+ * HR_CONN_NONE (the whole request is here), HR_CONN_HEADERS (answered: the
+ * next request's headers, within the idle timeout plus the header one). */
+void hr__conn_phase(hr_acceptor_t *a, hr_conn_t *c, int phase);
 
 /* 16 random hex characters (per-thread generator) into buf[17]. */
 void hr__http_random_hex(char buf[17]);

@@ -63,12 +63,9 @@ void hr_metrics_degraded(void) {
   atomic_fetch_add_explicit(&degraded, 1, memory_order_relaxed);
 }
 
-static void (*_Atomic conn_source)(unsigned long *, unsigned long *,
-                                   unsigned long *);
+static void (*_Atomic conn_source)(hr_conn_stats_t *);
 
-void hr_metrics_connections_source(void (*fn)(unsigned long *open,
-                                              unsigned long *rejected_ip,
-                                              unsigned long *rejected_total)) {
+void hr_metrics_connections_source(void (*fn)(hr_conn_stats_t *out)) {
   atomic_store(&conn_source, fn);
 }
 
@@ -162,11 +159,10 @@ char *hr_metrics_render(hr_registry_t *reg) {
         ep_names[e], cum);
   }
   {
-    void (*fn)(unsigned long *, unsigned long *, unsigned long *) =
-        atomic_load(&conn_source);
-    unsigned long open = 0, rej_ip = 0, rej_total = 0;
+    void (*fn)(hr_conn_stats_t *) = atomic_load(&conn_source);
+    hr_conn_stats_t cs = {0, 0, 0, 0, 0, 0};
     if (fn != NULL)
-      fn(&open, &rej_ip, &rej_total);
+      fn(&cs);
     put(&b, "# HELP hyperrec_http_connections Connections held now.\n"
             "# TYPE hyperrec_http_connections gauge\n"
             "hyperrec_http_connections %lu\n"
@@ -174,8 +170,17 @@ char *hr_metrics_render(hr_registry_t *reg) {
             "refused at accept, by the limit they met.\n"
             "# TYPE hyperrec_http_connections_refused_total counter\n"
             "hyperrec_http_connections_refused_total{limit=\"per_ip\"} %lu\n"
-            "hyperrec_http_connections_refused_total{limit=\"total\"} %lu\n",
-        open, rej_ip, rej_total);
+            "hyperrec_http_connections_refused_total{limit=\"total\"} %lu\n"
+            "# HELP hyperrec_http_connections_closed_total Connections the "
+            "server closed, by reason.\n"
+            "# TYPE hyperrec_http_connections_closed_total counter\n"
+            "hyperrec_http_connections_closed_total{reason=\"not_http\"} %lu\n"
+            "hyperrec_http_connections_closed_total{reason=\"header_timeout\"} "
+            "%lu\n"
+            "hyperrec_http_connections_closed_total{reason=\"body_timeout\"} "
+            "%lu\n",
+        cs.open, cs.refused_per_ip, cs.refused_total, cs.not_http,
+        cs.header_timeout, cs.body_timeout);
   }
   put(&b, "# HELP hyperrec_redis_errors_total Failed Redis round trips.\n"
           "# TYPE hyperrec_redis_errors_total counter\n"

@@ -69,9 +69,13 @@ static int exchange(const char *src, int port, const char *req, size_t len,
   return (int)got;
 }
 
+/* A fresh /recommend from 127.0.0.3: 1 when it is answered 200. */
 static int probe(int port, long long *ms) {
-  static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
-  char out[2048];
+  static const char req[] =
+      "POST /recommend HTTP/1.1\r\nHost: t\r\nContent-Type: "
+      "application/json\r\nContent-Length: 22\r\n\r\n"
+      "{\"user_id\":\"u1\",\"k\":3}";
+  char out[4096];
   int n = exchange("127.0.0.3", port, req, sizeof(req) - 1, out, sizeof(out),
                    ms);
   return n > 0 && strncmp(out, "HTTP/1.1 200", 12) == 0;
@@ -210,6 +214,148 @@ HR_TEST_T(hostile_ambiguous_framing, 60) {
                      sizeof(out), &ms),
             0);
   ASSERT_MSG(strncmp(out, "HTTP/1.1 200", 12) == 0, "%.200s", out);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* First bytes that cannot begin an HTTP request (a TLS hello, control
+ * bytes, a line without a method): answered 400 bad_request at once and
+ * closed, where libmicrohttpd alone would hold some of them until the idle
+ * timeout without a word. A request line after an empty line still
+ * passes (RFC 9112 section 2.2). */
+HR_TEST_T(hostile_request_line_not_http, 60) {
+  HRT_ENV(e);
+  char out[4096];
+  long long ms;
+  static const struct {
+    const char *what;
+    const char *bytes;
+    size_t len;
+    const char *reason;
+  } cases[] = {
+#define BYTES(lit) lit, sizeof(lit) - 1
+      {"TLS hello", BYTES("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+       "not TLS"},
+      {"control bytes", BYTES("\x00\x01\x02\x03\r\n\r\n"), "not HTTP"},
+      {"high bytes", BYTES("\x80\xff GET \xfe\r\nHost: t\r\n\r\n"),
+       "not HTTP"},
+      {"no method", BYTES(" / HTTP/1.1\r\nHost: t\r\n\r\n"), "not HTTP"},
+      {"no space", BYTES("GARBAGE\r\n\r\n"), "not HTTP"},
+      {"binary target", BYTES("GET /\x01\x02 HTTP/1.1\r\nHost: t\r\n\r\n"),
+       "not HTTP"},
+      {"NUL in method", BYTES("G\x00T / HTTP/1.1\r\nHost: t\r\n\r\n"),
+       "not HTTP"},
+      {"endless method", BYTES("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+       "not HTTP"},
+#undef BYTES
+  };
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+    ASSERT_GT(exchange("127.0.0.1", e.srv.port, cases[k].bytes, cases[k].len,
+                       out, sizeof(out), &ms),
+              0);
+    ASSERT_MSG(strncmp(out, "HTTP/1.1 400", 12) == 0, "%s: %.80s",
+               cases[k].what, out);
+    ASSERT_MSG(strstr(out, "\"bad_request\"") != NULL &&
+                   strstr(out, cases[k].reason) != NULL,
+               "%s: %s", cases[k].what, out);
+    ASSERT_MSG(ms < 1000, "%s: %lld ms", cases[k].what, ms);
+  }
+  static const char ok[] = "\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+  ASSERT_GT(exchange("127.0.0.1", e.srv.port, ok, sizeof(ok) - 1, out,
+                     sizeof(out), &ms),
+            0);
+  ASSERT_MSG(strncmp(out, "HTTP/1.1 200", 12) == 0, "%.200s", out);
+  hrt_resp_t r;
+  ASSERT_EQ(hrt_req(&e, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+  ASSERT_MSG(strstr(r.body, "hyperrec_http_connections_closed_total{reason="
+                            "\"not_http\"} 8\n") != NULL,
+             "%s", r.body);
+  hrt_resp_free(&r);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* Waits until the server closes fd (recv gives 0 or a reset); the time it
+ * took, or -1 if it was still open after limit_ms. */
+static long long wait_closed(int fd, long long limit_ms, const char *drip) {
+  long long t0 = hrt_now_ms();
+  struct timeval tv = {0, 200000};
+  char b[512];
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  while (hrt_now_ms() - t0 < limit_ms) {
+    ssize_t n = recv(fd, b, sizeof(b), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                   errno != EINTR))
+      return hrt_now_ms() - t0;
+    /* still open: a trickle keeps the idle timeout from firing */
+    if (drip != NULL &&
+        send(fd, drip, strlen(drip), MSG_NOSIGNAL) < 0)
+      return hrt_now_ms() - t0;
+  }
+  return -1;
+}
+
+/* Deadlines independent of idleness: headers that trickle in a line every
+ * 200 ms (the idle timeout never fires) are cut at http.header_timeout_s,
+ * a body that trickles at http.body_timeout_s after its headers, a client
+ * that sends nothing at all at the header deadline too; each counted by
+ * reason. A request that is merely a little slow is answered. */
+HR_TEST_T(hostile_header_and_body_deadlines, 60) {
+  HRT_ENV(e);
+  static const hrt_env_opts_t o = {
+      .config_json = "{\"http\":{\"header_timeout_s\":1,\"body_timeout_s\":1,"
+                     "\"connection_timeout_s\":30}}"};
+  char out[4096];
+  long long t;
+  hrt_resp_t r;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  int fh = dial_from("127.0.0.1", e.srv.port);
+  int fb = dial_from("127.0.0.1", e.srv.port);
+  int fs = dial_from("127.0.0.1", e.srv.port);
+  ASSERT_MSG(fh >= 0 && fb >= 0 && fs >= 0, "dial");
+  static const char head[] = "POST /recommend HTTP/1.1\r\nHost: t\r\n";
+  ASSERT_EQ(send(fh, head, sizeof(head) - 1, MSG_NOSIGNAL),
+            (ssize_t)sizeof(head) - 1);
+  static const char withbody[] =
+      "POST /recommend HTTP/1.1\r\nHost: t\r\nContent-Type: "
+      "application/json\r\nContent-Length: 1000\r\n\r\n{";
+  ASSERT_EQ(send(fb, withbody, sizeof(withbody) - 1, MSG_NOSIGNAL),
+            (ssize_t)sizeof(withbody) - 1);
+  /* the three deadlines run at once: each closed after about 1 s, well
+   * before the 30 s idle timeout */
+  t = wait_closed(fh, 10000, "X-Slow: 1\r\n");
+  ASSERT_MSG(t >= 0, "trickled headers still open after 10 s");
+  t = wait_closed(fb, 10000, " ");
+  ASSERT_MSG(t >= 0, "trickled body still open after 10 s");
+  t = wait_closed(fs, 10000, NULL);
+  ASSERT_MSG(t >= 0, "silent connection still open after 10 s");
+  close(fh);
+  close(fb);
+  close(fs);
+  ASSERT_EQ(hrt_req(&e, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+  ASSERT_MSG(strstr(r.body, "hyperrec_http_connections_closed_total{reason="
+                            "\"header_timeout\"} 2\n") != NULL &&
+                 strstr(r.body, "hyperrec_http_connections_closed_total{"
+                                "reason=\"body_timeout\"} 1\n") != NULL,
+             "%s", r.body);
+  hrt_resp_free(&r);
+  /* a request sent in two parts, 300 ms apart, is within its deadlines */
+  int fo = dial_from("127.0.0.1", e.srv.port);
+  ASSERT_GE(fo, 0);
+  static const char part1[] = "GET /healthz HTTP/1.1\r\n";
+  static const char part2[] = "Host: t\r\n\r\n";
+  ASSERT_EQ(send(fo, part1, sizeof(part1) - 1, MSG_NOSIGNAL),
+            (ssize_t)sizeof(part1) - 1);
+  usleep(300000);
+  ASSERT_EQ(send(fo, part2, sizeof(part2) - 1, MSG_NOSIGNAL),
+            (ssize_t)sizeof(part2) - 1);
+  ssize_t n = recv(fo, out, sizeof(out) - 1, 0);
+  ASSERT_GT(n, 12);
+  ASSERT_MSG(strncmp(out, "HTTP/1.1 200", 12) == 0, "%.80s", out);
+  close(fo);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
