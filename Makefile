@@ -4,6 +4,8 @@
 #   make run        demo: private Redis, generated data, trained model, server
 #   make test       unit + integration tests (ends with "N passed, N failed")
 #   make asan       the same tests on an ASan+UBSan build (build-asan/)
+#   make fuzz       libFuzzer harnesses (tests/fuzz/), FUZZ_SECONDS each
+#   make fuzz-ci    the same, briefly (what .ci/run runs)
 #   make bench      benchmarks (bench/)
 #   make bench-e2e  /recommend and /event against nginx and the Python peer
 #   make deps       install the Debian 12 packages (apt-get, as root)
@@ -18,10 +20,11 @@ BUILD     ?= build
 BIN       ?= bin
 OPT       ?= -O2 -g
 SAN       ?=
+WARN_EXTRA ?=
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS    += -DHR_VERSION=\"0.1.0\" -std=c11 -Wall -Wextra -Werror -Wstrict-prototypes -Wno-format-truncation \
-             -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(OPT) $(SAN) -MMD -MP \
+             -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) $(OPT) $(SAN) $(WARN_EXTRA) -MMD -MP \
              -pthread
 LDLIBS    += $(PKG_LIBS) -lm -pthread
 LDFLAGS   += $(SAN)
@@ -29,7 +32,10 @@ LDFLAGS   += $(SAN)
 MAINS      := src/server/main.c src/train/main.c
 LIB_SRC    := $(filter-out $(MAINS),$(sort $(wildcard src/*/*.c)))
 LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
-TEST_SRC   := $(sort $(wildcard tests/*.c tests/lib/*.c tests/unit/*.c tests/integration/*.c))
+FUZZ_SRC   := $(filter-out tests/fuzz/fuzz_common.c,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+TEST_SRC   := $(sort $(wildcard tests/*.c tests/lib/*.c tests/unit/*.c tests/integration/*.c \
+                                tests/fuzz/*.c))
 TEST_OBJ   := $(TEST_SRC:%.c=$(BUILD)/%.o)
 LIBHR      := $(BUILD)/libhr.a
 
@@ -159,10 +165,52 @@ bench-ann: check-deps
 _bench-ann: all
 	@./bench/run_ann.sh
 
+# ---------------------------------------------------------------- fuzz
+# libFuzzer harnesses (tests/fuzz/README.md), built with clang into
+# build-fuzz/ with ASan+UBSan. `make fuzz` runs each until FUZZ_RUNS
+# executions (at most FUZZ_SECONDS; the slow model harness as two
+# processes), FUZZ_JOBS processes at a time, and reports executions and
+# coverage; `make fuzz-ci` runs each FUZZ_CI_SECONDS. New inputs collect in
+# build-fuzz/corpus/, crashes in build-fuzz/crashes/.
+FUZZ_CC         ?= clang
+FUZZ_RUNS       ?= 10000000
+FUZZ_SECONDS    ?= 5400
+FUZZ_CI_SECONDS ?= 20
+FUZZ_JOBS       ?= 2
+FUZZ_PROCS      := $(patsubst model,model:2,$(FUZZ_NAMES))
+FUZZ_DEB_PKGS   := clang libclang-rt-14-dev
+.PHONY: fuzz fuzz-ci fuzz-build check-fuzz-deps _fuzz-bins
+check-fuzz-deps: check-deps
+	@if ! command -v $(FUZZ_CC) >/dev/null 2>&1 || \
+	    ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { return 0; }' | \
+	      $(FUZZ_CC) -x c -fsanitize=fuzzer -o /dev/null - >/dev/null 2>&1; then \
+	  echo "hyperrec: installing clang and its libFuzzer runtime"; \
+	  $(MAKE) --no-print-directory DEB_PKGS="$(FUZZ_DEB_PKGS)" deps; \
+	fi
+fuzz-build: check-fuzz-deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz BIN=build-fuzz/bin \
+	  CC=$(FUZZ_CC) OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link" \
+	  WARN_EXTRA="-Wno-unknown-warning-option" _fuzz-bins
+_fuzz-bins: $(FUZZ_NAMES:%=$(BUILD)/fuzz/%)
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/fuzz_%.fz.o $(BUILD)/tests/fuzz/fuzz_common.fz.o $(LIBHR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+# Checksums are not worth the fuzzer's comparison tracing (a fifth of the
+# model harness's time went to tracing hr_crc32's table lookups).
+$(BUILD)/src/common/crc.o: CFLAGS += $(if $(findstring fuzzer,$(SAN)),-fno-sanitize-coverage=trace-cmp)
+$(BUILD)/tests/fuzz/%.fz.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -DHR_LIBFUZZER -c $< -o $@
+fuzz: fuzz-build
+	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_RUNS) $(FUZZ_JOBS) $(FUZZ_PROCS)
+fuzz-ci: fuzz-build
+	@tests/fuzz/run.sh build-fuzz $(FUZZ_CI_SECONDS) 0 $(FUZZ_JOBS) $(FUZZ_NAMES)
+
 demo: run
 
 clean:
-	rm -rf build build-asan bin
+	rm -rf build build-asan build-fuzz bin
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/%.d) $(BUILD)/src/server/main.d \
          $(BUILD)/src/train/main.d

@@ -60,6 +60,11 @@ int hr_ann_save(const hr_ann_t *a, const char *path, hr_error_t *err);
  *  HR_ECHECKSUM). Load time is a checksum pass, not a rebuild. */
 hr_ann_t *hr_ann_open(const char *path, hr_error_t *err);
 
+/** hr_ann_open over `len` bytes in memory (copied; `name` stands for the
+ *  file in messages): the same validation. */
+hr_ann_t *hr_ann_open_mem(const void *buf, size_t len, const char *name,
+                          hr_error_t *err);
+
 /** Release an index (built or opened). NULL is a no-op. */
 void hr_ann_free(hr_ann_t *a);
 

@@ -113,6 +113,11 @@ void hr_config_defaults(hr_config_t *c);
  *  range are errors (HR_EINVAL/HR_EIO) naming the key in err->field. */
 int hr_config_load_file(hr_config_t *c, const char *path, hr_error_t *err);
 
+/** hr_config_load_file over `len` bytes of JSON in memory; `name` stands for
+ *  the file in messages (and becomes config_path on success). */
+int hr_config_load_buffer(hr_config_t *c, const char *buf, size_t len,
+                          const char *name, hr_error_t *err);
+
 /** Merge HYPERREC_* variables from `envp` (NULL-terminated, e.g. environ).
  *  An unknown HYPERREC_ variable is an error, so typos are not ignored. */
 int hr_config_load_env(hr_config_t *c, char *const *envp, hr_error_t *err);

@@ -52,6 +52,11 @@ static inline size_t hr_ann__vstride(int dim) {
   return d >= 32 ? (d + 31) / 32 * 32 : (d + 7) / 8 * 8;
 }
 
+/* ---- io.c ---- */
+/* Where index.bin's header keeps its two CRC-32s (checked in io.c). */
+#define HR_ANN__BODY_CRC_OFF 120   /* of bytes [128, file_bytes) */
+#define HR_ANN__HEADER_CRC_OFF 124 /* of the 124 bytes before it */
+
 /* ---- kernels.c ---- */
 typedef float (*hr_ann_dot32_fn)(const float *a, const float *b, size_t d);
 /* q is padded with zeros to len floats; len is a multiple of 8. */

@@ -109,13 +109,6 @@ static inline void minheap_push(pair_t *h, size_t *n, pair_t v) {
   h[i] = v;
 }
 
-static inline pair_t minheap_pop(pair_t *h, size_t *n) {
-  pair_t top = h[0];
-  if (--*n > 0)
-    minheap_sift_down(h, *n, h[*n]);
-  return top;
-}
-
 #define GROW HR_GROW
 
 /* ---------------------------------------------------------- scratch */

@@ -2,6 +2,7 @@
  * every size, offset, checksum and neighbour id before any search can touch
  * them). Format: docs/ann.md. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -38,6 +39,10 @@ typedef struct {
 } file_header_t;
 
 _Static_assert(sizeof(file_header_t) == 128, "index.bin header is 128 bytes");
+_Static_assert(offsetof(file_header_t, body_crc) == HR_ANN__BODY_CRC_OFF &&
+                   offsetof(file_header_t, header_crc) ==
+                       HR_ANN__HEADER_CRC_OFF,
+               "CRC offsets of ann_internal.h");
 
 #define SEC_ALIGN 64
 
@@ -260,16 +265,37 @@ static int validate(hr_ann_t *a, const uint8_t *base, size_t len,
       return bad(err, HR_EFORMAT, path, "neighbour id out of range");
   /* A search walks level l only through nodes listed on level l: each of
    * them must have that level, or links_at() would read a level-0 node's
-   * upper lists (which it has not). */
+   * upper lists (which it has not). And no list names a node twice: the
+   * search would return it twice. (seen[] holds, per node, the number of
+   * the list that last named it.) */
+  uint32_t *seen = calloc(a->n, sizeof(uint32_t)), list_no = 0;
+  if (seen == NULL)
+    return hr_error_set(err, HR_ENOMEM, NULL, "%s: out of memory", path);
   for (size_t i = 0; i < a->n; i++)
-    for (uint32_t l = 1; l <= a->levels[i]; l++) {
+    for (uint32_t l = 0; l <= a->levels[i]; l++) {
       const uint32_t *list =
-          a->upper + a->upper_off[i] + (size_t)(l - 1) * (size_t)a->M;
-      for (int j = 0; j < a->M && list[j] != HR_ANN_NONE; j++)
-        if (a->levels[list[j]] < l)
+          l == 0 ? a->links0 + i * (size_t)a->m0
+                 : a->upper + a->upper_off[i] + (size_t)(l - 1) * (size_t)a->M;
+      int deg = l == 0 ? a->m0 : a->M;
+      if (++list_no == 0) { /* wrapped: forget every earlier list */
+        memset(seen, 0, a->n * sizeof(uint32_t));
+        list_no = 1;
+      }
+      for (int j = 0; j < deg && list[j] != HR_ANN_NONE; j++) {
+        if (a->levels[list[j]] < l) {
+          free(seen);
           return bad(err, HR_EFORMAT, path, "an upper-level neighbour is "
                      "not on that level");
+        }
+        if (seen[list[j]] == list_no) {
+          free(seen);
+          return bad(err, HR_EFORMAT, path, "a neighbour list names a node "
+                     "twice");
+        }
+        seen[list[j]] = list_no;
+      }
     }
+  free(seen);
   /* The stored rows: half-precision numbers (no infinity or NaN), zero
    * past the dimension. */
   for (size_t i = 0; i < a->n; i++) {
@@ -296,9 +322,27 @@ long hr_ann_rows_match(const hr_ann_t *a, const float *x, size_t n,
   return -1;
 }
 
+/* An index over a mapping of len bytes (taken over: unmapped with the
+ * index, or at once on failure), or NULL. */
+static hr_ann_t *from_mapping(void *map, size_t len, const char *path,
+                              hr_error_t *err) {
+  hr_ann_t *a = calloc(1, sizeof(*a));
+  if (a == NULL) {
+    munmap(map, len);
+    hr_error_set(err, HR_ENOMEM, NULL, "%s: out of memory", path);
+    return NULL;
+  }
+  a->map = map;
+  a->map_len = len;
+  if (validate(a, map, len, path, err) != 0) {
+    hr_ann_free(a);
+    return NULL;
+  }
+  return a;
+}
+
 hr_ann_t *hr_ann_open(const char *path, hr_error_t *err) {
   struct stat st;
-  hr_ann_t *a;
   void *map;
   int fd;
 
@@ -324,17 +368,23 @@ hr_ann_t *hr_ann_open(const char *path, hr_error_t *err) {
     hr_error_set(err, HR_EIO, NULL, "%s: mmap: %s", path, strerror(errno));
     return NULL;
   }
-  a = calloc(1, sizeof(*a));
-  if (a == NULL) {
-    munmap(map, (size_t)st.st_size);
-    hr_error_set(err, HR_ENOMEM, NULL, "%s: out of memory", path);
+  return from_mapping(map, (size_t)st.st_size, path, err);
+}
+
+hr_ann_t *hr_ann_open_mem(const void *buf, size_t len, const char *name,
+                           hr_error_t *err) {
+  void *map;
+
+  if (len < sizeof(file_header_t)) {
+    bad(err, HR_EFORMAT, name, "truncated (shorter than the header)");
     return NULL;
   }
-  a->map = map;
-  a->map_len = (size_t)st.st_size;
-  if (validate(a, map, (size_t)st.st_size, path, err) != 0) {
-    hr_ann_free(a);
+  map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+  if (map == MAP_FAILED) {
+    hr_error_set(err, HR_ENOMEM, NULL, "%s: mmap: %s", name, strerror(errno));
     return NULL;
   }
-  return a;
+  memcpy(map, buf, len);
+  return from_mapping(map, len, name, err);
 }

@@ -505,25 +505,37 @@ static int merge_object(hr_config_t *c, json_t *obj, const char *prefix,
   return 0;
 }
 
-int hr_config_load_file(hr_config_t *c, const char *path, hr_error_t *err) {
-  json_error_t jerr;
-  json_t *root;
+/* Merge a parsed document (taken over) named `name`. */
+static int load_root(hr_config_t *c, json_t *root, const json_error_t *jerr,
+                     const char *name, hr_error_t *err) {
   int rc;
 
-  root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
   if (root == NULL)
-    return hr_error_set(err, HR_EIO, "", "%s:%d:%d: %s", path, jerr.line,
-                        jerr.column, jerr.text);
+    return hr_error_set(err, HR_EIO, "", "%s:%d:%d: %s", name, jerr->line,
+                        jerr->column, jerr->text);
   if (!json_is_object(root)) {
     json_decref(root);
     return hr_error_set(err, HR_EINVAL, "", "%s: top level is not an object",
-                        path);
+                        name);
   }
   rc = merge_object(c, root, "", err);
   json_decref(root);
   if (rc == 0)
-    snprintf(c->config_path, sizeof(c->config_path), "%s", path);
+    snprintf(c->config_path, sizeof(c->config_path), "%s", name);
   return rc;
+}
+
+int hr_config_load_file(hr_config_t *c, const char *path, hr_error_t *err) {
+  json_error_t jerr;
+  json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+  return load_root(c, root, &jerr, path, err);
+}
+
+int hr_config_load_buffer(hr_config_t *c, const char *buf, size_t len,
+                          const char *name, hr_error_t *err) {
+  json_error_t jerr;
+  json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+  return load_root(c, root, &jerr, name, err);
 }
 
 int hr_config_load_env(hr_config_t *c, char *const *envp, hr_error_t *err) {

@@ -4,6 +4,7 @@
  * the last transition's type applies; Debian's zone files carry explicit
  * transitions up to 2037, which covers the service's horizon. */
 #include "hr/features.h"
+#include "features_internal.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -65,13 +66,76 @@ static int name_ok(const char *tz) {
                     "0123456789/_+-") == n;
 }
 
+/* A zone from the bytes of a TZif file (version 2 or later), or NULL when
+ * they are not one: every count is checked against the length before a
+ * byte is read, transition times must ascend, type indexes must name a
+ * type and offsets lie within +-26 h. */
+static zone *zone_parse(const uint8_t *buf, size_t len, const char *tz) {
+  zone *z;
+  uint32_t c[6];
+
+  if (len < 44 || memcmp(buf, "TZif", 4) != 0 || buf[4] < '2')
+    return NULL;
+  /* Skip the v1 block to reach the v2 header. */
+  for (int i = 0; i < 6; i++)
+    c[i] = be32(buf + 20 + 4 * i);
+  size_t v1 = 44 + (size_t)c[3] * 5 + (size_t)c[4] * 6 + c[5] +
+              (size_t)c[2] * 8 + c[1] + c[0]; /* < 2^38: no overflow */
+  if (v1 > len || len - v1 < 44 || memcmp(buf + v1, "TZif", 4) != 0)
+    return NULL;
+  const uint8_t *h = buf + v1;
+  for (int i = 0; i < 6; i++)
+    c[i] = be32(h + 20 + 4 * i);
+  uint32_t timecnt = c[3], typecnt = c[4];
+  if (typecnt == 0 || typecnt > 256 || timecnt > 100000)
+    return NULL;
+  size_t need = 44 + (size_t)timecnt * 9 + (size_t)typecnt * 6;
+  if (need > len - v1)
+    return NULL;
+  z = calloc(1, sizeof(*z));
+  if (z == NULL)
+    return NULL;
+  z->times = malloc(sizeof(int64_t) * (timecnt ? timecnt : 1));
+  z->idx = malloc(timecnt ? timecnt : 1);
+  z->utoff = malloc(sizeof(int32_t) * typecnt);
+  if (!z->times || !z->idx || !z->utoff)
+    goto bad;
+  const uint8_t *p = h + 44;
+  for (uint32_t i = 0; i < timecnt; i++) {
+    z->times[i] = be64(p + 8 * (size_t)i);
+    if (i > 0 && z->times[i] <= z->times[i - 1])
+      goto bad;
+  }
+  p += (size_t)timecnt * 8;
+  for (uint32_t i = 0; i < timecnt; i++) {
+    z->idx[i] = p[i];
+    if (p[i] >= typecnt)
+      goto bad;
+  }
+  p += timecnt;
+  for (uint32_t i = 0; i < typecnt; i++) {
+    int32_t off = (int32_t)be32(p + 6 * (size_t)i);
+    if (off < -26 * 3600 || off > 26 * 3600)
+      goto bad;
+    z->utoff[i] = off;
+  }
+  z->ntimes = timecnt;
+  z->ntypes = typecnt;
+  z->first_off = z->utoff[0];
+  snprintf(z->name, sizeof(z->name), "%s", tz);
+  return z;
+bad:
+  zone_free(z);
+  return NULL;
+}
+
 static zone *zone_load(const char *tz) {
   char path[256];
   const char *dir = getenv("TZDIR");
   FILE *f;
-  uint8_t *buf = NULL;
+  uint8_t *buf;
   size_t len;
-  zone *z = NULL;
+  zone *z;
 
   snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo",
            tz);
@@ -81,65 +145,7 @@ static zone *zone_load(const char *tz) {
   buf = malloc(MAX_TZFILE);
   len = buf ? fread(buf, 1, MAX_TZFILE, f) : 0;
   fclose(f);
-  if (buf == NULL || len < 44 || memcmp(buf, "TZif", 4) != 0 || buf[4] < '2')
-    goto out;
-  {
-    /* Skip the v1 block to reach the v2 header. */
-    uint32_t c[6];
-    for (int i = 0; i < 6; i++)
-      c[i] = be32(buf + 20 + 4 * i);
-    size_t v1 = 44 + (size_t)c[3] * 5 + (size_t)c[4] * 6 + c[5] +
-                (size_t)c[2] * 8 + c[1] + c[0];
-    if (v1 + 44 > len || memcmp(buf + v1, "TZif", 4) != 0)
-      goto out;
-    const uint8_t *h = buf + v1;
-    for (int i = 0; i < 6; i++)
-      c[i] = be32(h + 20 + 4 * i);
-    uint32_t timecnt = c[3], typecnt = c[4];
-    if (typecnt == 0 || typecnt > 256 || timecnt > 100000)
-      goto out;
-    size_t need = 44 + (size_t)timecnt * 9 + (size_t)typecnt * 6;
-    if (v1 + need > len)
-      goto out;
-    z = calloc(1, sizeof(*z));
-    if (z == NULL)
-      goto out;
-    z->times = malloc(sizeof(int64_t) * (timecnt ? timecnt : 1));
-    z->idx = malloc(timecnt ? timecnt : 1);
-    z->utoff = malloc(sizeof(int32_t) * typecnt);
-    if (!z->times || !z->idx || !z->utoff) {
-      zone_free(z);
-      z = NULL;
-      goto out;
-    }
-    const uint8_t *p = h + 44;
-    for (uint32_t i = 0; i < timecnt; i++)
-      z->times[i] = be64(p + 8 * (size_t)i);
-    p += (size_t)timecnt * 8;
-    for (uint32_t i = 0; i < timecnt; i++) {
-      z->idx[i] = p[i];
-      if (p[i] >= typecnt) {
-        zone_free(z);
-        z = NULL;
-        goto out;
-      }
-    }
-    p += timecnt;
-    for (uint32_t i = 0; i < typecnt; i++) {
-      int32_t off = (int32_t)be32(p + 6 * (size_t)i);
-      if (off < -26 * 3600 || off > 26 * 3600) {
-        zone_free(z);
-        z = NULL;
-        goto out;
-      }
-      z->utoff[i] = off;
-    }
-    z->ntimes = timecnt;
-    z->ntypes = typecnt;
-    z->first_off = z->utoff[0];
-    snprintf(z->name, sizeof(z->name), "%s", tz);
-  }
-out:
+  z = buf ? zone_parse(buf, len, tz) : NULL;
   free(buf);
   return z;
 }
@@ -250,6 +256,17 @@ int hr_tz_offset(const char *tz, long long ts, int *offset_s) {
   if (r < 0 || !name_ok(tz))
     return HR_EINVAL;
   return zone_lookup(tz, ts, offset_s);
+}
+
+int hr__tz_parse_offsets(const uint8_t *buf, size_t len, const long long *ts,
+                         size_t n, int *out) {
+  zone *z = zone_parse(buf, len, "fuzz");
+  if (z == NULL)
+    return HR_EFORMAT;
+  for (size_t i = 0; i < n; i++)
+    out[i] = zone_offset(z, ts[i]);
+  zone_free(z);
+  return 0;
 }
 
 int hr_tz_valid(const char *tz) {

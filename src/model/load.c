@@ -26,6 +26,8 @@ typedef struct {
   const char *dir;   /* as given */
   char tag[96];      /* "<name>/<version>" for messages */
   hr_error_t *err;
+  const hr__model_file_t *mem; /* hr__model_open_mem's files, or NULL */
+  size_t n_mem;
 } ctx_t;
 
 #define FAIL(c, code, file, ...)                                              \
@@ -100,6 +102,16 @@ static int path_of(ctx_t *c, const char *file, char *buf, size_t cap) {
   return 0;
 }
 
+/* The in-memory file `file` (NULL with the error set when it is not
+ * there), for hr__model_open_mem. */
+static const hr__model_file_t *mem_file(ctx_t *c, const char *file) {
+  for (size_t i = 0; i < c->n_mem; i++)
+    if (strcmp(c->mem[i].name, file) == 0)
+      return &c->mem[i];
+  FAIL(c, HR_EIO, file, "cannot open: %s", strerror(ENOENT));
+  return NULL;
+}
+
 static int open_file(ctx_t *c, const char *file, uint64_t *size) {
   char path[PATH_MAX];
   struct stat st;
@@ -123,11 +135,28 @@ static int open_file(ctx_t *c, const char *file, uint64_t *size) {
 
 /* Whole file into a NUL-terminated buffer. */
 static char *read_text(ctx_t *c, const char *file, uint64_t *size) {
-  int fd = open_file(c, file, size);
+  int fd;
   char *buf;
   size_t got = 0;
 
-  if (fd < 0)
+  if (c->mem != NULL) {
+    const hr__model_file_t *f = mem_file(c, file);
+    if (f == NULL)
+      return NULL;
+    *size = f->len;
+    if (*size > MAX_TEXT_FILE) {
+      FAIL(c, HR_EFORMAT, file, "file too large (%" PRIu64 " bytes)", *size);
+      return NULL;
+    }
+    if ((buf = malloc(f->len + 1)) == NULL) {
+      hr_error_set(c->err, HR_ENOMEM, NULL, "out of memory");
+      return NULL;
+    }
+    memcpy(buf, f->data, f->len);
+    buf[f->len] = '\0';
+    return buf;
+  }
+  if ((fd = open_file(c, file, size)) < 0)
     return NULL;
   if (*size > MAX_TEXT_FILE) {
     FAIL(c, HR_EFORMAT, file, "file too large (%" PRIu64 " bytes)", *size);
@@ -162,10 +191,18 @@ static char *read_text(ctx_t *c, const char *file, uint64_t *size) {
 static int crc_stream(ctx_t *c, const char *file, uint64_t *size,
                       uint32_t *crc) {
   static __thread unsigned char buf[1 << 16];
-  int fd = open_file(c, file, size);
+  int fd;
   uint64_t left;
 
-  if (fd < 0)
+  if (c->mem != NULL) {
+    const hr__model_file_t *f = mem_file(c, file);
+    if (f == NULL)
+      return c->err->code;
+    *size = f->len;
+    *crc = hr_crc32(0, f->data, f->len);
+    return 0;
+  }
+  if ((fd = open_file(c, file, size)) < 0)
     return c->err ? c->err->code : HR_EIO;
   left = *size;
   *crc = 0;
@@ -312,10 +349,31 @@ static int parse_manifest(ctx_t *c, hr_model_t *m, uint64_t *size) {
 
 static int map_bin(ctx_t *c, hr_model_t *m, json_t *entry) {
   uint64_t size;
-  int fd = open_file(c, "model.bin", &size);
+  int fd;
   int rc;
 
-  if (fd < 0)
+  if (c->mem != NULL) {
+    const hr__model_file_t *f = mem_file(c, "model.bin");
+    if (f == NULL)
+      return c->err->code;
+    size = f->len;
+    if ((rc = check_size(c, "model.bin", entry, size)) != 0)
+      return rc;
+    if (size < HR__MB_HEADER)
+      return FAIL(c, HR_EFORMAT, "model.bin", "truncated: %" PRIu64 " bytes",
+                  size);
+    m->map = mmap(NULL, f->len, PROT_READ | PROT_WRITE,
+                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m->map == MAP_FAILED) {
+      m->map = NULL;
+      return FAIL(c, HR_ENOMEM, "model.bin", "mmap: %s", strerror(errno));
+    }
+    memcpy(m->map, f->data, f->len);
+    m->map_len = f->len;
+    return check_sum(c, "model.bin", entry, size,
+                     hr_crc32(0, m->map, m->map_len));
+  }
+  if ((fd = open_file(c, "model.bin", &size)) < 0)
     return c->err ? c->err->code : HR_EIO;
   if ((rc = check_size(c, "model.bin", entry, size)) != 0) {
     close(fd);
@@ -826,7 +884,14 @@ static int open_ann(ctx_t *c, hr_model_t *m) {
   hr_error_t e = {0};
 
   snprintf(path, sizeof(path), "%s/index.bin", c->dir);
-  m->ann = hr_ann_open(path, &e);
+  if (c->mem != NULL) {
+    const hr__model_file_t *f = mem_file(c, "index.bin");
+    if (f == NULL)
+      return c->err->code;
+    m->ann = hr_ann_open_mem(f->data, f->len, path, &e);
+  } else {
+    m->ann = hr_ann_open(path, &e);
+  }
   if (m->ann == NULL)
     return FAIL(c, e.code ? e.code : HR_EFORMAT, "index.bin", "%s", e.msg);
   if (hr_ann_size(m->ann) != m->n_items || hr_ann_dim(m->ann) != m->dim)
@@ -846,9 +911,21 @@ static int open_ann(ctx_t *c, hr_model_t *m) {
   return sort_by_norm(c, m);
 }
 
+static hr_model_t *open_model(ctx_t c, hr_error_t *err);
+
 hr_model_t *hr_model_open(const char *dir, hr_error_t *err) {
-  hr_model_t *m = calloc(1, sizeof(*m));
   ctx_t c = {.dir = dir, .err = err};
+  return open_model(c, err);
+}
+
+hr_model_t *hr__model_open_mem(const char *dir, const hr__model_file_t *files,
+                               size_t n_files, hr_error_t *err) {
+  ctx_t c = {.dir = dir, .err = err, .mem = files, .n_mem = n_files};
+  return open_model(c, err);
+}
+
+static hr_model_t *open_model(ctx_t c, hr_error_t *err) {
+  hr_model_t *m = calloc(1, sizeof(*m));
   hr_error_t local = {0};
   json_t *files, *entry;
   const char *key;

@@ -91,6 +91,18 @@ struct hr_model {
 /* Build m->req_proj (forward.c). 0 or HR_ENOMEM. */
 int hr__model_request_table(hr_model_t *m);
 
+/* hr_model_open over files held in memory instead of a directory (the fuzz
+ * harness: the same checks without a system call per file). `dir` still
+ * names the version ("<...>/<name>/<version>"); a file not among `files`
+ * is missing. The bytes are copied where the model keeps them. */
+typedef struct {
+  const char *name;
+  const void *data;
+  size_t len;
+} hr__model_file_t;
+hr_model_t *hr__model_open_mem(const char *dir, const hr__model_file_t *files,
+                               size_t n_files, hr_error_t *err);
+
 /* Read the attribute columns of items.tsv (after its ids were parsed);
  * `where` prefixes error messages. 0, HR_EFORMAT or HR_ENOMEM. */
 int hr__model_parse_attrs(hr_model_t *m, const char *text, size_t size,

@@ -418,6 +418,18 @@ HR_TEST(ann_open_refuses_damaged_files) {
     if (expect_refused(dir, "upper-level", b, len, HR_EFORMAT))
       return 1;
   }
+  { /* node 0's level-0 list names its first neighbour twice: a search
+     * returned that item twice (found by fuzz_index) */
+    uint64_t off;
+    uint32_t first;
+    memcpy(b, good, len);
+    memcpy(&off, good + H_OFF_LINKS0, 8);
+    memcpy(&first, good + off, 4);
+    put32(b, (size_t)off + 4, first);
+    fix_crcs(b, len);
+    if (expect_refused(dir, "listed-twice", b, len, HR_EFORMAT))
+      return 1;
+  }
   { /* a stored row with an infinity, then one with bytes in its padding */
     uint64_t off_vecs;
     uint16_t inf = 0x7c00, one = 0x3c00;
