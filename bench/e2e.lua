@@ -37,6 +37,10 @@ function init(args)
 end
 
 local json = {["Content-Type"] = "application/json"}
+-- hyperrec needs credentials for requests naming a user (bench/lib.sh)
+if os.getenv("HR_BENCH_KEY") then
+   json["Authorization"] = "Bearer " .. os.getenv("HR_BENCH_KEY")
+end
 
 function request()
    if mode == "event" then

@@ -11,6 +11,7 @@ users whose history is new to the server). Standard library only.
 import argparse
 import concurrent.futures
 import json
+import os
 import sys
 import time
 import urllib.request
@@ -28,8 +29,10 @@ def main():
     def one(u):
         body = json.dumps({"user_id": "u%05d" % u, "k": 20,
                            "context": {"ts": a.now - 3600}}).encode()
-        req = urllib.request.Request(url, data=body, headers={
-            "Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if os.environ.get("HR_BENCH_KEY"):  # bench/lib.sh
+            headers["Authorization"] = "Bearer " + os.environ["HR_BENCH_KEY"]
+        req = urllib.request.Request(url, data=body, headers=headers)
         with urllib.request.urlopen(req, timeout=60) as r:
             r.read()
             return r.status

@@ -45,6 +45,7 @@ typedef struct {
   int users, k;
   const char *prefix; /* user ids are <prefix><number zero-padded to width> */
   const char *extra;  /* more body members, "" for none */
+  const char *key;    /* API key sent as Authorization: Bearer, or NULL */
   int width;
   unsigned seed;
   double *lat;     /* seconds, n entries */
@@ -116,9 +117,10 @@ static void *run(void *arg) {
                   w->prefix, w->width, 1 + (w->seed >> 8) % (unsigned)w->users,
                   w->k, *w->extra ? "," : "", w->extra);
     rl = snprintf(req, sizeof(req),
-                  "POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                  "POST %s HTTP/1.1\r\nHost: bench\r\n%s%s%sContent-Type: "
                   "application/json\r\nContent-Length: %d\r\n\r\n%s",
-                  w->path, bl, body);
+                  w->path, w->key ? "Authorization: Bearer " : "",
+                  w->key ? w->key : "", w->key ? "\r\n" : "", bl, body);
     t0 = now_s();
     if (w->start != NULL) {
       struct timespec ts;
@@ -204,6 +206,7 @@ static int cmd_http(int argc, char **argv) {
     ws[t].k = k;
     ws[t].prefix = prefix;
     ws[t].extra = extra;
+    ws[t].key = getenv("HR_BENCH_KEY"); /* bench/lib.sh */
     ws[t].width = width;
     ws[t].seed = 17u + (unsigned)t * 7919u;
     ws[t].lat = lat + off;

@@ -10,6 +10,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The benches' API key: every hyperrec they start accepts it (by default
+# /event and /recommend for a user need credentials, docs/security.md) and
+# every client sends it (Authorization: Bearer), so the figures include the
+# key check.
+export HR_BENCH_KEY=hrk_bench_0123456789abcdef
+HYPERREC_AUTH_API_KEYS="bench:$(printf %s "$HR_BENCH_KEY" | sha256sum | cut -d' ' -f1)"
+export HYPERREC_AUTH_API_KEYS
+
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Starts redis-server on a free port (RP) and waits until it answers.

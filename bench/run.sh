@@ -38,7 +38,7 @@ for u in $(seq 1 "$SEED_USERS"); do
 done | redis-cli -p "$RP" >/dev/null
 
 echo "# /recommend, $USERS users x $ITEMS items, $REQUESTS requests x $RUNS runs, concurrency $CONC"
-curl -s -X POST "http://127.0.0.1:$HP/recommend" -H 'Content-Type: application/json' \
+curl -s -X POST "http://127.0.0.1:$HP/recommend" -H 'Content-Type: application/json' -H "Authorization: Bearer $HR_BENCH_KEY" \
   -d '{"user_id":"u00001","k":10}' | python3 -c 'import json,sys; r=json.load(sys.stdin); print("# retrieval:", r["retrieval"], "items:", len(r["items"]))'
 out="$tmp/runs.jsonl"
 "$BIN/hyperrec-bench" http --target "127.0.0.1:$HP" --requests 2000 --concurrency "$CONC" --users "$USERS" --user-prefix u --user-width 5 >/dev/null # warm-up

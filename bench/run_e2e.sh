@@ -254,7 +254,7 @@ hr() {
 # code METHOD URL [BODY]: the HTTP status (000 when nothing answers)
 code() {
   local a=(-s -o /dev/null -w '%{http_code}' -m 10 -X "$1" "$2")
-  if [ $# -gt 2 ]; then a+=(-H 'Content-Type: application/json' -d "$3"); fi
+  if [ $# -gt 2 ]; then a+=(-H 'Content-Type: application/json' -H "Authorization: Bearer $HR_BENCH_KEY" -d "$3"); fi
   curl "${a[@]}" 2>/dev/null || true
 }
 # await NAME PID LOG WANT METHOD URL [BODY]: until the request answers WANT.
@@ -375,6 +375,7 @@ if [ "$MAIN" != 0 ]; then
   # One request of each shape first: a 4xx here is a broken request, not load.
   for name in ials seq; do
     curl -s -m 10 -X POST "http://127.0.0.1:${HPORT[$name]}/recommend" -H 'Content-Type: application/json' \
+      -H "Authorization: Bearer $HR_BENCH_KEY" \
       -d "{\"user_id\":\"u00001\",\"k\":20,\"context\":{\"ts\":$((NOW - 3600)),\"location\":\"home\",\"mood\":\"calm\"}}" |
       "$PY" -c 'import json, sys
 r = json.load(sys.stdin)

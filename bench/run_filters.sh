@@ -58,13 +58,14 @@ while IFS= read -r f; do
     done >"$tmp/$name.jsonl"
   done
   python3 - "$PA" "$PS" "$f" "$tmp" "$USERS_CHECK" "$USERS" "$K" <<'PY'
-import json, statistics, sys, urllib.request
+import json, os, statistics, sys, urllib.request
 pa, ps, f, tmp, n_check, n_users, k = sys.argv[1:8]
 n_check, n_users, k = int(n_check), int(n_users), int(k)
 def post(port, body):
     req = urllib.request.Request("http://127.0.0.1:%s/recommend" % port,
                                  data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer " + os.environ["HR_BENCH_KEY"]})
     with urllib.request.urlopen(req) as r:
         return json.load(r)
 def med(name, key):

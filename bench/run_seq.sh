@@ -68,7 +68,7 @@ PY
 
 for name in mf seq; do
   p=$PM; [ $name = seq ] && p=$PQ
-  curl -s -X POST "http://127.0.0.1:$p/recommend" -H 'Content-Type: application/json' \
+  curl -s -X POST "http://127.0.0.1:$p/recommend" -H 'Content-Type: application/json' -H "Authorization: Bearer $HR_BENCH_KEY" \
     -d '{"user_id":"u00001","k":10,"explain":true}' | python3 -c 'import json,sys; r=json.load(sys.stdin); print("# '$name': retrieval", r["retrieval"], "history_used", r["history_used"], "items", len(r["items"]), "context effects", [c["feature"] for c in r["items"][0]["explain"]["context"]])'
   "$BIN/hyperrec-bench" http --target "127.0.0.1:$p" --requests 1000 --concurrency "$CONC" \
     --users "$USERS" --user-prefix u --user-width 5 >/dev/null # warm-up

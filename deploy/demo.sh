@@ -59,7 +59,22 @@ sed -n '2,201p' "$VAR/data/contexts.csv" |
 USER=$(sed -n 2p "$VAR/data/contexts.csv" | cut -d, -f1)
 ITEM=$(sed -n 2p "$VAR/data/items.csv" | cut -d, -f1)
 
-# 4. The server.
+# 4. Credentials, made once: an API key (for servers; the server keeps only
+# its SHA-256) and the secret that signs user tokens (for browsers), as a
+# site would have them (docs/security.md).
+CREDS="$VAR/demo-credentials"
+if [ ! -f "$CREDS" ]; then
+  key=$("$BIN/hyperrec" hash-key | sed -n 's/^key: *//p')
+  secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  ( umask 077; printf 'API_KEY=%s\nTOKEN_SECRET=%s\n' "$key" "$secret" >"$CREDS" )
+fi
+API_KEY=$(sed -n 's/^API_KEY=//p' "$CREDS")
+TOKEN_SECRET=$(sed -n 's/^TOKEN_SECRET=//p' "$CREDS")
+export HYPERREC_AUTH_API_KEYS="demo:$("$BIN/hyperrec" hash-key "$API_KEY")"
+export HYPERREC_AUTH_TOKEN_SECRETS="$TOKEN_SECRET"
+TOKEN=$("$BIN/hyperrec" token --user "$USER" --ttl 86400)
+
+# 5. The server.
 # (tee ignores Ctrl-C so that the server's last log lines still reach the
 # console and the log; it ends when the server closes stderr)
 "$BIN/hyperrec" --config config/hyperrec.json --listen "$LISTEN" \
@@ -87,14 +102,20 @@ cat <<MSG
 
 hyperrec demo is running on http://$LISTEN (Ctrl-C stops it). Try:
 
-  curl -s -X POST http://$LISTEN/recommend -H 'Content-Type: application/json' \\
+  curl -s -X POST http://$LISTEN/recommend -H 'Content-Type: application/json' -H 'Authorization: Bearer $API_KEY' \\
        -d '{"user_id":"$USER","k":5}'
 
-  curl -s -X POST http://$LISTEN/event -H 'Content-Type: application/json' \\
+  curl -s -X POST http://$LISTEN/event -H 'Content-Type: application/json' -H 'Authorization: Bearer $TOKEN' \\
        -d '{"user_id":"$USER","item_id":"$ITEM","type":"click","context":{"mood":"happy"}}'
 
   curl -s -X POST http://$LISTEN/recommend -H 'Content-Type: application/json' \\
        -d '{"history":["$ITEM"],"k":5,"context":{"location":"gym"}}'
+
+The first uses the demo's API key (for servers), the second a user token
+for $USER that expires in a day (for browsers; \`bin/hyperrec token --user ID\`
+with HYPERREC_AUTH_TOKEN_SECRETS from $CREDS signs others); the third
+needs no credentials (no user_id). Without credentials /event and
+/recommend for a user answer 401 (docs/security.md).
 
 Also: /healthz /readyz /metrics /models (GET).
 MSG

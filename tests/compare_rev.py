@@ -17,6 +17,7 @@ is stopped at exit.
 `make compare-rev REV=<commit>` builds REV in a scratch worktree and runs
 this against the working tree's build.
 """
+import hashlib
 import json
 import os
 import random
@@ -39,11 +40,27 @@ def free_port():
     return p
 
 
+# Builds that check credentials (issue 17) get this key; older ones ignore
+# the header.
+KEY = "hrk_compare_rev_0123456789"
+
+
+def key_env(bin_dir):
+    """HYPERREC_AUTH_API_KEYS for a build that knows the key, else {}."""
+    ref = subprocess.run([os.path.join(bin_dir, "hyperrec"), "--help-config"],
+                         capture_output=True, text=True).stdout
+    if "auth.api_keys" not in ref:
+        return {}
+    return {"HYPERREC_AUTH_API_KEYS":
+            "compare:" + hashlib.sha256(KEY.encode()).hexdigest()}
+
+
 def post(port, path, body, raw=False):
     """(status, parsed JSON) or, with raw, (status, the body's bytes)."""
     req = urllib.request.Request(
         "http://127.0.0.1:%d%s" % (port, path), data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
+        headers={"Content-Type": "application/json",
+                 "Authorization": "Bearer " + KEY}, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             status, text = r.status, r.read()
@@ -144,7 +161,8 @@ def main():
             ports = []
             for tag, bdir in (("old", old_bin), ("new", new_bin)):
                 log = os.path.join(work, "%s-%s.log" % (name, tag))
-                env = dict(os.environ, HYPERREC_ANN_MIN_ITEMS="20000")
+                env = dict(os.environ, HYPERREC_ANN_MIN_ITEMS="20000",
+                           **key_env(bdir))
                 procs.append(subprocess.Popen(
                     [os.path.join(bdir, "hyperrec"), "--listen",
                      "127.0.0.1:0", "--redis", "127.0.0.1:%d" % rp,

@@ -6,6 +6,9 @@
  * failure when CI=true. The last line is `N passed, N failed[, N skipped]`. */
 #include "test.h"
 
+#include "hr/auth.h"
+#include "lib/env.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -185,6 +188,16 @@ int main(int argc, char **argv) {
               argv[0]);
       return 2;
     }
+  }
+  /* Every server a test starts accepts the tests' API key (the default
+   * auth needs credentials for /event and /recommend with a user_id):
+   * hrt_spawn passes this to it as HYPERREC_AUTH_API_KEYS, and hrt_post
+   * sends the key. Tests of the credentials themselves unset it. */
+  {
+    char hex[65], v[80];
+    hr_auth_key_hash(HRT_API_KEY, hex);
+    snprintf(v, sizeof(v), "tests:%s", hex);
+    setenv("HRT_SERVER_API_KEYS", v, 1);
   }
   if (getenv("HR_TEST_TIMEOUT_MULT"))
     mult = atoi(getenv("HR_TEST_TIMEOUT_MULT")) > 0

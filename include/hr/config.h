@@ -24,6 +24,10 @@
 #define HR_EXP_MAX 4            /* experiments */
 #define HR_EXP_MAX_VARIANTS 8   /* variants per experiment */
 #define HR_EXP_NAME 32          /* [a-z0-9_-], for names in ids */
+#define HR_AUTH_MAX_KEYS 64     /* API keys, from the config and its file */
+#define HR_AUTH_KEY_ENTRY 100   /* "name:<64 hex>" and its NUL */
+#define HR_AUTH_MAX_SECRETS 4   /* token signing keys (rotation) */
+#define HR_AUTH_SECRET 256
 
 typedef struct {
   char name[HR_EXP_NAME + 1];
@@ -72,6 +76,7 @@ typedef struct {
     int shutdown_grace_ms;
     char cors_origins[HR_CONFIG_MAX_LIST][HR_CONFIG_STR];
     int n_cors_origins;
+    int tls_in_front;           /* 1: a TLS proxy terminates in front */
     int max_connections;        /* held at once, in all */
     int max_connections_per_ip; /* held at once from one address */
     char unknown_fields[16];    /* "reject" or "ignore" */
@@ -89,6 +94,22 @@ typedef struct {
   struct {
     char token[128];            /* bearer token of the admin endpoints */
   } admin;
+  /* Credentials of /recommend and /event (docs/security.md). The files'
+   * entries are appended by hr_config_load_secrets. */
+  struct {
+    char api_keys[HR_AUTH_MAX_KEYS][HR_AUTH_KEY_ENTRY]; /* "name:sha256" */
+    int n_api_keys;
+    char api_keys_file[PATH_MAX];
+    char token_secrets[HR_AUTH_MAX_SECRETS][HR_AUTH_SECRET];
+    int n_token_secrets;
+    char token_secrets_file[PATH_MAX];
+    char event[8];              /* "none", "token" or "key" */
+    char recommend[8];          /* requests naming a user_id */
+    char recommend_anonymous[8]; /* requests without one */
+    int token_max_ttl_s;        /* a token expiring later is refused */
+    int key_rps, key_burst;     /* per API key, per replica; 0: no limit */
+    int token_rps, token_burst; /* per user token, per replica */
+  } auth;
   /* "experiments": [...] in the file, HYPERREC_EXPERIMENTS as JSON; the
    * first one splits /recommend */
   hr_experiment_cfg_t experiments[HR_EXP_MAX];
@@ -118,6 +139,13 @@ int hr_config_load_file(hr_config_t *c, const char *path, hr_error_t *err);
 int hr_config_load_buffer(hr_config_t *c, const char *buf, size_t len,
                           const char *name, hr_error_t *err);
 
+/** Append the entries of auth.api_keys_file and auth.token_secrets_file
+ *  (when set) to auth.api_keys and auth.token_secrets: one per line,
+ *  blank lines and lines starting with # skipped. HR_EIO when a file
+ *  cannot be read, HR_EINVAL (field named) when there are too many. Called
+ *  after the other sources, at start and on SIGHUP (rotation). */
+int hr_config_load_secrets(hr_config_t *c, hr_error_t *err);
+
 /** Merge HYPERREC_* variables from `envp` (NULL-terminated, e.g. environ).
  *  An unknown HYPERREC_ variable is an error, so typos are not ignored. */
 int hr_config_load_env(hr_config_t *c, char *const *envp, hr_error_t *err);
@@ -142,5 +170,10 @@ void hr_config_print_reference(void);
 
 /** Is `origin` allowed by http.cors_origins ("*" allows all)? */
 int hr_config_origin_allowed(const hr_config_t *c, const char *origin);
+
+/** 1 when credentials (admin token, API keys, token secrets) are set, the
+ *  listen address is not loopback and http.tls_in_front is 0: they would
+ *  cross the network in clear text (the server warns at start). */
+int hr_config_credentials_exposed(const hr_config_t *c);
 
 #endif

@@ -35,7 +35,9 @@
   XX(TIMEOUT,     21, 503, "timed out")                                       \
   XX(SHUTDOWN,    22, 503, "server is shutting down")                        \
   XX(CONFLICT,    23, 409, "conflict with the current state")            \
-  XX(BADREQUEST,  24, 400, "malformed HTTP request")
+  XX(BADREQUEST,  24, 400, "malformed HTTP request")                          \
+  XX(FORBIDDEN,   25, 403, "these credentials do not allow this request")    \
+  XX(RATELIMITED, 26, 429, "too many requests")
 
 typedef enum {
   HR_OK = 0,

@@ -63,6 +63,8 @@ const char *hr_err_api_code(int code) {
   case HR_ETIMEOUT: return "timeout";
   case HR_ESHUTDOWN: return "shutting_down";
   case HR_ECONFLICT: return "conflict";
+  case HR_EFORBIDDEN: return "forbidden";
+  case HR_ERATELIMITED: return "rate_limited";
   }
   return "unknown";
 }

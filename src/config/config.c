@@ -68,8 +68,10 @@ static const key_desc keys[] = {
   {"redis.history_cap", K_INT, OFF(redis.history_cap), 0, 0, 1, 10000, "200",
    "recent items kept per user (LTRIM)"},
   {"redis.stream_maxlen", K_LONG, OFF(redis.stream_maxlen), 0, 0, 0,
-   1000000000000L, "0",
-   "approximate cap of the event stream (0 = keep everything)"},
+   1000000000000L, "5000000",
+   "approximate cap of the event stream (XADD MAXLEN ~): the newest events "
+   "kept for `hyperrec-train fit --from-redis` (docs/operations.md: size it "
+   "to the training window); 0 keeps everything, without bound"},
   {"redis.event_id_ttl_s", K_INT, OFF(redis.event_id_ttl_s), 0, 0, 1,
    31536000, "86400", "how long an event_id is remembered for idempotency"},
   {"http.max_body_bytes", K_LONG, OFF(http.max_body_bytes), 0, 0, 64,
@@ -94,8 +96,13 @@ static const key_desc keys[] = {
   {"http.shutdown_grace_ms", K_INT, OFF(http.shutdown_grace_ms), 0, 0, 0,
    600000, "5000", "how long SIGTERM waits for in-flight requests"},
   {"http.cors_origins", K_LIST, OFF(http.cors_origins), ESZ(http.cors_origins),
-   OFF(http.n_cors_origins), 0, HR_CONFIG_MAX_LIST, "*",
-   "origins allowed by CORS; \"*\" allows any (reloadable)"},
+   OFF(http.n_cors_origins), 0, HR_CONFIG_MAX_LIST, "",
+   "origins allowed by CORS (e.g. https://shop.example); empty: none, so "
+   "browsers on other origins cannot call the API; \"*\" allows any "
+   "(reloadable)"},
+  {"http.tls_in_front", K_INT, OFF(http.tls_in_front), 0, 0, 0, 1, "0",
+   "1: a load balancer or proxy in front terminates TLS (silences the "
+   "warning about credentials on a non-loopback address)"},
   {"http.unknown_fields", K_STR, OFF(http.unknown_fields),
    SZ(http.unknown_fields), 0, 0, 0, "reject",
    "\"reject\" (400 unknown_field) or \"ignore\" (reloadable)"},
@@ -149,6 +156,50 @@ static const key_desc keys[] = {
    "bearer token for POST /admin/reload and /admin/models/NAME/rollback: "
    "16 to 127 printable characters without spaces; empty turns the admin "
    "endpoints off (404) (reloadable)"},
+  {"auth.api_keys", K_LIST, OFF(auth.api_keys), ESZ(auth.api_keys),
+   OFF(auth.n_api_keys), 0, HR_AUTH_MAX_KEYS, "",
+   "API keys of server-to-server callers, as NAME:SHA256 (the key's "
+   "SHA-256 in lower-case hex: `hyperrec hash-key`); NAME appears in logs "
+   "and metrics (reloadable)"},
+  {"auth.api_keys_file", K_STR, OFF(auth.api_keys_file),
+   SZ(auth.api_keys_file), 0, 0, 0, "",
+   "file of more NAME:SHA256 lines (a mounted Secret), read at start and "
+   "on SIGHUP"},
+  {"auth.token_secrets", K_LIST, OFF(auth.token_secrets),
+   ESZ(auth.token_secrets), OFF(auth.n_token_secrets), 0,
+   HR_AUTH_MAX_SECRETS, "",
+   "HMAC-SHA256 keys that sign user tokens (32 to 255 printable characters "
+   "without spaces or commas); a token signed with any of them is "
+   "accepted, so a new key is added before the old one is removed "
+   "(reloadable)"},
+  {"auth.token_secrets_file", K_STR, OFF(auth.token_secrets_file),
+   SZ(auth.token_secrets_file), 0, 0, 0, "",
+   "file of more token secrets, one per line, read at start and on SIGHUP"},
+  {"auth.event", K_STR, OFF(auth.event), SZ(auth.event), 0, 0, 0, "token",
+   "what POST /event needs: \"token\" (a user token for every event's "
+   "user, or an API key), \"key\" (an API key) or \"none\" (reloadable)"},
+  {"auth.recommend", K_STR, OFF(auth.recommend), SZ(auth.recommend), 0, 0,
+   0, "token",
+   "what POST /recommend naming a user_id needs: token, key or none "
+   "(reloadable)"},
+  {"auth.recommend_anonymous", K_STR, OFF(auth.recommend_anonymous),
+   SZ(auth.recommend_anonymous), 0, 0, 0, "none",
+   "what POST /recommend without a user_id (history and context only) "
+   "needs: none, token or key (reloadable)"},
+  {"auth.token_max_ttl_s", K_INT, OFF(auth.token_max_ttl_s), 0, 0, 60,
+   31536000, "604800",
+   "a user token whose expiry is further ahead than this is refused "
+   "(reloadable)"},
+  {"auth.key_rps", K_INT, OFF(auth.key_rps), 0, 0, 0, 1000000, "0",
+   "requests per second per API key on each replica (token bucket); 0: no "
+   "limit (reloadable)"},
+  {"auth.key_burst", K_INT, OFF(auth.key_burst), 0, 0, 1, 1000000, "1000",
+   "bucket size of auth.key_rps (reloadable)"},
+  {"auth.token_rps", K_INT, OFF(auth.token_rps), 0, 0, 0, 1000000, "10",
+   "requests per second per user token on each replica; 0: no limit "
+   "(reloadable)"},
+  {"auth.token_burst", K_INT, OFF(auth.token_burst), 0, 0, 1, 1000000, "20",
+   "bucket size of auth.token_rps (reloadable)"},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -468,7 +519,7 @@ static int merge_object(hr_config_t *c, json_t *obj, const char *prefix,
   const char *name;
   json_t *v;
   char path[128];
-  char buf[HR_CONFIG_MAX_LIST * (HR_CONFIG_STR + 1) + 64];
+  char buf[HR_AUTH_MAX_KEYS * HR_AUTH_KEY_ENTRY + 64];
   int rc, handled;
 
   json_object_foreach(obj, name, v) {
@@ -536,6 +587,58 @@ int hr_config_load_buffer(hr_config_t *c, const char *buf, size_t len,
   json_error_t jerr;
   json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
   return load_root(c, root, &jerr, name, err);
+}
+
+/* Appends the lines of `path` to the list at base (entries of `size`
+ * bytes, *n of max used). */
+static int append_lines(const char *path, const char *key, char *base,
+                        size_t size, int *n, int max, hr_error_t *err) {
+  FILE *f = fopen(path, "r");
+  char line[1024];
+  int lineno = 0;
+
+  if (f == NULL)
+    return hr_error_set(err, HR_EIO, key, "%s: %s: %s", key, path,
+                        strerror(errno));
+  while (fgets(line, sizeof(line), f) != NULL) {
+    size_t len = strlen(line);
+    char *p = line;
+    lineno++;
+    if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+      fclose(f);
+      return hr_error_set(err, HR_EINVAL, key, "%s: %s:%d: line too long",
+                          key, path, lineno);
+    }
+    while (len > 0 && isspace((unsigned char)line[len - 1]))
+      line[--len] = '\0';
+    while (isspace((unsigned char)*p))
+      p++, len--;
+    if (len == 0 || *p == '#')
+      continue;
+    if (*n >= max || len >= size) {
+      fclose(f);
+      return hr_error_set(err, HR_EINVAL, key, "%s: %s:%d: %s", key, path,
+                          lineno, *n >= max ? "too many entries"
+                                            : "entry too long");
+    }
+    memcpy(base + (size_t)*n * size, p, len + 1);
+    (*n)++;
+  }
+  fclose(f);
+  return 0;
+}
+
+int hr_config_load_secrets(hr_config_t *c, hr_error_t *err) {
+  int rc = 0;
+  if (c->auth.api_keys_file[0] != '\0')
+    rc = append_lines(c->auth.api_keys_file, "auth.api_keys_file",
+                      c->auth.api_keys[0], HR_AUTH_KEY_ENTRY,
+                      &c->auth.n_api_keys, HR_AUTH_MAX_KEYS, err);
+  if (rc == 0 && c->auth.token_secrets_file[0] != '\0')
+    rc = append_lines(c->auth.token_secrets_file, "auth.token_secrets_file",
+                      c->auth.token_secrets[0], HR_AUTH_SECRET,
+                      &c->auth.n_token_secrets, HR_AUTH_MAX_SECRETS, err);
+  return rc;
 }
 
 int hr_config_load_env(hr_config_t *c, char *const *envp, hr_error_t *err) {
@@ -654,6 +757,49 @@ int hr_config_validate(const hr_config_t *c, hr_error_t *err) {
                           "admin.token must be 16 to 127 printable characters "
                           "without spaces (or empty: admin endpoints off)");
   }
+  {
+    static const char *const what[] = {"auth.event", "auth.recommend",
+                                        "auth.recommend_anonymous"};
+    const char *val[] = {c->auth.event, c->auth.recommend,
+                         c->auth.recommend_anonymous};
+    for (int i = 0; i < 3; i++)
+      if (strcmp(val[i], "none") != 0 && strcmp(val[i], "token") != 0 &&
+          strcmp(val[i], "key") != 0)
+        return hr_error_set(err, HR_EINVAL, what[i],
+                            "%s must be \"none\", \"token\" or \"key\"",
+                            what[i]);
+  }
+  for (int i = 0; i < c->auth.n_api_keys; i++) {
+    const char *e = c->auth.api_keys[i], *colon = strchr(e, ':');
+    size_t nl = colon ? (size_t)(colon - e) : 0;
+    if (colon == NULL || nl < 1 || nl > 32 ||
+        strspn(e, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789_.-") != nl ||
+        strlen(colon + 1) != 64 ||
+        strspn(colon + 1, "0123456789abcdef") != 64)
+      return hr_error_set(err, HR_EINVAL, "auth.api_keys",
+                          "auth.api_keys entry %d must be NAME:SHA256 (a "
+                          "name of 1 to 32 of [A-Za-z0-9_.-], then the key's "
+                          "SHA-256 as 64 lower-case hex digits; `hyperrec "
+                          "hash-key` prints it)", i + 1);
+    for (int j = 0; j < i; j++)
+      if (strncmp(c->auth.api_keys[j], e, nl + 1) == 0)
+        return hr_error_set(err, HR_EINVAL, "auth.api_keys",
+                            "auth.api_keys names key \"%.*s\" twice",
+                            (int)nl, e);
+  }
+  for (int i = 0; i < c->auth.n_token_secrets; i++) {
+    const char *t = c->auth.token_secrets[i];
+    size_t n = strlen(t);
+    int ok = n >= 32;
+    for (size_t j = 0; ok && j < n; j++)
+      ok = t[j] > 0x20 && t[j] < 0x7f && t[j] != ',';
+    if (!ok)
+      return hr_error_set(err, HR_EINVAL, "auth.token_secrets",
+                          "auth.token_secrets entry %d must be 32 to 255 "
+                          "printable characters without spaces or commas",
+                          i + 1);
+  }
   for (int i = 0; i < c->n_slots; i++) {
     const char *s = c->slots[i];
     if (s[0] == '\0' || s[0] == '.' ||
@@ -679,6 +825,15 @@ void hr_config_print_reference(void) {
            k->type == K_STR ? "string" : k->type == K_LIST ? "list" : "integer",
            k->def, k->doc);
   }
+}
+
+int hr_config_credentials_exposed(const hr_config_t *c) {
+  const char *h = c->listen_host;
+  int loopback = strncmp(h, "127.", 4) == 0 || strcmp(h, "localhost") == 0 ||
+                 strcmp(h, "::1") == 0 || strcmp(h, "[::1]") == 0;
+  int creds = c->admin.token[0] != '\0' || c->auth.n_api_keys > 0 ||
+              c->auth.n_token_secrets > 0;
+  return creds && !loopback && !c->http.tls_in_front;
 }
 
 int hr_config_origin_allowed(const hr_config_t *c, const char *origin) {

@@ -160,6 +160,16 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
     hr__http_error(resp, &err);
     return;
   }
+  if (hr_auth_allow(req->caller,
+                    r.user_id ? req->cfg->auth.recommend
+                              : req->cfg->auth.recommend_anonymous,
+                    r.user_id, "POST /recommend", &err) != 0) {
+    if (r.user_id)
+      snprintf(err.field, sizeof(err.field), "user_id");
+    hr__http_error(resp, &err);
+    hr_recommend_req_destroy(&r);
+    return;
+  }
   if (w == NULL)
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
   if (w == NULL || hr_rec_run(w, req->reg, req->cfg, &r, req->force_variant,
@@ -208,6 +218,16 @@ void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
     hr__http_error(resp, &err);
     return;
   }
+  for (size_t i = 0; i < r.n; i++)
+    if (hr_auth_allow(req->caller, req->cfg->auth.event, r.events[i].user_id,
+                      "POST /event", &err) != 0) {
+      if (r.batch)
+        snprintf(err.field, sizeof(err.field), "events[%zu].user_id", i);
+      else
+        snprintf(err.field, sizeof(err.field), "user_id");
+      hr__http_error(resp, &err);
+      goto out;
+    }
   /* clicks and purchases that name an experiment's recommendation count
    * to its variant */
   for (size_t i = 0; i < r.n; i++) {

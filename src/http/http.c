@@ -2,6 +2,7 @@
 #include "hr/http.h"
 #include "hr/api.h"
 #include "hr/log.h"
+#include "hr/auth.h"
 #include "internal.h"
 
 #define HR_HTTP_WORKERS_PER_CORE 8
@@ -105,6 +106,7 @@ typedef struct {
   struct MHD_Connection *conn;
   char url[256];
   hr_conn_t *rec;            /* the connection's deadlines */
+  hr_caller_t caller;        /* /recommend, /event: who is calling */
 } conn_t;
 
 /* ------------------------------------------------------------ helpers */
@@ -278,8 +280,8 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, conn_t *cc) {
   MHD_add_response_header(r, "Access-Control-Allow-Methods",
                           "GET, POST, OPTIONS");
   MHD_add_response_header(r, "Access-Control-Allow-Headers",
-                          "Content-Type, Authorization, X-Request-Id, "
-                          "X-Hyperrec-Variant");
+                          "Content-Type, Authorization, X-API-Key, "
+                          "X-Request-Id, X-Hyperrec-Variant");
   MHD_add_response_header(r, "Access-Control-Max-Age", "600");
   observe(cc, 204);
   ret = MHD_queue_response(c, 204, r);
@@ -369,7 +371,7 @@ static void *admin_job(void *arg) {
   conn_t *cc = arg;
   hr_http_t *h = cc->h;
   hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
-                   cc->request_id, cc->url, NULL};
+                   cc->request_id, cc->url, NULL, NULL};
   cc->job_resp = (hr_hresp_t){200, NULL, "application/json", 0};
   cc->route->fn(&req, &cc->job_resp);
   atomic_store(&cc->job, 2);
@@ -433,6 +435,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
       snprintf(msg, sizeof(msg), "%.16s is not allowed on %s (allowed: %s)",
                method, cc->route->path, allow);
       return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
+    }
+    if (cc->route->ep == HR_EP_RECOMMEND || cc->route->ep == HR_EP_EVENT) {
+      /* Credentials, then the caller's rate, from the headers alone. What
+       * they allow depends on the body (whose user?): the handler asks. */
+      hr_error_t err = {0};
+      int retry = 0;
+      if (hr_auth_identify(cc->cfg,
+                           MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       "Authorization"),
+                           MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       "X-API-Key"),
+                           (long long)time(NULL), &cc->caller, &err) != 0 ||
+          (cc->route->ep == HR_EP_EVENT &&
+           cc->caller.kind == HR_CALLER_ANONYMOUS &&
+           hr_auth_allow(&cc->caller, cc->cfg->auth.event, NULL,
+                         "POST /event", &err) != 0))
+        return send_error(c, cc, err.code, "", err.msg, 0, NULL);
+      if (hr_auth_rate_take(cc->cfg, &cc->caller, &retry) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "rate limit of this %s reached (%d per "
+                 "second on this server); retry after %d s",
+                 cc->caller.kind == HR_CALLER_KEY ? "API key" : "user token",
+                 cc->caller.kind == HR_CALLER_KEY ? cc->cfg->auth.key_rps
+                                                  : cc->cfg->auth.token_rps,
+                 retry);
+        return send_error(c, cc, HR_ERATELIMITED, "", msg, retry, NULL);
+      }
     }
     if (cc->route->has_body || cc->route->admin) {
       /* a JSON body: required on has_body routes, optional on admin ones */
@@ -543,7 +572,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
                      cc->request_id, url,
                      MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                 "X-Hyperrec-Variant")};
+                                                 "X-Hyperrec-Variant"),
+                     &cc->caller};
     hr_hresp_t resp = {200, NULL, "application/json", 0};
     cc->route->fn(&req, &resp);
     return send_body(c, cc, resp.status, resp.body, resp.content_type,

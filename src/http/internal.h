@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "hr/auth.h"
 #include "hr/config.h"
 #include "hr/metrics.h"
 #include "hr/registry.h"
@@ -20,6 +21,7 @@ typedef struct {
   const char *request_id;
   const char *url;         /* the path, for handlers of a path prefix */
   const char *force_variant; /* X-Hyperrec-Variant, or NULL */
+  const hr_caller_t *caller; /* who is calling (auth.h) */
 } hr_hreq_t;
 
 /* What a handler fills. Body is malloc'd (taken by the daemon). */

@@ -1,5 +1,6 @@
 /* metrics.c -- counters and histograms (see metrics.h). */
 #include "hr/metrics.h"
+#include "hr/auth.h"
 #include "hr/ctxstore.h"
 #include "hr/experiments.h"
 
@@ -181,6 +182,27 @@ char *hr_metrics_render(hr_registry_t *reg) {
             "%lu\n",
         cs.open, cs.refused_per_ip, cs.refused_total, cs.not_http,
         cs.header_timeout, cs.body_timeout);
+  }
+  put(&b, "# HELP hyperrec_auth_refused_total Requests to /recommend and "
+          "/event refused for their credentials or rate.\n"
+          "# TYPE hyperrec_auth_refused_total counter\n"
+          "hyperrec_auth_refused_total{reason=\"missing\"} %llu\n"
+          "hyperrec_auth_refused_total{reason=\"invalid\"} %llu\n"
+          "hyperrec_auth_refused_total{reason=\"forbidden\"} %llu\n"
+          "hyperrec_auth_refused_total{reason=\"rate_limited\"} %llu\n",
+      hr_auth_refused(0), hr_auth_refused(1), hr_auth_refused(2),
+      hr_auth_refused(3));
+  {
+    const char *name;
+    unsigned long long ok, limited;
+    put(&b, "# HELP hyperrec_api_key_requests_total Requests per API key "
+            "name, let through or refused by its rate limit.\n"
+            "# TYPE hyperrec_api_key_requests_total counter\n");
+    for (int i = 0; hr_auth_key_stat(i, &name, &ok, &limited) == 0; i++)
+      put(&b, "hyperrec_api_key_requests_total{key=\"%s\",outcome=\"allowed\"} "
+              "%llu\nhyperrec_api_key_requests_total{key=\"%s\","
+              "outcome=\"rate_limited\"} %llu\n",
+          name, ok, name, limited);
   }
   put(&b, "# HELP hyperrec_redis_errors_total Failed Redis round trips.\n"
           "# TYPE hyperrec_redis_errors_total counter\n"

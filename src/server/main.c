@@ -5,6 +5,7 @@
  * stop, SIGHUP reloads the reloadable configuration, and a timer hands the
  * model directory scan to libuv's thread pool, so the loop itself never
  * blocks on model I/O. */
+#include "hr/auth.h"
 #include "hr/config.h"
 #include "hr/ctxstore.h"
 #include "hr/experiments.h"
@@ -13,8 +14,10 @@
 #include "hr/log.h"
 #include "hr/registry.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +53,14 @@ static void usage(FILE *f) {
           "[--redis HOST:PORT]\n"
           "                [--models DIR] [--threads N] [--log-level LEVEL]\n"
           "                [--set KEY=VALUE]... [--help-config] [--version]\n"
+          "       hyperrec hash-key [KEY]   the SHA-256 of KEY for auth.api_keys "
+          "(no KEY:\n"
+          "                                 a new random key, and its hash)\n"
+          "       hyperrec token --user ID [--ttl SECONDS] [config flags]\n"
+          "                                 a user token signed with the first "
+          "of\n"
+          "                                 auth.token_secrets (default ttl "
+          "3600)\n"
           "\n"
           "Serves POST /recommend and POST /event (docs/api.md). Settings "
           "come from\n"
@@ -122,7 +133,99 @@ static int load_config(int argc, char **argv, hr_config_t *c, hr_error_t *err,
     if ((rc = hr_config_set(c, key, v, err)) != 0)
       return rc;
   }
+  if ((rc = hr_config_load_secrets(c, err)) != 0)
+    return rc;
   return hr_config_validate(c, err);
+}
+
+/* Warnings about a configuration that works but is not what a server on
+ * the internet should run with. */
+static void warn_config(const hr_config_t *c) {
+  if (hr_config_credentials_exposed(c))
+    hr_log(HR_LOG_WARN, "credentials_without_tls",
+           json_pack("{s:s,s:s}", "listen", c->listen_host, "msg",
+                     "API keys, user tokens or the admin token will cross "
+                     "the network in clear text: terminate TLS in front "
+                     "(a load balancer) and set http.tls_in_front 1"));
+  const char *needs[] = {c->auth.event, c->auth.recommend};
+  const char *what[] = {"POST /event", "POST /recommend with a user_id"};
+  for (int i = 0; i < 2; i++)
+    if (strcmp(needs[i], "none") != 0 && c->auth.n_api_keys == 0 &&
+        (strcmp(needs[i], "key") == 0 || c->auth.n_token_secrets == 0))
+      hr_log(HR_LOG_WARN, "no_credentials_configured",
+             json_pack("{s:s,s:s,s:s}", "endpoint", what[i], "needs",
+                       needs[i], "msg",
+                       "no API key or token secret can satisfy it: every "
+                       "such request is refused with 401 (docs/security.md)"));
+}
+
+/* `hyperrec hash-key [KEY]`: the form auth.api_keys stores. */
+static int cmd_hash_key(int argc, char **argv) {
+  char key[80], hex[65];
+  if (argc >= 3) {
+    hr_auth_key_hash(argv[2], hex);
+    printf("%s\n", hex);
+    return 0;
+  }
+  unsigned char r[24];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r)) {
+    fprintf(stderr, "hyperrec: cannot read /dev/urandom\n");
+    if (fd >= 0)
+      close(fd);
+    return 1;
+  }
+  close(fd);
+  snprintf(key, sizeof(key), "hrk_");
+  for (size_t i = 0; i < sizeof(r); i++)
+    snprintf(key + 4 + 2 * i, 3, "%02x", r[i]);
+  hr_auth_key_hash(key, hex);
+  printf("key:  %s\nhash: %s\n(config: \"auth\": {\"api_keys\": "
+         "[\"NAME:%s\"]})\n", key, hex, hex);
+  return 0;
+}
+
+/* `hyperrec token --user ID [--ttl S] [flags]`: for scripts and tests; a
+ * site's backend signs its own (docs/security.md). */
+static int cmd_token(int argc, char **argv) {
+  const char *user = NULL;
+  long long ttl = 3600;
+  char *rest[64], tok[HR_AUTH_TOKEN_MAX + 1];
+  int n = 0, exit_now;
+  hr_config_t c;
+  hr_error_t err = {0};
+
+  rest[n++] = argv[0];
+  for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--user") == 0 && i + 1 < argc)
+      user = argv[++i];
+    else if (strcmp(argv[i], "--ttl") == 0 && i + 1 < argc)
+      ttl = atoll(argv[++i]);
+    else if (n < 63)
+      rest[n++] = argv[i];
+  }
+  rest[n] = NULL;
+  if (user == NULL || ttl < 1) {
+    fprintf(stderr, "usage: hyperrec token --user ID [--ttl SECONDS] "
+                    "[--config FILE] [--set KEY=VALUE]...\n");
+    return 2;
+  }
+  if (load_config(n, rest, &c, &err, &exit_now) != 0) {
+    fprintf(stderr, "hyperrec: %s\n", err.msg);
+    return 2;
+  }
+  if (c.auth.n_token_secrets == 0) {
+    fprintf(stderr, "hyperrec: no auth.token_secrets configured\n");
+    return 2;
+  }
+  if (hr_auth_token_sign(c.auth.token_secrets[0], user,
+                         (long long)time(NULL) + ttl, tok, sizeof(tok)) < 0) {
+    fprintf(stderr, "hyperrec: the user id must be 1 to %d bytes\n",
+            HR_AUTH_MAX_USER);
+    return 2;
+  }
+  printf("%s\n", tok);
+  return 0;
 }
 
 static void apply_log_level(const hr_config_t *c) {
@@ -260,6 +363,7 @@ static void on_hup(uv_signal_t *sig, int signum) {
   next.event = c.event;
   next.ann = c.ann;
   next.admin = c.admin;
+  next.auth = c.auth; /* keys and secrets rotate without a restart */
   next.experiments_force_header = c.experiments_force_header;
   if (hr_http_set_config(s->http, &next) != 0) {
     hr_log(HR_LOG_ERROR, "config_reload_failed",
@@ -294,6 +398,10 @@ int main(int argc, char **argv) {
   hr_error_t err = {0};
   int exit_now;
 
+  if (argc >= 2 && strcmp(argv[1], "hash-key") == 0)
+    return cmd_hash_key(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "token") == 0)
+    return cmd_token(argc, argv);
   memset(&s, 0, sizeof(s));
   s.argc = argc;
   s.argv = argv;
@@ -306,6 +414,7 @@ int main(int argc, char **argv) {
   if (exit_now >= 0)
     return exit_now;
   apply_log_level(&s.cfg);
+  warn_config(&s.cfg);
   /* Requests run in parallel on the HTTP workers: each BLAS call must stay
    * on its own thread rather than fan out and contend with the others. */
   openblas_set_num_threads(1);

@@ -334,26 +334,65 @@ HR_TEST_T(boot_request_id_echoed_or_generated, 60) {
   return 0;
 }
 
-HR_TEST_T(boot_cors_preflight, 60) {
+/* By default no origin is allowed: a page on another site cannot call the
+ * API from its visitors' browsers (issue 17). */
+HR_TEST_T(boot_cors_none_by_default, 60) {
   HRT_ENV(e);
   hrt_resp_t r;
   char v[256];
 
-  ASSERT_EQ(hrt_env_start(&e, NULL), 0); /* default cors_origins: "*" */
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
   ASSERT_EQ(hrt_req(&e, "OPTIONS", "/recommend",
                     "Origin: http://shop.example\r\n"
-                    "Access-Control-Request-Method: POST\r\n"
-                    "Access-Control-Request-Headers: content-type\r\n",
+                    "Access-Control-Request-Method: POST\r\n",
                     NULL, 0, &r),
             0);
   ASSERT_EQ(r.status, 204);
-  ASSERT_NOT_NULL(
-      hrt_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)));
-  ASSERT_MSG(strcmp(v, "*") == 0 || strcmp(v, "http://shop.example") == 0,
-             "Access-Control-Allow-Origin: %s", v);
+  ASSERT_MSG(hrt_resp_header(&r, "Access-Control-Allow-Origin", v,
+                             sizeof(v)) == NULL,
+             "preflight: Access-Control-Allow-Origin: %s by default", v);
+  hrt_resp_free(&r);
+  ASSERT_EQ(hrt_req(&e, "POST", "/recommend",
+                    "Content-Type: application/json\r\n"
+                    "Origin: http://shop.example\r\n",
+                    "{\"user_id\":\"u1\"}", 16, &r),
+            0);
+  ASSERT_EQ(r.status, 200);
+  ASSERT_MSG(hrt_resp_header(&r, "Access-Control-Allow-Origin", v,
+                             sizeof(v)) == NULL,
+             "Access-Control-Allow-Origin: %s by default", v);
+  hrt_resp_free(&r);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+HR_TEST_T(boot_cors_preflight, 60) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {
+      .config_json = "{\"http\":{\"cors_origins\":[\"http://shop.example\"]}}"};
+  hrt_resp_t r;
+  char v[256];
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  ASSERT_EQ(hrt_req(&e, "OPTIONS", "/recommend",
+                    "Origin: http://shop.example\r\n"
+                    "Access-Control-Request-Method: POST\r\n"
+                    "Access-Control-Request-Headers: content-type, "
+                    "authorization\r\n",
+                    NULL, 0, &r),
+            0);
+  ASSERT_EQ(r.status, 204);
+  ASSERT_STR_EQ(
+      hrt_resp_header(&r, "Access-Control-Allow-Origin", v, sizeof(v)),
+      "http://shop.example");
   ASSERT_NOT_NULL(
       hrt_resp_header(&r, "Access-Control-Allow-Methods", v, sizeof(v)));
   ASSERT_MSG(strstr(v, "POST") != NULL, "Access-Control-Allow-Methods: %s", v);
+  ASSERT_NOT_NULL(
+      hrt_resp_header(&r, "Access-Control-Allow-Headers", v, sizeof(v)));
+  ASSERT_MSG(strstr(v, "Authorization") != NULL &&
+                 strstr(v, "X-API-Key") != NULL,
+             "Access-Control-Allow-Headers: %s", v);
   hrt_resp_free(&r);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;

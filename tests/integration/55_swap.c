@@ -90,8 +90,9 @@ static void *client(void *arg) {
     bl = snprintf(body, sizeof(body), "{\"user_id\":\"u%05u\",\"k\":10}",
                   1 + (seed >> 8) % 5000u);
     rl = snprintf(req, sizeof(req),
-                  "POST /recommend HTTP/1.1\r\nHost: t\r\nContent-Type: "
-                  "application/json\r\nContent-Length: %d\r\n\r\n%s",
+                  "POST /recommend HTTP/1.1\r\nHost: t\r\n" HRT_AUTH_HEADER
+                  "Content-Type: application/json\r\nContent-Length: "
+                  "%d\r\n\r\n%s",
                   bl, body);
     if (fd < 0 || write(fd, req, (size_t)rl) != rl ||
         (st = read_one(fd, resp, sizeof(resp))) < 0) {

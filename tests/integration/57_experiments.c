@@ -192,11 +192,11 @@ HR_TEST(experiments_config_is_validated) {
 
 static json_t *http_json(int port, const char *method, const char *path,
                          const char *extra_hdr, const char *body, int *st) {
-  char hdr[160];
+  char hdr[256];
   hrt_resp_t r = {0};
   json_t *j = NULL;
-  hrt_fmt(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n",
-          extra_hdr ? extra_hdr : "");
+  hrt_fmt(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n%s",
+          extra_hdr ? extra_hdr : "", HRT_AUTH_HEADER);
   *st = 0;
   if (hrt_http(port, method, path, body ? hdr : extra_hdr, body,
                body ? strlen(body) : 0, 10000, &r) == 0) {

@@ -355,7 +355,7 @@ HR_TEST_T(faults_sigterm_refuses_new_connections, 60) {
       .config_json = "{\"http\":{\"shutdown_grace_ms\":3000},"
                      "\"redis\":{\"command_timeout_ms\":1500}}"};
   struct sockaddr_in a = {0};
-  const char *req = "POST /recommend HTTP/1.1\r\nHost: x\r\n"
+  const char *req = "POST /recommend HTTP/1.1\r\nHost: x\r\n" HRT_AUTH_HEADER
                     "Content-Type: application/json\r\nContent-Length: 16\r\n"
                     "Connection: close\r\n\r\n{\"user_id\":\"u1\"}";
   char buf[64] = {0};

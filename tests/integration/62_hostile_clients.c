@@ -72,8 +72,8 @@ static int exchange(const char *src, int port, const char *req, size_t len,
 /* A fresh /recommend from 127.0.0.3: 1 when it is answered 200. */
 static int probe(int port, long long *ms) {
   static const char req[] =
-      "POST /recommend HTTP/1.1\r\nHost: t\r\nContent-Type: "
-      "application/json\r\nContent-Length: 22\r\n\r\n"
+      "POST /recommend HTTP/1.1\r\nHost: t\r\n" HRT_AUTH_HEADER
+      "Content-Type: application/json\r\nContent-Length: 22\r\n\r\n"
       "{\"user_id\":\"u1\",\"k\":3}";
   char out[4096];
   int n = exchange("127.0.0.3", port, req, sizeof(req) - 1, out, sizeof(out),
@@ -207,8 +207,9 @@ HR_TEST_T(hostile_ambiguous_framing, 60) {
   }
   /* the well-formed request still passes */
   int n = snprintf(req, sizeof(req),
-                   "POST /recommend HTTP/1.1\r\nHost: t\r\nContent-Type: "
-                   "application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                   "POST /recommend HTTP/1.1\r\nHost: t\r\n" HRT_AUTH_HEADER
+                   "Content-Type: application/json\r\nContent-Length: "
+                   "%zu\r\n\r\n%s",
                    sizeof(body) - 1, body);
   ASSERT_GT(exchange("127.0.0.1", e.srv.port, req, (size_t)n, out,
                      sizeof(out), &ms),

@@ -51,6 +51,11 @@ int hrt_env_stop(hrt_env_t *e);
 /** POST body (taken, even on failure; NULL sends "{}") as JSON to path.
  *  Returns the parsed response body (new reference) or NULL when it is not
  *  JSON; *status is the HTTP status (0 without an answer). */
+/* The API key every test server accepts (tests/runner.c puts its hash in
+ * HYPERREC_AUTH_API_KEYS); hrt_post and hrt_post_text send it. */
+#define HRT_API_KEY "hrk_tests_0123456789abcdef"
+#define HRT_AUTH_HEADER "Authorization: Bearer " HRT_API_KEY "\r\n"
+
 json_t *hrt_post(hrt_env_t *e, const char *path, json_t *body, int *status);
 /** The same with a literal body text. */
 json_t *hrt_post_text(hrt_env_t *e, const char *path, const char *body,

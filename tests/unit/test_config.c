@@ -27,8 +27,15 @@ HR_TEST(config_defaults_are_valid) {
   ASSERT_EQ(c.recommend.default_k, 10);
   ASSERT_EQ(c.n_slots, 1);
   ASSERT_STR_EQ(c.slots[0], "default");
-  ASSERT_EQ(c.http.n_cors_origins, 1);
+  ASSERT_EQ(c.http.n_cors_origins, 0); /* no origin unless configured */
   ASSERT_STR_EQ(c.http.unknown_fields, "reject");
+  /* safe for a server on the internet: writes and personal answers need
+   * credentials, the event stream is capped */
+  ASSERT_STR_EQ(c.auth.event, "token");
+  ASSERT_STR_EQ(c.auth.recommend, "token");
+  ASSERT_STR_EQ(c.auth.recommend_anonymous, "none");
+  ASSERT_EQ(c.auth.n_api_keys, 0);
+  ASSERT_GT(c.redis.stream_maxlen, 0);
   return 0;
 }
 
