@@ -202,6 +202,7 @@ $(BUILD)/src/common/crc.o: CFLAGS += $(if $(findstring fuzzer,$(SAN)),-fno-sanit
 $(BUILD)/tests/fuzz/%.fz.o: tests/fuzz/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -DHR_LIBFUZZER -c $< -o $@
+.SECONDARY: $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz/fuzz_%.fz.o) $(BUILD)/tests/fuzz/fuzz_common.fz.o
 fuzz: fuzz-build
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_RUNS) $(FUZZ_JOBS) $(FUZZ_PROCS)
 fuzz-ci: fuzz-build

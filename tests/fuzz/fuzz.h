@@ -47,6 +47,7 @@ extern unsigned long hr_fuzz_accepted;
 
 /* The harnesses, for the replay test (tests/unit/test_fuzz_replay.c). */
 int hr_fuzz_api(const uint8_t *data, size_t size);
+int hr_fuzz_auth(const uint8_t *data, size_t size);
 int hr_fuzz_config(const uint8_t *data, size_t size);
 int hr_fuzz_model(const uint8_t *data, size_t size);
 int hr_fuzz_index(const uint8_t *data, size_t size);

@@ -10,7 +10,7 @@ set -euo pipefail
 out=tests/fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$out"/{api,config,model,index,tzif}
+mkdir -p "$out"/{api,auth,config,model,index,tzif}
 
 # ---- api: selector byte (even /recommend, odd /event), then the body
 api() { printf "\\x$1" >"$out/api/$2"; printf '%s' "$3" >>"$out/api/$2"; }
@@ -26,6 +26,28 @@ api 01 ev-batch '{"events":[{"user_id":"u1","item_id":"i1","type":"view"},{"user
 api 01 ev-bad-ts '{"user_id":"u1","item_id":"i1","type":"click","ts":12}'
 api 03 ev-unknown-ignored '{"user_id":"u1","item_id":"i1","type":"click","extra":true}'
 api 00 rec-deep '[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]'
+
+# ---- auth: selector byte (bit 0: X-API-Key, else Authorization), then the
+# value; the keys and secrets are fuzz_auth.c's, the time its NOW
+python3 - "$out/auth" <<'PY'
+import base64, hashlib, hmac, os, sys
+d = sys.argv[1]
+now = 1767225600
+def tok(secret, user, exp):
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    body = "hrt1.%s.%d" % (b64(user.encode()), exp)
+    return body + "." + b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
+seeds = {
+    "token-one": b"\x00Bearer " + tok("fuzz-secret-one-0123456789abcdefghij", "u1", now + 3600).encode(),
+    "token-two-utf8": b"\x00Bearer " + tok("fuzz-secret-two-0123456789abcdefghij", "us\u00e9r-42", now + 60).encode(),
+    "token-expired": b"\x00Bearer " + tok("fuzz-secret-one-0123456789abcdefghij", "u1", now - 1).encode(),
+    "key-one": b"\x00Bearer hrk_fuzz_key_number_one",
+    "key-two-header": b"\x01hrk_fuzz_key_number_two",
+    "basic": b"\x00Basic dXNlcjpwYXNz",
+}
+for name, v in seeds.items():
+    open(os.path.join(d, name), "wb").write(v)
+PY
 
 # ---- config: selector byte (even JSON file, odd environment lines)
 { printf '\x00'; cat config/hyperrec.json; } >"$out/config/shipped.json"

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -410,6 +412,119 @@ HR_TEST_T(faults_sigint_exits_0, 60) {
     e.srv.pid = 0;
   ASSERT_MSG(rc == 0, "SIGINT: exit status %d", rc);
   ASSERT_MSG(!hrt_file_has_sanitizer_report(e.srv.log), "sanitizer report");
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* ---------------------------------------------- acknowledged = durable */
+
+/* Writers that send events with unique event_ids and remember the ones
+ * the server acknowledged (202) while Redis is SIGKILLed and restarted. */
+enum { WRITERS = 4, MAX_ACKS = 4000 };
+typedef struct {
+  int port, id;
+  atomic_int *stop;
+  int acked[MAX_ACKS], n_acked, n_503, n_other, sent;
+} writer_t;
+
+static void *writer(void *arg) {
+  writer_t *w = arg;
+  char body[256];
+  for (int n = 0; !atomic_load(w->stop) && w->n_acked < MAX_ACKS; n++) {
+    hrt_resp_t r;
+    int len = snprintf(body, sizeof(body),
+                       "{\"user_id\":\"k%d\",\"item_id\":\"i%d\",\"type\":"
+                       "\"click\",\"event_id\":\"kill-%d-%d\"}",
+                       w->id, n % 50, w->id, n);
+    w->sent++;
+    if (hrt_http(w->port, "POST", "/event",
+                 "Content-Type: application/json\r\n" HRT_AUTH_HEADER, body,
+                 (size_t)len, 5000, &r) != 0) {
+      w->n_other++;
+      continue;
+    }
+    if (r.status == 202)
+      w->acked[w->n_acked++] = n;
+    else if (r.status == 503)
+      w->n_503++;
+    else
+      w->n_other++;
+    hrt_resp_free(&r);
+  }
+  return NULL;
+}
+
+static int total_acked(writer_t *w) {
+  int n = 0;
+  for (int i = 0; i < WRITERS; i++)
+    n += w[i].n_acked;
+  return n;
+}
+
+/* Redis with appendfsync always is SIGKILLed under a steady stream of
+ * events and started again on its append-only file: every event the server
+ * acknowledged is in the stream afterwards (issue 17: what held, kept). */
+HR_TEST_T(faults_redis_sigkill_loses_no_acknowledged_event, 120) {
+  HRT_ENV(e);
+  hrt_env_opts_t o = {.config_json = FAULT_CONFIG, .redis_durable = 1};
+  static writer_t w[WRITERS];
+  pthread_t t[WRITERS];
+  atomic_int stop = 0;
+  int ok, before_kill, lost = 0;
+
+  ASSERT_EQ(hrt_env_start(&e, &o), 0);
+  for (int i = 0; i < WRITERS; i++) {
+    memset(&w[i], 0, sizeof(w[i]));
+    w[i].port = e.srv.port;
+    w[i].id = i;
+    w[i].stop = &stop;
+    ASSERT_EQ(pthread_create(&t[i], NULL, writer, &w[i]), 0);
+  }
+  HRT_POLL(ok, 30000, total_acked(w) >= 300);
+  ASSERT_MSG(ok, "only %d events acknowledged before the kill",
+             total_acked(w));
+  ASSERT_EQ(kill(e.redis.pid, SIGKILL), 0); /* mid-load, no warning */
+  ASSERT_GE(hrt_wait(e.redis.pid, 5000), 0);
+  e.redis.pid = 0;
+  before_kill = total_acked(w);
+  /* while it is down the writers get 503s; then it comes back */
+  HRT_POLL(ok, 10000, w[0].n_503 + w[1].n_503 + w[2].n_503 + w[3].n_503 > 0);
+  ASSERT_MSG(ok, "no 503 while Redis was down");
+  ASSERT_EQ(hrt_redis_restart(&e.redis), 0);
+  HRT_POLL(ok, 30000, total_acked(w) >= before_kill + 300);
+  atomic_store(&stop, 1);
+  for (int i = 0; i < WRITERS; i++)
+    pthread_join(t[i], NULL);
+  ASSERT_MSG(ok, "%d acknowledged after the restart", total_acked(w) -
+                                                            before_kill);
+
+  /* every acknowledged event_id is in the stream */
+  redisReply *x = hrt_rcmd(&e, "XRANGE hr:events - +");
+  ASSERT_MSG(x != NULL && x->type == REDIS_REPLY_ARRAY, "XRANGE failed");
+  static unsigned char seen[WRITERS][MAX_ACKS * 4];
+  memset(seen, 0, sizeof(seen));
+  for (size_t i = 0; i < x->elements; i++) {
+    redisReply *f = x->element[i]->element[1];
+    for (size_t j = 0; j + 1 < f->elements; j += 2) {
+      int wid, n;
+      if (strcmp(f->element[j]->str, "event_id") == 0 &&
+          sscanf(f->element[j + 1]->str, "kill-%d-%d", &wid, &n) == 2 &&
+          wid >= 0 && wid < WRITERS && n >= 0 && n < MAX_ACKS * 4)
+        seen[wid][n] = 1;
+    }
+  }
+  size_t in_stream = x->elements;
+  freeReplyObject(x);
+  int sent = 0, n503 = 0, other = 0;
+  for (int i = 0; i < WRITERS; i++) {
+    sent += w[i].sent, n503 += w[i].n_503, other += w[i].n_other;
+    for (int k = 0; k < w[i].n_acked; k++)
+      lost += w[i].acked[k] >= MAX_ACKS * 4 || !seen[i][w[i].acked[k]];
+  }
+  fprintf(stderr, "  sigkill: %d sent, %d acknowledged (%d before the "
+          "kill), %d answered 503, %d other, %zu in the stream, %d lost\n",
+          sent, total_acked(w), before_kill, n503, other, in_stream, lost);
+  ASSERT_EQ(lost, 0);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }

@@ -47,6 +47,7 @@ int hrt_env_start(hrt_env_t *e, const hrt_env_opts_t *opts) {
              hrt_fixture_install(&e->fx, e->models) != 0) {
     return -1;
   }
+  e->redis.durable = opts->redis_durable;
   if (hrt_redis_start(&e->redis) != 0)
     return -1;
   if (opts->redis_down)

@@ -23,6 +23,7 @@ typedef struct {
   const char *config_json; /* written to tmp/hyperrec.json, passed --config */
   int no_model;            /* an empty models directory */
   int redis_down;          /* Redis' port is known but nothing listens */
+  int redis_durable;       /* AOF, appendfsync always (hrt_redis_t) */
 } hrt_env_opts_t;
 
 typedef struct {

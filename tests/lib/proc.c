@@ -285,7 +285,9 @@ static int redis_ping(int port) {
 static int redis_try(hrt_redis_t *r) {
   char port[16];
   const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                        "--save", "", "--appendonly", "no", "--dir", r->dir,
+                        "--save", "", "--appendonly", r->durable ? "yes" : "no",
+                        "--appendfsync", r->durable ? "always" : "everysec",
+                        "--dir", r->dir,
                         "--daemonize", "no", "--protected-mode", "no",
                         "--logfile", r->log, NULL};
   long long deadline = hrt_now_ms() + 10000LL * hrt_mult();
@@ -315,8 +317,10 @@ static int redis_try(hrt_redis_t *r) {
 
 int hrt_redis_start(hrt_redis_t *r) {
   static int seq;
+  int durable = r->durable;
 
   memset(r, 0, sizeof(*r));
+  r->durable = durable;
   snprintf(r->dir, sizeof(r->dir), "%s/redis%d", hr_test_tmpdir(), seq++);
   if (mkdir(r->dir, 0755) != 0 && errno != EEXIST) {
     fprintf(stderr, "  mkdir %s: %s\n", r->dir, strerror(errno));

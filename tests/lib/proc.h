@@ -65,14 +65,18 @@ typedef struct {
   int port;              /* kept across hrt_redis_stop for restarts */
   char dir[PATH_MAX];    /* its --dir, inside hr_test_tmpdir() */
   char log[PATH_MAX];    /* stdout+stderr and --logfile */
+  int durable;           /* set before start: AOF with appendfsync always,
+                            kept in dir across restarts */
 } hrt_redis_t;
 
 /** Start redis-server on a free loopback port (retrying when the port turns
- *  out busy) with no persistence, and wait until PING answers. Returns 0 or
- *  -1 (with the reason on stderr). A missing redis-server is a failure. */
+ *  out busy) with no persistence (unless r->durable), and wait until PING
+ *  answers. Returns 0 or -1 (with the reason on stderr). A missing
+ *  redis-server is a failure. */
 int hrt_redis_start(hrt_redis_t *r);
 /** Start it again on the same port (after hrt_redis_stop), retrying while
- *  the port is still busy. Returns 0 or -1. The data set starts empty. */
+ *  the port is still busy. Returns 0 or -1. The data set starts empty, or,
+ *  when durable, as the append-only file left it. */
 int hrt_redis_restart(hrt_redis_t *r);
 /** Stop it: SIGTERM, then SIGKILL after a grace period. Idempotent. */
 void hrt_redis_stop(hrt_redis_t *r);

@@ -71,6 +71,7 @@ static int replay(const char *name, int (*fn)(const uint8_t *, size_t),
 }
 
 HR_TEST(fuzz_replay_api) { return replay("api", hr_fuzz_api, 10, 8); }
+HR_TEST(fuzz_replay_auth) { return replay("auth", hr_fuzz_auth, 4, 2); }
 HR_TEST(fuzz_replay_config) { return replay("config", hr_fuzz_config, 4, 3); }
 HR_TEST(fuzz_replay_index) { return replay("index", hr_fuzz_index, 2, 2); }
 HR_TEST(fuzz_replay_tzif) { return replay("tzif", hr_fuzz_tzif, 3, 5); }
