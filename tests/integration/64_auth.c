@@ -271,15 +271,6 @@ HR_TEST_T(auth_rate_limit_429_per_key, 60) {
   return 0;
 }
 
-static int log_has(const char *path, const char *what) {
-  char *t = hrt_slurp(path);
-  int n = 0;
-  for (const char *p = t ? strstr(t, what) : NULL; p; p = strstr(p + 1, what))
-    n++;
-  free(t);
-  return n;
-}
-
 HR_TEST_T(auth_keys_rotate_on_sighup, 60) {
   HRT_ENV(e);
   char file[PATH_MAX], entry[128], cfg[512];
@@ -304,7 +295,8 @@ HR_TEST_T(auth_keys_rotate_on_sighup, 60) {
   fprintf(f, "%s\n", entry);
   fclose(f);
   ASSERT_EQ(kill(e.srv.pid, SIGHUP), 0);
-  HRT_POLL(ok, 10000, log_has(e.srv.log, "\"config_reloaded\"") >= 1);
+  HRT_POLL(ok, 10000,
+           hrt_server_log_count(&e.srv, "\"config_reloaded\"", NULL) >= 1);
   ASSERT_MSG(ok, "no config_reloaded in the log");
   ASSERT_EQ(status_of(&e, "/recommend", "Authorization: Bearer " KEY_B "\r\n",
                       "{\"user_id\":\"u1\"}", NULL, 0, NULL, 0),
