@@ -244,6 +244,8 @@ HR_TEST_T(auth_rate_limit_429_per_key, 60) {
     hrt_resp_free(&r);
   }
   double secs = (double)(hrt_now_ms() - t0) / 1000.0;
+  fprintf(stderr, "  rate: %d requests with one key in %.2f s: %d let "
+          "through, %d answered 429\n", SENT, secs, ok, limited);
   /* at most the burst plus what refilled meanwhile (1 a second) */
   ASSERT_MSG(ok <= BURST + (int)secs + 1 && ok >= BURST,
              "%d of %d let through in %.1f s", ok, SENT, secs);
