@@ -654,11 +654,13 @@ static int copy_file(const char *from, const char *to) {
 }
 
 /* index.bin made hostile with every checksum right, as anyone who can
- * write the files could: the entry point's level-1 list names a node that
- * has no upper level (a search would read that node's absent upper lists:
- * such a file crashed the server at every start). The header's CRCs and
- * the manifest's CRC-32 of the file are recomputed. 0 or -1. */
-static int hostile_index(const char *vdir) {
+ * write the files could. Kind 0: the entry point's level-1 list names a
+ * node that has no upper level (a search would read that node's absent
+ * upper lists: such a file crashed the server at every start). Kind 1:
+ * node 0's level-0 list names its first neighbour twice (searches returned
+ * that item twice; found by the fuzzer). The header's CRCs and the
+ * manifest's CRC-32 of the file are recomputed. 0 or -1. */
+static int hostile_index(const char *vdir, int kind) {
   char path[PATH_MAX], hex[9], old_hex[16];
   FILE *f;
   unsigned char *b;
@@ -685,14 +687,20 @@ static int hostile_index(const char *vdir) {
   memcpy(&off_upper_off, b + 88, 8);
   memcpy(&off_upper, b + 104, 8);
   memcpy(&entry, b + 60, 4);
-  if (b[off_levels + entry] == 0) { /* a graph with no upper level */
-    free(b);
-    return -1;
+  if (kind == 1) {
+    uint64_t off_links0;
+    memcpy(&off_links0, b + 96, 8);
+    memcpy(b + off_links0 + 4, b + off_links0, 4);
+  } else {
+    if (b[off_levels + entry] == 0) { /* a graph with no upper level */
+      free(b);
+      return -1;
+    }
+    while (b[off_levels + zero] != 0)
+      zero++;
+    memcpy(&uo, b + off_upper_off + 4 * (size_t)entry, 4);
+    memcpy(b + off_upper + 4 * (size_t)uo, &zero, 4);
   }
-  while (b[off_levels + zero] != 0)
-    zero++;
-  memcpy(&uo, b + off_upper_off + 4 * (size_t)entry, 4);
-  memcpy(b + off_upper + 4 * (size_t)uo, &zero, 4);
   crc = hr_crc32(0, b + 128, (size_t)len - 128);
   memcpy(b + 120, &crc, 4);
   crc = hr_crc32(0, b, 124);
@@ -738,6 +746,7 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
       {"flipped", "index.bin", "index.bin"},
       {"format", "manifest.json", "format_version"},
       {"hostile graph", "index.bin", "not on that level"},
+      {"listed twice", "index.bin", "names a node twice"},
       {"missing", "items.tsv", "items.tsv"},
   };
   const int nc = (int)(sizeof(cases) / sizeof(cases[0]));
@@ -758,8 +767,8 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
     else if (k == 2)
       ASSERT_EQ(file_replace(file, "\"format_version\": 1",
                              "\"format_version\": 99"), 0);
-    else if (k == 3)
-      ASSERT_EQ(hostile_index(tmp), 0);
+    else if (k == 3 || k == 4)
+      ASSERT_EQ(hostile_index(tmp, k - 3), 0);
     else
       ASSERT_EQ(unlink(file), 0);
     ASSERT_EQ(rename(tmp, dir), 0);
