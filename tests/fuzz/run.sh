@@ -31,7 +31,7 @@ run_one() { # name proc procs
   [ "$runs" != 0 ] && lim+=(-runs=$(( (runs + procs - 1) / procs )))
   # The work corpus first: libFuzzer adds what it finds to the first
   # directory only, so the repository's seeds stay as they are.
-  "$build/fuzz/$name" "${lim[@]}" -seed=$((p + 1)) -timeout=10 \
+  "$build/fuzz/$name" "${lim[@]}" -seed=$((p + 1)) -timeout=30 \
     -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$build/crashes/$name-" \
     "$work" "tests/fuzz/corpus/$name" "tests/fuzz/regress/$name" \
