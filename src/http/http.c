@@ -380,6 +380,122 @@ static void *admin_job(void *arg) {
   return NULL;
 }
 
+/* /recommend and /event: credentials, then the caller's rate, from the
+ * headers alone (what they allow depends on the body, whose user: the
+ * handler asks). An answer queued in *ret: 1; else 0. */
+static int caller_refused(struct MHD_Connection *c, conn_t *cc,
+                          enum MHD_Result *ret) {
+  hr_error_t err = {0};
+  int retry = 0;
+  char msg[160];
+
+  if (hr_auth_identify(cc->cfg,
+                       MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   "Authorization"),
+                       MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                   "X-API-Key"),
+                       (long long)time(NULL), &cc->caller, &err) != 0 ||
+      (cc->route->ep == HR_EP_EVENT &&
+       cc->caller.kind == HR_CALLER_ANONYMOUS &&
+       hr_auth_allow(&cc->caller, cc->cfg->auth.event, NULL, "POST /event",
+                     &err) != 0)) {
+    *ret = send_error(c, cc, err.code, "", err.msg, 0, NULL);
+    return 1;
+  }
+  if (hr_auth_rate_take(cc->cfg, &cc->caller, &retry) == 0)
+    return 0;
+  snprintf(msg, sizeof(msg), "rate limit of this %s reached (%d per second "
+           "on this server); retry after %d s",
+           cc->caller.kind == HR_CALLER_KEY ? "API key" : "user token",
+           cc->caller.kind == HR_CALLER_KEY ? cc->cfg->auth.key_rps
+                                            : cc->cfg->auth.token_rps,
+           retry);
+  *ret = send_error(c, cc, HR_ERATELIMITED, "", msg, retry, NULL);
+  return 1;
+}
+
+static enum MHD_Result on_upload(conn_t *cc, const char *upload,
+                                 size_t *upload_size) {
+  size_t n = *upload_size;
+  *upload_size = 0;
+  if (cc->too_big || cc->len + n > (size_t)cc->cfg->http.max_body_bytes) {
+    /* A body without Content-Length grew past the cap. libmicrohttpd
+     * 0.9.75 cannot answer in the middle of an upload, so the rest is
+     * read and dropped, up to as much again (at least 1 MiB) for a clean
+     * 413; past that the connection is closed. */
+    size_t allowance = (size_t)cc->cfg->http.max_body_bytes;
+    if (allowance < (1u << 20))
+      allowance = 1u << 20;
+    if (!cc->too_big) {
+      free(cc->body);
+      cc->body = NULL;
+      cc->cap = 0;
+      cc->too_big = 1;
+    }
+    cc->len += n;
+    return cc->len > (size_t)cc->cfg->http.max_body_bytes + allowance
+               ? MHD_NO
+               : MHD_YES;
+  }
+  if (cc->len + n + 1 > cc->cap) {
+    size_t nc = cc->cap ? cc->cap * 2 : 4096;
+    while (nc < cc->len + n + 1)
+      nc *= 2;
+    char *nb = realloc(cc->body, nc);
+    if (nb == NULL)
+      return MHD_NO;
+    cc->body = nb;
+    cc->cap = nc;
+  }
+  memcpy(cc->body + cc->len, upload, n);
+  cc->len += n;
+  cc->body[cc->len] = '\0';
+  return MHD_YES;
+}
+
+/* An admin request whose body is here: on its own thread, with the
+ * connection suspended until the job's answer is ready. */
+static enum MHD_Result run_admin(hr_http_t *h, struct MHD_Connection *c,
+                                 conn_t *cc, const char *url) {
+  int j = atomic_load(&cc->job);
+  if (j == 2) { /* resumed: the job's answer (send_body takes the body) */
+    char *b = cc->job_resp.body;
+    cc->job_resp.body = NULL;
+    return send_body(c, cc, cc->job_resp.status, b,
+                     cc->job_resp.content_type, cc->job_resp.retry_after_s,
+                     NULL);
+  }
+  if (j == 1) /* spurious call while suspended */
+    return MHD_YES;
+  pthread_t t;
+  pthread_attr_t at;
+  /* counted before the draining check: hr_http_stop sets draining, then
+   * waits for admin_jobs to reach 0, so a job is either refused here or
+   * waited for there */
+  atomic_fetch_add(&h->admin_jobs, 1);
+  if (atomic_load(&h->draining)) {
+    atomic_fetch_sub(&h->admin_jobs, 1);
+    return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down", 1,
+                      NULL);
+  }
+  cc->h = h;
+  cc->conn = c;
+  snprintf(cc->url, sizeof(cc->url), "%s", url);
+  atomic_store(&cc->job, 1);
+  MHD_suspend_connection(c);
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  int rc = pthread_create(&t, &at, admin_job, cc);
+  pthread_attr_destroy(&at);
+  if (rc == 0)
+    return MHD_YES;
+  atomic_fetch_sub(&h->admin_jobs, 1);
+  atomic_store(&cc->job, 0);
+  MHD_resume_connection(c);
+  return send_error(c, cc, HR_ENOMEM, "", "could not start the admin job",
+                    0, NULL);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -436,33 +552,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                method, cc->route->path, allow);
       return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
     }
-    if (cc->route->ep == HR_EP_RECOMMEND || cc->route->ep == HR_EP_EVENT) {
-      /* Credentials, then the caller's rate, from the headers alone. What
-       * they allow depends on the body (whose user?): the handler asks. */
-      hr_error_t err = {0};
-      int retry = 0;
-      if (hr_auth_identify(cc->cfg,
-                           MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                       "Authorization"),
-                           MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                       "X-API-Key"),
-                           (long long)time(NULL), &cc->caller, &err) != 0 ||
-          (cc->route->ep == HR_EP_EVENT &&
-           cc->caller.kind == HR_CALLER_ANONYMOUS &&
-           hr_auth_allow(&cc->caller, cc->cfg->auth.event, NULL,
-                         "POST /event", &err) != 0))
-        return send_error(c, cc, err.code, "", err.msg, 0, NULL);
-      if (hr_auth_rate_take(cc->cfg, &cc->caller, &retry) != 0) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "rate limit of this %s reached (%d per "
-                 "second on this server); retry after %d s",
-                 cc->caller.kind == HR_CALLER_KEY ? "API key" : "user token",
-                 cc->caller.kind == HR_CALLER_KEY ? cc->cfg->auth.key_rps
-                                                  : cc->cfg->auth.token_rps,
-                 retry);
-        return send_error(c, cc, HR_ERATELIMITED, "", msg, retry, NULL);
-      }
-    }
+    enum MHD_Result ret = MHD_NO;
+    if ((cc->route->ep == HR_EP_RECOMMEND || cc->route->ep == HR_EP_EVENT) &&
+        caller_refused(c, cc, &ret))
+      return ret;
     if (cc->route->has_body || cc->route->admin) {
       /* a JSON body: required on has_body routes, optional on admin ones */
       const char *ct =
@@ -487,87 +580,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     *upload_size = 0;
     return MHD_YES;
   }
-  if (*upload_size > 0) {
-    size_t n = *upload_size;
-    *upload_size = 0;
-    if (cc->too_big || cc->len + n > (size_t)cc->cfg->http.max_body_bytes) {
-      /* A body without Content-Length grew past the cap. libmicrohttpd
-       * 0.9.75 cannot answer in the middle of an upload, so the rest is
-       * read and dropped, up to as much again (at least 1 MiB) for a clean
-       * 413; past that the connection is closed. */
-      size_t allowance = (size_t)cc->cfg->http.max_body_bytes;
-      if (allowance < (1u << 20))
-        allowance = 1u << 20;
-      if (!cc->too_big) {
-        free(cc->body);
-        cc->body = NULL;
-        cc->cap = 0;
-        cc->too_big = 1;
-      }
-      cc->len += n;
-      return cc->len > (size_t)cc->cfg->http.max_body_bytes + allowance
-                 ? MHD_NO
-                 : MHD_YES;
-    }
-    if (cc->len + n + 1 > cc->cap) {
-      size_t nc = cc->cap ? cc->cap * 2 : 4096;
-      while (nc < cc->len + n + 1)
-        nc *= 2;
-      char *nb = realloc(cc->body, nc);
-      if (nb == NULL)
-        return MHD_NO;
-      cc->body = nb;
-      cc->cap = nc;
-    }
-    memcpy(cc->body + cc->len, upload, n);
-    cc->len += n;
-    cc->body[cc->len] = '\0';
-    return MHD_YES;
-  }
+  if (*upload_size > 0)
+    return on_upload(cc, upload, upload_size);
 
   /* The whole request is here: answer it. */
   hr__conn_phase(h->acc, cc->rec, HR_CONN_NONE);
   if (cc->too_big)
     return send_too_big(c, cc);
-  if (cc->route->admin) {
-    int j = atomic_load(&cc->job);
-    if (j == 2) { /* resumed: the job's answer (send_body takes the body) */
-      char *b = cc->job_resp.body;
-      cc->job_resp.body = NULL;
-      return send_body(c, cc, cc->job_resp.status, b,
-                       cc->job_resp.content_type, cc->job_resp.retry_after_s,
-                       NULL);
-    }
-    if (j == 1) /* spurious call while suspended */
-      return MHD_YES;
-    pthread_t t;
-    pthread_attr_t at;
-    /* counted before the draining check: hr_http_stop sets draining, then
-     * waits for admin_jobs to reach 0, so a job is either refused here or
-     * waited for there */
-    atomic_fetch_add(&h->admin_jobs, 1);
-    if (atomic_load(&h->draining)) {
-      atomic_fetch_sub(&h->admin_jobs, 1);
-      return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down", 1,
-                        NULL);
-    }
-    cc->h = h;
-    cc->conn = c;
-    snprintf(cc->url, sizeof(cc->url), "%s", url);
-    atomic_store(&cc->job, 1);
-    MHD_suspend_connection(c);
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &at, admin_job, cc);
-    pthread_attr_destroy(&at);
-    if (rc == 0)
-      return MHD_YES;
-    atomic_fetch_sub(&h->admin_jobs, 1);
-    atomic_store(&cc->job, 0);
-    MHD_resume_connection(c);
-    return send_error(c, cc, HR_ENOMEM, "", "could not start the admin job",
-                      0, NULL);
-  }
+  if (cc->route->admin)
+    return run_admin(h, c, cc, url);
   {
     hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
                      cc->request_id, url,
