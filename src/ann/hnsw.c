@@ -612,6 +612,88 @@ static void *alloc64(size_t bytes) {
   return aligned_alloc(64, r ? r : 64);
 }
 
+/* The arrays of a new index over x (a->n, dim, M, m0 and vstride set):
+ * every node's level and upper offset, empty link lists, the fp16 rows.
+ * 0, or -1 out of memory (what was allocated is in a->own, freed with a). */
+static int alloc_layout(hr_ann_t *a, const float *x, const hr_ann_params_t *p) {
+  size_t n = a->n, n_upper = 0, dim = (size_t)a->dim;
+  double mult;
+
+  /* levels: one draw per node from (seed, id), as hnswlib's
+   * floor(-ln(U) / ln(M)) */
+  uint8_t *levels = alloc64(n);
+  uint32_t *upper_off = alloc64(n * sizeof(uint32_t));
+  a->own[0] = levels;
+  a->own[1] = upper_off;
+  if (!levels || !upper_off)
+    return -1;
+  mult = 1.0 / log((double)p->M);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t r = splitmix64(p->seed * 0x9e3779b97f4a7c15ull ^ splitmix64(i));
+    double u = ((double)(r >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    double lv = -log(u) * mult;
+    levels[i] = (uint8_t)(lv > HR_ANN_MAX_LEVEL ? HR_ANN_MAX_LEVEL : (int)lv);
+    upper_off[i] = levels[i] ? (uint32_t)n_upper : HR_ANN_NONE;
+    n_upper += (size_t)levels[i] * (size_t)p->M;
+    if (n_upper >= HR_ANN_NONE)
+      return -1;
+  }
+  a->n_upper = n_upper;
+  uint32_t *links0 = alloc64(n * (size_t)a->m0 * sizeof(uint32_t));
+  uint32_t *upper = alloc64(n_upper * sizeof(uint32_t));
+  uint16_t *vecs = alloc64(n * a->vstride * sizeof(uint16_t));
+  a->own[2] = links0;
+  a->own[3] = upper;
+  a->own[4] = vecs;
+  if (!links0 || !upper || !vecs)
+    return -1;
+  memset(links0, 0xff, n * (size_t)a->m0 * sizeof(uint32_t));
+  memset(upper, 0xff, n_upper * sizeof(uint32_t));
+  for (size_t i = 0; i < n; i++) {
+    uint16_t *v = vecs + i * a->vstride;
+    for (size_t j = 0; j < a->vstride; j++)
+      v[j] = j < dim ? hr_ann__f32_to_f16(x[i * dim + j]) : 0;
+  }
+  a->levels = levels;
+  a->upper_off = upper_off;
+  a->links0 = links0;
+  a->upper = upper;
+  a->vecs = vecs;
+  return 0;
+}
+
+/* Inserts nodes 1..n-1 in batches; the caller's thread is worker 0 and
+ * the others wait at the barrier. */
+static void insert_batches(build_t *b) {
+  hr_ann_t *a = b->a;
+  size_t n = a->n;
+  for (size_t lo = 1; lo < n && !b->failed;) {
+    /* Batches grow with the graph (1/32 of it, at most 512 nodes) so that
+     * nodes of one batch, which cannot see each other, are rarely close. */
+    size_t bs = lo / 32;
+    if (bs < 1)
+      bs = 1;
+    if (bs > 512)
+      bs = 512;
+    if (bs > n - lo)
+      bs = n - lo;
+    b->lo = lo;
+    b->hi = lo + bs;
+    b->entry = a->entry;
+    b->max_level = a->max_level;
+    atomic_store(&b->next, 0);
+    barrier_wait(&b->bar);
+    run_batch(b, 0);
+    barrier_wait(&b->bar);
+    for (size_t i = lo; i < lo + bs; i++)
+      if (b->levels[i] > a->max_level) {
+        a->max_level = b->levels[i];
+        a->entry = (uint32_t)i;
+      }
+    lo += bs;
+  }
+}
+
 hr_ann_t *hr_ann_build(const float *x, size_t n, int dim,
                        const hr_ann_params_t *p, hr_error_t *err) {
   hr_ann_params_t prm;
@@ -620,8 +702,6 @@ hr_ann_t *hr_ann_build(const float *x, size_t n, int dim,
   pthread_t *th = NULL;
   worker_arg_t *wa = NULL;
   int nth = 0, T;
-  double mult;
-  size_t n_upper = 0;
 
   if (p == NULL)
     hr_ann_params_default(&prm);
@@ -647,48 +727,10 @@ hr_ann_t *hr_ann_build(const float *x, size_t n, int dim,
   a->m0 = 2 * prm.M;
   a->params = prm;
 
-  /* levels: one draw per node from (seed, id), as hnswlib's
-   * floor(-ln(U) / ln(M)) */
-  uint8_t *levels = alloc64(n);
-  uint32_t *upper_off = alloc64(n * sizeof(uint32_t));
-  a->own[0] = levels;
-  a->own[1] = upper_off;
-  if (!levels || !upper_off)
+  if (alloc_layout(a, x, &prm) != 0)
     goto nomem;
-  mult = 1.0 / log((double)prm.M);
-  for (size_t i = 0; i < n; i++) {
-    uint64_t r = splitmix64(prm.seed * 0x9e3779b97f4a7c15ull ^ splitmix64(i));
-    double u = ((double)(r >> 11) + 1.0) * (1.0 / 9007199254740992.0);
-    double lv = -log(u) * mult;
-    levels[i] = (uint8_t)(lv > HR_ANN_MAX_LEVEL ? HR_ANN_MAX_LEVEL : (int)lv);
-    upper_off[i] = levels[i] ? (uint32_t)n_upper : HR_ANN_NONE;
-    n_upper += (size_t)levels[i] * (size_t)prm.M;
-    if (n_upper >= HR_ANN_NONE)
-      goto nomem;
-  }
-  a->n_upper = n_upper;
-  uint32_t *links0 = alloc64(n * (size_t)a->m0 * sizeof(uint32_t));
-  uint32_t *upper = alloc64(n_upper * sizeof(uint32_t));
-  uint16_t *vecs = alloc64(n * a->vstride * sizeof(uint16_t));
-  a->own[2] = links0;
-  a->own[3] = upper;
-  a->own[4] = vecs;
-  if (!links0 || !upper || !vecs)
-    goto nomem;
-  memset(links0, 0xff, n * (size_t)a->m0 * sizeof(uint32_t));
-  memset(upper, 0xff, n_upper * sizeof(uint32_t));
-  for (size_t i = 0; i < n; i++) {
-    uint16_t *v = vecs + i * a->vstride;
-    for (size_t j = 0; j < a->vstride; j++)
-      v[j] = j < (size_t)dim ? hr_ann__f32_to_f16(x[i * (size_t)dim + j]) : 0;
-  }
-  a->levels = levels;
-  a->upper_off = upper_off;
-  a->links0 = links0;
-  a->upper = upper;
-  a->vecs = vecs;
   a->entry = 0;
-  a->max_level = levels[0];
+  a->max_level = a->levels[0];
 
   memset(&b, 0, sizeof(b));
   b.a = a;
@@ -701,10 +743,10 @@ hr_ann_t *hr_ann_build(const float *x, size_t n, int dim,
             : NULL;
   b.threads = T;
   b.efc = prm.ef_construction;
-  b.levels = levels;
-  b.links0 = links0;
-  b.upper = upper;
-  b.upper_off = upper_off;
+  b.levels = a->own[0]; /* the index's arrays, writable while it is built */
+  b.upper_off = a->own[1];
+  b.links0 = a->own[2];
+  b.upper = a->own[3];
   b.scr = calloc((size_t)T, sizeof(*b.scr));
   if (b.scr == NULL)
     goto nomem;
@@ -726,31 +768,7 @@ hr_ann_t *hr_ann_build(const float *x, size_t n, int dim,
       nth++;
     }
   if (nth == T - 1) {
-    for (size_t lo = 1; lo < n && !b.failed;) {
-      /* Batches grow with the graph (1/32 of it, at most 512 nodes) so that
-       * nodes of one batch, which cannot see each other, are rarely close. */
-      size_t bs = lo / 32;
-      if (bs < 1)
-        bs = 1;
-      if (bs > 512)
-        bs = 512;
-      if (bs > n - lo)
-        bs = n - lo;
-      b.lo = lo;
-      b.hi = lo + bs;
-      b.entry = a->entry;
-      b.max_level = a->max_level;
-      atomic_store(&b.next, 0);
-      barrier_wait(&b.bar);
-      run_batch(&b, 0);
-      barrier_wait(&b.bar);
-      for (size_t i = lo; i < lo + bs; i++)
-        if (levels[i] > a->max_level) {
-          a->max_level = levels[i];
-          a->entry = (uint32_t)i;
-        }
-      lo += bs;
-    }
+    insert_batches(&b);
   } else { /* not every worker started: release those that did */
     pthread_mutex_lock(&b.bar.mu);
     b.bar.count = nth + 1;
