@@ -3,6 +3,7 @@
 #include "hr/api.h"
 #include "hr/log.h"
 #include "hr/auth.h"
+#include "hr/sha256.h"
 #include "internal.h"
 
 #define HR_HTTP_WORKERS_PER_CORE 8
@@ -52,16 +53,11 @@ static const route_t routes[] = {
 /* Does the request's Authorization header carry `Bearer <token>`? The
  * comparison takes the same time wherever the first difference is. */
 static int bearer_ok(const char *header, const char *token) {
-  size_t n = strlen(token), m;
-  unsigned char diff = 0;
+  size_t n = strlen(token);
   if (header == NULL || strncasecmp(header, "Bearer ", 7) != 0)
     return 0;
   header += 7;
-  m = strlen(header);
-  diff = (unsigned char)(m != n);
-  for (size_t i = 0; i < n; i++)
-    diff |= (unsigned char)(token[i] ^ (i < m ? header[i] : 0));
-  return diff == 0;
+  return strlen(header) == n && hr_ct_equal(header, token, n);
 }
 
 /* A configuration snapshot. The server holds one reference to the current

@@ -45,6 +45,12 @@
  * the replay test to see that the seeds reach past the first check. */
 extern unsigned long hr_fuzz_accepted;
 
+/* v little-endian at p. */
+void hr_fuzz_put32(uint8_t *p, uint32_t v);
+/* Recompute index.bin's two CRC-32s over n bytes (as anyone who can write
+ * the file can), so that mutations reach the structure behind them. */
+void hr_fuzz_fix_index_crcs(uint8_t *p, size_t n);
+
 /* The harnesses, for the replay test (tests/unit/test_fuzz_replay.c). */
 int hr_fuzz_api(const uint8_t *data, size_t size);
 int hr_fuzz_auth(const uint8_t *data, size_t size);

@@ -12,17 +12,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "hr/crc.h"
 #include "../../src/ann/ann_internal.h"
 
 #define HDR 128 /* index.bin's header */
-
-static void put32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-  p[2] = (uint8_t)(v >> 16);
-  p[3] = (uint8_t)(v >> 24);
-}
 
 static void check_results(const hr_ann_t *a, const uint32_t *ids,
                           const float *sc, size_t got, size_t k) {
@@ -46,9 +38,7 @@ HR_FUZZ_TARGET(index) {
   if (buf == NULL)
     return 0;
   memcpy(buf, data, size);
-  put32(buf + HR_ANN__BODY_CRC_OFF, hr_crc32(0, buf + HDR, size - HDR));
-  put32(buf + HR_ANN__HEADER_CRC_OFF,
-        hr_crc32(0, buf, HR_ANN__HEADER_CRC_OFF));
+  hr_fuzz_fix_index_crcs(buf, size);
   memset(&err, 0, sizeof(err));
   a = hr_ann_open_mem(buf, size, "fuzz", &err);
   free(buf);

@@ -18,7 +18,6 @@
 
 #include "hr/crc.h"
 #include "hr/model.h"
-#include "../../src/ann/ann_internal.h"
 #include "../../src/model/model_internal.h"
 
 #define N_FILES 6
@@ -35,25 +34,13 @@ static uint64_t get64(const uint8_t *p) {
   return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-static void put32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static void fix_model_bin(uint8_t *p, size_t n) {
   if (n < 64)
     return;
   uint64_t toff = get64(p + 16), tbytes = get64(p + 24);
   if (toff <= n && tbytes <= n - toff)
-    put32(p + 40, hr_crc32(0, p + toff, (size_t)tbytes));
-  put32(p + 60, hr_crc32(0, p, 60));
-}
-
-static void fix_index_bin(uint8_t *p, size_t n) {
-  if (n < 128)
-    return;
-  put32(p + HR_ANN__BODY_CRC_OFF, hr_crc32(0, p + 128, n - 128));
-  put32(p + HR_ANN__HEADER_CRC_OFF, hr_crc32(0, p, HR_ANN__HEADER_CRC_OFF));
+    hr_fuzz_put32(p + 40, hr_crc32(0, p + toff, (size_t)tbytes));
+  hr_fuzz_put32(p + 60, hr_crc32(0, p, 60));
 }
 
 /* The manifest with files.<name>.bytes/crc32 set for the files given. */
@@ -127,7 +114,7 @@ HR_FUZZ_TARGET(model) {
   if ((data[0] & 1) && f[1])
     fix_model_bin(f[1], n[1]);
   if ((data[0] & 2) && f[4])
-    fix_index_bin(f[4], n[4]);
+    hr_fuzz_fix_index_crcs(f[4], n[4]);
   if ((data[0] & 4) && f[0])
     manifest = fix_manifest(f[0], n[0], f, n);
   for (int i = 0; i < N_FILES; i++) {
