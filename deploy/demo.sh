@@ -41,14 +41,32 @@ echo "demo: redis on 127.0.0.1:$REDIS_PORT (data in $VAR/redis)"
 # 2. Data and model, generated once.
 if [ ! -f "$VAR/data/events.csv" ]; then
   echo "demo: generating a synthetic data set in $VAR/data"
-  "$BIN/hyperrec-train" gen --out "$VAR/data" --seed 1
+  # strong context effects (the category a user picks moves with the hour,
+  # location and mood), so that the model fit chooses follows the context
+  "$BIN/hyperrec-train" gen --out "$VAR/data" --seed 1 --users 1000 \
+    --items 300 --events 30000 --context-effect 2.5
 fi
 if ! ls -d "$VAR"/models/default/[0-9]* >/dev/null 2>&1; then
-  echo "demo: training the demo model"
+  echo "demo: training: fit chooses the model (about two minutes; docs/training.md)"
   set -- # user attributes when the data has them (older demo data does not)
   [ -f "$VAR/data/users.csv" ] && set -- --users "$VAR/data/users.csv"
   "$BIN/hyperrec-train" fit --data "$VAR/data/events.csv" --format csv \
-    --items "$VAR/data/items.csv" "$@" --out "$VAR/models/default"
+    --items "$VAR/data/items.csv" "$@" --out "$VAR/models/default" \
+    --budget "${HR_DEMO_BUDGET:-3m}" --quiet 2>"$VAR/fit.log" ||
+    { cat "$VAR/fit.log" >&2; echo "demo: fit failed"; exit 1; }
+fi
+# What fit chose and why (report.json in the version it wrote).
+REPORT=$(ls -d "$VAR"/models/default/[0-9]* | sort -n | tail -1)/report.json
+if [ -f "$REPORT" ]; then
+  python3 - "$REPORT" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("demo: fit chose %s: %s" % (r["winner"], r["reason"]))
+for c in r["candidates"]:
+    s = ("NDCG@10 %.4f (SE %.4f)" % (c["NDCG@10"], c["NDCG@10_se"])
+         if c["state"] == "scored" else c["state"])
+    print("demo:   %-20s %s" % (c["name"], s))
+PY
 fi
 
 # 3. Seed the users' current context (location, mood, time zone).

@@ -53,6 +53,8 @@ typedef struct {
   int n_slots;
   int models_poll_ms;           /* how often to look for new versions */
   int models_watch;             /* 1: also on inotify events */
+  int models_gate_max_drop_pct; /* quality gate: score drop refused */
+  int models_gate_min_count_pct; /* quality gate: items/users kept */
   char pins[HR_CONFIG_MAX_LIST][96]; /* "slot=version" */
   int n_pins;
   char log_level[16];

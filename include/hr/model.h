@@ -72,6 +72,16 @@ size_t hr_model_n_users(const hr_model_t *m);
 uint64_t hr_model_size_bytes(const hr_model_t *m);
 /** The parsed manifest. Borrowed: valid while the model is. */
 const json_t *hr_model_manifest(const hr_model_t *m);
+/** The version's report.json (how fit chose it), parsed, or NULL when it
+ *  has none. Borrowed. */
+const json_t *hr_model_report(const hr_model_t *m);
+/** 1 and the report's validation NDCG@10 (in [0,1]) and holdout name
+ *  (borrowed) when the report carries them, else 0. */
+int hr_model_validation(const hr_model_t *m, double *ndcg,
+                        const char **holdout);
+/** 1 when the manifest says "forced": true (fit --force): the registry's
+ *  quality gate lets the version through. */
+int hr_model_forced(const hr_model_t *m);
 /** The version's ANN index over its item embeddings (index.bin), or NULL
  *  when it has none. Borrowed: valid while the model is. Search it with
  *  hr_model_ann_search. */
@@ -346,6 +356,10 @@ typedef struct {
    * these parameters and written as index.bin (docs/ann.md). */
   const hr_ann_params_t *ann;
   json_t *context_prior;            /* manifest "context_prior", NULL ok */
+  json_t *report;                   /* NULL, or written as report.json
+                                       (fit's model selection) */
+  int forced;                       /* manifest "forced": true (the
+                                       registry's quality gate passes it) */
 } hr_model_spec_t;
 
 /** Write a new version of the slot `slot_dir` (MODELS/NAME, created if

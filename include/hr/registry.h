@@ -75,6 +75,13 @@ int hr_registry_n_slots(const hr_registry_t *r);
 const char *hr_registry_slot_name(const hr_registry_t *r, int slot);
 /** Versions refused so far (all slots). */
 unsigned long hr_registry_refused_count(const hr_registry_t *r);
+/** Of which refused by the quality gate: a version whose report.json
+ *  shows a validation NDCG@10 more than models_gate_max_drop_pct below
+ *  the serving version's on the same holdout definition, or with fewer
+ *  items or users than models_gate_min_count_pct of its. Not retried until
+ *  its files change; an admin rollback naming it, or fit --force, passes
+ *  it. */
+unsigned long hr_registry_gated_count(const hr_registry_t *r);
 
 /** The index of the slot called `name`, or -1. */
 int hr_registry_find(const hr_registry_t *r, const char *name);

@@ -134,6 +134,12 @@ typedef struct {
   hr_ann_params_t ann;     /* its parameters */
   const struct hr_ctx_prior *ctx_prior; /* writer: the context prior, or
                                             NULL */
+  int popularity;          /* 1: no factors -- a model of kind "pop" (one
+                              dimension, all zeros), which the server
+                              answers with the popularity prior and the
+                              context prior for every user */
+  json_t *selection;       /* writer: report.json, or NULL */
+  int forced;              /* writer: manifest "forced" */
 } hr_ials_opts_t;
 
 /** The tuned defaults (docs/training.md). */
@@ -345,6 +351,12 @@ typedef struct {
    * held-out targets into m[0..1] (the eval command's target). */
   int (*validate)(void *arg, const struct hr_seq_fit *f, double *m);
   void *validate_arg;
+  /* When > 0 (hr__now_s() time): after each epoch, when the epochs so far
+   * project the end of training past it, hr_seq_fit stops and returns
+   * HR_ETIMEOUT ("over budget"): fit's selection bounds a candidate so. */
+  double deadline;
+  json_t *selection;       /* writer: report.json, or NULL */
+  int forced;              /* writer: manifest "forced" */
 } hr_seq_opts_t;
 
 void hr_seq_opts_default(hr_seq_opts_t *o);
@@ -454,6 +466,161 @@ int hr_seq_write_files(const char *dir, const hr_dataset_t *ds,
                        const struct hr_ials *lt, const hr_seq_opts_t *o,
                        const char *name, uint64_t version, hr_error_t *err);
 
+/* ----------------------------------------------------- model selection */
+
+/* What `fit` and `eval` train when no model is named (select.c,
+ * docs/training.md "How fit chooses"). */
+typedef enum { HR_CAND_POP = 0, HR_CAND_IALS, HR_CAND_SEQ } hr_cand_kind_t;
+
+#define HR_CAND_MAX 8
+
+/** One candidate model and its options. */
+typedef struct {
+  char name[32];           /* "popularity", "ials", "seq+context", ... */
+  hr_cand_kind_t kind;
+  int context;             /* uses the context (prior or features) */
+  int cost;                /* rank by training and serving cost, 0 the
+                              cheapest: the cheaper wins within one SE */
+  hr_ials_opts_t ials;     /* iALS; the seq model's long-term part */
+  hr_seq_opts_t seq;
+} hr_cand_t;
+
+/** The candidates for a data set, from the iALS and seq options given
+ *  (the defaults, or the user's): popularity, popularity with the context
+ *  prior (data with context columns or user attributes), iALS, the seq
+ *  model in its best documented shape, and the same with context
+ *  features. Returns the count (<= HR_CAND_MAX). */
+size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
+                    const hr_seq_opts_t *so, hr_cand_t *c);
+/** "pop", "ials" or "seq" (the manifest's kind). */
+const char *hr_cand_kind_name(hr_cand_kind_t k);
+
+/** The context prior of ds over n_items items; none (n_fields 0) without
+ *  context columns and user attributes, or when its table would pass 64M
+ *  floats. HR_ENOMEM. */
+int hr_fit_prior(const hr_dataset_t *ds, size_t n_items, hr_ctx_prior_t *cp,
+                 hr_error_t *err);
+
+/** Where hr_cand_fit_write puts the model. */
+typedef struct {
+  const char *slot;        /* a new version of this slot (path out) ... */
+  const char *dir;         /* ... or, slot NULL, this existing directory */
+  json_t *data;            /* manifest "data" (borrowed, may be NULL) */
+  json_t *report;          /* report.json (borrowed, may be NULL) */
+  int forced;              /* manifest "forced" */
+  int index;               /* build index.bin (when the options allow) */
+  double deadline;         /* seq: hr_seq_opts_t.deadline (0 none) */
+  char *path;              /* slot: the new version's path */
+  size_t path_cap;
+} hr_cand_out_t;
+
+/** Train candidate c on ds (histories h, context prior cp or NULL) and
+ *  write it; *seconds gets the training time. Errors of the fit (HR_E*,
+ *  HR_ETIMEOUT past the deadline) and of the writer. */
+int hr_cand_fit_write(const hr_cand_t *c, const hr_dataset_t *ds,
+                      const hr_csr_t *h, const hr_ctx_prior_t *cp,
+                      const hr_cand_out_t *out, double *seconds,
+                      hr_error_t *err);
+
+/** A validation target: the user's item to find, at its time, with the
+ *  context of its row (of the data set the caller names; -1 none). */
+typedef struct {
+  int32_t user, item;      /* dense indices */
+  int64_t ts;              /* the request time (<= 0 unknown) */
+  int64_t row;
+} hr_target_t;
+
+/** fit's validation holdout: every user with 3 or more distinct items
+ *  gives their newest one as a target (row: its row of ds), and *train is
+ *  ds without those rows (sharing ds's id maps and attributes: release it
+ *  with hr_holdout_free before ds). HR_EINVAL when no user qualifies. */
+int hr_holdout_last(const hr_dataset_t *ds, hr_dataset_t *train,
+                    hr_target_t **tg, size_t *ntg, hr_error_t *err);
+void hr_holdout_free(hr_dataset_t *train);
+
+typedef struct {
+  double ndcg, ndcg_se, hr, hr_se; /* @10, means over the targets */
+  double mrr, coverage;            /* MRR@10; distinct items shown / all */
+  size_t users;
+} hr_score_t;
+
+/** Load the version `vdir` as the server does and rank each target's
+ *  request (user, time, context and user attributes of its row in cds,
+ *  NULL: none) with hr_rec_rank: NDCG@10 and HR@10 with their standard
+ *  errors; the top-10 lists (user TAB items) go to topk when not NULL.
+ *  ids: the data set whose dense indices tg uses. */
+int hr_score_version(const char *vdir, const hr_dataset_t *ids,
+                     const hr_target_t *tg, size_t ntg,
+                     const hr_dataset_t *cds, FILE *topk, hr_score_t *res,
+                     hr_error_t *err);
+
+enum { HR_CAND_SCORED = 0, HR_CAND_OVER_BUDGET, HR_CAND_FAILED,
+       HR_CAND_SKIPPED };
+
+typedef struct {
+  hr_cand_t cand;
+  int state;               /* HR_CAND_SCORED, ... */
+  char note[256];          /* why it was not scored */
+  double seconds;          /* training time */
+  hr_score_t score;
+} hr_cand_result_t;
+
+typedef struct {
+  const hr_ials_opts_t *ials;
+  const hr_seq_opts_t *seq;
+  double t0, budget_s;     /* the run began at t0 (CLOCK_MONOTONIC
+                              seconds; 0: when hr_select is called) and
+                              must end within budget_s, the winner's refit
+                              included */
+  const char *holdout;     /* the holdout's name ("last-item", ...) */
+  const char *holdout_desc;
+} hr_select_opts_t;
+
+typedef struct {
+  hr_cand_result_t r[HR_CAND_MAX];
+  size_t n;
+  long winner;             /* index into r, -1 none */
+  char why[512];
+  json_t *report;          /* report.json (owned) */
+} hr_selection_t;
+
+/** Train every candidate on train, score it on the targets (context from
+ *  cds), and choose; sel->report describes it all. A candidate that fails
+ *  or would overrun the budget is reported, not fatal; HR_EINTERNAL when
+ *  none could be scored, HR_ENOMEM / HR_EIO. Free with hr_selection_free
+ *  (also after an error). */
+int hr_select(const hr_dataset_t *train, const hr_target_t *tg, size_t ntg,
+              const hr_dataset_t *cds, const hr_select_opts_t *o,
+              hr_selection_t *sel, hr_error_t *err);
+void hr_selection_free(hr_selection_t *sel);
+
+/* ------------------------------------------------------------------ fit */
+
+#define HR_FIT_BUDGET_DEFAULT 600.0 /* seconds: ml-100k's selection and
+                                       refit on 2 cores */
+
+/** What `hyperrec-train fit` was asked (main.c fills it from argv). */
+typedef struct {
+  const char *data, *format;   /* --data PATH, "csv" or "movielens" */
+  const char *redis, *stream;  /* --from-redis HOST:PORT, its stream key */
+  const char *items, *users;   /* --items, --users */
+  const char *out;             /* the slot, MODELS/NAME */
+  int keep;                    /* versions kept (0 all) */
+  int min_rating_set;
+  double min_rating;
+  const char *kind;            /* NULL: choose; "pop", "ials" or "seq" */
+  hr_ials_opts_t ials;         /* iALS options (and seq's long-term part) */
+  hr_seq_opts_t seq;           /* seq options */
+  double budget_s;             /* the whole run's bound when choosing */
+  int force;                   /* manifest "forced": past the load gate */
+} hr_fit_opts_t;
+
+void hr_fit_opts_default(hr_fit_opts_t *o);
+/** Read, choose (unless o->kind), train on all the data, publish: the new
+ *  version's path into path. */
+int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
+               hr_error_t *err);
+
 /* ------------------------------------------------------ neural ranker */
 
 #include "hr/rerank.h"
@@ -512,6 +679,16 @@ size_t hr_topk(const float *scores, const unsigned char *excluded, size_t n,
 int hr_eval_loo(const char *split_dir, int target_test,
                 const hr_ials_opts_t *o, const char *topk_out,
                 hr_eval_result_t *res, hr_error_t *err);
+
+/** Protocol `loo` with fit's choice: the candidates are trained on the
+ *  split's train and scored on valid (hr_select with opts so); the winner
+ *  is then trained on train (target valid) or train+valid (test) and
+ *  scored on the target by the server's pipeline. sel gets the choice
+ *  (hr_selection_free it, also after an error). */
+int hr_eval_loo_select(const char *split_dir, int target_test,
+                       const hr_select_opts_t *so, const char *topk_out,
+                       hr_eval_result_t *res, hr_selection_t *sel,
+                       hr_error_t *err);
 
 /** From now on the loo evaluations count only the targets that come at
  *  least `seconds` after the user's newest history item (0: all): the
@@ -635,6 +812,8 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
 typedef struct {
   size_t users, items, events;
   uint64_t seed;
+  double context_effect;   /* scales every context boost of the category
+                              choice (0 or 1: as designed) */
 } hr_gen_opts_t;
 
 /** Synthetic data with context effects into dir (created if missing):

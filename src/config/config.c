@@ -50,6 +50,16 @@ static const key_desc keys[] = {
    "SLOT=VERSION entries: the slot serves exactly that version directory "
    "instead of its newest valid one (an admin rollback can still move it "
    "until POST /admin/reload)"},
+  {"models_gate_max_drop_pct", K_INT, OFF(models_gate_max_drop_pct), 0, 0,
+   0, 100, "10",
+   "the quality gate: a new version whose report.json shows a validation "
+   "NDCG@10 more than this many percent below the serving version's, on "
+   "the same holdout definition, is refused (100: never)"},
+  {"models_gate_min_count_pct", K_INT, OFF(models_gate_min_count_pct), 0, 0,
+   0, 100, "50",
+   "the quality gate: a new version with fewer items or users than this "
+   "percentage of the serving version's is refused (0: never). A version "
+   "written by fit --force, or named in an admin rollback, passes"},
   {"log_level", K_STR, OFF(log_level), SZ(log_level), 0, 0, 0, "info",
    "debug, info, warn or error (reloadable)"},
   {"redis.host", K_STR, OFF(redis.host), SZ(redis.host), 0, 0, 0, "127.0.0.1",

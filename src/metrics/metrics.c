@@ -255,6 +255,11 @@ char *hr_metrics_render(hr_registry_t *reg) {
             "load.\n# TYPE hyperrec_model_refused_total counter\n"
             "hyperrec_model_refused_total %lu\n",
         hr_registry_refused_count(reg));
+    put(&b, "# HELP hyperrec_model_gated_total Model versions the quality "
+            "gate refused (a score or count drop; part of refused_total).\n"
+            "# TYPE hyperrec_model_gated_total counter\n"
+            "hyperrec_model_gated_total %lu\n",
+        hr_registry_gated_count(reg));
     put(&b, "# HELP hyperrec_model_rollbacks_total Rollbacks done through "
             "POST /admin/models/NAME/rollback.\n"
             "# TYPE hyperrec_model_rollbacks_total counter\n"

@@ -186,6 +186,51 @@ static char *read_text(ctx_t *c, const char *file, uint64_t *size) {
   return buf;
 }
 
+static int check_sum(ctx_t *c, const char *file, json_t *entry,
+                     uint64_t size, uint32_t crc);
+
+/* report.json (fit's model selection), read once: checksummed and parsed
+ * from the same bytes. It must be a JSON object; what it says is read by
+ * hr_model_validation, which accepts only well-formed figures. */
+static int load_report(ctx_t *c, hr_model_t *m, json_t *entry) {
+  uint64_t size = 0;
+  json_error_t je;
+  char *text = read_text(c, "report.json", &size);
+  int rc;
+
+  if (text == NULL)
+    return c->err->code ? c->err->code : HR_EIO;
+  rc = check_sum(c, "report.json", entry, size, hr_crc32(0, text, size));
+  if (rc == 0) {
+    m->report = json_loadb(text, size, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(m->report))
+      rc = FAIL(c, HR_EFORMAT, "report.json", "not a JSON object (%s)",
+                m->report == NULL ? je.text : "another value");
+  }
+  free(text);
+  m->size_bytes += size;
+  return rc;
+}
+
+int hr_model_validation(const hr_model_t *m, double *ndcg,
+                        const char **holdout) {
+  const json_t *v = json_object_get(m->report, "validation");
+  const json_t *x = json_object_get(v, "NDCG@10");
+  const json_t *h = json_object_get(v, "holdout");
+  if (!json_is_number(x) || !json_is_string(h) ||
+      !(json_number_value(x) >= 0 && json_number_value(x) <= 1))
+    return 0;
+  *ndcg = json_number_value(x);
+  *holdout = json_string_value(h);
+  return 1;
+}
+
+const json_t *hr_model_report(const hr_model_t *m) { return m->report; }
+
+int hr_model_forced(const hr_model_t *m) {
+  return json_is_true(json_object_get(m->manifest, "forced"));
+}
+
 /* Checksum a listed file other than the three we parse (e.g. a later
  * index.bin), streaming. */
 static int crc_stream(ctx_t *c, const char *file, uint64_t *size,
@@ -951,6 +996,11 @@ static hr_model_t *open_model(ctx_t c, hr_error_t *err) {
     if (strcmp(key, "model.bin") == 0 || strcmp(key, "items.tsv") == 0 ||
         strcmp(key, "users.tsv") == 0)
       continue;
+    if (strcmp(key, "report.json") == 0) {
+      if ((rc = load_report(&c, m, entry)) != 0)
+        goto fail;
+      continue;
+    }
     if ((rc = crc_stream(&c, key, &size, &crc)) != 0 ||
         (rc = check_sum(&c, key, entry, size, crc)) != 0)
       goto fail;
@@ -962,7 +1012,9 @@ static hr_model_t *open_model(ctx_t c, hr_error_t *err) {
                      &m->users)) != 0 ||
       (rc = parse_bin(&c, m)) != 0)
     goto fail;
-  if (strcmp(m->kind, "ials") == 0) {
+  if (strcmp(m->kind, "ials") == 0 || strcmp(m->kind, "pop") == 0) {
+    /* "pop" is an iALS layout whose vectors are all zero: every user
+     * gets the popularity and context priors */
     if ((rc = bind_ials(&c, m)) != 0)
       goto fail;
   } else if (strcmp(m->kind, "seq") == 0) {
@@ -1009,6 +1061,7 @@ void hr_model_free(hr_model_t *m) {
     hr_idmap_free(m->cvals[f]);
   }
   json_decref(m->manifest);
+  json_decref(m->report);
   free(m->name);
   free(m->kind);
   free(m);

@@ -30,6 +30,7 @@ struct hr_model {
   size_t n_items, n_users;
   uint64_t size_bytes;
   json_t *manifest;
+  json_t *report;          /* report.json, or NULL */
 
   void *map;              /* model.bin, mmap'd read-only */
   size_t map_len;

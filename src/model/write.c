@@ -347,8 +347,8 @@ static int write_ann(const char *dir, const hr_model_spec_t *s, uint32_t *crc,
 static json_t *write_data(const char *dir, const hr_model_spec_t *s,
                           hr_error_t *err) {
   char path[PATH_MAX], ts[32];
-  uint32_t crc[4];
-  uint64_t bytes[4];
+  uint32_t crc[5];
+  uint64_t bytes[5];
   json_t *man, *files;
 
   if (s->kind == NULL || s->dim < 1 || s->params == NULL ||
@@ -374,6 +374,26 @@ static json_t *write_data(const char *dir, const hr_model_spec_t *s,
 
   if (s->ann != NULL && write_ann(dir, s, &crc[3], &bytes[3], err) != 0)
     return NULL;
+  if (s->report != NULL) { /* how the model was chosen (fit's selection) */
+    char *text = json_dumps(s->report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    out_t o;
+    int rc;
+    snprintf(path, sizeof(path), "%s/report.json", dir);
+    if (text == NULL) {
+      hr_error_set(err, HR_ENOMEM, NULL, "report.json: out of memory");
+      return NULL;
+    }
+    if ((rc = out_open(&o, path, err)) == 0) {
+      out_str(&o, text);
+      out_str(&o, "\n");
+      rc = out_close(&o, err);
+    }
+    free(text);
+    if (rc != 0)
+      return NULL;
+    crc[4] = o.crc;
+    bytes[4] = o.bytes;
+  }
 
   rfc3339_now(ts, sizeof(ts));
   files = json_object();
@@ -382,6 +402,8 @@ static json_t *write_data(const char *dir, const hr_model_spec_t *s,
   json_object_set_new(files, "users.tsv", file_entry(bytes[2], crc[2]));
   if (s->ann != NULL)
     json_object_set_new(files, "index.bin", file_entry(bytes[3], crc[3]));
+  if (s->report != NULL)
+    json_object_set_new(files, "report.json", file_entry(bytes[4], crc[4]));
   man = json_object();
   if (man == NULL || files == NULL) {
     json_decref(man);
@@ -406,6 +428,8 @@ static json_t *write_data(const char *dir, const hr_model_spec_t *s,
   if (s->context_prior != NULL)
     json_object_set_new(man, "context_prior",
                         json_deep_copy(s->context_prior));
+  if (s->forced) /* the load-time quality gate lets it through */
+    json_object_set_new(man, "forced", json_true());
   if (s->ann != NULL)
     json_object_set_new(
         man, "ann",

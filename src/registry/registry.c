@@ -17,7 +17,7 @@
 
 typedef struct {
   uint64_t version;
-  char reason[200];
+  char reason[320];
 } refused_t;
 
 /* A refused version: the signature of its files when refused (not retried
@@ -25,6 +25,7 @@ typedef struct {
 typedef struct {
   uint64_t version, sig;
   int64_t checked_ms; /* monotonic */
+  int gate;           /* by the quality gate: an admin rollback may force */
 } refusal_t;
 
 typedef struct {
@@ -47,7 +48,9 @@ struct hr_registry {
   int n;
   pthread_mutex_t scan_mu; /* one scanner or rollback at a time */
   atomic_ulong refused_total;
+  atomic_ulong gated_total;    /* of which by the quality gate */
   atomic_ulong rollbacks_total;
+  int gate_drop_pct, gate_count_pct; /* the gate's thresholds */
   /* Snapshots whose last reference is gone, waiting to be freed by
    * hr_registry_collect (off the request threads): a list through
    * hr_snapshot_t._next, and who to tell when it grows. */
@@ -71,6 +74,8 @@ hr_registry_t *hr_registry_new(const hr_config_t *cfg) {
     s->cfg_pin = hr_config_pin(cfg, s->name);
     pthread_mutex_init(&s->mu, NULL);
   }
+  r->gate_drop_pct = cfg->models_gate_max_drop_pct;
+  r->gate_count_pct = cfg->models_gate_min_count_pct;
   return r;
 }
 
@@ -171,6 +176,10 @@ unsigned long hr_registry_refused_count(const hr_registry_t *r) {
   return atomic_load(&((hr_registry_t *)r)->refused_total);
 }
 
+unsigned long hr_registry_gated_count(const hr_registry_t *r) {
+  return atomic_load(&((hr_registry_t *)r)->gated_total);
+}
+
 /* A hash of the names, sizes and modification times of the files in a
  * version directory (and of the directory itself): it changes when a file
  * is rewritten, added, removed or renamed. */
@@ -269,7 +278,7 @@ static int is_refused(slot_t *s, uint64_t v) {
  * was tried, so that a file still being written when it failed makes the
  * next scan try again. */
 static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why,
-                   uint64_t sig) {
+                   uint64_t sig, int gate) {
   pthread_mutex_lock(&s->mu);
   if (s->n_refused_set == s->cap_refused_set) {
     size_t nc = s->cap_refused_set ? s->cap_refused_set * 2 : 16;
@@ -286,7 +295,7 @@ static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why,
       s->refused_set[i] = s->refused_set[i - 1];
       i--;
     }
-    s->refused_set[i] = (refusal_t){v, sig, mono_ms()};
+    s->refused_set[i] = (refusal_t){v, sig, mono_ms(), gate};
   }
   refused_t *e = &s->reasons[s->n_refused % MAX_REASONS];
   e->version = v;
@@ -294,9 +303,66 @@ static void refuse(hr_registry_t *r, slot_t *s, uint64_t v, const char *why,
   s->n_refused++;
   pthread_mutex_unlock(&s->mu);
   atomic_fetch_add(&r->refused_total, 1);
+  if (gate)
+    atomic_fetch_add(&r->gated_total, 1);
   hr_log(HR_LOG_ERROR, "model_refused",
-         json_pack("{s:s,s:I,s:s}", "slot", s->name, "version", (json_int_t)v,
-                   "reason", why));
+         json_pack("{s:s,s:I,s:s,s:b}", "slot", s->name, "version",
+                   (json_int_t)v, "reason", why, "quality_gate", gate));
+}
+
+/* Forget that v was refused (a forced load served it). */
+static void unrefuse(slot_t *s, uint64_t v) {
+  pthread_mutex_lock(&s->mu);
+  long at = refused_at(s, v);
+  if (at >= 0) {
+    memmove(s->refused_set + at, s->refused_set + at + 1,
+            (s->n_refused_set - (size_t)at - 1) * sizeof(refusal_t));
+    s->n_refused_set--;
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* 1 when v is refused by the quality gate (so a rollback may force it). */
+static int gate_refused(slot_t *s, uint64_t v) {
+  pthread_mutex_lock(&s->mu);
+  long at = refused_at(s, v);
+  int g = at >= 0 && s->refused_set[at].gate;
+  pthread_mutex_unlock(&s->mu);
+  return g;
+}
+
+/* The quality gate (docs/operations.md): 0 when the new model m may
+ * replace the serving one (cur, NULL: none), else 1 and the reason in
+ * why. A forced version (fit --force) passes. */
+static int gate_check(const hr_registry_t *r, const hr_model_t *cur,
+                      const hr_model_t *m, char *why, size_t cap) {
+  double a, b;
+  const char *ha, *hb;
+  if (cur == NULL || hr_model_forced(m))
+    return 0;
+  size_t ni = hr_model_n_items(m), nu = hr_model_n_users(m);
+  size_t ci = hr_model_n_items(cur), cu = hr_model_n_users(cur);
+  unsigned long long v0 = (unsigned long long)hr_model_version(cur);
+  if ((double)ni * 100.0 < (double)ci * r->gate_count_pct ||
+      (double)nu * 100.0 < (double)cu * r->gate_count_pct) {
+    snprintf(why, cap, "quality gate: %zu items and %zu users against %zu "
+             "and %zu in the serving version %llu, under "
+             "models_gate_min_count_pct %d %%; publish with fit --force or "
+             "take it with POST /admin/models/NAME/rollback", ni, nu, ci, cu, v0,
+             r->gate_count_pct);
+    return 1;
+  }
+  if (hr_model_validation(m, &b, &hb) && hr_model_validation(cur, &a, &ha) &&
+      strcmp(ha, hb) == 0 && b < a * (1.0 - r->gate_drop_pct / 100.0)) {
+    snprintf(why, cap, "quality gate: validation NDCG@10 %.4f is %.1f %% "
+             "below the serving version %llu's %.4f on the same holdout "
+             "(\"%.40s\"), over models_gate_max_drop_pct %d %%; publish "
+             "with fit --force or take it with POST /admin/models/NAME/rollback", b,
+             a > 0 ? 100.0 * (a - b) / a : 0.0, v0, a, hb,
+             r->gate_drop_pct);
+    return 1;
+  }
+  return 0;
 }
 
 static int cmp_desc(const void *a, const void *b) {
@@ -345,8 +411,8 @@ static uint64_t *list_versions(const char *dir, uint64_t above, size_t *n) {
  * refused (recorded), HR_ENOMEM. `pin` (under the slot's mutex, with the
  * swap) becomes the slot's pin. The caller holds scan_mu. */
 static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
-                        uint64_t pin, hr_error_t *err) {
-  char path[PATH_MAX];
+                        uint64_t pin, int force, hr_error_t *err) {
+  char path[PATH_MAX], why[320];
   hr_model_t *m;
   hr_snapshot_t *snap, *old;
   struct timespec t0, t1;
@@ -370,9 +436,20 @@ static int load_publish(hr_registry_t *r, slot_t *s, uint64_t v,
                        err->msg[0] ? err->msg : hr_strerror(err->code)));
       return 0;
     }
-    refuse(r, s, v, err->msg[0] ? err->msg : hr_strerror(err->code), sig);
+    refuse(r, s, v, err->msg[0] ? err->msg : hr_strerror(err->code), sig,
+           0);
     return 0;
   }
+  /* the scanner holds scan_mu, as every writer of s->cur does */
+  if (!force && gate_check(r, s->cur ? s->cur->model : NULL, m, why,
+                           sizeof(why))) {
+    hr_model_free(m);
+    hr_error_set(err, HR_ECONFLICT, NULL, "%s", why);
+    refuse(r, s, v, why, sig, 1);
+    return 0;
+  }
+  if (force)
+    unrefuse(s, v);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   snap = calloc(1, sizeof(*snap));
   if (snap == NULL) {
@@ -421,7 +498,7 @@ static int scan_slot(hr_registry_t *r, slot_t *s) {
     hr_error_t err = {0};
     if (current == s->cfg_pin || is_refused(s, s->cfg_pin))
       return 0;
-    return load_publish(r, s, s->cfg_pin, 0, &err) > 0;
+    return load_publish(r, s, s->cfg_pin, 0, 1, &err) > 0;
   }
   versions = list_versions(s->dir, current, &n);
   for (size_t i = 0; i < n && !changed; i++) {
@@ -429,7 +506,7 @@ static int scan_slot(hr_registry_t *r, slot_t *s) {
     int rc;
     if (is_refused(s, versions[i]))
       continue;
-    rc = load_publish(r, s, versions[i], 0, &err);
+    rc = load_publish(r, s, versions[i], 0, 0, &err);
     if (rc < 0)
       break;
     changed = rc;
@@ -482,7 +559,7 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
       hr_error_t lerr = {0};
       if (versions[i] >= current || is_refused(s, versions[i]))
         continue;
-      rc = load_publish(r, s, versions[i], versions[i], &lerr);
+      rc = load_publish(r, s, versions[i], versions[i], 1, &lerr);
       if (rc < 0 || (rc == 0 && lerr.code == HR_ENOMEM)) {
         /* not the version's fault: stop rather than pass over a good one */
         free(versions);
@@ -517,7 +594,7 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
                         "version %llu", s->name, (unsigned long long)version);
       goto out;
     }
-    if (is_refused(s, version)) {
+    if (is_refused(s, version) && !gate_refused(s, version)) {
       rc = hr_error_set(err, HR_ECONFLICT, "version", "version %llu was "
                         "refused; see GET /models", (unsigned long long)version);
       goto out;
@@ -525,7 +602,7 @@ int hr_registry_rollback(hr_registry_t *r, int slot, uint64_t version,
   }
   if (!loaded) {
     hr_error_t lerr = {0};
-    rc = load_publish(r, s, version, version, &lerr);
+    rc = load_publish(r, s, version, version, 1, &lerr);
     if (rc == 0) {
       rc = hr_error_set(err, HR_ECONFLICT, "version", "version %llu refused: "
                         "%s", (unsigned long long)version,

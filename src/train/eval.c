@@ -112,9 +112,10 @@ static int read_meta(const char *dir, size_t *n_items, hr_error_t *err) {
 
 static void rm_version_dir(const char *dir) {
   static const char *const files[] = {"model.bin", "items.tsv", "users.tsv",
-                                      "manifest.json"};
+                                      "manifest.json", "index.bin",
+                                      "report.json"};
   char p[4400];
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < 6; i++) {
     snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
     unlink(p);
   }
@@ -1032,5 +1033,112 @@ done:
   hr_csr_free(&hf);
   hr_csr_free(&h);
   hr_dataset_free(&ds);
+  return rc;
+}
+
+/* ------------------------------------------- loo with fit's selection */
+
+/* load_loo's targets as the selection's. */
+static hr_target_t *loo_targets(const target_t *tg, size_t n) {
+  hr_target_t *t = malloc(sizeof(*t) * (n + 1));
+  for (size_t k = 0; t != NULL && k < n; k++)
+    t[k] = (hr_target_t){(int32_t)tg[k].user, (int32_t)tg[k].item, tg[k].ts,
+                         -1};
+  return t;
+}
+
+/* The winner c trained on ds and scored on its targets (topk_out: the
+ * judge's file, when not NULL). */
+static int loo_winner(const hr_cand_t *c, const hr_dataset_t *ds,
+                      const hr_target_t *tg, size_t ntg, size_t n_items,
+                      const char *topk_out, hr_eval_result_t *res,
+                      hr_error_t *err) {
+  char tmp[] = "/tmp/hr-eval-XXXXXX", vdir[64];
+  hr_csr_t h = {0};
+  hr_ctx_prior_t cp = {0};
+  hr_cand_out_t out = {0};
+  hr_score_t s;
+  FILE *f = NULL;
+  int rc;
+
+  if (mkdtemp(tmp) == NULL)
+    return hr_error_set(err, HR_EIO, NULL, "mkdtemp: %s", strerror(errno));
+  snprintf(vdir, sizeof(vdir), "%s/1", tmp);
+  if (mkdir(vdir, 0700) != 0) {
+    rc = hr_error_set(err, HR_EIO, NULL, "mkdir: %s", strerror(errno));
+    goto done;
+  }
+  if ((rc = hr_dataset_histories(ds, &h)) != 0 ||
+      (rc = hr_fit_prior(ds, h.n_items, &cp, err)) != 0) {
+    hr_error_set(err, rc, NULL, "out of memory");
+    goto done;
+  }
+  out.dir = vdir;
+  if ((rc = hr_cand_fit_write(c, ds, &h, &cp, &out, &res->train_seconds,
+                              err)) != 0)
+    goto done;
+  if (topk_out != NULL && (f = fopen(topk_out, "w")) == NULL) {
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
+    goto done;
+  }
+  if ((rc = hr_score_version(vdir, ds, tg, ntg, NULL, f, &s, err)) != 0)
+    goto done;
+  res->hr = s.hr;
+  res->ndcg = s.ndcg;
+  res->mrr = s.mrr;
+  res->coverage = s.coverage;
+  res->users = s.users;
+  res->n_items = n_items;
+done:
+  if (f != NULL && fclose(f) != 0 && rc == 0)
+    rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
+  hr_ctx_prior_free(&cp);
+  hr_csr_free(&h);
+  rm_version_dir(vdir);
+  rmdir(tmp);
+  return rc;
+}
+
+int hr_eval_loo_select(const char *split_dir, int target_test,
+                       const hr_select_opts_t *so, const char *topk_out,
+                       hr_eval_result_t *res, hr_selection_t *sel,
+                       hr_error_t *err) {
+  hr_dataset_t ds = {0}, all = {0};
+  target_t *tg = NULL, *tt = NULL;
+  hr_target_t *v = NULL, *t = NULL;
+  size_t n_items = 0, ntg = 0, ntt = 0;
+  int rc;
+
+  memset(res, 0, sizeof(*res));
+  memset(sel, 0, sizeof(*sel));
+  /* chosen on the split's own train -> valid */
+  if ((rc = load_loo(split_dir, 0, &ds, &tg, &ntg, &n_items, err)) != 0)
+    goto done;
+  if ((v = loo_targets(tg, ntg)) == NULL) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  if ((rc = hr_select(&ds, v, ntg, NULL, so, sel, err)) != 0)
+    goto done;
+  /* the winner, trained as fit would for the target */
+  const hr_cand_t *c = &sel->r[sel->winner].cand;
+  if (!target_test) {
+    rc = loo_winner(c, &ds, v, ntg, n_items, topk_out, res, err);
+    goto done;
+  }
+  if ((rc = load_loo(split_dir, 1, &all, &tt, &ntt, &n_items, err)) != 0)
+    goto done;
+  if ((t = loo_targets(tt, ntt)) == NULL) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
+  rc = loo_winner(c, &all, t, ntt, n_items, topk_out, res, err);
+done:
+  free(tg);
+  free(tt);
+  free(v);
+  free(t);
+  hr_dataset_free(&ds);
+  hr_dataset_free(&all);
   return rc;
 }

@@ -142,33 +142,35 @@ static void context_of(rng_t *r, const user_t *u, int hour, int weekend,
     *dev = unif(r) < 0.4 ? 3 : 0;
 }
 
+/* The category: a softmax of the user's taste plus the context's boosts,
+ * scaled by `strength` (gen --context-effect). */
 static int category_of(rng_t *r, const user_t *u, int hour, int weekend,
-                       int loc, int mood) {
+                       int loc, int mood, double strength) {
   double w[NCAT];
   for (int c = 0; c < NCAT; c++) {
     double b = log(u->taste[c]);
     if (c == 0 && hour >= 6 && hour <= 9)
-      b += 1.5;
+      b += strength * 1.5;
     if (c == 1 && loc == 2)
-      b += 1.8;
+      b += strength * 1.8;
     if (c == 0 && loc == 2)
-      b += 0.8;
+      b += strength * 0.8;
     if (c == 2 && (loc == 3 || mood == 3))
-      b += 2.0;
+      b += strength * 2.0;
     if (c == 3 && (mood == 2 || mood == 1 || mood == 4))
-      b += 1.2;
+      b += strength * 1.2;
     if ((c == 4 || c == 5) && loc == 0 && hour >= 19)
-      b += 1.0;
+      b += strength * 1.0;
     if (c == 4 && mood == 0)
-      b += 0.6;
+      b += strength * 0.6;
     if (c == 7 && u->kids && weekend && hour <= 12)
-      b += 2.0;
+      b += strength * 2.0;
     if (c == 8 && weekend && hour >= 14)
-      b += 1.0;
+      b += strength * 1.0;
     if (c == 9 && (hour == 12 || hour == 18 || hour == 19) && loc == 0)
-      b += 1.2;
+      b += strength * 1.2;
     if (c == 6 && loc == 1)
-      b += 0.5;
+      b += strength * 0.5;
     w[c] = exp(b);
   }
   return (int)pick(r, w, NCAT);
@@ -248,7 +250,8 @@ int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err) {
     bucket_t *b;
 
     context_of(&r, p, hour, weekend, &loc, &mood, &dev);
-    c = category_of(&r, p, hour, weekend, loc, mood);
+    c = category_of(&r, p, hour, weekend, loc, mood,
+                    o->context_effect > 0 ? o->context_effect : 1.0);
     s = unif(&r) < 0.7 ? p->style[c] : (int)below(&r, NSTYLE);
     b = &bk[c][s];
     ev[e].item = b->items[pick_cum(&r, b->cum, b->n)];

@@ -251,12 +251,14 @@ int hr_ials_fit(const hr_csr_t *h, const hr_ials_opts_t *o, hr_ials_t *out,
   int rc;
 
   memset(out, 0, sizeof(*out));
+  if (o->popularity)
+    d = 1;
   if (o->factors < 1 || o->factors > 1024 || o->iters < 0 ||
       !(o->p.reg > 0) || !(o->p.alpha >= 0) || !(o->p.decay > 0) ||
       o->p.decay > 1 || !(o->p.floor >= 0) || o->p.floor > 1 || o->p.cap < 0)
     return hr_error_set(err, HR_EINVAL, NULL, "bad iALS hyper-parameters");
   openblas_set_num_threads(1);
-  out->dim = o->factors;
+  out->dim = (int)d;
   out->n_users = nu;
   out->n_items = ni;
   out->X = calloc(nu * d + 1, sizeof(float));
@@ -274,7 +276,11 @@ int hr_ials_fit(const hr_csr_t *h, const hr_ials_opts_t *o, hr_ials_t *out,
     double r = hr__gauss(&seed);
     out->Y[k] = (float)(0.01 * r);
   }
-  for (int it = 0; it < o->iters; it++) {
+  if (o->popularity) { /* no factors: zero vectors, the prior ranks */
+    memset(out->Y, 0, sizeof(float) * ni * d);
+    memset(out->yty, 0, sizeof(float) * d * d);
+  }
+  for (int it = 0; it < o->iters && !o->popularity; it++) {
     gram(out->Y, ni, (int)d, out->yty);
     if ((rc = half_step(&us, out->Y, out->yty, out->X, (int)d, o->p.reg,
                         o->threads)) != 0)
@@ -292,7 +298,7 @@ int hr_ials_fit(const hr_csr_t *h, const hr_ials_opts_t *o, hr_ials_t *out,
   }
   /* Last: a user step against the final items, so that the learned user
    * vectors are exactly the server's fold-in of the stored histories. */
-  if (rc == 0) {
+  if (rc == 0 && !o->popularity) {
     gram(out->Y, ni, (int)d, out->yty);
     rc = half_step(&us, out->Y, out->yty, out->X, (int)d, o->p.reg,
                    o->threads);
@@ -353,8 +359,8 @@ static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
                        h->ptr, 0};
   t[5] = (hr_tensor_t){"user_hist_items", HR_DT_I32, 1,
                        {h->ptr[nu], 1, 1, 1}, h->items, 0};
-  s->kind = "ials";
-  s->ann = o->index ? &o->ann : NULL;
+  s->kind = o->popularity ? "pop" : "ials";
+  s->ann = o->index && !o->popularity ? &o->ann : NULL;
   s->dim = m->dim;
   s->n_items = ni;
   s->n_users = nu;
@@ -382,6 +388,8 @@ static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
                         hr__jfloat(o->prior));
   s->data = data;
   s->metrics = metrics;
+  s->report = o->selection;
+  s->forced = o->forced;
   return s->params ? 0 : HR_ENOMEM;
 }
 

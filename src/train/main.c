@@ -137,6 +137,7 @@ static const char usage_eval[] =
 static const char usage_gen[] =
     "usage: hyperrec-train gen --out DIR [--users 2000] [--items 500]\n"
     "                          [--events 60000] [--seed 1]\n"
+    "                          [--context-effect 1]\n"
     "\n"
     "Writes DIR/events.csv (user_id,item_id,rating,ts,location,mood,device),\n"
     "DIR/items.csv, DIR/users.csv (user_id,age,household) and\n"
@@ -256,254 +257,128 @@ static int fail(const hr_error_t *err, int rc) {
 
 /* ------------------------------------------------------------------ fit */
 
-static json_t *data_summary(const hr_dataset_t *ds, const hr_csr_t *h,
-                            const char *source, const char *format) {
-  json_t *d = json_object(), *ctx = json_object();
-
-  json_object_set_new(d, "source", json_string(source));
-  json_object_set_new(d, "format", json_string(format));
-  json_object_set_new(d, "rows", json_integer((json_int_t)ds->n));
-  if (ds->min_rating_set) { /* fit --min-rating: the rows it left out */
-    json_object_set_new(d, "min_rating", json_real(ds->min_rating));
-    json_object_set_new(d, "rows_below_min_rating",
-                        json_integer((json_int_t)ds->below_min_rating));
-  }
-  json_object_set_new(d, "interactions",
-                      json_integer((json_int_t)h->ptr[h->n_users]));
-  json_object_set_new(d, "users", json_integer((json_int_t)h->n_users));
-  json_object_set_new(d, "items", json_integer((json_int_t)h->n_items));
-  json_object_set_new(d, "ts_min", json_integer(ds->n ? ds->ts_min : 0));
-  json_object_set_new(d, "ts_max", json_integer(ds->n ? ds->ts_max : 0));
-  for (size_t c = 0; c < ds->n_ctx; c++) {
-    json_t *vals = json_array();
-    for (size_t v = 0; v < hr_idmap_size(ds->ctx_vals[c]) && v < 1000; v++)
-      json_array_append_new(vals,
-                            json_string(hr_idmap_str(ds->ctx_vals[c], v)));
-    json_object_set_new(ctx, ds->ctx_name[c], vals);
-  }
-  json_object_set_new(d, "context", ctx);
-  return d;
-}
-
 static int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o);
 
-static int cmd_fit(args_t *a) {
-  const char *data = NULL, *format = NULL, *redis = NULL, *out = NULL;
-  const char *kind = "ials";
-  hr_seq_opts_t so;
-  hr_seq_fit_t sf = {0};
-  hr_item_tokens_t tok = {0};
-  hr_ctx_prior_t cp = {0};
-  int32_t *crows = NULL;
-  const char *stream = "hr:events", *items = NULL, *users = NULL;
-  int keep = 5, min_rating_set = 0;
-  double min_rating = 0;
-  char path[4096], source[4200];
-  hr_ials_opts_t o;
-  hr_error_t err = {0};
-  hr_dataset_t ds;
-  hr_csr_t h = {0};
-  hr_ials_t m = {0};
-  json_t *summary = NULL, *metrics = NULL;
-  int rc;
+/* --budget: seconds, or a number with s, m or h. */
+static double duration_opt(args_t *a, const char *name, const char *v) {
+  char *end;
+  double x, unit = 1;
+  errno = 0;
+  x = strtod(v, &end);
+  if (end != v && strcmp(end, "m") == 0)
+    unit = 60;
+  else if (end != v && strcmp(end, "h") == 0)
+    unit = 3600;
+  else if (end == v || (*end != '\0' && strcmp(end, "s") != 0))
+    x = -1;
+  if (errno != 0 || !(x * unit >= 1 && x * unit <= 7 * 86400.0))
+    usage_error(a, "%s: \"%s\" is not a duration between 1s and 7 days "
+                   "(e.g. 600, 90s, 10m, 2h)", name, v);
+  return x * unit;
+}
 
-  hr_ials_opts_default(&o);
-  o.progress = 1;
-  hr_seq_opts_default(&so);
-  so.progress = 1;
+/* iALS options that name a model (rather than threads, seeds, output). */
+static int ials_model_opt(const char *arg) {
+  static const char *const names[] = {"--factors", "--reg", "--alpha",
+                                      "--decay", "--floor", "--cap",
+                                      "--iters"};
+  for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+    if (is_opt(arg, names[k]))
+      return 1;
+  return 0;
+}
+
+static void fit_args(args_t *a, hr_fit_opts_t *o) {
+  int ials_flags = 0;
   for (a->i = 1; a->i < a->argc; a->i++) {
     const char *arg = a->argv[a->i];
     if (help(arg)) {
       fputs(usage_fit, stdout);
       fputs(usage_hyper, stdout);
-      return 0;
+      exit(0);
     } else if (is_opt(arg, "--kind"))
-      kind = value(a, arg, "--kind");
-    else if (strcmp(kind, "seq") == 0 && seq_opt(a, arg, &so))
+      o->kind = value(a, arg, "--kind");
+    else if (o->kind != NULL && strcmp(o->kind, "seq") == 0 &&
+             seq_opt(a, arg, &o->seq))
       ;
     else if (is_opt(arg, "--data"))
-      data = value(a, arg, "--data");
+      o->data = value(a, arg, "--data");
     else if (is_opt(arg, "--format"))
-      format = value(a, arg, "--format");
+      o->format = value(a, arg, "--format");
     else if (is_opt(arg, "--from-redis"))
-      redis = value(a, arg, "--from-redis");
+      o->redis = value(a, arg, "--from-redis");
     else if (is_opt(arg, "--stream"))
-      stream = value(a, arg, "--stream");
+      o->stream = value(a, arg, "--stream");
     else if (is_opt(arg, "--out"))
-      out = value(a, arg, "--out");
+      o->out = value(a, arg, "--out");
     else if (is_opt(arg, "--items"))
-      items = value(a, arg, "--items");
+      o->items = value(a, arg, "--items");
     else if (is_opt(arg, "--users"))
-      users = value(a, arg, "--users");
+      o->users = value(a, arg, "--users");
     else if (is_opt(arg, "--keep"))
-      keep = (int)int_opt(a, "--keep", value(a, arg, "--keep"), 0, 100000);
+      o->keep = (int)int_opt(a, "--keep", value(a, arg, "--keep"), 0, 100000);
+    else if (is_opt(arg, "--budget"))
+      o->budget_s = duration_opt(a, "--budget", value(a, arg, "--budget"));
+    else if (strcmp(arg, "--force") == 0)
+      o->force = 1;
     else if (is_opt(arg, "--min-rating")) {
-      min_rating = dbl_opt(a, "--min-rating", value(a, arg, "--min-rating"),
-                           -1e9, 1e9);
-      min_rating_set = 1;
-    }
-    else if (!hyper_opt(a, arg, &o))
+      o->min_rating = dbl_opt(a, "--min-rating",
+                              value(a, arg, "--min-rating"), -1e9, 1e9);
+      o->min_rating_set = 1;
+    } else if (hyper_opt(a, arg, &o->ials))
+      ials_flags |= ials_model_opt(arg);
+    else
       usage_error(a, "unknown option \"%s\"", arg);
   }
-  if (strcmp(kind, "ials") != 0 && strcmp(kind, "seq") != 0)
-    usage_error(a, "--kind must be ials or seq");
-  if (strcmp(kind, "seq") == 0) {
-    /* the long-term part takes the iALS options (--factors, --reg, ...) */
-    so.lt_opts = o;
-    so.lt_opts.index = 0;
-    so.lt_opts.ctx_prior = NULL;
-    int nm = so.members > 1 ? so.members : 1;
-    if (nm * so.dims.d + (so.long_term > 0 ? o.factors : 0) >
-        HR_MODEL_MAX_DIM)
-      usage_error(a, "--members %d x --dim %d (+ --factors %d with a "
-                     "long-term part) is over %d, the widest model the "
-                     "server loads", nm, so.dims.d,
-                  so.long_term > 0 ? o.factors : 0, HR_MODEL_MAX_DIM);
-  }
-  if ((data == NULL) == (redis == NULL))
+  if (o->kind == NULL && ials_flags) /* iALS options name the model */
+    o->kind = "ials";
+}
+
+static void fit_check(args_t *a, hr_fit_opts_t *o) {
+  if (o->kind != NULL && strcmp(o->kind, "ials") != 0 &&
+      strcmp(o->kind, "seq") != 0 && strcmp(o->kind, "pop") != 0)
+    usage_error(a, "--kind must be pop, ials or seq");
+  int nm = o->seq.members > 1 ? o->seq.members : 1;
+  if (o->kind != NULL && strcmp(o->kind, "seq") == 0 &&
+      nm * o->seq.dims.d + (o->seq.long_term > 0 ? o->ials.factors : 0) >
+          HR_MODEL_MAX_DIM)
+    usage_error(a, "--members %d x --dim %d (+ --factors %d with a "
+                   "long-term part) is over %d, the widest model the "
+                   "server loads", nm, o->seq.dims.d,
+                o->seq.long_term > 0 ? o->ials.factors : 0, HR_MODEL_MAX_DIM);
+  if ((o->data == NULL) == (o->redis == NULL))
     usage_error(a, "give exactly one of --data and --from-redis");
-  if (out == NULL || out[0] == '\0')
+  if (o->out == NULL || o->out[0] == '\0')
     usage_error(a, "--out MODELS/NAME is required");
-  if (redis != NULL && format != NULL)
+  if (o->redis != NULL && o->format != NULL)
     usage_error(a, "--format goes with --data, not --from-redis");
-  if (redis != NULL && min_rating_set)
+  if (o->redis != NULL && o->min_rating_set)
     usage_error(a, "--min-rating goes with --data (a file's rating column), "
                    "not --from-redis");
-  if (data != NULL && format == NULL) {
-    size_t n = strlen(data);
-    format = n > 4 && strcmp(data + n - 4, ".csv") == 0 ? "csv" : "movielens";
+  if (o->data != NULL && o->format == NULL) {
+    size_t n = strlen(o->data);
+    o->format = n > 4 && strcmp(o->data + n - 4, ".csv") == 0 ? "csv"
+                                                              : "movielens";
   }
-  if (format != NULL && strcmp(format, "csv") != 0 &&
-      strcmp(format, "movielens") != 0)
-    usage_error(a, "--format must be movielens or csv, not \"%s\"", format);
+  if (o->format != NULL && strcmp(o->format, "csv") != 0 &&
+      strcmp(o->format, "movielens") != 0)
+    usage_error(a, "--format must be movielens or csv, not \"%s\"",
+                o->format);
+}
 
-  if ((rc = hr_dataset_init(&ds)) != 0)
+static int cmd_fit(args_t *a) {
+  hr_fit_opts_t o;
+  hr_error_t err = {0};
+  char path[4096];
+  int rc;
+
+  hr_fit_opts_default(&o);
+  fit_args(a, &o);
+  fit_check(a, &o);
+  if ((rc = hr_fit_run(&o, path, sizeof(path), &err)) != 0)
     return fail(&err, rc);
-  ds.min_rating_set = min_rating_set;
-  ds.min_rating = min_rating;
-  if (items != NULL && (rc = hr_data_read_items(&ds, items, &err)) != 0)
-    goto done;
-  if (data != NULL) {
-    rc = strcmp(format, "csv") == 0 ? hr_data_read_csv(&ds, data, &err)
-                                    : hr_data_read_movielens(&ds, data, &err);
-    snprintf(source, sizeof(source), "%s", data);
-  } else {
-    rc = hr_data_read_redis(&ds, redis, stream, &err);
-    snprintf(source, sizeof(source), "redis://%s/%s", redis, stream);
-    format = "redis-stream";
-  }
-  if (rc == 0 && users != NULL)
-    rc = hr_data_read_users(&ds, users, &err);
-  if (rc != 0)
-    goto done;
-  if (ds.n == 0) {
-    rc = ds.below_min_rating > 0
-             ? hr_error_set(&err, HR_EINVAL, NULL,
-                            "%s: no interactions left: --min-rating %g left "
-                            "out all %zu rated rows",
-                            source, min_rating, ds.below_min_rating)
-             : hr_error_set(&err, HR_EINVAL, NULL, "%s: no interactions",
-                            source);
-    goto done;
-  }
-  if ((rc = hr_dataset_histories(&ds, &h)) != 0) {
-    hr_error_set(&err, rc, NULL, "out of memory");
-    goto done;
-  }
-  summary = data_summary(&ds, &h, source, format);
-  /* The context prior for users the model knows nothing about (skipped
-   * when its table would pass 64M floats). */
-  if (ds.n_ctx > 0 || ds.n_uattr > 0) {
-    if ((rc = hr_ctx_prior_fit(&ds, h.n_items, NULL, 20.0f, &cp)) != 0) {
-      hr_error_set(&err, rc, NULL, "out of memory");
-      goto done;
-    }
-    if (cp.n_values * cp.n_items > ((size_t)64 << 20))
-      hr_ctx_prior_free(&cp);
-    o.ctx_prior = &cp;
-    so.ctx_prior = &cp;
-  }
-  if (strcmp(kind, "seq") == 0) {
-    so.index = o.index;
-    so.ann = o.ann;
-    so.progress = o.progress;
-    if (ds.attrs != NULL) { /* the item tower over --items' attributes */
-      if ((rc = hr_item_tokens(&ds, h.n_items, &tok)) != 0) {
-        hr_error_set(&err, rc, NULL, "out of memory");
-        goto done;
-      }
-      so.tokens = &tok;
-    }
-    int served = 0, utf8 = 1; /* context features: served fields whose
-                                 values the manifest can carry */
-    for (size_t f = 0; f < cp.n_fields; f++) {
-      served += hr_ctx_prior_served(&cp, f);
-      const hr_idmap_t *vm =
-          cp.user[f] ? ds.uattr_vals[cp.col[f]] : ds.ctx_vals[cp.col[f]];
-      for (size_t v = 0; vm != NULL && v < hr_idmap_size(vm); v++)
-        utf8 &= hr_utf8_valid(hr_idmap_str(vm, v),
-                              strlen(hr_idmap_str(vm, v)));
-    }
-    if (served > 0 && !utf8)
-      fprintf(stderr, "hyperrec-train: context values that are not UTF-8: "
-                      "no context prior and no context features\n");
-    if (served > 0 && utf8 && so.ctx_slots >= 0) {
-      if ((rc = hr_ctx_prior_history_rows(&cp, &ds, &h, &crows)) != 0) {
-        hr_error_set(&err, rc, NULL, "out of memory");
-        goto done;
-      }
-      so.ctx_rows = crows;
-      so.ctx_slots = (int)cp.n_fields;
-      so.ctx_values = cp.n_values;
-    }
-    if ((rc = hr_seq_fit(&h, &so, &sf, &err)) != 0)
-      goto done;
-    if (so.long_term > 0) { /* the long-term part */
-      so.lt_opts.progress = so.progress;
-      if ((rc = hr_ials_fit(&h, &so.lt_opts, &m, &err)) != 0)
-        goto done;
-    }
-    metrics = json_pack("{sf sf}", "train_seconds", sf.seconds + m.seconds,
-                        "train_loss", sf.loss);
-    rc = hr_seq_write(out, &ds, &h, &sf, so.long_term > 0 ? &m : NULL, &so,
-                      summary, metrics, path, sizeof(path), &err);
-  } else {
-    if ((rc = hr_ials_fit(&h, &o, &m, &err)) != 0)
-      goto done;
-    metrics = json_pack("{sf}", "train_seconds", m.seconds);
-    if (o.progress)
-      json_object_set_new(metrics, "train_loss", json_real(m.loss));
-    rc = hr_train_write(out, &ds, &h, &m, &o, summary, metrics, path,
-                        sizeof(path), &err);
-  }
-  if (rc == 0) {
-    int removed = 0;
-    hr_error_t perr = {0};
-    printf("%s\n", path);
-    if (hr_model_prune(out, keep, &removed, &perr) != 0)
-      hr_log(HR_LOG_WARN, "prune_failed",
-             json_pack("{ss ss}", "slot", out, "reason", perr.msg));
-    else if (removed > 0)
-      hr_log(HR_LOG_INFO, "versions_pruned",
-             json_pack("{ss si si}", "slot", out, "removed", removed, "kept",
-                       keep));
-    hr_log(HR_LOG_INFO, "model_written",
-           json_pack("{ss ss si si si sf}", "path", path, "kind", kind,
-                     "users", (int)h.n_users, "items", (int)h.n_items,
-                     "interactions", (int)h.ptr[h.n_users], "train_seconds",
-                     strcmp(kind, "seq") == 0 ? sf.seconds : m.seconds));
-  }
-done:
-  hr_ctx_prior_free(&cp);
-  free(crows);
-  hr_item_tokens_free(&tok);
-  hr_seq_fit_free(&sf);
-  json_decref(summary);
-  json_decref(metrics);
-  hr_ials_free(&m);
-  hr_csr_free(&h);
-  hr_dataset_free(&ds);
-  return rc == 0 ? 0 : fail(&err, rc);
+  printf("%s\n", path);
+  return 0;
 }
 
 /* ----------------------------------------------------------------- eval */
@@ -609,8 +484,44 @@ static int eval_ctx(args_t *a, const char *data, const char *protocol,
   return 0;
 }
 
+/* eval --split with no model named: fit's selection (train -> valid),
+ * the winner scored on the target. */
+static int eval_select(const char *split, const char *target,
+                       const char *topk, const hr_ials_opts_t *o,
+                       const hr_seq_opts_t *so, double budget) {
+  hr_select_opts_t sel_o = {o, so, 0, budget, "loo-valid",
+                            "the split's valid.tsv (each user's second "
+                            "newest item); the models learn from train.tsv"};
+  hr_selection_t sel;
+  hr_eval_result_t res;
+  hr_error_t err = {0};
+  int rc;
+
+  rc = hr_eval_loo_select(split, strcmp(target, "test") == 0, &sel_o, topk,
+                          &res, &sel, &err);
+  if (rc != 0) {
+    hr_selection_free(&sel);
+    return fail(&err, rc);
+  }
+  json_t *out = json_pack(
+      "{ss ss si sf sf sf sf si si ss sf so}", "protocol", "loo", "target",
+      target, "k", 10, "HR@10", res.hr, "NDCG@10", res.ndcg, "MRR@10",
+      res.mrr, "coverage@10", res.coverage, "users", (int)res.users,
+      "n_items", (int)res.n_items, "model", sel.r[sel.winner].cand.name,
+      "train_seconds", res.train_seconds, "selection", sel.report);
+  sel.report = NULL; /* now out's */
+  char *text = json_dumps(out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  printf("%s\n", text ? text : "{}");
+  free(text);
+  json_decref(out);
+  hr_selection_free(&sel);
+  return 0;
+}
+
 static int cmd_eval(args_t *a) {
-  const char *split = NULL, *target = NULL, *topk = NULL, *kind = "ials";
+  const char *split = NULL, *target = NULL, *topk = NULL, *kind = NULL;
+  double budget = HR_FIT_BUDGET_DEFAULT;
+  int named = 0; /* a model was named (--kind, --model, iALS options) */
   const char *data = NULL, *protocol = "loo", *model = "pop", *items = NULL;
   const char *users = NULL, *format = NULL;
   double cold = 0, udrop = 0, cold_users = 0, nbr_w = 1, nbr_s = 5;
@@ -645,10 +556,14 @@ static int cmd_eval(args_t *a) {
       fputs(usage_eval, stdout);
       fputs(usage_hyper, stdout);
       return 0;
-    } else if (is_opt(arg, "--kind"))
+    } else if (is_opt(arg, "--kind")) {
       kind = value(a, arg, "--kind");
-    else if (strcmp(kind, "seq") == 0 && seq_opt(a, arg, &so))
+      named = 1;
+    } else if (kind != NULL && strcmp(kind, "seq") == 0 &&
+               seq_opt(a, arg, &so))
       ;
+    else if (is_opt(arg, "--budget"))
+      budget = duration_opt(a, "--budget", value(a, arg, "--budget"));
     else if (is_opt(arg, "--split"))
       split = value(a, arg, "--split");
     else if (is_opt(arg, "--data"))
@@ -658,8 +573,10 @@ static int cmd_eval(args_t *a) {
     else if (is_opt(arg, "--threshold"))
       threshold = dbl_opt(a, "--threshold", value(a, arg, "--threshold"), 0,
                           1e9);
-    else if (is_opt(arg, "--model"))
+    else if (is_opt(arg, "--model")) {
       model = value(a, arg, "--model");
+      named = 1;
+    }
     else if (strcmp(arg, "--no-context") == 0)
       no_context = 1;
     else if (is_opt(arg, "--user-dropout"))
@@ -696,9 +613,20 @@ static int cmd_eval(args_t *a) {
     else if (is_opt(arg, "--cold-items"))
       cold = num_opt(a, "--cold-items", value(a, arg, "--cold-items"), 0.001,
                      0.9);
-    else if (!hyper_opt(a, arg, &o))
+    else if (hyper_opt(a, arg, &o))
+      named |= ials_model_opt(arg);
+    else
       usage_error(a, "unknown option \"%s\"", arg);
   }
+  if (split != NULL && !named && cold == 0 && rerank == 0 &&
+      cold_users == 0 && data == NULL && items == NULL) {
+    if (target == NULL ||
+        (strcmp(target, "valid") != 0 && strcmp(target, "test") != 0))
+      usage_error(a, "--target must be valid or test");
+    return eval_select(split, target, topk, &o, &so, budget);
+  }
+  if (kind == NULL)
+    kind = "ials";
   if (cold_users > 0) { /* cold users: the context prior vs popularity */
     hr_cold_users_result_t cu;
     hr_dataset_t ds;
@@ -811,7 +739,7 @@ static int cmd_eval(args_t *a) {
 /* ------------------------------------------------------------------ gen */
 
 static int cmd_gen(args_t *a) {
-  hr_gen_opts_t o = {2000, 500, 60000, 1};
+  hr_gen_opts_t o = {2000, 500, 60000, 1, 1.0};
   const char *out = NULL;
   hr_error_t err = {0};
   int rc;
@@ -835,6 +763,9 @@ static int cmd_gen(args_t *a) {
     else if (is_opt(arg, "--seed"))
       o.seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
                                  INT64_MAX);
+    else if (is_opt(arg, "--context-effect"))
+      o.context_effect = dbl_opt(a, "--context-effect",
+                                 value(a, arg, "--context-effect"), 0, 10);
     else
       usage_error(a, "unknown option \"%s\"", arg);
   }

@@ -544,6 +544,8 @@ typedef struct {
   int epochs_done;         /* member-epochs reported so far */
   int failed;              /* a member failed: the others stop (set and
                               read under mu) */
+  double t0;               /* when training began */
+  int workers;             /* members training at once */
   pthread_mutex_t mu;
 } members_t;
 
@@ -582,6 +584,14 @@ static int member_epoch(members_t *c, int k, double loss, double *spent) {
                     hr__now_s() - v0);
   if (rc == 0 && c->failed)
     rc = MEMBER_STOPPED;
+  /* the projected end of all epochs, once every worker has done two */
+  if (rc == 0 && o->deadline > 0 && c->epochs_done >= 2 * c->workers) {
+    int total = (o->members > 0 ? o->members : 1) * o->epochs;
+    double now = hr__now_s();
+    if (c->t0 + (now - c->t0) / c->epochs_done * total / c->workers >
+        o->deadline)
+      rc = HR_ETIMEOUT;
+  }
   if (c->parallel)
     pthread_mutex_unlock(&c->mu);
   *spent += hr__now_s() - w0;
@@ -804,6 +814,11 @@ static int fit_member(members_t *c, int k, double *spent, hr_error_t *err) {
     }
     if ((rc = member_epoch(c, k, me->loss, spent)) == HR_ENOMEM)
       goto oom;
+    if (rc == HR_ETIMEOUT) {
+      hr_error_set(err, rc, NULL, "over budget: the epochs so far project "
+                   "the end of training past the deadline");
+      goto done;
+    }
     if (rc != 0)
       goto done;
     if (tk != NULL && o->validate != NULL)
@@ -897,6 +912,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   out->n_ctx = o->ctx_slots > 0 && o->ctx_rows != NULL ? o->ctx_values : 0;
   c.h = h;
   c.o = o;
+  c.t0 = hr__now_s();
   c.all = out;
   /* Several members on several threads: each its own network on one
    * OpenBLAS thread (no waiting on BLAS's workers, which idle through
@@ -912,6 +928,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
     nw = T < n ? T : n;
   for (int t = 0; t < nw; t++)
     wk[t] = (worker_t){&c, t, nw, 0, {0}, 0, 0};
+  c.workers = nw;
   if (c.parallel) {
     openblas_set_num_threads(1);
     pthread_mutex_init(&c.mu, NULL);

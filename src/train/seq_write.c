@@ -159,6 +159,8 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
     json_object_set_new(x->s.params, "context_features", json_true());
   x->s.data = data;
   x->s.metrics = metrics;
+  x->s.report = o->selection;
+  x->s.forced = o->forced;
   return x->s.params ? 0 : HR_ENOMEM;
 }
 

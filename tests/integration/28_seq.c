@@ -30,7 +30,7 @@ static int start_seq(hrt_env_t *e, long long *v) {
   hrt_fmt(log, sizeof(log), "%s/fit-seq.log", hr_test_tmpdir());
   const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
                         "fit", "--data", events, "--items", items, "--out",
-                        out, "--kind", "seq", "--dim", "16", "--len", "30",
+                        out, "--force", "--kind", "seq", "--dim", "16", "--len", "30",
                         "--epochs", "4", "--threads", "1", NULL};
   if (hrt_run(argv, log, 120000) != 0)
     return -1;
@@ -280,8 +280,8 @@ HR_TEST_T(seq_train_loop_from_redis, 180) {
   hrt_fmt(out, sizeof(out), "%s/default", e.models);
   hrt_fmt(log, sizeof(log), "%s/fit-seq-redis.log", hr_test_tmpdir());
   const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
-                        "fit", "--from-redis", redis, "--out", out, "--kind",
-                        "seq", "--dim", "16", "--len", "12", "--epochs", "60",
+                        "fit", "--from-redis", redis, "--out", out, "--force",
+                        "--kind", "seq", "--dim", "16", "--len", "12", "--epochs", "60",
                         "--lr", "0.01", "--dropout", "0", "--threads", "1",
                         "--long-term", "0", NULL};
   ASSERT_EQ(hrt_run(argv, log, 120000), 0);

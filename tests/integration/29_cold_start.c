@@ -132,8 +132,8 @@ HR_TEST(cold_user_ranked_by_context_prior) {
 static int fit_and_wait(hrt_env_t *e, const char *csv, const char *const *more) {
   char bin[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
   const char *argv[32] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
-                          "fit", "--data", csv, "--out", out};
-  int n = 6, st, ok;
+                          "fit", "--data", csv, "--out", out, "--force"};
+  int n = 7, st, ok;
   json_t *j = hrt_get(e, "/models", &st);
   long long v0 = hrt_jint(j, "slots[0].version"), v1 = -1;
   json_decref(j);
@@ -185,7 +185,8 @@ HR_TEST_T(context_extra_reaches_the_models, 120) {
               fam ? "family" : "alone");
     }
   ASSERT_EQ(fclose(f), 0);
-  ASSERT_EQ(fit_and_wait(&e, csv, NULL), 0);
+  static const char *const ials[] = {"--kind", "ials", NULL};
+  ASSERT_EQ(fit_and_wait(&e, csv, ials), 0);
 
   /* A new user: popularity + the lifts of location and companion. */
   const char *const comp[2] = {"family", "alone"};

@@ -40,7 +40,7 @@ HR_TEST_T(train_loop_events_to_new_served_model, 180) {
   hrt_fmt(log, sizeof(log), "%s/fit.log", hr_test_tmpdir());
   const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
                         "fit", "--from-redis", redis, "--out", out,
-                        "--factors", "8", "--iters", "5", NULL};
+                        "--factors", "8", "--iters", "5", "--force", NULL};
   ASSERT_EQ(hrt_run(argv, log, 120000), 0);
   /* The server serves the new version, which knows the new users. */
   long long v1 = -1;

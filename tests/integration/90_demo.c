@@ -46,7 +46,66 @@ static int run_shell(const char *cmd, char **out) {
   return st;
 }
 
-HR_TEST_T(demo_make_run_script_curls_and_ctrl_c, 240) {
+/* The item ids of a /recommend answer, in order, into buf. */
+static void item_list(const char *body, char *buf, size_t cap) {
+  json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+  json_t *items = json_object_get(j, "items");
+  size_t n = 0;
+  buf[0] = '\0';
+  for (size_t k = 0; k < json_array_size(items) && n + 80 < cap; k++)
+    n += (size_t)snprintf(buf + n, cap - n, "%s ",
+                          json_string_value(json_object_get(
+                              json_array_get(items, k), "item_id")));
+  json_decref(j);
+}
+
+/* The demo's model follows the context: a known user's list changes with
+ * the location and mood of the request. 0, or 1 after printing why. */
+static int context_changes_answer(const char *var, const char *listen) {
+  char path[PATH_MAX], cmd[1024], key[128] = "", user[128] = "";
+  char a[2048], b[2048];
+  char *creds, *ctx, *p, *out = NULL;
+  hrt_fmt(path, sizeof(path), "%s/demo-credentials", var);
+  creds = hrt_slurp(path);
+  hrt_fmt(path, sizeof(path), "%s/data/contexts.csv", var);
+  ctx = hrt_slurp(path);
+  if (creds && (p = strstr(creds, "API_KEY=")) != NULL)
+    sscanf(p + 8, "%127[^\n]", key);
+  if (ctx && (p = strchr(ctx, '\n')) != NULL)
+    sscanf(p + 1, "%127[^,]", user);
+  free(creds);
+  free(ctx);
+  if (!key[0] || !user[0]) {
+    fprintf(stderr, "  no demo API key or user\n");
+    return 1;
+  }
+  static const char *const context[2] = {
+      "{\"location\":\"home\",\"mood\":\"calm\"}",
+      "{\"location\":\"gym\",\"mood\":\"energetic\"}"};
+  for (int i = 0; i < 2; i++) {
+    hrt_fmt(cmd, sizeof(cmd),
+            "curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: "
+            "application/json' -d '{\"user_id\":\"%s\",\"k\":10,"
+            "\"context\":%s}' http://%s/recommend",
+            key, user, context[i], listen);
+    if (run_shell(cmd, &out) != 0 || out == NULL) {
+      fprintf(stderr, "  %s failed\n", cmd);
+      free(out);
+      return 1;
+    }
+    item_list(out, i ? b : a, sizeof(a));
+    free(out);
+    out = NULL;
+  }
+  if (a[0] == '\0' || strcmp(a, b) == 0) {
+    fprintf(stderr, "  user %s: the same list at home/calm and at "
+                    "gym/energetic: %s\n", user, a);
+    return 1;
+  }
+  return 0;
+}
+
+HR_TEST_T(demo_make_run_script_curls_and_ctrl_c, 400) {
   char root[PATH_MAX], var[PATH_MAX], log[PATH_MAX], listen[64], bin[PATH_MAX];
   char *text = NULL, *cmds[3] = {0};
   int port = free_port(), n_cmds = 0, ok = 0, st;
@@ -75,7 +134,7 @@ HR_TEST_T(demo_make_run_script_curls_and_ctrl_c, 240) {
     _exit(127);
   }
   setpgid(pid, pid);
-  for (long long d = hrt_now_ms() + 120000LL * hrt_mult(); hrt_now_ms() < d;) {
+  for (long long d = hrt_now_ms() + 300000LL * hrt_mult(); hrt_now_ms() < d;) {
     free(text);
     text = hrt_slurp(log);
     if (text && strstr(text, "Also: /healthz")) {
@@ -122,6 +181,10 @@ HR_TEST_T(demo_make_run_script_curls_and_ctrl_c, 240) {
   }
   for (int i = 0; i < n_cmds; i++)
     free(cmds[i]);
+  int follows = good && context_changes_answer(var, listen) == 0;
+  text = hrt_slurp(log); /* the demo names the model fit chose */
+  int named = text != NULL && strstr(text, "demo: fit chose ") != NULL;
+  free(text);
   /* Ctrl-C: SIGINT to the job's process group. */
   kill(-pid, SIGINT);
   st = hrt_wait(pid, 20000 * hrt_mult());
@@ -143,6 +206,8 @@ HR_TEST_T(demo_make_run_script_curls_and_ctrl_c, 240) {
     hrt_print_tail("demo log", log, 30);
   ASSERT_MSG(n_cmds == 3, "found %d curl commands in the demo's output", n_cmds);
   ASSERT_MSG(good, "a printed curl command failed");
+  ASSERT_MSG(follows, "the demo's answer ignores the location and mood");
+  ASSERT_MSG(named, "the demo log does not name the chosen model");
   ASSERT_MSG(st >= 0, "the demo did not stop on Ctrl-C");
   ASSERT_MSG(!leftovers, "processes of the demo survived Ctrl-C");
   return 0;

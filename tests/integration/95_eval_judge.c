@@ -39,7 +39,7 @@ static int judge(const char *target, double *ndcg) {
           target);
   const char *eval_argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
                              "eval", "--split", split, "--target", target,
-                             "--topk-out", topk, NULL};
+                             "--kind", "ials", "--topk-out", topk, NULL};
   ASSERT_EQ(hrt_run(eval_argv, ours_log, 120000), 0);
   const char *judge_argv[] = {"python3", judge_py, split, topk, "--target",
                               target, NULL};

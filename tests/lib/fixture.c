@@ -184,7 +184,7 @@ static int fixture_build(const char *dir, const char *train,
     hrt_fmt(users_csv, sizeof(users_csv), "%s/users.csv", data);
     const char *fit[] = {train, "fit", "--data", events, "--format", "csv",
                          "--items", items_csv, "--users", users_csv,
-                         "--out", slot, NULL};
+                         "--out", slot, "--kind", "ials", NULL};
     if (hrt_run(fit, log, timeout) != 0)
       return -1;
   }

@@ -462,7 +462,7 @@ HR_TEST(train_history_order) {
 
 HR_TEST(train_gen_is_deterministic) {
   char a[600], b[600], c[600], fa[700], fb[700];
-  hr_gen_opts_t o = {2000, 500, 60000, 1};
+  hr_gen_opts_t o = {2000, 500, 60000, 1, 1.0};
   hr_error_t err = {0};
   struct timespec t0, t1;
   static const char *files[3] = {"events.csv", "items.csv", "contexts.csv"};
@@ -504,7 +504,7 @@ HR_TEST(train_gen_is_deterministic) {
 
 static int fit_gen(hr_dataset_t *ds, hr_csr_t *h, hr_ials_t *m, int threads) {
   char g[600], csv[700];
-  hr_gen_opts_t go = {200, 80, 3000, 5};
+  hr_gen_opts_t go = {200, 80, 3000, 5, 1.0};
   hr_ials_opts_t o;
   hr_error_t err = {0};
 
@@ -659,6 +659,52 @@ HR_TEST(train_loo_tiny_split) {
   ASSERT_EQ(lines, 3);
   ASSERT_EQ(hr_eval_loo(dir, 1, &o, NULL, &r, &err), 0);
   ASSERT_EQ(r.users, 3);
+  return 0;
+}
+
+/* eval with no model named: fit's selection on train -> valid, the winner
+ * refitted on train+valid and scored on test (plumbing, small models). */
+HR_TEST(train_loo_select_tiny_split) {
+  char dir[600];
+  hr_ials_opts_t o;
+  hr_seq_opts_t so;
+  hr_eval_result_t r;
+  hr_selection_t sel;
+  hr_error_t err = {0};
+
+  snprintf(dir, sizeof(dir), "%s/split", hr_test_tmpdir());
+  ASSERT_EQ(mkdir(dir, 0755), 0);
+  ASSERT_NOT_NULL(write_tmp("split/meta.json", "{\"n_users\":3,"
+                                               "\"n_items\":6}"));
+  ASSERT_NOT_NULL(write_tmp("split/train.tsv",
+                            "1\t1\t5\t1\n1\t2\t5\t2\n2\t1\t5\t1\n"
+                            "2\t3\t5\t2\n3\t2\t5\t1\n3\t3\t5\t2\n"));
+  ASSERT_NOT_NULL(write_tmp("split/valid.tsv",
+                            "1\t3\t5\t3\n2\t2\t5\t3\n3\t1\t5\t3\n"));
+  ASSERT_NOT_NULL(write_tmp("split/test.tsv",
+                            "1\t4\t5\t4\n2\t5\t5\t4\n3\t6\t5\t4\n"));
+  hr_ials_opts_default(&o);
+  o.factors = 4;
+  o.iters = 2;
+  hr_seq_opts_default(&so);
+  so.dims.d = 8;
+  so.dims.L = 4;
+  so.dims.ffn = 8;
+  so.epochs = 2;
+  so.threads = 1;
+  hr_select_opts_t opts = {&o, &so, 0, 600, "loo-valid", "tiny"};
+  int rc = hr_eval_loo_select(dir, 1, &opts, NULL, &r, &sel, &err);
+  ASSERT_MSG(rc == 0, "%d: %s", rc, err.msg);
+  ASSERT_EQ(sel.n, 3); /* no context: popularity, ials, seq */
+  ASSERT(sel.winner >= 0 && (size_t)sel.winner < sel.n);
+  for (size_t k = 0; k < sel.n; k++)
+    ASSERT_MSG(sel.r[k].state == HR_CAND_SCORED, "%s: %s", sel.r[k].cand.name,
+               sel.r[k].note);
+  ASSERT_STR_EQ(json_string_value(json_object_get(sel.report, "winner")),
+                sel.r[sel.winner].cand.name);
+  ASSERT_EQ(r.users, 3);
+  ASSERT_EQ(r.n_items, 6);
+  hr_selection_free(&sel);
   return 0;
 }
 

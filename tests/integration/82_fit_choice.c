@@ -1,0 +1,188 @@
+/* 82_fit_choice.c -- `fit` with no model named chooses: every candidate is
+ * scored on its own holdout, the winner follows the rule (the best NDCG@10,
+ * or the cheapest within one standard error), the version is of the
+ * winner's kind and carries report.json; --budget leaves out what would
+ * overrun it; --kind still forces one model. */
+#include "lib/env.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+
+/* How many times s occurs in the file at path. */
+static int count_in_file(const char *path, const char *s) {
+  char *text = hrt_slurp(path);
+  int n = 0;
+  for (const char *p = text; p && (p = strstr(p, s)) != NULL; p++)
+    n++;
+  free(text);
+  return n;
+}
+
+/* gen's data with strong context effects, made once per run. */
+static int make_data(char *dir, size_t cap) {
+  char bin[PATH_MAX], log[PATH_MAX], ev[PATH_MAX];
+  struct stat st;
+  hrt_fmt(dir, cap, "%s/choice-data", hr_test_tmpdir());
+  hrt_fmt(ev, sizeof(ev), "%s/events.csv", dir);
+  if (stat(ev, &st) == 0)
+    return 0;
+  hrt_fmt(log, sizeof(log), "%s/gen.log", hr_test_tmpdir());
+  const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                        "gen", "--out", dir, "--users", "300", "--items",
+                        "80", "--events", "9000", "--seed", "11",
+                        "--context-effect", "2.5", NULL};
+  return hrt_run(argv, log, 60000);
+}
+
+/* fit with the data plus `extra` into slot; the version's directory into
+ * vdir (the last stdout line). Returns fit's exit status, -1 on trouble. */
+static int fit(const char *data, const char *slot, const char *const *extra,
+               const char *log, char *vdir, size_t cap) {
+  char bin[PATH_MAX], ev[PATH_MAX], items[PATH_MAX], users[PATH_MAX];
+  const char *argv[32] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                          "fit", "--data", ev, "--items", items, "--users",
+                          users, "--out", slot, NULL};
+  int n = 10, st;
+  hrt_fmt(ev, sizeof(ev), "%s/events.csv", data);
+  hrt_fmt(items, sizeof(items), "%s/items.csv", data);
+  hrt_fmt(users, sizeof(users), "%s/users.csv", data);
+  for (; extra && *extra && n < 31; extra++)
+    argv[n++] = *extra;
+  argv[n] = NULL;
+  st = hrt_run(argv, log, 240000);
+  vdir[0] = '\0';
+  char *text = hrt_slurp(log), *p, *line = NULL;
+  for (p = text ? strtok(text, "\n") : NULL; p; p = strtok(NULL, "\n"))
+    if (p[0] == '/')
+      line = p;
+  if (line != NULL)
+    hrt_fmt(vdir, cap, "%s", line);
+  free(text);
+  return st;
+}
+
+static json_t *load_json(const char *dir, const char *name) {
+  char path[PATH_MAX];
+  hrt_fmt(path, sizeof(path), "%s/%s", dir, name);
+  return json_load_file(path, 0, NULL);
+}
+
+HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
+  char data[PATH_MAX], slot[PATH_MAX], log[PATH_MAX], vdir[PATH_MAX];
+  static const char *const names[] = {"popularity", "popularity+context",
+                                      "ials", "seq", "seq+context"};
+  static const char *const extra[] = {"--budget", "4m", "--seed", "3", NULL};
+
+  ASSERT_EQ(make_data(data, sizeof(data)), 0);
+  hrt_fmt(slot, sizeof(slot), "%s/choice/default", hr_test_tmpdir());
+  hrt_fmt(log, sizeof(log), "%s/fit-choice.log", hr_test_tmpdir());
+  ASSERT_EQ(fit(data, slot, extra, log, vdir, sizeof(vdir)), 0);
+  ASSERT_MSG(vdir[0] == '/', "no version path in %s", log);
+  json_t *rep = load_json(vdir, "report.json");
+  json_t *man = load_json(vdir, "manifest.json");
+  ASSERT_NOT_NULL(rep);
+  ASSERT_NOT_NULL(man);
+  json_t *cands = json_object_get(rep, "candidates");
+  ASSERT_EQ(json_array_size(cands), 5);
+  /* every candidate scored, and the rule recomputed from the report */
+  double best = -1, best_se = 0;
+  for (size_t k = 0; k < 5; k++) {
+    json_t *c = json_array_get(cands, k);
+    ASSERT_STR_EQ(json_string_value(json_object_get(c, "name")), names[k]);
+    ASSERT_MSG(strcmp(json_string_value(json_object_get(c, "state")),
+                      "scored") == 0, "%s", hrt_jdump(c));
+    double x = json_number_value(json_object_get(c, "NDCG@10"));
+    ASSERT(x > 0 && x < 1);
+    ASSERT(json_number_value(json_object_get(c, "NDCG@10_se")) > 0);
+    if (x > best) {
+      best = x;
+      best_se = json_number_value(json_object_get(c, "NDCG@10_se"));
+    }
+  }
+  const char *want = NULL;
+  for (size_t k = 0; k < 5 && want == NULL; k++) { /* cheapest first */
+    json_t *c = json_array_get(cands, k);
+    if (json_number_value(json_object_get(c, "NDCG@10")) >= best - best_se)
+      want = json_string_value(json_object_get(c, "name"));
+  }
+  const char *winner = json_string_value(json_object_get(rep, "winner"));
+  ASSERT_NOT_NULL(winner);
+  ASSERT_STR_EQ(winner, want);
+  ASSERT_NOT_NULL(json_string_value(json_object_get(rep, "reason")));
+  ASSERT_STR_EQ(hrt_jstr(rep, "validation.holdout"), "last-item");
+  /* the version is the winner's kind, refitted on all the data */
+  const char *kind = json_string_value(json_object_get(man, "kind"));
+  ASSERT_STR_EQ(kind, strncmp(winner, "popularity", 10) == 0 ? "pop"
+                      : strcmp(winner, "ials") == 0          ? "ials"
+                                                             : "seq");
+  ASSERT_NOT_NULL(json_object_get(json_object_get(man, "files"),
+                                  "report.json"));
+  ASSERT_EQ(hrt_jint(man, "data.rows"), 9000);
+  /* the data's planted context effects: the context candidates beat their
+   * plain twins by more than a standard error */
+  for (size_t k = 0; k < 4; k += 3) {
+    json_t *a = json_array_get(cands, k), *b = json_array_get(cands, k + 1);
+    double xa = json_number_value(json_object_get(a, "NDCG@10"));
+    double xb = json_number_value(json_object_get(b, "NDCG@10"));
+    double se = json_number_value(json_object_get(b, "NDCG@10_se"));
+    ASSERT_MSG(xb > xa + se, "%s %.4f vs %s %.4f (SE %.4f)", names[k + 1], xb,
+               names[k], xa, se);
+  }
+  ASSERT_GE(count_in_file(log, "\"model_chosen\""), 1);
+  json_decref(rep);
+  json_decref(man);
+  return 0;
+}
+
+HR_TEST_T(fit_budget_leaves_out_what_would_overrun, 120) {
+  char data[PATH_MAX], slot[PATH_MAX], log[PATH_MAX], vdir[PATH_MAX];
+  static const char *const tight[] = {"--budget", "2s", NULL};
+  static const char *const ials[] = {"--kind", "ials", "--quiet", NULL};
+  static const char *const bad[] = {"--budget", "0", NULL};
+
+  ASSERT_EQ(make_data(data, sizeof(data)), 0);
+  hrt_fmt(slot, sizeof(slot), "%s/budget/default", hr_test_tmpdir());
+  hrt_fmt(log, sizeof(log), "%s/fit-budget.log", hr_test_tmpdir());
+  ASSERT_EQ(fit(data, slot, tight, log, vdir, sizeof(vdir)), 0);
+  json_t *rep = load_json(vdir, "report.json");
+  ASSERT_NOT_NULL(rep);
+  json_t *cands = json_object_get(rep, "candidates");
+  for (size_t k = 3; k < 5; k++) {
+    json_t *c = json_array_get(cands, k);
+    ASSERT_MSG(strcmp(json_string_value(json_object_get(c, "state")),
+                      "over_budget") == 0 &&
+                   json_object_get(c, "note") != NULL,
+               "%s", hrt_jdump(c));
+  }
+  const char *winner = json_string_value(json_object_get(rep, "winner"));
+  ASSERT_MSG(winner && strncmp(winner, "seq", 3) != 0, "%s", hrt_jdump(rep));
+  json_decref(rep);
+  /* --kind forces one model: no holdout, no report */
+  ASSERT_EQ(fit(data, slot, ials, log, vdir, sizeof(vdir)), 0);
+  json_t *man = load_json(vdir, "manifest.json");
+  ASSERT_STR_EQ(hrt_jstr(man, "kind"), "ials");
+  ASSERT(json_object_get(json_object_get(man, "files"), "report.json") ==
+         NULL);
+  json_decref(man);
+  ASSERT_EQ(fit(data, slot, bad, log, vdir, sizeof(vdir)), 2);
+  ASSERT_GE(count_in_file(log, "not a duration"), 1);
+  return 0;
+}
+
+/* Nothing to validate on: a clear error, not a model. */
+HR_TEST(fit_without_a_holdout_says_so) {
+  char csv[PATH_MAX], slot[PATH_MAX], log[PATH_MAX], bin[PATH_MAX];
+  hrt_fmt(csv, sizeof(csv), "%s/two.csv", hr_test_tmpdir());
+  hrt_fmt(slot, sizeof(slot), "%s/two/default", hr_test_tmpdir());
+  hrt_fmt(log, sizeof(log), "%s/fit-two.log", hr_test_tmpdir());
+  FILE *f = fopen(csv, "w");
+  ASSERT_NOT_NULL(f);
+  fputs("user_id,item_id\nu1,i1\nu1,i2\nu2,i1\n", f);
+  ASSERT_EQ(fclose(f), 0);
+  const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                        "fit", "--data", csv, "--out", slot, NULL};
+  ASSERT_EQ(hrt_run(argv, log, 60000), 1);
+  ASSERT_GE(count_in_file(log, "no user has 3 or more distinct items"),
+            1);
+  return 0;
+}
