@@ -56,7 +56,8 @@ $(BIN)/hyperrec: $(BUILD)/src/server/main.o $(LIBHR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/hyperrec-train: $(BUILD)/src/train/main.o $(LIBHR)
+TRAIN_CLI  := $(sort $(wildcard src/train/cli/*.c))
+$(BIN)/hyperrec-train: $(BUILD)/src/train/main.o $(TRAIN_CLI:%.c=$(BUILD)/%.o) $(LIBHR)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -27,6 +27,7 @@
 #define HR_MODEL_FORMAT_VERSION 1 /* manifest "format_version" and model.bin */
 #define HR_MODEL_MAGIC "HRMODEL1" /* first 8 bytes of model.bin */
 #define HR_MODEL_MAX_DIM 1024     /* largest manifest "dim" accepted */
+#define HR_MODEL_MAX_EASE_DIM 5000 /* ... for kind "ease" (dim = n_items) */
 
 typedef struct hr_model hr_model_t;
 

@@ -1,5 +1,7 @@
-/* train.h -- the offline trainer (bin/hyperrec-train): data readers, iALS,
- * the leave-last-out evaluation and the synthetic data generator.
+/* train.h -- the offline trainer (bin/hyperrec-train): data readers, the
+ * models (iALS, popularity, the sequential model), fit's model selection,
+ * the writers, the `loo` evaluation and the synthetic data generator: what
+ * `fit` and `eval` need. The research evaluations are in lab.h.
  *
  * Everything here runs in the trainer process (and in unit tests), never in
  * the server. The trainer writes models with hr_model_write and evaluates
@@ -177,6 +179,41 @@ int hr_train_write_files(const char *dir, const hr_dataset_t *ds,
                          const char *name, uint64_t version,
                          hr_error_t *err);
 
+/* ---------------------------------------------------------------- EASE */
+
+#define HR_EASE_MAX_ITEMS 5000 /* its n x n item matrix is served as is */
+
+typedef struct {
+  float lambda;            /* the ridge on B */
+  float decay;             /* the served user vector weighs the k-th
+                              newest distinct item decay^k, in (0, 1] */
+  float prior;             /* scale of the popularity prior */
+  const struct hr_ctx_prior *ctx_prior; /* writer: the context prior */
+  json_t *selection;       /* writer: report.json, or NULL */
+  int forced;              /* writer: manifest "forced" */
+} hr_ease_opts_t;
+
+void hr_ease_opts_default(hr_ease_opts_t *o);
+
+typedef struct {
+  size_t n_items, n_users;
+  float *items;            /* n_items x n_items: row i = B[:, i] */
+  float *prior;            /* n_items */
+  double seconds;
+} hr_ease_t;
+
+/** EASE on the histories' distinct items (ease.c). HR_EINVAL (over
+ *  HR_EASE_MAX_ITEMS items), HR_ENOMEM, HR_EINTERNAL. */
+int hr_ease_fit(const hr_csr_t *h, const hr_ease_opts_t *o, hr_ease_t *out,
+                hr_error_t *err);
+void hr_ease_free(hr_ease_t *e);
+/** Write it (kind "ease") as a new version of slot (path out) or, slot
+ *  NULL, into the existing directory dir. */
+int hr_ease_write(const char *slot, const char *dir, const hr_dataset_t *ds,
+                  const hr_csr_t *h, const hr_ease_t *e,
+                  const hr_ease_opts_t *o, json_t *data, json_t *metrics,
+                  char *path, size_t cap, hr_error_t *err);
+
 /* ------------------------------------------------------- item tokens */
 
 /** Item attributes as tokens for the item tower: every (column, value) of
@@ -258,20 +295,6 @@ int hr_ctx_prior_history_rows(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
  *  t[0..1]; NULL (no tensors) when it has no field. */
 json_t *hr_ctx_prior_manifest(const hr_ctx_prior_t *p, const hr_dataset_t *ds,
                               hr_tensor_t *t);
-
-/** Cold users: a seeded share `frac` of the users of a data set with
- *  context columns or user attributes is held out entirely; the context prior is fitted on the rest;
- *  each held-out event's item is ranked among all items by popularity
- *  alone and by popularity + the lifts of the event's context (what the
- *  server answers a user it knows nothing about). Means over the events,
- *  with the paired standard error of the NDCG difference. */
-typedef struct {
-  size_t users, events, fields;
-  double pop_ndcg, pop_hr, ctx_ndcg, ctx_hr, diff_sq, diff_se;
-} hr_cold_users_result_t;
-
-int hr_eval_cold_users(const hr_dataset_t *ds, double frac, uint64_t seed,
-                       hr_cold_users_result_t *res, hr_error_t *err);
 
 /* ------------------------------------------------------------ progress */
 
@@ -470,7 +493,12 @@ int hr_seq_write_files(const char *dir, const hr_dataset_t *ds,
 
 /* What `fit` and `eval` train when no model is named (select.c,
  * docs/training.md "How fit chooses"). */
-typedef enum { HR_CAND_POP = 0, HR_CAND_IALS, HR_CAND_SEQ } hr_cand_kind_t;
+typedef enum {
+  HR_CAND_POP = 0,
+  HR_CAND_IALS,
+  HR_CAND_EASE,
+  HR_CAND_SEQ
+} hr_cand_kind_t;
 
 #define HR_CAND_MAX 8
 
@@ -482,17 +510,18 @@ typedef struct {
   int cost;                /* rank by training and serving cost, 0 the
                               cheapest: the cheaper wins within one SE */
   hr_ials_opts_t ials;     /* iALS; the seq model's long-term part */
+  hr_ease_opts_t ease;
   hr_seq_opts_t seq;
 } hr_cand_t;
 
 /** The candidates for a data set, from the iALS and seq options given
  *  (the defaults, or the user's): popularity, popularity with the context
- *  prior (data with context columns or user attributes), iALS, the seq
- *  model in its best documented shape, and the same with context
+ *  prior (data with context columns or user attributes), iALS, EASE, the
+ *  seq model in its best documented shape, and the same with context
  *  features. Returns the count (<= HR_CAND_MAX). */
 size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
                     const hr_seq_opts_t *so, hr_cand_t *c);
-/** "pop", "ials" or "seq" (the manifest's kind). */
+/** "pop", "ials", "ease" or "seq" (the manifest's kind). */
 const char *hr_cand_kind_name(hr_cand_kind_t k);
 
 /** The context prior of ds over n_items items; none (n_fields 0) without
@@ -608,8 +637,10 @@ typedef struct {
   int keep;                    /* versions kept (0 all) */
   int min_rating_set;
   double min_rating;
-  const char *kind;            /* NULL: choose; "pop", "ials" or "seq" */
+  const char *kind;            /* NULL: choose; "pop", "ials", "ease" or
+                                  "seq" */
   hr_ials_opts_t ials;         /* iALS options (and seq's long-term part) */
+  hr_ease_opts_t ease;         /* EASE options */
   hr_seq_opts_t seq;           /* seq options */
   double budget_s;             /* the whole run's bound when choosing */
   int force;                   /* manifest "forced": past the load gate */
@@ -620,26 +651,6 @@ void hr_fit_opts_default(hr_fit_opts_t *o);
  *  version's path into path. */
 int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
                hr_error_t *err);
-
-/* ------------------------------------------------------ neural ranker */
-
-#include "hr/rerank.h"
-
-typedef struct {
-  hr_rerank_dims_t dims;   /* D and d_seq from the retrieval model */
-  int n_cand;              /* candidates per query (the retrieval's top) */
-  int epochs, batch;
-  float lr;
-  uint64_t seed;
-} hr_rerank_opts_t;
-
-void hr_rerank_opts_default(hr_rerank_opts_t *o);
-/** Train on nq queries of n_cand input rows each (X: nq x n_cand x
- *  hr_rerank_inputs floats), pos[q] the true item's row. *params_out: a
- *  new hr_rerank_param_count array (free()). HR_ENOMEM. */
-int hr_rerank_fit(const hr_rerank_opts_t *o, const float *X,
-                  const int32_t *pos, size_t nq, float **params_out,
-                  double *loss_out, hr_error_t *err);
 
 /* ---------------------------------------------------------- evaluation */
 
@@ -689,11 +700,45 @@ int hr_eval_loo_select(const char *split_dir, int target_test,
                        const hr_select_opts_t *so, const char *topk_out,
                        hr_eval_result_t *res, hr_selection_t *sel,
                        hr_error_t *err);
+/** Protocol `loo` for one candidate, as fit would train and serve it:
+ *  trained on train (+ valid for test), written, loaded, ranked by the
+ *  server's pipeline. */
+int hr_eval_loo_cand(const char *split_dir, int target_test,
+                     const hr_cand_t *c, const char *topk_out,
+                     hr_eval_result_t *res, hr_error_t *err);
 
 /** From now on the loo evaluations count only the targets that come at
  *  least `seconds` after the user's newest history item (0: all): the
  *  next visit rather than the next rating of a session. */
 void hr_eval_set_min_gap(int64_t seconds);
+
+/** A target of protocol `loo`: the user's held-out item. */
+typedef struct {
+  long uid;     /* numeric user id, for the judge's order */
+  long user;    /* dense (data set) index */
+  long item;    /* dense item index */
+  int64_t ts;   /* the target row's timestamp (the request time) */
+} hr_loo_target_t;
+
+/** The split's training rows (train, + valid for the test target) over
+ *  the catalogue 1..n_items of meta.json (dense index = id - 1) into ds,
+ *  and the target file's rows (*tg, ascending user id; free()). On
+ *  failure ds may hold data: free it (hr_dataset_free). */
+int hr_loo_load(const char *split_dir, int target_test, hr_dataset_t *ds,
+                hr_loo_target_t **tg, size_t *ntg, size_t *n_items,
+                hr_error_t *err);
+
+/** The sequential model (+ the long-term part) fitted on ds's histories
+ *  and scored on the targets by the trainer's copy of the network; with a
+ *  context prior cp (NULL: none) the fit learns its values' vectors from
+ *  each history entry's context, and each target's user vector gets its
+ *  tctx rows (ntg x cp->n_fields). tokens: the item tower, or NULL. */
+int hr_eval_seq_targets(hr_dataset_t *ds, const hr_loo_target_t *tg,
+                        size_t ntg, size_t n_items, const hr_seq_opts_t *o,
+                        const hr_item_tokens_t *tokens,
+                        const hr_ctx_prior_t *cp, const int32_t *tctx,
+                        const char *topk_out, hr_eval_result_t *res,
+                        hr_error_t *err);
 
 /** Protocol `loo` with the sequential model (hr_seq_fit), scored by its
  *  shared forward pass. */
@@ -701,111 +746,6 @@ int hr_eval_loo_seq(const char *split_dir, int target_test,
                     const hr_seq_opts_t *o, const char *items_path,
                     const char *topk_out, hr_eval_result_t *res,
                     hr_error_t *err);
-
-/** Leave-last-out on an event CSV (the layout `fit --data` reads): each
- *  user's newest distinct item is the test target and the one before it
- *  the valid target (users with 3 or more items); the model learns from
- *  the other rows (for valid, without the test item either) and ranks
- *  every item but the user's training items. The sequential model learns
- *  a vector per context value (the context prior's fields), and the
- *  target's context values are added to its user vector, and so are the
- *  user's attributes from users_path (NULL: none; hr_data_read_users);
- *  no_context trains and scores the same model without any of them (the
- *  ablation). */
-int hr_eval_last_seq(const char *path, const char *users_path,
-                     int target_test, const hr_seq_opts_t *o, int no_context,
-                     const char *topk_out, hr_eval_result_t *res,
-                     hr_error_t *err);
-
-/** Protocol `loo` with the neural ranker: the retrieval model (seq + the
- *  long-term part) learns without each user's last training item (users
- *  with 3 or more), the ranker learns to pick that item among the
- *  retrieval's top ro->n_cand, then the targets' top N (full history in)
- *  are reordered by the ranker. *base gets the same retrieval's own top
- *  10, for comparison. */
-int hr_eval_loo_rerank(const char *split_dir, int target_test,
-                       const hr_seq_opts_t *o, const hr_rerank_opts_t *ro,
-                       const char *topk_out, hr_eval_result_t *res,
-                       hr_eval_result_t *base, hr_error_t *err);
-
-/** The cold-item check: a seeded `frac` of the items seen in train+valid
- *  (seed o->seed) loses all its interactions; the sequential model with
- *  the item tower (attributes from items_path: u.item or items.csv) is
- *  trained on the rest, so the hidden items get vectors from their
- *  attributes alone; every user who interacted with a hidden item (train,
- *  valid or test) and keeps a visible history ranks the hidden items only,
- *  by the vector after that history. NDCG@10 / HR@10 (all of the user's
- *  hidden items relevant) against their exact expectation under a random
- *  order. */
-typedef struct {
-  size_t hidden, users;
-  double ndcg, random_ndcg, hr, random_hr;
-  double train_seconds;
-} hr_cold_result_t;
-
-int hr_eval_cold_seq(const char *split_dir, const char *items_path,
-                     double frac, const hr_seq_opts_t *o,
-                     hr_cold_result_t *res, hr_error_t *err);
-
-/* --------------------------------------------- protocol ctx80 (ctx.c) */
-
-#define HR_CTX_MAX_COLS 64
-enum { HR_CTX_FIT = 0, HR_CTX_VALID = 1, HR_CTX_TEST = 2 };
-
-/** A ratings.csv of CONTEXT-PROTOCOL.md, read with the seeded split. */
-typedef struct {
-  size_t n;                        /* data rows, file order = row ids */
-  hr_idmap_t *users, *items;       /* items in order of first appearance */
-  int32_t *u, *i;                  /* per row, dense */
-  float *rating;
-  size_t n_cols;                   /* context columns */
-  char *col[HR_CTX_MAX_COLS];
-  int is_feature[HR_CTX_MAX_COLS]; /* section 4: 0 for excluded columns */
-  hr_idmap_t *vals[HR_CTX_MAX_COLS];
-  int32_t *v;                      /* n x n_cols value ids, -1 unknown */
-  unsigned char *part;             /* HR_CTX_FIT / VALID / TEST per row */
-} hr_ctxdata_t;
-
-/** Read and validate path (HR_EIO, HR_EFORMAT with path:line) and split
- *  it as the protocol does. Free with hr_ctx_free. */
-int hr_ctx_read(const char *path, hr_ctxdata_t *d, hr_error_t *err);
-void hr_ctx_free(hr_ctxdata_t *d);
-
-typedef struct {
-  int target_test;     /* 1: cases from test, fit on train; 0: valid/fit */
-  int repeat;          /* 1: ctx80-rc (exclusions per user and context) */
-  double threshold;    /* relevance; < 0: 4, or 1 when ratings exceed 5 */
-  const char *model;   /* "pop" (MostPopular of relevant training rows),
-                          "tt" (the context two-tower), "seq" (the served
-                          sequential model) or "nbr" (the user's own
-                          ratings + item x situation biases) */
-  int no_context;      /* the ablation: every context column ignored */
-  int dim, epochs;     /* tt: width, passes */
-  float lr, wd;        /* tt: AdamW */
-  float user_dropout;  /* tt: share of training rows without the user's
-                          vector (the bias and context rank alone) */
-  uint64_t seed;
-  /* "seq": the served sequential model with context features and the
-   * long-term part (no time gaps: these sets have no timestamps), its
-   * options */
-  const hr_seq_opts_t *seq;
-  const char *items;   /* "seq": an items.csv for the item tower, or NULL */
-  /* "nbr": the weight of the item x situation biases (0: none) and their
-   * shrinkage (pseudo-rows at the value's mean over all items, > 0) */
-  float nbr_weight, nbr_shrink;
-} hr_ctx_eval_opts_t;
-
-typedef struct {
-  double threshold, hr, hr_se, ndcg, ndcg_se;
-  size_t cases, dropped, relevant, target_rows, fit_rows, n_items;
-  double train_seconds;
-} hr_ctx_result_t;
-
-/** Train on the target's training rows, rank every case's candidates and
- *  write the judge's file (ROW<TAB>items, at least 10 or all candidates)
- *  to topk_out when not NULL; metrics as the judge computes them. */
-int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
-                const char *topk_out, hr_ctx_result_t *res, hr_error_t *err);
 
 /* ----------------------------------------------------------- generator */
 

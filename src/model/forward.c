@@ -334,6 +334,28 @@ static int check_args(const hr_model_t *m, long user_idx,
   return 0;
 }
 
+/* Kind "ease": the user's distinct items, live then stored, newest first,
+ * the k-th weighted decay^k (n_items floats; the rest 0). */
+static void ease_vector(const hr_model_t *m, long user_idx,
+                        const hr_history_t *recent, float *out) {
+  size_t nhist = 0;
+  const int32_t *hist = user_idx >= 0
+                            ? hr_model_user_history(m, user_idx, &nhist)
+                            : NULL;
+  float w = 1.0f;
+  memset(out, 0, sizeof(float) * m->n_items);
+  for (size_t j = 0; recent != NULL && j < recent->n; j++)
+    if (out[recent->items[j]] == 0.0f) {
+      out[recent->items[j]] = w;
+      w = w * m->ease_decay > 1e-30f ? w * m->ease_decay : 1e-30f;
+    }
+  for (size_t j = nhist; j-- > 0;)
+    if (out[hist[j]] == 0.0f) {
+      out[hist[j]] = w;
+      w = w * m->ease_decay > 1e-30f ? w * m->ease_decay : 1e-30f;
+    }
+}
+
 int hr_model_user_base(const hr_model_t *m, long user_idx,
                        const hr_history_t *recent, hr_model_work_t *w,
                        float *base) {
@@ -341,6 +363,10 @@ int hr_model_user_base(const hr_model_t *m, long user_idx,
 
   if ((rc = check_args(m, user_idx, recent)) != 0)
     return rc;
+  if (m->ease) {
+    ease_vector(m, user_idx, recent, base);
+    return 0;
+  }
   if (m->hist_ts == NULL)
     return ials_vector(m, m->item_emb, m->dim, user_idx, recent, w, base);
   if ((rc = seq_base(m, user_idx, recent, w, base)) != 0 || m->lt_dim == 0)

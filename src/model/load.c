@@ -360,7 +360,10 @@ static int parse_manifest(ctx_t *c, hr_model_t *m, uint64_t *size) {
   m->kind = strdup(json_string_value(kind));
   if (m->kind == NULL)
     return hr_error_set(c->err, HR_ENOMEM, NULL, "out of memory");
-  if (get_int(c, m->manifest, "dim", 1, HR_MODEL_MAX_DIM, &v) != 0)
+  if (get_int(c, m->manifest, "dim", 1,
+              strcmp(m->kind, "ease") == 0 ? HR_MODEL_MAX_EASE_DIM
+                                           : HR_MODEL_MAX_DIM,
+              &v) != 0)
     return c->err->code;
   m->dim = (int)v;
   if (get_int(c, m->manifest, "n_items", 0, INT32_MAX, &v) != 0)
@@ -665,6 +668,20 @@ static int bind_common(ctx_t *c, hr_model_t *m) {
     return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in the "
                 "weights");
   return 0;
+}
+
+/* Kind "ease": item_emb is n_items x n_items (row i: B's column i). */
+static int bind_ease(ctx_t *c, hr_model_t *m) {
+  json_t *params = json_object_get(m->manifest, "params");
+  if ((size_t)m->dim != m->n_items)
+    return FAIL(c, HR_EFORMAT, "manifest.json", "kind ease: dim %d is not "
+                "n_items %zu", m->dim, m->n_items);
+  if (!json_is_object(params))
+    return FAIL(c, HR_EFORMAT, "manifest.json", "\"params\" missing");
+  if (get_num(c, params, "decay", 1e-6, 1, &m->ease_decay))
+    return c->err->code;
+  m->ease = 1;
+  return bind_common(c, m);
 }
 
 static int bind_ials(ctx_t *c, hr_model_t *m) {
@@ -1019,6 +1036,9 @@ static hr_model_t *open_model(ctx_t c, hr_error_t *err) {
       goto fail;
   } else if (strcmp(m->kind, "seq") == 0) {
     if ((rc = bind_seq(&c, m)) != 0)
+      goto fail;
+  } else if (strcmp(m->kind, "ease") == 0) {
+    if ((rc = bind_ease(&c, m)) != 0)
       goto fail;
   } else {
     FAIL(&c, HR_EFORMAT, "manifest.json", "unsupported model kind \"%.32s\"",

@@ -27,6 +27,9 @@ struct hr_model {
   uint64_t version;
   char *kind;
   int dim;
+  int ease;                /* kind "ease": dim == n_items, the user vector
+                              is the indicator of the user's items, ... */
+  float ease_decay;        /* ... weighted decay^k for the k-th newest */
   size_t n_items, n_users;
   uint64_t size_bytes;
   json_t *manifest;

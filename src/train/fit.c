@@ -16,6 +16,7 @@ void hr_fit_opts_default(hr_fit_opts_t *o) {
   o->budget_s = HR_FIT_BUDGET_DEFAULT;
   hr_ials_opts_default(&o->ials);
   o->ials.progress = 1;
+  hr_ease_opts_default(&o->ease);
   hr_seq_opts_default(&o->seq);
   o->seq.progress = 1;
 }
@@ -99,6 +100,9 @@ static int forced_candidate(const hr_fit_opts_t *o, const hr_dataset_t *ds,
   else if (strcmp(o->kind, "seq") == 0) {
     c->kind = HR_CAND_SEQ;
     c->context = o->seq.ctx_slots >= 0;
+  } else if (strcmp(o->kind, "ease") == 0) {
+    c->kind = HR_CAND_EASE;
+    c->ease = o->ease;
   } else if (strcmp(o->kind, "pop") == 0) {
     c->kind = HR_CAND_POP;
     c->ials.popularity = 1;

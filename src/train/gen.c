@@ -176,6 +176,79 @@ static int category_of(rng_t *r, const user_t *u, int hour, int weekend,
   return (int)pick(r, w, NCAT);
 }
 
+/* The four files (events sorted by time). */
+static int write_files(const char *dir, const hr_gen_opts_t *o,
+                       const user_t *users, const gev_t *ev, const int *icat,
+                       const int *isty, hr_error_t *err) {
+  size_t nu = o->users, ni = o->items, ne = o->events;
+  char path[4096];
+  FILE *f = NULL;
+
+  snprintf(path, sizeof(path), "%s/events.csv", dir);
+  if ((f = fopen(path, "w")) == NULL)
+    goto io;
+  fputs("user_id,item_id,rating,ts,location,mood,device\n", f);
+  for (size_t e = 0; e < ne; e++)
+    fprintf(f, "u%05u,i%05u,%u,%lld,%s,%s,%s\n", ev[e].user + 1,
+            ev[e].item + 1, ev[e].rating, (long long)ev[e].ts,
+            loc_name[ev[e].loc], mood_name[ev[e].mood], dev_name[ev[e].dev]);
+  if (fclose(f) != 0) {
+    f = NULL;
+    goto io;
+  }
+  snprintf(path, sizeof(path), "%s/items.csv", dir);
+  if ((f = fopen(path, "w")) == NULL)
+    goto io;
+  fputs("item_id,category,style,duration_min\n", f);
+  for (size_t i = 0; i < ni; i++)
+    fprintf(f, "i%05zu,%s,%s,%d\n", i + 1, cat_name[icat[i]],
+            style_name[isty[i]], 3 + (int)((i * 37) % 88));
+  if (fclose(f) != 0) {
+    f = NULL;
+    goto io;
+  }
+  /* users.csv: what a sign-up form would know. The age follows the
+   * user's strongest category 70% of the time (a hash of the user, so the
+   * events above do not change), the household whether kids' shows get a
+   * boost: attributes the prior for new users can learn from. */
+  snprintf(path, sizeof(path), "%s/users.csv", dir);
+  if ((f = fopen(path, "w")) == NULL)
+    goto io;
+  fputs("user_id,age,household\n", f);
+  for (size_t u = 0; u < nu; u++) {
+    static const int cat_age[NCAT] = {52, 38, 21, 45, 29, 41, 60, 35, 27, 48};
+    rng_t h = {(uint64_t)u * 0x2545F4914F6CDD1Dull + o->seed};
+    int top = 0, age;
+    for (int c = 1; c < NCAT; c++)
+      if (users[u].taste[c] > users[u].taste[top])
+        top = c;
+    age = unif(&h) < 0.7 ? cat_age[top] - 2 + (int)below(&h, 5)
+                         : 16 + (int)below(&h, 60);
+    fprintf(f, "u%05zu,%d,%s\n", u + 1, age,
+            users[u].kids ? "family" : "no_kids");
+  }
+  if (fclose(f) != 0) {
+    f = NULL;
+    goto io;
+  }
+  snprintf(path, sizeof(path), "%s/contexts.csv", dir);
+  if ((f = fopen(path, "w")) == NULL)
+    goto io;
+  fputs("user_id,location,mood,tz\n", f);
+  for (size_t u = 0; u < nu; u++)
+    fprintf(f, "u%05zu,%s,%s,%s\n", u + 1, loc_name[u % 7 == 3 ? 1 : 0],
+            mood_name[users[u].mood_bias], tz_name[users[u].tz]);
+  if (fclose(f) != 0) {
+    f = NULL;
+    goto io;
+  }
+  return 0;
+io:
+  if (f != NULL)
+    fclose(f);
+  return hr_error_set(err, HR_EIO, NULL, "%s: %s", path, strerror(errno));
+}
+
 int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err) {
   rng_t r = {o->seed * 0x2545F4914F6CDD1Dull + 7};
   size_t nu = o->users, ni = o->items, ne = o->events;
@@ -185,8 +258,6 @@ int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err) {
   int *isty = malloc((ni ? ni : 1) * sizeof(*isty));
   double *ucum = malloc((nu ? nu : 1) * sizeof(*ucum));
   bucket_t bk[NCAT][NSTYLE];
-  char path[4096];
-  FILE *f = NULL;
   int rc = 0;
 
   memset(bk, 0, sizeof(bk));
@@ -266,70 +337,7 @@ int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err) {
   }
   qsort(ev, ne, sizeof(*ev), cmp_gev);
 
-  snprintf(path, sizeof(path), "%s/events.csv", dir);
-  if ((f = fopen(path, "w")) == NULL)
-    goto io;
-  fputs("user_id,item_id,rating,ts,location,mood,device\n", f);
-  for (size_t e = 0; e < ne; e++)
-    fprintf(f, "u%05u,i%05u,%u,%lld,%s,%s,%s\n", ev[e].user + 1,
-            ev[e].item + 1, ev[e].rating, (long long)ev[e].ts,
-            loc_name[ev[e].loc], mood_name[ev[e].mood], dev_name[ev[e].dev]);
-  if (fclose(f) != 0) {
-    f = NULL;
-    goto io;
-  }
-  snprintf(path, sizeof(path), "%s/items.csv", dir);
-  if ((f = fopen(path, "w")) == NULL)
-    goto io;
-  fputs("item_id,category,style,duration_min\n", f);
-  for (size_t i = 0; i < ni; i++)
-    fprintf(f, "i%05zu,%s,%s,%d\n", i + 1, cat_name[icat[i]],
-            style_name[isty[i]], 3 + (int)((i * 37) % 88));
-  if (fclose(f) != 0) {
-    f = NULL;
-    goto io;
-  }
-  /* users.csv: what a sign-up form would know. The age follows the
-   * user's strongest category 70% of the time (a hash of the user, so the
-   * events above do not change), the household whether kids' shows get a
-   * boost: attributes the prior for new users can learn from. */
-  snprintf(path, sizeof(path), "%s/users.csv", dir);
-  if ((f = fopen(path, "w")) == NULL)
-    goto io;
-  fputs("user_id,age,household\n", f);
-  for (size_t u = 0; u < nu; u++) {
-    static const int cat_age[NCAT] = {52, 38, 21, 45, 29, 41, 60, 35, 27, 48};
-    rng_t h = {(uint64_t)u * 0x2545F4914F6CDD1Dull + o->seed};
-    int top = 0, age;
-    for (int c = 1; c < NCAT; c++)
-      if (users[u].taste[c] > users[u].taste[top])
-        top = c;
-    age = unif(&h) < 0.7 ? cat_age[top] - 2 + (int)below(&h, 5)
-                         : 16 + (int)below(&h, 60);
-    fprintf(f, "u%05zu,%d,%s\n", u + 1, age,
-            users[u].kids ? "family" : "no_kids");
-  }
-  if (fclose(f) != 0) {
-    f = NULL;
-    goto io;
-  }
-  snprintf(path, sizeof(path), "%s/contexts.csv", dir);
-  if ((f = fopen(path, "w")) == NULL)
-    goto io;
-  fputs("user_id,location,mood,tz\n", f);
-  for (size_t u = 0; u < nu; u++)
-    fprintf(f, "u%05zu,%s,%s,%s\n", u + 1, loc_name[u % 7 == 3 ? 1 : 0],
-            mood_name[users[u].mood_bias], tz_name[users[u].tz]);
-  if (fclose(f) != 0) {
-    f = NULL;
-    goto io;
-  }
-  f = NULL;
-  goto done;
-io:
-  rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", path, strerror(errno));
-  if (f != NULL)
-    fclose(f);
+  rc = write_files(dir, o, users, ev, icat, isty, err);
 done:
   for (int c = 0; c < NCAT; c++)
     for (int s = 0; s < NSTYLE; s++) {

@@ -31,15 +31,18 @@ size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
   int ctx = ds->n_ctx > 0 || ds->n_uattr > 0;
 
   memset(c, 0, sizeof(*c) * HR_CAND_MAX);
-  c[n] = (hr_cand_t){"popularity", HR_CAND_POP, 0, 0, *io, *so};
+  hr_ease_opts_t eo;
+  hr_ease_opts_default(&eo);
+  c[n] = (hr_cand_t){"popularity", HR_CAND_POP, 0, 0, *io, eo, *so};
   c[n].ials.popularity = 1;
   n++;
   if (ctx) {
-    c[n] = (hr_cand_t){"popularity+context", HR_CAND_POP, 1, 1, *io, *so};
+    c[n] = (hr_cand_t){"popularity+context", HR_CAND_POP, 1, 1, *io, eo, *so};
     c[n].ials.popularity = 1;
     n++;
   }
-  c[n++] = (hr_cand_t){"ials", HR_CAND_IALS, 0, 2, *io, *so};
+  c[n++] = (hr_cand_t){"ials", HR_CAND_IALS, 0, 2, *io, eo, *so};
+  c[n++] = (hr_cand_t){"ease", HR_CAND_EASE, 0, 3, *io, eo, *so};
   /* The sequential model's best documented shape (docs/training.md,
    * "Test"): four networks, the long-term part at weight 8, the item
    * tower with id dropout 0.1 when the items have attributes. */
@@ -49,16 +52,17 @@ size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
   if (ds->attrs != NULL)
     best.id_dropout = 0.1f;
   best.ctx_slots = -1;
-  c[n++] = (hr_cand_t){"seq", HR_CAND_SEQ, 0, 3, *io, best};
+  c[n++] = (hr_cand_t){"seq", HR_CAND_SEQ, 0, 4, *io, eo, best};
   if (ctx) {
     best.ctx_slots = 0;
-    c[n++] = (hr_cand_t){"seq+context", HR_CAND_SEQ, 1, 4, *io, best};
+    c[n++] = (hr_cand_t){"seq+context", HR_CAND_SEQ, 1, 5, *io, eo, best};
   }
   return n;
 }
 
 const char *hr_cand_kind_name(hr_cand_kind_t k) {
-  return k == HR_CAND_POP ? "pop" : k == HR_CAND_IALS ? "ials" : "seq";
+  static const char *const names[] = {"pop", "ials", "ease", "seq"};
+  return names[k];
 }
 
 /* The context prior of ds over n_items items, or none (n_fields 0) when
@@ -187,6 +191,27 @@ done:
   return rc;
 }
 
+static int write_ease(const hr_cand_t *c, const hr_dataset_t *ds,
+                      const hr_csr_t *h, const hr_ctx_prior_t *cp,
+                      const hr_cand_out_t *out, double *seconds,
+                      hr_error_t *err) {
+  hr_ease_opts_t o = c->ease;
+  hr_ease_t e;
+  int rc;
+  o.ctx_prior = cp;
+  o.selection = out->report;
+  o.forced = out->forced;
+  if ((rc = hr_ease_fit(h, &o, &e, err)) != 0)
+    return rc;
+  *seconds = e.seconds;
+  json_t *metrics = json_pack("{sf}", "train_seconds", e.seconds);
+  rc = hr_ease_write(out->slot, out->dir, ds, h, &e, &o, out->data, metrics,
+                     out->path, out->path_cap, err);
+  json_decref(metrics);
+  hr_ease_free(&e);
+  return rc;
+}
+
 int hr_cand_fit_write(const hr_cand_t *c, const hr_dataset_t *ds,
                       const hr_csr_t *h, const hr_ctx_prior_t *cp,
                       const hr_cand_out_t *out, double *seconds,
@@ -196,6 +221,8 @@ int hr_cand_fit_write(const hr_cand_t *c, const hr_dataset_t *ds,
     cp = NULL;
   if (c->kind == HR_CAND_SEQ)
     return write_seq(c, ds, h, cp, out, seconds, err);
+  if (c->kind == HR_CAND_EASE)
+    return write_ease(c, ds, h, cp, out, seconds, err);
   return write_ials(c, ds, h, cp, out, seconds, err);
 }
 
@@ -569,6 +596,13 @@ int hr_select(const hr_dataset_t *train, const hr_target_t *tg, size_t ntg,
       r->state = HR_CAND_SKIPPED;
       snprintf(r->note, sizeof(r->note), "no context field a request can "
                "carry");
+      continue;
+    }
+    if (c[k].kind == HR_CAND_EASE && h.n_items > HR_EASE_MAX_ITEMS) {
+      r->state = HR_CAND_SKIPPED;
+      snprintf(r->note, sizeof(r->note), "%zu items: over %d, EASE's n x n "
+               "item matrix would be too large to serve", h.n_items,
+               HR_EASE_MAX_ITEMS);
       continue;
     }
     if (left <= 0) {

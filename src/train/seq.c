@@ -598,221 +598,317 @@ static int member_epoch(members_t *c, int k, double loss, double *spent) {
   return rc;
 }
 
+/* One member's training state: its optimiser, its batches' buffers, the
+ * item tower's and the context features' parts of the parameter vector. */
+typedef struct {
+  members_t *c;
+  const hr_csr_t *h;
+  const hr_seq_opts_t *o;
+  hr_seq_dims_t dm;
+  hr_seq_member_t *me;
+  const hr_item_tokens_t *tk; /* the item tower, or NULL */
+  size_t np, na, nc, nt;      /* network, tokens, context: nt floats */
+  size_t ni, maxR, n_cold;
+  float *grad, *m1, *m2, *mask;
+  seqs_t q;
+  work_t *w;
+  size_t *order, *off;
+  int32_t *inp, *tgt, *gin, *qg; /* one batch's rows */
+  int32_t *hit, *hctx;        /* --tie-shuffle: reordered items, contexts */
+  int32_t *crow;              /* one batch's context rows */
+  const int32_t *items, *ctxr;
+  float *eid, *attr;          /* id vectors; token vectors (in me->w) */
+  unsigned char *cold, *idrop;
+  uint64_t rng;
+  long step;
+  hr_nn_adam_t adam;
+} mrun_t;
+
+static void mrun_free(mrun_t *r) {
+  free(r->grad);
+  free(r->m1);
+  free(r->m2);
+  free(r->mask);
+  free(r->q.start);
+  free(r->q.len);
+  free(r->q.first);
+  hr_seq_work_free(r->w);
+  free(r->inp);
+  free(r->tgt);
+  free(r->gin);
+  free(r->qg);
+  free(r->order);
+  free(r->hit);
+  free(r->crow);
+  free(r->hctx);
+  free(r->off);
+  free(r->eid);
+  free(r->cold);
+  free(r->idrop);
+}
+
+/* The item tower's part: token vectors, the cold items (attributes and no
+ * interaction at all) and the id dropout flags. 0 or HR_ENOMEM. */
+static int mrun_tower(mrun_t *r, uint64_t seed) {
+  const hr_item_tokens_t *tk = r->tk;
+  uint64_t s2 = seed * 31 + 5;
+  r->attr = r->me->w + r->np;
+  for (size_t i = 0; i < r->na; i++)
+    r->attr[i] = r->o->init_std * (float)hr__gauss(&s2);
+  r->eid = malloc(sizeof(float) * r->ni * (size_t)r->dm.d);
+  r->cold = calloc(r->ni, 1);
+  if (r->eid == NULL || r->cold == NULL)
+    return HR_ENOMEM;
+  if (r->o->id_dropout > 0 && (r->idrop = calloc(r->ni, 1)) == NULL)
+    return HR_ENOMEM;
+  for (size_t i = 0; i < r->ni; i++)
+    r->cold[i] = tk->ptr[i + 1] > tk->ptr[i];
+  for (uint64_t k = 0; k < r->h->ptr[r->h->n_users]; k++)
+    r->cold[r->h->items[k]] = 0;
+  for (size_t i = 0; i < r->ni; i++)
+    r->n_cold += r->cold[i];
+  return 0;
+}
+
+/* The batch buffers, the softmax's work, --tie-shuffle's copies. */
+static int mrun_buffers(mrun_t *r) {
+  const hr_seq_opts_t *o = r->o;
+  const hr_csr_t *h = r->h;
+  int neg;
+  r->maxR = (size_t)o->batch * (size_t)r->dm.L;
+  r->w = hr_seq_work_new(&r->dm, o->batch);
+  neg = o->negatives >= 0 ? o->negatives
+                          : (r->dm.n_items > HR_SEQ_FULL_SOFTMAX_MAX ? 2048 : 0);
+  if (neg >= r->dm.n_items)
+    neg = 0; /* as many draws as items: the full softmax is exact */
+  if (r->w != NULL && hr_seq_work_negatives(r->w, &r->dm, neg, r->rng) != 0)
+    return HR_ENOMEM; /* the loss's buffers: R x (neg + 1) or R x n_items */
+  if (r->w != NULL && r->n_cold > 0 &&
+      hr_seq_work_exclude(r->w, r->cold, r->ni) != 0)
+    return HR_ENOMEM;
+  r->mask = malloc(sizeof(float) * hr_seq_mask_floats(&r->dm, r->maxR));
+  r->inp = malloc(sizeof(int32_t) * r->maxR);
+  r->tgt = malloc(sizeof(int32_t) * r->maxR);
+  r->gin = malloc(sizeof(int32_t) * r->maxR);
+  r->qg = malloc(sizeof(int32_t) * r->maxR);
+  r->order = malloc(sizeof(size_t) * (r->q.n + 1));
+  r->off = malloc(sizeof(size_t) * ((size_t)o->batch + 1));
+  if (!r->w || !r->mask || !r->inp || !r->tgt || !r->gin || !r->qg ||
+      !r->order || !r->off)
+    return HR_ENOMEM;
+  if (o->tie_shuffle && h->ts != NULL) {
+    size_t nh = (size_t)h->ptr[h->n_users];
+    size_t S = r->crow ? (size_t)o->ctx_slots : 0;
+    r->hit = malloc(sizeof(int32_t) * (nh + 1));
+    if (r->hit == NULL ||
+        (S > 0 && (r->hctx = malloc(sizeof(int32_t) * (nh * S + 1))) == NULL))
+      return HR_ENOMEM;
+    memcpy(r->hit, h->items, sizeof(int32_t) * nh);
+    if (r->hctx != NULL) /* the context rows move with their items */
+      memcpy(r->hctx, o->ctx_rows, sizeof(int32_t) * nh * S);
+  }
+  r->items = r->hit ? r->hit : h->items;
+  r->ctxr = r->hctx ? r->hctx : o->ctx_rows;
+  for (size_t i = 0; i < r->q.n; i++)
+    r->order[i] = i;
+  return 0;
+}
+
+/* Member k's parameters (initialised) and state. 0 or HR_ENOMEM. */
+static int mrun_init(mrun_t *r, members_t *c, int k) {
+  const hr_seq_opts_t *o = c->o;
+  uint64_t seed = o->seed + (uint64_t)k;
+
+  memset(r, 0, sizeof(*r));
+  r->c = c;
+  r->h = c->h;
+  r->o = o;
+  r->dm = c->all->dims; /* checked by hr_seq_fit */
+  r->me = &c->all->m[k];
+  r->tk = o->tokens && o->tokens->n_tokens > 0 ? o->tokens : NULL;
+  r->ni = r->h->n_items;
+  r->rng = seed * 0x2545F4914F6CDD1Dull + 7;
+  r->adam = (hr_nn_adam_t){o->lr, 0.9f, 0.98f, 1e-8f, o->weight_decay};
+  r->np = hr_seq_param_count(&r->dm);
+  /* With an item tower the optimiser's vector is [network | token
+   * vectors]; the network's item table holds the id vectors, and the
+   * composed vectors replace them around each batch. */
+  r->na = r->tk ? r->tk->n_tokens * (size_t)r->dm.d : 0;
+  /* ... | context values' vectors] */
+  r->nc = o->ctx_slots > 0 && o->ctx_rows != NULL
+              ? o->ctx_values * (size_t)r->dm.d
+              : 0;
+  r->nt = r->np + r->na + r->nc;
+  r->me->w = calloc(r->nt, sizeof(float));
+  r->grad = calloc(r->nt, sizeof(float));
+  r->m1 = calloc(r->nt, sizeof(float));
+  r->m2 = calloc(r->nt, sizeof(float));
+  if (!r->me->w || !r->grad || !r->m1 || !r->m2 ||
+      make_seqs(r->h, r->dm.L, &r->q) != 0)
+    return HR_ENOMEM;
+  hr_seq_bind(&r->dm, r->me->w, &r->me->p);
+  init_params(&r->dm, &r->me->p, o->init_std, seed);
+  if (r->nc > 0) { /* context vectors start at 0: the neutral context */
+    r->me->ctx = r->me->w + r->np + r->na;
+    if ((r->crow = malloc(sizeof(int32_t) * (size_t)o->batch *
+                          (size_t)r->dm.L * (size_t)o->ctx_slots)) == NULL)
+      return HR_ENOMEM;
+  }
+  if (r->tk != NULL && mrun_tower(r, seed) != 0)
+    return HR_ENOMEM;
+  return mrun_buffers(r);
+}
+
+/* An epoch's order of the sequences; with --tie-shuffle, the items that
+ * share a known time are reordered too (with their contexts). */
+static void mrun_shuffle(mrun_t *r) {
+  const hr_csr_t *h = r->h;
+  size_t S = (size_t)(r->o->ctx_slots > 0 ? r->o->ctx_slots : 0);
+  for (size_t i = r->q.n; i > 1; i--) {
+    size_t j = (size_t)(hr__sm64(&r->rng) % i), t = r->order[i - 1];
+    r->order[i - 1] = r->order[j];
+    r->order[j] = t;
+  }
+  if (r->hit == NULL)
+    return;
+  for (size_t u = 0; u < h->n_users; u++)
+    for (uint64_t a = h->ptr[u], e; a < h->ptr[u + 1]; a = e) {
+      for (e = a + 1;
+           e < h->ptr[u + 1] && h->ts[e] == h->ts[a] && h->ts[a] > 0; e++)
+        ;
+      for (uint64_t i = e - a; i > 1; i--) {
+        uint64_t j = hr__sm64(&r->rng) % i;
+        int32_t t = r->hit[a + i - 1];
+        r->hit[a + i - 1] = r->hit[a + j];
+        r->hit[a + j] = t;
+        for (size_t k = 0; r->hctx != NULL && k < S; k++) {
+          size_t x = (a + i - 1) * S + k, y = (a + j) * S + k;
+          int32_t cv = r->hctx[x];
+          r->hctx[x] = r->hctx[y];
+          r->hctx[y] = cv;
+        }
+      }
+    }
+}
+
+/* The rows of the ns sequences from order[b0]: inputs, targets, their
+ * gap buckets and the targets' contexts. Returns the row count. */
+static size_t mrun_fill(mrun_t *r, size_t b0, size_t ns) {
+  const hr_csr_t *h = r->h;
+  const seqs_t *q = &r->q;
+  int S = r->o->ctx_slots;
+  r->off[0] = 0;
+  for (size_t s = 0; s < ns; s++) {
+    size_t sq = r->order[b0 + s];
+    for (int t = 0; t < q->len[sq]; t++) {
+      size_t at = q->start[sq] + (size_t)t, row = r->off[s] + (size_t)t;
+      r->inp[row] = r->items[at];
+      r->tgt[row] = r->items[at + 1];
+      /* the row before the window's first is the user's previous item
+       * when there is one (q->first[sq] is the user's first); as
+       * hr_seq_embed, a time is known when positive */
+      r->gin[row] = r->dm.n_gap && at > q->first[sq] && h->ts[at] > 0 &&
+                            h->ts[at - 1] > 0
+                        ? hr_seq_gap_bucket(h->ts[at] - h->ts[at - 1], 1)
+                        : 0;
+      r->qg[row] = r->dm.n_gap && h->ts[at + 1] > 0 && h->ts[at] > 0
+                       ? hr_seq_gap_bucket(h->ts[at + 1] - h->ts[at], 1)
+                       : 0;
+      /* the context the target was chosen in */
+      for (int k = 0; r->crow != NULL && k < S; k++)
+        r->crow[row * (size_t)S + (size_t)k] =
+            r->ctxr[(at + 1) * (size_t)S + (size_t)k];
+    }
+    r->off[s + 1] = r->off[s] + (size_t)q->len[sq];
+  }
+  return r->off[ns];
+}
+
+/* One optimiser step on the filled batch (ns sequences, R rows): dropout
+ * masks, the loss and its gradient (through the item tower and the
+ * context vectors), clipping, AdamW. Returns the batch's summed loss. */
+static double mrun_step(mrun_t *r, size_t ns, size_t R) {
+  const hr_seq_opts_t *o = r->o;
+  size_t d = (size_t)r->dm.d, ni = r->ni;
+  hr_seq_member_t *me = r->me;
+  double loss;
+  /* dropout on the embeddings and on each block's attention and
+   * feed-forward outputs: each value scaled by 0 or 1/(1-p) */
+  for (size_t i = 0; i < hr_seq_mask_floats(&r->dm, R); i++) {
+    float p = i < R * d ? o->dropout : o->block_dropout;
+    r->mask[i] = p > 0 ? (hr__unif(&r->rng) < 1.0 - p ? 1.0f / (1.0f - p)
+                                                       : 0.0f)
+                       : 1.0f;
+  }
+  memset(r->grad, 0, sizeof(float) * r->nt);
+  hr_seq_work_seed(r->w, hr__sm64(&r->rng));
+  hr_seq_work_context(r->w, me->ctx, r->grad + r->np + r->na, r->crow,
+                      r->crow ? o->ctx_slots : 0);
+  if (r->tk != NULL) { /* items = id vectors + token vectors */
+    /* id dropout: some items show their attribute vector alone this
+     * batch, so that it must carry the item by itself (cold items) */
+    for (size_t i = 0; i < ni && r->idrop; i++)
+      r->idrop[i] = r->tk->ptr[i + 1] > r->tk->ptr[i] &&
+                    hr__unif(&r->rng) < o->id_dropout;
+    memcpy(r->eid, me->w, sizeof(float) * ni * d);
+    compose_items(r->tk, d, r->eid, r->attr, r->idrop, me->w);
+  }
+  loss = hr_seq_batch_grad(&r->dm, me->w, r->inp, r->tgt, r->gin, r->qg,
+                           r->off, ns, r->mask, r->grad, r->w) *
+         (double)R;
+  if (r->tk != NULL) { /* back to the id vectors; the tokens' gradient */
+    memcpy(me->w, r->eid, sizeof(float) * ni * d);
+    compose_items_bwd(r->tk, d, r->grad, r->grad + r->np);
+    for (size_t i = 0; i < ni && r->idrop; i++)
+      if (r->idrop[i])
+        memset(r->grad + i * d, 0, sizeof(float) * d);
+  }
+  if (o->clip > 0) {
+    double nrm = sqrt(hr_nn_sqnorm(r->grad, r->nt));
+    if (nrm > o->clip) {
+      float sc = (float)(o->clip / nrm);
+      for (size_t i = 0; i < r->nt; i++)
+        r->grad[i] *= sc;
+    }
+  }
+  hr_nn_adam_step(&r->adam, ++r->step, me->w, r->grad, r->m1, r->m2, r->nt);
+  return loss;
+}
+
 /* Member k of c->all, trained with seed o->seed + k; the time of its
  * epochs' metrics goes to *spent. 0, MEMBER_STOPPED (another member
  * failed; err untouched) or an error. */
 static int fit_member(members_t *c, int k, double *spent, hr_error_t *err) {
-  const hr_csr_t *h = c->h;
   const hr_seq_opts_t *o = c->o;
-  hr_seq_fit_t *all = c->all;
-  hr_seq_dims_t dm = all->dims; /* checked by hr_seq_fit */
-  hr_seq_member_t *me = &all->m[k];
-  uint64_t seed = o->seed + (uint64_t)k;
-  size_t np, maxR;
-  float *grad = NULL, *m1 = NULL, *m2 = NULL, *mask = NULL;
-  seqs_t q = {0};
-  work_t *w = NULL;
-  size_t *order = NULL, *off = NULL;
-  int32_t *inp = NULL, *tgt = NULL, *gin = NULL, *qg = NULL, *hit = NULL;
-  int32_t *crow = NULL, *hctx = NULL;
-  uint64_t rng = seed * 0x2545F4914F6CDD1Dull + 7;
-  int neg;
-  const hr_item_tokens_t *tk =
-      o->tokens && o->tokens->n_tokens > 0 ? o->tokens : NULL;
-  size_t na = 0, nc = 0, nt, ni = h->n_items, n_cold = 0;
-  float *eid = NULL, *attr = NULL;
-  unsigned char *cold = NULL, *idrop = NULL;
-  long step = 0;
-  int rc = 0;
+  mrun_t r;
+  int rc = mrun_init(&r, c, k);
+  size_t d = (size_t)r.dm.d;
 
-  np = hr_seq_param_count(&dm);
-  /* With an item tower the optimiser's vector is [network | token
-   * vectors]; the network's item table holds the id vectors, and the
-   * composed vectors replace them around each batch. */
-  na = tk ? tk->n_tokens * (size_t)dm.d : 0;
-  /* ... | context values' vectors] */
-  nc = o->ctx_slots > 0 && o->ctx_rows != NULL ? o->ctx_values * (size_t)dm.d
-                                               : 0;
-  nt = np + na + nc;
-  me->w = calloc(nt, sizeof(float));
-  grad = calloc(nt, sizeof(float));
-  m1 = calloc(nt, sizeof(float));
-  m2 = calloc(nt, sizeof(float));
-  if (!me->w || !grad || !m1 || !m2 || make_seqs(h, dm.L, &q) != 0)
+  if (rc != 0)
     goto oom;
-  hr_seq_bind(&dm, me->w, &me->p);
-  init_params(&dm, &me->p, o->init_std, seed);
-  if (nc > 0) { /* context vectors start at 0: the neutral context */
-    me->ctx = me->w + np + na;
-    if ((crow = malloc(sizeof(int32_t) * (size_t)o->batch *
-                       (size_t)dm.L * (size_t)o->ctx_slots)) == NULL)
-      goto oom;
-  }
-  if (tk != NULL) {
-    uint64_t s2 = seed * 31 + 5;
-    attr = me->w + np;
-    for (size_t i = 0; i < na; i++)
-      attr[i] = o->init_std * (float)hr__gauss(&s2);
-    eid = malloc(sizeof(float) * ni * (size_t)dm.d);
-    cold = calloc(ni, 1);
-    if (eid == NULL || cold == NULL)
-      goto oom;
-    if (o->id_dropout > 0 && (idrop = calloc(ni, 1)) == NULL)
-      goto oom;
-    /* cold: attributes but no interaction at all */
-    for (size_t i = 0; i < ni; i++)
-      cold[i] = tk->ptr[i + 1] > tk->ptr[i];
-    for (uint64_t k = 0; k < h->ptr[h->n_users]; k++)
-      cold[h->items[k]] = 0;
-    for (size_t i = 0; i < ni; i++)
-      n_cold += cold[i];
-  }
-  maxR = (size_t)o->batch * (size_t)dm.L;
-  w = hr_seq_work_new(&dm, o->batch);
-  neg = o->negatives >= 0 ? o->negatives
-                          : (dm.n_items > HR_SEQ_FULL_SOFTMAX_MAX ? 2048 : 0);
-  if (neg >= dm.n_items)
-    neg = 0; /* as many draws as items: the full softmax is exact */
-  if (w != NULL && hr_seq_work_negatives(w, &dm, neg, rng) != 0)
-    goto oom; /* the loss's buffers: R x (neg + 1) or R x n_items */
-  if (w != NULL && n_cold > 0 && hr_seq_work_exclude(w, cold, ni) != 0)
-    goto oom;
-  mask = malloc(sizeof(float) * hr_seq_mask_floats(&dm, maxR));
-  inp = malloc(sizeof(int32_t) * maxR);
-  tgt = malloc(sizeof(int32_t) * maxR);
-  gin = malloc(sizeof(int32_t) * maxR);
-  qg = malloc(sizeof(int32_t) * maxR);
-  order = malloc(sizeof(size_t) * (q.n + 1));
-  off = malloc(sizeof(size_t) * ((size_t)o->batch + 1));
-  if (!w || !mask || !inp || !tgt || !gin || !qg || !order || !off)
-    goto oom;
-  if (o->tie_shuffle && h->ts != NULL) {
-    size_t nh = (size_t)h->ptr[h->n_users], S = crow ? (size_t)o->ctx_slots
-                                                      : 0;
-    hit = malloc(sizeof(int32_t) * (nh + 1));
-    if (hit == NULL || (S > 0 && (hctx = malloc(sizeof(int32_t) *
-                                                (nh * S + 1))) == NULL))
-      goto oom;
-    memcpy(hit, h->items, sizeof(int32_t) * nh);
-    if (hctx != NULL) /* the context rows move with their items */
-      memcpy(hctx, o->ctx_rows, sizeof(int32_t) * nh * S);
-  }
-  const int32_t *items = hit ? hit : h->items;
-  const int32_t *ctxr = hctx ? hctx : o->ctx_rows;
-  for (size_t i = 0; i < q.n; i++)
-    order[i] = i;
   if (!c->parallel)
     openblas_set_num_threads(c->threads);
-
-  hr_nn_adam_t adam = {o->lr, 0.9f, 0.98f, 1e-8f, o->weight_decay};
   for (int ep = 0; ep < o->epochs; ep++) {
     double loss = 0;
     size_t rows = 0;
-    for (size_t i = q.n; i > 1; i--) { /* shuffle */
-      size_t j = (size_t)(hr__sm64(&rng) % i), t = order[i - 1];
-      order[i - 1] = order[j];
-      order[j] = t;
-    }
-    if (hit != NULL) /* within each run of equal known times */
-      for (size_t u = 0; u < h->n_users; u++)
-        for (uint64_t a = h->ptr[u], e; a < h->ptr[u + 1]; a = e) {
-          for (e = a + 1; e < h->ptr[u + 1] && h->ts[e] == h->ts[a] &&
-                          h->ts[a] > 0;
-               e++)
-            ;
-          for (uint64_t i = e - a; i > 1; i--) {
-            uint64_t j = hr__sm64(&rng) % i;
-            int32_t t = hit[a + i - 1];
-            hit[a + i - 1] = hit[a + j];
-            hit[a + j] = t;
-            for (int k = 0; hctx != NULL && k < o->ctx_slots; k++) {
-              size_t S = (size_t)o->ctx_slots, x = (a + i - 1) * S + (size_t)k,
-                     y = (a + j) * S + (size_t)k;
-              int32_t c = hctx[x];
-              hctx[x] = hctx[y];
-              hctx[y] = c;
-            }
-          }
-        }
-    for (size_t b0 = 0; b0 < q.n; b0 += (size_t)o->batch) {
-      size_t ns = q.n - b0 < (size_t)o->batch ? q.n - b0 : (size_t)o->batch;
-      off[0] = 0;
-      for (size_t s = 0; s < ns; s++) {
-        size_t sq = order[b0 + s];
-        for (int t = 0; t < q.len[sq]; t++) {
-          size_t at = q.start[sq] + (size_t)t, r = off[s] + (size_t)t;
-          inp[r] = items[at];
-          tgt[r] = items[at + 1];
-          /* the row before the window's first is the user's previous item
-           * when there is one (q.first[sq] is the user's first) */
-          /* as hr_seq_embed: a time is known when positive */
-          gin[r] = dm.n_gap && at > q.first[sq] && h->ts[at] > 0 &&
-                           h->ts[at - 1] > 0
-                       ? hr_seq_gap_bucket(h->ts[at] - h->ts[at - 1], 1)
-                       : 0;
-          qg[r] = dm.n_gap && h->ts[at + 1] > 0 && h->ts[at] > 0
-                      ? hr_seq_gap_bucket(h->ts[at + 1] - h->ts[at], 1)
-                      : 0;
-          /* the context the target was chosen in */
-          for (int k = 0; crow != NULL && k < o->ctx_slots; k++)
-            crow[r * (size_t)o->ctx_slots + (size_t)k] =
-                ctxr[(at + 1) * (size_t)o->ctx_slots + (size_t)k];
-        }
-        off[s + 1] = off[s] + (size_t)q.len[sq];
-      }
-      size_t R = off[ns];
-      /* dropout on the embeddings and on each block's attention and
-       * feed-forward outputs: each value scaled by 0 or 1/(1-p) */
-      for (size_t i = 0; i < hr_seq_mask_floats(&dm, R); i++) {
-        float p = i < R * (size_t)dm.d ? o->dropout : o->block_dropout;
-        mask[i] = p > 0 ? (hr__unif(&rng) < 1.0 - p ? 1.0f / (1.0f - p)
-                                                     : 0.0f)
-                        : 1.0f;
-      }
-      memset(grad, 0, sizeof(float) * nt);
-      hr_seq_work_seed(w, hr__sm64(&rng));
-      hr_seq_work_context(w, me->ctx, grad + np + na, crow,
-                          crow ? o->ctx_slots : 0);
-      if (tk != NULL) { /* items = id vectors + token vectors */
-        /* id dropout: some items show their attribute vector alone this
-         * batch, so that it must carry the item by itself (cold items) */
-        for (size_t i = 0; i < ni && idrop; i++)
-          idrop[i] = tk->ptr[i + 1] > tk->ptr[i] &&
-                     hr__unif(&rng) < o->id_dropout;
-        memcpy(eid, me->w, sizeof(float) * ni * (size_t)dm.d);
-        compose_items(tk, (size_t)dm.d, eid, attr, idrop, me->w);
-      }
-      loss += hr_seq_batch_grad(&dm, me->w, inp, tgt, gin, qg, off, ns,
-                                mask, grad, w) *
-              (double)R;
-      if (tk != NULL) { /* back to the id vectors; the tokens' gradient */
-        memcpy(me->w, eid, sizeof(float) * ni * (size_t)dm.d);
-        compose_items_bwd(tk, (size_t)dm.d, grad, grad + np);
-        for (size_t i = 0; i < ni && idrop; i++)
-          if (idrop[i])
-            memset(grad + i * (size_t)dm.d, 0, sizeof(float) * (size_t)dm.d);
-      }
+    mrun_shuffle(&r);
+    for (size_t b0 = 0; b0 < r.q.n; b0 += (size_t)o->batch) {
+      size_t ns = r.q.n - b0 < (size_t)o->batch ? r.q.n - b0
+                                                : (size_t)o->batch;
+      size_t R = mrun_fill(&r, b0, ns);
+      loss += mrun_step(&r, ns, R);
       rows += R;
-      if (o->clip > 0) {
-        double nrm = sqrt(hr_nn_sqnorm(grad, nt));
-        if (nrm > o->clip) {
-          float sc = (float)(o->clip / nrm);
-          for (size_t i = 0; i < nt; i++)
-            grad[i] *= sc;
-        }
-      }
-      hr_nn_adam_step(&adam, ++step, me->w, grad, m1, m2, nt);
       if (!c->parallel) /* the bar: in order only */
-        hr_progress_batch(&c->pg, c->epochs_done, (double)(b0 + ns) /
-                                                      (double)q.n);
+        hr_progress_batch(&c->pg, c->epochs_done,
+                          (double)(b0 + ns) / (double)r.q.n);
     }
-    me->loss = rows ? loss / (double)rows : 0;
+    r.me->loss = rows ? loss / (double)rows : 0;
     /* validated on the item vectors the model would ship */
-    if (tk != NULL && o->validate != NULL) {
-      memcpy(eid, me->w, sizeof(float) * ni * (size_t)dm.d);
-      compose_items(tk, (size_t)dm.d, eid, attr, cold, me->w);
+    if (r.tk != NULL && o->validate != NULL) {
+      memcpy(r.eid, r.me->w, sizeof(float) * r.ni * d);
+      compose_items(r.tk, d, r.eid, r.attr, r.cold, r.me->w);
     }
-    if ((rc = member_epoch(c, k, me->loss, spent)) == HR_ENOMEM)
+    if ((rc = member_epoch(c, k, r.me->loss, spent)) == HR_ENOMEM)
       goto oom;
     if (rc == HR_ETIMEOUT) {
       hr_error_set(err, rc, NULL, "over budget: the epochs so far project "
@@ -821,37 +917,18 @@ static int fit_member(members_t *c, int k, double *spent, hr_error_t *err) {
     }
     if (rc != 0)
       goto done;
-    if (tk != NULL && o->validate != NULL)
-      memcpy(me->w, eid, sizeof(float) * ni * (size_t)dm.d);
+    if (r.tk != NULL && o->validate != NULL)
+      memcpy(r.me->w, r.eid, sizeof(float) * r.ni * d);
   }
-  if (tk != NULL) { /* bake the item tower into the item table */
-    memcpy(eid, me->w, sizeof(float) * ni * (size_t)dm.d);
-    compose_items(tk, (size_t)dm.d, eid, attr, cold, me->w);
+  if (r.tk != NULL) { /* bake the item tower into the item table */
+    memcpy(r.eid, r.me->w, sizeof(float) * r.ni * d);
+    compose_items(r.tk, d, r.eid, r.attr, r.cold, r.me->w);
   }
   goto done;
 oom:
   rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
 done:
-  free(grad);
-  free(m1);
-  free(m2);
-  free(mask);
-  free(q.start);
-  free(q.len);
-  free(q.first);
-  hr_seq_work_free(w);
-  free(inp);
-  free(tgt);
-  free(gin);
-  free(qg);
-  free(order);
-  free(hit);
-  free(crow);
-  free(hctx);
-  free(off);
-  free(eid);
-  free(cold);
-  free(idrop);
+  mrun_free(&r);
   return rc;
 }
 

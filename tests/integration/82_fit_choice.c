@@ -70,7 +70,7 @@ static json_t *load_json(const char *dir, const char *name) {
 HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
   char data[PATH_MAX], slot[PATH_MAX], log[PATH_MAX], vdir[PATH_MAX];
   static const char *const names[] = {"popularity", "popularity+context",
-                                      "ials", "seq", "seq+context"};
+                                      "ials", "ease", "seq", "seq+context"};
   static const char *const extra[] = {"--budget", "4m", "--seed", "3", NULL};
 
   ASSERT_EQ(make_data(data, sizeof(data)), 0);
@@ -83,10 +83,10 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
   ASSERT_NOT_NULL(rep);
   ASSERT_NOT_NULL(man);
   json_t *cands = json_object_get(rep, "candidates");
-  ASSERT_EQ(json_array_size(cands), 5);
+  ASSERT_EQ(json_array_size(cands), 6);
   /* every candidate scored, and the rule recomputed from the report */
   double best = -1, best_se = 0;
-  for (size_t k = 0; k < 5; k++) {
+  for (size_t k = 0; k < 6; k++) {
     json_t *c = json_array_get(cands, k);
     ASSERT_STR_EQ(json_string_value(json_object_get(c, "name")), names[k]);
     ASSERT_MSG(strcmp(json_string_value(json_object_get(c, "state")),
@@ -100,7 +100,7 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
     }
   }
   const char *want = NULL;
-  for (size_t k = 0; k < 5 && want == NULL; k++) { /* cheapest first */
+  for (size_t k = 0; k < 6 && want == NULL; k++) { /* cheapest first */
     json_t *c = json_array_get(cands, k);
     if (json_number_value(json_object_get(c, "NDCG@10")) >= best - best_se)
       want = json_string_value(json_object_get(c, "name"));
@@ -114,13 +114,14 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
   const char *kind = json_string_value(json_object_get(man, "kind"));
   ASSERT_STR_EQ(kind, strncmp(winner, "popularity", 10) == 0 ? "pop"
                       : strcmp(winner, "ials") == 0          ? "ials"
+                      : strcmp(winner, "ease") == 0          ? "ease"
                                                              : "seq");
   ASSERT_NOT_NULL(json_object_get(json_object_get(man, "files"),
                                   "report.json"));
   ASSERT_EQ(hrt_jint(man, "data.rows"), 9000);
   /* the data's planted context effects: the context candidates beat their
    * plain twins by more than a standard error */
-  for (size_t k = 0; k < 4; k += 3) {
+  for (size_t k = 0; k < 5; k += 4) {
     json_t *a = json_array_get(cands, k), *b = json_array_get(cands, k + 1);
     double xa = json_number_value(json_object_get(a, "NDCG@10"));
     double xb = json_number_value(json_object_get(b, "NDCG@10"));
@@ -147,7 +148,7 @@ HR_TEST_T(fit_budget_leaves_out_what_would_overrun, 120) {
   json_t *rep = load_json(vdir, "report.json");
   ASSERT_NOT_NULL(rep);
   json_t *cands = json_object_get(rep, "candidates");
-  for (size_t k = 3; k < 5; k++) {
+  for (size_t k = 4; k < 6; k++) {
     json_t *c = json_array_get(cands, k);
     ASSERT_MSG(strcmp(json_string_value(json_object_get(c, "state")),
                       "over_budget") == 0 &&

@@ -5,7 +5,7 @@
  * network; and training that lowers the loss deterministically. */
 #include "test.h"
 
-#include "hr/train.h"
+#include "hr/lab.h"
 #include "lib/models.h"
 
 #include <math.h>

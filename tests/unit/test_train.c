@@ -695,7 +695,7 @@ HR_TEST(train_loo_select_tiny_split) {
   hr_select_opts_t opts = {&o, &so, 0, 600, "loo-valid", "tiny"};
   int rc = hr_eval_loo_select(dir, 1, &opts, NULL, &r, &sel, &err);
   ASSERT_MSG(rc == 0, "%d: %s", rc, err.msg);
-  ASSERT_EQ(sel.n, 3); /* no context: popularity, ials, seq */
+  ASSERT_EQ(sel.n, 4); /* no context: popularity, ials, ease, seq */
   ASSERT(sel.winner >= 0 && (size_t)sel.winner < sel.n);
   for (size_t k = 0; k < sel.n; k++)
     ASSERT_MSG(sel.r[k].state == HR_CAND_SCORED, "%s: %s", sel.r[k].cand.name,
@@ -748,6 +748,67 @@ HR_TEST(train_items_reader_reads_uitem) {
   ASSERT_EQ(hr_dataset_init(&ds), 0);
   ASSERT_EQ(hr_data_read_items(&ds, p, &err), HR_EFORMAT);
   ASSERT_MSG(strstr(err.msg, ":1:") != NULL, "%s", err.msg);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
+/* EASE's closed form on a hand-made case, and the served user vector
+ * (recency-weighted indicator) times the item matrix. Users u1 {a, b},
+ * u2 {a}, lambda 1: G + I = [[3,1],[1,2]], P = [[2,-1],[-1,3]] / 5, so
+ * B[a][b] = -P_ab / P_bb = 1/3 and B[b][a] = -P_ba / P_aa = 1/2. */
+HR_TEST(train_ease_closed_form_and_served_scores) {
+  char dir[700];
+  hr_dataset_t ds;
+  hr_csr_t h = {0};
+  hr_ease_opts_t o;
+  hr_ease_t e;
+  hr_error_t err = {0};
+  float u[2], s[2];
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  ASSERT_EQ(hr_dataset_add(&ds, "u1", 2, "a", 1, 1), 0);
+  ASSERT_EQ(hr_dataset_add(&ds, "u1", 2, "b", 1, 2), 0);
+  ASSERT_EQ(hr_dataset_add(&ds, "u2", 2, "a", 1, 3), 0);
+  ASSERT_EQ(hr_dataset_histories(&ds, &h), 0);
+  hr_ease_opts_default(&o);
+  o.lambda = 1.0f;
+  o.decay = 0.5f;
+  ASSERT_EQ(hr_ease_fit(&h, &o, &e, &err), 0);
+  /* item_emb row i = B[:, i]: a = (B_aa, B_ba) = (0, 1/2), b = (1/3, 0) */
+  ASSERT_DBL_NEAR(e.items[0], 0.0, 1e-6);
+  ASSERT_DBL_NEAR(e.items[1], 0.5, 1e-6);
+  ASSERT_DBL_NEAR(e.items[2], 1.0 / 3.0, 1e-6);
+  ASSERT_DBL_NEAR(e.items[3], 0.0, 1e-6);
+  char parent[700];
+  snprintf(parent, sizeof(parent), "%s/ease", hr_test_tmpdir());
+  snprintf(dir, sizeof(dir), "%s/7", parent);
+  ASSERT_EQ(mkdir(parent, 0755), 0);
+  ASSERT_EQ(mkdir(dir, 0755), 0);
+  ASSERT_EQ(hr_ease_write(NULL, dir, &ds, &h, &e, &o, NULL, NULL, NULL, 0,
+                          &err), 0);
+  hr_model_t *m = hr_model_open(dir, &err);
+  ASSERT_MSG(m != NULL, "%s", err.msg);
+  ASSERT_STR_EQ(hr_model_kind(m), "ease");
+  ASSERT_EQ(hr_model_dim(m), 2);
+  /* u1, newest first b then a: vector (a 0.5, b 1); scores a = 1 * B[b][a]
+   * = 0.5, b = 0.5 * B[a][b] = 1/6, plus the popularity prior */
+  long u1 = hr_model_user_index(m, "u1");
+  ASSERT_EQ(hr_model_user_vector(m, u1, NULL, u), 0);
+  ASSERT_DBL_NEAR(u[0], 0.5, 1e-6);
+  ASSERT_DBL_NEAR(u[1], 1.0, 1e-6);
+  hr_model_score_items(m, u, s);
+  ASSERT_DBL_NEAR(s[0], 0.5, 2e-4);
+  ASSERT_DBL_NEAR(s[1], 1.0 / 6.0, 2e-4);
+  /* a live event on b for u2 comes first: (a 0.5, b 1) as well */
+  long items[1] = {1};
+  hr_history_t rec = {items, 1, NULL, 0, NULL, NULL, 0};
+  ASSERT_EQ(hr_model_user_vector(m, hr_model_user_index(m, "u2"), &rec,
+                                 u), 0);
+  ASSERT_DBL_NEAR(u[0], 0.5, 1e-6);
+  ASSERT_DBL_NEAR(u[1], 1.0, 1e-6);
+  hr_model_free(m);
+  hr_ease_free(&e);
+  hr_csr_free(&h);
   hr_dataset_free(&ds);
   return 0;
 }

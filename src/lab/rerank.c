@@ -3,13 +3,13 @@
  * them), Adam, mini-batches of queries, deterministic for a seed. */
 #include "hr/rerank.h"
 #include "hr/nn.h"
-#include "hr/train.h"
+#include "hr/lab.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "../train/util.h"
 
 void hr_rerank_opts_default(hr_rerank_opts_t *o) {
   memset(o, 0, sizeof(*o));

@@ -3,9 +3,9 @@
  * columns, the cases with their exclusions, ranking and the metrics, so
  * that `hyperrec-train eval --data PATH --protocol ctx80` reproduces the
  * judge's cases and numbers (evaluate_ctx.py). */
-#include "hr/train.h"
+#include "hr/lab.h"
 
-#include "util.h"
+#include "../train/util.h"
 
 #include "hr/nn.h"
 

@@ -1,0 +1,219 @@
+/* cli.c -- the trainer's option parsing helpers (cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const hr_cli_prog = "hyperrec-train";
+
+const char hr_cli_usage_hyper[] =
+    "model options (defaults chosen on the loo validation split):\n"
+    "  --factors N     latent dimension (default 64)\n"
+    "  --reg R         L2 regularisation (default 80)\n"
+    "  --alpha A       confidence scale (default 160)\n"
+    "  --decay D       recency decay per position from the newest item,\n"
+    "                  in (0,1]; 1 = no recency weighting (default 0.75)\n"
+    "  --floor F       minimum recency weight in [0,1] (default 0)\n"
+    "  --cap N         only the N newest items of a user count, 0 = all\n"
+    "                  (default 200)\n"
+    "  --iters N       ALS iterations (default 12)\n"
+    "  --seed S        random seed (default 1)\n"
+    "  --threads N     worker threads (default 2)\n"
+    "  --quiet         no progress on stderr\n"
+    "index options (fit writes index.bin, the ANN graph over the items):\n"
+    "  --no-index      do not build index.bin\n"
+    "  --ann-m N       HNSW links per node (default 32)\n"
+    "  --ann-efc N     HNSW build beam width (default 200)\n";
+
+__attribute__((format(printf, 2, 3), noreturn))
+void usage_error(const args_t *a, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "%s: ", hr_cli_prog);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n(try `%s %s --help`)\n", hr_cli_prog, a->argv[0]);
+  exit(2);
+}
+
+/* The value of --name (as "--name V" or "--name=V"). */
+const char *value(args_t *a, const char *arg, const char *name) {
+  size_t n = strlen(name);
+  if (arg[n] == '=')
+    return arg + n + 1;
+  if (a->i + 1 >= a->argc)
+    usage_error(a, "%s needs a value", name);
+  return a->argv[++a->i];
+}
+
+int is_opt(const char *arg, const char *name) {
+  size_t n = strlen(name);
+  return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+long long int_opt(args_t *a, const char *name, const char *v,
+                         long long lo, long long hi) {
+  char *end;
+  long long x;
+  errno = 0;
+  x = strtoll(v, &end, 10);
+  if (*v == '\0' || *end != '\0' || errno != 0 || x < lo || x > hi)
+    usage_error(a, "%s: \"%s\" is not an integer in [%lld, %lld]", name, v,
+                lo, hi);
+  return x;
+}
+
+double dbl_opt(args_t *a, const char *name, const char *v, double lo,
+                      double hi) {
+  char *end;
+  double x;
+  errno = 0;
+  x = strtod(v, &end);
+  if (*v == '\0' || *end != '\0' || errno != 0 || !(x >= lo && x <= hi))
+    usage_error(a, "%s: \"%s\" is not a number in [%g, %g]", name, v, lo, hi);
+  return x;
+}
+
+float num_opt(args_t *a, const char *name, const char *v, double lo,
+                     double hi) {
+  return (float)dbl_opt(a, name, v, lo, hi);
+}
+
+/* Model options shared by fit and eval; returns 1 when arg was one. */
+int hyper_opt(args_t *a, const char *arg, hr_ials_opts_t *o) {
+  if (is_opt(arg, "--factors"))
+    o->factors = (int)int_opt(a, "--factors", value(a, arg, "--factors"), 1,
+                              256);
+  else if (is_opt(arg, "--reg"))
+    o->p.reg = num_opt(a, "--reg", value(a, arg, "--reg"), 1e-6, 1e9);
+  else if (is_opt(arg, "--alpha"))
+    o->p.alpha = num_opt(a, "--alpha", value(a, arg, "--alpha"), 0, 1e6);
+  else if (is_opt(arg, "--decay"))
+    o->p.decay = num_opt(a, "--decay", value(a, arg, "--decay"), 1e-6, 1);
+  else if (is_opt(arg, "--floor"))
+    o->p.floor = num_opt(a, "--floor", value(a, arg, "--floor"), 0, 1);
+  else if (is_opt(arg, "--cap"))
+    o->p.cap = (int)int_opt(a, "--cap", value(a, arg, "--cap"), 0,
+                            1000000000);
+  else if (is_opt(arg, "--iters"))
+    o->iters = (int)int_opt(a, "--iters", value(a, arg, "--iters"), 0, 1000);
+  else if (is_opt(arg, "--seed"))
+    o->seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
+                                INT64_MAX);
+  else if (is_opt(arg, "--threads"))
+    o->threads = (int)int_opt(a, "--threads", value(a, arg, "--threads"), 1,
+                              16);
+  else if (strcmp(arg, "--quiet") == 0)
+    o->progress = 0;
+  else if (strcmp(arg, "--no-index") == 0)
+    o->index = 0;
+  else if (is_opt(arg, "--ann-m"))
+    o->ann.M = (int)int_opt(a, "--ann-m", value(a, arg, "--ann-m"), 2, 256);
+  else if (is_opt(arg, "--ann-efc"))
+    o->ann.ef_construction =
+        (int)int_opt(a, "--ann-efc", value(a, arg, "--ann-efc"), 1, 100000);
+  else
+    return 0;
+  o->ann.threads = o->threads;
+  o->ann.seed = o->seed;
+  return 1;
+}
+
+int help(const char *arg) {
+  return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+int fail(const hr_error_t *err, int rc) {
+  fprintf(stderr, "%s: %s\n", hr_cli_prog, err->code ? err->msg : hr_strerror(rc));
+  return 1;
+}
+
+/* --budget: seconds, or a number with s, m or h. */
+double duration_opt(args_t *a, const char *name, const char *v) {
+  char *end;
+  double x, unit = 1;
+  errno = 0;
+  x = strtod(v, &end);
+  if (end != v && strcmp(end, "m") == 0)
+    unit = 60;
+  else if (end != v && strcmp(end, "h") == 0)
+    unit = 3600;
+  else if (end == v || (*end != '\0' && strcmp(end, "s") != 0))
+    x = -1;
+  if (errno != 0 || !(x * unit >= 1 && x * unit <= 7 * 86400.0))
+    usage_error(a, "%s: \"%s\" is not a duration between 1s and 7 days "
+                   "(e.g. 600, 90s, 10m, 2h)", name, v);
+  return x * unit;
+}
+
+/* iALS options that name a model (rather than threads, seeds, output). */
+int ials_model_opt(const char *arg) {
+  static const char *const names[] = {"--factors", "--reg", "--alpha",
+                                      "--decay", "--floor", "--cap",
+                                      "--iters"};
+  for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+    if (is_opt(arg, names[k]))
+      return 1;
+  return 0;
+}
+
+/* Options of the sequential model (--kind seq); returns 1 when arg was
+ * one. */
+int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
+  if (is_opt(arg, "--dim"))
+    o->dims.d = (int)int_opt(a, "--dim", value(a, arg, "--dim"), 1, 1024);
+  else if (is_opt(arg, "--len"))
+    o->dims.L = (int)int_opt(a, "--len", value(a, arg, "--len"), 1, HR_SEQ_MAX_LEN);
+  else if (is_opt(arg, "--blocks"))
+    o->dims.blocks = (int)int_opt(a, "--blocks", value(a, arg, "--blocks"), 0,
+                                  HR_SEQ_MAX_BLOCKS);
+  else if (is_opt(arg, "--ffn"))
+    o->dims.ffn = (int)int_opt(a, "--ffn", value(a, arg, "--ffn"), 1, 4096);
+  else if (is_opt(arg, "--members"))
+    o->members = (int)int_opt(a, "--members", value(a, arg, "--members"), 1,
+                              HR_SEQ_MAX_MEMBERS);
+  else if (is_opt(arg, "--epochs"))
+    o->epochs = (int)int_opt(a, "--epochs", value(a, arg, "--epochs"), 0,
+                             10000);
+  else if (is_opt(arg, "--batch"))
+    o->batch = (int)int_opt(a, "--batch", value(a, arg, "--batch"), 1, 4096);
+  else if (is_opt(arg, "--lr"))
+    o->lr = num_opt(a, "--lr", value(a, arg, "--lr"), 1e-7, 1);
+  else if (is_opt(arg, "--wd"))
+    o->weight_decay = num_opt(a, "--wd", value(a, arg, "--wd"), 0, 1);
+  else if (is_opt(arg, "--dropout"))
+    o->dropout = num_opt(a, "--dropout", value(a, arg, "--dropout"), 0, 0.95);
+  else if (is_opt(arg, "--block-dropout"))
+    o->block_dropout = num_opt(a, "--block-dropout",
+                               value(a, arg, "--block-dropout"), 0, 0.95);
+  else if (is_opt(arg, "--seed"))
+    o->seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
+                                INT64_MAX);
+  else if (is_opt(arg, "--threads"))
+    o->threads = (int)int_opt(a, "--threads", value(a, arg, "--threads"), 1,
+                              16);
+  else if (strcmp(arg, "--no-time") == 0)
+    o->dims.n_gap = 0;
+  else if (strcmp(arg, "--tie-shuffle") == 0)
+    o->tie_shuffle = 1;
+  else if (strcmp(arg, "--no-context") == 0)
+    o->ctx_slots = -1; /* no context features */
+  else if (is_opt(arg, "--report"))
+    o->report = value(a, arg, "--report");
+  else if (is_opt(arg, "--long-term"))
+    o->long_term = num_opt(a, "--long-term", value(a, arg, "--long-term"), 0,
+                           1000);
+  else if (is_opt(arg, "--id-dropout"))
+    o->id_dropout = num_opt(a, "--id-dropout", value(a, arg, "--id-dropout"),
+                            0, 0.95);
+  else if (is_opt(arg, "--negatives"))
+    o->negatives = (int)int_opt(a, "--negatives",
+                                value(a, arg, "--negatives"), 0, 1 << 20);
+  else
+    return 0;
+  return 1;
+}
+

@@ -1,0 +1,137 @@
+/* cli_fit.c -- `hyperrec-train fit`: argv into hr_fit_opts_t, then
+ * hr_fit_run (src/train/fit.c). */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_fit[] =
+    "usage: hyperrec-train fit (--data PATH [--format movielens|csv]\n"
+    "                           [--min-rating R] |\n"
+    "                           --from-redis HOST:PORT [--stream KEY])\n"
+    "                          --out MODELS/NAME [--items PATH] [--users PATH]\n"
+    "                          [model options]\n"
+    "\n"
+    "  --data PATH          interactions: MovieLens `user item rating ts`\n"
+    "                       (TAB or \"::\"), or CSV with a header\n"
+    "                       user_id,item_id[,rating][,ts][,<context>...]\n"
+    "  --format F           movielens or csv (default: csv for *.csv)\n"
+    "  --min-rating R       with --data: leave out rows rated below R (kept:\n"
+    "                       rows without a rating); the manifest counts them\n"
+    "  --from-redis H:P     read the server's event stream instead\n"
+    "  --stream KEY         stream key (default hr:events)\n"
+    "  --items PATH         item catalogue CSV (item_id,<attributes>...):\n"
+    "                       adds items without interactions\n"
+    "  --users PATH         user attributes: users.csv (user_id,<attributes>\n"
+    "                       ...) or u.user; the prior for new users and the\n"
+    "                       seq model learn them (request field user_attrs)\n"
+    "  --out MODELS/NAME    the model slot; prints the new version's path\n"
+    "  --keep N             keep the N newest versions of the slot, remove\n"
+    "                       older ones (default 5; 0 keeps every version)\n"
+    "  --kind K             ials (default) or seq: the sequential model, whose\n"
+    "                       options (those of `eval --kind seq`) follow it\n"
+    "\n";
+
+static void fit_args(args_t *a, hr_fit_opts_t *o) {
+  int ials_flags = 0;
+  for (a->i = 1; a->i < a->argc; a->i++) {
+    const char *arg = a->argv[a->i];
+    if (help(arg)) {
+      fputs(usage_fit, stdout);
+      fputs(hr_cli_usage_hyper, stdout);
+      exit(0);
+    } else if (is_opt(arg, "--kind"))
+      o->kind = value(a, arg, "--kind");
+    else if (o->kind != NULL && strcmp(o->kind, "seq") == 0 &&
+             seq_opt(a, arg, &o->seq))
+      ;
+    else if (o->kind != NULL && strcmp(o->kind, "ease") == 0 &&
+             is_opt(arg, "--lambda"))
+      o->ease.lambda = num_opt(a, "--lambda", value(a, arg, "--lambda"),
+                               1e-3, 1e9);
+    else if (o->kind != NULL && strcmp(o->kind, "ease") == 0 &&
+             is_opt(arg, "--ease-decay"))
+      o->ease.decay = num_opt(a, "--ease-decay",
+                              value(a, arg, "--ease-decay"), 1e-6, 1);
+    else if (is_opt(arg, "--data"))
+      o->data = value(a, arg, "--data");
+    else if (is_opt(arg, "--format"))
+      o->format = value(a, arg, "--format");
+    else if (is_opt(arg, "--from-redis"))
+      o->redis = value(a, arg, "--from-redis");
+    else if (is_opt(arg, "--stream"))
+      o->stream = value(a, arg, "--stream");
+    else if (is_opt(arg, "--out"))
+      o->out = value(a, arg, "--out");
+    else if (is_opt(arg, "--items"))
+      o->items = value(a, arg, "--items");
+    else if (is_opt(arg, "--users"))
+      o->users = value(a, arg, "--users");
+    else if (is_opt(arg, "--keep"))
+      o->keep = (int)int_opt(a, "--keep", value(a, arg, "--keep"), 0, 100000);
+    else if (is_opt(arg, "--budget"))
+      o->budget_s = duration_opt(a, "--budget", value(a, arg, "--budget"));
+    else if (strcmp(arg, "--force") == 0)
+      o->force = 1;
+    else if (is_opt(arg, "--min-rating")) {
+      o->min_rating = dbl_opt(a, "--min-rating",
+                              value(a, arg, "--min-rating"), -1e9, 1e9);
+      o->min_rating_set = 1;
+    } else if (hyper_opt(a, arg, &o->ials))
+      ials_flags |= ials_model_opt(arg);
+    else
+      usage_error(a, "unknown option \"%s\"", arg);
+  }
+  if (o->kind == NULL && ials_flags) /* iALS options name the model */
+    o->kind = "ials";
+}
+
+static void fit_check(args_t *a, hr_fit_opts_t *o) {
+  if (o->kind != NULL && strcmp(o->kind, "ials") != 0 &&
+      strcmp(o->kind, "seq") != 0 && strcmp(o->kind, "pop") != 0 &&
+      strcmp(o->kind, "ease") != 0)
+    usage_error(a, "--kind must be pop, ials, ease or seq");
+  int nm = o->seq.members > 1 ? o->seq.members : 1;
+  if (o->kind != NULL && strcmp(o->kind, "seq") == 0 &&
+      nm * o->seq.dims.d + (o->seq.long_term > 0 ? o->ials.factors : 0) >
+          HR_MODEL_MAX_DIM)
+    usage_error(a, "--members %d x --dim %d (+ --factors %d with a "
+                   "long-term part) is over %d, the widest model the "
+                   "server loads", nm, o->seq.dims.d,
+                o->seq.long_term > 0 ? o->ials.factors : 0, HR_MODEL_MAX_DIM);
+  if ((o->data == NULL) == (o->redis == NULL))
+    usage_error(a, "give exactly one of --data and --from-redis");
+  if (o->out == NULL || o->out[0] == '\0')
+    usage_error(a, "--out MODELS/NAME is required");
+  if (o->redis != NULL && o->format != NULL)
+    usage_error(a, "--format goes with --data, not --from-redis");
+  if (o->redis != NULL && o->min_rating_set)
+    usage_error(a, "--min-rating goes with --data (a file's rating column), "
+                   "not --from-redis");
+  if (o->data != NULL && o->format == NULL) {
+    size_t n = strlen(o->data);
+    o->format = n > 4 && strcmp(o->data + n - 4, ".csv") == 0 ? "csv"
+                                                              : "movielens";
+  }
+  if (o->format != NULL && strcmp(o->format, "csv") != 0 &&
+      strcmp(o->format, "movielens") != 0)
+    usage_error(a, "--format must be movielens or csv, not \"%s\"",
+                o->format);
+}
+
+int cmd_fit(args_t *a) {
+  hr_fit_opts_t o;
+  hr_error_t err = {0};
+  char path[4096];
+  int rc;
+
+  hr_fit_opts_default(&o);
+  fit_args(a, &o);
+  fit_check(a, &o);
+  if ((rc = hr_fit_run(&o, path, sizeof(path), &err)) != 0)
+    return fail(&err, rc);
+  printf("%s\n", path);
+  return 0;
+}
+
