@@ -214,6 +214,84 @@ int hr_ease_write(const char *slot, const char *dir, const hr_dataset_t *ds,
                   const hr_ease_opts_t *o, json_t *data, json_t *metrics,
                   char *path, size_t cap, hr_error_t *err);
 
+/* ------------------------------------------- denoising autoencoder */
+
+typedef struct {
+  int dim;                 /* the hidden layer: the user vector's width */
+  int epochs, batch;
+  float lr, weight_decay;  /* AdamW */
+  float dropout;           /* share of a user's items dropped in training */
+  float decay;             /* the k-th newest item weighs decay^k */
+  uint64_t seed;
+  int threads, progress;
+  double deadline;         /* as hr_seq_opts_t.deadline (0: none) */
+  int index;               /* writer: build index.bin */
+  hr_ann_params_t ann;
+  const struct hr_ctx_prior *ctx_prior; /* writer: the context prior */
+  json_t *selection;       /* writer: report.json, or NULL */
+  int forced;              /* writer: manifest "forced" */
+} hr_dae_opts_t;
+
+void hr_dae_opts_default(hr_dae_opts_t *o);
+
+/** A Mult-DAE (dae.c): W1, W2 n_items x dim, b1 dim, b2 n_items, views
+ *  into one parameter vector w (hr_dae_param_count floats). */
+typedef struct {
+  size_t n_items, n_users;
+  int dim;
+  float *w, *W1, *b1, *W2, *b2;
+  double seconds, loss;
+} hr_dae_t;
+
+size_t hr_dae_param_count(size_t n_items, int dim);
+/** Point m's views into w (m->n_items and m->dim set). */
+void hr_dae_bind(hr_dae_t *m, float *w);
+/** Floats of scratch hr_dae_loss_grad needs for B rows. */
+size_t hr_dae_work_floats(size_t n_items, int dim, size_t B);
+/** Mean multinomial loss of B rows (inputs X, targets T: B x n_items
+ *  each) and, when grad is not NULL, its gradient w.r.t. m's parameters
+ *  ADDED into grad (laid out as m->w). */
+double hr_dae_loss_grad(const hr_dae_t *m, const float *X, const float *T,
+                        size_t B, float *grad, float *work);
+/** Train on the histories (HR_EINVAL, HR_ENOMEM, HR_ETIMEOUT). */
+int hr_dae_fit(const hr_csr_t *h, const hr_dae_opts_t *o, hr_dae_t *out,
+               hr_error_t *err);
+void hr_dae_free(hr_dae_t *m);
+/** Write it (kind "dae") as a new version of slot or into dir. */
+int hr_dae_write(const char *slot, const char *dir, const hr_dataset_t *ds,
+                 const hr_csr_t *h, const hr_dae_t *m, const hr_dae_opts_t *o,
+                 json_t *data, json_t *metrics, char *path, size_t cap,
+                 hr_error_t *err);
+
+/* ------------------------------------------------- anomalous users */
+
+#define HR_ANOM_FEATURES 10
+
+/** Each user's anomaly score (anomaly.c): the reconstruction error of an
+ *  autoencoder over the user's behaviour profile (events, distinct items,
+ *  repetition, item popularity, timing regularity, copied sequences, the
+ *  loss of a small denoising autoencoder over the user's items). */
+typedef struct {
+  size_t n_users;          /* the data set's users, dense indices */
+  float *score;            /* n_users: larger is more anomalous */
+  float *feat;             /* n_users x HR_ANOM_FEATURES, standardised */
+  double seconds;
+} hr_anomaly_t;
+
+extern const char *const hr_anom_feature_names[HR_ANOM_FEATURES];
+/** Score every user of ds (seeded). HR_ENOMEM. */
+int hr_anomaly_scores(const hr_dataset_t *ds, uint64_t seed, hr_anomaly_t *out,
+                      hr_error_t *err);
+void hr_anomaly_free(hr_anomaly_t *a);
+/** report.json's "anomalies": the method and the `top` most anomalous
+ *  users with their scores and profiles. */
+json_t *hr_anomaly_report(const hr_anomaly_t *a, const hr_dataset_t *ds,
+                          size_t top);
+/** Remove from ds the rows of the share q of users with the highest
+ *  scores (*dropped: how many users). HR_ENOMEM. */
+int hr_anomaly_drop(hr_dataset_t *ds, const hr_anomaly_t *a, double q,
+                    size_t *dropped);
+
 /* ------------------------------------------------------- item tokens */
 
 /** Item attributes as tokens for the item tower: every (column, value) of
@@ -497,6 +575,7 @@ typedef enum {
   HR_CAND_POP = 0,
   HR_CAND_IALS,
   HR_CAND_EASE,
+  HR_CAND_DAE,
   HR_CAND_SEQ
 } hr_cand_kind_t;
 
@@ -511,17 +590,18 @@ typedef struct {
                               cheapest: the cheaper wins within one SE */
   hr_ials_opts_t ials;     /* iALS; the seq model's long-term part */
   hr_ease_opts_t ease;
+  hr_dae_opts_t dae;
   hr_seq_opts_t seq;
 } hr_cand_t;
 
 /** The candidates for a data set, from the iALS and seq options given
  *  (the defaults, or the user's): popularity, popularity with the context
  *  prior (data with context columns or user attributes), iALS, EASE, the
- *  seq model in its best documented shape, and the same with context
- *  features. Returns the count (<= HR_CAND_MAX). */
+ *  denoising autoencoder, the seq model in its best documented shape, and
+ *  the same with context features. Returns the count (<= HR_CAND_MAX). */
 size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
                     const hr_seq_opts_t *so, hr_cand_t *c);
-/** "pop", "ials", "ease" or "seq" (the manifest's kind). */
+/** "pop", "ials", "ease", "dae" or "seq" (the manifest's kind). */
 const char *hr_cand_kind_name(hr_cand_kind_t k);
 
 /** The context prior of ds over n_items items; none (n_fields 0) without
@@ -637,13 +717,17 @@ typedef struct {
   int keep;                    /* versions kept (0 all) */
   int min_rating_set;
   double min_rating;
-  const char *kind;            /* NULL: choose; "pop", "ials", "ease" or
-                                  "seq" */
+  const char *kind;            /* NULL: choose; "pop", "ials", "ease",
+                                  "dae" or "seq" */
   hr_ials_opts_t ials;         /* iALS options (and seq's long-term part) */
   hr_ease_opts_t ease;         /* EASE options */
+  hr_dae_opts_t dae;           /* DAE options */
   hr_seq_opts_t seq;           /* seq options */
   double budget_s;             /* the whole run's bound when choosing */
   int force;                   /* manifest "forced": past the load gate */
+  size_t report_anomalies;     /* list this many in report.json (0: no) */
+  double drop_anomalous;       /* train without this share of users, the
+                                  most anomalous (0: none) */
 } hr_fit_opts_t;
 
 void hr_fit_opts_default(hr_fit_opts_t *o);
@@ -754,6 +838,9 @@ typedef struct {
   uint64_t seed;
   double context_effect;   /* scales every context boost of the category
                               choice (0 or 1: as designed) */
+  double bots;             /* bot accounts, a share of users (0: none):
+                              random items, one item hammered, a script
+                              copied across accounts; bots.csv names them */
 } hr_gen_opts_t;
 
 /** Synthetic data with context effects into dir (created if missing):

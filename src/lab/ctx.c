@@ -481,6 +481,7 @@ typedef struct {
   hr_item_tokens_t tok; /* --items: the item tower's attribute tokens */
   float *lt_rows;    /* with tokens: the long-term rows, new items' from
                         their tokens (as served) */
+  int lt_only;       /* --model ials: the factor part alone, weight 1 */
 } sq_t;
 
 static void sq_free(sq_t *m) {
@@ -505,7 +506,7 @@ static void sq_rows(const sq_t *m, const hr_ctxdata_t *d, size_t r,
 }
 
 static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
-                  double threshold, const hr_ctx_eval_opts_t *o,
+                  double threshold, const hr_ctx_eval_opts_t *o, int lt_only,
                   hr_error_t *err) {
   hr_dataset_t ds;
   hr_seq_opts_t so = *o->seq;
@@ -515,6 +516,7 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   int rc;
 
   memset(m, 0, sizeof(*m));
+  m->lt_only = lt_only;
   if ((rc = hr_dataset_init(&ds)) != 0)
     return hr_error_set(err, rc, NULL, "out of memory");
   /* the same dense user and item indices as d */
@@ -544,6 +546,13 @@ static int sq_fit(sq_t *m, const hr_ctxdata_t *d, const unsigned char *fitrow,
   }
   if ((rc = hr_dataset_histories(&ds, &m->h)) != 0)
     goto oom;
+  if (lt_only) { /* iALS alone, as fit trains it */
+    so.long_term = 1;
+    m->w = 1;
+    if ((rc = hr_seq_long_term_fit(&m->h, &so, &m->lt, err)) != 0)
+      goto done;
+    goto done;
+  }
   m->off = calloc(HR_CTX_MAX_COLS + 1, sizeof(size_t));
   m->cols = calloc(HR_CTX_MAX_COLS + 1, sizeof(int32_t));
   if (m->off == NULL || m->cols == NULL)
@@ -646,7 +655,13 @@ static void sq_score(sq_t *m, const hr_ctxdata_t *d, size_t r, float *vec,
   size_t n = u < m->h.n_users ? (size_t)(m->h.ptr[u + 1] - m->h.ptr[u]) : 0;
   int32_t crow[HR_CTX_MAX_COLS];
   if (n == 0) {
-    memcpy(score, pop, sizeof(float) * (size_t)m->fit.dims.n_items);
+    memcpy(score, pop, sizeof(float) * m->h.n_items);
+    return;
+  }
+  if (m->lt_only) {
+    size_t f = (size_t)m->lt.dim;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)m->h.n_items, (int)f, 1.0f,
+                m->lt.Y, (int)f, m->lt.X + u * f, 1, 0.0f, score, 1);
     return;
   }
   hr_seq_user_vector(&m->fit, n ? m->h.items + m->h.ptr[u] : NULL,
@@ -861,7 +876,7 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   sq_t sq = {0};
   nb_t nb = {0};
   float *uvec = NULL, *pop = NULL;
-  int is_tt = 0, is_seq = 0, is_nbr = 0;
+  int is_tt = 0, is_seq = 0, is_nbr = 0, is_ials = 0;
   int rc, target = o->target_test ? HR_CTX_TEST : HR_CTX_VALID;
 
   memset(res, 0, sizeof(*res));
@@ -922,8 +937,9 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   is_tt = o->model != NULL && strcmp(o->model, "tt") == 0;
   is_seq = o->model != NULL && strcmp(o->model, "seq") == 0 && o->seq;
   is_nbr = o->model != NULL && strcmp(o->model, "nbr") == 0;
+  is_ials = o->model != NULL && strcmp(o->model, "ials") == 0 && o->seq;
   if (o->model != NULL && strcmp(o->model, "pop") != 0 && !is_tt &&
-      !is_seq && !is_nbr) {
+      !is_seq && !is_nbr && !is_ials) {
     rc = hr_error_set(err, HR_EINVAL, NULL, "unknown model \"%s\"", o->model);
     goto done;
   }
@@ -943,9 +959,10 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
     rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
     goto done;
   }
-  if (is_seq && (rc = sq_fit(&sq, &d, fitrow, res->threshold, o, err)) != 0)
+  if ((is_seq || is_ials) &&
+      (rc = sq_fit(&sq, &d, fitrow, res->threshold, o, is_ials, err)) != 0)
     goto done;
-  if (is_seq || is_nbr) {
+  if (is_seq || is_nbr || is_ials) {
     if ((pop = malloc(sizeof(float) * (ni + 1))) == NULL) {
       rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
       goto done;
@@ -996,7 +1013,7 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
     size_t nt;
     if (is_tt)
       tt_score(&tt, &d, r, uvec, score);
-    else if (is_seq)
+    else if (is_seq || is_ials)
       sq_score(&sq, &d, r, uvec, pop, score);
     else if (is_nbr)
       nb_score(&nb, &d, r, pop, ni, score);

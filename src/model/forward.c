@@ -356,6 +356,49 @@ static void ease_vector(const hr_model_t *m, long user_idx,
     }
 }
 
+/* Kind "dae": tanh(enc_bias + x enc), x the user's distinct items (live,
+ * then stored, newest first) weighted decay^k at unit length; zeros for a
+ * user without any (the priors answer then). */
+static int dae_vector(const hr_model_t *m, long user_idx,
+                      const hr_history_t *recent, hr_model_work_t *w,
+                      float *out) {
+  size_t d = (size_t)m->dim, nrec = recent ? recent->n : 0, nhist = 0;
+  size_t n = 0, tsize = 16;
+  const int32_t *hist = user_idx >= 0
+                            ? hr_model_user_history(m, user_idx, &nhist)
+                            : NULL;
+  int32_t *list, *set;
+  double norm = 0, wk = 1;
+
+  while (tsize < 2 * (nrec + nhist + 1))
+    tsize <<= 1;
+  list = work_bytes(w, (nrec + nhist + 1) * sizeof(*list) +
+                           tsize * sizeof(*set));
+  if (list == NULL)
+    return HR_ENOMEM;
+  set = list + nrec + nhist + 1;
+  memset(set, 0xff, tsize * sizeof(*set));
+  for (size_t j = 0; j < nrec; j++)
+    if (seen_add(set, tsize - 1, (int32_t)recent->items[j]))
+      list[n++] = (int32_t)recent->items[j];
+  for (size_t j = nhist; j-- > 0;)
+    if (seen_add(set, tsize - 1, hist[j]))
+      list[n++] = hist[j];
+  memset(out, 0, d * sizeof(*out));
+  if (n == 0)
+    return 0;
+  for (size_t k = 0; k < n; k++, wk *= m->ease_decay)
+    norm += wk * wk;
+  memcpy(out, m->dae_enc_bias, d * sizeof(*out));
+  wk = 1 / sqrt(norm);
+  for (size_t k = 0; k < n; k++, wk *= m->ease_decay)
+    cblas_saxpy((int)d, (float)wk, m->dae_enc + (size_t)list[k] * d, 1, out,
+                1);
+  for (size_t k = 0; k < d; k++)
+    out[k] = tanhf(out[k]);
+  return 0;
+}
+
 int hr_model_user_base(const hr_model_t *m, long user_idx,
                        const hr_history_t *recent, hr_model_work_t *w,
                        float *base) {
@@ -367,6 +410,8 @@ int hr_model_user_base(const hr_model_t *m, long user_idx,
     ease_vector(m, user_idx, recent, base);
     return 0;
   }
+  if (m->dae_enc != NULL)
+    return dae_vector(m, user_idx, recent, w, base);
   if (m->hist_ts == NULL)
     return ials_vector(m, m->item_emb, m->dim, user_idx, recent, w, base);
   if ((rc = seq_base(m, user_idx, recent, w, base)) != 0 || m->lt_dim == 0)

@@ -684,6 +684,30 @@ static int bind_ease(ctx_t *c, hr_model_t *m) {
   return bind_common(c, m);
 }
 
+/* Kind "dae": item_emb is the decoder, item_prior its bias; dae_enc and
+ * dae_enc_bias the encoder (docs/model-format.md). */
+static int bind_dae(ctx_t *c, hr_model_t *m) {
+  json_t *params = json_object_get(m->manifest, "params");
+  size_t d = (size_t)m->dim;
+  const void *p;
+  if (!json_is_object(params))
+    return FAIL(c, HR_EFORMAT, "manifest.json", "\"params\" missing");
+  if (get_num(c, params, "decay", 1e-6, 1, &m->ease_decay) ||
+      bind_common(c, m))
+    return c->err->code;
+  if (need(c, m, "dae_enc", HR_DT_F32, 2, m->n_items, d, &p))
+    return c->err->code;
+  m->dae_enc = p;
+  if (need(c, m, "dae_enc_bias", HR_DT_F32, 1, d, 1, &p))
+    return c->err->code;
+  m->dae_enc_bias = p;
+  if (!all_finite(m->dae_enc, m->n_items * d) ||
+      !all_finite(m->dae_enc_bias, d))
+    return FAIL(c, HR_EFORMAT, "model.bin", "NaN or infinity in the "
+                "weights");
+  return 0;
+}
+
 static int bind_ials(ctx_t *c, hr_model_t *m) {
   json_t *params = json_object_get(m->manifest, "params");
   size_t d = (size_t)m->dim, nu = m->n_users;
@@ -1039,6 +1063,9 @@ static hr_model_t *open_model(ctx_t c, hr_error_t *err) {
       goto fail;
   } else if (strcmp(m->kind, "ease") == 0) {
     if ((rc = bind_ease(&c, m)) != 0)
+      goto fail;
+  } else if (strcmp(m->kind, "dae") == 0) {
+    if ((rc = bind_dae(&c, m)) != 0)
       goto fail;
   } else {
     FAIL(&c, HR_EFORMAT, "manifest.json", "unsupported model kind \"%.32s\"",

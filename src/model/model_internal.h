@@ -30,6 +30,10 @@ struct hr_model {
   int ease;                /* kind "ease": dim == n_items, the user vector
                               is the indicator of the user's items, ... */
   float ease_decay;        /* ... weighted decay^k for the k-th newest */
+  /* kind "dae": the encoder (n_items x dim) and its bias (dim); the user
+   * vector is tanh(enc_bias + x enc), x the user's items weighted
+   * ease_decay^k by recency, at unit length */
+  const float *dae_enc, *dae_enc_bias;
   size_t n_items, n_users;
   uint64_t size_bytes;
   json_t *manifest;

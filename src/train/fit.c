@@ -17,6 +17,8 @@ void hr_fit_opts_default(hr_fit_opts_t *o) {
   hr_ials_opts_default(&o->ials);
   o->ials.progress = 1;
   hr_ease_opts_default(&o->ease);
+  hr_dae_opts_default(&o->dae);
+  o->dae.progress = 1;
   hr_seq_opts_default(&o->seq);
   o->seq.progress = 1;
 }
@@ -103,6 +105,12 @@ static int forced_candidate(const hr_fit_opts_t *o, const hr_dataset_t *ds,
   } else if (strcmp(o->kind, "ease") == 0) {
     c->kind = HR_CAND_EASE;
     c->ease = o->ease;
+  } else if (strcmp(o->kind, "dae") == 0) {
+    c->kind = HR_CAND_DAE;
+    c->dae = o->dae;
+    c->dae.seed = o->ials.seed;
+    c->dae.threads = o->ials.threads;
+    c->dae.progress = o->ials.progress;
   } else if (strcmp(o->kind, "pop") == 0) {
     c->kind = HR_CAND_POP;
     c->ials.popularity = 1;
@@ -153,6 +161,31 @@ static void prune(const hr_fit_opts_t *o) {
                      o->keep));
 }
 
+/* fit --report-anomalies / --drop-anomalous: score the users, drop the
+ * most anomalous share from ds; *anom gets report.json's "anomalies". */
+static int anomalies(const hr_fit_opts_t *o, hr_dataset_t *ds, json_t **anom,
+                     hr_error_t *err) {
+  hr_anomaly_t a;
+  size_t dropped = 0;
+  int rc;
+  *anom = NULL;
+  if (o->report_anomalies == 0 && !(o->drop_anomalous > 0))
+    return 0;
+  if ((rc = hr_anomaly_scores(ds, o->ials.seed, &a, err)) != 0)
+    return rc;
+  *anom = hr_anomaly_report(&a, ds, o->report_anomalies);
+  if (o->drop_anomalous > 0 &&
+      (rc = hr_anomaly_drop(ds, &a, o->drop_anomalous, &dropped)) != 0)
+    rc = hr_error_set(err, rc, NULL, "out of memory");
+  json_object_set_new(*anom, "dropped_users", json_integer((json_int_t)dropped));
+  json_object_set_new(*anom, "drop_share", json_real(o->drop_anomalous));
+  hr_log(HR_LOG_INFO, "anomalies_scored",
+         json_pack("{si si sf}", "users", (int)a.n_users, "dropped",
+                   (int)dropped, "seconds", a.seconds));
+  hr_anomaly_free(&a);
+  return rc;
+}
+
 int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
                hr_error_t *err) {
   char source[4200];
@@ -163,12 +196,13 @@ int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
   hr_ctx_prior_t cp = {0};
   hr_selection_t sel = {0};
   hr_cand_t c;
-  json_t *summary = NULL;
+  json_t *summary = NULL, *anom = NULL, *report = NULL;
   int rc;
 
   if ((rc = hr_dataset_init(&ds)) != 0)
     return hr_error_set(err, rc, NULL, "out of memory");
-  if ((rc = read_input(o, &ds, source, sizeof(source), &format, err)) != 0)
+  if ((rc = read_input(o, &ds, source, sizeof(source), &format, err)) != 0 ||
+      (rc = anomalies(o, &ds, &anom, err)) != 0)
     goto done;
   if (o->kind != NULL)
     rc = forced_candidate(o, &ds, &c, err);
@@ -187,7 +221,12 @@ int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
     json_object_set_new(sel.report, "refit",
                         json_pack("{ss si si}", "candidate", c.name, "rows",
                                   (int)ds.n, "users", (int)h.n_users));
-  hr_cand_out_t out = {o->out, NULL, summary, sel.report, o->force, 1, 0,
+  report = sel.report != NULL ? json_incref(sel.report)
+           : anom != NULL     ? json_object()
+                              : NULL;
+  if (anom != NULL)
+    json_object_set(report, "anomalies", anom);
+  hr_cand_out_t out = {o->out, NULL, summary, report, o->force, 1, 0,
                        path, cap};
   if ((rc = hr_cand_fit_write(&c, &ds, &h, &cp, &out, &seconds, err)) != 0)
     goto done;
@@ -200,6 +239,8 @@ int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
                    "total_seconds", hr__now_s() - t0));
 done:
   hr_selection_free(&sel);
+  json_decref(report);
+  json_decref(anom);
   json_decref(summary);
   hr_ctx_prior_free(&cp);
   hr_csr_free(&h);

@@ -176,11 +176,29 @@ static int category_of(rng_t *r, const user_t *u, int hour, int weekend,
   return (int)pick(r, w, NCAT);
 }
 
+static const char *const bot_kind[3] = {"random", "hammer", "script"};
+
+/* bots.csv: the bot accounts and their kinds (the anomaly check's truth). */
+static int write_bots(const char *dir, const hr_gen_opts_t *o,
+                      const int *kinds, size_t nb, hr_error_t *err) {
+  char path[4096];
+  FILE *f;
+  snprintf(path, sizeof(path), "%s/bots.csv", dir);
+  if ((f = fopen(path, "w")) == NULL)
+    return hr_error_set(err, HR_EIO, NULL, "%s: %s", path, strerror(errno));
+  fputs("user_id,kind\n", f);
+  for (size_t b = 0; b < nb; b++)
+    fprintf(f, "u%05zu,%s\n", o->users + b + 1, bot_kind[kinds[b]]);
+  if (fclose(f) != 0)
+    return hr_error_set(err, HR_EIO, NULL, "%s: %s", path, strerror(errno));
+  return 0;
+}
+
 /* The four files (events sorted by time). */
 static int write_files(const char *dir, const hr_gen_opts_t *o,
-                       const user_t *users, const gev_t *ev, const int *icat,
-                       const int *isty, hr_error_t *err) {
-  size_t nu = o->users, ni = o->items, ne = o->events;
+                       const user_t *users, const gev_t *ev, size_t ne,
+                       const int *icat, const int *isty, hr_error_t *err) {
+  size_t nu = o->users, ni = o->items;
   char path[4096];
   FILE *f = NULL;
 
@@ -249,6 +267,47 @@ io:
   return hr_error_set(err, HR_EIO, NULL, "%s: %s", path, strerror(errno));
 }
 
+/* Bot accounts (gen --bots F): F x users accounts after the users, of
+ * three kinds in turn -- uniform random items, one item hammered, and one
+ * scripted sequence of 25 items replayed by every account of that kind at
+ * 30 s intervals. Their events are appended to *ev (grown); kinds[b] is
+ * account b's kind. 0 or HR_ENOMEM. */
+static int make_bots(rng_t *r, const hr_gen_opts_t *o, size_t nb, gev_t **ev,
+                     size_t *ne, int *kinds) {
+  enum { N_RANDOM = 40, N_HAMMER = 60, N_SCRIPT = 25 };
+  size_t ni = o->items, extra = 0, e = *ne;
+  uint32_t script[N_SCRIPT];
+  for (size_t b = 0; b < nb; b++)
+    extra += b % 3 == 0 ? N_RANDOM : b % 3 == 1 ? N_HAMMER : N_SCRIPT;
+  gev_t *g = realloc(*ev, (e + extra) * sizeof(*g));
+  if (g == NULL)
+    return HR_ENOMEM;
+  *ev = g;
+  for (int k = 0; k < N_SCRIPT; k++)
+    script[k] = (uint32_t)below(r, ni);
+  for (size_t b = 0; b < nb; b++) {
+    uint32_t user = (uint32_t)(o->users + b);
+    int kind = (int)(b % 3), n = kind == 0 ? N_RANDOM
+                                  : kind == 1 ? N_HAMMER : N_SCRIPT;
+    uint32_t target = (uint32_t)below(r, ni);
+    int64_t start = (int64_t)T0 + (int64_t)below(r, (DAYS - 1) * 86400);
+    kinds[b] = kind;
+    for (int k = 0; k < n; k++, e++) {
+      g[e].user = user;
+      g[e].item = kind == 0 ? (uint32_t)below(r, ni)
+                  : kind == 1 ? target : script[k];
+      g[e].ts = kind == 2 ? start + 30 * k
+                          : (int64_t)T0 + (int64_t)below(r, DAYS * 86400);
+      g[e].loc = (uint8_t)(kind == 2 ? 0 : below(r, NLOC));
+      g[e].mood = (uint8_t)(kind == 2 ? 0 : below(r, NMOOD));
+      g[e].dev = (uint8_t)(kind == 2 ? 1 : below(r, NDEV));
+      g[e].rating = (uint8_t)(1 + below(r, 5));
+    }
+  }
+  *ne = e;
+  return 0;
+}
+
 int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err) {
   rng_t r = {o->seed * 0x2545F4914F6CDD1Dull + 7};
   size_t nu = o->users, ni = o->items, ne = o->events;
@@ -258,6 +317,8 @@ int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err) {
   int *isty = malloc((ni ? ni : 1) * sizeof(*isty));
   double *ucum = malloc((nu ? nu : 1) * sizeof(*ucum));
   bucket_t bk[NCAT][NSTYLE];
+  int *kinds = NULL;
+  size_t nb = 0;
   int rc = 0;
 
   memset(bk, 0, sizeof(bk));
@@ -335,9 +396,17 @@ int hr_gen_write(const char *dir, const hr_gen_opts_t *o, hr_error_t *err) {
     ev[e].rating = (uint8_t)(s == p->style[c] ? 3 + below(&r, 3)
                                               : 1 + below(&r, 3));
   }
+  nb = (size_t)(o->bots * (double)nu + 0.5);
+  if (nb > 0 && ((kinds = malloc(sizeof(int) * nb)) == NULL ||
+                 make_bots(&r, o, nb, &ev, &ne, kinds) != 0)) {
+    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    goto done;
+  }
   qsort(ev, ne, sizeof(*ev), cmp_gev);
 
-  rc = write_files(dir, o, users, ev, icat, isty, err);
+  rc = write_files(dir, o, users, ev, ne, icat, isty, err);
+  if (rc == 0 && nb > 0)
+    rc = write_bots(dir, o, kinds, nb, err);
 done:
   for (int c = 0; c < NCAT; c++)
     for (int s = 0; s < NSTYLE; s++) {
@@ -346,6 +415,7 @@ done:
     }
   free(users);
   free(ev);
+  free(kinds);
   free(icat);
   free(isty);
   free(ucum);

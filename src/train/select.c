@@ -32,17 +32,23 @@ size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
 
   memset(c, 0, sizeof(*c) * HR_CAND_MAX);
   hr_ease_opts_t eo;
+  hr_dae_opts_t ao;
   hr_ease_opts_default(&eo);
-  c[n] = (hr_cand_t){"popularity", HR_CAND_POP, 0, 0, *io, eo, *so};
+  hr_dae_opts_default(&ao);
+  ao.seed = io->seed;
+  ao.threads = io->threads;
+  c[n] = (hr_cand_t){"popularity", HR_CAND_POP, 0, 0, *io, eo, ao, *so};
   c[n].ials.popularity = 1;
   n++;
   if (ctx) {
-    c[n] = (hr_cand_t){"popularity+context", HR_CAND_POP, 1, 1, *io, eo, *so};
+    c[n] = (hr_cand_t){"popularity+context", HR_CAND_POP, 1, 1, *io, eo, ao,
+                       *so};
     c[n].ials.popularity = 1;
     n++;
   }
-  c[n++] = (hr_cand_t){"ials", HR_CAND_IALS, 0, 2, *io, eo, *so};
-  c[n++] = (hr_cand_t){"ease", HR_CAND_EASE, 0, 3, *io, eo, *so};
+  c[n++] = (hr_cand_t){"ials", HR_CAND_IALS, 0, 2, *io, eo, ao, *so};
+  c[n++] = (hr_cand_t){"ease", HR_CAND_EASE, 0, 3, *io, eo, ao, *so};
+  c[n++] = (hr_cand_t){"dae", HR_CAND_DAE, 0, 4, *io, eo, ao, *so};
   /* The sequential model's best documented shape (docs/training.md,
    * "Test"): four networks, the long-term part at weight 8, the item
    * tower with id dropout 0.1 when the items have attributes. */
@@ -52,16 +58,17 @@ size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
   if (ds->attrs != NULL)
     best.id_dropout = 0.1f;
   best.ctx_slots = -1;
-  c[n++] = (hr_cand_t){"seq", HR_CAND_SEQ, 0, 4, *io, eo, best};
+  c[n++] = (hr_cand_t){"seq", HR_CAND_SEQ, 0, 5, *io, eo, ao, best};
   if (ctx) {
     best.ctx_slots = 0;
-    c[n++] = (hr_cand_t){"seq+context", HR_CAND_SEQ, 1, 5, *io, eo, best};
+    c[n++] = (hr_cand_t){"seq+context", HR_CAND_SEQ, 1, 6, *io, eo, ao,
+                         best};
   }
   return n;
 }
 
 const char *hr_cand_kind_name(hr_cand_kind_t k) {
-  static const char *const names[] = {"pop", "ials", "ease", "seq"};
+  static const char *const names[] = {"pop", "ials", "ease", "dae", "seq"};
   return names[k];
 }
 
@@ -212,6 +219,31 @@ static int write_ease(const hr_cand_t *c, const hr_dataset_t *ds,
   return rc;
 }
 
+static int write_dae(const hr_cand_t *c, const hr_dataset_t *ds,
+                     const hr_csr_t *h, const hr_ctx_prior_t *cp,
+                     const hr_cand_out_t *out, double *seconds,
+                     hr_error_t *err) {
+  hr_dae_opts_t o = c->dae;
+  hr_dae_t m;
+  int rc;
+  o.ctx_prior = cp;
+  o.selection = out->report;
+  o.forced = out->forced;
+  o.deadline = out->deadline;
+  o.index = out->index && c->ials.index;
+  o.ann = c->ials.ann;
+  if ((rc = hr_dae_fit(h, &o, &m, err)) != 0)
+    return rc;
+  *seconds = m.seconds;
+  json_t *metrics = json_pack("{sf sf}", "train_seconds", m.seconds,
+                              "train_loss", m.loss);
+  rc = hr_dae_write(out->slot, out->dir, ds, h, &m, &o, out->data, metrics,
+                    out->path, out->path_cap, err);
+  json_decref(metrics);
+  hr_dae_free(&m);
+  return rc;
+}
+
 int hr_cand_fit_write(const hr_cand_t *c, const hr_dataset_t *ds,
                       const hr_csr_t *h, const hr_ctx_prior_t *cp,
                       const hr_cand_out_t *out, double *seconds,
@@ -223,6 +255,8 @@ int hr_cand_fit_write(const hr_cand_t *c, const hr_dataset_t *ds,
     return write_seq(c, ds, h, cp, out, seconds, err);
   if (c->kind == HR_CAND_EASE)
     return write_ease(c, ds, h, cp, out, seconds, err);
+  if (c->kind == HR_CAND_DAE)
+    return write_dae(c, ds, h, cp, out, seconds, err);
   return write_ials(c, ds, h, cp, out, seconds, err);
 }
 
@@ -588,8 +622,8 @@ int hr_select(const hr_dataset_t *train, const hr_target_t *tg, size_t ntg,
     double left = (o->t0 > 0 ? o->t0 : t0) + o->budget_s - now;
     size_t seq_left = 0;
     r->cand = c[k];
-    for (size_t j = k; j < sel->n; j++)
-      seq_left += c[j].kind == HR_CAND_SEQ;
+    for (size_t j = k; j < sel->n; j++) /* the neural ones */
+      seq_left += c[j].kind == HR_CAND_SEQ || c[j].kind == HR_CAND_DAE;
     if (c[k].context && (cp.n_fields == 0 ||
                          (c[k].kind == HR_CAND_SEQ &&
                           !context_usable(&cp, train)))) {
@@ -611,7 +645,7 @@ int hr_select(const hr_dataset_t *train, const hr_target_t *tg, size_t ntg,
       continue;
     }
     /* a seq candidate must leave room for the others and the refit */
-    double deadline = c[k].kind == HR_CAND_SEQ
+    double deadline = c[k].kind == HR_CAND_SEQ || c[k].kind == HR_CAND_DAE
                           ? now + left / (double)(seq_left + 1) : 0;
     if ((rc = try_candidate(&c[k], train, &h, &cp, tg, ntg, cds, deadline, r,
                             err)) != 0)

@@ -70,7 +70,8 @@ static json_t *load_json(const char *dir, const char *name) {
 HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
   char data[PATH_MAX], slot[PATH_MAX], log[PATH_MAX], vdir[PATH_MAX];
   static const char *const names[] = {"popularity", "popularity+context",
-                                      "ials", "ease", "seq", "seq+context"};
+                                      "ials", "ease", "dae", "seq",
+                                      "seq+context"};
   static const char *const extra[] = {"--budget", "4m", "--seed", "3", NULL};
 
   ASSERT_EQ(make_data(data, sizeof(data)), 0);
@@ -83,10 +84,10 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
   ASSERT_NOT_NULL(rep);
   ASSERT_NOT_NULL(man);
   json_t *cands = json_object_get(rep, "candidates");
-  ASSERT_EQ(json_array_size(cands), 6);
+  ASSERT_EQ(json_array_size(cands), 7);
   /* every candidate scored, and the rule recomputed from the report */
   double best = -1, best_se = 0;
-  for (size_t k = 0; k < 6; k++) {
+  for (size_t k = 0; k < 7; k++) {
     json_t *c = json_array_get(cands, k);
     ASSERT_STR_EQ(json_string_value(json_object_get(c, "name")), names[k]);
     ASSERT_MSG(strcmp(json_string_value(json_object_get(c, "state")),
@@ -100,7 +101,7 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
     }
   }
   const char *want = NULL;
-  for (size_t k = 0; k < 6 && want == NULL; k++) { /* cheapest first */
+  for (size_t k = 0; k < 7 && want == NULL; k++) { /* cheapest first */
     json_t *c = json_array_get(cands, k);
     if (json_number_value(json_object_get(c, "NDCG@10")) >= best - best_se)
       want = json_string_value(json_object_get(c, "name"));
@@ -115,13 +116,14 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
   ASSERT_STR_EQ(kind, strncmp(winner, "popularity", 10) == 0 ? "pop"
                       : strcmp(winner, "ials") == 0          ? "ials"
                       : strcmp(winner, "ease") == 0          ? "ease"
+                      : strcmp(winner, "dae") == 0           ? "dae"
                                                              : "seq");
   ASSERT_NOT_NULL(json_object_get(json_object_get(man, "files"),
                                   "report.json"));
   ASSERT_EQ(hrt_jint(man, "data.rows"), 9000);
   /* the data's planted context effects: the context candidates beat their
    * plain twins by more than a standard error */
-  for (size_t k = 0; k < 5; k += 4) {
+  for (size_t k = 0; k < 6; k += 5) {
     json_t *a = json_array_get(cands, k), *b = json_array_get(cands, k + 1);
     double xa = json_number_value(json_object_get(a, "NDCG@10"));
     double xb = json_number_value(json_object_get(b, "NDCG@10"));
@@ -148,7 +150,7 @@ HR_TEST_T(fit_budget_leaves_out_what_would_overrun, 120) {
   json_t *rep = load_json(vdir, "report.json");
   ASSERT_NOT_NULL(rep);
   json_t *cands = json_object_get(rep, "candidates");
-  for (size_t k = 4; k < 6; k++) {
+  for (size_t k = 5; k < 7; k++) {
     json_t *c = json_array_get(cands, k);
     ASSERT_MSG(strcmp(json_string_value(json_object_get(c, "state")),
                       "over_budget") == 0 &&
@@ -185,5 +187,72 @@ HR_TEST(fit_without_a_holdout_says_so) {
   ASSERT_EQ(hrt_run(argv, log, 60000), 1);
   ASSERT_GE(count_in_file(log, "no user has 3 or more distinct items"),
             1);
+  return 0;
+}
+
+/* gen --bots: three kinds of bot accounts named in bots.csv; the anomaly
+ * scores separate each kind from the people (ROC AUC, eval
+ * --anomaly-truth), fit --report-anomalies lists them in report.json and
+ * --drop-anomalous trains without them. */
+HR_TEST_T(anomaly_scores_find_each_kind_of_bot, 180) {
+  char bin[PATH_MAX], dir[PATH_MAX], log[PATH_MAX], ev[PATH_MAX], bots[PATH_MAX];
+  char slot[PATH_MAX], vdir[PATH_MAX];
+  hrt_fmt(dir, sizeof(dir), "%s/bots-data", hr_test_tmpdir());
+  hrt_fmt(log, sizeof(log), "%s/bots.log", hr_test_tmpdir());
+  hrt_fmt(ev, sizeof(ev), "%s/events.csv", dir);
+  hrt_fmt(bots, sizeof(bots), "%s/bots.csv", dir);
+  const char *gen[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                       "gen", "--out", dir, "--seed", "21", "--bots", "0.05",
+                       NULL}; /* 2000 users, 500 items, 60000 events */
+  ASSERT_EQ(hrt_run(gen, log, 60000), 0);
+  ASSERT_EQ(count_in_file(bots, ",random\n"), 34);
+  ASSERT_EQ(count_in_file(bots, ",hammer\n"), 33);
+  ASSERT_EQ(count_in_file(bots, ",script\n"), 33);
+  const char *eval[] = {bin, "eval", "--data", ev, "--anomaly-truth", bots,
+                        NULL};
+  ASSERT_EQ(hrt_run(eval, log, 60000), 0);
+  char *text = hrt_slurp(log);
+  char *line = text ? strstr(text, "{\"protocol\":\"anomalies\"") : NULL;
+  json_t *j = line ? json_loads(line, 0, NULL) : NULL;
+  free(text);
+  ASSERT_NOT_NULL(j);
+  static const char *const kinds[] = {"random", "hammer", "script"};
+  for (int k = 0; k < 3; k++) {
+    double auc = json_number_value(json_object_get(
+        json_object_get(j, "ROC_AUC"), kinds[k]));
+    fprintf(stderr, "  %s bots: ROC AUC %.4f\n", kinds[k], auc);
+    ASSERT_MSG(auc >= 0.95, "%s bots: ROC AUC %.4f", kinds[k], auc);
+  }
+  json_decref(j);
+  /* the report lists them; --drop-anomalous leaves their rows out */
+  hrt_fmt(slot, sizeof(slot), "%s/bots-model/default", hr_test_tmpdir());
+  static const char *const extra[] = {"--kind", "ials", "--quiet",
+                                      "--report-anomalies", "80",
+                                      "--drop-anomalous", "0.05", NULL};
+  const char *data = dir;
+  ASSERT_EQ(fit(data, slot, extra, log, vdir, sizeof(vdir)), 0);
+  json_t *rep = load_json(vdir, "report.json");
+  json_t *man = load_json(vdir, "manifest.json");
+  ASSERT_NOT_NULL(rep);
+  json_t *top = json_object_get(json_object_get(rep, "anomalies"),
+                                "most_anomalous");
+  ASSERT_EQ(json_array_size(top), 80);
+  char *truth = hrt_slurp(bots);
+  int hits = 0;
+  for (size_t k = 0; k < json_array_size(top); k++) {
+    char id[64];
+    hrt_fmt(id, sizeof(id), "%s,", json_string_value(json_object_get(
+                                        json_array_get(top, k), "user_id")));
+    hits += truth != NULL && strstr(truth, id) != NULL;
+  }
+  free(truth);
+  fprintf(stderr, "  bots among the 80 most anomalous: %d\n", hits);
+  ASSERT_GE(hits, 60); /* 66 measured; deterministic for the seeds */
+  ASSERT_EQ(hrt_jint(rep, "anomalies.dropped_users"), 105); /* 5 % of 2100 */
+  /* the rows of the dropped accounts are gone: most bot events */
+  ASSERT(hrt_jint(man, "data.rows") < 60000 + 34 * 40 + 33 * 60 + 33 * 25 -
+                                          2000);
+  json_decref(rep);
+  json_decref(man);
   return 0;
 }

@@ -246,3 +246,44 @@ HR_TEST_T(eval_ctx_seq_reads_an_items_file, 120) {
   ASSERT_EQ(hrt_run(cold_argv, log, 60000), 2);
   return 0;
 }
+
+/* eval --data with no model named: fit's candidates scored on the
+ * protocol's valid cases, the winner by the one-standard-error rule
+ * (recomputed here from the listing), its own figures on the target. */
+HR_TEST_T(eval_ctx_without_a_model_chooses_by_the_rule, 180) {
+  char ratings[PATH_MAX], bin[PATH_MAX], log[PATH_MAX];
+  HR_NEED_DATA("depaulmovie/ratings.csv", ratings);
+  hrt_fmt(log, sizeof(log), "%s/ctx-select.log", hr_test_tmpdir());
+  const char *argv[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                        "eval", "--data", ratings, "--protocol", "ctx80-rc",
+                        "--target", "test", "--seed", "1", NULL};
+  ASSERT_EQ(hrt_run(argv, log, 150000), 0);
+  json_t *j = last_json(log);
+  ASSERT_NOT_NULL(j);
+  json_t *sel = json_object_get(j, "selection");
+  ASSERT_EQ(json_array_size(sel), 4);
+  double best = -1, se = 0;
+  for (size_t k = 0; k < 4; k++) {
+    json_t *c = json_array_get(sel, k);
+    double x = json_number_value(json_object_get(c, "valid_NDCG@10"));
+    if (x > best) {
+      best = x;
+      se = json_number_value(json_object_get(c, "valid_NDCG@10_se"));
+    }
+  }
+  const char *want = NULL;
+  double won_test = -1;
+  for (size_t k = 0; k < 4 && want == NULL; k++) {
+    json_t *c = json_array_get(sel, k);
+    if (json_number_value(json_object_get(c, "valid_NDCG@10")) >= best - se) {
+      want = json_string_value(json_object_get(c, "name"));
+      won_test = json_number_value(json_object_get(c, "target_NDCG@10"));
+    }
+  }
+  ASSERT_STR_EQ(hrt_jstr(j, "winner"), want);
+  ASSERT_DBL_NEAR(json_number_value(json_object_get(j, "NDCG@10")), won_test,
+                  1e-6);
+  fprintf(stderr, "  depaulmovie: %s, test NDCG@10 %.4f\n", want, won_test);
+  json_decref(j);
+  return 0;
+}

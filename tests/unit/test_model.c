@@ -591,7 +591,7 @@ HR_TEST(model_refuses_bad_paths_and_ids) {
 /* A trained model on generated data, in <tmp>/fold/1. */
 static hr_model_t *trained(hr_ials_opts_t *o) {
   char gdir[512], vdir[512], csv[600];
-  hr_gen_opts_t g = {300, 120, 6000, 3, 1.0};
+  hr_gen_opts_t g = {300, 120, 6000, 3, 1.0, 0};
   hr_error_t err = {0};
   hr_dataset_t ds;
   hr_csr_t h;
@@ -922,7 +922,7 @@ static hr_model_t *prior_model(char *vdir, hr_dataset_t *ds, hr_csr_t *h,
  * lists no longer match the table is refused. */
 HR_TEST(model_context_prior_round_trip) {
   char gdir[512], vdir[512], csv[600], man[600];
-  hr_gen_opts_t g = {200, 60, 3000, 9, 1.0};
+  hr_gen_opts_t g = {200, 60, 3000, 9, 1.0, 0};
   hr_error_t err = {0};
   hr_dataset_t ds;
   hr_csr_t h;

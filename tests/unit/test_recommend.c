@@ -20,7 +20,7 @@
 /* generated data: 300 users, 150 items, context columns, times */
 static int gen_data(const char *name, hr_dataset_t *ds, hr_csr_t *h) {
   char gdir[512], csv[600];
-  hr_gen_opts_t g = {300, 150, 6000, 9, 1.0};
+  hr_gen_opts_t g = {300, 150, 6000, 9, 1.0, 0};
   hr_error_t err = {0};
   snprintf(gdir, sizeof(gdir), "%s/%s", hr_test_tmpdir(), name);
   snprintf(csv, sizeof(csv), "%s/events.csv", gdir);

@@ -229,7 +229,7 @@ typedef struct {
 /* members networks (seeds 1, 2, ...), with a long-term part or not */
 static int seq_fixture_m(seq_fixture_t *x, int with_lt, int members) {
   char gdir[512], csv[600];
-  hr_gen_opts_t g = {200, 80, 4000, 5, 1.0};
+  hr_gen_opts_t g = {200, 80, 4000, 5, 1.0, 0};
   hr_error_t err = {0};
 
   memset(x, 0, sizeof(*x));
@@ -483,7 +483,7 @@ static int context_matches(int members) {
   size_t wd = 16 * (size_t)members;
   float buf[16384], us[32], ut[32], ug[32];
   char gdir[512], csv[600];
-  hr_gen_opts_t g = {200, 80, 4000, 5, 1.0};
+  hr_gen_opts_t g = {200, 80, 4000, 5, 1.0, 0};
 
   memset(&x, 0, sizeof(x));
   snprintf(gdir, sizeof(gdir), "%s/seqgen", hr_test_tmpdir());
@@ -568,7 +568,7 @@ HR_TEST(seq_context_features_server_matches_trainer) {
  * the context rows move with their items. */
 HR_TEST(seq_eval_last_with_and_without_context) {
   char gdir[512], csv[600];
-  hr_gen_opts_t g = {200, 80, 4000, 5, 1.0};
+  hr_gen_opts_t g = {200, 80, 4000, 5, 1.0, 0};
   hr_seq_opts_t o;
   hr_eval_result_t a, b, c;
   hr_error_t err = {0};

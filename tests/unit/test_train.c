@@ -462,7 +462,7 @@ HR_TEST(train_history_order) {
 
 HR_TEST(train_gen_is_deterministic) {
   char a[600], b[600], c[600], fa[700], fb[700];
-  hr_gen_opts_t o = {2000, 500, 60000, 1, 1.0};
+  hr_gen_opts_t o = {2000, 500, 60000, 1, 1.0, 0};
   hr_error_t err = {0};
   struct timespec t0, t1;
   static const char *files[3] = {"events.csv", "items.csv", "contexts.csv"};
@@ -504,7 +504,7 @@ HR_TEST(train_gen_is_deterministic) {
 
 static int fit_gen(hr_dataset_t *ds, hr_csr_t *h, hr_ials_t *m, int threads) {
   char g[600], csv[700];
-  hr_gen_opts_t go = {200, 80, 3000, 5, 1.0};
+  hr_gen_opts_t go = {200, 80, 3000, 5, 1.0, 0};
   hr_ials_opts_t o;
   hr_error_t err = {0};
 
@@ -695,7 +695,7 @@ HR_TEST(train_loo_select_tiny_split) {
   hr_select_opts_t opts = {&o, &so, 0, 600, "loo-valid", "tiny"};
   int rc = hr_eval_loo_select(dir, 1, &opts, NULL, &r, &sel, &err);
   ASSERT_MSG(rc == 0, "%d: %s", rc, err.msg);
-  ASSERT_EQ(sel.n, 4); /* no context: popularity, ials, ease, seq */
+  ASSERT_EQ(sel.n, 5); /* no context: popularity, ials, ease, dae, seq */
   ASSERT(sel.winner >= 0 && (size_t)sel.winner < sel.n);
   for (size_t k = 0; k < sel.n; k++)
     ASSERT_MSG(sel.r[k].state == HR_CAND_SCORED, "%s: %s", sel.r[k].cand.name,
@@ -808,6 +808,122 @@ HR_TEST(train_ease_closed_form_and_served_scores) {
   ASSERT_DBL_NEAR(u[1], 1.0, 1e-6);
   hr_model_free(m);
   hr_ease_free(&e);
+  hr_csr_free(&h);
+  hr_dataset_free(&ds);
+  return 0;
+}
+
+/* The DAE's gradient against central finite differences, every
+ * parameter of a small network. */
+HR_TEST(train_dae_gradient_matches_finite_differences) {
+  hr_dae_t m = {0};
+  size_t n = 7, B = 2, np;
+  uint64_t s = 12345;
+  m.n_items = n;
+  m.dim = 3;
+  np = hr_dae_param_count(n, 3);
+  float *w = malloc(sizeof(float) * np), *g = calloc(np, sizeof(float));
+  float *work = malloc(sizeof(float) * hr_dae_work_floats(n, 3, B));
+  float X[14], T[14] = {0};
+  ASSERT(w && g && work);
+  for (size_t k = 0; k < np; k++) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    w[k] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+  }
+  for (size_t k = 0; k < 14; k++)
+    X[k] = (float)((k * 7 % 5) * 0.2);
+  T[1] = T[4] = 0.5f;
+  T[7 + 0] = T[7 + 2] = T[7 + 6] = 1.0f / 3;
+  hr_dae_bind(&m, w);
+  hr_dae_loss_grad(&m, X, T, B, g, work);
+  int bad = 0;
+  for (size_t k = 0; k < np; k++) {
+    float keep = w[k], h = 1e-2f;
+    w[k] = keep + h;
+    double up = hr_dae_loss_grad(&m, X, T, B, NULL, work);
+    w[k] = keep - h;
+    double dn = hr_dae_loss_grad(&m, X, T, B, NULL, work);
+    w[k] = keep;
+    double num = (up - dn) / (2.0 * h);
+    if (fabs(num - g[k]) > 2e-3 + 2e-2 * fabs(num)) {
+      fprintf(stderr, "  param %zu: analytic %.6f numeric %.6f\n", k, g[k],
+              num);
+      bad++;
+    }
+  }
+  ASSERT_EQ(bad, 0);
+  free(w);
+  free(g);
+  free(work);
+  return 0;
+}
+
+/* The served DAE (kind dae) computes the trainer's user vector and
+ * scores: tanh(b1 + x W1), x the user's items weighted decay^k by recency
+ * at unit length, then W2 u + b2. */
+HR_TEST(train_dae_served_matches_trainer) {
+  char parent[700], dir[760];
+  hr_dataset_t ds;
+  hr_csr_t h = {0};
+  hr_dae_opts_t o;
+  hr_dae_t m;
+  hr_error_t err = {0};
+
+  ASSERT_EQ(hr_dataset_init(&ds), 0);
+  static const char *const rows[][2] = {
+      {"u1", "a"}, {"u1", "b"}, {"u1", "c"}, {"u2", "b"}, {"u2", "d"},
+      {"u3", "a"}, {"u3", "d"}, {"u3", "e"}, {"u3", "b"}};
+  for (int r = 0; r < 9; r++)
+    ASSERT_EQ(hr_dataset_add(&ds, rows[r][0], 2, rows[r][1], 1, r + 1), 0);
+  ASSERT_EQ(hr_dataset_histories(&ds, &h), 0);
+  hr_dae_opts_default(&o);
+  o.dim = 4;
+  o.epochs = 20;
+  o.batch = 2;
+  o.threads = 1;
+  o.decay = 0.7f;
+  ASSERT_EQ(hr_dae_fit(&h, &o, &m, &err), 0);
+  snprintf(parent, sizeof(parent), "%s/dae", hr_test_tmpdir());
+  snprintf(dir, sizeof(dir), "%s/3", parent);
+  ASSERT_EQ(mkdir(parent, 0755), 0);
+  ASSERT_EQ(mkdir(dir, 0755), 0);
+  ASSERT_EQ(hr_dae_write(NULL, dir, &ds, &h, &m, &o, NULL, NULL, NULL, 0,
+                         &err), 0);
+  hr_model_t *mm = hr_model_open(dir, &err);
+  ASSERT_MSG(mm != NULL, "%s", err.msg);
+  ASSERT_STR_EQ(hr_model_kind(mm), "dae");
+  /* u3: e (newest), d, a and b's positions as the trainer keeps them */
+  long u = hr_model_user_index(mm, "u3");
+  size_t nh;
+  const int32_t *hist = hr_model_user_history(mm, u, &nh);
+  ASSERT_EQ(nh, 4);
+  float want[4], got[4], sc[5];
+  double norm = 0, wk = 1;
+  for (size_t k = 0; k < nh; k++, wk *= 0.7)
+    norm += wk * wk;
+  for (int c = 0; c < 4; c++) {
+    double a = m.b1[c];
+    wk = 1 / sqrt(norm);
+    for (size_t k = nh; k-- > 0; wk *= 0.7)
+      a += wk * m.W1[(size_t)hist[k] * 4 + (size_t)c];
+    want[c] = (float)tanh(a);
+  }
+  ASSERT_EQ(hr_model_user_vector(mm, u, NULL, got), 0);
+  for (int c = 0; c < 4; c++)
+    ASSERT_DBL_NEAR(got[c], want[c], 1e-5);
+  hr_model_score_items(mm, got, sc);
+  for (size_t i = 0; i < 5; i++) {
+    double z = m.b2[i];
+    for (int c = 0; c < 4; c++)
+      z += (double)m.W2[i * 4 + (size_t)c] * got[c];
+    ASSERT_DBL_NEAR(sc[i], z, 1e-4);
+  }
+  /* nobody: zeros, so that the priors answer */
+  ASSERT_EQ(hr_model_user_vector(mm, -1, NULL, got), 0);
+  for (int c = 0; c < 4; c++)
+    ASSERT_DBL_NEAR(got[c], 0.0, 0);
+  hr_model_free(mm);
+  hr_dae_free(&m);
   hr_csr_free(&h);
   hr_dataset_free(&ds);
   return 0;

@@ -217,3 +217,26 @@ int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
   return 1;
 }
 
+
+/* The denoising autoencoder's options (--kind dae); 1 when arg was one. */
+int dae_opt(args_t *a, const char *arg, hr_dae_opts_t *o) {
+  if (is_opt(arg, "--dae-dim"))
+    o->dim = (int)int_opt(a, "--dae-dim", value(a, arg, "--dae-dim"), 1,
+                          HR_MODEL_MAX_DIM);
+  else if (is_opt(arg, "--dae-epochs"))
+    o->epochs = (int)int_opt(a, "--dae-epochs", value(a, arg, "--dae-epochs"),
+                             0, 100000);
+  else if (is_opt(arg, "--dae-dropout"))
+    o->dropout = num_opt(a, "--dae-dropout", value(a, arg, "--dae-dropout"),
+                         0, 0.95);
+  else if (is_opt(arg, "--dae-decay"))
+    o->decay = num_opt(a, "--dae-decay", value(a, arg, "--dae-decay"), 1e-6,
+                       1);
+  else if (is_opt(arg, "--dae-lr"))
+    o->lr = num_opt(a, "--dae-lr", value(a, arg, "--dae-lr"), 1e-7, 1);
+  else if (is_opt(arg, "--dae-wd"))
+    o->weight_decay = num_opt(a, "--dae-wd", value(a, arg, "--dae-wd"), 0, 1);
+  else
+    return 0;
+  return 1;
+}

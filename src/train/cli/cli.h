@@ -36,6 +36,8 @@ int hyper_opt(args_t *a, const char *arg, hr_ials_opts_t *o);
 int ials_model_opt(const char *arg);
 /** The sequential model's options: 1 when arg was one. */
 int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o);
+/** The denoising autoencoder's options: 1 when arg was one. */
+int dae_opt(args_t *a, const char *arg, hr_dae_opts_t *o);
 int help(const char *arg);
 /** Print err (or rc's text) and return 1. */
 int fail(const hr_error_t *err, int rc);

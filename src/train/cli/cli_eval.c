@@ -28,6 +28,9 @@ static const char usage_eval[] =
     "                   by their attributes alone; NDCG@10 vs random order\n"
     "  --min-gap S      (loo) count only targets at least S seconds after the\n"
     "                   user's newest history item: the next visit\n"
+    "  --anomaly-truth F (with --data events.csv) ROC AUC of the users'\n"
+    "                   anomaly scores (fit --report-anomalies) for each\n"
+    "                   kind of bot named in F (user_id,kind; gen --bots)\n"
     "  --cold-users F   (with --data PATH [--format movielens|csv] [--users\n"
     "                   PATH]) hold out the fraction F of the users; rank\n"
     "                   their events' items by popularity and by the prior\n"
@@ -49,7 +52,9 @@ static const char usage_eval[] =
     "                   or nbr (the user's own ratings of an item plus\n"
     "                   item x situation biases: --nbr-weight 1\n"
     "                   --nbr-shrink 5); --no-context for the ablation\n"
-    "  --kind K         pop, ials, ease (--lambda 200 --ease-decay 0.9)\n"
+    "  --kind K         pop, ials, ease (--lambda 200 --ease-decay 0.9),\n"
+    "                   dae (--dae-dim 200 --dae-epochs 100 --dae-dropout\n"
+    "                   0.7 --dae-decay 0.9 --dae-lr 0.001 --dae-wd 0.01)\n"
     "                   or seq (the\n"
     "                   sequential model; its\n"
     "                   options follow --kind seq):\n"
@@ -76,12 +81,13 @@ static const char usage_eval[] =
 
 typedef struct {
   const char *split, *target, *topk, *kind, *data, *protocol, *model;
-  const char *items, *users, *format;
+  const char *items, *users, *format, *truth;
   double cold, udrop, cold_users, nbr_w, nbr_s, threshold, budget;
   int rerank, no_context, last, named;
   hr_seq_opts_t so;
   hr_ials_opts_t o;
   hr_ease_opts_t ease;
+  hr_dae_opts_t dae;
 } eval_args_t;
 
 /* A figure as the judges print it: 6 decimals (3 for seconds). */
@@ -104,6 +110,77 @@ static json_t *loo_json(const eval_args_t *e, const hr_eval_result_t *r) {
 }
 
 /* ------------------------------------------------------------- modes */
+
+/* eval --data events.csv --anomaly-truth bots.csv: ROC AUC of the anomaly
+ * scores for each kind of bot against the users not named in the truth
+ * file (user_id,kind). */
+static int when_anomalies(const eval_args_t *e) { return e->truth != NULL; }
+static double auc(const hr_anomaly_t *a, const int *kind, int k) {
+  double wins = 0, pairs = 0;
+  for (size_t p = 0; p < a->n_users; p++) {
+    if (kind[p] != k)
+      continue;
+    for (size_t q = 0; q < a->n_users; q++)
+      if (kind[q] == -1) {
+        wins += a->score[p] > a->score[q] ? 1 : a->score[p] == a->score[q]
+                                                   ? 0.5 : 0;
+        pairs += 1;
+      }
+  }
+  return pairs > 0 ? wins / pairs : 0;
+}
+static int run_anomalies(args_t *a, eval_args_t *e, json_t **out,
+                         hr_error_t *err) {
+  hr_dataset_t ds;
+  hr_anomaly_t an = {0};
+  char line[512], names[8][32];
+  int nk = 0, rc, *kind = NULL;
+  FILE *f = NULL;
+  if (e->data == NULL)
+    usage_error(a, "--anomaly-truth goes with --data events.csv");
+  if ((rc = hr_dataset_init(&ds)) != 0)
+    return rc;
+  if ((rc = hr_data_read_csv(&ds, e->data, err)) != 0 ||
+      (rc = hr_anomaly_scores(&ds, e->o.seed, &an, err)) != 0)
+    goto done;
+  kind = malloc(sizeof(int) * (an.n_users + 1));
+  if (kind == NULL || (f = fopen(e->truth, "r")) == NULL) {
+    rc = hr_error_set(err, kind ? HR_EIO : HR_ENOMEM, NULL, "%s: cannot "
+                      "read", e->truth);
+    goto done;
+  }
+  for (size_t u = 0; u < an.n_users; u++)
+    kind[u] = -1;
+  for (int ln = 0; fgets(line, sizeof(line), f) != NULL; ln++) {
+    char *c = strchr(line, ','), *nl = strchr(line, '\n');
+    int k;
+    if (nl)
+      *nl = '\0';
+    if (ln == 0 || c == NULL)
+      continue; /* the header */
+    *c++ = '\0';
+    long u = hr_idmap_find(ds.users, line, strlen(line));
+    for (k = 0; k < nk && strcmp(names[k], c) != 0; k++)
+      ;
+    if (k == nk && nk < 8)
+      snprintf(names[nk++], sizeof(names[0]), "%.31s", c);
+    if (u >= 0 && k < nk)
+      kind[u] = k;
+  }
+  json_t *aucs = json_object();
+  for (int k = 0; k < nk; k++)
+    json_object_set_new(aucs, names[k], r6(auc(&an, kind, k)));
+  *out = json_pack("{ss si so so}", "protocol", "anomalies", "users",
+                   (int)an.n_users, "ROC_AUC", aucs, "seconds",
+                   r3(an.seconds));
+done:
+  if (f != NULL)
+    fclose(f);
+  free(kind);
+  hr_anomaly_free(&an);
+  hr_dataset_free(&ds);
+  return rc;
+}
 
 static int when_cold_users(const eval_args_t *e) { return e->cold_users > 0; }
 static int run_cold_users(args_t *a, eval_args_t *e, json_t **out,
@@ -211,42 +288,123 @@ static int run_last(args_t *a, eval_args_t *e, json_t **out,
 
 /* eval --data PATH --protocol ctx80|ctx80-rc (CONTEXT-PROTOCOL.md). */
 static int when_ctx(const eval_args_t *e) { return e->data != NULL; }
+
+static void ctx_opts(const eval_args_t *e, const char *model, int no_context,
+                     int target_test, const hr_seq_opts_t *so,
+                     hr_ctx_eval_opts_t *o) {
+  memset(o, 0, sizeof(*o));
+  o->target_test = target_test;
+  o->repeat = strcmp(e->protocol, "ctx80-rc") == 0;
+  o->threshold = e->threshold;
+  o->model = model;
+  o->no_context = no_context;
+  o->dim = e->so.dims.d;
+  o->epochs = e->so.epochs;
+  o->lr = e->so.lr;
+  o->wd = e->so.weight_decay;
+  o->user_dropout = (float)e->udrop;
+  o->seed = e->so.seed;
+  o->seq = so;
+  o->nbr_weight = (float)e->nbr_w;
+  o->nbr_shrink = (float)e->nbr_s;
+  o->items = strcmp(model, "seq") == 0 ? e->items : NULL;
+}
+
+static json_t *ctx_json(const eval_args_t *e, const hr_ctx_result_t *res,
+                        const char *model) {
+  return json_pack("{ss ss si sf so so so so si si si si si si ss so}",
+                   "protocol", e->protocol, "target", e->target, "k", 10,
+                   "threshold", res->threshold, "HR@10", r6(res->hr),
+                   "HR@10_se", r6(res->hr_se), "NDCG@10", r6(res->ndcg),
+                   "NDCG@10_se", r6(res->ndcg_se), "cases", (int)res->cases,
+                   "dropped_cases", (int)res->dropped, "relevant_rows",
+                   (int)res->relevant, "target_rows", (int)res->target_rows,
+                   "fit_rows", (int)res->fit_rows, "n_items",
+                   (int)res->n_items, "model", model, "train_seconds",
+                   r3(res->train_seconds));
+}
+
+/* No model named: fit's candidates that the protocol can rank (popularity,
+ * iALS, the sequential model in fit's shape with and without context),
+ * each scored on the protocol's valid cases, the best NDCG@10 or the
+ * cheapest within one standard error; the winner's figures are then its
+ * score on the target (every candidate's is listed too). */
+static int ctx_select(eval_args_t *e, json_t **out, hr_error_t *err) {
+  static const struct {
+    const char *name, *model;
+    int no_context, cost;
+  } cands[] = {{"popularity", "pop", 1, 0},
+               {"ials", "ials", 1, 2},
+               {"seq", "seq", 1, 5},
+               {"seq+context", "seq", 0, 6}};
+  enum { NC = sizeof(cands) / sizeof(cands[0]) };
+  hr_seq_opts_t so;
+  hr_ctx_eval_opts_t o;
+  hr_ctx_result_t res[NC], fin;
+  json_t *list = json_array();
+  int best = 0, win = 0, rc;
+
+  hr_seq_opts_default(&so); /* fit's candidate shape */
+  so.members = 4;
+  so.long_term = 8;
+  so.progress = 0;
+  so.lt_opts = e->o;
+  so.lt_opts.progress = 0;
+  so.seed = e->o.seed;
+  for (int k = 0; k < NC; k++) {
+    ctx_opts(e, cands[k].model, cands[k].no_context, 0, &so, &o);
+    if ((rc = hr_eval_ctx(e->data, &o, NULL, &res[k], err)) != 0) {
+      json_decref(list);
+      return rc;
+    }
+    if (res[k].ndcg > res[best].ndcg)
+      best = k;
+    json_array_append_new(
+        list, json_pack("{ss si so so so}", "name", cands[k].name,
+                        "cost_rank", cands[k].cost, "valid_NDCG@10",
+                        r6(res[k].ndcg), "valid_NDCG@10_se",
+                        r6(res[k].ndcg_se), "train_seconds",
+                        r3(res[k].train_seconds)));
+  }
+  for (win = 0; win < NC; win++) /* cheapest first */
+    if (res[win].ndcg >= res[best].ndcg - res[best].ndcg_se)
+      break;
+  /* every candidate on the target too, for the record (the choice was
+   * made above, on valid) */
+  for (int k = 0; k < NC; k++) {
+    hr_ctx_result_t t;
+    ctx_opts(e, cands[k].model, cands[k].no_context, is_test(e), &so, &o);
+    if ((rc = hr_eval_ctx(e->data, &o, k == win ? e->topk : NULL,
+                          k == win ? &fin : &t, err)) != 0) {
+      json_decref(list);
+      return rc;
+    }
+    const hr_ctx_result_t *r = k == win ? &fin : &t;
+    json_t *c = json_array_get(list, (size_t)k);
+    json_object_set_new(c, "target_NDCG@10", r6(r->ndcg));
+    json_object_set_new(c, "target_NDCG@10_se", r6(r->ndcg_se));
+  }
+  *out = ctx_json(e, &fin, cands[win].model);
+  json_object_set_new(*out, "winner", json_string(cands[win].name));
+  json_object_set_new(*out, "selection", list);
+  return 0;
+}
+
 static int run_ctx(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err) {
-  hr_ctx_eval_opts_t o = {0};
+  hr_ctx_eval_opts_t o;
   hr_ctx_result_t res;
   int rc;
   if (strcmp(e->protocol, "ctx80") != 0 &&
       strcmp(e->protocol, "ctx80-rc") != 0)
     usage_error(a, "--protocol must be ctx80 or ctx80-rc with --data");
-  if (e->items != NULL && strcmp(e->model, "seq") != 0)
+  if (e->items != NULL && e->named && strcmp(e->model, "seq") != 0)
     usage_error(a, "--items goes with --model seq (the item tower)");
-  o.target_test = is_test(e);
-  o.repeat = strcmp(e->protocol, "ctx80-rc") == 0;
-  o.threshold = e->threshold;
-  o.model = e->model;
-  o.no_context = e->no_context;
-  o.dim = e->so.dims.d;
-  o.epochs = e->so.epochs;
-  o.lr = e->so.lr;
-  o.wd = e->so.weight_decay;
-  o.user_dropout = (float)e->udrop;
-  o.seed = e->so.seed;
-  o.seq = &e->so;
-  o.nbr_weight = (float)e->nbr_w;
-  o.nbr_shrink = (float)e->nbr_s;
-  o.items = e->items;
+  if (!e->named)
+    return ctx_select(e, out, err);
+  ctx_opts(e, e->model, e->no_context, is_test(e), &e->so, &o);
   if ((rc = hr_eval_ctx(e->data, &o, e->topk, &res, err)) != 0)
     return rc;
-  *out = json_pack("{ss ss si sf so so so so si si si si si si ss so}",
-                   "protocol", e->protocol, "target", e->target, "k", 10,
-                   "threshold", res.threshold, "HR@10", r6(res.hr),
-                   "HR@10_se", r6(res.hr_se), "NDCG@10", r6(res.ndcg),
-                   "NDCG@10_se", r6(res.ndcg_se), "cases", (int)res.cases,
-                   "dropped_cases", (int)res.dropped, "relevant_rows",
-                   (int)res.relevant, "target_rows", (int)res.target_rows,
-                   "fit_rows", (int)res.fit_rows, "n_items",
-                   (int)res.n_items, "model", e->model, "train_seconds",
-                   r3(res.train_seconds));
+  *out = ctx_json(e, &res, e->model);
   return 0;
 }
 
@@ -281,15 +439,21 @@ static int run_loo(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err) {
                          &res, err);
   else if (strcmp(e->kind, "ials") == 0)
     rc = hr_eval_loo(e->split, is_test(e), &e->o, e->topk, &res, err);
-  else if (strcmp(e->kind, "ease") == 0 || strcmp(e->kind, "pop") == 0) {
-    hr_cand_t c = {.kind = strcmp(e->kind, "ease") == 0 ? HR_CAND_EASE
-                                                        : HR_CAND_POP,
-                   .ials = e->o, .ease = e->ease, .seq = e->so};
+  else if (strcmp(e->kind, "ease") == 0 || strcmp(e->kind, "pop") == 0 ||
+           strcmp(e->kind, "dae") == 0) {
+    hr_cand_t c = {.kind = strcmp(e->kind, "ease") == 0  ? HR_CAND_EASE
+                           : strcmp(e->kind, "dae") == 0 ? HR_CAND_DAE
+                                                         : HR_CAND_POP,
+                   .ials = e->o, .ease = e->ease, .dae = e->dae,
+                   .seq = e->so};
+    c.dae.seed = e->o.seed;
+    c.dae.threads = e->o.threads;
+    c.dae.progress = e->o.progress;
     c.ials.popularity = c.kind == HR_CAND_POP;
     rc = hr_eval_loo_cand(e->split, is_test(e), &c, e->topk, &res, err);
   }
   else
-    usage_error(a, "--kind must be pop, ials, ease or seq");
+    usage_error(a, "--kind must be pop, ials, ease, dae or seq");
   if (rc == 0)
     *out = loo_json(e, &res);
   return rc;
@@ -304,6 +468,7 @@ typedef struct {
 
 /* In order: the first mode whose condition holds runs. */
 static const eval_mode_t modes[] = {
+    {"anomalies", 0, when_anomalies, run_anomalies},
     {"cold-users", 0, when_cold_users, run_cold_users},
     {"cold-items", 0, when_cold_items, run_cold_items},
     {"select", 1, when_select, run_select},
@@ -326,6 +491,7 @@ static void eval_defaults(args_t *a, eval_args_t *e) {
   e->budget = HR_FIT_BUDGET_DEFAULT;
   hr_ials_opts_default(&e->o);
   hr_ease_opts_default(&e->ease);
+  hr_dae_opts_default(&e->dae);
   hr_seq_opts_default(&e->so);
   e->o.progress = 1;
   e->so.progress = 1;
@@ -357,6 +523,7 @@ static int eval_value_opt(args_t *a, const char *arg, eval_args_t *e) {
       {"--items", offsetof(eval_args_t, items)},
       {"--users", offsetof(eval_args_t, users)},
       {"--format", offsetof(eval_args_t, format)},
+      {"--anomaly-truth", offsetof(eval_args_t, truth)},
   };
   for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
     if (is_opt(arg, strs[k].name)) {
@@ -410,6 +577,9 @@ static void eval_args(args_t *a, eval_args_t *e) {
       e->named = 1;
     } else if (e->kind != NULL && strcmp(e->kind, "seq") == 0 &&
                seq_opt(a, arg, &e->so))
+      ;
+    else if (e->kind != NULL && strcmp(e->kind, "dae") == 0 &&
+             dae_opt(a, arg, &e->dae))
       ;
     else if (e->kind != NULL && strcmp(e->kind, "ease") == 0 &&
              is_opt(arg, "--lambda"))

@@ -29,8 +29,30 @@ static const char usage_fit[] =
     "  --out MODELS/NAME    the model slot; prints the new version's path\n"
     "  --keep N             keep the N newest versions of the slot, remove\n"
     "                       older ones (default 5; 0 keeps every version)\n"
-    "  --kind K             ials (default) or seq: the sequential model, whose\n"
-    "                       options (those of `eval --kind seq`) follow it\n"
+    "  --kind K             train that model: pop, ials, ease (--lambda 200\n"
+    "                       --ease-decay 0.9), dae (the denoising\n"
+    "                       autoencoder: --dae-dim 200 --dae-epochs 100\n"
+    "                       --dae-dropout 0.7 --dae-decay 0.9 --dae-lr 0.001\n"
+    "                       --dae-wd 0.01) or seq (the sequential model,\n"
+    "                       whose options, those of `eval --kind seq`,\n"
+    "                       follow it). Without --kind (and without iALS\n"
+    "                       model options, which imply --kind ials), fit\n"
+    "                       chooses: it trains the candidates on the data\n"
+    "                       minus each user's newest item, scores them there,\n"
+    "                       keeps the best NDCG@10 (the cheaper within one\n"
+    "                       standard error), retrains it on everything and\n"
+    "                       writes report.json into the version\n"
+    "                       (docs/training.md)\n"
+    "  --budget D           the whole choice and refit within D (600, 90s,\n"
+    "                       10m, 2h; default 10m): a candidate that would\n"
+    "                       overrun it is left out and reported\n"
+    "  --force              mark the version forced: the server's quality\n"
+    "                       gate loads it even when it scores below the\n"
+    "                       serving one\n"
+    "  --report-anomalies N list the N most anomalous users (bots, scripted\n"
+    "                       clicking) in report.json, with their scores\n"
+    "  --drop-anomalous Q   train without the share Q (at most 0.5) of\n"
+    "                       users with the highest anomaly scores\n"
     "\n";
 
 static void fit_args(args_t *a, hr_fit_opts_t *o) {
@@ -45,6 +67,9 @@ static void fit_args(args_t *a, hr_fit_opts_t *o) {
       o->kind = value(a, arg, "--kind");
     else if (o->kind != NULL && strcmp(o->kind, "seq") == 0 &&
              seq_opt(a, arg, &o->seq))
+      ;
+    else if (o->kind != NULL && strcmp(o->kind, "dae") == 0 &&
+             dae_opt(a, arg, &o->dae))
       ;
     else if (o->kind != NULL && strcmp(o->kind, "ease") == 0 &&
              is_opt(arg, "--lambda"))
@@ -74,6 +99,14 @@ static void fit_args(args_t *a, hr_fit_opts_t *o) {
       o->budget_s = duration_opt(a, "--budget", value(a, arg, "--budget"));
     else if (strcmp(arg, "--force") == 0)
       o->force = 1;
+    else if (is_opt(arg, "--report-anomalies"))
+      o->report_anomalies = (size_t)int_opt(a, "--report-anomalies",
+                                            value(a, arg,
+                                                  "--report-anomalies"),
+                                            0, 100000);
+    else if (is_opt(arg, "--drop-anomalous"))
+      o->drop_anomalous = dbl_opt(a, "--drop-anomalous",
+                                  value(a, arg, "--drop-anomalous"), 0, 0.5);
     else if (is_opt(arg, "--min-rating")) {
       o->min_rating = dbl_opt(a, "--min-rating",
                               value(a, arg, "--min-rating"), -1e9, 1e9);
@@ -90,8 +123,8 @@ static void fit_args(args_t *a, hr_fit_opts_t *o) {
 static void fit_check(args_t *a, hr_fit_opts_t *o) {
   if (o->kind != NULL && strcmp(o->kind, "ials") != 0 &&
       strcmp(o->kind, "seq") != 0 && strcmp(o->kind, "pop") != 0 &&
-      strcmp(o->kind, "ease") != 0)
-    usage_error(a, "--kind must be pop, ials, ease or seq");
+      strcmp(o->kind, "ease") != 0 && strcmp(o->kind, "dae") != 0)
+    usage_error(a, "--kind must be pop, ials, ease, dae or seq");
   int nm = o->seq.members > 1 ? o->seq.members : 1;
   if (o->kind != NULL && strcmp(o->kind, "seq") == 0 &&
       nm * o->seq.dims.d + (o->seq.long_term > 0 ? o->ials.factors : 0) >

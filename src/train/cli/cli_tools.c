@@ -8,16 +8,19 @@
 static const char usage_gen[] =
     "usage: hyperrec-train gen --out DIR [--users 2000] [--items 500]\n"
     "                          [--events 60000] [--seed 1]\n"
-    "                          [--context-effect 1]\n"
+    "                          [--context-effect 1] [--bots F]\n"
     "\n"
     "Writes DIR/events.csv (user_id,item_id,rating,ts,location,mood,device),\n"
     "DIR/items.csv, DIR/users.csv (user_id,age,household) and\n"
-    "DIR/contexts.csv (user_id,location,mood,tz).\n";
+    "DIR/contexts.csv (user_id,location,mood,tz). --context-effect S scales\n"
+    "the context's pull on what users pick; --bots F adds F x users bot\n"
+    "accounts (random items, one item hammered, a script copied across\n"
+    "accounts) to events.csv and names them in DIR/bots.csv (user_id,kind).\n";
 
 /* ------------------------------------------------------------------ gen */
 
 int cmd_gen(args_t *a) {
-  hr_gen_opts_t o = {2000, 500, 60000, 1, 1.0};
+  hr_gen_opts_t o = {2000, 500, 60000, 1, 1.0, 0};
   const char *out = NULL;
   hr_error_t err = {0};
   int rc;
@@ -41,6 +44,8 @@ int cmd_gen(args_t *a) {
     else if (is_opt(arg, "--seed"))
       o.seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
                                  INT64_MAX);
+    else if (is_opt(arg, "--bots"))
+      o.bots = dbl_opt(a, "--bots", value(a, arg, "--bots"), 0, 1);
     else if (is_opt(arg, "--context-effect"))
       o.context_effect = dbl_opt(a, "--context-effect",
                                  value(a, arg, "--context-effect"), 0, 10);
