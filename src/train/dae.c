@@ -16,6 +16,7 @@
 #include "hr/log.h"
 #include "hr/nn.h"
 #include "hr/train.h"
+#include "spec.h"
 #include "util.h"
 
 #include <cblas.h>
@@ -26,16 +27,12 @@
 void openblas_set_num_threads(int n);
 
 void hr_dae_opts_default(hr_dae_opts_t *o) {
-  memset(o, 0, sizeof(*o));
-  o->dim = 200;
-  o->epochs = 100;
-  o->batch = 128;
-  o->lr = 1e-3f;
-  o->weight_decay = 0.01f;
-  o->dropout = 0.7f;
-  o->decay = 0.9f;
-  o->seed = 1;
-  o->threads = 2;
+  /* chosen on loo's valid (docs/research/training-record.md) */
+  static const hr_dae_opts_t def = {.dim = 200, .epochs = 100, .batch = 128,
+                                    .lr = 1e-3f, .weight_decay = 0.01f,
+                                    .dropout = 0.7f, .decay = 0.9f,
+                                    .seed = 1, .threads = 2};
+  *o = def;
 }
 
 size_t hr_dae_param_count(size_t n_items, int dim) {
@@ -244,43 +241,19 @@ int hr_dae_write(const char *slot, const char *dir, const hr_dataset_t *ds,
                  const hr_csr_t *h, const hr_dae_t *m, const hr_dae_opts_t *o,
                  json_t *data, json_t *metrics, char *path, size_t cap,
                  hr_error_t *err) {
-  size_t ni = m->n_items, nu = h->n_users;
+  size_t ni = m->n_items;
   uint64_t d = (uint64_t)m->dim;
-  const char **ids = malloc((ni + 1) * sizeof(*ids));
-  const char **uids = malloc((nu + 1) * sizeof(*uids));
-  const char **attrs = NULL;
+  hr__spec_ids_t x;
   hr_model_spec_t s = {0};
   hr_tensor_t t[8];
-  int rc = 0;
+  int rc = hr__spec_base(&s, &x, ds, h, ni, t + 2);
 
-  if (ids == NULL || uids == NULL)
-    goto oom;
-  for (size_t i = 0; i < ni; i++)
-    ids[i] = hr_idmap_str(ds->items, i);
-  for (size_t u = 0; u < nu; u++)
-    uids[u] = hr_idmap_str(ds->users, u);
   t[0] = (hr_tensor_t){"item_emb", HR_DT_F32, 2, {ni, d, 1, 1}, m->W2, 0};
   t[1] = (hr_tensor_t){"item_prior", HR_DT_F32, 1, {ni, 1, 1, 1}, m->b2, 0};
-  t[2] = (hr_tensor_t){"user_hist_ptr", HR_DT_U64, 1, {nu + 1, 1, 1, 1},
-                       h->ptr, 0};
-  t[3] = (hr_tensor_t){"user_hist_items", HR_DT_I32, 1,
-                       {h->ptr[nu], 1, 1, 1}, h->items, 0};
   t[4] = (hr_tensor_t){"dae_enc", HR_DT_F32, 2, {ni, d, 1, 1}, m->W1, 0};
   t[5] = (hr_tensor_t){"dae_enc_bias", HR_DT_F32, 1, {d, 1, 1, 1}, m->b1, 0};
   s.kind = "dae";
   s.dim = m->dim;
-  s.n_items = ni;
-  s.n_users = nu;
-  s.item_ids = ids;
-  s.user_ids = uids;
-  if (ds->attr_header != NULL && ds->attrs != NULL) {
-    if ((attrs = calloc(ni + 1, sizeof(*attrs))) == NULL)
-      goto oom;
-    for (size_t i = 0; i < ni && i < ds->attrs_cap; i++)
-      attrs[i] = ds->attrs[i];
-    s.item_attr_header = ds->attr_header;
-    s.item_attrs = attrs;
-  }
   s.tensors = t;
   s.n_tensors = 6;
   if ((s.context_prior = hr_ctx_prior_manifest(o->ctx_prior, ds, t + 6)))
@@ -290,23 +263,12 @@ int hr_dae_write(const char *slot, const char *dir, const hr_dataset_t *ds,
                        hr__jfloat(o->dropout), "lr", hr__jfloat(o->lr), "wd",
                        hr__jfloat(o->weight_decay), "seed",
                        (json_int_t)o->seed);
-  if (s.params == NULL)
-    goto oom;
   s.ann = o->index ? &o->ann : NULL;
   s.data = data;
   s.metrics = metrics;
   s.report = o->selection;
   s.forced = o->forced;
-  rc = slot != NULL ? hr_model_write(slot, &s, path, cap, err)
-                    : hr_model_write_files(dir, &s, "select", 1, err);
-  goto done;
-oom:
-  rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-done:
-  free(ids);
-  free(uids);
-  free(attrs);
-  json_decref(s.params);
-  json_decref(s.context_prior);
-  return rc;
+  if (rc == 0 && s.params == NULL)
+    rc = HR_ENOMEM;
+  return hr__spec_publish(&s, &x, rc, slot, dir, path, cap, err);
 }

@@ -10,6 +10,7 @@
  * user-vector x item-matrix product as every other kind. */
 #include "hr/log.h"
 #include "hr/train.h"
+#include "spec.h"
 #include "util.h"
 
 #include <math.h>
@@ -105,39 +106,16 @@ int hr_ease_fit(const hr_csr_t *h, const hr_ease_opts_t *o, hr_ease_t *out,
 static int ease_spec(const hr_dataset_t *ds, const hr_csr_t *h,
                      const hr_ease_t *e, const hr_ease_opts_t *o,
                      json_t *data, json_t *metrics, hr_model_spec_t *s,
-                     const char ***ids, const char ***uids, hr_tensor_t *t) {
-  size_t ni = e->n_items, nu = h->n_users;
+                     hr__spec_ids_t *x, hr_tensor_t *t) {
+  size_t ni = e->n_items;
   memset(s, 0, sizeof(*s));
-  *ids = malloc((ni + 1) * sizeof(**ids));
-  *uids = malloc((nu + 1) * sizeof(**uids));
-  if (*ids == NULL || *uids == NULL)
+  if (hr__spec_base(s, x, ds, h, ni, t + 2) != 0)
     return HR_ENOMEM;
-  for (size_t i = 0; i < ni; i++)
-    (*ids)[i] = hr_idmap_str(ds->items, i);
-  for (size_t u = 0; u < nu; u++)
-    (*uids)[u] = hr_idmap_str(ds->users, u);
   t[0] = (hr_tensor_t){"item_emb", HR_DT_F32, 2, {ni, ni, 1, 1}, e->items, 0};
   t[1] = (hr_tensor_t){"item_prior", HR_DT_F32, 1, {ni, 1, 1, 1}, e->prior,
                        0};
-  t[2] = (hr_tensor_t){"user_hist_ptr", HR_DT_U64, 1, {nu + 1, 1, 1, 1},
-                       h->ptr, 0};
-  t[3] = (hr_tensor_t){"user_hist_items", HR_DT_I32, 1,
-                       {h->ptr[nu], 1, 1, 1}, h->items, 0};
   s->kind = "ease";
   s->dim = (int)ni;
-  s->n_items = ni;
-  s->n_users = nu;
-  s->item_ids = *ids;
-  s->user_ids = *uids;
-  if (ds->attr_header != NULL && ds->attrs != NULL) {
-    const char **a = calloc(ni + 1, sizeof(*a));
-    if (a == NULL)
-      return HR_ENOMEM;
-    for (size_t i = 0; i < ni && i < ds->attrs_cap; i++)
-      a[i] = ds->attrs[i];
-    s->item_attr_header = ds->attr_header;
-    s->item_attrs = a;
-  }
   s->tensors = t;
   s->n_tensors = 4;
   if ((s->context_prior = hr_ctx_prior_manifest(o->ctx_prior, ds, t + 4)))
@@ -158,18 +136,7 @@ int hr_ease_write(const char *slot, const char *dir, const hr_dataset_t *ds,
                   char *path, size_t cap, hr_error_t *err) {
   hr_model_spec_t s;
   hr_tensor_t t[6];
-  const char **ids = NULL, **uids = NULL;
-  int rc = ease_spec(ds, h, e, o, data, metrics, &s, &ids, &uids, t);
-  if (rc != 0)
-    rc = hr_error_set(err, rc, NULL, "out of memory");
-  else if (slot != NULL)
-    rc = hr_model_write(slot, &s, path, cap, err);
-  else
-    rc = hr_model_write_files(dir, &s, "select", 1, err);
-  free(ids);
-  free(uids);
-  free((void *)s.item_attrs);
-  json_decref(s.params);
-  json_decref(s.context_prior);
-  return rc;
+  hr__spec_ids_t x;
+  int rc = ease_spec(ds, h, e, o, data, metrics, &s, &x, t);
+  return hr__spec_publish(&s, &x, rc, slot, dir, path, cap, err);
 }

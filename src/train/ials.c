@@ -7,6 +7,7 @@
  * solved it, so the output is identical for any thread count. OpenBLAS is
  * held to one thread so its own threads do not fight ours. */
 #include "hr/train.h"
+#include "spec.h"
 #include "util.h"
 #include "hr/log.h"
 
@@ -334,48 +335,21 @@ done:
 static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
                      const hr_ials_t *m, const hr_ials_opts_t *o,
                      json_t *data, json_t *metrics, hr_model_spec_t *s,
-                     const char ***ids_out, const char ***uids_out,
-                     hr_tensor_t *t) {
+                     hr__spec_ids_t *x, hr_tensor_t *t) {
   size_t ni = m->n_items, nu = m->n_users;
   uint64_t d = (uint64_t)m->dim;
-  const char **ids = malloc((ni + 1) * sizeof(*ids));
-  const char **uids = malloc((nu + 1) * sizeof(*uids));
 
   memset(s, 0, sizeof(*s));
-  *ids_out = ids;
-  *uids_out = uids;
-  if (ids == NULL || uids == NULL)
+  if (hr__spec_base(s, x, ds, h, ni, t + 4) != 0)
     return HR_ENOMEM;
-  for (size_t i = 0; i < ni; i++)
-    ids[i] = hr_idmap_str(ds->items, i);
-  for (size_t u = 0; u < nu; u++)
-    uids[u] = hr_idmap_str(ds->users, u);
   t[0] = (hr_tensor_t){"item_emb", HR_DT_F32, 2, {ni, d, 1, 1}, m->Y, 0};
   t[1] = (hr_tensor_t){"yty", HR_DT_F32, 2, {d, d, 1, 1}, m->yty, 0};
   t[2] = (hr_tensor_t){"user_emb", HR_DT_F32, 2, {nu, d, 1, 1}, m->X, 0};
   t[3] = (hr_tensor_t){"item_prior", HR_DT_F32, 1, {ni, 1, 1, 1}, m->prior,
                        0};
-  t[4] = (hr_tensor_t){"user_hist_ptr", HR_DT_U64, 1, {nu + 1, 1, 1, 1},
-                       h->ptr, 0};
-  t[5] = (hr_tensor_t){"user_hist_items", HR_DT_I32, 1,
-                       {h->ptr[nu], 1, 1, 1}, h->items, 0};
   s->kind = o->popularity ? "pop" : "ials";
   s->ann = o->index && !o->popularity ? &o->ann : NULL;
   s->dim = m->dim;
-  s->n_items = ni;
-  s->n_users = nu;
-  s->item_ids = ids;
-  s->user_ids = uids;
-  if (ds->attr_header != NULL && ds->attrs != NULL) {
-    /* attrs may be shorter than the catalogue grown by interactions. */
-    const char **a = calloc(ni + 1, sizeof(*a));
-    if (a == NULL)
-      return HR_ENOMEM;
-    for (size_t i = 0; i < ni && i < ds->attrs_cap; i++)
-      a[i] = ds->attrs[i];
-    s->item_attr_header = ds->attr_header;
-    s->item_attrs = a;
-  }
   s->tensors = t;
   s->n_tensors = 6;
   if ((s->context_prior = hr_ctx_prior_manifest(o->ctx_prior, ds, t + 6)))
@@ -393,30 +367,16 @@ static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
   return s->params ? 0 : HR_ENOMEM;
 }
 
-static void free_spec(hr_model_spec_t *s, const char **ids,
-                      const char **uids) {
-  free(ids);
-  free(uids);
-  free((void *)s->item_attrs);
-  json_decref(s->params);
-  json_decref(s->context_prior);
-}
-
 int hr_train_write(const char *slot_dir, const hr_dataset_t *ds,
                    const hr_csr_t *h, const hr_ials_t *m,
                    const hr_ials_opts_t *o, json_t *data, json_t *metrics,
                    char *path_out, size_t path_cap, hr_error_t *err) {
   hr_model_spec_t s;
   hr_tensor_t t[8];
-  const char **ids, **uids;
-  int rc = make_spec(ds, h, m, o, data, metrics, &s, &ids, &uids, t);
-
-  if (rc != 0)
-    rc = hr_error_set(err, rc, NULL, "out of memory");
-  else
-    rc = hr_model_write(slot_dir, &s, path_out, path_cap, err);
-  free_spec(&s, ids, uids);
-  return rc;
+  hr__spec_ids_t x;
+  int rc = make_spec(ds, h, m, o, data, metrics, &s, &x, t);
+  return hr__spec_publish(&s, &x, rc, slot_dir, NULL, path_out, path_cap,
+                          err);
 }
 
 int hr_train_write_files(const char *dir, const hr_dataset_t *ds,
@@ -426,13 +386,15 @@ int hr_train_write_files(const char *dir, const hr_dataset_t *ds,
                          hr_error_t *err) {
   hr_model_spec_t s;
   hr_tensor_t t[8];
-  const char **ids, **uids;
-  int rc = make_spec(ds, h, m, o, data, NULL, &s, &ids, &uids, t);
+  hr__spec_ids_t x;
+  int rc = make_spec(ds, h, m, o, data, NULL, &s, &x, t);
 
   if (rc != 0)
     rc = hr_error_set(err, rc, NULL, "out of memory");
   else
     rc = hr_model_write_files(dir, &s, name, version, err);
-  free_spec(&s, ids, uids);
+  hr__spec_ids_free(&x);
+  json_decref(s.params);
+  json_decref(s.context_prior);
   return rc;
 }

@@ -63,14 +63,6 @@ HR_TEST_T(lifecycle_sighup_reloads_limits, 60) {
   return 0;
 }
 
-static long long served_version(hrt_env_t *e) {
-  int st;
-  json_t *j = hrt_get(e, "/models", &st);
-  long long v = st == 200 ? hrt_jint(j, "slots[0].version") : -1;
-  json_decref(j);
-  return v;
-}
-
 HR_TEST_T(lifecycle_new_version_served_corrupt_refused, 90) {
   HRT_ENV(e);
   hrt_env_opts_t o = {.config_json = "{\"models_poll_ms\":100}"};
@@ -81,12 +73,12 @@ HR_TEST_T(lifecycle_new_version_served_corrupt_refused, 90) {
   FILE *f;
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
-  v0 = served_version(&e);
+  v0 = hrt_served_version(&e);
   ASSERT_EQ(v0, e.fx.version);
   /* A newer copy of the same model is picked up without a restart. */
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
   ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
-  HRT_POLL(ok, 5000, served_version(&e) == v0 + 10);
+  HRT_POLL(ok, 5000, hrt_served_version(&e) == v0 + 10);
   ASSERT_MSG(ok, "version %lld not served", v0 + 10);
   /* A still newer one with a truncated model.bin is refused; v0+10 serves. */
   hrt_fmt(dir, sizeof(dir), "%s/default/.tmp-%lld", e.models, v0 + 20);
@@ -98,7 +90,7 @@ HR_TEST_T(lifecycle_new_version_served_corrupt_refused, 90) {
   HRT_POLL(ok, 5000,
            hrt_server_log_count(&e.srv, "\"model_refused\"", NULL) >= 1);
   ASSERT_MSG(ok, "no model_refused log line");
-  ASSERT_EQ(served_version(&e), v0 + 10);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 10);
   j = hrt_get(&e, "/models", &st);
   ASSERT_EQ(hrt_jint(j, "slots[0].refused[0].version"), v0 + 20);
   ASSERT_NOT_NULL(hrt_jstr(j, "slots[0].refused[0].reason"));
@@ -116,7 +108,7 @@ HR_TEST_T(lifecycle_new_version_served_corrupt_refused, 90) {
   hrt_fmt(dir, sizeof(dir), "%s/default/.tmp-%lld-1", e.models, v0 + 30);
   ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
   hrt_sleep_ms(300);
-  ASSERT_EQ(served_version(&e), v0 + 10);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 10);
   (void)f;
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
@@ -261,8 +253,8 @@ HR_TEST_T(lifecycle_many_versions_refused_once, 120) {
   }
   hrt_fmt(dir, sizeof(dir), "%s/default/1000", e.models);
   ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
-  HRT_POLL(ok, 20000, served_version(&e) == 1000);
-  ASSERT_MSG(ok, "version 1000 not served (%lld)", served_version(&e));
+  HRT_POLL(ok, 20000, hrt_served_version(&e) == 1000);
+  ASSERT_MSG(ok, "version 1000 not served (%lld)", hrt_served_version(&e));
   hrt_sleep_ms(500); /* several more scans */
   char *m = hrt_metrics(&e);
   ASSERT_NOT_NULL(m);
@@ -312,7 +304,7 @@ static int serve_new(hrt_env_t *e, long long v) {
   int ok;
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e->models, v);
   ASSERT_EQ(publish(e->fx.version_dir, dir), 0);
-  HRT_POLL(ok, 5000, served_version(e) == v);
+  HRT_POLL(ok, 5000, hrt_served_version(e) == v);
   ASSERT_MSG(ok, "version %lld not served", v);
   return 0;
 }
@@ -329,7 +321,7 @@ static int rollback_to(hrt_env_t *e, const char *bearer, long long from,
     fprintf(stderr, "  rollback %lld -> %lld: %d %s\n", from, to, st,
             hrt_jdump(j));
   json_decref(j);
-  ASSERT_EQ(served_version(e), to);
+  ASSERT_EQ(hrt_served_version(e), to);
   return !ok;
 }
 
@@ -346,7 +338,7 @@ HR_TEST_T(lifecycle_rollback_skips_a_broken_older_version, 90) {
   json_t *j;
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
-  v0 = served_version(&e);
+  v0 = hrt_served_version(&e);
   /* v0 + 20 serves; then a broken v0 + 10 appears, whole, in one rename:
    * older than the serving version, the scanner never looks at it, so
    * only the rollback meets it */
@@ -358,7 +350,7 @@ HR_TEST_T(lifecycle_rollback_skips_a_broken_older_version, 90) {
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
   ASSERT_EQ(rename(tmp, dir), 0);
   hrt_sleep_ms(300); /* a scan or two: still not refused, still v0 + 20 */
-  ASSERT_EQ(served_version(&e), v0 + 20);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 20);
   j = hrt_get(&e, "/models", &st);
   ASSERT_EQ(json_array_size(hrt_jget(j, "slots[0].refused")), 0);
   json_decref(j);
@@ -394,7 +386,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
   char *m;
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
-  v0 = served_version(&e);
+  v0 = hrt_served_version(&e);
   ASSERT_EQ(serve_new(&e, v0 + 10), 0);
 
   /* No token, a wrong one, another scheme: 401 with WWW-Authenticate. */
@@ -409,7 +401,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
     ASSERT_STR_EQ(www, "Bearer");
     json_decref(j);
   }
-  ASSERT_EQ(served_version(&e), v0 + 10);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 10);
 
   /* Bad requests. */
   j = admin_post(&e, "/admin/models/nope/rollback", bearer, NULL, &st, NULL, 0);
@@ -455,13 +447,13 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 20);
   ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
   usleep(600 * 1000); /* six poll intervals */
-  ASSERT_EQ(served_version(&e), v0);
+  ASSERT_EQ(hrt_served_version(&e), v0);
   /* ... until /admin/reload clears the pin and serves the newest. */
   j = admin_post(&e, "/admin/reload", bearer, NULL, &st, NULL, 0);
   ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
   ASSERT_EQ(hrt_jint(j, "unpinned"), 1);
   json_decref(j);
-  HRT_POLL(ok, 5000, served_version(&e) == v0 + 20);
+  HRT_POLL(ok, 5000, hrt_served_version(&e) == v0 + 20);
   ASSERT(ok);
   j = hrt_get(&e, "/models", &st);
   ASSERT(json_is_null(hrt_jget(j, "slots[0].pinned")));
@@ -474,7 +466,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
   ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
   ASSERT_EQ(hrt_jint(j, "to"), v0 + 10);
   json_decref(j);
-  ASSERT_EQ(served_version(&e), v0 + 10);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 10);
   ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_rollback\"", NULL), 2);
   /* The serving version again: 409. */
   j = admin_post(&e, "/admin/models/default/rollback", bearer, body, &st,
@@ -493,7 +485,7 @@ HR_TEST_T(lifecycle_admin_rollback_and_reload, 90) {
   ASSERT_MSG(strstr(hrt_jstr(j, "error.message"), "model.bin") != NULL, "%s",
              hrt_jdump(j));
   json_decref(j);
-  ASSERT_EQ(served_version(&e), v0 + 10);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 10);
   { /* the conflicts are counted under their own status */
     char *m = hrt_metrics(&e);
     ASSERT_NOT_NULL(m);
@@ -553,7 +545,7 @@ HR_TEST_T(lifecycle_admin_load_does_not_block_requests, 60) {
   json_t *j;
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
-  v0 = served_version(&e);
+  v0 = hrt_served_version(&e);
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 - 1);
   ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
   hrt_fmt(fifo, sizeof(fifo), "%s/manifest.json", dir);
@@ -580,7 +572,7 @@ HR_TEST_T(lifecycle_admin_load_does_not_block_requests, 60) {
   close(fd);
   ASSERT_EQ(pthread_join(t, NULL), 0);
   ASSERT_EQ(a.status, 409);
-  HRT_POLL(ok, 1000, served_version(&e) == v0);
+  HRT_POLL(ok, 1000, hrt_served_version(&e) == v0);
   ASSERT(ok);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
@@ -752,7 +744,7 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
   const int nc = (int)(sizeof(cases) / sizeof(cases[0]));
 
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
-  v0 = served_version(&e);
+  v0 = hrt_served_version(&e);
   for (int k = 0; k < nc; k++) {
     char tmp[PATH_MAX];
     /* broken before it is renamed into place, as a trainer would leave it */
@@ -775,7 +767,7 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
     HRT_POLL(ok, 5000, hrt_server_log_count(&e.srv, "\"model_refused\"",
                                             NULL) >= k + 1);
     ASSERT_MSG(ok, "%s: not refused", cases[k].what);
-    ASSERT_EQ(served_version(&e), v0);
+    ASSERT_EQ(hrt_served_version(&e), v0);
     j = hrt_get(&e, "/models", &st);
     ASSERT_EQ(hrt_jint(j, "slots[0].refused[0].version"), v0 + 10 * (k + 1));
     const char *why = hrt_jstr(j, "slots[0].refused[0].reason");
@@ -787,7 +779,7 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
   hrt_fmt(dir, sizeof(dir), "%s/default/.tmp-%lld-7", e.models, v0 + 90);
   ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, dir), 0);
   hrt_sleep_ms(300);
-  ASSERT_EQ(served_version(&e), v0);
+  ASSERT_EQ(hrt_served_version(&e), v0);
   ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_refused\"", NULL), nc);
   /* Requests are answered by the serving version throughout. */
   j = hrt_post(&e, "/recommend", json_pack("{s:s}", "user_id", "x"), &st);
@@ -802,8 +794,8 @@ HR_TEST_T(lifecycle_corrupt_versions_refused_with_reasons, 90) {
   hrt_fmt(file, sizeof(file), "%s/default/%lld/items.tsv", e.models,
           v0 + 10 * nc);
   ASSERT_EQ(rename(dir, file), 0); /* whole, in one step */
-  HRT_POLL(ok, 5000, served_version(&e) == v0 + 10 * nc);
-  ASSERT_MSG(ok, "repaired version not served (%lld)", served_version(&e));
+  HRT_POLL(ok, 5000, hrt_served_version(&e) == v0 + 10 * nc);
+  ASSERT_MSG(ok, "repaired version not served (%lld)", hrt_served_version(&e));
   ASSERT_GE(hrt_server_log_count(&e.srv, "\"model_retry\"", NULL), 1);
   /* /models no longer lists it as refused; the other broken ones stay */
   j = hrt_get(&e, "/models", &st);
@@ -830,12 +822,12 @@ HR_TEST_T(lifecycle_watch_serves_a_renamed_version_at_once, 60) {
             "{\"models_poll_ms\":600000,\"models_watch\":%d}", watch);
     hrt_env_opts_t o = {.config_json = cfg};
     ASSERT_EQ(hrt_env_start(&e, &o), 0);
-    v0 = served_version(&e);
+    v0 = hrt_served_version(&e);
     hrt_fmt(tmp, sizeof(tmp), "%s/default/.tmp-%lld-1", e.models, v0 + 5);
     hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 5);
     ASSERT_EQ(hrt_copy_tree(e.fx.version_dir, tmp), 0);
     ASSERT_EQ(rename(tmp, dir), 0);
-    HRT_POLL(ok, 2000, served_version(&e) == v0 + 5);
+    HRT_POLL(ok, 2000, hrt_served_version(&e) == v0 + 5);
     ASSERT_MSG(ok == watch, "models_watch %d: version %s within 2 s", watch,
                ok ? "served" : "not served");
     ASSERT_EQ(hrt_server_log_count(&e.srv, "\"model_watch_unavailable\"",
@@ -862,11 +854,11 @@ HR_TEST_T(lifecycle_config_pin_holds_a_version, 60) {
           "\"admin\":{\"token\":\"" ADMIN_TOKEN "\"}}", v0);
   hrt_env_opts_t o = {.config_json = cfg};
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
-  ASSERT_EQ(served_version(&e), v0);
+  ASSERT_EQ(hrt_served_version(&e), v0);
   hrt_fmt(dir, sizeof(dir), "%s/default/%lld", e.models, v0 + 10);
   ASSERT_EQ(publish(e.fx.version_dir, dir), 0);
   hrt_sleep_ms(500);
-  ASSERT_EQ(served_version(&e), v0);
+  ASSERT_EQ(hrt_served_version(&e), v0);
   j = hrt_get(&e, "/models", &st);
   ASSERT_EQ(hrt_jint(j, "slots[0].pinned"), v0);
   ASSERT_STR_EQ(hrt_jstr(j, "slots[0].pinned_by"), "config");
@@ -877,7 +869,7 @@ HR_TEST_T(lifecycle_config_pin_holds_a_version, 60) {
                  body, &st, NULL, 0);
   ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
   json_decref(j);
-  ASSERT_EQ(served_version(&e), v0 + 10);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 10);
   j = hrt_get(&e, "/models", &st);
   ASSERT_STR_EQ(hrt_jstr(j, "slots[0].pinned_by"), "rollback");
   json_decref(j);
@@ -885,7 +877,7 @@ HR_TEST_T(lifecycle_config_pin_holds_a_version, 60) {
                  0);
   ASSERT_EQ(st, 200);
   json_decref(j);
-  HRT_POLL(ok, 3000, served_version(&e) == v0);
+  HRT_POLL(ok, 3000, hrt_served_version(&e) == v0);
   ASSERT(ok);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;

@@ -14,14 +14,6 @@
 
 #define GATE_TOKEN "test-admin-token-0123456789"
 
-static long long served(hrt_env_t *e) {
-  int st;
-  json_t *j = hrt_get(e, "/models", &st);
-  long long v = st == 200 ? hrt_jint(j, "slots[0].version") : -1;
-  json_decref(j);
-  return v;
-}
-
 /* Add report.json (validation NDCG@10 `ndcg` on holdout "last-item") to
  * the version directory dir and list it, with its CRC, in the manifest;
  * forced: also "forced": true. Returns 0 or -1. */
@@ -123,10 +115,10 @@ HR_TEST_T(gate_refuses_worse_and_collapsed_versions_forced_ones_pass, 120) {
 
   ASSERT_EQ(collapsed_version(collapsed, sizeof(collapsed)), 0);
   ASSERT_EQ(hrt_env_start(&e, &o), 0);
-  v0 = served(&e);
+  v0 = hrt_served_version(&e);
   /* a version with a report (validation NDCG@10 0.20) serves */
   ASSERT_EQ(publish_as(&e, e.fx.version_dir, v0 + 10, 0.20, 0), 0);
-  HRT_POLL(ok, 5000, served(&e) == v0 + 10);
+  HRT_POLL(ok, 5000, hrt_served_version(&e) == v0 + 10);
   ASSERT_MSG(ok, "v0+10 not served");
   /* 20 % worse on the same holdout: refused, v0+10 keeps serving */
   ASSERT_EQ(publish_as(&e, e.fx.version_dir, v0 + 20, 0.16, 0), 0);
@@ -135,7 +127,7 @@ HR_TEST_T(gate_refuses_worse_and_collapsed_versions_forced_ones_pass, 120) {
   ASSERT_MSG(strstr(why, "quality gate") && strstr(why, "0.1600") &&
                  strstr(why, "20.0 %") && strstr(why, "0.2000"),
              "reason: %s", why);
-  ASSERT_EQ(served(&e), v0 + 10);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 10);
   /* collapsed (1 user, 3 items): refused by the counts */
   ASSERT_EQ(publish_as(&e, collapsed, v0 + 30, -1, 0), 0);
   HRT_POLL(ok, 5000, refusal_reason(&e, v0 + 30, why, sizeof(why)) != NULL);
@@ -143,7 +135,7 @@ HR_TEST_T(gate_refuses_worse_and_collapsed_versions_forced_ones_pass, 120) {
   ASSERT_MSG(strstr(why, "quality gate") && strstr(why, "3 items") &&
                  strstr(why, "1 users"),
              "reason: %s", why);
-  ASSERT_EQ(served(&e), v0 + 10);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 10);
   j = hrt_post(&e, "/recommend", json_pack("{s:s}", "user_id", "x"), &st);
   ASSERT_EQ(st, 200);
   ASSERT_EQ(hrt_jint(j, "model.version"), v0 + 10);
@@ -155,7 +147,7 @@ HR_TEST_T(gate_refuses_worse_and_collapsed_versions_forced_ones_pass, 120) {
   ASSERT_GE(hrt_server_log_count(&e.srv, "\"quality_gate\":true", NULL), 2);
   /* the same worse model written with fit --force: taken */
   ASSERT_EQ(publish_as(&e, e.fx.version_dir, v0 + 40, 0.16, 1), 0);
-  HRT_POLL(ok, 5000, served(&e) == v0 + 40);
+  HRT_POLL(ok, 5000, hrt_served_version(&e) == v0 + 40);
   ASSERT_MSG(ok, "the forced version was not served");
   /* an admin rollback naming the collapsed version takes it too */
   hrt_fmt(body, sizeof(body), "{\"version\":%lld}", v0 + 30);
@@ -167,7 +159,7 @@ HR_TEST_T(gate_refuses_worse_and_collapsed_versions_forced_ones_pass, 120) {
             0);
   ASSERT_MSG(r.status == 200, "rollback: %d %s", r.status, r.body);
   hrt_resp_free(&r);
-  ASSERT_EQ(served(&e), v0 + 30);
+  ASSERT_EQ(hrt_served_version(&e), v0 + 30);
   ASSERT(refusal_reason(&e, v0 + 30, why, sizeof(why)) == NULL);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;

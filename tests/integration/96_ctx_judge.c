@@ -262,23 +262,14 @@ HR_TEST_T(eval_ctx_without_a_model_chooses_by_the_rule, 180) {
   ASSERT_NOT_NULL(j);
   json_t *sel = json_object_get(j, "selection");
   ASSERT_EQ(json_array_size(sel), 4);
-  double best = -1, se = 0;
+  const char *want = hrt_one_se_winner(sel, "valid_NDCG@10",
+                                       "valid_NDCG@10_se");
+  double won_test = -1;
   for (size_t k = 0; k < 4; k++) {
     json_t *c = json_array_get(sel, k);
-    double x = json_number_value(json_object_get(c, "valid_NDCG@10"));
-    if (x > best) {
-      best = x;
-      se = json_number_value(json_object_get(c, "valid_NDCG@10_se"));
-    }
-  }
-  const char *want = NULL;
-  double won_test = -1;
-  for (size_t k = 0; k < 4 && want == NULL; k++) {
-    json_t *c = json_array_get(sel, k);
-    if (json_number_value(json_object_get(c, "valid_NDCG@10")) >= best - se) {
-      want = json_string_value(json_object_get(c, "name"));
+    if (want != NULL &&
+        strcmp(json_string_value(json_object_get(c, "name")), want) == 0)
       won_test = json_number_value(json_object_get(c, "target_NDCG@10"));
-    }
   }
   ASSERT_STR_EQ(hrt_jstr(j, "winner"), want);
   ASSERT_DBL_NEAR(json_number_value(json_object_get(j, "NDCG@10")), won_test,

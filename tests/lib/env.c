@@ -402,3 +402,31 @@ double hrt_metric(const char *text, const char *name, ...) {
   }
   return sum;
 }
+
+long long hrt_served_version(hrt_env_t *e) {
+  int st;
+  json_t *j = hrt_get(e, "/models", &st);
+  long long v = st == 200 ? hrt_jint(j, "slots[0].version") : -1;
+  json_decref(j);
+  return v;
+}
+
+const char *hrt_one_se_winner(json_t *list, const char *score,
+                              const char *se) {
+  double best = -1, best_se = 0;
+  for (size_t k = 0; k < json_array_size(list); k++) {
+    json_t *c = json_array_get(list, k);
+    double x = json_number_value(json_object_get(c, score));
+    if (json_object_get(c, score) != NULL && x > best) {
+      best = x;
+      best_se = json_number_value(json_object_get(c, se));
+    }
+  }
+  for (size_t k = 0; k < json_array_size(list); k++) {
+    json_t *c = json_array_get(list, k);
+    if (json_object_get(c, score) != NULL &&
+        json_number_value(json_object_get(c, score)) >= best - best_se)
+      return json_string_value(json_object_get(c, "name"));
+  }
+  return NULL;
+}

@@ -74,6 +74,13 @@ json_t *hrt_jget(json_t *root, const char *path);
 const char *hrt_jstr(json_t *root, const char *path);
 /** Integer at path, or LLONG_MIN when absent or not an integer. */
 long long hrt_jint(json_t *root, const char *path);
+/** The version slot 0 serves (GET /models), -1 on failure. */
+long long hrt_served_version(hrt_env_t *e);
+/** fit's rule over a list of candidates (JSON objects in cost order, the
+ *  cheapest first): the name of the cheapest whose score (key `score`) is
+ *  within one standard error (key `se`) of the best's. NULL if none. */
+const char *hrt_one_se_winner(json_t *list, const char *score,
+                              const char *se);
 /** Item ids of a /recommend answer, in order. Returns 0 or -1. */
 int hrt_item_ids(json_t *resp, hrt_strv_t *out);
 /** 1 when the scores of a /recommend answer never increase, else 0. */

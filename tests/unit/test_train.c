@@ -615,17 +615,9 @@ HR_TEST(train_write_publishes_new_versions) {
 
 /* ------------------------------------------------------------------- loo */
 
-HR_TEST(train_loo_tiny_split) {
-  /* 3 users, 6 items; checks plumbing and the TSV, not quality. */
-  char dir[600], out[700];
-  hr_ials_opts_t o;
-  hr_eval_result_t r;
-  hr_error_t err = {0};
-  FILE *f;
-  char line[256];
-  int lines = 0;
-
-  snprintf(dir, sizeof(dir), "%s/split", hr_test_tmpdir());
+/* A loo split of 3 users and 6 items in the test's directory. */
+static int tiny_split(char *dir, size_t cap) {
+  snprintf(dir, cap, "%s/split", hr_test_tmpdir());
   ASSERT_EQ(mkdir(dir, 0755), 0);
   ASSERT_NOT_NULL(write_tmp("split/meta.json", "{\"n_users\":3,"
                                                "\"n_items\":6}"));
@@ -636,6 +628,20 @@ HR_TEST(train_loo_tiny_split) {
                             "1\t3\t5\t3\n2\t2\t5\t3\n3\t1\t5\t3\n"));
   ASSERT_NOT_NULL(write_tmp("split/test.tsv",
                             "1\t4\t5\t4\n2\t5\t5\t4\n3\t6\t5\t4\n"));
+  return 0;
+}
+
+HR_TEST(train_loo_tiny_split) {
+  /* 3 users, 6 items; checks plumbing and the TSV, not quality. */
+  char dir[600], out[700];
+  hr_ials_opts_t o;
+  hr_eval_result_t r;
+  hr_error_t err = {0};
+  FILE *f;
+  char line[256];
+  int lines = 0;
+
+  ASSERT_EQ(tiny_split(dir, sizeof(dir)), 0);
   snprintf(out, sizeof(out), "%s/top.tsv", hr_test_tmpdir());
   hr_ials_opts_default(&o);
   o.factors = 4;
@@ -672,17 +678,7 @@ HR_TEST(train_loo_select_tiny_split) {
   hr_selection_t sel;
   hr_error_t err = {0};
 
-  snprintf(dir, sizeof(dir), "%s/split", hr_test_tmpdir());
-  ASSERT_EQ(mkdir(dir, 0755), 0);
-  ASSERT_NOT_NULL(write_tmp("split/meta.json", "{\"n_users\":3,"
-                                               "\"n_items\":6}"));
-  ASSERT_NOT_NULL(write_tmp("split/train.tsv",
-                            "1\t1\t5\t1\n1\t2\t5\t2\n2\t1\t5\t1\n"
-                            "2\t3\t5\t2\n3\t2\t5\t1\n3\t3\t5\t2\n"));
-  ASSERT_NOT_NULL(write_tmp("split/valid.tsv",
-                            "1\t3\t5\t3\n2\t2\t5\t3\n3\t1\t5\t3\n"));
-  ASSERT_NOT_NULL(write_tmp("split/test.tsv",
-                            "1\t4\t5\t4\n2\t5\t5\t4\n3\t6\t5\t4\n"));
+  ASSERT_EQ(tiny_split(dir, sizeof(dir)), 0);
   hr_ials_opts_default(&o);
   o.factors = 4;
   o.iters = 2;

@@ -1,0 +1,27 @@
+/* spec.h -- what every kind's writer puts in a version the same way (not
+ * an API; src/train only): the id tables, the catalogue's attributes and
+ * the users' training histories. */
+#ifndef HR_TRAIN_SPEC_H
+#define HR_TRAIN_SPEC_H
+
+#include "hr/train.h"
+
+typedef struct {
+  const char **ids, **uids, **attrs;
+} hr__spec_ids_t;
+
+/** s's item and user ids and item attributes (from ds, ni items), and the
+ *  history tensors user_hist_ptr / user_hist_items of h into hist[0..1].
+ *  0 or HR_ENOMEM; release x with hr__spec_ids_free either way. */
+int hr__spec_base(hr_model_spec_t *s, hr__spec_ids_t *x,
+                  const hr_dataset_t *ds, const hr_csr_t *h, size_t ni,
+                  hr_tensor_t *hist);
+void hr__spec_ids_free(hr__spec_ids_t *x);
+/** Write s (rc: the spec's own status, nonzero is reported as out of
+ *  memory) as a new version of slot, or into dir when slot is NULL, then
+ *  release x, s->params and s->context_prior. */
+int hr__spec_publish(hr_model_spec_t *s, hr__spec_ids_t *x, int rc,
+                     const char *slot, const char *dir, char *path,
+                     size_t cap, hr_error_t *err);
+
+#endif
