@@ -588,8 +588,8 @@ static int member_epoch(members_t *c, int k, double loss, double *spent) {
   if (rc == 0 && o->deadline > 0 && c->epochs_done >= 2 * c->workers) {
     int total = (o->members > 0 ? o->members : 1) * o->epochs;
     double now = hr__now_s();
-    if (c->t0 + (now - c->t0) / c->epochs_done * total / c->workers >
-        o->deadline)
+    /* epochs_done counts every worker's: the rate is across them */
+    if (c->t0 + (now - c->t0) * total / c->epochs_done > o->deadline)
       rc = HR_ETIMEOUT;
   }
   if (c->parallel)
