@@ -860,6 +860,91 @@ static void nb_score(nb_t *m, const hr_ctxdata_t *d, size_t r,
   }
 }
 
+/* The model hr_eval_ctx ranks with, and its scratch. */
+typedef struct {
+  tt_t tt;
+  sq_t sq;
+  nb_t nb;
+  float *uvec, *pop;
+  int is_tt, is_seq, is_nbr, is_ials;
+} ctx_model_t;
+
+/* Fit o->model on the fit rows; score gets the MostPopular counts of the
+ * relevant ones (the "pop" model, and the others' answer for a user they
+ * know nothing about). 0, HR_EINVAL (unknown model), HR_ENOMEM. */
+static int fit_model(ctx_model_t *m, const hr_ctxdata_t *d,
+                     const unsigned char *fitrow, const hr_ctx_eval_opts_t *o,
+                     double threshold, float *score, size_t ni,
+                     hr_error_t *err) {
+  int rc;
+  m->is_tt = o->model != NULL && strcmp(o->model, "tt") == 0;
+  m->is_seq = o->model != NULL && strcmp(o->model, "seq") == 0 && o->seq;
+  m->is_nbr = o->model != NULL && strcmp(o->model, "nbr") == 0;
+  m->is_ials = o->model != NULL && strcmp(o->model, "ials") == 0 && o->seq;
+  if (o->model != NULL && strcmp(o->model, "pop") != 0 && !m->is_tt &&
+      !m->is_seq && !m->is_nbr && !m->is_ials)
+    return hr_error_set(err, HR_EINVAL, NULL, "unknown model \"%s\"",
+                        o->model);
+  for (size_t r = 0; r < d->n; r++)
+    if (fitrow[r] && d->rating[r] >= threshold)
+      score[d->i[r]] += 1.0f;
+  if (m->is_tt) {
+    openblas_set_num_threads(1);
+    if ((m->uvec = malloc(sizeof(float) *
+                          (size_t)(o->dim > 0 ? o->dim : 1))) == NULL ||
+        tt_fit(&m->tt, d, fitrow, threshold, o) != 0)
+      return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  }
+  if (m->is_nbr && nb_fit(&m->nb, d, fitrow, o, score, ni) != 0)
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  if ((m->is_seq || m->is_ials) &&
+      (rc = sq_fit(&m->sq, d, fitrow, threshold, o, m->is_ials, err)) != 0)
+    return rc;
+  if (m->is_seq || m->is_nbr || m->is_ials) {
+    if ((m->pop = malloc(sizeof(float) * (ni + 1))) == NULL)
+      return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    memcpy(m->pop, score, sizeof(float) * ni); /* the MostPopular counts */
+  }
+  if (m->is_seq &&
+      (m->uvec = malloc(sizeof(float) * (size_t)m->sq.fit.width)) == NULL)
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  return 0;
+}
+
+/* HR@10 and NDCG@10 over the cases, with their standard errors. */
+static void ctx_summary(hr_ctx_result_t *res, const double *hit,
+                        const double *gain) {
+  size_t n = res->cases;
+  double sh = 0, sg = 0, vh = 0, vg = 0;
+  for (size_t c = 0; c < n; c++) {
+    sh += hit[c];
+    sg += gain[c];
+  }
+  res->hr = n ? sh / (double)n : 0;
+  res->ndcg = n ? sg / (double)n : 0;
+  for (size_t c = 0; c < n; c++) {
+    vh += (hit[c] - res->hr) * (hit[c] - res->hr);
+    vg += (gain[c] - res->ndcg) * (gain[c] - res->ndcg);
+  }
+  res->hr_se = n > 1 ? sqrt(vh / (double)(n - 1)) / sqrt((double)n) : 0;
+  res->ndcg_se = n > 1 ? sqrt(vg / (double)(n - 1)) / sqrt((double)n) : 0;
+}
+
+/* by_id: the items in the judge's tie order (numerically when every id
+ * is a number). */
+static void tie_order(const hr_ctxdata_t *d, uint32_t *by_id, size_t ni) {
+  g_items = d->items;
+  g_numeric = 1;
+  for (size_t k = 0; k < ni && g_numeric; k++) {
+    const char *s = hr_idmap_str(d->items, k);
+    for (; *s && g_numeric; s++)
+      g_numeric = *s >= '0' && *s <= '9';
+  }
+  for (size_t k = 0; k < ni; k++)
+    by_id[k] = (uint32_t)k;
+  qsort(by_id, ni, sizeof(uint32_t), cmp_item_id);
+}
+
 int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
                 const char *topk_out, hr_ctx_result_t *res, hr_error_t *err) {
   hr_ctxdata_t d;
@@ -872,11 +957,7 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   double *gain = NULL, *hit = NULL, t0 = hr__now_s();
   FILE *out = NULL;
   char kb[4 * (1 + HR_CTX_MAX_COLS)];
-  tt_t tt = {0};
-  sq_t sq = {0};
-  nb_t nb = {0};
-  float *uvec = NULL, *pop = NULL;
-  int is_tt = 0, is_seq = 0, is_nbr = 0, is_ials = 0;
+  ctx_model_t mm = {0};
   int rc, target = o->target_test ? HR_CTX_TEST : HR_CTX_VALID;
 
   memset(res, 0, sizeof(*res));
@@ -933,60 +1014,13 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
   for (size_t k = 0; k < nk; k++)
     kptr[k + 1] += kptr[k];
   /* The model: MostPopular over the relevant training rows, the context
-   * two-tower, the served sequential model or the rating neighbourhood. */
-  is_tt = o->model != NULL && strcmp(o->model, "tt") == 0;
-  is_seq = o->model != NULL && strcmp(o->model, "seq") == 0 && o->seq;
-  is_nbr = o->model != NULL && strcmp(o->model, "nbr") == 0;
-  is_ials = o->model != NULL && strcmp(o->model, "ials") == 0 && o->seq;
-  if (o->model != NULL && strcmp(o->model, "pop") != 0 && !is_tt &&
-      !is_seq && !is_nbr && !is_ials) {
-    rc = hr_error_set(err, HR_EINVAL, NULL, "unknown model \"%s\"", o->model);
+   * two-tower, the served sequential model (or its factor part alone) or
+   * the rating neighbourhood. */
+  if ((rc = fit_model(&mm, &d, fitrow, o, res->threshold, score, ni, err)) !=
+      0)
     goto done;
-  }
-  for (size_t r = 0; r < d.n; r++)
-    if (fitrow[r] && d.rating[r] >= res->threshold)
-      score[d.i[r]] += 1.0f;
-  if (is_tt) {
-    openblas_set_num_threads(1);
-    if ((uvec = malloc(sizeof(float) * (size_t)(o->dim > 0 ? o->dim : 1))) ==
-            NULL ||
-        tt_fit(&tt, &d, fitrow, res->threshold, o) != 0) {
-      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-      goto done;
-    }
-  }
-  if (is_nbr && nb_fit(&nb, &d, fitrow, o, score, ni) != 0) {
-    rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-    goto done;
-  }
-  if ((is_seq || is_ials) &&
-      (rc = sq_fit(&sq, &d, fitrow, res->threshold, o, is_ials, err)) != 0)
-    goto done;
-  if (is_seq || is_nbr || is_ials) {
-    if ((pop = malloc(sizeof(float) * (ni + 1))) == NULL) {
-      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-      goto done;
-    }
-    memcpy(pop, score, sizeof(float) * ni); /* the MostPopular counts */
-  }
-  if (is_seq) {
-    if ((uvec = malloc(sizeof(float) * (size_t)sq.fit.width)) == NULL) {
-      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-      goto done;
-    }
-  }
   res->train_seconds = hr__now_s() - t0;
-  /* Tie order. */
-  g_items = d.items;
-  g_numeric = 1;
-  for (size_t k = 0; k < ni && g_numeric; k++) {
-    const char *s = hr_idmap_str(d.items, k);
-    for (; *s && g_numeric; s++)
-      g_numeric = *s >= '0' && *s <= '9';
-  }
-  for (size_t k = 0; k < ni; k++)
-    by_id[k] = (uint32_t)k;
-  qsort(by_id, ni, sizeof(uint32_t), cmp_item_id);
+  tie_order(&d, by_id, ni);
   if (topk_out != NULL && (out = fopen(topk_out, "w")) == NULL) {
     rc = hr_error_set(err, HR_EIO, NULL, "%s: %s", topk_out, strerror(errno));
     goto done;
@@ -1011,12 +1045,12 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
       ex[e[j].item] = 1;
     int32_t top[10];
     size_t nt;
-    if (is_tt)
-      tt_score(&tt, &d, r, uvec, score);
-    else if (is_seq || is_ials)
-      sq_score(&sq, &d, r, uvec, pop, score);
-    else if (is_nbr)
-      nb_score(&nb, &d, r, pop, ni, score);
+    if (mm.is_tt)
+      tt_score(&mm.tt, &d, r, mm.uvec, score);
+    else if (mm.is_seq || mm.is_ials)
+      sq_score(&mm.sq, &d, r, mm.uvec, mm.pop, score);
+    else if (mm.is_nbr)
+      nb_score(&mm.nb, &d, r, mm.pop, ni, score);
     for (size_t j = 0; j < ni; j++) {
       ps[j] = score[by_id[j]];
       pex[j] = ex[by_id[j]];
@@ -1038,22 +1072,7 @@ int hr_eval_ctx(const char *path, const hr_ctx_eval_opts_t *o,
       fputc('\n', out);
     }
   }
-  {
-    size_t n = res->cases;
-    double sh = 0, sg = 0, vh = 0, vg = 0;
-    for (size_t c = 0; c < n; c++) {
-      sh += hit[c];
-      sg += gain[c];
-    }
-    res->hr = n ? sh / (double)n : 0;
-    res->ndcg = n ? sg / (double)n : 0;
-    for (size_t c = 0; c < n; c++) {
-      vh += (hit[c] - res->hr) * (hit[c] - res->hr);
-      vg += (gain[c] - res->ndcg) * (gain[c] - res->ndcg);
-    }
-    res->hr_se = n > 1 ? sqrt(vh / (double)(n - 1)) / sqrt((double)n) : 0;
-    res->ndcg_se = n > 1 ? sqrt(vg / (double)(n - 1)) / sqrt((double)n) : 0;
-  }
+  ctx_summary(res, hit, gain);
 done:
   if (out != NULL && fclose(out) != 0 && rc == 0)
     rc = hr_error_set(err, HR_EIO, NULL, "%s: write failed", topk_out);
@@ -1068,11 +1087,11 @@ done:
   free(fitrow);
   free(gain);
   free(hit);
-  free(tt.w);
-  sq_free(&sq);
-  nb_free(&nb);
-  free(pop);
-  free(uvec);
+  free(mm.tt.w);
+  sq_free(&mm.sq);
+  nb_free(&mm.nb);
+  free(mm.pop);
+  free(mm.uvec);
   hr_ctx_free(&d);
   return rc;
 }

@@ -117,6 +117,41 @@ static void put(sbuf *b, const char *fmt, ...) {
   }
 }
 
+/* The model registry's part: versions, catalogue sizes, refusals. */
+static void render_models(sbuf *b, hr_registry_t *reg) {
+  put(b, "# HELP hyperrec_model_version Serving model version per slot "
+          "(0: none).\n# TYPE hyperrec_model_version gauge\n");
+  for (int i = 0; i < hr_registry_n_slots(reg); i++) {
+    hr_snapshot_t *s = hr_registry_acquire(reg, i);
+    put(b, "hyperrec_model_version{slot=\"%s\"} %llu\n",
+        hr_registry_slot_name(reg, i),
+        s ? (unsigned long long)hr_model_version(s->model) : 0ULL);
+    hr_snapshot_release(reg, i, s);
+  }
+  put(b, "# HELP hyperrec_model_items Catalogue size per slot.\n"
+          "# TYPE hyperrec_model_items gauge\n");
+  for (int i = 0; i < hr_registry_n_slots(reg); i++) {
+    hr_snapshot_t *s = hr_registry_acquire(reg, i);
+    put(b, "hyperrec_model_items{slot=\"%s\"} %zu\n",
+        hr_registry_slot_name(reg, i), s ? hr_model_n_items(s->model) : 0);
+    hr_snapshot_release(reg, i, s);
+  }
+  put(b, "# HELP hyperrec_model_refused_total Model versions refused at "
+          "load.\n# TYPE hyperrec_model_refused_total counter\n"
+          "hyperrec_model_refused_total %lu\n",
+      hr_registry_refused_count(reg));
+  put(b, "# HELP hyperrec_model_gated_total Model versions the quality "
+          "gate refused (a score or count drop; part of refused_total).\n"
+          "# TYPE hyperrec_model_gated_total counter\n"
+          "hyperrec_model_gated_total %lu\n",
+      hr_registry_gated_count(reg));
+  put(b, "# HELP hyperrec_model_rollbacks_total Rollbacks done through "
+          "POST /admin/models/NAME/rollback.\n"
+          "# TYPE hyperrec_model_rollbacks_total counter\n"
+          "hyperrec_model_rollbacks_total %lu\n",
+      hr_registry_rollbacks(reg));
+}
+
 char *hr_metrics_render(hr_registry_t *reg) {
   sbuf b = {malloc(8192), 0, 8192, 0};
   if (b.p == NULL)
@@ -233,39 +268,8 @@ char *hr_metrics_render(hr_registry_t *reg) {
   for (int r = 0; r < HR_RET__COUNT; r++)
     put(&b, "hyperrec_recommend_retrieval_total{path=\"%s\"} %lu\n",
         retrieval_name[r], atomic_load(&retrieval[r]));
-  if (reg != NULL) {
-    put(&b, "# HELP hyperrec_model_version Serving model version per slot "
-            "(0: none).\n# TYPE hyperrec_model_version gauge\n");
-    for (int i = 0; i < hr_registry_n_slots(reg); i++) {
-      hr_snapshot_t *s = hr_registry_acquire(reg, i);
-      put(&b, "hyperrec_model_version{slot=\"%s\"} %llu\n",
-          hr_registry_slot_name(reg, i),
-          s ? (unsigned long long)hr_model_version(s->model) : 0ULL);
-      hr_snapshot_release(reg, i, s);
-    }
-    put(&b, "# HELP hyperrec_model_items Catalogue size per slot.\n"
-            "# TYPE hyperrec_model_items gauge\n");
-    for (int i = 0; i < hr_registry_n_slots(reg); i++) {
-      hr_snapshot_t *s = hr_registry_acquire(reg, i);
-      put(&b, "hyperrec_model_items{slot=\"%s\"} %zu\n",
-          hr_registry_slot_name(reg, i), s ? hr_model_n_items(s->model) : 0);
-      hr_snapshot_release(reg, i, s);
-    }
-    put(&b, "# HELP hyperrec_model_refused_total Model versions refused at "
-            "load.\n# TYPE hyperrec_model_refused_total counter\n"
-            "hyperrec_model_refused_total %lu\n",
-        hr_registry_refused_count(reg));
-    put(&b, "# HELP hyperrec_model_gated_total Model versions the quality "
-            "gate refused (a score or count drop; part of refused_total).\n"
-            "# TYPE hyperrec_model_gated_total counter\n"
-            "hyperrec_model_gated_total %lu\n",
-        hr_registry_gated_count(reg));
-    put(&b, "# HELP hyperrec_model_rollbacks_total Rollbacks done through "
-            "POST /admin/models/NAME/rollback.\n"
-            "# TYPE hyperrec_model_rollbacks_total counter\n"
-            "hyperrec_model_rollbacks_total %lu\n",
-        hr_registry_rollbacks(reg));
-  }
+  if (reg != NULL)
+    render_models(&b, reg);
   if (b.oom) {
     free(b.p);
     return NULL;

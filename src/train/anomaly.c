@@ -213,7 +213,7 @@ static void train_ae(float *w, const float *X, size_t n,
   for (int it = 1; it <= 400; it++) {
     size_t cnt = 0;
     memset(g, 0, sizeof(g));
-    float *W1 = w, *W2 = w + HID * F + HID;
+    const float *W2 = w + HID * F + HID;
     float *gW1 = g, *gb1 = g + HID * F, *gW2 = gb1 + HID, *gb2 = gW2 + F * HID;
     for (size_t u = 0; u < n; u++) {
       const float *x = X + u * F;
@@ -237,7 +237,6 @@ static void train_ae(float *w, const float *X, size_t n,
           gW1[j * F + f] += da * x[f];
       }
     }
-    (void)W1;
     for (int k = 0; k < NP && cnt > 0; k++) {
       double gk = g[k] / (double)cnt;
       m1[k] = (float)(0.9 * m1[k] + 0.1 * gk);
