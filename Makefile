@@ -215,7 +215,7 @@ clean:
 	rm -rf build build-asan build-fuzz bin
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_SRC:%.c=$(BUILD)/%.d) $(BUILD)/src/server/main.d \
-         $(BUILD)/src/train/main.d
+         $(BUILD)/src/train/main.d $(TRAIN_CLI:%.c=$(BUILD)/%.d)
 
 # The sequential model's training curve on loo (valid): CSV then PNG in
 # docs/ (needs ../shared/data and gnuplot; a few minutes).

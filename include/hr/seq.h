@@ -1,6 +1,7 @@
-/* seq.h -- the sequential two-tower network (model kind "seq"): a causal
- * transformer over the user's recent items whose last output is the user
- * vector, scored against item vectors by inner product.
+/* seq.h -- the sequential two-tower network (model kind "seq"): an encoder
+ * over the user's recent items (a causal transformer, a GRU, or a
+ * Caser-style convolution) whose last output is the user vector, scored
+ * against item vectors by inner product.
  *
  * The forward pass here is the one both the server (one sequence per
  * request) and hyperrec-train (batches of sequences, with the activations
@@ -23,14 +24,38 @@
 #define HR_SEQ_MAX_LEN 1024 /* largest L (positions) */
 #define HR_SEQ_MAX_MEMBERS 8 /* networks of an ensemble (model kind seq) */
 
+/* The user encoder: what turns the embedded rows into states. */
+typedef enum {
+  HR_SEQ_TRANSFORMER = 0, /* `blocks` pre-norm blocks, position vectors */
+  HR_SEQ_GRU = 1,         /* one GRU layer; no position vectors, blocks 0 */
+  HR_SEQ_CNN = 2          /* Caser-style: over the newest `win` rows,
+                             `nh` horizontal filters of each height 1..win
+                             (max-pooled) and `nv` vertical ones, then a
+                             linear layer; no position vectors, blocks 0 */
+} hr_seq_enc_t;
+
+#define HR_SEQ_MAX_WIN 16 /* largest CNN window */
+
 typedef struct {
   int d;        /* width of every vector */
   int L;        /* longest sequence (positions) */
-  int blocks;   /* transformer blocks */
+  int blocks;   /* transformer blocks (0 for the other encoders) */
   int ffn;      /* hidden width of the feed-forward part */
   int n_items;
   int n_gap;    /* time-gap buckets (hr_seq_gap_bucket), 0: no time */
+  int enc;      /* hr_seq_enc_t */
+  int win, nh, nv; /* HR_SEQ_CNN: window, filters per height, vertical
+                      filters */
 } hr_seq_dims_t;
+
+/** The encoder's name ("transformer", "gru", "cnn"), or NULL. */
+const char *hr_seq_enc_name(int enc);
+/** The encoder named s, or -1. */
+int hr_seq_enc_parse(const char *s);
+/** NULL when dm's encoder fields are consistent (blocks 0 for a GRU or a
+ *  CNN, 1 <= win <= min(L, HR_SEQ_MAX_WIN), nh and nv in 1..256), else
+ *  what is wrong. */
+const char *hr_seq_enc_check(const hr_seq_dims_t *dm);
 
 #define HR_SEQ_GAPS 24 /* buckets of hr_seq_gap_bucket */
 
@@ -54,6 +79,15 @@ typedef struct {
   float *gq;    /* n_gap x d: gap from the newest item to the request,
                    added to the user vector */
   hr_seq_block_t blk[HR_SEQ_MAX_BLOCKS];
+  /* HR_SEQ_GRU: gates [update z | reset r | candidate n], each d wide:
+   * gw d x 3d (input), gu d x 3d (recurrent), gb 3d */
+  float *gw, *gu, *gb;
+  /* HR_SEQ_CNN: horizontal filters, tap j (0 = the newest row) a
+   * d x (win - j) nh matrix for the filters of heights j+1..win (columns
+   * ordered by height, nh each), back to back; cb their biases (win nh);
+   * cv vertical weights nv x win; cw (nv d + win nh) x d and cwb d, the
+   * linear layer over [vertical outputs | pooled horizontal ones] */
+  float *cf, *cb, *cv, *cw, *cwb;
   float *lnfg, *lnfb;
 } hr_seq_params_t;
 
@@ -81,6 +115,12 @@ typedef struct {
 typedef struct {
   float *x0;                    /* R x d: embeddings in */
   hr_seq_block_acts_t b[HR_SEQ_MAX_BLOCKS];
+  float *gz;   /* HR_SEQ_GRU: R x 3d gates after their nonlinearities */
+  float *gh;   /* HR_SEQ_GRU: R x 3d, the previous state times gu */
+  float *gs;   /* HR_SEQ_GRU: scratch, 4 d floats per sequence */
+  float *cc;   /* HR_SEQ_CNN: R x win nh horizontal filters (after ReLU) */
+  float *ca;   /* HR_SEQ_CNN: R x win nh, rows back to each pooled max */
+  float *cz;   /* HR_SEQ_CNN: R x (nv d + win nh), the linear layer's in */
   float *p;                     /* attention probabilities, all blocks */
   float *xl;                    /* R x d: last block's output */
   float *y, *muf, *rsf;         /* R x d: final LN (the user vectors) */
@@ -106,6 +146,13 @@ void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                     const int32_t *items, const int32_t *gaps,
                     const size_t *off, size_t ns, const float *mask,
                     hr_seq_acts_t *a);
+
+/** The encoder part of hr_seq_forward for a GRU or a CNN: a->x0 (filled)
+ *  into a->xl, and the encoder's activations. */
+void hr_seq_enc_fwd(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
+                    const size_t *off, size_t ns, hr_seq_acts_t *a);
+/** Floats of a GRU's or a CNN's own parameters (0 for the transformer). */
+size_t hr_seq_enc_param_count(const hr_seq_dims_t *dm);
 
 /** Floats of a dropout mask for R rows. */
 size_t hr_seq_mask_floats(const hr_seq_dims_t *dm, size_t R);

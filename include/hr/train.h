@@ -453,8 +453,10 @@ typedef struct {
   int (*validate)(void *arg, const struct hr_seq_fit *f, double *m);
   void *validate_arg;
   /* When > 0 (hr__now_s() time): after each epoch, when the epochs so far
-   * project the end of training past it, hr_seq_fit stops and returns
-   * HR_ETIMEOUT ("over budget"): fit's selection bounds a candidate so. */
+   * project the end of training past it, every member trains fewer epochs
+   * (hr_seq_fit_t.epochs), as many as end by it; when that is under half
+   * of `epochs`, hr_seq_fit stops and returns HR_ETIMEOUT ("over
+   * budget"). fit's selection bounds a candidate so. */
   double deadline;
   json_t *selection;       /* writer: report.json, or NULL */
   int forced;              /* writer: manifest "forced" */
@@ -485,6 +487,8 @@ typedef struct hr_seq_fit {
   size_t n_ctx;
   float *items_cat, *ctx_cat; /* the concatenations when members > 1 */
   double seconds, loss;    /* training time of all; mean last loss */
+  int epochs;              /* epochs trained (fewer than asked when the
+                              deadline cut them) */
 } hr_seq_fit_t;
 
 /** Train on the histories (oldest first): every user's last L+1 items
@@ -579,7 +583,7 @@ typedef enum {
   HR_CAND_SEQ
 } hr_cand_kind_t;
 
-#define HR_CAND_MAX 8
+#define HR_CAND_MAX 12
 
 /** One candidate model and its options. */
 typedef struct {
@@ -597,8 +601,9 @@ typedef struct {
 /** The candidates for a data set, from the iALS and seq options given
  *  (the defaults, or the user's): popularity, popularity with the context
  *  prior (data with context columns or user attributes), iALS, EASE, the
- *  denoising autoencoder, the seq model in its best documented shape, and
- *  the same with context features. Returns the count (<= HR_CAND_MAX). */
+ *  denoising autoencoder, the seq model with a CNN and with a GRU
+ *  encoder, the seq model in its best documented shape, and the same with
+ *  context features. Returns the count (<= HR_CAND_MAX). */
 size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
                     const hr_seq_opts_t *so, hr_cand_t *c);
 /** "pop", "ials", "ease", "dae" or "seq" (the manifest's kind). */
@@ -619,6 +624,7 @@ typedef struct {
   int forced;              /* manifest "forced" */
   int index;               /* build index.bin (when the options allow) */
   double deadline;         /* seq: hr_seq_opts_t.deadline (0 none) */
+  int *epochs;             /* seq: gets the epochs trained, or NULL */
   char *path;              /* slot: the new version's path */
   size_t path_cap;
 } hr_cand_out_t;

@@ -741,6 +741,32 @@ static int bind_ials(ctx_t *c, hr_model_t *m) {
  * item_emb + seq_rest (hr_seq_bind_split), the histories' timestamps; with
  * params.long_term, the long-term (iALS) part: item_emb rows are
  * [sequential d | long-term f] and lt_item, yty, user_emb are iALS's. */
+/* params.encoder (absent: the transformer) and a CNN's window and filter
+ * counts into dm. */
+static int seq_encoder(ctx_t *c, json_t *params, hr_seq_dims_t *dm) {
+  json_t *e = json_object_get(params, "encoder");
+  json_int_t win, nh, nv;
+  const char *bad;
+  if (e == NULL)
+    return 0;
+  if (!json_is_string(e) || hr_seq_enc_parse(json_string_value(e)) < 0)
+    return FAIL(c, HR_EFORMAT, "manifest.json", "params.encoder must be "
+                "\"transformer\", \"gru\" or \"cnn\"");
+  dm->enc = hr_seq_enc_parse(json_string_value(e));
+  if (dm->enc == HR_SEQ_CNN) {
+    if (get_int(c, params, "window", 1, HR_SEQ_MAX_WIN, &win) ||
+        get_int(c, params, "filters_h", 1, 256, &nh) ||
+        get_int(c, params, "filters_v", 1, 256, &nv))
+      return c->err->code;
+    dm->win = (int)win;
+    dm->nh = (int)nh;
+    dm->nv = (int)nv;
+  }
+  if ((bad = hr_seq_enc_check(dm)) != NULL)
+    return FAIL(c, HR_EFORMAT, "manifest.json", "params: %s", bad);
+  return 0;
+}
+
 static int bind_seq(ctx_t *c, hr_model_t *m) {
   json_t *params = json_object_get(m->manifest, "params"), *lt;
   size_t nu = m->n_users, rest, d = (size_t)m->dim;
@@ -786,7 +812,9 @@ static int bind_seq(ctx_t *c, hr_model_t *m) {
     return FAIL(c, HR_EFORMAT, "manifest.json", "params.gaps must be 0 or %d",
                 HR_SEQ_GAPS);
   *dm = (hr_seq_dims_t){(int)d, (int)len, (int)blocks, (int)ffn,
-                        (int)m->n_items, (int)gaps};
+                        (int)m->n_items, (int)gaps, 0, 0, 0, 0};
+  if (seq_encoder(c, params, dm))
+    return c->err->code;
   if (m->n_items > INT32_MAX)
     return FAIL(c, HR_EFORMAT, "manifest.json", "too many items for kind "
                 "seq");

@@ -1,7 +1,8 @@
 /* seq.c -- the forward pass of the sequential two-tower network (seq.h).
  * Pre-norm transformer blocks: h = x + Wo attn(LN1 x) + bo,
  * x' = h + W2 relu(W1 LN2 h + b1) + b2; the user vector is LNf of the last
- * block's output at the newest row. One attention head of width d. */
+ * block's output at the newest row. One attention head of width d. The
+ * GRU and CNN encoders (seq_enc.c) take the blocks' place. */
 #include "hr/seq.h"
 
 #include "hr/nn.h"
@@ -10,18 +11,24 @@
 #include <math.h>
 #include <string.h>
 
+/* Position vectors: the transformer's alone (order is in the others). */
+static size_t pos_rows(const hr_seq_dims_t *dm) {
+  return dm->enc == HR_SEQ_TRANSFORMER ? (size_t)dm->L : 0;
+}
+
 size_t hr_seq_param_count(const hr_seq_dims_t *dm) {
   size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
   size_t blk = 2 * d + 4 * d * d + d + 2 * d + d * f + f + f * d + d;
-  return (size_t)dm->n_items * d + (size_t)dm->L * d +
-         2 * (size_t)dm->n_gap * d + (size_t)dm->blocks * blk + 2 * d;
+  return (size_t)dm->n_items * d + pos_rows(dm) * d +
+         2 * (size_t)dm->n_gap * d + (size_t)dm->blocks * blk +
+         hr_seq_enc_param_count(dm) + 2 * d;
 }
 
 /* Everything after the item table, from w on, in the flat order. */
 static void bind_rest(const hr_seq_dims_t *dm, float *w, hr_seq_params_t *p) {
   size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
 #define TAKE(dst, n) (dst = w, w += (n))
-  TAKE(p->pos, (size_t)dm->L * d);
+  TAKE(p->pos, pos_rows(dm) * d);
   TAKE(p->gin, (size_t)dm->n_gap * d);
   TAKE(p->gq, (size_t)dm->n_gap * d);
   for (int b = 0; b < dm->blocks; b++) {
@@ -39,6 +46,19 @@ static void bind_rest(const hr_seq_dims_t *dm, float *w, hr_seq_params_t *p) {
     TAKE(k->b1, f);
     TAKE(k->w2, f * d);
     TAKE(k->b2, d);
+  }
+  p->gw = p->gu = p->gb = p->cf = p->cb = p->cv = p->cw = p->cwb = NULL;
+  if (dm->enc == HR_SEQ_GRU) {
+    TAKE(p->gw, d * 3 * d);
+    TAKE(p->gu, d * 3 * d);
+    TAKE(p->gb, 3 * d);
+  } else if (dm->enc == HR_SEQ_CNN) {
+    size_t W = (size_t)dm->win, nh = (size_t)dm->nh, nv = (size_t)dm->nv;
+    TAKE(p->cf, d * nh * W * (W + 1) / 2);
+    TAKE(p->cb, W * nh);
+    TAKE(p->cv, nv * W);
+    TAKE(p->cw, (nv * d + W * nh) * d);
+    TAKE(p->cwb, d);
   }
   TAKE(p->lnfg, d);
   TAKE(p->lnfb, d);
@@ -58,14 +78,25 @@ void hr_seq_bind_split(const hr_seq_dims_t *dm, float *item, size_t item_ld,
   bind_rest(dm, rest, p);
 }
 
+/* Floats per row of a GRU's or a CNN's activations. */
+static size_t enc_row_floats(const hr_seq_dims_t *dm) {
+  size_t d = (size_t)dm->d, NH = (size_t)dm->win * (size_t)dm->nh;
+  if (dm->enc == HR_SEQ_GRU)
+    return 10 * d;                      /* gz, gh, gs */
+  if (dm->enc == HR_SEQ_CNN)
+    return 2 * NH + (size_t)dm->nv * d + NH; /* cc, ca, cz */
+  return 0;
+}
+
 size_t hr_seq_acts_floats(const hr_seq_dims_t *dm, size_t R, const int *len,
                           size_t ns) {
   size_t d = (size_t)dm->d, f = (size_t)dm->ffn, sq = 0;
   for (size_t s = 0; s < ns; s++)
     sq += (size_t)len[s] * (size_t)len[s];
-  /* x0, xl, y + per block 9 R x d, R x f, 4 R (LN stats) + 2 R (final) */
+  /* x0, xl, y + per block 9 R x d, R x f, 4 R (LN stats) + 2 R (final)
+   * + the encoder's */
   return R * d * 3 + (size_t)dm->blocks * (R * d * 9 + R * f + 4 * R + sq) +
-         2 * R;
+         2 * R + R * enc_row_floats(dm);
 }
 
 void hr_seq_acts_bind(const hr_seq_dims_t *dm, size_t R, const int *len,
@@ -96,6 +127,17 @@ void hr_seq_acts_bind(const hr_seq_dims_t *dm, size_t R, const int *len,
   TAKE(a->y, R * d);
   TAKE(a->muf, R);
   TAKE(a->rsf, R);
+  a->gz = a->gh = a->gs = a->cc = a->ca = a->cz = NULL;
+  if (dm->enc == HR_SEQ_GRU) {
+    TAKE(a->gz, R * 3 * d);
+    TAKE(a->gh, R * 3 * d);
+    TAKE(a->gs, R * 4 * d);
+  } else if (dm->enc == HR_SEQ_CNN) {
+    size_t NH = (size_t)dm->win * (size_t)dm->nh;
+    TAKE(a->cc, R * NH);
+    TAKE(a->ca, R * NH);
+    TAKE(a->cz, R * ((size_t)dm->nv * d + NH));
+  }
 #undef TAKE
 }
 
@@ -110,12 +152,12 @@ void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
   for (size_t s = 0; s < ns; s++)
     for (size_t r = off[s]; r < off[s + 1]; r++) {
       const float *e = p->item + (size_t)items[r] * (p->item_ld ? p->item_ld : d),
-                  *q = p->pos + (r - off[s]) * d;
+                  *q = pos_rows(dm) ? p->pos + (r - off[s]) * d : NULL;
       const float *gi = dm->n_gap > 0
                             ? p->gin + (size_t)(gaps ? gaps[r] : 0) * d
                             : NULL;
       for (size_t c = 0; c < d; c++)
-        a->x0[r * d + c] = (e[c] + q[c] + (gi ? gi[c] : 0.0f)) *
+        a->x0[r * d + c] = (e[c] + (q ? q[c] : 0.0f) + (gi ? gi[c] : 0.0f)) *
                            (mask ? mask[r * d + c] : 1.0f);
     }
   const float *x = a->x0;
@@ -161,7 +203,9 @@ void hr_seq_forward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
     }
     x = out;
   }
-  if (dm->blocks == 0)
+  if (dm->enc != HR_SEQ_TRANSFORMER)
+    hr_seq_enc_fwd(dm, p, off, ns, a);
+  else if (dm->blocks == 0)
     memcpy(a->xl, a->x0, sizeof(float) * R * d);
   hr_nn_layernorm_fwd(a->xl, R, (int)d, p->lnfg, p->lnfb, a->y, a->muf,
                       a->rsf);
@@ -181,7 +225,7 @@ static const float *forward_newest(const hr_seq_dims_t *dm,
   float scale = 1.0f / sqrtf((float)d);
   hr_seq_dims_t head = *dm;
 
-  if (dm->blocks == 0) {
+  if (dm->blocks == 0) { /* and every GRU and CNN */
     hr_seq_forward(dm, p, items, gaps, off, 1, NULL, a);
     return a->y + last * d;
   }
@@ -264,7 +308,9 @@ size_t hr_seq_embed_floats(const hr_seq_dims_t *dm) {
 void hr_seq_embed_state(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
                         const int32_t *items, const int64_t *ts, size_t n,
                         float *buf, float *y) {
-  size_t L = (size_t)dm->L, m = n < L ? n : L;
+  /* a CNN's newest state reads its window alone */
+  size_t L = dm->enc == HR_SEQ_CNN ? (size_t)dm->win : (size_t)dm->L;
+  size_t m = n < L ? n : L;
   size_t d = (size_t)dm->d, first = n - m;
   int len = (int)m;
   int32_t gaps[HR_SEQ_MAX_LEN];

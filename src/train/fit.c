@@ -226,7 +226,7 @@ int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
                               : NULL;
   if (anom != NULL)
     json_object_set(report, "anomalies", anom);
-  hr_cand_out_t out = {o->out, NULL, summary, report, o->force, 1, 0,
+  hr_cand_out_t out = {o->out, NULL, summary, report, o->force, 1, 0, NULL,
                        path, cap};
   if ((rc = hr_cand_fit_write(&c, &ds, &h, &cp, &out, &seconds, err)) != 0)
     goto done;

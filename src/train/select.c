@@ -58,12 +58,25 @@ size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
   if (ds->attrs != NULL)
     best.id_dropout = 0.1f;
   best.ctx_slots = -1;
+  hr_seq_opts_t alt = best;
   c[n++] = (hr_cand_t){"seq", HR_CAND_SEQ, 0, 5, *io, eo, ao, best};
   if (ctx) {
     best.ctx_slots = 0;
     c[n++] = (hr_cand_t){"seq+context", HR_CAND_SEQ, 1, 6, *io, eo, ao,
                          best};
   }
+  /* The same model with the CNN and the GRU encoder, two networks of 20
+   * epochs (docs/research/training-record.md, "GRU and CNN encoders").
+   * They come after the transformer, whose shape is the measured one:
+   * they train in the time its refit leaves (hr_select) and rank after
+   * it, so they replace it only by beating it by more than one SE. */
+  alt.members = 2;
+  alt.epochs = 20;
+  alt.dims.blocks = 0;
+  alt.dims.enc = HR_SEQ_CNN;
+  c[n++] = (hr_cand_t){"cnn", HR_CAND_SEQ, 0, 7, *io, eo, ao, alt};
+  alt.dims.enc = HR_SEQ_GRU;
+  c[n++] = (hr_cand_t){"gru", HR_CAND_SEQ, 0, 8, *io, eo, ao, alt};
   return n;
 }
 
@@ -177,6 +190,9 @@ static int write_seq(const hr_cand_t *c, const hr_dataset_t *ds,
   }
   if ((rc = hr_seq_fit(h, &so, &sf, err)) != 0)
     goto done;
+  so.epochs = sf.epochs; /* the manifest says what was trained */
+  if (out->epochs != NULL)
+    *out->epochs = sf.epochs;
   if (so.long_term > 0 && (rc = hr_ials_fit(h, &so.lt_opts, &lt, err)) != 0)
     goto done;
   *seconds = sf.seconds + lt.seconds;
@@ -488,7 +504,7 @@ static int try_candidate(const hr_cand_t *c, const hr_dataset_t *train,
   hr_cand_out_t out = {0};
   hr_error_t e = {0};
   hr_score_t s;
-  int rc;
+  int rc, epochs = c->seq.epochs;
 
   if (mkdtemp(tmp) == NULL)
     return hr_error_set(err, HR_EIO, NULL, "mkdtemp: %s", strerror(errno));
@@ -500,6 +516,7 @@ static int try_candidate(const hr_cand_t *c, const hr_dataset_t *train,
   }
   out.dir = vdir;
   out.deadline = deadline;
+  out.epochs = &epochs;
   hr_cand_t quiet = *c; /* one log line per candidate, not per epoch */
   quiet.ials.progress = 0;
   quiet.seq.progress = 0;
@@ -522,6 +539,12 @@ static int try_candidate(const hr_cand_t *c, const hr_dataset_t *train,
   }
   r->state = HR_CAND_SCORED;
   r->score = s;
+  if (c->kind == HR_CAND_SEQ && epochs < c->seq.epochs) {
+    /* the refit trains what was scored */
+    snprintf(r->note, sizeof(r->note), "trained %d of %d epochs to keep "
+             "within the budget", epochs, c->seq.epochs);
+    r->cand.seq.epochs = epochs;
+  }
   return 0;
 }
 
@@ -575,7 +598,9 @@ static json_t *report_json(const hr_selection_t *sel,
     if (r->cand.kind == HR_CAND_SEQ)
       json_object_set_new(
           c, "shape",
-          json_pack("{si so sb}", "members", r->cand.seq.members,
+          json_pack("{ss si si so sb}", "encoder",
+                    hr_seq_enc_name(r->cand.seq.dims.enc), "members",
+                    r->cand.seq.members, "epochs", r->cand.seq.epochs,
                     "long_term", hr__jfloat(r->cand.seq.long_term),
                     "item_tower", item_tower));
     if (r->note[0] != '\0')
@@ -600,6 +625,38 @@ static json_t *report_json(const hr_selection_t *sel,
   return rep;
 }
 
+/* 1 for the GRU and CNN candidates, which train after the others. */
+static int is_extra(const hr_cand_t *c) {
+  return c->kind == HR_CAND_SEQ && c->seq.dims.enc != HR_SEQ_TRANSFORMER;
+}
+
+/* When candidate k of c[0..n) must end (0: no deadline, a cheap model)
+ * with `left` seconds of the budget left at `now`. A neural candidate
+ * leaves room for the neural ones after it and for its own refit: an
+ * equal share each. The GRU and CNN ones (last) share what is left after
+ * the refit of the best scored so far (r[0..k)), its training time and
+ * a tenth, with their own refits. */
+static double cand_deadline(const hr_cand_t *c, size_t k, size_t n,
+                            const hr_cand_result_t *r, double now,
+                            double left) {
+  size_t more = 0;
+  long best = -1;
+  if (c[k].kind != HR_CAND_SEQ && c[k].kind != HR_CAND_DAE)
+    return 0;
+  for (size_t j = k; j < n; j++)
+    more += (c[j].kind == HR_CAND_SEQ || c[j].kind == HR_CAND_DAE) &&
+            is_extra(&c[j]) == is_extra(&c[k]);
+  if (!is_extra(&c[k]))
+    return now + left / (double)(more + 1);
+  for (size_t j = 0; j < k; j++)
+    if (r[j].state == HR_CAND_SCORED &&
+        (best < 0 || r[j].score.ndcg > r[best].score.ndcg))
+      best = (long)j;
+  if (best >= 0)
+    left -= 1.1 * r[best].seconds;
+  return now + (left > 0 ? left : 0) / (double)(more + 1);
+}
+
 int hr_select(const hr_dataset_t *train, const hr_target_t *tg, size_t ntg,
               const hr_dataset_t *cds, const hr_select_opts_t *o,
               hr_selection_t *sel, hr_error_t *err) {
@@ -620,10 +677,7 @@ int hr_select(const hr_dataset_t *train, const hr_target_t *tg, size_t ntg,
     hr_cand_result_t *r = &sel->r[k];
     double now = hr__now_s();
     double left = (o->t0 > 0 ? o->t0 : t0) + o->budget_s - now;
-    size_t seq_left = 0;
     r->cand = c[k];
-    for (size_t j = k; j < sel->n; j++) /* the neural ones */
-      seq_left += c[j].kind == HR_CAND_SEQ || c[j].kind == HR_CAND_DAE;
     if (c[k].context && (cp.n_fields == 0 ||
                          (c[k].kind == HR_CAND_SEQ &&
                           !context_usable(&cp, train)))) {
@@ -644,9 +698,13 @@ int hr_select(const hr_dataset_t *train, const hr_target_t *tg, size_t ntg,
       snprintf(r->note, sizeof(r->note), "not trained: the budget was spent");
       continue;
     }
-    /* a seq candidate must leave room for the others and the refit */
-    double deadline = c[k].kind == HR_CAND_SEQ || c[k].kind == HR_CAND_DAE
-                          ? now + left / (double)(seq_left + 1) : 0;
+    double deadline = cand_deadline(c, k, sel->n, sel->r, now, left);
+    if (deadline > 0 && deadline < now + 1) {
+      r->state = HR_CAND_OVER_BUDGET;
+      snprintf(r->note, sizeof(r->note), "not trained: the time left is "
+               "the refit's of the best so far");
+      continue;
+    }
     if ((rc = try_candidate(&c[k], train, &h, &cp, tg, ntg, cds, deadline, r,
                             err)) != 0)
       goto done;

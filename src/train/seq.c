@@ -4,6 +4,7 @@
 #include "hr/train.h"
 
 #include "hr/nn.h"
+#include "seq_enc.h"
 #include "util.h"
 
 #include <cblas.h>
@@ -22,6 +23,10 @@ void hr_seq_opts_default(hr_seq_opts_t *o) {
   o->dims.blocks = 2;
   o->dims.ffn = 64;
   o->dims.n_gap = HR_SEQ_GAPS;
+  o->dims.enc = HR_SEQ_TRANSFORMER;
+  o->dims.win = 5; /* Caser's L, d_v 4 and d_h 16 */
+  o->dims.nh = 16;
+  o->dims.nv = 4;
   o->epochs = 40;
   o->batch = 64;
   o->lr = 2e-3f;
@@ -48,7 +53,8 @@ static void init_params(const hr_seq_dims_t *dm, hr_seq_params_t *p,
   size_t d = (size_t)dm->d, f = (size_t)dm->ffn;
   for (size_t i = 0; i < (size_t)dm->n_items * d; i++)
     p->item[i] = std * (float)hr__gauss(&s);
-  for (size_t i = 0; i < (size_t)dm->L * d; i++)
+  for (size_t i = 0; dm->enc == HR_SEQ_TRANSFORMER && i < (size_t)dm->L * d;
+       i++)
     p->pos[i] = std * (float)hr__gauss(&s);
   for (size_t i = 0; i < (size_t)dm->n_gap * d; i++) {
     p->gin[i] = std * (float)hr__gauss(&s);
@@ -74,6 +80,7 @@ static void init_params(const hr_seq_dims_t *dm, hr_seq_params_t *p,
     for (size_t i = 0; i < f * d; i++)
       k->w2[i] = sf * (float)hr__gauss(&s);
   }
+  hr__seq_enc_init(dm, p, &s);
   for (size_t i = 0; i < d; i++) {
     p->lnfg[i] = 1.0f;
     p->lnfb[i] = 0.0f;
@@ -117,6 +124,7 @@ struct hr_seq_work {
   float *logits;               /* R x n_items, then its gradient */
   float *dy, *dx, *dh, *dO, *dq, *dk, *dv, *da, *df, *dc, *work;
   float *u;                    /* R x d user vectors (y + gq) */
+  float *enc;                  /* the GRU's or CNN's backward scratch */
   int *blen;
   /* the batch being processed (borrowed) */
   const int32_t *inp, *tgt, *gin, *qg;
@@ -251,11 +259,14 @@ static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
     hr_nn_layernorm_bwd(ab->x, R, (int)d, k->ln1g, ab->mu1, ab->rs1, w->da,
                         w->dx, gk->ln1g, gk->ln1b);
   }
-  /* x0 = dropout(item[inp] + pos[t]) */
+  if (dm->enc != HR_SEQ_TRANSFORMER)
+    hr__seq_enc_bwd(dm, p, g, a, off, ns, w->dx, w->enc);
+  /* x0 = dropout(item[inp] + pos[t] + gin[gap]) (no pos: GRU, CNN) */
   for (size_t s = 0; s < ns; s++)
     for (size_t r = off[s]; r < off[s + 1]; r++) {
       float *gi = g->item + (size_t)w->inp[r] * d,
-            *gp = g->pos + (r - off[s]) * d;
+            *gp = dm->enc == HR_SEQ_TRANSFORMER ? g->pos + (r - off[s]) * d
+                                                : NULL;
       const float *dx = w->dx + r * d,
                   *mk = w->mask ? w->mask + r * d : NULL;
       float *gg = dm->n_gap > 0 && w->gin ? g->gin + (size_t)w->gin[r] * d
@@ -263,7 +274,8 @@ static void backward(const hr_seq_dims_t *dm, const hr_seq_params_t *p,
       for (size_t c = 0; c < d; c++) {
         float v = mk ? dx[c] * mk[c] : dx[c];
         gi[c] += v;
-        gp[c] += v;
+        if (gp)
+          gp[c] += v;
         if (gg)
           gg[c] += v;
       }
@@ -298,7 +310,8 @@ hr_seq_work_t *hr_seq_work_new(const hr_seq_dims_t *dm, int max_seqs) {
   w->df = malloc(sizeof(float) * maxR * f);
   w->u = malloc(sizeof(float) * maxR * d);
   w->work = malloc(sizeof(float) * (size_t)dm->L * (size_t)dm->L);
-  if (!w->acts || !w->dy || !w->dx || !w->dh || !w->dO ||
+  w->enc = malloc(sizeof(float) * (hr__seq_enc_work_floats(dm, maxR) + 1));
+  if (!w->enc || !w->acts || !w->dy || !w->dx || !w->dh || !w->dO ||
       !w->dq || !w->dk || !w->dv || !w->da || !w->dc || !w->df || !w->u ||
       !w->work) {
     hr_seq_work_free(w);
@@ -324,6 +337,7 @@ void hr_seq_work_free(hr_seq_work_t *w) {
   free(w->df);
   free(w->u);
   free(w->work);
+  free(w->enc);
   free(w->blen);
   free(w->negs);
   free(w->zeros);
@@ -546,17 +560,40 @@ typedef struct {
                               read under mu) */
   double t0;               /* when training began */
   int workers;             /* members training at once */
+  int cap;                 /* epochs of every member (lowered by the
+                              deadline; under mu) */
   pthread_mutex_t mu;
 } members_t;
 
 #define MEMBER_STOPPED 1   /* fit_member: stopped because another failed */
 
+/* The deadline's cap on every member's epochs, once every worker has
+ * done two: as many as the rate so far ends by it. HR_ETIMEOUT when that
+ * is under half of the epochs asked. Under the lock. */
+static int deadline_cap(members_t *c) {
+  const hr_seq_opts_t *o = c->o;
+  int n = o->members > 0 ? o->members : 1;
+  if (o->deadline <= 0 || c->epochs_done < 2 * c->workers)
+    return 0;
+  /* epochs_done counts every worker's: the rate is across them */
+  double now = hr__now_s(), per = (now - c->t0) / c->epochs_done;
+  double fit = (o->deadline - c->t0) / per / n;
+  if (fit >= c->cap)
+    return 0;
+  if (fit < (o->epochs + 1) / 2)
+    return HR_ETIMEOUT;
+  c->cap = (int)fit;
+  return 0;
+}
+
 /* After an epoch of member k (loss): the metrics of o->validate and the
  * progress line. In order, a member is validated with the members before
  * it (the ensemble so far); in parallel, alone, under the lock. The time
- * this takes (waiting for the lock too) is added to *spent. 0,
- * MEMBER_STOPPED or HR_ENOMEM. */
-static int member_epoch(members_t *c, int k, double loss, double *spent) {
+ * this takes (waiting for the lock too) is added to *spent; *cap gets
+ * the members' epochs (deadline_cap). 0, MEMBER_STOPPED, HR_ETIMEOUT or
+ * HR_ENOMEM. */
+static int member_epoch(members_t *c, int k, double loss, double *spent,
+                        int *cap) {
   const hr_seq_opts_t *o = c->o;
   hr_seq_fit_t *all = c->all;
   double m[2], v0, w0 = hr__now_s();
@@ -584,14 +621,9 @@ static int member_epoch(members_t *c, int k, double loss, double *spent) {
                     hr__now_s() - v0);
   if (rc == 0 && c->failed)
     rc = MEMBER_STOPPED;
-  /* the projected end of all epochs, once every worker has done two */
-  if (rc == 0 && o->deadline > 0 && c->epochs_done >= 2 * c->workers) {
-    int total = (o->members > 0 ? o->members : 1) * o->epochs;
-    double now = hr__now_s();
-    /* epochs_done counts every worker's: the rate is across them */
-    if (c->t0 + (now - c->t0) * total / c->epochs_done > o->deadline)
-      rc = HR_ETIMEOUT;
-  }
+  if (rc == 0)
+    rc = deadline_cap(c);
+  *cap = c->cap;
   if (c->parallel)
     pthread_mutex_unlock(&c->mu);
   *spent += hr__now_s() - w0;
@@ -881,14 +913,19 @@ static double mrun_step(mrun_t *r, size_t ns, size_t R) {
 static int fit_member(members_t *c, int k, double *spent, hr_error_t *err) {
   const hr_seq_opts_t *o = c->o;
   mrun_t r;
-  int rc = mrun_init(&r, c, k);
+  int rc = mrun_init(&r, c, k), cap = o->epochs;
   size_t d = (size_t)r.dm.d;
 
   if (rc != 0)
     goto oom;
   if (!c->parallel)
     openblas_set_num_threads(c->threads);
-  for (int ep = 0; ep < o->epochs; ep++) {
+  if (c->parallel)
+    pthread_mutex_lock(&c->mu);
+  cap = c->cap; /* a member that starts late: the cap so far */
+  if (c->parallel)
+    pthread_mutex_unlock(&c->mu);
+  for (int ep = 0; ep < cap; ep++) {
     double loss = 0;
     size_t rows = 0;
     mrun_shuffle(&r);
@@ -908,11 +945,11 @@ static int fit_member(members_t *c, int k, double *spent, hr_error_t *err) {
       memcpy(r.eid, r.me->w, sizeof(float) * r.ni * d);
       compose_items(r.tk, d, r.eid, r.attr, r.cold, r.me->w);
     }
-    if ((rc = member_epoch(c, k, r.me->loss, spent)) == HR_ENOMEM)
+    if ((rc = member_epoch(c, k, r.me->loss, spent, &cap)) == HR_ENOMEM)
       goto oom;
     if (rc == HR_ETIMEOUT) {
       hr_error_set(err, rc, NULL, "over budget: the epochs so far project "
-                   "the end of training past the deadline");
+                   "even half of the %d epochs past the deadline", o->epochs);
       goto done;
     }
     if (rc != 0)
@@ -975,6 +1012,9 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
       o->batch < 1 || o->epochs < 0 || o->epochs > INT_MAX / n ||
       h->n_items < 1 || dm->n_gap < 0 || dm->n_gap > HR_SEQ_GAPS)
     return hr_error_set(err, HR_EINVAL, NULL, "seq: bad dimensions");
+  if (hr_seq_enc_check(dm) != NULL)
+    return hr_error_set(err, HR_EINVAL, NULL, "seq: %s",
+                        hr_seq_enc_check(dm));
   if (o->tokens != NULL && o->tokens->n_tokens > 0 &&
       o->tokens->n_items != h->n_items)
     return hr_error_set(err, HR_EINVAL, NULL, "seq: item tokens for %zu "
@@ -990,6 +1030,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   c.h = h;
   c.o = o;
   c.t0 = hr__now_s();
+  c.cap = o->epochs;
   c.all = out;
   /* Several members on several threads: each its own network on one
    * OpenBLAS thread (no waiting on BLAS's workers, which idle through
@@ -1034,6 +1075,7 @@ int hr_seq_fit(const hr_csr_t *h, const hr_seq_opts_t *o, hr_seq_fit_t *out,
   for (int k = 0; k < n; k++)
     out->loss += out->m[k].loss / n;
   out->members = n;
+  out->epochs = c.cap;
   if (rc == 0 && (rc = assemble(out, n)) != 0)
     hr_error_set(err, rc, NULL, "out of memory");
   /* training alone: the longest worker's time outside the metrics */

@@ -145,6 +145,14 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
       (json_int_t)o->seed, "train_loss", json_real(f->loss));
   if (x->s.params != NULL && f->members > 1)
     json_object_set_new(x->s.params, "members", json_integer(f->members));
+  if (x->s.params != NULL && dm->enc != HR_SEQ_TRANSFORMER)
+    json_object_set_new(x->s.params, "encoder",
+                        json_string(hr_seq_enc_name(dm->enc)));
+  if (x->s.params != NULL && dm->enc == HR_SEQ_CNN) {
+    json_object_set_new(x->s.params, "window", json_integer(dm->win));
+    json_object_set_new(x->s.params, "filters_h", json_integer(dm->nh));
+    json_object_set_new(x->s.params, "filters_v", json_integer(dm->nv));
+  }
   if (x->s.params != NULL && lt != NULL) {
     const hr_ials_params_t *ip = &o->lt_opts.p;
     json_object_set_new(

@@ -71,7 +71,7 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
   char data[PATH_MAX], slot[PATH_MAX], log[PATH_MAX], vdir[PATH_MAX];
   static const char *const names[] = {"popularity", "popularity+context",
                                       "ials", "ease", "dae", "seq",
-                                      "seq+context"};
+                                      "seq+context", "cnn", "gru"};
   static const char *const extra[] = {"--budget", "4m", "--seed", "3", NULL};
 
   ASSERT_EQ(make_data(data, sizeof(data)), 0);
@@ -84,9 +84,9 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
   ASSERT_NOT_NULL(rep);
   ASSERT_NOT_NULL(man);
   json_t *cands = json_object_get(rep, "candidates");
-  ASSERT_EQ(json_array_size(cands), 7);
+  ASSERT_EQ(json_array_size(cands), 9);
   /* every candidate scored, and the rule recomputed from the report */
-  for (size_t k = 0; k < 7; k++) {
+  for (size_t k = 0; k < 9; k++) {
     json_t *c = json_array_get(cands, k);
     ASSERT_STR_EQ(json_string_value(json_object_get(c, "name")), names[k]);
     ASSERT_MSG(strcmp(json_string_value(json_object_get(c, "state")),
@@ -95,6 +95,11 @@ HR_TEST_T(fit_chooses_by_the_one_se_rule_and_reports_why, 300) {
     ASSERT(x > 0 && x < 1);
     ASSERT(json_number_value(json_object_get(c, "NDCG@10_se")) > 0);
   }
+  /* the same sequential model with its three encoders */
+  ASSERT_STR_EQ(hrt_jstr(json_array_get(cands, 5), "shape.encoder"),
+                "transformer");
+  ASSERT_STR_EQ(hrt_jstr(json_array_get(cands, 7), "shape.encoder"), "cnn");
+  ASSERT_STR_EQ(hrt_jstr(json_array_get(cands, 8), "shape.encoder"), "gru");
   const char *want = hrt_one_se_winner(cands, "NDCG@10", "NDCG@10_se");
   const char *winner = json_string_value(json_object_get(rep, "winner"));
   ASSERT_NOT_NULL(winner);

@@ -43,9 +43,7 @@ static double grad_loss(hr_seq_work_t *wk, const hr_seq_dims_t *dm, float *w,
   return hr_seq_batch_grad(dm, w, inp, tgt, gin, qg, off, 2, mask, g, wk);
 }
 
-static int grad_check(int neg, int ctx) {
-  hr_seq_dims_t dm = {.d = 8, .L = 5, .blocks = 2, .ffn = 6, .n_items = 7,
-                      .n_gap = HR_SEQ_GAPS};
+static int grad_check_dims(hr_seq_dims_t dm, int neg, int ctx) {
   size_t np = hr_seq_param_count(&dm) + (ctx ? 4 * 8 : 0), worst_i = 0;
   float *w = malloc(sizeof(float) * np), *g = calloc(np, sizeof(float));
   float mask[5 * 7 * 8]; /* embeddings + 2 per block */
@@ -59,7 +57,7 @@ static int grad_check(int neg, int ctx) {
     ASSERT_EQ(hr_seq_work_negatives(wk, &dm, neg, 12345), 0);
   for (size_t i = 0; i < np; i++)
     w[i] = 0.5f * urand();
-  ASSERT_EQ(hr_seq_mask_floats(&dm, 7), 5 * 7 * 8);
+  ASSERT_EQ(hr_seq_mask_floats(&dm, 7), (size_t)(1 + 2 * dm.blocks) * 7 * 8);
   for (int i = 0; i < 5 * 7 * 8; i++) /* dropout: some zeros, rest scaled */
     mask[i] = i % 5 == 0 ? 0.0f : 1.25f;
   double l0 = grad_loss(wk, &dm, w, g, mask, ctx);
@@ -87,7 +85,32 @@ static int grad_check(int neg, int ctx) {
   return 0;
 }
 
+static int grad_check(int neg, int ctx) {
+  hr_seq_dims_t dm = {.d = 8, .L = 5, .blocks = 2, .ffn = 6, .n_items = 7,
+                      .n_gap = HR_SEQ_GAPS};
+  return grad_check_dims(dm, neg, ctx);
+}
+
 HR_TEST(seq_gradient_matches_finite_differences) { return grad_check(0, 0); }
+
+/* The GRU encoder in the transformer's place: its gates, the state
+ * carried through time, the input weights; with context features. */
+HR_TEST(seq_gru_gradient_matches_finite_differences) {
+  hr_seq_dims_t dm = {.d = 8, .L = 5, .ffn = 6, .n_items = 7,
+                      .n_gap = HR_SEQ_GAPS, .enc = HR_SEQ_GRU};
+  return grad_check_dims(dm, 0, 1);
+}
+
+/* The Caser-style CNN: horizontal filters of heights 1..3 with their
+ * max-pooling (the 4-row sequence is longer than the window), vertical
+ * filters, the linear layer; and through the sampled softmax. */
+HR_TEST(seq_cnn_gradient_matches_finite_differences) {
+  hr_seq_dims_t dm = {.d = 8, .L = 5, .ffn = 6, .n_items = 7,
+                      .n_gap = HR_SEQ_GAPS, .enc = HR_SEQ_CNN, .win = 3,
+                      .nh = 2, .nv = 2};
+  ASSERT(grad_check_dims(dm, 0, 0) == 0);
+  return grad_check_dims(dm, 4, 1);
+}
 
 /* With context features: the context values' vectors too. */
 HR_TEST(seq_context_gradient_matches_finite_differences) {
@@ -104,9 +127,12 @@ HR_TEST(seq_sampled_gradient_matches_finite_differences) {
  * vector equals the full forward's newest row (+ the request gap's
  * vector), for 0, 1 and 3 blocks and sequences of 1 to 9 rows. */
 HR_TEST(seq_embed_equals_the_full_forward) {
-  for (int blocks = 0; blocks <= 3; blocks += blocks == 1 ? 2 : 1) {
-    hr_seq_dims_t dm = {.d = 8, .L = 9, .blocks = blocks, .ffn = 6,
-                        .n_items = 11, .n_gap = HR_SEQ_GAPS};
+  /* blocks 0, 1, 3; then a GRU (4) and a CNN over 4 rows (5) */
+  for (int blocks = 0; blocks <= 5; blocks += blocks == 1 ? 2 : 1) {
+    int enc = blocks == 4 ? HR_SEQ_GRU : blocks == 5 ? HR_SEQ_CNN : 0;
+    hr_seq_dims_t dm = {.d = 8, .L = 9, .blocks = enc ? 0 : blocks,
+                        .ffn = 6, .n_items = 11, .n_gap = HR_SEQ_GAPS,
+                        .enc = enc, .win = 4, .nh = 2, .nv = 3};
     size_t np = hr_seq_param_count(&dm);
     float *w = malloc(sizeof(float) * np);
     float *buf = malloc(sizeof(float) * hr_seq_embed_floats(&dm));
@@ -226,8 +252,10 @@ typedef struct {
   char dir[512];
 } seq_fixture_t;
 
-/* members networks (seeds 1, 2, ...), with a long-term part or not */
-static int seq_fixture_m(seq_fixture_t *x, int with_lt, int members) {
+/* members networks (seeds 1, 2, ...) with encoder enc, with a long-term
+ * part or not */
+static int seq_fixture_e(seq_fixture_t *x, int with_lt, int members,
+                         int enc) {
   char gdir[512], csv[600];
   hr_gen_opts_t g = {200, 80, 4000, 5, 1.0, 0};
   hr_error_t err = {0};
@@ -235,8 +263,8 @@ static int seq_fixture_m(seq_fixture_t *x, int with_lt, int members) {
   memset(x, 0, sizeof(*x));
   snprintf(gdir, sizeof(gdir), "%s/seqgen", hr_test_tmpdir());
   snprintf(csv, sizeof(csv), "%s/events.csv", gdir);
-  snprintf(x->dir, sizeof(x->dir), "%s/seqm%d_%d", hr_test_tmpdir(), with_lt,
-           members);
+  snprintf(x->dir, sizeof(x->dir), "%s/seqm%d_%d_%d", hr_test_tmpdir(),
+           with_lt, members, enc);
   mkdir(x->dir, 0755);
   strcat(x->dir, "/1");
   mkdir(x->dir, 0755);
@@ -246,6 +274,12 @@ static int seq_fixture_m(seq_fixture_t *x, int with_lt, int members) {
   x->o.lt_opts.factors = 8;
   x->o.lt_opts.iters = 3;
   x->o.members = members;
+  x->o.dims.enc = enc;
+  if (enc != HR_SEQ_TRANSFORMER)
+    x->o.dims.blocks = 0;
+  x->o.dims.win = 3;
+  x->o.dims.nh = 4;
+  x->o.dims.nv = 2;
   if (hr_gen_write(gdir, &g, &err) != 0 || hr_dataset_init(&x->ds) != 0 ||
       hr_data_read_csv(&x->ds, csv, &err) != 0 ||
       hr_dataset_histories(&x->ds, &x->h) != 0 ||
@@ -258,6 +292,10 @@ static int seq_fixture_m(seq_fixture_t *x, int with_lt, int members) {
     return -1;
   }
   return 0;
+}
+
+static int seq_fixture_m(seq_fixture_t *x, int with_lt, int members) {
+  return seq_fixture_e(x, with_lt, members, HR_SEQ_TRANSFORMER);
 }
 
 static int seq_fixture_lt(seq_fixture_t *x, int with_lt) {
@@ -374,6 +412,28 @@ HR_TEST(seq_server_forward_matches_trainer) {
   rc = server_matches_trainer(&x);
   seq_fixture_free(&x);
   return rc;
+}
+
+/* The GRU and the CNN encoders the same way: written (params.encoder,
+ * window, filters_h, filters_v), loaded, and served as trained; a CNN
+ * in an ensemble of two. */
+HR_TEST(seq_gru_and_cnn_served_as_trained) {
+  for (int enc = HR_SEQ_GRU; enc <= HR_SEQ_CNN; enc++) {
+    seq_fixture_t x;
+    ASSERT_EQ(seq_fixture_e(&x, 0, enc == HR_SEQ_CNN ? 2 : 1, enc), 0);
+    if (server_matches_trainer(&x) != 0)
+      return 1;
+    hr_error_t err = {0};
+    hr_model_t *m = hr_model_open(x.dir, &err);
+    ASSERT_MSG(m != NULL, "open: %s", err.msg);
+    json_t *pa = json_object_get((json_t *)hr_model_manifest(m), "params");
+    ASSERT_STR_EQ(json_string_value(json_object_get(pa, "encoder")),
+                  hr_seq_enc_name(enc));
+    ASSERT_EQ(json_object_get(pa, "window") != NULL, enc == HR_SEQ_CNN);
+    hr_model_free(m);
+    seq_fixture_free(&x);
+  }
+  return 0;
 }
 
 /* An ensemble (params.members 3): the server runs the three networks and
@@ -606,6 +666,12 @@ HR_TEST(seq_model_refuses_inconsistent_params) {
       {"\"len\": 12", "\"members\": 3, \"len\": 12"},
       {"\"len\": 12", "\"members\": 2, \"len\": 12"},
       {"\"len\": 12", "\"members\": 9, \"len\": 12"},
+      /* an unknown encoder; a GRU with the transformer's blocks; a CNN
+       * without its window */
+      {"\"len\": 12", "\"encoder\": \"lstm\", \"len\": 12"},
+      {"\"len\": 12", "\"encoder\": 2, \"len\": 12"},
+      {"\"len\": 12", "\"encoder\": \"gru\", \"len\": 12"},
+      {"\"len\": 12", "\"encoder\": \"cnn\", \"len\": 12"},
   };
 
   ASSERT_EQ(seq_fixture(&x), 0);

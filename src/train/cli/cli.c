@@ -209,6 +209,21 @@ int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
   else if (is_opt(arg, "--id-dropout"))
     o->id_dropout = num_opt(a, "--id-dropout", value(a, arg, "--id-dropout"),
                             0, 0.95);
+  else if (is_opt(arg, "--encoder")) {
+    const char *v = value(a, arg, "--encoder");
+    if ((o->dims.enc = hr_seq_enc_parse(v)) < 0)
+      usage_error(a, "--encoder %s: transformer, gru or cnn", v);
+    /* the GRU and the CNN replace the blocks */
+    o->dims.blocks = o->dims.enc == HR_SEQ_TRANSFORMER ? 2 : 0;
+  } else if (is_opt(arg, "--window"))
+    o->dims.win = (int)int_opt(a, "--window", value(a, arg, "--window"), 1,
+                               HR_SEQ_MAX_WIN);
+  else if (is_opt(arg, "--filters-h"))
+    o->dims.nh = (int)int_opt(a, "--filters-h", value(a, arg, "--filters-h"),
+                              1, 256);
+  else if (is_opt(arg, "--filters-v"))
+    o->dims.nv = (int)int_opt(a, "--filters-v", value(a, arg, "--filters-v"),
+                              1, 256);
   else if (is_opt(arg, "--negatives"))
     o->negatives = (int)int_opt(a, "--negatives",
                                 value(a, arg, "--negatives"), 0, 1 << 20);
