@@ -94,6 +94,115 @@ static void find_item_attributes(hr_ctxdata_t *d) {
   free(first);
 }
 
+/* The header's context columns (after user_id,item_id,rating). */
+static int read_header(const char *path, char *line, hr_ctxdata_t *d,
+                       hr_error_t *err) {
+  if (strncmp(line, "user_id,item_id,rating", 22) != 0)
+    return hr_error_set(err, HR_EFORMAT, NULL, "%s:1: header must start "
+                        "with user_id,item_id,rating", path);
+  line[strcspn(line, "\r\n")] = '\0';
+  for (char *p = line + 22; *p == ',';) {
+    char *q = strchr(p + 1, ',');
+    size_t n = q ? (size_t)(q - p - 1) : strlen(p + 1);
+    if (d->n_cols >= HR_CTX_MAX_COLS || n == 0 || !is_token(p + 1, n))
+      return hr_error_set(err, HR_EFORMAT, NULL, "%s:1: context column %zu "
+                          "is empty, not a lowercase token, or past the %d "
+                          "supported", path, d->n_cols + 1, HR_CTX_MAX_COLS);
+    d->col[d->n_cols] = strndup(p + 1, n);
+    d->vals[d->n_cols] = hr_idmap_new(16);
+    if (!d->col[d->n_cols] || !d->vals[d->n_cols])
+      return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    d->is_feature[d->n_cols] = 1;
+    for (const char *const *x = never_features; *x; x++)
+      if (strcmp(*x, d->col[d->n_cols]) == 0)
+        d->is_feature[d->n_cols] = 0;
+    d->n_cols++;
+    if (q == NULL)
+      break;
+    p = q;
+  }
+  return 0;
+}
+
+/* Data line ln (its newline still on) into row d->n. */
+static int read_row(const char *path, size_t ln, char *line, size_t *cap,
+                    hr_ctxdata_t *d, hr_error_t *err) {
+  char *fld[3 + HR_CTX_MAX_COLS], *p = line, *end;
+  size_t nf = 0, len = strlen(line);
+  if (len == 0 || line[len - 1] != '\n')
+    return hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: line too long or "
+                        "without its newline", path, ln);
+  line[len - 1] = '\0';
+  for (;;) {
+    if (nf == 3 + d->n_cols) {
+      nf++;
+      break;
+    }
+    fld[nf++] = p;
+    char *c = strchr(p, ',');
+    if (c == NULL)
+      break;
+    *c = '\0';
+    p = c + 1;
+  }
+  if (nf != 3 + d->n_cols || fld[0][0] == '\0' || fld[1][0] == '\0')
+    return hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: expected %zu fields "
+                        "with a user and an item", path, ln, 3 + d->n_cols);
+  if (d->n == *cap && grow(d, cap) != 0)
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  errno = 0;
+  double r = strtod(fld[2], &end);
+  if (end == fld[2] || *end != '\0' || errno != 0 || !isfinite(r))
+    return hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: rating \"%.20s\" is "
+                        "not a number", path, ln, fld[2]);
+  long u = hr_idmap_add(d->users, fld[0], strlen(fld[0]), NULL),
+       it = hr_idmap_add(d->items, fld[1], strlen(fld[1]), NULL);
+  if (u < 0 || it < 0)
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  d->u[d->n] = (int32_t)u;
+  d->i[d->n] = (int32_t)it;
+  d->rating[d->n] = (float)r;
+  for (size_t c = 0; c < d->n_cols; c++) {
+    const char *v = fld[3 + c];
+    size_t n = strlen(v);
+    long id = -1;
+    if (!is_token(v, n))
+      return hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: context value "
+                          "\"%.20s\" is not a lowercase token", path, ln, v);
+    if (n > 0 && (id = hr_idmap_add(d->vals[c], v, n, NULL)) < 0)
+      return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+    d->v[d->n * d->n_cols + c] = (int32_t)id;
+  }
+  d->n++;
+  return 0;
+}
+
+/* The split (section 2): splitmix64 from 42, Fisher-Yates; a fifth test,
+ * a tenth of the rest valid. */
+static int split_rows(hr_ctxdata_t *d) {
+  size_t *order = malloc(sizeof(size_t) * d->n);
+  uint64_t st = 42;
+  size_t n_test = d->n / 5, n_valid = (d->n - n_test) / 10;
+  d->part = malloc(d->n);
+  if (order == NULL || d->part == NULL) {
+    free(order);
+    return HR_ENOMEM;
+  }
+  for (size_t k = 0; k < d->n; k++)
+    order[k] = k;
+  for (size_t k = d->n - 1; k >= 1; k--) {
+    size_t j = (size_t)(hr__sm64(&st) % (uint64_t)(k + 1)), t = order[k];
+    order[k] = order[j];
+    order[j] = t;
+  }
+  for (size_t pos = 0; pos < d->n; pos++)
+    d->part[order[pos]] = pos < n_test ? HR_CTX_TEST
+                          : pos < n_test + n_valid ? HR_CTX_VALID
+                                                   : HR_CTX_FIT;
+  free(order);
+  return 0;
+}
+
 int hr_ctx_read(const char *path, hr_ctxdata_t *d, hr_error_t *err) {
   FILE *f = fopen(path, "r");
   char *line = malloc(MAX_LINE);
@@ -114,131 +223,21 @@ int hr_ctx_read(const char *path, hr_ctxdata_t *d, hr_error_t *err) {
     rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
     goto out;
   }
-  if (fgets(line, MAX_LINE, f) == NULL ||
-      strncmp(line, "user_id,item_id,rating", 22) != 0) {
+  if (fgets(line, MAX_LINE, f) == NULL)
     rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:1: header must start with "
                       "user_id,item_id,rating", path);
-    goto out;
-  }
-  line[strcspn(line, "\r\n")] = '\0';
-  for (char *p = line + 22; *p == ',';) {
-    char *q = strchr(p + 1, ',');
-    size_t n = q ? (size_t)(q - p - 1) : strlen(p + 1);
-    if (d->n_cols >= HR_CTX_MAX_COLS || n == 0 || !is_token(p + 1, n)) {
-      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:1: context column %zu is "
-                        "empty, not a lowercase token, or past the %d "
-                        "supported", path, d->n_cols + 1, HR_CTX_MAX_COLS);
-      goto out;
-    }
-    d->col[d->n_cols] = strndup(p + 1, n);
-    d->vals[d->n_cols] = hr_idmap_new(16);
-    if (!d->col[d->n_cols] || !d->vals[d->n_cols]) {
-      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-      goto out;
-    }
-    d->is_feature[d->n_cols] = 1;
-    for (const char *const *x = never_features; *x; x++)
-      if (strcmp(*x, d->col[d->n_cols]) == 0)
-        d->is_feature[d->n_cols] = 0;
-    d->n_cols++;
-    if (q == NULL)
-      break;
-    p = q;
-  }
-  while (fgets(line, MAX_LINE, f) != NULL) {
-    char *fld[3 + HR_CTX_MAX_COLS], *p = line, *end;
-    size_t nf = 0, len = strlen(line);
-    ln++;
-    if (len == 0 || line[len - 1] != '\n') {
-      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: line too long or "
-                        "without its newline", path, ln);
-      goto out;
-    }
-    line[len - 1] = '\0';
-    for (;;) {
-      if (nf == 3 + d->n_cols) {
-        nf++;
-        break;
-      }
-      fld[nf++] = p;
-      char *c = strchr(p, ',');
-      if (c == NULL)
-        break;
-      *c = '\0';
-      p = c + 1;
-    }
-    if (nf != 3 + d->n_cols || fld[0][0] == '\0' || fld[1][0] == '\0') {
-      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: expected %zu fields "
-                        "with a user and an item", path, ln, 3 + d->n_cols);
-      goto out;
-    }
-    if (d->n == cap && grow(d, &cap) != 0) {
-      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-      goto out;
-    }
-    errno = 0;
-    double r = strtod(fld[2], &end);
-    if (end == fld[2] || *end != '\0' || errno != 0 || !isfinite(r)) {
-      rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: rating \"%.20s\" is "
-                        "not a number", path, ln, fld[2]);
-      goto out;
-    }
-    long u = hr_idmap_add(d->users, fld[0], strlen(fld[0]), NULL),
-         it = hr_idmap_add(d->items, fld[1], strlen(fld[1]), NULL);
-    if (u < 0 || it < 0) {
-      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-      goto out;
-    }
-    d->u[d->n] = (int32_t)u;
-    d->i[d->n] = (int32_t)it;
-    d->rating[d->n] = (float)r;
-    for (size_t c = 0; c < d->n_cols; c++) {
-      const char *v = fld[3 + c];
-      size_t n = strlen(v);
-      long id = -1;
-      if (!is_token(v, n)) {
-        rc = hr_error_set(err, HR_EFORMAT, NULL, "%s:%zu: context value "
-                          "\"%.20s\" is not a lowercase token", path, ln, v);
-        goto out;
-      }
-      if (n > 0 && (id = hr_idmap_add(d->vals[c], v, n, NULL)) < 0) {
-        rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-        goto out;
-      }
-      d->v[d->n * d->n_cols + c] = (int32_t)id;
-    }
-    d->n++;
-  }
-  if (d->n < 5) {
+  else
+    rc = read_header(path, line, d, err);
+  while (rc == 0 && fgets(line, MAX_LINE, f) != NULL)
+    rc = read_row(path, ++ln, line, &cap, d, err);
+  if (rc == 0 && d->n < 5)
     rc = hr_error_set(err, HR_EFORMAT, NULL, "%s: only %zu data rows", path,
                       d->n);
+  if (rc != 0)
     goto out;
-  }
   find_item_attributes(d);
-  /* The split (section 2): splitmix64 from 42, Fisher-Yates. */
-  {
-    size_t *order = malloc(sizeof(size_t) * d->n);
-    uint64_t st = 42;
-    size_t n_test = d->n / 5, n_valid = (d->n - n_test) / 10;
-    d->part = malloc(d->n);
-    if (order == NULL || d->part == NULL) {
-      free(order);
-      rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
-      goto out;
-    }
-    for (size_t k = 0; k < d->n; k++)
-      order[k] = k;
-    for (size_t k = d->n - 1; k >= 1; k--) {
-      size_t j = (size_t)(hr__sm64(&st) % (uint64_t)(k + 1)), t = order[k];
-      order[k] = order[j];
-      order[j] = t;
-    }
-    for (size_t pos = 0; pos < d->n; pos++)
-      d->part[order[pos]] = pos < n_test ? HR_CTX_TEST
-                            : pos < n_test + n_valid ? HR_CTX_VALID
-                                                     : HR_CTX_FIT;
-    free(order);
-  }
+  if ((rc = split_rows(d)) != 0)
+    hr_error_set(err, rc, NULL, "out of memory");
 out:
   free(line);
   fclose(f);

@@ -523,7 +523,10 @@ static int try_candidate(const hr_cand_t *c, const hr_dataset_t *train,
   hr_log(HR_LOG_INFO, "candidate_training",
          json_pack("{ss sf}", "name", c->name, "deadline_in_s",
                    deadline > 0 ? deadline - hr__now_s() : 0.0));
+  double t0 = hr__now_s();
   rc = hr_cand_fit_write(&quiet, train, h, cp, &out, &r->seconds, &e);
+  if (rc != 0) /* the time it had before it stopped */
+    r->seconds = hr__now_s() - t0;
   if (rc == 0)
     rc = hr_score_version(vdir, train, tg, ntg, cds, NULL, &s, &e);
   rm_dir(vdir);

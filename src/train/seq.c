@@ -560,29 +560,38 @@ typedef struct {
                               read under mu) */
   double t0;               /* when training began */
   int workers;             /* members training at once */
-  int cap;                 /* epochs of every member (lowered by the
+  int cap;                 /* epochs of every member (set by the
                               deadline; under mu) */
+  double t1;               /* when every worker had done one epoch */
+  int d1;                  /* epochs_done then */
   pthread_mutex_t mu;
 } members_t;
 
 #define MEMBER_STOPPED 1   /* fit_member: stopped because another failed */
 
 /* The deadline's cap on every member's epochs, once every worker has
- * done two: as many as the rate so far ends by it. HR_ETIMEOUT when that
- * is under half of the epochs asked. Under the lock. */
+ * done two: as many as end by it at the rate since every worker's first
+ * epoch (the first has the set-up in it), at most the epochs asked; it is
+ * set again after each epoch. HR_ETIMEOUT when that is under half of the
+ * epochs asked. Under the lock. */
 static int deadline_cap(members_t *c) {
   const hr_seq_opts_t *o = c->o;
   int n = o->members > 0 ? o->members : 1;
-  if (o->deadline <= 0 || c->epochs_done < 2 * c->workers)
+  double now = hr__now_s();
+  if (o->deadline <= 0)
+    return 0;
+  if (c->d1 == 0 && c->epochs_done >= c->workers) {
+    c->t1 = now;
+    c->d1 = c->epochs_done;
+  }
+  if (c->d1 == 0 || c->epochs_done < c->d1 + c->workers)
     return 0;
   /* epochs_done counts every worker's: the rate is across them */
-  double now = hr__now_s(), per = (now - c->t0) / c->epochs_done;
-  double fit = (o->deadline - c->t0) / per / n;
-  if (fit >= c->cap)
-    return 0;
+  double per = (now - c->t1) / (c->epochs_done - c->d1);
+  double fit = (c->epochs_done + (o->deadline - now) / per) / n;
   if (fit < (o->epochs + 1) / 2)
     return HR_ETIMEOUT;
-  c->cap = (int)fit;
+  c->cap = fit >= o->epochs ? o->epochs : (int)fit;
   return 0;
 }
 
