@@ -86,11 +86,8 @@ int hr_eval_last_seq(const char *path, const char *users_path,
     w++;
   }
   ds.n = w;
-  rc = hr_eval_seq_targets(&ds, tg, ntg, ni, o, NULL, F > 0 ? &cp : NULL, tctx, topk_out,
-               res, err);
-  goto done;
-oom:
-  rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  rc = hr_eval_seq_targets(&ds, tg, ntg, ni, o, NULL, F > 0 ? &cp : NULL,
+                           tctx, topk_out, res, err);
 done:
   free(tg);
   free(trow);
@@ -100,6 +97,9 @@ done:
   hr_csr_free(&full);
   hr_dataset_free(&ds);
   return rc;
+oom:
+  rc = hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  goto done;
 }
 
 /* ------------------------------------------------------------ cold items */

@@ -264,11 +264,8 @@ int hr_dae_write(const char *slot, const char *dir, const hr_dataset_t *ds,
                        hr__jfloat(o->weight_decay), "seed",
                        (json_int_t)o->seed);
   s.ann = o->index ? &o->ann : NULL;
-  s.data = data;
-  s.metrics = metrics;
-  s.report = o->selection;
-  s.forced = o->forced;
-  if (rc == 0 && s.params == NULL)
+  if (hr__spec_finish(&s, data, metrics, o->selection, o->forced) != 0 &&
+      rc == 0)
     rc = HR_ENOMEM;
   return hr__spec_publish(&s, &x, rc, slot, dir, path, cap, err);
 }

@@ -123,11 +123,7 @@ static int ease_spec(const hr_dataset_t *ds, const hr_csr_t *h,
   s->params = json_pack("{so so so}", "lambda", hr__jfloat(o->lambda),
                         "decay", hr__jfloat(o->decay), "prior",
                         hr__jfloat(o->prior));
-  s->data = data;
-  s->metrics = metrics;
-  s->report = o->selection;
-  s->forced = o->forced;
-  return s->params ? 0 : HR_ENOMEM;
+  return hr__spec_finish(s, data, metrics, o->selection, o->forced);
 }
 
 int hr_ease_write(const char *slot, const char *dir, const hr_dataset_t *ds,
@@ -137,6 +133,7 @@ int hr_ease_write(const char *slot, const char *dir, const hr_dataset_t *ds,
   hr_model_spec_t s;
   hr_tensor_t t[6];
   hr__spec_ids_t x;
-  int rc = ease_spec(ds, h, e, o, data, metrics, &s, &x, t);
-  return hr__spec_publish(&s, &x, rc, slot, dir, path, cap, err);
+  return hr__spec_publish(&s, &x, ease_spec(ds, h, e, o, data, metrics, &s,
+                                            &x, t),
+                          slot, dir, path, cap, err);
 }

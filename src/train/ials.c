@@ -360,11 +360,7 @@ static int make_spec(const hr_dataset_t *ds, const hr_csr_t *h,
                         "cap", o->p.cap, "factors", o->factors, "iters",
                         o->iters, "seed", (json_int_t)o->seed, "prior",
                         hr__jfloat(o->prior));
-  s->data = data;
-  s->metrics = metrics;
-  s->report = o->selection;
-  s->forced = o->forced;
-  return s->params ? 0 : HR_ENOMEM;
+  return hr__spec_finish(s, data, metrics, o->selection, o->forced);
 }
 
 int hr_train_write(const char *slot_dir, const hr_dataset_t *ds,

@@ -74,6 +74,8 @@ size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
   alt.epochs = 20;
   alt.dims.blocks = 0;
   alt.dims.enc = HR_SEQ_CNN;
+  if (alt.dims.win > alt.dims.L) /* its window within the sequences */
+    alt.dims.win = alt.dims.L;
   c[n++] = (hr_cand_t){"cnn", HR_CAND_SEQ, 0, 7, *io, eo, ao, alt};
   alt.dims.enc = HR_SEQ_GRU;
   c[n++] = (hr_cand_t){"gru", HR_CAND_SEQ, 0, 8, *io, eo, ao, alt};

@@ -4,6 +4,7 @@
  * the scorer read like any other kind's item vectors) and seq_rest (the
  * transformer after it, bound back by hr_seq_bind_split). */
 #include "hr/train.h"
+#include "spec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -165,11 +166,7 @@ static int spec_make(seq_spec_t *x, const hr_dataset_t *ds, const hr_csr_t *h,
   if (x->s.params != NULL && x->s.context_prior != NULL && f->ctx != NULL &&
       f->n_ctx == o->ctx_prior->n_values)
     json_object_set_new(x->s.params, "context_features", json_true());
-  x->s.data = data;
-  x->s.metrics = metrics;
-  x->s.report = o->selection;
-  x->s.forced = o->forced;
-  return x->s.params ? 0 : HR_ENOMEM;
+  return hr__spec_finish(&x->s, data, metrics, o->selection, o->forced);
 }
 
 /* A server loads models up to HR_MODEL_MAX_DIM wide. */

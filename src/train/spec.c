@@ -44,6 +44,15 @@ void hr__spec_ids_free(hr__spec_ids_t *x) {
   memset(x, 0, sizeof(*x));
 }
 
+int hr__spec_finish(hr_model_spec_t *s, json_t *data, json_t *metrics,
+                    json_t *report, int forced) {
+  s->data = data;
+  s->metrics = metrics;
+  s->report = report;
+  s->forced = forced;
+  return s->params ? 0 : HR_ENOMEM;
+}
+
 int hr__spec_publish(hr_model_spec_t *s, hr__spec_ids_t *x, int rc,
                      const char *slot, const char *dir, char *path,
                      size_t cap, hr_error_t *err) {

@@ -17,6 +17,11 @@ int hr__spec_base(hr_model_spec_t *s, hr__spec_ids_t *x,
                   const hr_dataset_t *ds, const hr_csr_t *h, size_t ni,
                   hr_tensor_t *hist);
 void hr__spec_ids_free(hr__spec_ids_t *x);
+/** The manifest parts every writer sets: data and metrics (borrowed),
+ *  report.json (or NULL) and the forced flag. 0, or HR_ENOMEM when
+ *  s->params could not be built. */
+int hr__spec_finish(hr_model_spec_t *s, json_t *data, json_t *metrics,
+                    json_t *report, int forced);
 /** Write s (rc: the spec's own status, nonzero is reported as out of
  *  memory) as a new version of slot, or into dir when slot is NULL, then
  *  release x, s->params and s->context_prior. */

@@ -5,24 +5,6 @@
 
 #include <stdlib.h>
 
-/* The last line of a log that parses as a JSON object with "HR@10". */
-static json_t *last_metrics(const char *path) {
-  char *text = hrt_slurp(path), *save = NULL;
-  json_t *best = NULL;
-  for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
-       line = strtok_r(NULL, "\n", &save)) {
-    json_t *j = json_loads(line, 0, NULL);
-    if (j && json_object_get(j, "HR@10")) {
-      json_decref(best);
-      best = j;
-    } else {
-      json_decref(j);
-    }
-  }
-  free(text);
-  return best;
-}
-
 static int judge(const char *target, double *ndcg) {
   char split[PATH_MAX], judge_py[PATH_MAX], bin[PATH_MAX], topk[PATH_MAX];
   char ours_log[PATH_MAX], judge_log[PATH_MAX];
@@ -44,8 +26,8 @@ static int judge(const char *target, double *ndcg) {
   const char *judge_argv[] = {"python3", judge_py, split, topk, "--target",
                               target, NULL};
   ASSERT_EQ(hrt_run(judge_argv, judge_log, 120000), 0);
-  ours = last_metrics(ours_log);
-  ref = last_metrics(judge_log);
+  ours = hrt_last_json(ours_log, "HR@10");
+  ref = hrt_last_json(judge_log, "HR@10");
   ASSERT_NOT_NULL(ours);
   ASSERT_NOT_NULL(ref);
   for (size_t i = 0; i < 4; i++) {

@@ -9,23 +9,6 @@
 
 #include <stdlib.h>
 
-static json_t *last_json(const char *path) {
-  char *text = hrt_slurp(path), *save = NULL;
-  json_t *best = NULL;
-  for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
-       line = strtok_r(NULL, "\n", &save)) {
-    json_t *j = json_loads(line, 0, NULL);
-    if (j && json_object_get(j, "NDCG@10")) {
-      json_decref(best);
-      best = j;
-    } else {
-      json_decref(j);
-    }
-  }
-  free(text);
-  return best;
-}
-
 /* Runs eval on set and the judge on its file; extra (NULL or a
  * NULL-terminated list of up to 6 arguments) goes to eval. */
 static int agree_with(const char *set, const char *protocol,
@@ -57,8 +40,8 @@ static int agree_with(const char *set, const char *protocol,
                               "4", "--protocol", protocol, "--target",
                               target, NULL};
   ASSERT_EQ(hrt_run(judge_argv, judge_log, 60000), 0);
-  ours = last_json(ours_log);
-  ref = last_json(judge_log);
+  ours = hrt_last_json(ours_log, "NDCG@10");
+  ref = hrt_last_json(judge_log, "NDCG@10");
   ASSERT_NOT_NULL(ours);
   ASSERT_NOT_NULL(ref);
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -111,7 +94,7 @@ static double nbr_ndcg(const char *path, const char *extra, const char *tag) {
                         "--target", "test", "--model", "nbr", extra, NULL};
   if (hrt_run(argv, log, 60000) != 0)
     return -1;
-  json_t *j = last_json(log);
+  json_t *j = hrt_last_json(log, "NDCG@10");
   if (j != NULL)
     v = json_number_value(json_object_get(j, "NDCG@10"));
   json_decref(j);
@@ -258,7 +241,7 @@ HR_TEST_T(eval_ctx_without_a_model_chooses_by_the_rule, 180) {
                         "eval", "--data", ratings, "--protocol", "ctx80-rc",
                         "--target", "test", "--seed", "1", NULL};
   ASSERT_EQ(hrt_run(argv, log, 150000), 0);
-  json_t *j = last_json(log);
+  json_t *j = hrt_last_json(log, "NDCG@10");
   ASSERT_NOT_NULL(j);
   json_t *sel = json_object_get(j, "selection");
   ASSERT_EQ(json_array_size(sel), 4);

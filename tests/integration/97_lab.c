@@ -7,24 +7,6 @@
 
 #include <stdlib.h>
 
-/* The last line of a log that parses as a JSON object with key. */
-static json_t *last_json(const char *path, const char *key) {
-  char *text = hrt_slurp(path), *save = NULL;
-  json_t *best = NULL;
-  for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
-       line = strtok_r(NULL, "\n", &save)) {
-    json_t *j = json_loads(line, 0, NULL);
-    if (j && json_object_get(j, key)) {
-      json_decref(best);
-      best = j;
-    } else {
-      json_decref(j);
-    }
-  }
-  free(text);
-  return best;
-}
-
 static double num(json_t *j, const char *key) {
   return json_number_value(json_object_get(j, key));
 }
@@ -44,7 +26,7 @@ HR_TEST_T(lab_cold_items_rank_hidden_items_by_attributes, 300) {
                         "--epochs", "4", "--long-term", "0", "--quiet",
                         NULL};
   ASSERT_EQ(hrt_run(argv, log, 240000), 0);
-  json_t *r = last_json(log, "hidden_items");
+  json_t *r = hrt_last_json(log, "hidden_items");
   ASSERT_NOT_NULL(r);
   ASSERT_STR_EQ(json_string_value(json_object_get(r, "protocol")),
                 "cold-items");
@@ -73,7 +55,7 @@ HR_TEST_T(lab_rerank_scores_both_lists, 300) {
                         "--len", "50", "--ffn", "16", "--epochs", "4",
                         "--topk-out", topk, "--quiet", NULL};
   ASSERT_EQ(hrt_run(argv, log, 240000), 0);
-  json_t *r = last_json(log, "retrieval_NDCG@10");
+  json_t *r = hrt_last_json(log, "retrieval_NDCG@10");
   ASSERT_NOT_NULL(r);
   double base = num(r, "retrieval_NDCG@10"), ours = num(r, "NDCG@10");
   ASSERT_MSG(base > 0.01 && ours > 0.01, "retrieval %.4f, reranked %.4f",

@@ -487,6 +487,23 @@ int hrt_server_log_count(const hrt_server_t *s, ...) {
   return count;
 }
 
+json_t *hrt_last_json(const char *path, const char *key) {
+  char *text = hrt_slurp(path), *save = NULL;
+  json_t *best = NULL;
+  for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line;
+       line = strtok_r(NULL, "\n", &save)) {
+    json_t *j = json_loads(line, 0, NULL);
+    if (j && json_object_get(j, key)) {
+      json_decref(best);
+      best = j;
+    } else {
+      json_decref(j);
+    }
+  }
+  free(text);
+  return best;
+}
+
 char *hrt_slurp(const char *path) {
   FILE *f = fopen(path, "r");
   char *buf = NULL;

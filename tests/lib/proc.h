@@ -11,6 +11,7 @@
 #ifndef HRT_PROC_H
 #define HRT_PROC_H
 
+#include <jansson.h>
 #include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -51,6 +52,10 @@ int hrt_run(const char *const argv[], const char *log_path, int timeout_ms);
 
 /** A whole file as a NUL-terminated string (malloc'd; free()), or NULL. */
 char *hrt_slurp(const char *path);
+
+/** The last line of a log that parses as a JSON object with `key` (the
+ *  JSON line a command prints among its progress lines), or NULL. */
+json_t *hrt_last_json(const char *path, const char *key);
 
 /** Print the last `lines` lines of a file to stderr, under a title. */
 void hrt_print_tail(const char *title, const char *path, int lines);

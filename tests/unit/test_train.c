@@ -5,6 +5,7 @@
 #include "test.h"
 
 #include "hr/train.h"
+#include "lib/models.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -682,16 +683,13 @@ HR_TEST(train_loo_select_tiny_split) {
   hr_ials_opts_default(&o);
   o.factors = 4;
   o.iters = 2;
-  hr_seq_opts_default(&so);
-  so.dims.d = 8;
-  so.dims.L = 4;
-  so.dims.ffn = 8;
-  so.epochs = 2;
-  so.threads = 1;
+  hrt_small_seq_opts(&so);
+  so.dims.L = 4; /* shorter than the CNN's window: it shrinks to 4 */
   hr_select_opts_t opts = {&o, &so, 0, 600, "loo-valid", "tiny"};
   int rc = hr_eval_loo_select(dir, 1, &opts, NULL, &r, &sel, &err);
   ASSERT_MSG(rc == 0, "%d: %s", rc, err.msg);
-  ASSERT_EQ(sel.n, 5); /* no context: popularity, ials, ease, dae, seq */
+  /* no context: popularity, ials, ease, dae, seq, cnn, gru */
+  ASSERT_EQ(sel.n, 7);
   ASSERT(sel.winner >= 0 && (size_t)sel.winner < sel.n);
   for (size_t k = 0; k < sel.n; k++)
     ASSERT_MSG(sel.r[k].state == HR_CAND_SCORED, "%s: %s", sel.r[k].cand.name,
@@ -875,7 +873,7 @@ HR_TEST(train_dae_served_matches_trainer) {
   hr_dae_opts_default(&o);
   o.dim = 4;
   o.epochs = 20;
-  o.batch = 2;
+  o.batch = o.dim / 2; /* two of the three users a batch */
   o.threads = 1;
   o.decay = 0.7f;
   ASSERT_EQ(hr_dae_fit(&h, &o, &m, &err), 0);

@@ -82,40 +82,51 @@ float num_opt(args_t *a, const char *name, const char *v, double lo,
   return (float)dbl_opt(a, name, v, lo, hi);
 }
 
+/* 1 when arg is option `name`: *out gets its value, checked against
+ * [lo, hi] (a usage error otherwise). */
+static int iopt(args_t *a, const char *arg, const char *name, long long lo,
+                long long hi, int *out) {
+  if (!is_opt(arg, name))
+    return 0;
+  *out = (int)int_opt(a, name, value(a, arg, name), lo, hi);
+  return 1;
+}
+
+static int fopt(args_t *a, const char *arg, const char *name, double lo,
+                double hi, float *out) {
+  if (!is_opt(arg, name))
+    return 0;
+  *out = num_opt(a, name, value(a, arg, name), lo, hi);
+  return 1;
+}
+
+/* --seed and --threads, which every model takes. */
+static int seed_threads_opt(args_t *a, const char *arg, uint64_t *seed,
+                            int *threads) {
+  if (is_opt(arg, "--seed")) {
+    *seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
+                              INT64_MAX);
+    return 1;
+  }
+  return iopt(a, arg, "--threads", 1, 16, threads);
+}
+
 /* Model options shared by fit and eval; returns 1 when arg was one. */
 int hyper_opt(args_t *a, const char *arg, hr_ials_opts_t *o) {
-  if (is_opt(arg, "--factors"))
-    o->factors = (int)int_opt(a, "--factors", value(a, arg, "--factors"), 1,
-                              256);
-  else if (is_opt(arg, "--reg"))
-    o->p.reg = num_opt(a, "--reg", value(a, arg, "--reg"), 1e-6, 1e9);
-  else if (is_opt(arg, "--alpha"))
-    o->p.alpha = num_opt(a, "--alpha", value(a, arg, "--alpha"), 0, 1e6);
-  else if (is_opt(arg, "--decay"))
-    o->p.decay = num_opt(a, "--decay", value(a, arg, "--decay"), 1e-6, 1);
-  else if (is_opt(arg, "--floor"))
-    o->p.floor = num_opt(a, "--floor", value(a, arg, "--floor"), 0, 1);
-  else if (is_opt(arg, "--cap"))
-    o->p.cap = (int)int_opt(a, "--cap", value(a, arg, "--cap"), 0,
-                            1000000000);
-  else if (is_opt(arg, "--iters"))
-    o->iters = (int)int_opt(a, "--iters", value(a, arg, "--iters"), 0, 1000);
-  else if (is_opt(arg, "--seed"))
-    o->seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
-                                INT64_MAX);
-  else if (is_opt(arg, "--threads"))
-    o->threads = (int)int_opt(a, "--threads", value(a, arg, "--threads"), 1,
-                              16);
-  else if (strcmp(arg, "--quiet") == 0)
+  if (strcmp(arg, "--quiet") == 0)
     o->progress = 0;
   else if (strcmp(arg, "--no-index") == 0)
     o->index = 0;
-  else if (is_opt(arg, "--ann-m"))
-    o->ann.M = (int)int_opt(a, "--ann-m", value(a, arg, "--ann-m"), 2, 256);
-  else if (is_opt(arg, "--ann-efc"))
-    o->ann.ef_construction =
-        (int)int_opt(a, "--ann-efc", value(a, arg, "--ann-efc"), 1, 100000);
-  else
+  else if (!(iopt(a, arg, "--factors", 1, 256, &o->factors) ||
+             fopt(a, arg, "--reg", 1e-6, 1e9, &o->p.reg) ||
+             fopt(a, arg, "--alpha", 0, 1e6, &o->p.alpha) ||
+             fopt(a, arg, "--decay", 1e-6, 1, &o->p.decay) ||
+             fopt(a, arg, "--floor", 0, 1, &o->p.floor) ||
+             iopt(a, arg, "--cap", 0, 1000000000, &o->p.cap) ||
+             iopt(a, arg, "--iters", 0, 1000, &o->iters) ||
+             seed_threads_opt(a, arg, &o->seed, &o->threads) ||
+             iopt(a, arg, "--ann-m", 2, 256, &o->ann.M) ||
+             iopt(a, arg, "--ann-efc", 1, 100000, &o->ann.ef_construction)))
     return 0;
   o->ann.threads = o->threads;
   o->ann.seed = o->seed;
@@ -163,39 +174,7 @@ int ials_model_opt(const char *arg) {
 /* Options of the sequential model (--kind seq); returns 1 when arg was
  * one. */
 int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
-  if (is_opt(arg, "--dim"))
-    o->dims.d = (int)int_opt(a, "--dim", value(a, arg, "--dim"), 1, 1024);
-  else if (is_opt(arg, "--len"))
-    o->dims.L = (int)int_opt(a, "--len", value(a, arg, "--len"), 1, HR_SEQ_MAX_LEN);
-  else if (is_opt(arg, "--blocks"))
-    o->dims.blocks = (int)int_opt(a, "--blocks", value(a, arg, "--blocks"), 0,
-                                  HR_SEQ_MAX_BLOCKS);
-  else if (is_opt(arg, "--ffn"))
-    o->dims.ffn = (int)int_opt(a, "--ffn", value(a, arg, "--ffn"), 1, 4096);
-  else if (is_opt(arg, "--members"))
-    o->members = (int)int_opt(a, "--members", value(a, arg, "--members"), 1,
-                              HR_SEQ_MAX_MEMBERS);
-  else if (is_opt(arg, "--epochs"))
-    o->epochs = (int)int_opt(a, "--epochs", value(a, arg, "--epochs"), 0,
-                             10000);
-  else if (is_opt(arg, "--batch"))
-    o->batch = (int)int_opt(a, "--batch", value(a, arg, "--batch"), 1, 4096);
-  else if (is_opt(arg, "--lr"))
-    o->lr = num_opt(a, "--lr", value(a, arg, "--lr"), 1e-7, 1);
-  else if (is_opt(arg, "--wd"))
-    o->weight_decay = num_opt(a, "--wd", value(a, arg, "--wd"), 0, 1);
-  else if (is_opt(arg, "--dropout"))
-    o->dropout = num_opt(a, "--dropout", value(a, arg, "--dropout"), 0, 0.95);
-  else if (is_opt(arg, "--block-dropout"))
-    o->block_dropout = num_opt(a, "--block-dropout",
-                               value(a, arg, "--block-dropout"), 0, 0.95);
-  else if (is_opt(arg, "--seed"))
-    o->seed = (uint64_t)int_opt(a, "--seed", value(a, arg, "--seed"), 0,
-                                INT64_MAX);
-  else if (is_opt(arg, "--threads"))
-    o->threads = (int)int_opt(a, "--threads", value(a, arg, "--threads"), 1,
-                              16);
-  else if (strcmp(arg, "--no-time") == 0)
+  if (strcmp(arg, "--no-time") == 0)
     o->dims.n_gap = 0;
   else if (strcmp(arg, "--tie-shuffle") == 0)
     o->tie_shuffle = 1;
@@ -203,55 +182,40 @@ int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
     o->ctx_slots = -1; /* no context features */
   else if (is_opt(arg, "--report"))
     o->report = value(a, arg, "--report");
-  else if (is_opt(arg, "--long-term"))
-    o->long_term = num_opt(a, "--long-term", value(a, arg, "--long-term"), 0,
-                           1000);
-  else if (is_opt(arg, "--id-dropout"))
-    o->id_dropout = num_opt(a, "--id-dropout", value(a, arg, "--id-dropout"),
-                            0, 0.95);
   else if (is_opt(arg, "--encoder")) {
     const char *v = value(a, arg, "--encoder");
     if ((o->dims.enc = hr_seq_enc_parse(v)) < 0)
       usage_error(a, "--encoder %s: transformer, gru or cnn", v);
     /* the GRU and the CNN replace the blocks */
     o->dims.blocks = o->dims.enc == HR_SEQ_TRANSFORMER ? 2 : 0;
-  } else if (is_opt(arg, "--window"))
-    o->dims.win = (int)int_opt(a, "--window", value(a, arg, "--window"), 1,
-                               HR_SEQ_MAX_WIN);
-  else if (is_opt(arg, "--filters-h"))
-    o->dims.nh = (int)int_opt(a, "--filters-h", value(a, arg, "--filters-h"),
-                              1, 256);
-  else if (is_opt(arg, "--filters-v"))
-    o->dims.nv = (int)int_opt(a, "--filters-v", value(a, arg, "--filters-v"),
-                              1, 256);
-  else if (is_opt(arg, "--negatives"))
-    o->negatives = (int)int_opt(a, "--negatives",
-                                value(a, arg, "--negatives"), 0, 1 << 20);
-  else
-    return 0;
+  } else
+    return iopt(a, arg, "--dim", 1, 1024, &o->dims.d) ||
+           iopt(a, arg, "--len", 1, HR_SEQ_MAX_LEN, &o->dims.L) ||
+           iopt(a, arg, "--blocks", 0, HR_SEQ_MAX_BLOCKS, &o->dims.blocks) ||
+           iopt(a, arg, "--ffn", 1, 4096, &o->dims.ffn) ||
+           iopt(a, arg, "--members", 1, HR_SEQ_MAX_MEMBERS, &o->members) ||
+           iopt(a, arg, "--epochs", 0, 10000, &o->epochs) ||
+           iopt(a, arg, "--batch", 1, 4096, &o->batch) ||
+           fopt(a, arg, "--lr", 1e-7, 1, &o->lr) ||
+           fopt(a, arg, "--wd", 0, 1, &o->weight_decay) ||
+           fopt(a, arg, "--dropout", 0, 0.95, &o->dropout) ||
+           fopt(a, arg, "--block-dropout", 0, 0.95, &o->block_dropout) ||
+           seed_threads_opt(a, arg, &o->seed, &o->threads) ||
+           fopt(a, arg, "--long-term", 0, 1000, &o->long_term) ||
+           fopt(a, arg, "--id-dropout", 0, 0.95, &o->id_dropout) ||
+           iopt(a, arg, "--window", 1, HR_SEQ_MAX_WIN, &o->dims.win) ||
+           iopt(a, arg, "--filters-h", 1, 256, &o->dims.nh) ||
+           iopt(a, arg, "--filters-v", 1, 256, &o->dims.nv) ||
+           iopt(a, arg, "--negatives", 0, 1 << 20, &o->negatives);
   return 1;
 }
 
-
 /* The denoising autoencoder's options (--kind dae); 1 when arg was one. */
 int dae_opt(args_t *a, const char *arg, hr_dae_opts_t *o) {
-  if (is_opt(arg, "--dae-dim"))
-    o->dim = (int)int_opt(a, "--dae-dim", value(a, arg, "--dae-dim"), 1,
-                          HR_MODEL_MAX_DIM);
-  else if (is_opt(arg, "--dae-epochs"))
-    o->epochs = (int)int_opt(a, "--dae-epochs", value(a, arg, "--dae-epochs"),
-                             0, 100000);
-  else if (is_opt(arg, "--dae-dropout"))
-    o->dropout = num_opt(a, "--dae-dropout", value(a, arg, "--dae-dropout"),
-                         0, 0.95);
-  else if (is_opt(arg, "--dae-decay"))
-    o->decay = num_opt(a, "--dae-decay", value(a, arg, "--dae-decay"), 1e-6,
-                       1);
-  else if (is_opt(arg, "--dae-lr"))
-    o->lr = num_opt(a, "--dae-lr", value(a, arg, "--dae-lr"), 1e-7, 1);
-  else if (is_opt(arg, "--dae-wd"))
-    o->weight_decay = num_opt(a, "--dae-wd", value(a, arg, "--dae-wd"), 0, 1);
-  else
-    return 0;
-  return 1;
+  return iopt(a, arg, "--dae-dim", 1, HR_MODEL_MAX_DIM, &o->dim) ||
+         iopt(a, arg, "--dae-epochs", 0, 100000, &o->epochs) ||
+         fopt(a, arg, "--dae-dropout", 0, 0.95, &o->dropout) ||
+         fopt(a, arg, "--dae-decay", 1e-6, 1, &o->decay) ||
+         fopt(a, arg, "--dae-lr", 1e-7, 1, &o->lr) ||
+         fopt(a, arg, "--dae-wd", 0, 1, &o->weight_decay);
 }

@@ -114,10 +114,8 @@ static json_t *loo_json(const eval_args_t *e, const hr_eval_result_t *r) {
 
 /* ------------------------------------------------------------- modes */
 
-/* eval --data events.csv --anomaly-truth bots.csv: ROC AUC of the anomaly
- * scores for each kind of bot against the users not named in the truth
- * file (user_id,kind). */
-static int when_anomalies(const eval_args_t *e) { return e->truth != NULL; }
+/* The ROC AUC of the anomaly scores of the users of kind k against those
+ * named in no truth row (kind -1). */
 static double auc(const hr_anomaly_t *a, const int *kind, int k) {
   double wins = 0, pairs = 0;
   for (size_t p = 0; p < a->n_users; p++) {
@@ -132,6 +130,10 @@ static double auc(const hr_anomaly_t *a, const int *kind, int k) {
   }
   return pairs > 0 ? wins / pairs : 0;
 }
+
+/* eval --data events.csv --anomaly-truth bots.csv: ROC AUC of the anomaly
+ * scores for each kind of bot against the users not named in the truth
+ * file (user_id,kind). */
 static int run_anomalies(args_t *a, eval_args_t *e, json_t **out,
                          hr_error_t *err) {
   hr_dataset_t ds;
@@ -185,7 +187,8 @@ done:
   return rc;
 }
 
-static int when_cold_users(const eval_args_t *e) { return e->cold_users > 0; }
+/* eval --cold-users F --data PATH: new users ranked by the context prior
+ * against popularity alone. */
 static int run_cold_users(args_t *a, eval_args_t *e, json_t **out,
                           hr_error_t *err) {
   hr_cold_users_result_t cu;
@@ -224,7 +227,8 @@ static int run_cold_users(args_t *a, eval_args_t *e, json_t **out,
   return rc;
 }
 
-static int when_cold_items(const eval_args_t *e) { return e->cold > 0; }
+/* eval --cold-items F --split DIR --items PATH --kind seq: hidden items
+ * ranked by their attributes alone. */
 static int run_cold_items(args_t *a, eval_args_t *e, json_t **out,
                           hr_error_t *err) {
   hr_cold_result_t cr;
@@ -245,10 +249,6 @@ static int run_cold_items(args_t *a, eval_args_t *e, json_t **out,
 }
 
 /* fit's choice on the split's train -> valid, the winner on the target. */
-static int when_select(const eval_args_t *e) {
-  return e->split != NULL && !e->named && !e->rerank && e->data == NULL &&
-         e->items == NULL;
-}
 static int run_select(args_t *a, eval_args_t *e, json_t **out,
                       hr_error_t *err) {
   hr_select_opts_t so = {&e->o, &e->so, 0, e->budget, "loo-valid",
@@ -269,9 +269,8 @@ static int run_select(args_t *a, eval_args_t *e, json_t **out,
   return rc;
 }
 
-static int when_last(const eval_args_t *e) {
-  return e->data != NULL && e->last;
-}
+/* eval --protocol last --data PATH --kind seq: each user's newest item
+ * (test) or the one before it (valid) as the target. */
 static int run_last(args_t *a, eval_args_t *e, json_t **out,
                     hr_error_t *err) {
   hr_eval_result_t res;
@@ -290,7 +289,6 @@ static int run_last(args_t *a, eval_args_t *e, json_t **out,
 }
 
 /* eval --data PATH --protocol ctx80|ctx80-rc (CONTEXT-PROTOCOL.md). */
-static int when_ctx(const eval_args_t *e) { return e->data != NULL; }
 
 static void ctx_opts(const eval_args_t *e, const char *model, int no_context,
                      int target_test, const hr_seq_opts_t *so,
@@ -393,6 +391,8 @@ static int ctx_select(eval_args_t *e, json_t **out, hr_error_t *err) {
   return 0;
 }
 
+/* eval --data ratings.csv --protocol ctx80|ctx80-rc: one model named, or
+ * the choice (ctx_select). */
 static int run_ctx(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err) {
   hr_ctx_eval_opts_t o;
   hr_ctx_result_t res;
@@ -411,9 +411,8 @@ static int run_ctx(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err) {
   return 0;
 }
 
-static int when_rerank(const eval_args_t *e) {
-  return e->split != NULL && is_seq(e) && e->rerank > 0;
-}
+/* eval --split DIR --kind seq --rerank N: the neural ranker over the
+ * retrieval's top N. */
 static int run_rerank(args_t *a, eval_args_t *e, json_t **out,
                       hr_error_t *err) {
   hr_rerank_opts_t ro;
@@ -431,7 +430,8 @@ static int run_rerank(args_t *a, eval_args_t *e, json_t **out,
   return 0;
 }
 
-static int when_loo(const eval_args_t *e) { return e->split != NULL; }
+/* eval --split DIR with a model named: trained on train (+ valid for
+ * test), scored on the target. */
 static int run_loo(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err) {
   hr_eval_result_t res;
   int rc;
@@ -470,6 +470,23 @@ typedef struct {
 } eval_mode_t;
 
 /* In order: the first mode whose condition holds runs. */
+/* When each mode applies (in the table's order, the first that does). */
+static int when_anomalies(const eval_args_t *e) { return e->truth != NULL; }
+static int when_cold_users(const eval_args_t *e) { return e->cold_users > 0; }
+static int when_cold_items(const eval_args_t *e) { return e->cold > 0; }
+static int when_ctx(const eval_args_t *e) { return e->data != NULL; }
+static int when_loo(const eval_args_t *e) { return e->split != NULL; }
+static int when_select(const eval_args_t *e) {
+  return e->split != NULL && !e->named && !e->rerank && e->data == NULL &&
+         e->items == NULL;
+}
+static int when_last(const eval_args_t *e) {
+  return e->data != NULL && e->last;
+}
+static int when_rerank(const eval_args_t *e) {
+  return e->split != NULL && is_seq(e) && e->rerank > 0;
+}
+
 static const eval_mode_t modes[] = {
     {"anomalies", 0, when_anomalies, run_anomalies},
     {"cold-users", 0, when_cold_users, run_cold_users},
