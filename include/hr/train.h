@@ -591,7 +591,9 @@ typedef struct {
   hr_cand_kind_t kind;
   int context;             /* uses the context (prior or features) */
   int cost;                /* rank by training and serving cost, 0 the
-                              cheapest: the cheaper wins within one SE */
+                              cheapest, the transformer before its GRU
+                              and CNN alternatives: the lower rank wins
+                              within one SE */
   hr_ials_opts_t ials;     /* iALS; the seq model's long-term part */
   hr_ease_opts_t ease;
   hr_dae_opts_t dae;

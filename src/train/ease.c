@@ -103,11 +103,20 @@ int hr_ease_fit(const hr_csr_t *h, const hr_ease_opts_t *o, hr_ease_t *out,
 
 /* ---------------------------------------------------------------- writer */
 
+/* A version's spec, its ids and its tensors. */
+typedef struct {
+  hr_model_spec_t s;
+  hr__spec_ids_t x;
+  hr_tensor_t t[6];
+} ease_out_t;
+
 static int ease_spec(const hr_dataset_t *ds, const hr_csr_t *h,
                      const hr_ease_t *e, const hr_ease_opts_t *o,
-                     json_t *data, json_t *metrics, hr_model_spec_t *s,
-                     hr__spec_ids_t *x, hr_tensor_t *t) {
+                     json_t *data, json_t *metrics, ease_out_t *w) {
   size_t ni = e->n_items;
+  hr_model_spec_t *s = &w->s;
+  hr__spec_ids_t *x = &w->x;
+  hr_tensor_t *t = w->t;
   memset(s, 0, sizeof(*s));
   if (hr__spec_base(s, x, ds, h, ni, t + 2) != 0)
     return HR_ENOMEM;
@@ -130,10 +139,7 @@ int hr_ease_write(const char *slot, const char *dir, const hr_dataset_t *ds,
                   const hr_csr_t *h, const hr_ease_t *e,
                   const hr_ease_opts_t *o, json_t *data, json_t *metrics,
                   char *path, size_t cap, hr_error_t *err) {
-  hr_model_spec_t s;
-  hr_tensor_t t[6];
-  hr__spec_ids_t x;
-  return hr__spec_publish(&s, &x, ease_spec(ds, h, e, o, data, metrics, &s,
-                                            &x, t),
+  ease_out_t w;
+  return hr__spec_publish(&w.s, &w.x, ease_spec(ds, h, e, o, data, metrics, &w),
                           slot, dir, path, cap, err);
 }

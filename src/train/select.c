@@ -571,11 +571,13 @@ static long choose(const hr_cand_result_t *r, size_t n, char *why,
       win = (long)k;
   if (win == best)
     snprintf(why, cap, "%s has the best validation NDCG@10 (%.4f, SE %.4f); "
-             "no cheaper candidate is within one standard error of it",
+             "no candidate before it in the cost order is within one "
+             "standard error of it",
              r[win].cand.name, r[win].score.ndcg, r[win].score.ndcg_se);
   else
     snprintf(why, cap, "%s (NDCG@10 %.4f) is within one standard error of "
-             "the best, %s (%.4f, SE %.4f), and cheaper to train and serve",
+             "the best, %s (%.4f, SE %.4f), and comes first in the cost "
+             "order (docs/training.md, \"How fit chooses\")",
              r[win].cand.name, r[win].score.ndcg, r[best].cand.name,
              r[best].score.ndcg, r[best].score.ndcg_se);
   return win;

@@ -84,19 +84,27 @@ float num_opt(args_t *a, const char *name, const char *v, double lo,
 
 /* 1 when arg is option `name`: *out gets its value, checked against
  * [lo, hi] (a usage error otherwise). */
-static int iopt(args_t *a, const char *arg, const char *name, long long lo,
-                long long hi, int *out) {
+int iopt(args_t *a, const char *arg, const char *name, long long lo,
+         long long hi, int *out) {
   if (!is_opt(arg, name))
     return 0;
   *out = (int)int_opt(a, name, value(a, arg, name), lo, hi);
   return 1;
 }
 
-static int fopt(args_t *a, const char *arg, const char *name, double lo,
-                double hi, float *out) {
+int fopt(args_t *a, const char *arg, const char *name, double lo, double hi,
+         float *out) {
   if (!is_opt(arg, name))
     return 0;
   *out = num_opt(a, name, value(a, arg, name), lo, hi);
+  return 1;
+}
+
+int dopt(args_t *a, const char *arg, const char *name, double lo, double hi,
+         double *out) {
+  if (!is_opt(arg, name))
+    return 0;
+  *out = dbl_opt(a, name, value(a, arg, name), lo, hi);
   return 1;
 }
 

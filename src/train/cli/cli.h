@@ -27,6 +27,14 @@ double dbl_opt(args_t *a, const char *name, const char *v, double lo,
                double hi);
 float num_opt(args_t *a, const char *name, const char *v, double lo,
               double hi);
+/** 1 when arg is option `name` (`--name V` or `--name=V`): *out gets V,
+ *  checked against [lo, hi] (a usage error otherwise). */
+int iopt(args_t *a, const char *arg, const char *name, long long lo,
+         long long hi, int *out);
+int fopt(args_t *a, const char *arg, const char *name, double lo, double hi,
+         float *out);
+int dopt(args_t *a, const char *arg, const char *name, double lo, double hi,
+         double *out);
 /** A duration: seconds, or a number with s, m or h (1 s .. 7 days). */
 double duration_opt(args_t *a, const char *name, const char *v);
 /** iALS options (and --seed, --threads, --quiet, --no-index, --ann-*):

@@ -114,6 +114,10 @@ static json_t *loo_json(const eval_args_t *e, const hr_eval_result_t *r) {
 
 /* ------------------------------------------------------------- modes */
 
+/* Every mode's parameters: the parser (for usage errors), the options,
+ * the JSON line it prints, its error. */
+#define MODE_ARGS args_t *a, eval_args_t *e, json_t **out, hr_error_t *err
+
 /* The ROC AUC of the anomaly scores of the users of kind k against those
  * named in no truth row (kind -1). */
 static double auc(const hr_anomaly_t *a, const int *kind, int k) {
@@ -134,8 +138,7 @@ static double auc(const hr_anomaly_t *a, const int *kind, int k) {
 /* eval --data events.csv --anomaly-truth bots.csv: ROC AUC of the anomaly
  * scores for each kind of bot against the users not named in the truth
  * file (user_id,kind). */
-static int run_anomalies(args_t *a, eval_args_t *e, json_t **out,
-                         hr_error_t *err) {
+static int run_anomalies(MODE_ARGS) {
   hr_dataset_t ds;
   hr_anomaly_t an = {0};
   char line[512], names[8][32];
@@ -189,8 +192,7 @@ done:
 
 /* eval --cold-users F --data PATH: new users ranked by the context prior
  * against popularity alone. */
-static int run_cold_users(args_t *a, eval_args_t *e, json_t **out,
-                          hr_error_t *err) {
+static int run_cold_users(MODE_ARGS) {
   hr_cold_users_result_t cu;
   hr_dataset_t ds;
   size_t n = e->data ? strlen(e->data) : 0;
@@ -229,8 +231,7 @@ static int run_cold_users(args_t *a, eval_args_t *e, json_t **out,
 
 /* eval --cold-items F --split DIR --items PATH --kind seq: hidden items
  * ranked by their attributes alone. */
-static int run_cold_items(args_t *a, eval_args_t *e, json_t **out,
-                          hr_error_t *err) {
+static int run_cold_items(MODE_ARGS) {
   hr_cold_result_t cr;
   int rc;
   if (e->split == NULL || e->items == NULL || !is_seq(e))
@@ -249,8 +250,7 @@ static int run_cold_items(args_t *a, eval_args_t *e, json_t **out,
 }
 
 /* fit's choice on the split's train -> valid, the winner on the target. */
-static int run_select(args_t *a, eval_args_t *e, json_t **out,
-                      hr_error_t *err) {
+static int run_select(MODE_ARGS) {
   hr_select_opts_t so = {&e->o, &e->so, 0, e->budget, "loo-valid",
                          "the split's valid.tsv (each user's second newest "
                          "item); the models learn from train.tsv"};
@@ -271,8 +271,7 @@ static int run_select(args_t *a, eval_args_t *e, json_t **out,
 
 /* eval --protocol last --data PATH --kind seq: each user's newest item
  * (test) or the one before it (valid) as the target. */
-static int run_last(args_t *a, eval_args_t *e, json_t **out,
-                    hr_error_t *err) {
+static int run_last(MODE_ARGS) {
   hr_eval_result_t res;
   int rc;
   if (!is_seq(e))
@@ -393,7 +392,7 @@ static int ctx_select(eval_args_t *e, json_t **out, hr_error_t *err) {
 
 /* eval --data ratings.csv --protocol ctx80|ctx80-rc: one model named, or
  * the choice (ctx_select). */
-static int run_ctx(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err) {
+static int run_ctx(MODE_ARGS) {
   hr_ctx_eval_opts_t o;
   hr_ctx_result_t res;
   int rc;
@@ -413,8 +412,7 @@ static int run_ctx(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err) {
 
 /* eval --split DIR --kind seq --rerank N: the neural ranker over the
  * retrieval's top N. */
-static int run_rerank(args_t *a, eval_args_t *e, json_t **out,
-                      hr_error_t *err) {
+static int run_rerank(MODE_ARGS) {
   hr_rerank_opts_t ro;
   hr_eval_result_t res, base;
   int rc;
@@ -432,7 +430,7 @@ static int run_rerank(args_t *a, eval_args_t *e, json_t **out,
 
 /* eval --split DIR with a model named: trained on train (+ valid for
  * test), scored on the target. */
-static int run_loo(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err) {
+static int run_loo(MODE_ARGS) {
   hr_eval_result_t res;
   int rc;
   if (e->items != NULL && !is_seq(e))
@@ -466,7 +464,7 @@ typedef struct {
   const char *name;
   int needs_target; /* --target valid|test */
   int (*when)(const eval_args_t *e);
-  int (*run)(args_t *a, eval_args_t *e, json_t **out, hr_error_t *err);
+  int (*run)(MODE_ARGS);
 } eval_mode_t;
 
 /* In order: the first mode whose condition holds runs. */
@@ -550,31 +548,18 @@ static int eval_value_opt(args_t *a, const char *arg, eval_args_t *e) {
       *(const char **)((char *)e + strs[k].off) = value(a, arg, strs[k].name);
       return 1;
     }
-  if (is_opt(arg, "--threshold"))
-    e->threshold = dbl_opt(a, "--threshold", value(a, arg, "--threshold"), 0,
-                           1e9);
-  else if (is_opt(arg, "--user-dropout"))
-    e->udrop = num_opt(a, "--user-dropout", value(a, arg, "--user-dropout"),
-                       0, 0.99);
-  else if (is_opt(arg, "--nbr-weight"))
-    e->nbr_w = num_opt(a, "--nbr-weight", value(a, arg, "--nbr-weight"), 0,
-                       100);
-  else if (is_opt(arg, "--nbr-shrink"))
-    e->nbr_s = num_opt(a, "--nbr-shrink", value(a, arg, "--nbr-shrink"),
-                       0.01, 1e6);
-  else if (is_opt(arg, "--rerank"))
-    e->rerank = (int)int_opt(a, "--rerank", value(a, arg, "--rerank"), 10,
-                             1000);
+  if (dopt(a, arg, "--threshold", 0, 1e9, &e->threshold) ||
+      dopt(a, arg, "--user-dropout", 0, 0.99, &e->udrop) ||
+      dopt(a, arg, "--nbr-weight", 0, 100, &e->nbr_w) ||
+      dopt(a, arg, "--nbr-shrink", 0.01, 1e6, &e->nbr_s) ||
+      iopt(a, arg, "--rerank", 10, 1000, &e->rerank) ||
+      dopt(a, arg, "--cold-users", 0.001, 0.9, &e->cold_users) ||
+      dopt(a, arg, "--cold-items", 0.001, 0.9, &e->cold))
+    ;
   else if (is_opt(arg, "--min-gap"))
     hr_eval_set_min_gap((int64_t)int_opt(a, "--min-gap",
                                          value(a, arg, "--min-gap"), 0,
                                          INT64_MAX));
-  else if (is_opt(arg, "--cold-users"))
-    e->cold_users = num_opt(a, "--cold-users", value(a, arg, "--cold-users"),
-                            0.001, 0.9);
-  else if (is_opt(arg, "--cold-items"))
-    e->cold = num_opt(a, "--cold-items", value(a, arg, "--cold-items"), 0.001,
-                      0.9);
   else if (is_opt(arg, "--budget"))
     e->budget = duration_opt(a, "--budget", value(a, arg, "--budget"));
   else if (strcmp(arg, "--no-context") == 0)
