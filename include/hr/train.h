@@ -603,9 +603,9 @@ typedef struct {
 /** The candidates for a data set, from the iALS and seq options given
  *  (the defaults, or the user's): popularity, popularity with the context
  *  prior (data with context columns or user attributes), iALS, EASE, the
- *  denoising autoencoder, the seq model with a CNN and with a GRU
- *  encoder, the seq model in its best documented shape, and the same with
- *  context features. Returns the count (<= HR_CAND_MAX). */
+ *  denoising autoencoder, the seq model in its best documented shape, the
+ *  same with context features, and the seq model with a CNN and with a
+ *  GRU encoder. Returns the count (<= HR_CAND_MAX). */
 size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
                     const hr_seq_opts_t *so, hr_cand_t *c);
 /** "pop", "ials", "ease", "dae" or "seq" (the manifest's kind). */
