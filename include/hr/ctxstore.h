@@ -157,6 +157,9 @@ int hr_ctxstore_ping(hr_ctxstore_t *s);
 
 /** Count of failed round trips in this process (all threads). */
 unsigned long hr_ctxstore_error_count(void);
+/** 1 when the last PING (/readyz, /health/redis, /metrics) was answered,
+ *  0 after it or a later round trip failed. */
+int hr_ctxstore_up(void);
 
 /** Build "<prefix><kind>:{<user>}" into buf; returns 0 or HR_EINVAL. */
 int hr_ctxstore_user_key(const char *prefix, const char *kind,

@@ -15,6 +15,7 @@
   XX(EVENT, "event")                                                          \
   XX(HEALTHZ, "healthz")                                                      \
   XX(READYZ, "readyz")                                                        \
+  XX(HEALTH_REDIS, "health_redis")                                            \
   XX(METRICS, "metrics")                                                      \
   XX(MODELS, "models")                                                        \
   XX(EXPERIMENTS, "experiments")                                              \

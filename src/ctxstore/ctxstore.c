@@ -181,6 +181,10 @@ hr_ctxstore_t *hr_ctxstore_thread(void) {
 
 unsigned long hr_ctxstore_error_count(void) { return atomic_load(&g_errors); }
 
+static atomic_int g_up; /* the last PING's or round trip's outcome */
+
+int hr_ctxstore_up(void) { return atomic_load(&g_up); }
+
 static struct timeval tv_ms(int ms) {
   struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
   return tv;
@@ -193,6 +197,7 @@ static int fail(hr_ctxstore_t *s, hr_error_t *err, const char *what) {
   s->timed_out = s->c && s->c->err == REDIS_ERR_IO &&
                  (e == EAGAIN || e == EWOULDBLOCK || e == ETIMEDOUT);
   atomic_fetch_add(&g_errors, 1);
+  atomic_store(&g_up, 0);
   hr_error_set(err, HR_EREDIS, "", "redis %s:%d: %s: %s", s->cfg.redis.host,
                s->cfg.redis.port, what, why);
   if (s->c) {
@@ -716,6 +721,7 @@ int hr_ctxstore_ping(hr_ctxstore_t *s) {
     return fail(s, NULL, "ping");
   ok = r->type == REDIS_REPLY_STATUS;
   freeReplyObject(r);
+  atomic_store(&g_up, ok);
   return ok ? 0 : HR_EREDIS;
 }
 

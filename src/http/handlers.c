@@ -284,19 +284,36 @@ void hr__h_healthz(const hr_hreq_t *req, hr_hresp_t *resp) {
   reply_json(resp, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* Does Redis answer a PING now (from this worker's connection)? */
+static int redis_answers(void) {
+  hr_ctxstore_t *cs = hr_ctxstore_thread();
+  return cs != NULL && hr_ctxstore_ping(cs) == 0;
+}
+
+/* Ready means "can answer /recommend": a model is loaded and the server
+ * is not draining. Redis is reported, not required: without it
+ * /recommend answers from the model (degraded), and a replica taken out
+ * of the load balancer for it would take that answer away too. */
 void hr__h_readyz(const hr_hreq_t *req, hr_hresp_t *resp) {
   hr_snapshot_t *s = hr_registry_acquire(req->reg, 0);
-  hr_ctxstore_t *cs = hr_ctxstore_thread();
-  int model = s != NULL;
-  int redis = cs != NULL && hr_ctxstore_ping(cs) == 0;
+  int model = s != NULL, ready = model && !req->draining;
   hr_snapshot_release(req->reg, 0, s);
-  reply_json(resp, model && redis ? 200 : 503,
-             json_pack("{s:s,s:b,s:b}", "status",
-                       model && redis ? "ready" : "not_ready", "model", model,
-                       "redis", redis));
+  reply_json(resp, ready ? 200 : 503,
+             json_pack("{s:s,s:b,s:b,s:b}", "status",
+                       ready ? "ready" : "not_ready", "model", model,
+                       "draining", req->draining, "redis", redis_answers()));
+}
+
+/* GET /health/redis: for dashboards and alerts, not for probes. */
+void hr__h_health_redis(const hr_hreq_t *req, hr_hresp_t *resp) {
+  int up = redis_answers();
+  (void)req;
+  reply_json(resp, up ? 200 : 503,
+             json_pack("{s:s}", "redis", up ? "up" : "down"));
 }
 
 void hr__h_metrics(const hr_hreq_t *req, hr_hresp_t *resp) {
+  (void)redis_answers(); /* hyperrec_redis_up as of this scrape */
   resp->status = 200;
   resp->body = hr_metrics_render(req->reg);
   resp->content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -39,6 +39,7 @@ static const route_t routes[] = {
     {"/event", "POST", hr__h_event, HR_EP_EVENT, 1, 0},
     {"/healthz", "GET", hr__h_healthz, HR_EP_HEALTHZ, 0, 0},
     {"/readyz", "GET", hr__h_readyz, HR_EP_READYZ, 0, 0},
+    {"/health/redis", "GET", hr__h_health_redis, HR_EP_HEALTH_REDIS, 0, 0},
     {"/metrics", "GET", hr__h_metrics, HR_EP_METRICS, 0, 0},
     {"/models", "GET", hr__h_models, HR_EP_MODELS, 0, 0},
     {"/experiments", "GET", hr__h_experiments, HR_EP_EXPERIMENTS, 0, 0},
@@ -367,7 +368,8 @@ static void *admin_job(void *arg) {
   conn_t *cc = arg;
   hr_http_t *h = cc->h;
   hr_hreq_t req = {cc->cfg, h->reg, cc->body ? cc->body : "", cc->len,
-                   cc->request_id, cc->url, NULL, NULL};
+                   cc->request_id, cc->url, NULL, NULL,
+                   atomic_load(&h->draining)};
   cc->job_resp = (hr_hresp_t){200, NULL, "application/json", 0};
   cc->route->fn(&req, &cc->job_resp);
   atomic_store(&cc->job, 2);
@@ -590,7 +592,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                      cc->request_id, url,
                      MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                  "X-Hyperrec-Variant"),
-                     &cc->caller};
+                     &cc->caller, atomic_load(&h->draining)};
     hr_hresp_t resp = {200, NULL, "application/json", 0};
     cc->route->fn(&req, &resp);
     return send_body(c, cc, resp.status, resp.body, resp.content_type,

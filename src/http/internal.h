@@ -22,6 +22,7 @@ typedef struct {
   const char *url;         /* the path, for handlers of a path prefix */
   const char *force_variant; /* X-Hyperrec-Variant, or NULL */
   const hr_caller_t *caller; /* who is calling (auth.h) */
+  int draining;            /* the server is shutting down */
 } hr_hreq_t;
 
 /* What a handler fills. Body is malloc'd (taken by the daemon). */
@@ -38,6 +39,7 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_healthz(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_readyz(const hr_hreq_t *req, hr_hresp_t *resp);
+void hr__h_health_redis(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_metrics(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_models(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_experiments(const hr_hreq_t *req, hr_hresp_t *resp);

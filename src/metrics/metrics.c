@@ -239,6 +239,10 @@ char *hr_metrics_render(hr_registry_t *reg) {
               "outcome=\"rate_limited\"} %llu\n",
           name, ok, name, limited);
   }
+  put(&b, "# HELP hyperrec_redis_up 1 when Redis answered the last PING "
+          "(taken at each scrape), else 0.\n"
+          "# TYPE hyperrec_redis_up gauge\n"
+          "hyperrec_redis_up %d\n", hr_ctxstore_up());
   put(&b, "# HELP hyperrec_redis_errors_total Failed Redis round trips.\n"
           "# TYPE hyperrec_redis_errors_total counter\n"
           "hyperrec_redis_errors_total %lu\n", hr_ctxstore_error_count());

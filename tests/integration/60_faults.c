@@ -55,13 +55,15 @@ static int recommend_healthy(hrt_env_t *e, const char *user) {
   return ok;
 }
 
-static int readyz_status(hrt_env_t *e) {
+static int status_of(hrt_env_t *e, const char *path) {
   int st;
-  json_t *j = hrt_get(e, "/readyz", &st);
+  json_t *j = hrt_get(e, path, &st);
 
   json_decref(j);
   return st;
 }
+
+static int readyz_status(hrt_env_t *e) { return status_of(e, "/readyz"); }
 
 static int hset_ctx(hrt_env_t *e, const char *user, const char *loc) {
   redisReply *r = hrt_rcmd(e, "HSET hr:ctx:{%s} location %s", user, loc);
@@ -108,11 +110,19 @@ HR_TEST_T(faults_redis_down_recommend_degrades_then_recovers, 90) {
                ms);
     json_decref(j);
   }
+  /* still ready: /recommend answers (degraded), so the load balancer
+   * must keep sending it traffic; Redis is reported apart */
   j = hrt_get(&e, "/readyz", &st);
-  ASSERT_MSG(st == 503, "readyz with Redis down: %d %s", st, hrt_jdump(j));
-  ASSERT_STR_EQ(hrt_jstr(j, "status"), "not_ready");
+  ASSERT_MSG(st == 200, "readyz with Redis down: %d %s", st, hrt_jdump(j));
+  ASSERT_STR_EQ(hrt_jstr(j, "status"), "ready");
   ASSERT(json_is_true(hrt_jget(j, "model")));
   ASSERT(json_is_false(hrt_jget(j, "redis")));
+  ASSERT(json_is_false(hrt_jget(j, "draining")));
+  json_decref(j);
+  j = hrt_get(&e, "/health/redis", &st);
+  ASSERT_MSG(st == 503, "/health/redis with Redis down: %d %s", st,
+             hrt_jdump(j));
+  ASSERT_STR_EQ(hrt_jstr(j, "redis"), "down");
   json_decref(j);
   j = hrt_get(&e, "/healthz", &st);
   ASSERT_EQ(st, 200); /* alive all along */
@@ -120,6 +130,7 @@ HR_TEST_T(faults_redis_down_recommend_degrades_then_recovers, 90) {
   m = hrt_metrics(&e);
   ASSERT_NOT_NULL(m);
   degraded1 = hrt_metric(m, "hyperrec_recommend_degraded_total", NULL);
+  ASSERT_DBL_NEAR(hrt_metric(m, "hyperrec_redis_up", NULL), 0, 1e-9);
   errors = hrt_metric(m, "hyperrec_redis_errors_total", NULL);
   free(m);
   ASSERT_DBL_NEAR(degraded1 - degraded0, 5, 1e-9);
@@ -139,8 +150,13 @@ HR_TEST_T(faults_redis_down_recommend_degrades_then_recovers, 90) {
   ASSERT_STR_EQ(hrt_jstr(j, "context.location"), "gym");
   ASSERT_STR_EQ(hrt_jstr(j, "context_source.location"), "redis");
   json_decref(j);
-  HRT_POLL(ok, 10000, readyz_status(&e) == 200);
-  ASSERT_MSG(ok, "/readyz not 200 10 s after Redis came back");
+  HRT_POLL(ok, 10000, status_of(&e, "/health/redis") == 200);
+  ASSERT_MSG(ok, "/health/redis not 200 10 s after Redis came back");
+  m = hrt_metrics(&e);
+  ASSERT_NOT_NULL(m);
+  ASSERT_DBL_NEAR(hrt_metric(m, "hyperrec_redis_up", NULL), 1, 1e-9);
+  free(m);
+  ASSERT_EQ(readyz_status(&e), 200);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
@@ -299,7 +315,9 @@ HR_TEST_T(faults_server_starts_without_redis, 90) {
   j = hrt_get(&e, "/healthz", &st);
   ASSERT_EQ(st, 200);
   json_decref(j);
-  ASSERT_EQ(readyz_status(&e), 503);
+  /* a model is loaded: ready, Redis or not */
+  ASSERT_EQ(readyz_status(&e), 200);
+  ASSERT_EQ(status_of(&e, "/health/redis"), 503);
   j = recommend_user(&e, "early-user", &st, &ms);
   ASSERT_MSG(st == 200 && json_is_true(hrt_jget(j, "degraded")),
              "status %d: %s", st, hrt_jdump(j));
@@ -309,8 +327,8 @@ HR_TEST_T(faults_server_starts_without_redis, 90) {
   json_decref(j);
 
   ASSERT_EQ(hrt_redis_restart(&e.redis), 0);
-  HRT_POLL(ok, 10000, readyz_status(&e) == 200);
-  ASSERT_MSG(ok, "/readyz not 200 10 s after Redis started");
+  HRT_POLL(ok, 10000, status_of(&e, "/health/redis") == 200);
+  ASSERT_MSG(ok, "/health/redis not 200 10 s after Redis started");
   HRT_POLL(ok, 10000,
            (j = click(&e, "early-user", "i1", "early-1", &st, &ms),
             json_decref(j), st == 202));
