@@ -503,31 +503,13 @@ HR_TEST(train_gen_is_deterministic) {
 
 /* ----------------------------------------------------------- fit + write */
 
-static int fit_gen(hr_dataset_t *ds, hr_csr_t *h, hr_ials_t *m, int threads) {
-  char g[600], csv[700];
-  hr_gen_opts_t go = {200, 80, 3000, 5, 1.0, 0};
-  hr_ials_opts_t o;
-  hr_error_t err = {0};
-
-  snprintf(g, sizeof(g), "%s/fitgen", hr_test_tmpdir());
-  snprintf(csv, sizeof(csv), "%s/events.csv", g);
-  hr_ials_opts_default(&o);
-  o.factors = 8;
-  o.iters = 3;
-  o.threads = threads;
-  if (hr_gen_write(g, &go, &err) != 0 || hr_dataset_init(ds) != 0 ||
-      hr_data_read_csv(ds, csv, &err) != 0 || hr_dataset_histories(ds, h))
-    return -1;
-  return hr_ials_fit(h, &o, m, &err);
-}
-
 HR_TEST(train_fit_is_deterministic) {
   hr_dataset_t d1, d2;
   hr_csr_t h1, h2;
   hr_ials_t m1, m2;
 
-  ASSERT_EQ(fit_gen(&d1, &h1, &m1, 1), 0);
-  ASSERT_EQ(fit_gen(&d2, &h2, &m2, 2), 0);
+  ASSERT_EQ(hrt_fit_gen(&d1, &h1, &m1, 1), 0);
+  ASSERT_EQ(hrt_fit_gen(&d2, &h2, &m2, 2), 0);
   ASSERT(memcmp(m1.X, m2.X, m1.n_users * 8 * sizeof(float)) == 0);
   ASSERT(memcmp(m1.Y, m2.Y, m1.n_items * 8 * sizeof(float)) == 0);
   hr_ials_free(&m1);
@@ -550,7 +532,7 @@ HR_TEST(train_write_publishes_new_versions) {
   DIR *d;
   struct dirent *e;
 
-  ASSERT_EQ(fit_gen(&ds, &h, &m, 2), 0);
+  ASSERT_EQ(hrt_fit_gen(&ds, &h, &m, 2), 0);
   hr_ials_opts_default(&o);
   o.factors = 8;
   snprintf(slot, sizeof(slot), "%s/models/default", hr_test_tmpdir());
