@@ -11,9 +11,9 @@
  *
  * A batch is several sequences laid end to end: rows off[s] .. off[s+1]-1
  * belong to sequence s, row t of a sequence holds its t-th item (oldest
- * first) with position embedding t. Attention is causal within a sequence
- * and never crosses sequences. Pure functions: thread-safe on distinct
- * activation buffers. */
+ * first), with position embedding t for the transformer. Every encoder is
+ * causal within a sequence and never crosses sequences. Pure functions:
+ * thread-safe on distinct activation buffers. */
 #ifndef HR_SEQ_H
 #define HR_SEQ_H
 
@@ -171,7 +171,8 @@ void hr_seq_add_context(float *u, const float *row, size_t d);
 size_t hr_seq_embed_floats(const hr_seq_dims_t *dm);
 
 /** The user vector (d floats into u) after reading items[0..n) (dense
- *  indices, OLDEST first; only the newest L count) whose timestamps are
+ *  indices, OLDEST first; only the newest L count, the newest `win` for a
+ *  CNN) whose timestamps are
  *  ts[0..n) (unix seconds; a time is known when > 0; ts NULL: all
  *  unknown), for a request at time `now` (<= 0: unknown). n = 0 gives
  *  zeros. `buf` holds

@@ -608,6 +608,11 @@ typedef struct {
  *  GRU encoder. Returns the count (<= HR_CAND_MAX). */
 size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
                     const hr_seq_opts_t *so, hr_cand_t *c);
+/** The sequential candidates' shape with encoder enc (hr_seq_enc_t), from
+ *  the options so: the transformer's four networks, or the GRU's and the
+ *  CNN's two networks of 20 epochs (a CNN's window at most the sequence
+ *  length); the long-term part at weight 8 for all. fit's and eval's. */
+hr_seq_opts_t hr_cand_seq_shape(const hr_seq_opts_t *so, int enc);
 /** "pop", "ials", "ease", "dae" or "seq" (the manifest's kind). */
 const char *hr_cand_kind_name(hr_cand_kind_t k);
 

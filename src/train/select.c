@@ -52,9 +52,7 @@ size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
   /* The sequential model's best documented shape (docs/training.md,
    * "Test"): four networks, the long-term part at weight 8, the item
    * tower with id dropout 0.1 when the items have attributes. */
-  hr_seq_opts_t best = *so;
-  best.members = 4;
-  best.long_term = 8;
+  hr_seq_opts_t best = hr_cand_seq_shape(so, HR_SEQ_TRANSFORMER);
   if (ds->attrs != NULL)
     best.id_dropout = 0.1f;
   best.ctx_slots = -1;
@@ -70,16 +68,27 @@ size_t hr_cand_list(const hr_dataset_t *ds, const hr_ials_opts_t *io,
    * They come after the transformer, whose shape is the measured one:
    * they train in the time its refit leaves (hr_select) and rank after
    * it, so they replace it only by beating it by more than one SE. */
-  alt.members = 2;
-  alt.epochs = 20;
-  alt.dims.blocks = 0;
-  alt.dims.enc = HR_SEQ_CNN;
-  if (alt.dims.win > alt.dims.L) /* its window within the sequences */
-    alt.dims.win = alt.dims.L;
-  c[n++] = (hr_cand_t){"cnn", HR_CAND_SEQ, 0, 7, *io, eo, ao, alt};
-  alt.dims.enc = HR_SEQ_GRU;
-  c[n++] = (hr_cand_t){"gru", HR_CAND_SEQ, 0, 8, *io, eo, ao, alt};
+  c[n++] = (hr_cand_t){"cnn", HR_CAND_SEQ, 0, 7, *io, eo, ao,
+                       hr_cand_seq_shape(&alt, HR_SEQ_CNN)};
+  c[n++] = (hr_cand_t){"gru", HR_CAND_SEQ, 0, 8, *io, eo, ao,
+                       hr_cand_seq_shape(&alt, HR_SEQ_GRU)};
   return n;
+}
+
+hr_seq_opts_t hr_cand_seq_shape(const hr_seq_opts_t *so, int enc) {
+  hr_seq_opts_t o = *so;
+  o.long_term = 8;
+  o.dims.enc = enc;
+  if (enc == HR_SEQ_TRANSFORMER) {
+    o.members = 4;
+    return o;
+  }
+  o.members = 2;
+  o.epochs = 20;
+  o.dims.blocks = 0;
+  if (o.dims.win > o.dims.L) /* a CNN's window within the sequences */
+    o.dims.win = o.dims.L;
+  return o;
 }
 
 const char *hr_cand_kind_name(hr_cand_kind_t k) {

@@ -12,7 +12,7 @@
 
 void hr__seq_enc_init(const hr_seq_dims_t *dm, hr_seq_params_t *p,
                       uint64_t *s) {
-  size_t d = (size_t)dm->d, n = hr_seq_enc_param_count(dm);
+  size_t d = (size_t)dm->d;
   float sd = 1.0f / sqrtf((float)d);
   if (dm->enc == HR_SEQ_GRU) {
     for (size_t i = 0; i < d * 3 * d; i++) {
@@ -33,7 +33,6 @@ void hr__seq_enc_init(const hr_seq_dims_t *dm, hr_seq_params_t *p,
       p->cw[i] = (1.0f / sqrtf((float)F)) * (float)hr__gauss(s);
     memset(p->cwb, 0, sizeof(float) * d);
   }
-  (void)n;
 }
 
 size_t hr__seq_enc_work_floats(const hr_seq_dims_t *dm, size_t R) {

@@ -195,7 +195,13 @@ int seq_opt(args_t *a, const char *arg, hr_seq_opts_t *o) {
     if ((o->dims.enc = hr_seq_enc_parse(v)) < 0)
       usage_error(a, "--encoder %s: transformer, gru or cnn", v);
     /* the GRU and the CNN replace the blocks */
-    o->dims.blocks = o->dims.enc == HR_SEQ_TRANSFORMER ? 2 : 0;
+    if (o->dims.enc != HR_SEQ_TRANSFORMER)
+      o->dims.blocks = 0;
+    else if (o->dims.blocks == 0) { /* back to the transformer's own */
+      hr_seq_opts_t d;
+      hr_seq_opts_default(&d);
+      o->dims.blocks = d.dims.blocks;
+    }
   } else
     return iopt(a, arg, "--dim", 1, 1024, &o->dims.d) ||
            iopt(a, arg, "--len", 1, HR_SEQ_MAX_LEN, &o->dims.L) ||

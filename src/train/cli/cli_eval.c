@@ -324,19 +324,6 @@ static json_t *ctx_json(const eval_args_t *e, const hr_ctx_result_t *res,
                    r3(res->train_seconds));
 }
 
-/* Candidate k's sequential model: fit's transformer shape (base), or its
- * GRU or CNN shape (two networks of 20 epochs). */
-static hr_seq_opts_t ctx_cand_shape(const hr_seq_opts_t *base, int enc) {
-  hr_seq_opts_t so = *base;
-  if (enc != HR_SEQ_TRANSFORMER) {
-    so.dims.enc = enc;
-    so.dims.blocks = 0;
-    so.members = 2;
-    so.epochs = 20;
-  }
-  return so;
-}
-
 /* No model named: fit's candidates that the protocol can rank (popularity,
  * iALS, the sequential model in fit's shapes, the transformer with and
  * without context), each scored on the protocol's valid cases, the best
@@ -360,15 +347,13 @@ static int ctx_select(eval_args_t *e, json_t **out, hr_error_t *err) {
   json_t *list = json_array();
   int best = 0, win = 0, rc;
 
-  hr_seq_opts_default(&so); /* fit's candidate shape */
-  so.members = 4;
-  so.long_term = 8;
+  hr_seq_opts_default(&so); /* shaped per candidate: hr_cand_seq_shape */
   so.progress = 0;
   so.lt_opts = e->o;
   so.lt_opts.progress = 0;
   so.seed = e->o.seed;
   for (int k = 0; k < NC; k++) {
-    hr_seq_opts_t sk = ctx_cand_shape(&so, cands[k].enc);
+    hr_seq_opts_t sk = hr_cand_seq_shape(&so, cands[k].enc);
     ctx_opts(e, cands[k].model, cands[k].no_context, 0, &sk, &o);
     if ((rc = hr_eval_ctx(e->data, &o, NULL, &res[k], err)) != 0) {
       json_decref(list);
@@ -390,7 +375,7 @@ static int ctx_select(eval_args_t *e, json_t **out, hr_error_t *err) {
    * made above, on valid) */
   for (int k = 0; k < NC; k++) {
     hr_ctx_result_t t;
-    hr_seq_opts_t sk = ctx_cand_shape(&so, cands[k].enc);
+    hr_seq_opts_t sk = hr_cand_seq_shape(&so, cands[k].enc);
     ctx_opts(e, cands[k].model, cands[k].no_context, is_test(e), &sk, &o);
     if ((rc = hr_eval_ctx(e->data, &o, k == win ? e->topk : NULL,
                           k == win ? &fin : &t, err)) != 0) {
