@@ -8,6 +8,8 @@
 #   make fuzz-ci    the same, briefly (what .ci/run runs)
 #   make bench      benchmarks (bench/)
 #   make bench-e2e  /recommend and /event against nginx and the Python peer
+#   make image      the container image hyperrec:VERSION (root; buildah)
+#   make image-test build it, train and serve inside it (tests/image/run.sh)
 #   make deps       install the Debian 12 packages (apt-get, as root)
 #   make clean
 
@@ -210,6 +212,14 @@ fuzz-ci: fuzz-build
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_CI_SECONDS) 0 $(FUZZ_JOBS) $(FUZZ_NAMES)
 
 demo: run
+
+# The container image (Dockerfile) with buildah; no Docker engine needed.
+.PHONY: image image-test
+image:
+	./deploy/image.sh
+
+image-test:
+	./tests/image/run.sh
 
 clean:
 	rm -rf build build-asan build-fuzz bin

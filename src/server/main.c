@@ -14,7 +14,9 @@
 #include "hr/log.h"
 #include "hr/registry.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -23,7 +25,9 @@
 
 #include <cblas.h>
 #include <malloc.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -61,6 +65,12 @@ static void usage(FILE *f) {
           "of\n"
           "                                 auth.token_secrets (default ttl "
           "3600)\n"
+          "       hyperrec healthcheck [config flags]\n"
+          "                                 exit 0 when GET /healthz on the "
+          "configured\n"
+          "                                 port answers 200 within 2 s (a "
+          "container's\n"
+          "                                 HEALTHCHECK; no curl needed)\n"
           "\n"
           "Serves POST /recommend and POST /event (docs/api.md). Settings "
           "come from\n"
@@ -225,6 +235,92 @@ static int cmd_token(int argc, char **argv) {
     return 2;
   }
   printf("%s\n", tok);
+  return 0;
+}
+
+/* Sends `req` to host:port and reads the status line, all within the
+ * deadline; returns the HTTP status, or -1. */
+static int http_status(const char *host, int port, const char *req,
+                       int timeout_ms) {
+  struct addrinfo hints = {0}, *ai = NULL;
+  char svc[16], buf[64];
+  int fd = -1, status = -1;
+  size_t got = 0;
+
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(svc, sizeof(svc), "%d", port);
+  if (getaddrinfo(host, svc, &hints, &ai) != 0)
+    return -1;
+  fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    goto out;
+  if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS)
+    goto out;
+  struct pollfd p = {fd, POLLOUT, 0};
+  if (poll(&p, 1, timeout_ms) != 1 ||
+      send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+    goto out;
+  while (got < sizeof(buf) - 1) {
+    p.events = POLLIN;
+    if (poll(&p, 1, timeout_ms) != 1)
+      goto out;
+    ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+    if (memchr(buf, '\n', got) != NULL)
+      break;
+  }
+  buf[got] = '\0';
+  if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+    status = -1;
+out:
+  if (fd >= 0)
+    close(fd);
+  freeaddrinfo(ai);
+  return status;
+}
+
+/* `hyperrec healthcheck [flags]`: the image's HEALTHCHECK. It reads the
+ * same configuration as the server (file, HYPERREC_* variables, flags), so
+ * it follows a changed port; a wildcard listen address is asked on
+ * loopback. */
+static int cmd_healthcheck(int argc, char **argv) {
+  hr_config_t c;
+  hr_error_t err = {0};
+  int exit_now, status;
+  char req[256];
+  const char *host;
+
+  argv[1] = argv[0];
+  if (load_config(argc - 1, argv + 1, &c, &err, &exit_now) != 0) {
+    fprintf(stderr, "hyperrec: %s\n", err.msg);
+    return 2;
+  }
+  if (exit_now >= 0)
+    return exit_now;
+  if (c.listen_port == 0) {
+    fprintf(stderr, "hyperrec: listen port 0 (a free one): nothing to ask\n");
+    return 2;
+  }
+  host = c.listen_host;
+  if (strcmp(host, "0.0.0.0") == 0 || *host == '\0')
+    host = "127.0.0.1";
+  else if (strcmp(host, "::") == 0)
+    host = "::1";
+  snprintf(req, sizeof(req),
+           "GET /healthz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+           host);
+  status = http_status(host, c.listen_port, req, 2000);
+  if (status != 200) {
+    if (status < 0)
+      fprintf(stderr, "hyperrec: GET http://%s:%d/healthz: no answer\n",
+              host, c.listen_port);
+    else
+      fprintf(stderr, "hyperrec: GET http://%s:%d/healthz: status %d\n",
+              host, c.listen_port, status);
+    return 1;
+  }
   return 0;
 }
 
@@ -402,6 +498,8 @@ int main(int argc, char **argv) {
     return cmd_hash_key(argc, argv);
   if (argc >= 2 && strcmp(argv[1], "token") == 0)
     return cmd_token(argc, argv);
+  if (argc >= 2 && strcmp(argv[1], "healthcheck") == 0)
+    return cmd_healthcheck(argc, argv);
   memset(&s, 0, sizeof(s));
   s.argc = argc;
   s.argv = argv;

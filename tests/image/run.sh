@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# tests/image/run.sh -- `make image-test`: build the image (deploy/image.sh)
+# and run it as a user would, against a Redis on 127.0.0.1:
+#   1. the image's trainer generates data and trains a model into a volume;
+#   2. the server starts from the image (its own user, its ENTRYPOINT's
+#      program) on a free loopback port and loads it;
+#   3. the image's HEALTHCHECK command, /healthz, /readyz, a /recommend and
+#      an /event (found in Redis's stream), then fit on the file and the
+#      server's stream together;
+#   4. SIGTERM: the server drains and exits 0.
+# buildah runs the container (chroot isolation, host network: no Docker
+# engine here). Ends with "N passed, N failed"; exits non-zero on failure.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+TAG=hyperrec:image-test
+work=$(mktemp -d /tmp/hr-image-test.XXXXXX)
+pass=0 fail=0 ctr="" srv_pid="" redis_pid=""
+
+ok()  { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+cleanup() {
+  [ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
+  [ -n "$ctr" ] && buildah rm "$ctr" >/dev/null 2>&1
+  wait 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# Waits (at most $2 tenths of a second) for command $3... to succeed.
+wait_for() {
+  local what=$1 tenths=$2; shift 2
+  for _ in $(seq 1 "$tenths"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "image-test: timed out waiting for $what" >&2
+  return 1
+}
+
+echo "== build"
+if ! deploy/image.sh "$TAG" | tee "$work/build.log"; then
+  bad "image builds"
+  echo "$pass passed, $fail failed"
+  exit 1
+fi
+ok "image builds ($(sed -n 's/.*built [^,]*, //p' "$work/build.log"))"
+
+# The image's own settings, read back from its configuration.
+buildah inspect --type image "$TAG" >"$work/image.json"
+cfg() { python3 -c 'import json, sys
+c = json.load(open(sys.argv[1]))["Docker"]["config"]
+v = c.get(sys.argv[2])
+print(" ".join(v) if isinstance(v, list) else (v or ""))' "$work/image.json" "$@"; }
+cfg_user=$(cfg User)
+check "runs as a numeric non-root user ($cfg_user)" \
+  bash -c '[[ "$0" =~ ^[1-9][0-9]*(:[0-9]+)?$ ]]' "$cfg_user"
+hc=$(python3 -c 'import json, sys
+t = json.load(open(sys.argv[1]))["Docker"]["config"].get("Healthcheck", {}).get("Test", [])
+print(" ".join(t[1:]) if t[:1] == ["CMD"] else "")' "$work/image.json")
+check "has a HEALTHCHECK (${hc:-none})" [ -n "$hc" ]
+entrypoint=$(cfg Entrypoint)
+
+rport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$work" >"$work/redis.log" 2>&1 &
+redis_pid=$!
+wait_for redis 100 redis-cli -p "$rport" ping || exit 1
+
+mkdir -p "$work/models" "$work/data"
+chown -R 10001:10001 "$work/models" "$work/data"
+ctr=$(buildah from -q "$TAG")
+# An API key, as a deployment gives one (docs/security.md): its hash in
+# the environment, the key in the callers' Authorization header.
+key=hrk_image_test_$$
+key_hash=$(run_plain() { buildah run --isolation chroot "$ctr" -- "$@"; }; run_plain hyperrec hash-key "$key")
+# run CMD...: a command in the container as its configured user, with the
+# volumes and loopback network a `docker run --network host -v` would give.
+run() {
+  buildah run --isolation chroot --network host \
+    -v "$work/models:/models" -v "$work/data:/data" \
+    -e HYPERREC_REDIS="127.0.0.1:$rport" -e HYPERREC_LISTEN="127.0.0.1:$port" \
+    -e HYPERREC_AUTH_API_KEYS="image-test:$key_hash" \
+    "$ctr" -- "$@"
+}
+port=$(free_port)
+
+echo "== train inside the image"
+check "the image's trainer generates data" \
+  run hyperrec-train gen --out /data --seed 3 --users 300 --items 120 \
+    --events 6000 --context-effect 2
+check "the image's trainer fits a model" \
+  bash -c 'run() { buildah run --isolation chroot --network host -v "$1/models:/models" -v "$1/data:/data" "$2" -- "${@:3}"; }
+           run "$0" "$1" hyperrec-train fit --data /data/events.csv \
+             --items /data/items.csv --kind ials --out /models/default --quiet \
+             >"$0/fit.out"' "$work" "$ctr"
+check "the model files belong to the image's user" \
+  bash -c '[ "$(stat -c %u "$(ls -d "$0"/models/default/[0-9]* | head -1)")" = 10001 ]' "$work"
+
+echo "== serve"
+# shellcheck disable=SC2086 # the entrypoint's words
+run $entrypoint >"$work/server.log" 2>&1 &
+runner=$!
+base="http://127.0.0.1:$port"
+wait_for "/healthz" 300 curl -fsS "$base/healthz"
+srv_pid=$(pgrep -u 10001 -f '^/usr/local/bin/hyperrec$' | head -1)
+check "the server runs as uid 10001 (pid ${srv_pid:-none})" \
+  bash -c '[ -n "$0" ] && [ "$(ps -o uid= -p "$0" | tr -d " ")" = 10001 ]' "$srv_pid"
+check "/healthz answers 200" curl -fsS -o /dev/null "$base/healthz"
+# shellcheck disable=SC2086
+check "the HEALTHCHECK command follows the configured port ($hc)" run $hc
+wait_for "/readyz" 300 curl -fsS "$base/readyz"
+check "/readyz answers 200 with a model" \
+  bash -c 'curl -fsS "$0/readyz" | grep -q "\"model\"" ' "$base"
+user=$(sed -n 2p "$work/data/events.csv" | cut -d, -f1)
+item=$(sed -n 2p "$work/data/items.csv" | cut -d, -f1)
+curl -sS -o "$work/rec.json" -w '%{http_code}' -H 'content-type: application/json' \
+  -H "authorization: Bearer $key" \
+  -d "{\"user_id\":\"$user\",\"k\":5}" "$base/recommend" >"$work/rec.code"
+check "/recommend answers 200 with 5 items" python3 -c '
+import json, sys
+code = open(sys.argv[1] + "/rec.code").read()
+r = json.load(open(sys.argv[1] + "/rec.json"))
+sys.exit(0 if code == "200" and len(r["items"]) == 5 else 1)' "$work"
+code=$(curl -sS -o "$work/ev.json" -w '%{http_code}' -H 'content-type: application/json' \
+  -H "authorization: Bearer $key" \
+  -d "{\"user_id\":\"$user\",\"type\":\"click\",\"item_id\":\"$item\",\"event_id\":\"img-1\"}" \
+  "$base/event")
+check "/event answers 202 and the stream holds it" \
+  bash -c '[ "$0" = 202 ] && redis-cli -p "$1" XRANGE hr:events - + | grep -q img-1' \
+  "$code" "$rport"
+
+echo "== stop"
+kill -TERM "$srv_pid"
+wait "$runner"
+rc=$?
+srv_pid=""
+check "SIGTERM: exit status 0 (got $rc)" [ "$rc" = 0 ]
+check "SIGTERM: drained and logged \"stopped\"" grep -q '"stopped"' "$work/server.log"
+[ "$fail" = 0 ] || { echo "--- server log"; tail -20 "$work/server.log"; }
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
