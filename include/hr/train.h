@@ -61,6 +61,11 @@ typedef struct {
   int min_rating_set;
   double min_rating;
   size_t below_min_rating;
+  /* Set before reading (fit --since): the readers skip rows whose time is
+   * known and earlier than since, and count them; undated rows are kept. */
+  int since_set;
+  int64_t since;
+  size_t before_since;
 } hr_dataset_t;
 
 #define HR_DS_UATTR 8        /* user attribute columns */
@@ -79,6 +84,17 @@ void hr_dataset_free(hr_dataset_t *ds);
 /** Append one interaction (ids copied); HR_ENOMEM. */
 int hr_dataset_add(hr_dataset_t *ds, const char *user, size_t ulen,
                    const char *item, size_t ilen, int64_t ts);
+
+/** 1 when a row of this time is left out by the --since window (ds->since;
+ *  ts 0, unknown, is kept), and counts it in ds->before_since. */
+int hr_dataset_before_since(hr_dataset_t *ds, int64_t ts);
+/** Rows [bounds[k-1], bounds[k]) came from source k (bounds[0] = 0,
+ *  bounds[n_sources] = ds->n): drops each dated row whose (user, item, ts)
+ *  an earlier source already holds -- an event exported to a file and
+ *  still in the stream counts once; repeats within one source stay.
+ *  dups[k] gets source k's dropped rows. HR_ENOMEM. */
+int hr_dataset_dedup_sources(hr_dataset_t *ds, const size_t *bounds,
+                             size_t n_sources, size_t *dups);
 
 /** MovieLens-style lines `user item [rating [ts]]`, TAB or "::" separated
  *  (u.data, ratings.dat, the loo split files). HR_EIO, HR_EFORMAT (with
@@ -718,13 +734,19 @@ void hr_selection_free(hr_selection_t *sel);
 
 /* ------------------------------------------------------------------ fit */
 
+#define HR_FIT_MAX_DATA 16 /* --data files in one fit */
 #define HR_FIT_BUDGET_DEFAULT 600.0 /* seconds: ml-100k's selection and
                                        refit on 2 cores */
 
 /** What `hyperrec-train fit` was asked (main.c fills it from argv). */
 typedef struct {
-  const char *data, *format;   /* --data PATH, "csv" or "movielens" */
+  const char *data[HR_FIT_MAX_DATA]; /* --data PATH, each */
+  size_t n_data;
+  const char *format;          /* --format: "csv", "movielens" or NULL
+                                  (each file by its extension) */
   const char *redis, *stream;  /* --from-redis HOST:PORT, its stream key */
+  int since_set;               /* --since: rows older than since are */
+  int64_t since;               /* left out (unix seconds) */
   const char *items, *users;   /* --items, --users */
   const char *out;             /* the slot, MODELS/NAME */
   int keep;                    /* versions kept (0 all) */

@@ -201,6 +201,84 @@ static int below_min(hr_dataset_t *ds, int has_rating, double rating) {
   return 1;
 }
 
+int hr_dataset_before_since(hr_dataset_t *ds, int64_t ts) {
+  if (!ds->since_set || ts == 0 || ts >= ds->since)
+    return 0;
+  ds->before_since++;
+  return 1;
+}
+
+/* ------------------------------------------- rows seen in two sources */
+
+static uint64_t row_hash(const hr_dataset_t *ds, size_t r) {
+  uint64_t h = (uint64_t)(uint32_t)ds->u[r] * 0x9E3779B97F4A7C15ull;
+  h ^= (uint64_t)(uint32_t)ds->i[r] + 0x632BE59BD9B4E019ull + (h << 6) +
+       (h >> 2);
+  h ^= (uint64_t)ds->ts[r] * 0xBF58476D1CE4E5B9ull;
+  return h ^ (h >> 31);
+}
+
+static int same_row(const hr_dataset_t *ds, size_t a, size_t b) {
+  return ds->u[a] == ds->u[b] && ds->i[a] == ds->i[b] && ds->ts[a] == ds->ts[b];
+}
+
+int hr_dataset_dedup_sources(hr_dataset_t *ds, const size_t *bounds,
+                             size_t n_sources, size_t *dups) {
+  size_t cap = 16, w = 0;
+  uint64_t *slot; /* row + 1 of a dated row of an earlier source; 0 empty */
+  unsigned char *drop;
+
+  for (size_t k = 0; k < n_sources; k++)
+    dups[k] = 0;
+  if (n_sources < 2 || ds->n == 0)
+    return 0;
+  while (cap < 2 * ds->n)
+    cap *= 2;
+  slot = calloc(cap, sizeof(*slot));
+  drop = calloc(ds->n, 1);
+  if (slot == NULL || drop == NULL) {
+    free(slot);
+    free(drop);
+    return HR_ENOMEM;
+  }
+  for (size_t k = 0; k < n_sources; k++) {
+    for (size_t r = bounds[k]; r < bounds[k + 1] && k > 0; r++) {
+      if (ds->ts[r] == 0)
+        continue;
+      for (size_t s = row_hash(ds, r) & (cap - 1); slot[s] != 0;
+           s = (s + 1) & (cap - 1))
+        if (same_row(ds, (size_t)slot[s] - 1, r)) {
+          drop[r] = 1;
+          dups[k]++;
+          break;
+        }
+    }
+    for (size_t r = bounds[k]; r < bounds[k + 1] && k + 1 < n_sources; r++) {
+      if (ds->ts[r] == 0 || drop[r])
+        continue;
+      size_t s = row_hash(ds, r) & (cap - 1);
+      while (slot[s] != 0 && !same_row(ds, (size_t)slot[s] - 1, r))
+        s = (s + 1) & (cap - 1);
+      if (slot[s] == 0)
+        slot[s] = r + 1;
+    }
+  }
+  for (size_t r = 0; r < ds->n; r++) {
+    if (drop[r])
+      continue;
+    ds->u[w] = ds->u[r];
+    ds->i[w] = ds->i[r];
+    ds->ts[w] = ds->ts[r];
+    memmove(ds->cv + w * HR_DS_CTX, ds->cv + r * HR_DS_CTX,
+            HR_DS_CTX * sizeof(*ds->cv));
+    w++;
+  }
+  ds->n = w;
+  free(slot);
+  free(drop);
+  return 0;
+}
+
 /* Split at `sep` (one char) or "::" into at most max fields; returns the
  * field count, or max + 1 when there are more. */
 typedef struct {
@@ -275,7 +353,7 @@ int hr_data_read_movielens(hr_dataset_t *ds, const char *path,
                f[3].p);
       break;
     }
-    if (below_min(ds, n >= 3, rating))
+    if (below_min(ds, n >= 3, rating) || hr_dataset_before_since(ds, ts))
       continue;
     if ((rc = hr_dataset_add(ds, f[0].p, f[0].len, f[1].p, f[1].len, ts)))
       hr_error_set(err, rc, NULL, "out of memory");
@@ -372,7 +450,8 @@ int hr_data_read_csv(hr_dataset_t *ds, const char *path, hr_error_t *err) {
                (int)f[col_ts].len, f[col_ts].p);
       break;
     }
-    if (below_min(ds, col_rating >= 0 && f[col_rating].len > 0, rating))
+    if (below_min(ds, col_rating >= 0 && f[col_rating].len > 0, rating) ||
+        hr_dataset_before_since(ds, ts))
       continue;
     for (size_t c = 0; c < ncol && rc == 0; c++) {
       vid[c] = -1;

@@ -25,17 +25,47 @@ void hr_fit_opts_default(hr_fit_opts_t *o) {
 
 /* The manifest's "data": where the interactions came from and what they
  * hold. */
-static json_t *data_summary(const hr_dataset_t *ds, const hr_csr_t *h,
-                            const char *source, const char *format) {
-  json_t *d = json_object(), *ctx = json_object();
+/* Where the rows came from: fit's sources, each with its rows and the rows
+ * dropped as already seen in an earlier source. */
+typedef struct {
+  char name[HR_FIT_MAX_DATA + 1][512];
+  const char *format[HR_FIT_MAX_DATA + 1];
+  size_t bounds[HR_FIT_MAX_DATA + 2], dups[HR_FIT_MAX_DATA + 1];
+  size_t n;
+} sources_t;
 
-  json_object_set_new(d, "source", json_string(source));
-  json_object_set_new(d, "format", json_string(format));
+static json_t *data_summary(const hr_dataset_t *ds, const hr_csr_t *h,
+                            const sources_t *src) {
+  json_t *d = json_object(), *ctx = json_object(), *list = json_array();
+  char joined[1024] = "", formats[256] = "";
+
+  for (size_t k = 0; k < src->n; k++) {
+    size_t n = strlen(joined), m = strlen(formats);
+    snprintf(joined + n, sizeof(joined) - n, "%s%s", k ? " + " : "",
+             src->name[k]);
+    if (strstr(formats, src->format[k]) == NULL)
+      snprintf(formats + m, sizeof(formats) - m, "%s%s", m ? " + " : "",
+               src->format[k]);
+    json_array_append_new(
+        list, json_pack("{ss ss sI sI}", "source", src->name[k], "format",
+                        src->format[k], "rows",
+                        (json_int_t)(src->bounds[k + 1] - src->bounds[k] -
+                                     src->dups[k]),
+                        "duplicates", (json_int_t)src->dups[k]));
+  }
+  json_object_set_new(d, "source", json_string(joined));
+  json_object_set_new(d, "format", json_string(formats));
+  json_object_set_new(d, "sources", list);
   json_object_set_new(d, "rows", json_integer((json_int_t)ds->n));
   if (ds->min_rating_set) { /* fit --min-rating: the rows it left out */
     json_object_set_new(d, "min_rating", json_real(ds->min_rating));
     json_object_set_new(d, "rows_below_min_rating",
                         json_integer((json_int_t)ds->below_min_rating));
+  }
+  if (ds->since_set) { /* fit --since: the window's start, rows before it */
+    json_object_set_new(d, "since", json_integer((json_int_t)ds->since));
+    json_object_set_new(d, "rows_before_since",
+                        json_integer((json_int_t)ds->before_since));
   }
   json_object_set_new(d, "interactions",
                       json_integer((json_int_t)h->ptr[h->n_users]));
@@ -54,39 +84,69 @@ static json_t *data_summary(const hr_dataset_t *ds, const hr_csr_t *h,
   return d;
 }
 
-/* The interactions (and catalogue, user attributes) of o into ds;
- * source gets their name for the manifest. */
-static int read_input(const hr_fit_opts_t *o, hr_dataset_t *ds, char *source,
-                      size_t cap, const char **format, hr_error_t *err) {
-  int rc;
+/* Why no interaction is left, in the words of the option that left them
+ * out. */
+static int no_rows(const hr_fit_opts_t *o, const hr_dataset_t *ds,
+                   const sources_t *src, hr_error_t *err) {
+  const char *what = src->n > 1 ? "the sources" : src->name[0];
+  if (ds->before_since > 0)
+    return hr_error_set(err, HR_EINVAL, NULL,
+                        "%s: no interactions left: --since %lld left out all "
+                        "%zu dated rows", what, (long long)o->since,
+                        ds->before_since);
+  if (ds->below_min_rating > 0)
+    return hr_error_set(err, HR_EINVAL, NULL,
+                        "%s: no interactions left: --min-rating %g left out "
+                        "all %zu rated rows", what, o->min_rating,
+                        ds->below_min_rating);
+  return hr_error_set(err, HR_EINVAL, NULL, "%s: no interactions", what);
+}
 
+/* A file's format: --format, else by its extension. */
+static const char *file_format(const hr_fit_opts_t *o, const char *path) {
+  size_t n = strlen(path);
+  if (o->format != NULL)
+    return o->format;
+  return n > 4 && strcmp(path + n - 4, ".csv") == 0 ? "csv" : "movielens";
+}
+
+/* The interactions of every source in o (files in order, then the
+ * stream), and the catalogue and user attributes, into ds. */
+static int read_input(const hr_fit_opts_t *o, hr_dataset_t *ds,
+                      sources_t *src, hr_error_t *err) {
+  int rc = 0;
+
+  memset(src, 0, sizeof(*src));
   ds->min_rating_set = o->min_rating_set;
   ds->min_rating = o->min_rating;
+  ds->since_set = o->since_set;
+  ds->since = o->since;
   if (o->items != NULL && (rc = hr_data_read_items(ds, o->items, err)) != 0)
     return rc;
-  if (o->data != NULL) {
-    *format = o->format;
-    rc = strcmp(o->format, "csv") == 0
-             ? hr_data_read_csv(ds, o->data, err)
-             : hr_data_read_movielens(ds, o->data, err);
-    snprintf(source, cap, "%s", o->data);
-  } else {
-    rc = hr_data_read_redis(ds, o->redis, o->stream, err);
-    snprintf(source, cap, "redis://%s/%s", o->redis, o->stream);
-    *format = "redis-stream";
+  for (size_t k = 0; k < o->n_data && rc == 0; k++, src->n++) {
+    src->format[k] = file_format(o, o->data[k]);
+    rc = strcmp(src->format[k], "csv") == 0
+             ? hr_data_read_csv(ds, o->data[k], err)
+             : hr_data_read_movielens(ds, o->data[k], err);
+    snprintf(src->name[k], sizeof(src->name[k]), "%s", o->data[k]);
+    src->bounds[k + 1] = ds->n;
   }
+  if (rc == 0 && o->redis != NULL) {
+    rc = hr_data_read_redis(ds, o->redis, o->stream, err);
+    snprintf(src->name[src->n], sizeof(src->name[0]), "redis://%s/%s",
+             o->redis, o->stream);
+    src->format[src->n++] = "redis-stream";
+    src->bounds[src->n] = ds->n;
+  }
+  if (rc == 0 && (rc = hr_dataset_dedup_sources(ds, src->bounds, src->n,
+                                                src->dups)) != 0)
+    hr_error_set(err, rc, NULL, "out of memory");
   if (rc == 0 && o->users != NULL)
     rc = hr_data_read_users(ds, o->users, err);
   if (rc != 0)
     return rc;
   if (ds->n == 0)
-    return ds->below_min_rating > 0
-               ? hr_error_set(err, HR_EINVAL, NULL,
-                              "%s: no interactions left: --min-rating %g left "
-                              "out all %zu rated rows",
-                              source, o->min_rating, ds->below_min_rating)
-               : hr_error_set(err, HR_EINVAL, NULL, "%s: no interactions",
-                              source);
+    return no_rows(o, ds, src, err);
   return 0;
 }
 
@@ -188,8 +248,7 @@ static int anomalies(const hr_fit_opts_t *o, hr_dataset_t *ds, json_t **anom,
 
 int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
                hr_error_t *err) {
-  char source[4200];
-  const char *format = NULL;
+  sources_t *src = malloc(sizeof(*src));
   double t0 = hr__now_s(), seconds = 0;
   hr_dataset_t ds;
   hr_csr_t h = {0};
@@ -199,9 +258,11 @@ int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
   json_t *summary = NULL, *anom = NULL, *report = NULL;
   int rc;
 
-  if ((rc = hr_dataset_init(&ds)) != 0)
-    return hr_error_set(err, rc, NULL, "out of memory");
-  if ((rc = read_input(o, &ds, source, sizeof(source), &format, err)) != 0 ||
+  if (src == NULL || (rc = hr_dataset_init(&ds)) != 0) {
+    free(src);
+    return hr_error_set(err, HR_ENOMEM, NULL, "out of memory");
+  }
+  if ((rc = read_input(o, &ds, src, err)) != 0 ||
       (rc = anomalies(o, &ds, &anom, err)) != 0)
     goto done;
   if (o->kind != NULL)
@@ -216,7 +277,7 @@ int hr_fit_run(const hr_fit_opts_t *o, char *path, size_t cap,
   }
   if ((rc = hr_fit_prior(&ds, h.n_items, &cp, err)) != 0)
     goto done;
-  summary = data_summary(&ds, &h, source, format);
+  summary = data_summary(&ds, &h, src);
   if (sel.report != NULL)
     json_object_set_new(sel.report, "refit",
                         json_pack("{ss si si}", "candidate", c.name, "rows",
@@ -245,5 +306,6 @@ done:
   hr_ctx_prior_free(&cp);
   hr_csr_free(&h);
   hr_dataset_free(&ds);
+  free(src);
   return rc;
 }

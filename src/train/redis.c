@@ -128,6 +128,8 @@ int hr_data_read_redis(hr_dataset_t *ds, const char *hostport,
       t = ts ? strtoll(ts->str, &end, 10) : 0;
       if (ts == NULL || *end != '\0' || ts->len == 0)
         t = strtoll(e->element[0]->str, NULL, 10) / 1000;
+      if (hr_dataset_before_since(ds, t))
+        continue;
       int32_t vid[HR_DS_CTX];
       if ((rc = add_ctx(ds, kv, vid)) != 0 ||
           (rc = hr_dataset_add(ds, user->str, user->len, item->str,

@@ -4,6 +4,7 @@
 #include "lib/env.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 HR_TEST_T(train_loop_events_to_new_served_model, 180) {
   HRT_ENV(e);
@@ -71,6 +72,26 @@ HR_TEST_T(train_loop_events_to_new_served_model, 180) {
   return 0;
 }
 
+/* The manifest of the version whose path fit printed last in `log` (a
+ * path containing `marker`): 1 and its path in man, or 0. */
+static int version_manifest(const char *log, const char *marker, char *man,
+                            size_t cap) {
+  char *text = hrt_slurp(log), *line = text;
+  int found = 0;
+  for (char *p = text; p && *p; p++) /* the last line: the version's path */
+    if (*p == '\n') {
+      *p = '\0';
+      if (p[1] != '\0')
+        line = p + 1;
+    }
+  if (line != NULL && strstr(line, marker) != NULL) {
+    hrt_fmt(man, cap, "%s/manifest.json", line);
+    found = 1;
+  }
+  free(text);
+  return found;
+}
+
 /* fit --min-rating: rows rated below the bar are left out and the manifest
  * says how many; the option needs a file's rating column. */
 HR_TEST_T(fit_min_rating_leaves_out_low_rows, 60) {
@@ -90,19 +111,8 @@ HR_TEST_T(fit_min_rating_leaves_out_low_rows, 60) {
                         "fit", "--data", csv, "--min-rating", "4", "--out",
                         out, "--iters", "2", NULL};
   ASSERT_EQ(hrt_run(argv, log, 60000), 0);
-  char *text = hrt_slurp(log), *line = text, *version = NULL;
-  for (char *p = text; p && *p; p++) /* the last line: the version's path */
-    if (*p == '\n') {
-      *p = '\0';
-      if (p[1] != '\0')
-        line = p + 1;
-    }
-  if (line != NULL && strstr(line, "/mr-models/default/") != NULL)
-    version = line;
-  if (version != NULL)
-    hrt_fmt(man, sizeof(man), "%s/manifest.json", version);
-  free(text);
-  ASSERT_MSG(version != NULL, "no version path in %s", log);
+  ASSERT_MSG(version_manifest(log, "/mr-models/default/", man, sizeof(man)),
+             "no version path in %s", log);
   json_t *m = json_load_file(man, 0, NULL);
   ASSERT_NOT_NULL(m);
   json_t *d = json_object_get(m, "data");
@@ -124,7 +134,7 @@ HR_TEST_T(fit_min_rating_leaves_out_low_rows, 60) {
   const char *frac_argv[] = {bin, "fit", "--data", csv, "--min-rating", "3.7",
                              "--out", out, "--iters", "2", NULL};
   ASSERT_EQ(hrt_run(frac_argv, log, 60000), 0);
-  text = hrt_slurp(log);
+  char *text = hrt_slurp(log);
   int kept = text != NULL && strstr(text, "\"interactions\":2") != NULL;
   free(text);
   ASSERT_MSG(kept, "--min-rating 3.7 did not keep the 3.7 row (%s)", log);
@@ -135,5 +145,119 @@ HR_TEST_T(fit_min_rating_leaves_out_low_rows, 60) {
   int named = text != NULL && strstr(text, "left out all 3 rated rows");
   free(text);
   ASSERT_MSG(named, "no message naming the rows left out (%s)", log);
+  return 0;
+}
+
+/* fit reads several sources at once: two files (CSV and MovieLens) and the
+ * server's stream. An event exported to a file and still in the stream
+ * counts once; --since keeps a window. The manifest lists each source. */
+HR_TEST_T(fit_combines_files_and_the_stream_with_a_window, 120) {
+  HRT_ENV(e);
+  char csv[PATH_MAX], ml[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
+  char bin[PATH_MAX], man[PATH_MAX], redis[64], since[32];
+  long long now = (long long)time(NULL), old = 1700000000;
+  json_t *batch, *j, *m, *d;
+  int st;
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  hrt_fmt(csv, sizeof(csv), "%s/ms-history.csv", hr_test_tmpdir());
+  hrt_fmt(ml, sizeof(ml), "%s/ms-older.data", hr_test_tmpdir());
+  hrt_fmt(out, sizeof(out), "%s/ms-models/default", hr_test_tmpdir());
+  hrt_fmt(log, sizeof(log), "%s/ms-fit.log", hr_test_tmpdir());
+  hrt_fmt(redis, sizeof(redis), "127.0.0.1:%d", e.redis.port);
+  /* The CSV: 10 users x 4 old rows + 1 recent row each (50 rows). */
+  FILE *f = fopen(csv, "w");
+  ASSERT_NOT_NULL(f);
+  fputs("user_id,item_id,rating,ts\n", f);
+  for (int u = 0; u < 10; u++) {
+    for (int k = 0; k < 4; k++)
+      fprintf(f, "f%d,i%d,4,%lld\n", u, (u + k) % 20, old + k);
+    fprintf(f, "f%d,i%d,5,%lld\n", u, (u + 7) % 20, now - 3600 - u);
+  }
+  ASSERT_EQ(fclose(f), 0);
+  /* The MovieLens file: 5 other users, old rows only (15 rows). */
+  f = fopen(ml, "w");
+  ASSERT_NOT_NULL(f);
+  for (int u = 0; u < 5; u++)
+    for (int k = 0; k < 3; k++)
+      fprintf(f, "m%d\ti%d\t3\t%lld\n", u, (u * 3 + k) % 20, old + 10 + k);
+  ASSERT_EQ(fclose(f), 0);
+  /* The stream: 6 new users x 3 recent events, and f0's recent row again
+   * (the same user, item and time: an event the CSV export already has). */
+  batch = json_array();
+  for (int u = 0; u < 6; u++)
+    for (int k = 0; k < 3; k++) {
+      char uid[16], iid[16];
+      snprintf(uid, sizeof(uid), "s%d", u);
+      snprintf(iid, sizeof(iid), "i%d", (u + 2 * k) % 20);
+      json_array_append_new(batch, json_pack("{ss ss ss sI}", "user_id", uid,
+                                             "item_id", iid, "type", "click",
+                                             "ts", (json_int_t)(now - 60)));
+    }
+  json_array_append_new(batch, json_pack("{ss ss ss sI}", "user_id", "f0",
+                                         "item_id", "i7", "type", "click",
+                                         "ts", (json_int_t)(now - 3600)));
+  j = hrt_post(&e, "/event", json_pack("{so}", "events", batch), &st);
+  ASSERT_MSG(st == 202, "%d %s", st, hrt_jdump(j));
+  json_decref(j);
+
+  const char *all[] = {hrt_bin_path("hyperrec-train", bin, sizeof(bin)),
+                       "fit", "--data", csv, "--data", ml, "--from-redis",
+                       redis, "--out", out, "--kind", "ials", "--factors", "4",
+                       "--iters", "2", NULL};
+  ASSERT_EQ(hrt_run(all, log, 60000), 0);
+  ASSERT_MSG(version_manifest(log, "/ms-models/default/", man, sizeof(man)),
+             "no version path in %s", log);
+  m = json_load_file(man, 0, NULL);
+  ASSERT_NOT_NULL(m);
+  d = json_object_get(m, "data");
+  ASSERT_EQ(json_integer_value(json_object_get(d, "rows")), 50 + 15 + 18);
+  ASSERT_EQ(json_integer_value(json_object_get(d, "users")), 10 + 5 + 6);
+  ASSERT_EQ(json_array_size(json_object_get(d, "sources")), 3);
+  ASSERT_EQ(hrt_jint(d, "sources[0].rows"), 50);
+  ASSERT_EQ(hrt_jint(d, "sources[1].rows"), 15);
+  ASSERT_STR_EQ(hrt_jstr(d, "sources[1].format"), "movielens");
+  ASSERT_EQ(hrt_jint(d, "sources[2].rows"), 18);
+  ASSERT_EQ(hrt_jint(d, "sources[2].duplicates"), 1);
+  ASSERT_STR_EQ(hrt_jstr(d, "sources[2].format"), "redis-stream");
+  json_decref(m);
+
+  /* The last day only: the 10 recent CSV rows and the stream's 18. */
+  const char *window[] = {bin, "fit", "--data", csv, "--data", ml,
+                          "--from-redis", redis, "--since", "1d", "--out",
+                          out, "--kind", "ials", "--factors", "4", "--iters",
+                          "2", NULL};
+  ASSERT_EQ(hrt_run(window, log, 60000), 0);
+  ASSERT_MSG(version_manifest(log, "/ms-models/default/", man, sizeof(man)),
+             "no version path in %s", log);
+  m = json_load_file(man, 0, NULL);
+  ASSERT_NOT_NULL(m);
+  d = json_object_get(m, "data");
+  ASSERT_EQ(json_integer_value(json_object_get(d, "rows")), 10 + 18);
+  ASSERT_EQ(json_integer_value(json_object_get(d, "rows_before_since")), 55);
+  ASSERT_EQ(json_integer_value(json_object_get(d, "users")), 10 + 6);
+  ASSERT_MSG(json_integer_value(json_object_get(d, "since")) >= now - 86400,
+             "%s", man);
+  json_decref(m);
+
+  /* A window that leaves nothing, a window that is no time, no source. */
+  hrt_fmt(since, sizeof(since), "%lld", now + 3600);
+  const char *empty[] = {bin, "fit", "--data", ml, "--since", since, "--out",
+                         out, NULL};
+  ASSERT_EQ(hrt_run(empty, log, 60000), 1);
+  char *text = hrt_slurp(log);
+  int named = text != NULL && strstr(text, "left out all 15 dated rows");
+  free(text);
+  ASSERT_MSG(named, "no message naming the rows left out (%s)", log);
+  const char *bad[] = {bin, "fit", "--data", ml, "--since", "yesterday",
+                       "--out", out, NULL};
+  ASSERT_EQ(hrt_run(bad, log, 60000), 2);
+  text = hrt_slurp(log);
+  named = text != NULL && strstr(text, "--since: \"yesterday\"");
+  free(text);
+  ASSERT_MSG(named, "no message naming --since (%s)", log);
+  const char *none[] = {bin, "fit", "--out", out, NULL};
+  ASSERT_EQ(hrt_run(none, log, 60000), 2);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }

@@ -2,25 +2,35 @@
  * hr_fit_run (src/train/fit.c). */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char usage_fit[] =
-    "usage: hyperrec-train fit (--data PATH [--format movielens|csv]\n"
-    "                           [--min-rating R] |\n"
-    "                           --from-redis HOST:PORT [--stream KEY])\n"
-    "                          --out MODELS/NAME [--items PATH] [--users PATH]\n"
-    "                          [model options]\n"
+    "usage: hyperrec-train fit [--data PATH]... [--format movielens|csv]\n"
+    "                          [--min-rating R]\n"
+    "                          [--from-redis HOST:PORT [--stream KEY]]\n"
+    "                          [--since T] --out MODELS/NAME [--items PATH]\n"
+    "                          [--users PATH] [model options]\n"
     "\n"
     "  --data PATH          interactions: MovieLens `user item rating ts`\n"
     "                       (TAB or \"::\"), or CSV with a header\n"
-    "                       user_id,item_id[,rating][,ts][,<context>...]\n"
-    "  --format F           movielens or csv (default: csv for *.csv)\n"
-    "  --min-rating R       with --data: leave out rows rated below R (kept:\n"
+    "                       user_id,item_id[,rating][,ts][,<context>...];\n"
+    "                       repeat it for several files (at most 16)\n"
+    "  --format F           movielens or csv, for every file (default: by\n"
+    "                       each file's name, csv for *.csv)\n"
+    "  --min-rating R       leave out the files' rows rated below R (kept:\n"
     "                       rows without a rating); the manifest counts them\n"
-    "  --from-redis H:P     read the server's event stream instead\n"
+    "  --from-redis H:P     the server's event stream too (or alone). Give\n"
+    "                       at least one source; an event found in two\n"
+    "                       sources (same user, item and ts) counts once\n"
     "  --stream KEY         stream key (default hr:events)\n"
+    "  --since T            only rows from T on: a window back from now\n"
+    "                       (30d, 12h, 2w; s m h d w) or a time (unix\n"
+    "                       seconds, 2026-11-01, 2026-11-01T08:00:00Z).\n"
+    "                       Rows without a time are kept\n"
     "  --items PATH         item catalogue CSV (item_id,<attributes>...):\n"
     "                       adds items without interactions\n"
     "  --users PATH         user attributes: users.csv (user_id,<attributes>\n"
@@ -55,6 +65,35 @@ static const char usage_fit[] =
     "                       users with the highest anomaly scores\n"
     "\n";
 
+/* --since: a window back from now (a number with s, m, h, d or w), a
+ * date (YYYY-MM-DD, UTC), a UTC time (YYYY-MM-DDTHH:MM:SSZ) or unix
+ * seconds; the time from which rows are kept. */
+static int64_t since_opt(args_t *a, const char *v, time_t now) {
+  static const struct { char c; double s; } units[] = {
+      {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800}};
+  struct tm tm = {0};
+  char *end;
+  const char *rest;
+
+  errno = 0;
+  double x = strtod(v, &end);
+  for (size_t k = 0; end != v && k < sizeof(units) / sizeof(units[0]); k++)
+    if (end[0] == units[k].c && end[1] == '\0' && errno == 0 && x > 0 &&
+        x * units[k].s <= 100.0 * 365 * 86400)
+      return (int64_t)now - (int64_t)(x * units[k].s);
+  if ((rest = strptime(v, "%Y-%m-%d", &tm)) != NULL &&
+      (*rest == '\0' ||
+       ((rest = strptime(rest, "T%H:%M:%SZ", &tm)) != NULL && *rest == '\0')))
+    return (int64_t)timegm(&tm);
+  if (end != v && *end == '\0' && errno == 0 && x >= 0 && x <= 4e9 &&
+      x == (double)(int64_t)x)
+    return (int64_t)x;
+  usage_error(a, "--since: \"%s\" is neither a window (30d, 12h, 2w) nor "
+                 "a time (unix seconds, 2026-11-01, 2026-11-01T08:00:00Z)",
+              v);
+  return 0;
+}
+
 static void fit_args(args_t *a, hr_fit_opts_t *o) {
   int ials_flags = 0;
   for (a->i = 1; a->i < a->argc; a->i++) {
@@ -79,8 +118,14 @@ static void fit_args(args_t *a, hr_fit_opts_t *o) {
              is_opt(arg, "--ease-decay"))
       o->ease.decay = num_opt(a, "--ease-decay",
                               value(a, arg, "--ease-decay"), 1e-6, 1);
-    else if (is_opt(arg, "--data"))
-      o->data = value(a, arg, "--data");
+    else if (is_opt(arg, "--data")) {
+      if (o->n_data == HR_FIT_MAX_DATA)
+        usage_error(a, "at most %d --data files", HR_FIT_MAX_DATA);
+      o->data[o->n_data++] = value(a, arg, "--data");
+    } else if (is_opt(arg, "--since")) {
+      o->since = since_opt(a, value(a, arg, "--since"), time(NULL));
+      o->since_set = 1;
+    }
     else if (is_opt(arg, "--format"))
       o->format = value(a, arg, "--format");
     else if (is_opt(arg, "--from-redis"))
@@ -133,20 +178,16 @@ static void fit_check(args_t *a, hr_fit_opts_t *o) {
                    "long-term part) is over %d, the widest model the "
                    "server loads", nm, o->seq.dims.d,
                 o->seq.long_term > 0 ? o->ials.factors : 0, HR_MODEL_MAX_DIM);
-  if ((o->data == NULL) == (o->redis == NULL))
-    usage_error(a, "give exactly one of --data and --from-redis");
+  if (o->n_data == 0 && o->redis == NULL)
+    usage_error(a, "give a source: --data PATH (one or more), --from-redis "
+                   "HOST:PORT, or both");
   if (o->out == NULL || o->out[0] == '\0')
     usage_error(a, "--out MODELS/NAME is required");
-  if (o->redis != NULL && o->format != NULL)
+  if (o->n_data == 0 && o->format != NULL)
     usage_error(a, "--format goes with --data, not --from-redis");
-  if (o->redis != NULL && o->min_rating_set)
-    usage_error(a, "--min-rating goes with --data (a file's rating column), "
-                   "not --from-redis");
-  if (o->data != NULL && o->format == NULL) {
-    size_t n = strlen(o->data);
-    o->format = n > 4 && strcmp(o->data + n - 4, ".csv") == 0 ? "csv"
-                                                              : "movielens";
-  }
+  if (o->n_data == 0 && o->min_rating_set)
+    usage_error(a, "--min-rating goes with --data (a file's rating column); "
+                   "the stream's events have none");
   if (o->format != NULL && strcmp(o->format, "csv") != 0 &&
       strcmp(o->format, "movielens") != 0)
     usage_error(a, "--format must be movielens or csv, not \"%s\"",
