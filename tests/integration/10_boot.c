@@ -37,6 +37,39 @@ HR_TEST_T(boot_healthz_and_graceful_exit, 60) {
   return 0;
 }
 
+/* `hyperrec healthcheck` (the image's HEALTHCHECK) reads the server's
+ * configuration: a flag or a config file's wildcard address lead it to the
+ * port; a stopped server is exit 1, a port it cannot know exit 2. */
+HR_TEST_T(boot_healthcheck_command_follows_the_port, 60) {
+  HRT_ENV(e);
+  char bin[PATH_MAX], listen[64], cfg[PATH_MAX], log[PATH_MAX];
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  hrt_bin_path("hyperrec", bin, sizeof(bin));
+  snprintf(listen, sizeof(listen), "127.0.0.1:%d", e.srv.port);
+  snprintf(log, sizeof(log), "%s/healthcheck.log", hr_test_tmpdir());
+  snprintf(cfg, sizeof(cfg), "%s/healthcheck.json", hr_test_tmpdir());
+  FILE *f = fopen(cfg, "w");
+  ASSERT_NOT_NULL(f);
+  fprintf(f, "{\"listen\": \"0.0.0.0:%d\"}\n", e.srv.port);
+  ASSERT_EQ(fclose(f), 0);
+  const char *by_flag[] = {bin, "healthcheck", "--listen", listen, NULL};
+  const char *by_file[] = {bin, "healthcheck", "--config", cfg, NULL};
+  const char *no_port[] = {bin, "healthcheck", "--listen", "127.0.0.1:0",
+                           NULL};
+  ASSERT_EQ(hrt_run(by_flag, log, 10000), 0);
+  ASSERT_EQ(hrt_run(by_file, log, 10000), 0);
+  ASSERT_EQ(hrt_run(no_port, log, 10000), 2);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  ASSERT_EQ(hrt_run(by_flag, log, 10000), 1);
+  char *text = hrt_slurp(log);
+  int named = text != NULL && strstr(text, listen) != NULL &&
+              strstr(text, "no answer") != NULL;
+  free(text);
+  ASSERT_MSG(named, "no message naming %s (%s)", listen, log);
+  return 0;
+}
+
 /* A second server on the port the first one holds exits 1 naming the
  * address, instead of sharing the port (SO_REUSEPORT would let it). */
 HR_TEST_T(boot_taken_port_exits_1, 60) {
