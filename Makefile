@@ -8,6 +8,7 @@
 #   make fuzz-ci    the same, briefly (what .ci/run runs)
 #   make bench      benchmarks (bench/)
 #   make bench-e2e  /recommend and /event against nginx and the Python peer
+#   make test-replicas  3 replicas behind HAProxy under load and faults
 #   make image      the container image hyperrec:VERSION (root; buildah)
 #   make image-test build it, train and serve inside it (tests/image/run.sh)
 #   make deps       install the Debian 12 packages (apt-get, as root)
@@ -76,6 +77,11 @@ $(BUILD)/hr-tests: $(TEST_OBJ) $(LIBHR)
 	$(CC) $(LDFLAGS) $(TEST_WRAP) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%.o: CFLAGS += -Itests
+
+# The replica test's load generator (tests/replicas/).
+$(BUILD)/hr-load: tests/replicas/load.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
 # ---------------------------------------------------------------- deps
 # `make run` and `make test` install what is missing first, so that on a
@@ -212,6 +218,19 @@ fuzz-ci: fuzz-build
 	@tests/fuzz/run.sh build-fuzz $(FUZZ_CI_SECONDS) 0 $(FUZZ_JOBS) $(FUZZ_NAMES)
 
 demo: run
+
+# Three replicas behind HAProxy (deploy/haproxy.cfg) under load, with a
+# replica killed, one rolled, a model published and Redis stopped.
+.PHONY: test-replicas check-replicas-deps
+check-replicas-deps: check-deps
+	@command -v haproxy >/dev/null 2>&1 || { \
+	  echo "hyperrec: installing haproxy"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends haproxy; fi; }
+
+test-replicas: check-replicas-deps
+	@$(MAKE) --no-print-directory all $(BUILD)/hr-load
+	HR_BIN_DIR=$(BIN) HR_LOAD=$(BUILD)/hr-load ./tests/replicas/run.sh
 
 # The container image (Dockerfile) with buildah; no Docker engine needed.
 .PHONY: image image-test

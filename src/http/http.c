@@ -520,6 +520,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     else
       hr__http_random_hex(cc->request_id);
     cc->route = match(url, method, &cc->method_ok, allow, sizeof(allow));
+    /* Draining: a request that arrives on a connection already open (a
+     * load balancer's pooled one) is still answered -- refusing it would
+     * be an error its client sees -- and the connection closes after it,
+     * so the next request goes to another replica. */
+    if (atomic_load(&h->draining))
+      cc->close = 1;
     /* Refuse what can be refused from the headers alone, before a byte of
      * the body is read: a client cannot make us read a body we will not
      * use. Ambiguous framing first: the rest of the stream cannot be
@@ -566,9 +572,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                           "Content-Type must be application/json", 0, NULL);
       if (len > (unsigned long long)cc->cfg->http.max_body_bytes)
         return send_too_big(c, cc);
-      if (atomic_load(&h->draining))
-        return send_error(c, cc, HR_ESHUTDOWN, "", "server is shutting down",
-                          1, NULL);
     }
     return MHD_YES;
   }
