@@ -17,7 +17,7 @@
 PKGS      := libmicrohttpd jansson hiredis libuv openblas
 DEB_PKGS  := build-essential pkg-config libmicrohttpd-dev libuv1-dev \
              libjansson-dev libhiredis-dev libopenblas-dev redis-server \
-             curl python3 valgrind tzdata
+             curl python3 python3-yaml yamllint valgrind tzdata
 CC        ?= cc
 BUILD     ?= build
 BIN       ?= bin
@@ -104,6 +104,7 @@ check-deps:
 	    ! command -v redis-server >/dev/null 2>&1 || \
 	    ! command -v curl >/dev/null 2>&1 || \
 	    ! command -v valgrind >/dev/null 2>&1 || \
+	    ! command -v yamllint >/dev/null 2>&1 || \
 	    [ ! -f /usr/share/zoneinfo/Europe/Paris ]; then \
 	  echo "hyperrec: installing missing build/runtime packages"; \
 	  $(MAKE) --no-print-directory deps; \
