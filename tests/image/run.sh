@@ -5,8 +5,9 @@
 #   2. the server starts from the image (its own user, its ENTRYPOINT's
 #      program) on a free loopback port and loads it;
 #   3. the image's HEALTHCHECK command, /healthz, /readyz, a /recommend and
-#      an /event (found in Redis's stream), then fit on the file and the
-#      server's stream together;
+#      an /event (found in Redis's stream); then the Kubernetes CronJob's
+#      command retrains on a history file and the stream together, and the
+#      server loads the new version;
 #   4. SIGTERM: the server drains and exits 0.
 # buildah runs the container (chroot isolation, host network: no Docker
 # engine here). Ends with "N passed, N failed"; exits non-zero on failure.
@@ -131,6 +132,34 @@ code=$(curl -sS -o "$work/ev.json" -w '%{http_code}' -H 'content-type: applicati
 check "/event answers 202 and the stream holds it" \
   bash -c '[ "$0" = 202 ] && redis-cli -p "$1" XRANGE hr:events - + | grep -q img-1' \
   "$code" "$rport"
+
+echo "== retrain as the CronJob does"
+# deploy/kubernetes.yaml's CronJob command, run in the image: a history
+# file in the models volume and the server's stream (Redis on loopback
+# here instead of the Service "redis").
+cron=$(python3 -c 'import sys, yaml
+for d in yaml.safe_load_all(open("deploy/kubernetes.yaml")):
+    if d and d["kind"] == "CronJob":
+        c = d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        print(c["args"][0])')
+mkdir -p "$work/models/history"
+cp "$work/data/events.csv" "$work/models/history/events.csv"
+chown -R 10001:10001 "$work/models/history"
+v_before=$(ls "$work/models/default" | sort -n | tail -1)
+check "the CronJob's fit runs in the image (file + stream; --kind ials for time)" \
+  run /bin/sh -c "${cron//redis:6379/127.0.0.1:$rport} --kind ials >/dev/null"
+v_after=$(ls "$work/models/default" | sort -n | tail -1)
+check "it read the history and the stream (manifest data.sources)" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1] + "/manifest.json"))["data"]
+kinds = [s["format"] for s in d["sources"]]
+sys.exit(0 if kinds == ["csv", "redis-stream"] and d["sources"][1]["rows"] >= 1 else 1)' \
+  "$work/models/default/$v_after"
+wait_for "the server to load $v_after" 300 \
+  bash -c 'curl -fsS "$0/models" | grep -q "\"version\":$1"' "$base" "$v_after"
+check "the server serves the retrained version ($v_before -> $v_after)" \
+  bash -c '[ "$1" != "$2" ] && curl -fsS "$0/models" | grep -q "\"version\":$2"' \
+  "$base" "$v_before" "$v_after"
 
 echo "== stop"
 kill -TERM "$srv_pid"
