@@ -16,11 +16,11 @@ cd "$(dirname "$0")/../.."
 
 TAG=hyperrec:image-test
 work=$(mktemp -d /tmp/hr-image-test.XXXXXX)
-pass=0 fail=0 ctr="" srv_pid="" redis_pid=""
+ctr="" srv_pid="" redis_pid=""
 
-ok()  { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+SUITE=image-test
+# shellcheck source=tests/lib/checks.sh
+. tests/lib/checks.sh
 cleanup() {
   [ -n "$srv_pid" ] && kill -KILL "$srv_pid" 2>/dev/null
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null
@@ -30,21 +30,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# Waits (at most $2 tenths of a second) for command $3... to succeed.
-wait_for() {
-  local what=$1 tenths=$2; shift 2
-  for _ in $(seq 1 "$tenths"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "image-test: timed out waiting for $what" >&2
-  return 1
-}
-
 echo "== build"
 if ! deploy/image.sh "$TAG" | tee "$work/build.log"; then
   bad "image builds"
-  echo "$pass passed, $fail failed"
+  summary
   exit 1
 fi
 ok "image builds ($(sed -n 's/.*built [^,]*, //p' "$work/build.log"))"
@@ -169,5 +158,4 @@ srv_pid=""
 check "SIGTERM: exit status 0 (got $rc)" [ "$rc" = 0 ]
 check "SIGTERM: drained and logged \"stopped\"" grep -q '"stopped"' "$work/server.log"
 [ "$fail" = 0 ] || { echo "--- server log"; tail -20 "$work/server.log"; }
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary

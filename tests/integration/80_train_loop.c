@@ -92,6 +92,12 @@ static int version_manifest(const char *log, const char *marker, char *man,
   return found;
 }
 
+/* 1 when argv exits with `status` and its output names `message`. */
+static int exits_saying(const char *const argv[], const char *log,
+                        int status, const char *message) {
+  return hrt_run(argv, log, 60000) == status && hrt_file_has(log, message);
+}
+
 /* fit --min-rating: rows rated below the bar are left out and the manifest
  * says how many; the option needs a file's rating column. */
 HR_TEST_T(fit_min_rating_leaves_out_low_rows, 60) {
@@ -134,18 +140,26 @@ HR_TEST_T(fit_min_rating_leaves_out_low_rows, 60) {
   const char *frac_argv[] = {bin, "fit", "--data", csv, "--min-rating", "3.7",
                              "--out", out, "--iters", "2", NULL};
   ASSERT_EQ(hrt_run(frac_argv, log, 60000), 0);
-  char *text = hrt_slurp(log);
-  int kept = text != NULL && strstr(text, "\"interactions\":2") != NULL;
-  free(text);
-  ASSERT_MSG(kept, "--min-rating 3.7 did not keep the 3.7 row (%s)", log);
+  ASSERT_MSG(hrt_file_has(log, "\"interactions\":2"),
+             "--min-rating 3.7 did not keep the 3.7 row (%s)", log);
   const char *high_argv[] = {bin, "fit", "--data", csv, "--min-rating", "5",
                              "--out", out, NULL};
-  ASSERT_EQ(hrt_run(high_argv, log, 60000), 1);
-  text = hrt_slurp(log);
-  int named = text != NULL && strstr(text, "left out all 3 rated rows");
-  free(text);
-  ASSERT_MSG(named, "no message naming the rows left out (%s)", log);
+  ASSERT_MSG(exits_saying(high_argv, log, 1, "left out all 3 rated rows"),
+             "no exit 1 naming the rows left out (%s)", log);
   return 0;
+}
+
+/* Runs fit (argv), which must succeed, and returns its version's
+ * manifest (NULL when there is none); fails the test otherwise. */
+static json_t *fit_manifest(const char *const argv[], const char *log,
+                            const char *marker) {
+  char man[PATH_MAX];
+  if (hrt_run(argv, log, 60000) != 0 ||
+      !version_manifest(log, marker, man, sizeof(man))) {
+    hrt_print_tail("fit", log, 20);
+    return NULL;
+  }
+  return json_load_file(man, 0, NULL);
 }
 
 /* fit reads several sources at once: two files (CSV and MovieLens) and the
@@ -154,7 +168,7 @@ HR_TEST_T(fit_min_rating_leaves_out_low_rows, 60) {
 HR_TEST_T(fit_combines_files_and_the_stream_with_a_window, 120) {
   HRT_ENV(e);
   char csv[PATH_MAX], ml[PATH_MAX], out[PATH_MAX], log[PATH_MAX];
-  char bin[PATH_MAX], man[PATH_MAX], redis[64], since[32];
+  char bin[PATH_MAX], redis[64], since[32];
   long long now = (long long)time(NULL), old = 1700000000;
   json_t *batch, *j, *m, *d;
   int st;
@@ -205,10 +219,7 @@ HR_TEST_T(fit_combines_files_and_the_stream_with_a_window, 120) {
                        "fit", "--data", csv, "--data", ml, "--from-redis",
                        redis, "--out", out, "--kind", "ials", "--factors", "4",
                        "--iters", "2", NULL};
-  ASSERT_EQ(hrt_run(all, log, 60000), 0);
-  ASSERT_MSG(version_manifest(log, "/ms-models/default/", man, sizeof(man)),
-             "no version path in %s", log);
-  m = json_load_file(man, 0, NULL);
+  m = fit_manifest(all, log, "/ms-models/default/");
   ASSERT_NOT_NULL(m);
   d = json_object_get(m, "data");
   ASSERT_EQ(json_integer_value(json_object_get(d, "rows")), 50 + 15 + 18);
@@ -227,35 +238,26 @@ HR_TEST_T(fit_combines_files_and_the_stream_with_a_window, 120) {
                           "--from-redis", redis, "--since", "1d", "--out",
                           out, "--kind", "ials", "--factors", "4", "--iters",
                           "2", NULL};
-  ASSERT_EQ(hrt_run(window, log, 60000), 0);
-  ASSERT_MSG(version_manifest(log, "/ms-models/default/", man, sizeof(man)),
-             "no version path in %s", log);
-  m = json_load_file(man, 0, NULL);
+  m = fit_manifest(window, log, "/ms-models/default/");
   ASSERT_NOT_NULL(m);
   d = json_object_get(m, "data");
   ASSERT_EQ(json_integer_value(json_object_get(d, "rows")), 10 + 18);
   ASSERT_EQ(json_integer_value(json_object_get(d, "rows_before_since")), 55);
   ASSERT_EQ(json_integer_value(json_object_get(d, "users")), 10 + 6);
   ASSERT_MSG(json_integer_value(json_object_get(d, "since")) >= now - 86400,
-             "%s", man);
+             "%s", hrt_jdump(d));
   json_decref(m);
 
   /* A window that leaves nothing, a window that is no time, no source. */
   hrt_fmt(since, sizeof(since), "%lld", now + 3600);
   const char *empty[] = {bin, "fit", "--data", ml, "--since", since, "--out",
                          out, NULL};
-  ASSERT_EQ(hrt_run(empty, log, 60000), 1);
-  char *text = hrt_slurp(log);
-  int named = text != NULL && strstr(text, "left out all 15 dated rows");
-  free(text);
-  ASSERT_MSG(named, "no message naming the rows left out (%s)", log);
+  ASSERT_MSG(exits_saying(empty, log, 1, "left out all 15 dated rows"),
+             "no exit 1 naming the rows left out (%s)", log);
   const char *bad[] = {bin, "fit", "--data", ml, "--since", "yesterday",
                        "--out", out, NULL};
-  ASSERT_EQ(hrt_run(bad, log, 60000), 2);
-  text = hrt_slurp(log);
-  named = text != NULL && strstr(text, "--since: \"yesterday\"");
-  free(text);
-  ASSERT_MSG(named, "no message naming --since (%s)", log);
+  ASSERT_MSG(exits_saying(bad, log, 2, "--since: \"yesterday\""),
+             "no usage error naming --since (%s)", log);
   const char *none[] = {bin, "fit", "--out", out, NULL};
   ASSERT_EQ(hrt_run(none, log, 60000), 2);
   ASSERT_EQ(hrt_env_stop(&e), 0);

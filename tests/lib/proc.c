@@ -201,6 +201,13 @@ void hrt_print_tail(const char *title, const char *path, int lines) {
   free(buf);
 }
 
+int hrt_file_has(const char *path, const char *needle) {
+  char *text = hrt_slurp(path);
+  int found = text != NULL && strstr(text, needle) != NULL;
+  free(text);
+  return found;
+}
+
 int hrt_file_has_sanitizer_report(const char *path) {
   static const char *const pats[] = {"ERROR: AddressSanitizer",
                                      "ERROR: LeakSanitizer", "runtime error:",

@@ -60,6 +60,10 @@ json_t *hrt_last_json(const char *path, const char *key);
 /** Print the last `lines` lines of a file to stderr, under a title. */
 void hrt_print_tail(const char *title, const char *path, int lines);
 
+/** 1 when the file's text contains `needle`, else 0 (also when it cannot
+ *  be read). */
+int hrt_file_has(const char *path, const char *needle);
+
 /** 1 when the file contains an ASan/LSan/UBSan report, else 0. */
 int hrt_file_has_sanitizer_report(const char *path);
 

@@ -28,13 +28,12 @@ SECONDS_A=${REPLICAS_SECONDS:-70}
 SHARE=${REPLICAS_SHARE:-0.5}
 OUT=${REPLICAS_OUT:-var/replicas.json}
 work=$(mktemp -d /tmp/hr-replicas.XXXXXX)
-pass=0 fail=0
 declare -a rport rpid
 redis_pid="" lb_pid="" load_pid=""
 
-ok()  { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
+SUITE=replicas
+# shellcheck source=tests/lib/checks.sh
+. tests/lib/checks.sh
 cleanup() {
   for p in "${rpid[@]}" "$lb_pid" "$load_pid" "$redis_pid"; do
     [ -n "$p" ] && kill -KILL "$p" 2>/dev/null
@@ -43,19 +42,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-die() { echo "replicas: $*" >&2; echo "$pass passed, $((fail + 1)) failed"; exit 1; }
+die() { echo "replicas: $*" >&2; bad "$*"; summary; exit 1; }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# wait_for WHAT TENTHS CMD...: poll CMD until it succeeds (an event, not a
-# sleep), at most TENTHS tenths of a second.
-wait_for() {
-  local what=$1 tenths=$2; shift 2
-  for _ in $(seq 1 "$tenths"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "replicas: timed out waiting for $what" >&2
-  return 1
-}
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 # jtrue FILE EXPR: exit 0 when the Python expression over d holds
 jtrue() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if eval(sys.argv[2]) else 1)" "$@"; }
@@ -320,5 +308,4 @@ print(json.dumps({"capacity_one_replica_behind_haproxy": int(sys.argv[3]),
 PY
 echo "figures: $OUT"
 [ "$fail" = 0 ] || for n in 1 2 3; do echo "--- replica $n"; tail -5 "$work/r$n.log"; done
-echo "$pass passed, $fail failed"
-[ "$fail" = 0 ]
+summary
