@@ -59,8 +59,16 @@ else
   base_args=(--pull=false --build-arg "BASE=$LOCAL_BASE")
 fi
 
+# The image the tag names now, removed after the build when nothing else
+# names it (each build makes a new one; no dangling 180 MB left behind).
+old=$(podman image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)
 # docker format: the OCI format has no HEALTHCHECK.
 buildah bud --isolation chroot --format docker --layers=false -q \
   "${base_args[@]}" -t "$TAG" . >/dev/null
+new=$(podman image inspect --format '{{.Id}}' "$TAG")
+if [ -n "$old" ] && [ "$old" != "$new" ] &&
+   [ -z "$(podman image inspect --format '{{.RepoTags}}' "$old" | tr -d '[]')" ]; then
+  podman rmi -f "$old" >/dev/null 2>&1 || true
+fi
 size=$(podman image inspect --format '{{.Size}}' "$TAG")
 echo "image.sh: built $TAG, $((size / 1000000)) MB ($size bytes)"

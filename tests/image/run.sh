@@ -131,19 +131,33 @@ for d in yaml.safe_load_all(open("deploy/kubernetes.yaml")):
     if d and d["kind"] == "CronJob":
         c = d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
         print(c["args"][0])')
+# The history export: the generated events moved to the last 30 days, so
+# that the CronJob's --since 90d keeps them.
 mkdir -p "$work/models/history"
-cp "$work/data/events.csv" "$work/models/history/events.csv"
+python3 - "$work/data/events.csv" "$work/models/history/events.csv" <<'PY'
+import csv, sys, time
+rows = list(csv.reader(open(sys.argv[1])))
+ts = rows[0].index("ts")
+shift = int(time.time()) - 3600 - max(int(r[ts]) for r in rows[1:])
+for r in rows[1:]:
+    r[ts] = str(max(int(r[ts]) + shift, int(time.time()) - 30 * 86400))
+csv.writer(open(sys.argv[2], "w", newline=""), lineterminator="\n").writerows(rows)
+PY
+history_rows=$(( $(wc -l <"$work/models/history/events.csv") - 1 ))
 chown -R 10001:10001 "$work/models/history"
 v_before=$(ls "$work/models/default" | sort -n | tail -1)
 check "the CronJob's fit runs in the image (file + stream; --kind ials for time)" \
   run /bin/sh -c "${cron//redis:6379/127.0.0.1:$rport} --kind ials >/dev/null"
 v_after=$(ls "$work/models/default" | sort -n | tail -1)
-check "it read the history and the stream (manifest data.sources)" python3 -c '
+check "it read all $history_rows history rows and the stream (data.sources)" python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1] + "/manifest.json"))["data"]
-kinds = [s["format"] for s in d["sources"]]
-sys.exit(0 if kinds == ["csv", "redis-stream"] and d["sources"][1]["rows"] >= 1 else 1)' \
-  "$work/models/default/$v_after"
+s = d["sources"]
+ok = [x["format"] for x in s] == ["csv", "redis-stream"] and \
+    s[0]["rows"] == int(sys.argv[2]) and s[1]["rows"] >= 1 and \
+    d["rows_before_since"] == 0
+print(json.dumps(s))
+sys.exit(0 if ok else 1)' "$work/models/default/$v_after" "$history_rows"
 wait_for "the server to load $v_after" 300 \
   bash -c 'curl -fsS "$0/models" | grep -q "\"version\":$1"' "$base" "$v_after"
 check "the server serves the retrained version ($v_before -> $v_after)" \
