@@ -1,15 +1,20 @@
 /* 50_lifecycle.c -- SIGHUP reload, pick-up of a new model version, refusal
- * of a corrupt one, and a valgrind start/serve/stop cycle. */
+ * of a corrupt one, a valgrind start/serve/stop cycle, and the drain of
+ * connections already open. */
 #include "lib/env.h"
 
 #include "hr/crc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static int write_text(const char *path, const char *text) {
@@ -879,6 +884,102 @@ HR_TEST_T(lifecycle_config_pin_holds_a_version, 60) {
   json_decref(j);
   HRT_POLL(ok, 3000, hrt_served_version(&e) == v0);
   ASSERT(ok);
+  ASSERT_EQ(hrt_env_stop(&e), 0);
+  return 0;
+}
+
+/* ------------------------------------------------- drain, open connections */
+
+/* A TCP connection to 127.0.0.1:port with 5 s timeouts; -1 on failure. */
+static int dial(int port) {
+  struct sockaddr_in a = {0};
+  struct timeval tv = {5, 0};
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  a.sin_family = AF_INET;
+  a.sin_port = htons((uint16_t)port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Sends req on fd (a connection kept open) and reads one whole answer
+ * (headers and Content-Length bytes) into out; its length, or -1. */
+static int ask(int fd, const char *req, char *out, size_t cap) {
+  size_t got = 0;
+  if (req != NULL &&
+      send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+    return -1;
+  while (got + 1 < cap) {
+    ssize_t n = recv(fd, out + got, cap - 1 - got, 0);
+    char *end, *cl;
+    if (n <= 0)
+      return -1;
+    got += (size_t)n;
+    out[got] = '\0';
+    if ((end = strstr(out, "\r\n\r\n")) != NULL &&
+        (cl = strcasestr(out, "Content-Length: ")) != NULL && cl < end &&
+        got >= (size_t)(end + 4 - out) + strtoul(cl + 16, NULL, 10))
+      return (int)got;
+  }
+  return -1;
+}
+
+/* After SIGTERM the server drains: a request still on its way keeps it up
+ * (up to http.shutdown_grace_ms), new connections are refused, and a
+ * request that arrives on a connection opened before (a load balancer's
+ * pooled one) is answered -- not refused with 503 -- with Connection:
+ * close, so that its client moves on to another replica. */
+HR_TEST_T(lifecycle_drain_answers_open_connections_and_closes_them, 60) {
+  HRT_ENV(e);
+  static const char body[] =
+      "{\"user_id\":\"u1\",\"type\":\"click\",\"item_id\":\"i2\"}";
+  char req[512], out[8192];
+  int slow, pooled, fresh, ok;
+
+  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
+  const char *rec = "POST /recommend HTTP/1.1\r\nHost: t\r\n" HRT_AUTH_HEADER
+                    "Content-Type: application/json\r\nContent-Length: 22"
+                    "\r\n\r\n{\"user_id\":\"u1\",\"k\":3}";
+  /* a request whose body is half sent: in flight until it is finished */
+  snprintf(req, sizeof(req),
+           "POST /event HTTP/1.1\r\nHost: t\r\n" HRT_AUTH_HEADER
+           "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n"
+           "%.10s", strlen(body), body);
+  ASSERT((slow = dial(e.srv.port)) >= 0);
+  ASSERT_EQ(send(slow, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+  /* a kept-alive connection, idle after one answer */
+  ASSERT((pooled = dial(e.srv.port)) >= 0);
+  ASSERT_MSG(ask(pooled, rec, out, sizeof(out)) > 0 &&
+                 strncmp(out, "HTTP/1.1 200", 12) == 0 &&
+                 strcasestr(out, "Connection: close") == NULL,
+             "%s", out);
+  ASSERT_EQ(kill(e.srv.pid, SIGTERM), 0);
+  /* draining once a new connection is refused */
+  HRT_POLL(ok, 5000, ((fresh = dial(e.srv.port)) < 0 || (close(fresh), 0)));
+  ASSERT_MSG(ok, "new connections still accepted after SIGTERM");
+  int n = ask(pooled, rec, out, sizeof(out));
+  ASSERT_MSG(n > 0 && strncmp(out, "HTTP/1.1 200", 12) == 0 &&
+                 strcasestr(out, "Connection: close") != NULL,
+             "the pooled connection's request: %s", n > 0 ? out : "no answer");
+  ASSERT_EQ(recv(pooled, out, sizeof(out), 0), 0); /* then closed */
+  close(pooled);
+  /* the half-sent request is finished and acknowledged */
+  ASSERT_EQ(send(slow, body + 10, strlen(body) - 10, MSG_NOSIGNAL),
+            (ssize_t)(strlen(body) - 10));
+  n = ask(slow, NULL, out, sizeof(out));
+  ASSERT_MSG(n > 0 && strncmp(out, "HTTP/1.1 202", 12) == 0, "%s",
+             n > 0 ? out : "no answer");
+  close(slow);
+  ASSERT_EQ(hrt_wait(e.srv.pid, 10000), 0);
+  e.srv.pid = 0;
+  ASSERT_EQ(hrt_server_log_count(&e.srv, "\"stopped\"", NULL), 1);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
