@@ -9,6 +9,7 @@
 #   make bench      benchmarks (bench/)
 #   make bench-e2e  /recommend and /event against nginx and the Python peer
 #   make test-replicas  3 replicas behind HAProxy under load and faults
+#   make test-js    the JavaScript client (clients/js) against a live server
 #   make image      the container image hyperrec:VERSION (root; buildah)
 #   make image-test build it, train and serve inside it (tests/image/run.sh)
 #   make deps       install the Debian 12 packages (apt-get, as root)
@@ -232,6 +233,18 @@ check-replicas-deps: check-deps
 test-replicas: check-replicas-deps
 	@$(MAKE) --no-print-directory all $(BUILD)/hr-load
 	HR_BIN_DIR=$(BIN) HR_LOAD=$(BUILD)/hr-load ./tests/replicas/run.sh
+
+# The JavaScript client (clients/js) against a live server: node --test.
+.PHONY: test-js check-js-deps
+check-js-deps: check-deps
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "hyperrec: installing nodejs and npm"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends nodejs npm; fi; }
+
+test-js: check-js-deps
+	@$(MAKE) --no-print-directory all
+	cd clients/js && HR_BIN_DIR=$(abspath $(BIN)) node --test test/
 
 # The container image (Dockerfile) with buildah; no Docker engine needed.
 .PHONY: image image-test

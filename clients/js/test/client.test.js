@@ -1,0 +1,239 @@
+// The client against a live hyperrec and a real Redis on 127.0.0.1:
+// `node --test test/` from clients/js (make test-js). HR_BIN_DIR names the
+// directory of bin/hyperrec and bin/hyperrec-train (default ../../bin).
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { HyperrecClient } from "../index.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "..", "..", "..");
+const bin = path.resolve(root, process.env.HR_BIN_DIR || "bin");
+const KEY = "hrk_js_client_test_0123456789";
+let tmp, redisPort, port, redis, server, base;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+    s.on("error", reject);
+  });
+}
+
+async function until(what, cond, ms = 10000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    try { if (await cond()) return; } catch { /* not yet */ }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const rcli = (...args) =>
+  execFileSync("redis-cli", ["-p", String(redisPort), ...args]).toString().trim();
+
+function startRedis() {
+  redis = spawn("redis-server", ["--port", String(redisPort), "--bind",
+    "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", tmp],
+  { stdio: "ignore" });
+  return until("redis", () => rcli("PING") === "PONG");
+}
+
+/** The stream's events, as objects of their fields. */
+function streamEvents() {
+  const out = execFileSync("redis-cli", ["-p", String(redisPort), "--raw",
+    "XRANGE", "hr:events", "-", "+"]).toString().split("\n");
+  const events = [];
+  let cur = null;
+  for (let i = 0; i < out.length; i++) {
+    if (/^\d+-\d+$/.test(out[i])) { cur = {}; events.push(cur); continue; }
+    if (cur && out[i] !== "" && i + 1 < out.length) { cur[out[i]] = out[++i]; }
+  }
+  return events;
+}
+
+before(async () => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), "hr-js-"));
+  redisPort = await freePort();
+  port = await freePort();
+  await startRedis();
+  execFileSync(path.join(bin, "hyperrec-train"), ["gen", "--out",
+    path.join(tmp, "data"), "--users", "200", "--items", "80", "--events",
+    "4000", "--seed", "4"], { stdio: "ignore" });
+  execFileSync(path.join(bin, "hyperrec-train"), ["fit", "--data",
+    path.join(tmp, "data", "events.csv"), "--kind", "ials", "--out",
+    path.join(tmp, "models", "default"), "--quiet"], { stdio: "ignore" });
+  const hash = execFileSync(path.join(bin, "hyperrec"), ["hash-key", KEY])
+    .toString().trim();
+  server = spawn(path.join(bin, "hyperrec"), ["--listen", `127.0.0.1:${port}`,
+    "--redis", `127.0.0.1:${redisPort}`, "--models", path.join(tmp, "models"),
+    "--set", `auth.api_keys=js:${hash}`, "--log-level", "error"],
+  { stdio: "ignore" });
+  base = `http://127.0.0.1:${port}`;
+  await until("the server", async () => (await fetch(`${base}/readyz`)).ok);
+});
+
+after(async () => {
+  if (server) server.kill("SIGTERM");
+  if (redis) redis.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 100));
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** A fetch that records each call (path, status, time) before answering. */
+function recording(onAnswer) {
+  const calls = [];
+  const f = async (url, init) => {
+    const res = await fetch(url, init);
+    calls.push({ path: new URL(url).pathname, status: res.status, t: Date.now(),
+      init });
+    if (onAnswer) await onAnswer(res, calls);
+    return res;
+  };
+  return { f, calls };
+}
+
+test("recommend, then a click on a shown item carries its recommendation_id", async () => {
+  const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY });
+  const list = await hr.recommend({ user_id: "u00001", k: 5 });
+  assert.equal(list.items.length, 5);
+  assert.match(list.recommendation_id, /^r/);
+  const ev = hr.track({ user_id: "u00001", type: "click",
+    item_id: list.items[2].item_id });
+  assert.equal(ev.recommendation_id, list.recommendation_id);
+  const other = hr.track({ user_id: "u00001", type: "view", item_id: "not-shown" });
+  assert.equal(other.recommendation_id, undefined);
+  await hr.flush();
+  const stored = streamEvents().find((e) => e.event_id === ev.event_id);
+  assert.ok(stored, "the click is in the stream");
+  assert.equal(stored.recommendation_id, list.recommendation_id);
+  assert.deepEqual(hr.stats(), { queued: 2, sent: 2, duplicates: 0,
+    dropped: 0, rejected: 0, retries: 0, pending: 0 });
+});
+
+test("events go in batches of batchSize", async () => {
+  const { f, calls } = recording();
+  const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY, fetch: f,
+    batchSize: 10, flushIntervalMs: 60000 });
+  const before = Number(rcli("XLEN", "hr:events"));
+  for (let i = 0; i < 25; i++) {
+    hr.track({ user_id: `b${i % 3}`, type: "view", item_id: `i000${i % 9}` });
+  }
+  await hr.flush();
+  assert.equal(calls.filter((c) => c.path === "/event").length, 3);
+  assert.ok(calls.every((c) => c.status === 202));
+  assert.equal(Number(rcli("XLEN", "hr:events")) - before, 25);
+  assert.equal(hr.stats().sent, 25);
+});
+
+test("a batch sent again is acknowledged as duplicates, not stored twice", async () => {
+  const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY });
+  const ev = { user_id: "d1", type: "view", item_id: "i00002", event_id: "js-dup-1" };
+  hr.track(ev);
+  await hr.flush();
+  hr.track(ev);
+  await hr.flush();
+  assert.equal(streamEvents().filter((e) => e.event_id === "js-dup-1").length, 1);
+  assert.equal(hr.stats().duplicates, 1);
+});
+
+test("Redis down: 503 with Retry-After is waited out, then delivered", async () => {
+  let restarted = null;
+  const { f, calls } = recording(async (res) => {
+    if (res.status === 503 && !restarted) restarted = startRedis();
+  });
+  rcli("SHUTDOWN");
+  await until("redis down", () => {
+    try { rcli("PING"); return false; } catch { return true; }
+  });
+  const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY, fetch: f,
+    backoffMs: 10 });
+  const evs = [0, 1, 2].map((i) =>
+    hr.track({ user_id: "r1", type: "click", item_id: `i0000${i}` }));
+  await hr.flush();
+  await restarted;
+  const first = calls.findIndex((c) => c.status === 503);
+  assert.ok(first >= 0, "the server answered 503 first");
+  const retry = calls[first + 1];
+  assert.equal(retry.status, 202);
+  // Retry-After: 1 -- not the 10 ms backoff
+  assert.ok(retry.t - calls[first].t >= 900,
+    `retried after ${retry.t - calls[first].t} ms`);
+  const ids = new Set(streamEvents().map((e) => e.event_id));
+  assert.ok(evs.every((e) => ids.has(e.event_id)));
+  assert.ok(hr.stats().retries >= 1);
+  assert.equal(hr.stats().pending, 0);
+});
+
+test("a refused event is dropped and counted; the rest of its batch is sent", async () => {
+  const dropped = [];
+  const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY,
+    onDrop: (events, reason, err) => dropped.push({ events, reason, err }) });
+  const good1 = hr.track({ user_id: "x1", type: "view", item_id: "i00001" });
+  hr.track({ user_id: "x1", type: "teleport", item_id: "i00001" });
+  const good2 = hr.track({ user_id: "x1", type: "view", item_id: "i00003" });
+  await hr.flush();
+  assert.equal(dropped.length, 1);
+  assert.equal(dropped[0].reason, "rejected");
+  assert.equal(dropped[0].events[0].type, "teleport");
+  assert.equal(dropped[0].err.field, "events[1].type");
+  const ids = new Set(streamEvents().map((e) => e.event_id));
+  assert.ok(ids.has(good1.event_id) && ids.has(good2.event_id));
+  assert.equal(hr.stats().rejected, 1);
+  assert.equal(hr.stats().sent, 2);
+});
+
+test("the queue is bounded: what it drops is counted and reported", async () => {
+  const closed = await freePort(); // nothing listens there
+  const dropped = [];
+  const hr = new HyperrecClient({ baseUrl: `http://127.0.0.1:${closed}`,
+    apiKey: KEY, maxQueue: 5, maxRetries: 2, backoffMs: 5,
+    flushIntervalMs: 60000,
+    onDrop: (events, reason) => dropped.push(...events.map(() => reason)) });
+  const kept = [];
+  for (let i = 0; i < 8; i++) {
+    kept.push(hr.track({ user_id: "q", type: "view", item_id: `i${i}` }));
+  }
+  assert.equal(kept.filter((e) => e === null).length, 3);
+  assert.deepEqual(dropped, ["queue_full", "queue_full", "queue_full"]);
+  await hr.flush(); // unreachable: two attempts, then the 5 are dropped
+  const s = hr.stats();
+  assert.equal(s.dropped, 8);
+  assert.equal(s.pending, 0);
+  assert.equal(dropped.filter((r) => r === "retries_exhausted").length, 5);
+});
+
+test("on page hide, what is queued goes out with fetch keepalive", async () => {
+  const { f, calls } = recording();
+  const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY, fetch: f,
+    flushIntervalMs: 60000 });
+  const evs = [1, 2, 3].map((i) =>
+    hr.track({ user_id: "h1", type: "view", item_id: `i0000${i}` }));
+  const target = new EventTarget();
+  const remove = hr.installPageHide(target);
+  target.dispatchEvent(new Event("pagehide"));
+  remove();
+  assert.equal(hr.stats().pending, 0);
+  await until("the keepalive request", () => calls.length === 1);
+  assert.equal(calls[0].init.keepalive, true);
+  assert.equal(calls[0].init.headers.Authorization, `Bearer ${KEY}`);
+  assert.equal(calls[0].status, 202);
+  const ids = new Set(streamEvents().map((e) => e.event_id));
+  assert.ok(evs.every((e) => ids.has(e.event_id)));
+});
+
+test("npm pack makes a package of the module, its types and README", () => {
+  const out = execFileSync("npm", ["pack", "--dry-run", "--json"],
+    { cwd: path.resolve(here, ".."), stdio: ["ignore", "pipe", "ignore"] });
+  const files = JSON.parse(out.toString())[0].files.map((x) => x.path).sort();
+  assert.deepEqual(files, ["README.md", "index.d.ts", "index.js", "package.json"]);
+});
