@@ -59,6 +59,29 @@ export interface RecommendResponse {
   filter_matches?: number;
 }
 
+export interface SimilarRequest {
+  item_id: Id;
+  /** personal: the user's history is left out and their taste counts */
+  user_id?: Id;
+  /** 1 to 100, default 10 */
+  k?: number;
+  exclude?: Id[];
+  filters?: Record<string, FilterValue | FilterValue[]>;
+}
+
+export interface SimilarResponse {
+  recommendation_id: string;
+  item_id: string;
+  user_id: string | null;
+  items: { item_id: string; score: number }[];
+  model: { name: string; version: number };
+  /** present with a user_id */
+  history_used?: number;
+  degraded: boolean;
+  retrieval: "ann" | "exact" | "popularity" | "context_popularity";
+  filter_matches?: number;
+}
+
 export interface Event {
   user_id: Id;
   type: "view" | "click" | "purchase" | "rating" | "context";
@@ -121,6 +144,7 @@ export class HyperrecError extends Error {
 export class HyperrecClient {
   constructor(options: ClientOptions);
   recommend(req: RecommendRequest): Promise<RecommendResponse>;
+  similar(req: SimilarRequest): Promise<SimilarResponse>;
   track(event: Event): Event | null;
   flush(): Promise<void>;
   stats(): ClientStats;

@@ -132,6 +132,15 @@ export class HyperrecClient {
     return list;
   }
 
+  /** POST /similar: the items nearest to req.item_id ("more like this");
+   *  personal with req.user_id. Its items remember the answer's
+   *  recommendation_id too. */
+  async similar(req) {
+    const list = await this._post("/similar", req);
+    this._remember(list);
+    return list;
+  }
+
   /** Queue one event (POST /event's fields). Returns the event as queued
    *  (with its event_id), or null when the queue was full and it was
    *  dropped (counted, and onDrop called). */

@@ -28,6 +28,7 @@
 #define HR_API_TS_MIN 946684800LL /* 2000-01-01T00:00:00Z */
 
 typedef struct {
+  const char *item_id;                 /* POST /similar: the anchor item */
   const char *user_id;                 /* NULL: anonymous */
   const char *session_id;              /* NULL: none; assigns anonymous
                                           requests to an experiment */
@@ -78,6 +79,11 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
                            long long now, hr_recommend_req_t *out,
                            hr_error_t *err);
 void hr_recommend_req_destroy(hr_recommend_req_t *r);
+/** Parse POST /similar: item_id (required), user_id, k, exclude, filters
+ *  into the fields of the same name (the others stay empty). Same errors
+ *  and release as hr_api_parse_recommend. */
+int hr_api_parse_similar(const char *body, size_t len, const hr_config_t *cfg,
+                         hr_recommend_req_t *out, hr_error_t *err);
 
 /** Parse POST /event (one event or {"events":[...]}). Events without `ts`
  *  get `now`. Same error codes as above. */

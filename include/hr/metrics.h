@@ -12,6 +12,7 @@
 
 #define HR_ENDPOINT_MAP(XX)                                                   \
   XX(RECOMMEND, "recommend")                                                  \
+  XX(SIMILAR, "similar")                                                      \
   XX(EVENT, "event")                                                          \
   XX(HEALTHZ, "healthz")                                                      \
   XX(READYZ, "readyz")                                                        \

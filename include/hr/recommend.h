@@ -112,6 +112,21 @@ int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
                const char *force_variant, hr_rec_result_t *out,
                hr_error_t *err);
 
+/** POST /similar: the k items nearest to req->item_id in the first slot's
+ *  model, by the score a user whose vector were that item's would give
+ *  (<item, other> plus the popularity prior), through the same retrieval,
+ *  filter and exclusion paths as hr_rec_run; the item itself and
+ *  req->exclude are left out. With req->user_id, the user's history (Redis
+ *  and training) is left out too, and the nearest max(5k, 50) are ordered
+ *  by that score plus the user's own (<user, other>): similar items this
+ *  user is likely to want. Redis unreachable: not personalised, degraded.
+ *  Returns 0 (release with hr_rec_done), HR_ENOMODEL, HR_ENOTFOUND (an
+ *  item_id the model does not know), HR_EBADFIELD (filter), HR_EINTERNAL
+ *  or HR_ENOMEM. */
+int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
+                   const hr_config_t *cfg, const hr_recommend_req_t *req,
+                   hr_rec_result_t *out, hr_error_t *err);
+
 /** Release what a result holds (its snapshot reference). */
 void hr_rec_done(hr_rec_result_t *res);
 

@@ -397,6 +397,25 @@ static int parse_user_attrs(json_t *obj, hr_recommend_req_t *out,
   return 0;
 }
 
+/* k: an integer from 1 to recommend.max_k (absent or null: the default). */
+static int parse_k(json_t *root, const hr_config_t *cfg, int *k,
+                   hr_error_t *err) {
+  json_t *v = json_object_get(root, "k");
+  if (v == NULL || json_is_null(v))
+    return 0;
+  if (!json_is_integer(v))
+    return hr_error_set(err, HR_EBADFIELD, "k",
+                        "k must be an integer from 1 to %d",
+                        cfg->recommend.max_k);
+  if (json_integer_value(v) < 1 ||
+      json_integer_value(v) > cfg->recommend.max_k)
+    return hr_error_set(err, HR_ERANGE, "k",
+                        "k must be an integer from 1 to %d",
+                        cfg->recommend.max_k);
+  *k = (int)json_integer_value(v);
+  return 0;
+}
+
 int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
                            long long now, hr_recommend_req_t *out,
                            hr_error_t *err) {
@@ -436,20 +455,8 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
                       "request)");
     goto fail;
   }
-  v = json_object_get(root, "k");
-  if (v != NULL && !json_is_null(v)) {
-    if (!json_is_integer(v)) {
-      rc = hr_error_set(err, HR_EBADFIELD, "k", "k must be an integer from 1 to %d",
-                        cfg->recommend.max_k);
-      goto fail;
-    }
-    if (json_integer_value(v) < 1 || json_integer_value(v) > cfg->recommend.max_k) {
-      rc = hr_error_set(err, HR_ERANGE, "k", "k must be an integer from 1 to %d",
-                        cfg->recommend.max_k);
-      goto fail;
-    }
-    out->k = (int)json_integer_value(v);
-  }
+  if ((rc = parse_k(root, cfg, &out->k, err)))
+    goto fail;
   v = json_object_get(root, "explain");
   if (v != NULL && !json_is_null(v)) {
     if (!json_is_boolean(v)) {
@@ -471,6 +478,45 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
     goto fail;
   v = json_object_get(root, "user_attrs");
   if (v != NULL && !json_is_null(v) && (rc = parse_user_attrs(v, out, err)))
+    goto fail;
+  return 0;
+fail:
+  hr_recommend_req_destroy(out);
+  return rc;
+}
+
+int hr_api_parse_similar(const char *body, size_t len, const hr_config_t *cfg,
+                         hr_recommend_req_t *out, hr_error_t *err) {
+  static const char *const known[] = {"item_id", "user_id", "k", "exclude",
+                                      "filters", NULL};
+  json_t *root, *v;
+  int rc;
+
+  memset(out, 0, sizeof(*out));
+  out->ts = -1;
+  out->k = cfg->recommend.default_k;
+  if ((root = load(body, len, err)) == NULL)
+    return err ? err->code : HR_EBADJSON;
+  out->_root = root;
+  if ((rc = check_unknown(root, known, "", cfg, err)))
+    goto fail;
+  v = json_object_get(root, "item_id");
+  if (v == NULL || json_is_null(v)) {
+    rc = hr_error_set(err, HR_EMISSING, "item_id", "item_id is required");
+    goto fail;
+  }
+  if ((rc = take_id(root, "item_id", 0, v, "item_id", &out->item_id, err)))
+    goto fail;
+  v = json_object_get(root, "user_id");
+  if (v != NULL && !json_is_null(v) &&
+      (rc = take_id(root, "user_id", 0, v, "user_id", &out->user_id, err)))
+    goto fail;
+  if ((rc = parse_k(root, cfg, &out->k, err)) ||
+      (rc = parse_id_list(root, "exclude", (size_t)cfg->recommend.max_exclude,
+                          &out->exclude, &out->n_exclude, err)))
+    goto fail;
+  v = json_object_get(root, "filters");
+  if (v != NULL && !json_is_null(v) && (rc = parse_filters(v, out, err)))
     goto fail;
   return 0;
 fail:

@@ -204,6 +204,86 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
   hr_recommend_req_destroy(&r);
 }
 
+/* ------------------------------------------------------------- similar */
+
+static char *similar_json(const hr_recommend_req_t *r,
+                          const hr_rec_result_t *res, const char *rid) {
+  const hr_model_t *m = res->model;
+  hr_jsonw_t *j = thread_writer();
+
+  if (j == NULL)
+    return NULL;
+  hr_jsonw_open(j, NULL, '{');
+  hr_jsonw_str(j, "recommendation_id", rid);
+  hr_jsonw_str(j, "item_id", r->item_id);
+  hr_jsonw_str(j, "user_id", r->user_id);
+  hr_jsonw_open(j, "items", '[');
+  for (size_t i = 0; i < res->n_items; i++) {
+    hr_jsonw_open(j, NULL, '{');
+    hr_jsonw_str(j, "item_id", hr_model_item_id(m, (size_t)res->items[i].index));
+    hr_jsonw_real(j, "score", (double)res->items[i].score, 7);
+    hr_jsonw_close(j, '}');
+  }
+  hr_jsonw_close(j, ']');
+  hr_jsonw_open(j, "model", '{');
+  hr_jsonw_str(j, "name", hr_model_name(m));
+  hr_jsonw_int(j, "version", (long long)hr_model_version(m));
+  hr_jsonw_close(j, '}');
+  if (r->user_id != NULL)
+    hr_jsonw_int(j, "history_used", (long long)res->history_used);
+  hr_jsonw_bool(j, "degraded", res->degraded);
+  hr_jsonw_str(j, "retrieval", hr_rec_retrieval_name(res->retrieval));
+  if (res->filtered)
+    hr_jsonw_int(j, "filter_matches", (long long)res->filter_matches);
+  hr_jsonw_close(j, '}');
+  return hr_jsonw_take(j);
+}
+
+/* POST /similar: parse, hr_rec_similar, encode. A user_id needs what a
+ * /recommend for that user needs. */
+void hr__h_similar(const hr_hreq_t *req, hr_hresp_t *resp) {
+  hr_recommend_req_t r;
+  hr_rec_result_t res;
+  hr_error_t err = {0};
+  hr_rec_worker_t *w = hr_rec_worker_thread();
+  char rid[24], hex[17];
+
+  if (hr_api_parse_similar(req->body, req->body_len, req->cfg, &r, &err) !=
+      0) {
+    hr__http_error(resp, &err);
+    return;
+  }
+  if (hr_auth_allow(req->caller,
+                    r.user_id ? req->cfg->auth.recommend
+                              : req->cfg->auth.recommend_anonymous,
+                    r.user_id, "POST /similar", &err) != 0) {
+    if (r.user_id)
+      snprintf(err.field, sizeof(err.field), "user_id");
+    hr__http_error(resp, &err);
+    hr_recommend_req_destroy(&r);
+    return;
+  }
+  if (w == NULL)
+    hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+  if (w == NULL || hr_rec_similar(w, req->reg, req->cfg, &r, &res, &err) != 0) {
+    hr__http_error(resp, &err);
+    resp->retry_after_s = err.code == HR_ENOMODEL ? 5 : 0;
+    hr_recommend_req_destroy(&r);
+    return;
+  }
+  hr__http_random_hex(hex);
+  snprintf(rid, sizeof(rid), "s1-%s", hex);
+  resp->status = 200;
+  if ((resp->body = similar_json(&r, &res, rid)) == NULL) {
+    hr_error_set(&err, HR_ENOMEM, "", "out of memory");
+    hr__http_error(resp, &err);
+  }
+  if (res.degraded)
+    hr_metrics_degraded();
+  hr_rec_done(&res);
+  hr_recommend_req_destroy(&r);
+}
+
 void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {
   hr_event_req_t r;
   hr_error_t err = {0};

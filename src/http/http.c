@@ -36,6 +36,7 @@ typedef struct {
 
 static const route_t routes[] = {
     {"/recommend", "POST", hr__h_recommend, HR_EP_RECOMMEND, 1, 0},
+    {"/similar", "POST", hr__h_similar, HR_EP_SIMILAR, 1, 0},
     {"/event", "POST", hr__h_event, HR_EP_EVENT, 1, 0},
     {"/healthz", "GET", hr__h_healthz, HR_EP_HEALTHZ, 0, 0},
     {"/readyz", "GET", hr__h_readyz, HR_EP_READYZ, 0, 0},
@@ -557,7 +558,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
       return send_error(c, cc, HR_EMETHOD, "", msg, 0, allow);
     }
     enum MHD_Result ret = MHD_NO;
-    if ((cc->route->ep == HR_EP_RECOMMEND || cc->route->ep == HR_EP_EVENT) &&
+    if ((cc->route->ep == HR_EP_RECOMMEND || cc->route->ep == HR_EP_SIMILAR ||
+         cc->route->ep == HR_EP_EVENT) &&
         caller_refused(c, cc, &ret))
       return ret;
     if (cc->route->has_body || cc->route->admin) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The request's context by the names a model's context prior and context
  * features use: the context fields, context.extra and user_attrs
@@ -781,6 +782,124 @@ int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
             out->variant ? out->variant->candidates : 0, n_allow, out, err);
   if (rc != 0) /* nothing to release for the caller */
     hr_rec_done(out);
+  return rc;
+}
+
+/* ------------------------------------------------------------- similar */
+
+/* The neighbours in w->top[0..n) re-scored with the user's vector w->un
+ * added (personalised /similar); the best k first. Returns the count. */
+static size_t personalise(hr_rec_worker_t *w, const hr_model_t *m, size_t n,
+                          size_t k) {
+  hr_topk_t t;
+  for (size_t j = 0; j < n; j++)
+    w->ids[j] = (uint32_t)w->top[j].index;
+  hr_model_score_subset(m, w->un, w->ids, n, w->csc);
+  for (size_t j = 0; j < n; j++) /* the prior is in both: count it once */
+    w->csc[j] += w->top[j].score - hr_model_item_prior(m)[w->ids[j]];
+  hr_topk_init(&t, w->top, k);
+  for (size_t j = 0; j < n; j++)
+    hr_topk_push(&t, (long)w->ids[j], w->csc[j]);
+  return hr_topk_finish(&t);
+}
+
+/* The user's state for a personalised /similar: their history excluded
+ * (and mapped into w->hist), their vector into w->un. 0, or HR_EINTERNAL. */
+static int similar_user(hr_rec_worker_t *w, const hr_model_t *m,
+                        const hr_recommend_req_t *req,
+                        const hr_user_state_t *st, size_t *n_excl,
+                        hr_rec_result_t *out) {
+  long user_idx = hr_model_user_index(m, req->user_id);
+  size_t n_trained = 0;
+  const int32_t *trained = hr_model_user_history(m, user_idx, &n_trained);
+  size_t n_hist = gather_history(w, m, req, st, n_excl);
+  for (size_t j = 0; j < n_trained; j++)
+    exclude(w, n_excl, trained[j]);
+  out->history_used = n_hist;
+  hr_history_t h = {w->hist, n_hist, w->hist_ts, (int64_t)time(NULL),
+                    NULL, NULL, 0};
+  if (hr_model_user_base(m, user_idx, &h, &w->fwd, w->base) != 0)
+    return HR_EINTERNAL;
+  hr_model_user_finish(m, user_idx, &h, w->base, w->un);
+  return 0;
+}
+
+int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
+                   const hr_config_t *cfg, const hr_recommend_req_t *req,
+                   hr_rec_result_t *out, hr_error_t *err) {
+  hr_user_state_t *st = NULL;
+  const hr_model_t *m;
+  size_t k = (size_t)req->k, n_excl = 0, n_allow = 0, n_top, nh, nt = 0;
+  size_t nc, dim;
+  long anchor;
+  int rc = 0, personal = req->user_id != NULL;
+
+  memset(out, 0, sizeof(*out));
+  if ((out->_snap = hr_registry_acquire(reg, 0)) == NULL)
+    return hr_error_set(err, HR_ENOMODEL, "", "no model is loaded yet");
+  out->_reg = reg;
+  m = out->model = out->_snap->model;
+  dim = (size_t)hr_model_dim(m);
+  if ((anchor = hr_model_item_index(m, req->item_id)) < 0) {
+    rc = hr_error_set(err, HR_ENOTFOUND, "item_id", "item \"%.128s\" is not "
+                      "in the serving model", req->item_id);
+    goto fail;
+  }
+  nc = personal ? (5 * k > 50 ? 5 * k : 50) : k;
+  if (personal) {
+    hr_ctxstore_t *cs = hr_ctxstore_thread();
+    if (cs != NULL && hr_ctxstore_read_user(cs, req->user_id,
+                                            (size_t)cfg->redis.history_cap,
+                                            &w->st, NULL) == 0)
+      st = &w->st;
+    else
+      out->degraded = 1;
+    hr_model_user_history(m, hr_model_user_index(m, req->user_id), &nt);
+  }
+  nh = req->n_history + (st ? st->n_hist : 0);
+  if (reserve(w, m, nc, nc > (size_t)cfg->ann.candidates
+                            ? nc : (size_t)cfg->ann.candidates,
+              0, nh, nh + nt + req->n_exclude + 1) != 0) {
+    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+    goto fail;
+  }
+  out->filtered = req->n_filters > 0;
+  if (out->filtered && (rc = filter(w, m, req, &n_allow, err)) != 0)
+    goto fail;
+  out->filter_matches = n_allow;
+  exclude(w, &n_excl, anchor);
+  for (size_t j = 0; j < req->n_exclude; j++) {
+    long idx = hr_model_item_index(m, req->exclude[j]);
+    if (idx >= 0)
+      exclude(w, &n_excl, idx);
+  }
+  if (personal && similar_user(w, m, req, st, &n_excl, out) != 0) {
+    clear_excluded(w, n_excl);
+    rc = hr_error_set(err, HR_EINTERNAL, "", "model failed to embed the user");
+    goto fail;
+  }
+  /* the anchor's vector is the query: no kept entry, no context prior */
+  memcpy(w->u, hr_model_item_vectors(m) + (size_t)anchor * dim,
+         dim * sizeof(float));
+  memset(&w->uc, 0, sizeof(w->uc));
+  w->pq.n = 0;
+  hr_history_t none = {NULL, 0, NULL, -1, NULL, NULL, 0};
+  n_top = retrieve(w, m, cfg, (int)nc, out->filtered, n_allow, n_excl, n_excl,
+                   -1, &none, nc, &out->retrieval);
+  clear_excluded(w, n_excl);
+  if (personal)
+    n_top = personalise(w, m, n_top, k);
+  n_top = n_top < k ? n_top : k;
+  for (size_t i = 0; i < n_top; i++) {
+    memset(&w->items[i], 0, sizeof(w->items[i]));
+    w->items[i].index = w->top[i].index;
+    w->items[i].score = w->top[i].score;
+  }
+  out->items = w->items;
+  out->n_items = n_top;
+  return 0;
+fail:
+  hr_rec_done(out);
   return rc;
 }
 

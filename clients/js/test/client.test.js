@@ -120,6 +120,18 @@ test("recommend, then a click on a shown item carries its recommendation_id", as
     dropped: 0, rejected: 0, retries: 0, pending: 0 });
 });
 
+test("similar: neighbours of an item, a click on one attributed to the list", async () => {
+  const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY });
+  const list = await hr.similar({ item_id: "i00003", k: 4 });
+  assert.equal(list.items.length, 4);
+  assert.ok(list.items.every((it) => it.item_id !== "i00003"));
+  const ev = hr.track({ user_id: "s9", type: "click", item_id: list.items[0].item_id });
+  assert.equal(ev.recommendation_id, list.recommendation_id);
+  await assert.rejects(hr.similar({ item_id: "no-such-item" }),
+    (e) => e.status === 404 && e.field === "item_id");
+  await hr.flush();
+});
+
 test("events go in batches of batchSize", async () => {
   const { f, calls } = recording();
   const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY, fetch: f,
