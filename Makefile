@@ -171,6 +171,13 @@ compare-rev: all
 
 # ANN index against hnswlib (bench/run_ann.sh; long: builds 1M twice per run).
 .PHONY: bench-ann _bench-ann
+# POST /similar through the index against an exact scan, and its latency
+# against /recommend's, on MovieLens 100K (bench/run_similar.sh).
+.PHONY: bench-similar
+bench-similar: check-deps
+	@$(MAKE) --no-print-directory all
+	@./bench/run_similar.sh
+
 bench-ann: check-deps
 	@$(MAKE) --no-print-directory _bench-ann
 _bench-ann: all

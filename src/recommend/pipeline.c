@@ -824,6 +824,77 @@ static int similar_user(hr_rec_worker_t *w, const hr_model_t *m,
   return 0;
 }
 
+/* The anchor's neighbours by retrieval (w->u holds its vector): the best
+ * nc of at least ann.candidates candidates, so that the prior reorders the
+ * best by inner product as it does for /recommend. The count in w->top. */
+static size_t neighbours(hr_rec_worker_t *w, const hr_model_t *m,
+                         const hr_config_t *cfg, int filtered, size_t n_allow,
+                         size_t n_excl, size_t nc, hr_retrieval_t *path) {
+  hr_history_t none = {NULL, 0, NULL, -1, NULL, NULL, 0};
+  int cands = nc > (size_t)cfg->ann.candidates ? (int)nc : cfg->ann.candidates;
+  memset(&w->uc, 0, sizeof(w->uc)); /* no user entry, no context prior */
+  w->pq.n = 0;
+  return retrieve(w, m, cfg, cands, filtered, n_allow, n_excl, n_excl, -1,
+                  &none, nc, path);
+}
+
+/* The request's own exclusions, added to w->xbits / w->excl. */
+static void exclude_request(hr_rec_worker_t *w, const hr_model_t *m,
+                            const hr_recommend_req_t *req, size_t *n_excl) {
+  for (size_t j = 0; j < req->n_exclude; j++) {
+    long idx = hr_model_item_index(m, req->exclude[j]);
+    if (idx >= 0)
+      exclude(w, n_excl, idx);
+  }
+}
+
+/* An anchor's neighbours are the same for every plain request (no filter,
+ * no user): the best ann.candidates of them are kept in the snapshot's
+ * cache, under a key no user has, and a request takes the first k that it
+ * does not exclude. 1 when w->top holds the answer (n in *n_top), 0 when
+ * it must be computed (no cache, or the request excludes too many). */
+static int kept_neighbours(hr_rec_worker_t *w, hr_snapshot_t *snap,
+                           const hr_config_t *cfg,
+                           const hr_recommend_req_t *req, long anchor,
+                           size_t k, size_t *n_excl, size_t *n_top,
+                           hr_retrieval_t *path) {
+  const hr_model_t *m = snap->model;
+  size_t want = (size_t)cfg->ann.candidates, got;
+  hr__ucache_t *c = hr__ucache_of(snap, hr_model_dim(m),
+                                  (size_t)cfg->recommend.user_cache_mb << 20,
+                                  (size_t)cfg->ann.kept);
+  hr__ukey_t key = hr__ukey(-2 - anchor, NULL, 0, NULL, NULL, 0);
+  hr__ukept_t meta;
+
+  if (c == NULL || want > hr__ucache_cmax(c) || want < k)
+    return 0;
+  if (!hr__ucache_get(c, key, w->base, w->kept, w->kept_sc, &meta) ||
+      meta.asked != want) {
+    /* with the anchor alone excluded: what every request starts from */
+    got = neighbours(w, m, cfg, 0, 0, *n_excl, want, path);
+    for (size_t j = 0; j < got; j++) {
+      w->kept[j] = (uint32_t)w->top[j].index;
+      w->kept_sc[j] = w->top[j].score;
+    }
+    meta = (hr__ukept_t){(uint32_t)got, (uint32_t)want, (uint32_t)*path, 1,
+                         -1};
+    hr__ucache_put(c, key, w->u, w->kept, w->kept_sc, &meta);
+  }
+  *path = (hr_retrieval_t)meta.n_hist; /* the path that found them */
+  exclude_request(w, m, req, n_excl);
+  got = 0;
+  for (size_t j = 0; j < meta.n_ids && got < k; j++)
+    if (!bit(w->xbits, w->kept[j])) {
+      w->top[got].index = (long)w->kept[j];
+      w->top[got++].score = w->kept_sc[j];
+    }
+  /* a list cut at `want` that the exclusions emptied below k: compute */
+  if (got < k && meta.n_ids == want && *n_excl > 1)
+    return 0;
+  *n_top = got;
+  return 1;
+}
+
 int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
                    const hr_config_t *cfg, const hr_recommend_req_t *req,
                    hr_rec_result_t *out, hr_error_t *err) {
@@ -859,7 +930,8 @@ int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
   nh = req->n_history + (st ? st->n_hist : 0);
   if (reserve(w, m, nc, nc > (size_t)cfg->ann.candidates
                             ? nc : (size_t)cfg->ann.candidates,
-              0, nh, nh + nt + req->n_exclude + 1) != 0) {
+              (size_t)cfg->ann.kept, nh,
+              nh + nt + req->n_exclude + 1) != 0) {
     rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
     goto fail;
   }
@@ -868,24 +940,23 @@ int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
     goto fail;
   out->filter_matches = n_allow;
   exclude(w, &n_excl, anchor);
-  for (size_t j = 0; j < req->n_exclude; j++) {
-    long idx = hr_model_item_index(m, req->exclude[j]);
-    if (idx >= 0)
-      exclude(w, &n_excl, idx);
-  }
+  /* the anchor's vector is the query */
+  memcpy(w->u, hr_model_item_vectors(m) + (size_t)anchor * dim,
+         dim * sizeof(float));
+  if (!personal && !out->filtered && !cfg->ann.exact &&
+      kept_neighbours(w, out->_snap, cfg, req, anchor, k, &n_excl, &n_top,
+                      &out->retrieval))
+    goto found;
+  if (n_excl == 1) /* not added by kept_neighbours */
+    exclude_request(w, m, req, &n_excl);
   if (personal && similar_user(w, m, req, st, &n_excl, out) != 0) {
     clear_excluded(w, n_excl);
     rc = hr_error_set(err, HR_EINTERNAL, "", "model failed to embed the user");
     goto fail;
   }
-  /* the anchor's vector is the query: no kept entry, no context prior */
-  memcpy(w->u, hr_model_item_vectors(m) + (size_t)anchor * dim,
-         dim * sizeof(float));
-  memset(&w->uc, 0, sizeof(w->uc));
-  w->pq.n = 0;
-  hr_history_t none = {NULL, 0, NULL, -1, NULL, NULL, 0};
-  n_top = retrieve(w, m, cfg, (int)nc, out->filtered, n_allow, n_excl, n_excl,
-                   -1, &none, nc, &out->retrieval);
+  n_top = neighbours(w, m, cfg, out->filtered, n_allow, n_excl, nc,
+                     &out->retrieval);
+found:
   clear_excluded(w, n_excl);
   if (personal)
     n_top = personalise(w, m, n_top, k);

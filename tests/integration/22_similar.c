@@ -78,6 +78,22 @@ HR_TEST_T(similar_agrees_with_an_exact_scan, 120) {
   ASSERT_MSG(recall >= 0.95, "recall@10 %.4f", recall);
   ASSERT_EQ(via_index, n);
 
+  /* a kept list (the anchors above were all asked once) with the
+   * request's own exclusion: the exact list without the excluded item */
+  for (size_t a = 0; a < n; a += 7) {
+    long ids11[11];
+    size_t ne = exact_similar(m, a, NULL, 11, ids11);
+    ASSERT_EQ(ne, 11);
+    json_t *j = hrt_post(&e, "/similar",
+                         json_pack("{ss si s[s]}", "item_id",
+                                   hr_model_item_id(m, a), "k", 10, "exclude",
+                                   hr_model_item_id(m, (size_t)ids11[0])),
+                         &st);
+    ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
+    ASSERT_EQ(overlap(m, j, ids11 + 1, 10), 10);
+    json_decref(j);
+  }
+
   /* a filter: exact, in order */
   const char *vals[] = {"drama"};
   hr_filter_term_t term = {"category", vals, 1};
