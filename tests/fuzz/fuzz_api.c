@@ -1,7 +1,9 @@
-/* fuzz_api.c -- the request parsers: POST /recommend and POST /event bodies.
+/* fuzz_api.c -- the request parsers: POST /recommend, /similar and /event
+ * bodies.
  *
- * Input: one selector byte (even: /recommend, odd: /event; bit 1 sets
- * http.unknown_fields to "ignore"), then the body. A body the parser
+ * Input: one selector byte (odd: /event; even: /recommend, or /similar
+ * when bit 2 is set; bit 1 sets http.unknown_fields to "ignore"), then the
+ * body. A body the parser
  * accepts must hold only what the validation promises: bounded counts, ids
  * of 1..HR_API_MAX_ID bytes, times in range. A refused one must come with
  * an error code and an error body that is valid JSON. */
@@ -114,7 +116,19 @@ HR_FUZZ_TARGET(api) {
   const char *body = (const char *)data + 1;
   size_t len = size - 1;
   memset(&err, 0, sizeof(err));
-  if ((data[0] & 1) == 0) {
+  if ((data[0] & 5) == 4) {
+    hr_recommend_req_t r;
+    if (hr_api_parse_similar(body, len, &cfg, &r, &err) == 0) {
+      hr_fuzz_accepted++;
+      id_ok(r.item_id, "item_id");
+      FUZZ_EXPECT(r.n_history == 0 && r.n_ctx_extra == 0 && r.n_uattr == 0,
+                  "/similar took a field it does not have");
+      check_recommend(&r, &cfg);
+      hr_recommend_req_destroy(&r);
+    } else {
+      check_error(&err);
+    }
+  } else if ((data[0] & 1) == 0) {
     hr_recommend_req_t r;
     if (hr_api_parse_recommend(body, len, &cfg, NOW, &r, &err) == 0) {
       hr_fuzz_accepted++;

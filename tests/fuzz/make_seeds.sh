@@ -12,7 +12,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"/{api,auth,config,model,index,tzif}
 
-# ---- api: selector byte (even /recommend, odd /event), then the body
+# ---- api: selector byte (even /recommend, 04 /similar, odd /event), then
+# the body
 api() { printf "\\x$1" >"$out/api/$2"; printf '%s' "$3" >>"$out/api/$2"; }
 api 00 rec-min '{}'
 api 00 rec-user '{"user_id":"u1","k":5}'
@@ -20,6 +21,9 @@ api 00 rec-full '{"user_id":"u1","session_id":"s9","k":20,"explain":true,"histor
 api 00 rec-anon-history '{"history":["i9","i8"],"k":3,"context":{"tz":"UTC+05:30"}}'
 api 02 rec-unknown-ignored '{"user_id":"u2","whatever":[1,2,{"a":null}]}'
 api 00 rec-bad-k '{"user_id":"u1","k":0}'
+api 04 sim-min '{"item_id":"i1"}'
+api 04 sim-full '{"item_id":7,"user_id":"u1","k":20,"exclude":["i4"],"filters":{"genre":["a","b"]}}'
+api 04 sim-bad '{"item_id":"","history":["i1"]}'
 api 01 ev-one '{"user_id":"u1","item_id":"i1","type":"click"}'
 api 01 ev-full '{"user_id":"u1","item_id":"i1","type":"purchase","value":12.5,"event_id":"e-1","recommendation_id":"r.ab.exp1.v2.123","ts":1767225000,"context":{"location":"work","mood":"sad","device":"desktop","tz":"America/New_York"}}'
 api 01 ev-batch '{"events":[{"user_id":"u1","item_id":"i1","type":"view"},{"user_id":"u2","type":"context","context":{"mood":"calm"}},{"user_id":3,"item_id":4,"type":"click","ts":1767220000}]}'
