@@ -59,6 +59,15 @@ export interface RecommendResponse {
   filter_matches?: number;
 }
 
+export interface PopularRequest {
+  /** 1 to 100, default 10 */
+  k?: number;
+  context?: Context & { ts?: number; extra?: Record<string, string> };
+  exclude?: Id[];
+  filters?: Record<string, FilterValue | FilterValue[]>;
+  user_attrs?: Record<string, string | number>;
+}
+
 export interface SimilarRequest {
   item_id: Id;
   /** personal: the user's history is left out and their taste counts */
@@ -145,6 +154,7 @@ export class HyperrecClient {
   constructor(options: ClientOptions);
   recommend(req: RecommendRequest): Promise<RecommendResponse>;
   similar(req: SimilarRequest): Promise<SimilarResponse>;
+  popular(req?: PopularRequest): Promise<RecommendResponse>;
   track(event: Event): Event | null;
   flush(): Promise<void>;
   stats(): ClientStats;

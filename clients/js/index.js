@@ -141,6 +141,14 @@ export class HyperrecClient {
     return list;
   }
 
+  /** POST /popular: what is popular in req.context (anonymous visitors,
+   *  empty shelves). Its items remember the answer's recommendation_id. */
+  async popular(req = {}) {
+    const list = await this._post("/popular", req);
+    this._remember(list);
+    return list;
+  }
+
   /** Queue one event (POST /event's fields). Returns the event as queued
    *  (with its event_id), or null when the queue was full and it was
    *  dropped (counted, and onDrop called). */

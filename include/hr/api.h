@@ -79,6 +79,11 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
                            long long now, hr_recommend_req_t *out,
                            hr_error_t *err);
 void hr_recommend_req_destroy(hr_recommend_req_t *r);
+/** Parse POST /popular: k, context (with extra), exclude, filters and
+ *  user_attrs, as /recommend has them. Same errors and release. */
+int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
+                         long long now, hr_recommend_req_t *out,
+                         hr_error_t *err);
 /** Parse POST /similar: item_id (required), user_id, k, exclude, filters
  *  into the fields of the same name (the others stay empty). Same errors
  *  and release as hr_api_parse_recommend. */

@@ -13,6 +13,7 @@
 #define HR_ENDPOINT_MAP(XX)                                                   \
   XX(RECOMMEND, "recommend")                                                  \
   XX(SIMILAR, "similar")                                                      \
+  XX(POPULAR, "popular")                                                      \
   XX(EVENT, "event")                                                          \
   XX(HEALTHZ, "healthz")                                                      \
   XX(READYZ, "readyz")                                                        \

@@ -127,6 +127,16 @@ int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
                    const hr_config_t *cfg, const hr_recommend_req_t *req,
                    hr_rec_result_t *out, hr_error_t *err);
 
+/** POST /popular: what the first slot's model ranks for nobody in the
+ *  request's context -- its context prior (log popularity lifted by each
+ *  context value and user attribute it knows), or plain popularity when it
+ *  knows none -- with req's filters and exclusions; no Redis. Returns 0
+ *  (release with hr_rec_done), HR_ENOMODEL, HR_EBADFIELD (filter) or
+ *  HR_ENOMEM. */
+int hr_rec_popular(hr_rec_worker_t *w, hr_registry_t *reg,
+                   const hr_config_t *cfg, const hr_recommend_req_t *req,
+                   hr_rec_result_t *out, hr_error_t *err);
+
 /** Release what a result holds (its snapshot reference). */
 void hr_rec_done(hr_rec_result_t *res);
 

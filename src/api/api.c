@@ -397,6 +397,29 @@ static int parse_user_attrs(json_t *obj, hr_recommend_req_t *out,
   return 0;
 }
 
+/* What /recommend and /popular share after their own fields: context
+ * (with extra), filters and user_attrs, in that order. */
+static int parse_context_tail(json_t *root, const hr_config_t *cfg,
+                              long long now, hr_recommend_req_t *out,
+                              hr_error_t *err) {
+  json_t *v = json_object_get(root, "context");
+  int rc;
+  if (v != NULL && !json_is_null(v) &&
+      (rc = parse_context(v, "context", 1, cfg, now, out->ctx, &out->ts, err)))
+    return rc;
+  if (v != NULL && json_is_object(v) &&
+      (v = json_object_get(v, "extra")) != NULL && !json_is_null(v) &&
+      (rc = parse_ctx_extra(v, out, err)))
+    return rc;
+  v = json_object_get(root, "filters");
+  if (v != NULL && !json_is_null(v) && (rc = parse_filters(v, out, err)))
+    return rc;
+  v = json_object_get(root, "user_attrs");
+  if (v != NULL && !json_is_null(v) && (rc = parse_user_attrs(v, out, err)))
+    return rc;
+  return 0;
+}
+
 /* k: an integer from 1 to recommend.max_k (absent or null: the default). */
 static int parse_k(json_t *root, const hr_config_t *cfg, int *k,
                    hr_error_t *err) {
@@ -465,24 +488,37 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
     }
     out->explain = json_is_true(v);
   }
-  v = json_object_get(root, "context");
-  if (v != NULL && !json_is_null(v) &&
-      (rc = parse_context(v, "context", 1, cfg, now, out->ctx, &out->ts, err)))
-    goto fail;
-  if (v != NULL && json_is_object(v) &&
-      (v = json_object_get(v, "extra")) != NULL && !json_is_null(v) &&
-      (rc = parse_ctx_extra(v, out, err)))
-    goto fail;
-  v = json_object_get(root, "filters");
-  if (v != NULL && !json_is_null(v) && (rc = parse_filters(v, out, err)))
-    goto fail;
-  v = json_object_get(root, "user_attrs");
-  if (v != NULL && !json_is_null(v) && (rc = parse_user_attrs(v, out, err)))
+  if ((rc = parse_context_tail(root, cfg, now, out, err)))
     goto fail;
   return 0;
 fail:
   hr_recommend_req_destroy(out);
   return rc;
+}
+
+int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
+                         long long now, hr_recommend_req_t *out,
+                         hr_error_t *err) {
+  static const char *const known[] = {"k", "context", "exclude", "filters",
+                                      "user_attrs", NULL};
+  json_t *root;
+  int rc;
+
+  memset(out, 0, sizeof(*out));
+  out->ts = -1;
+  out->k = cfg->recommend.default_k;
+  if ((root = load(body, len, err)) == NULL)
+    return err ? err->code : HR_EBADJSON;
+  out->_root = root;
+  if ((rc = check_unknown(root, known, "", cfg, err)) ||
+      (rc = parse_id_list(root, "exclude", (size_t)cfg->recommend.max_exclude,
+                          &out->exclude, &out->n_exclude, err)) ||
+      (rc = parse_k(root, cfg, &out->k, err)) ||
+      (rc = parse_context_tail(root, cfg, now, out, err))) {
+    hr_recommend_req_destroy(out);
+    return rc;
+  }
+  return 0;
 }
 
 int hr_api_parse_similar(const char *body, size_t len, const hr_config_t *cfg,

@@ -88,6 +88,24 @@ static void explain_json(hr_jsonw_t *j, const hr_model_t *m,
   hr_jsonw_close(j, '}');
 }
 
+/* "context" and "context_source": the context a list was made for. */
+static void context_json(hr_jsonw_t *j, const hr_context_t *cx) {
+  hr_jsonw_open(j, "context", '{');
+  hr_jsonw_int(j, "ts", cx->ts);
+  hr_jsonw_str(j, "tz", cx->val[0]);
+  hr_jsonw_int(j, "hour", cx->hour);
+  hr_jsonw_int(j, "weekday", cx->weekday);
+  hr_jsonw_bool(j, "weekend", cx->weekend);
+  for (int i = 1; i < HR_CTX_FIELDS; i++)
+    hr_jsonw_str(j, hr_ctx_field_names[i], cx->val[i]);
+  hr_jsonw_close(j, '}');
+  hr_jsonw_open(j, "context_source", '{');
+  hr_jsonw_str(j, "ts", hr_ctx_source_name(cx->ts_src));
+  for (int i = 0; i < HR_CTX_FIELDS; i++)
+    hr_jsonw_str(j, hr_ctx_field_names[i], hr_ctx_source_name(cx->src[i]));
+  hr_jsonw_close(j, '}');
+}
+
 /* The answer of docs/api.md for a result; `rid` its recommendation id.
  * NULL when out of memory. */
 static char *recommend_json(const hr_recommend_req_t *r,
@@ -124,20 +142,7 @@ static char *recommend_json(const hr_recommend_req_t *r,
   } else {
     hr_jsonw_null(j, "variant");
   }
-  hr_jsonw_open(j, "context", '{');
-  hr_jsonw_int(j, "ts", cx->ts);
-  hr_jsonw_str(j, "tz", cx->val[0]);
-  hr_jsonw_int(j, "hour", cx->hour);
-  hr_jsonw_int(j, "weekday", cx->weekday);
-  hr_jsonw_bool(j, "weekend", cx->weekend);
-  for (int i = 1; i < HR_CTX_FIELDS; i++)
-    hr_jsonw_str(j, hr_ctx_field_names[i], cx->val[i]);
-  hr_jsonw_close(j, '}');
-  hr_jsonw_open(j, "context_source", '{');
-  hr_jsonw_str(j, "ts", hr_ctx_source_name(cx->ts_src));
-  for (int i = 0; i < HR_CTX_FIELDS; i++)
-    hr_jsonw_str(j, hr_ctx_field_names[i], hr_ctx_source_name(cx->src[i]));
-  hr_jsonw_close(j, '}');
+  context_json(j, cx);
   hr_jsonw_int(j, "history_used", (long long)res->history_used);
   hr_jsonw_bool(j, "degraded", res->degraded);
   hr_jsonw_str(j, "retrieval", hr_rec_retrieval_name(res->retrieval));
@@ -206,8 +211,9 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
 
 /* ------------------------------------------------------------- similar */
 
-static char *similar_json(const hr_recommend_req_t *r,
-                          const hr_rec_result_t *res, const char *rid) {
+/* The answer of /similar (r->item_id set) or /popular. */
+static char *list_json(const hr_recommend_req_t *r, const hr_rec_result_t *res,
+                       const char *rid) {
   const hr_model_t *m = res->model;
   hr_jsonw_t *j = thread_writer();
 
@@ -215,8 +221,10 @@ static char *similar_json(const hr_recommend_req_t *r,
     return NULL;
   hr_jsonw_open(j, NULL, '{');
   hr_jsonw_str(j, "recommendation_id", rid);
-  hr_jsonw_str(j, "item_id", r->item_id);
-  hr_jsonw_str(j, "user_id", r->user_id);
+  if (r->item_id != NULL) {
+    hr_jsonw_str(j, "item_id", r->item_id);
+    hr_jsonw_str(j, "user_id", r->user_id);
+  }
   hr_jsonw_open(j, "items", '[');
   for (size_t i = 0; i < res->n_items; i++) {
     hr_jsonw_open(j, NULL, '{');
@@ -229,6 +237,8 @@ static char *similar_json(const hr_recommend_req_t *r,
   hr_jsonw_str(j, "name", hr_model_name(m));
   hr_jsonw_int(j, "version", (long long)hr_model_version(m));
   hr_jsonw_close(j, '}');
+  if (r->item_id == NULL)
+    context_json(j, &res->ctx);
   if (r->user_id != NULL)
     hr_jsonw_int(j, "history_used", (long long)res->history_used);
   hr_jsonw_bool(j, "degraded", res->degraded);
@@ -239,49 +249,69 @@ static char *similar_json(const hr_recommend_req_t *r,
   return hr_jsonw_take(j);
 }
 
-/* POST /similar: parse, hr_rec_similar, encode. A user_id needs what a
- * /recommend for that user needs. */
-void hr__h_similar(const hr_hreq_t *req, hr_hresp_t *resp) {
-  hr_recommend_req_t r;
+/* POST /similar and /popular: parse (done by the caller into r), check
+ * the caller, run, encode. A user_id needs what a /recommend for that user
+ * needs; no user, what an anonymous /recommend needs. Takes r. */
+static void run_list(const hr_hreq_t *req, hr_hresp_t *resp,
+                     hr_recommend_req_t *r, const char *what,
+                     const char *rid_prefix,
+                     int (*run)(hr_rec_worker_t *, hr_registry_t *,
+                                const hr_config_t *,
+                                const hr_recommend_req_t *,
+                                hr_rec_result_t *, hr_error_t *)) {
   hr_rec_result_t res;
   hr_error_t err = {0};
   hr_rec_worker_t *w = hr_rec_worker_thread();
   char rid[24], hex[17];
 
-  if (hr_api_parse_similar(req->body, req->body_len, req->cfg, &r, &err) !=
-      0) {
-    hr__http_error(resp, &err);
-    return;
-  }
   if (hr_auth_allow(req->caller,
-                    r.user_id ? req->cfg->auth.recommend
-                              : req->cfg->auth.recommend_anonymous,
-                    r.user_id, "POST /similar", &err) != 0) {
-    if (r.user_id)
+                    r->user_id ? req->cfg->auth.recommend
+                               : req->cfg->auth.recommend_anonymous,
+                    r->user_id, what, &err) != 0) {
+    if (r->user_id)
       snprintf(err.field, sizeof(err.field), "user_id");
     hr__http_error(resp, &err);
-    hr_recommend_req_destroy(&r);
+    hr_recommend_req_destroy(r);
     return;
   }
   if (w == NULL)
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
-  if (w == NULL || hr_rec_similar(w, req->reg, req->cfg, &r, &res, &err) != 0) {
+  if (w == NULL || run(w, req->reg, req->cfg, r, &res, &err) != 0) {
     hr__http_error(resp, &err);
     resp->retry_after_s = err.code == HR_ENOMODEL ? 5 : 0;
-    hr_recommend_req_destroy(&r);
+    hr_recommend_req_destroy(r);
     return;
   }
   hr__http_random_hex(hex);
-  snprintf(rid, sizeof(rid), "s1-%s", hex);
+  snprintf(rid, sizeof(rid), "%s%s", rid_prefix, hex);
   resp->status = 200;
-  if ((resp->body = similar_json(&r, &res, rid)) == NULL) {
+  if ((resp->body = list_json(r, &res, rid)) == NULL) {
     hr_error_set(&err, HR_ENOMEM, "", "out of memory");
     hr__http_error(resp, &err);
   }
   if (res.degraded)
     hr_metrics_degraded();
   hr_rec_done(&res);
-  hr_recommend_req_destroy(&r);
+  hr_recommend_req_destroy(r);
+}
+
+void hr__h_similar(const hr_hreq_t *req, hr_hresp_t *resp) {
+  hr_recommend_req_t r;
+  hr_error_t err = {0};
+  if (hr_api_parse_similar(req->body, req->body_len, req->cfg, &r, &err) != 0)
+    hr__http_error(resp, &err);
+  else
+    run_list(req, resp, &r, "POST /similar", "s1-", hr_rec_similar);
+}
+
+void hr__h_popular(const hr_hreq_t *req, hr_hresp_t *resp) {
+  hr_recommend_req_t r;
+  hr_error_t err = {0};
+  if (hr_api_parse_popular(req->body, req->body_len, req->cfg,
+                           (long long)time(NULL), &r, &err) != 0)
+    hr__http_error(resp, &err);
+  else
+    run_list(req, resp, &r, "POST /popular", "p1-", hr_rec_popular);
 }
 
 void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {

@@ -37,6 +37,7 @@ typedef struct {
 static const route_t routes[] = {
     {"/recommend", "POST", hr__h_recommend, HR_EP_RECOMMEND, 1, 0},
     {"/similar", "POST", hr__h_similar, HR_EP_SIMILAR, 1, 0},
+    {"/popular", "POST", hr__h_popular, HR_EP_POPULAR, 1, 0},
     {"/event", "POST", hr__h_event, HR_EP_EVENT, 1, 0},
     {"/healthz", "GET", hr__h_healthz, HR_EP_HEALTHZ, 0, 0},
     {"/readyz", "GET", hr__h_readyz, HR_EP_READYZ, 0, 0},
@@ -559,7 +560,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
     }
     enum MHD_Result ret = MHD_NO;
     if ((cc->route->ep == HR_EP_RECOMMEND || cc->route->ep == HR_EP_SIMILAR ||
-         cc->route->ep == HR_EP_EVENT) &&
+         cc->route->ep == HR_EP_POPULAR || cc->route->ep == HR_EP_EVENT) &&
         caller_refused(c, cc, &ret))
       return ret;
     if (cc->route->has_body || cc->route->admin) {

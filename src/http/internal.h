@@ -37,6 +37,7 @@ typedef void (*hr_handler_fn)(const hr_hreq_t *req, hr_hresp_t *resp);
 
 void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_similar(const hr_hreq_t *req, hr_hresp_t *resp);
+void hr__h_popular(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_healthz(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_readyz(const hr_hreq_t *req, hr_hresp_t *resp);

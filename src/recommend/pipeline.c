@@ -787,6 +787,17 @@ int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
 
 /* ------------------------------------------------------------- similar */
 
+/* The result's items from w->top[0..n), without explanations. */
+static void plain_items(hr_rec_worker_t *w, hr_rec_result_t *out, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    memset(&w->items[i], 0, sizeof(w->items[i]));
+    w->items[i].index = w->top[i].index;
+    w->items[i].score = w->top[i].score;
+  }
+  out->items = w->items;
+  out->n_items = n;
+}
+
 /* The neighbours in w->top[0..n) re-scored with the user's vector w->un
  * added (personalised /similar); the best k first. Returns the count. */
 static size_t personalise(hr_rec_worker_t *w, const hr_model_t *m, size_t n,
@@ -960,14 +971,46 @@ found:
   clear_excluded(w, n_excl);
   if (personal)
     n_top = personalise(w, m, n_top, k);
-  n_top = n_top < k ? n_top : k;
-  for (size_t i = 0; i < n_top; i++) {
-    memset(&w->items[i], 0, sizeof(w->items[i]));
-    w->items[i].index = w->top[i].index;
-    w->items[i].score = w->top[i].score;
+  plain_items(w, out, n_top < k ? n_top : k);
+  return 0;
+fail:
+  hr_rec_done(out);
+  return rc;
+}
+
+/* ------------------------------------------------------------- popular */
+
+int hr_rec_popular(hr_rec_worker_t *w, hr_registry_t *reg,
+                   const hr_config_t *cfg, const hr_recommend_req_t *req,
+                   hr_rec_result_t *out, hr_error_t *err) {
+  const hr_model_t *m;
+  size_t k = (size_t)req->k, n_excl = 0, n_allow = 0, n_top;
+  int rc = 0;
+
+  memset(out, 0, sizeof(*out));
+  if ((out->_snap = hr_registry_acquire(reg, 0)) == NULL)
+    return hr_error_set(err, HR_ENOMODEL, "", "no model is loaded yet");
+  out->_reg = reg;
+  m = out->model = out->_snap->model;
+  if (reserve(w, m, k, k, 0, 0, req->n_exclude + 1) != 0) {
+    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+    goto fail;
   }
-  out->items = w->items;
-  out->n_items = n_top;
+  out->filtered = req->n_filters > 0;
+  if (out->filtered && (rc = filter(w, m, req, &n_allow, err)) != 0)
+    goto fail;
+  out->filter_matches = n_allow;
+  hr_features_resolve(req->ctx, req->ts, NULL, &out->ctx);
+  prior_query(&out->ctx, req, &w->pq);
+  exclude_request(w, m, req, &n_excl);
+  /* nobody: the context prior, or popularity (retrieve's zero vector) */
+  memset(w->u, 0, (size_t)hr_model_dim(m) * sizeof(float));
+  memset(&w->uc, 0, sizeof(w->uc));
+  hr_history_t none = {NULL, 0, NULL, -1, NULL, NULL, 0};
+  n_top = retrieve(w, m, cfg, 0, out->filtered, n_allow, n_excl, n_excl, -1,
+                   &none, k, &out->retrieval);
+  clear_excluded(w, n_excl);
+  plain_items(w, out, n_top < k ? n_top : k);
   return 0;
 fail:
   hr_rec_done(out);

@@ -132,6 +132,16 @@ test("similar: neighbours of an item, a click on one attributed to the list", as
   await hr.flush();
 });
 
+test("popular: in a context, without a user", async () => {
+  const hr = new HyperrecClient({ baseUrl: base });
+  const list = await hr.popular({ k: 5, context: { location: "gym" } });
+  assert.equal(list.items.length, 5);
+  assert.equal(list.context.location, "gym");
+  assert.match(list.recommendation_id, /^p1-/);
+  await assert.rejects(hr.popular({ k: 0 }),
+    (e) => e.status === 400 && e.field === "k");
+});
+
 test("events go in batches of batchSize", async () => {
   const { f, calls } = recording();
   const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY, fetch: f,
