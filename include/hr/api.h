@@ -85,10 +85,11 @@ int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
                          long long now, hr_recommend_req_t *out,
                          hr_error_t *err);
 /** Parse POST /similar: item_id (required), user_id, k, exclude, filters
- *  into the fields of the same name (the others stay empty). Same errors
- *  and release as hr_api_parse_recommend. */
+ *  into the fields of the same name (the others stay empty; `now` is
+ *  unused). Same errors and release as hr_api_parse_recommend. */
 int hr_api_parse_similar(const char *body, size_t len, const hr_config_t *cfg,
-                         hr_recommend_req_t *out, hr_error_t *err);
+                         long long now, hr_recommend_req_t *out,
+                         hr_error_t *err);
 
 /** Parse POST /event (one event or {"events":[...]}). Events without `ts`
  *  get `now`. Same error codes as above. */

@@ -397,6 +397,26 @@ static int parse_user_attrs(json_t *obj, hr_recommend_req_t *out,
   return 0;
 }
 
+/* A request body's object into a cleared `out` (k and ts at their
+ * defaults), checked against the fields it may have: 0, or the error
+ * (nothing to destroy then). */
+static int begin(const char *body, size_t len, const hr_config_t *cfg,
+                 const char *const *known, hr_recommend_req_t *out,
+                 json_t **root, hr_error_t *err) {
+  int rc;
+  memset(out, 0, sizeof(*out));
+  out->ts = -1;
+  out->k = cfg->recommend.default_k;
+  if ((*root = load(body, len, err)) == NULL)
+    return err ? err->code : HR_EBADJSON;
+  out->_root = *root;
+  if ((rc = check_unknown(*root, known, "", cfg, err))) {
+    hr_recommend_req_destroy(out);
+    return rc;
+  }
+  return 0;
+}
+
 /* What /recommend and /popular share after their own fields: context
  * (with extra), filters and user_attrs, in that order. */
 static int parse_context_tail(json_t *root, const hr_config_t *cfg,
@@ -448,14 +468,8 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
   json_t *root, *v;
   int rc;
 
-  memset(out, 0, sizeof(*out));
-  out->ts = -1;
-  out->k = cfg->recommend.default_k;
-  if ((root = load(body, len, err)) == NULL)
-    return err ? err->code : HR_EBADJSON;
-  out->_root = root;
-  if ((rc = check_unknown(root, known, "", cfg, err)))
-    goto fail;
+  if ((rc = begin(body, len, cfg, known, out, &root, err)))
+    return rc;
   v = json_object_get(root, "user_id");
   if (v != NULL && !json_is_null(v) &&
       (rc = take_id(root, "user_id", 0, v, "user_id", &out->user_id, err)))
@@ -504,14 +518,9 @@ int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
   json_t *root;
   int rc;
 
-  memset(out, 0, sizeof(*out));
-  out->ts = -1;
-  out->k = cfg->recommend.default_k;
-  if ((root = load(body, len, err)) == NULL)
-    return err ? err->code : HR_EBADJSON;
-  out->_root = root;
-  if ((rc = check_unknown(root, known, "", cfg, err)) ||
-      (rc = parse_id_list(root, "exclude", (size_t)cfg->recommend.max_exclude,
+  if ((rc = begin(body, len, cfg, known, out, &root, err)))
+    return rc;
+  if ((rc = parse_id_list(root, "exclude", (size_t)cfg->recommend.max_exclude,
                           &out->exclude, &out->n_exclude, err)) ||
       (rc = parse_k(root, cfg, &out->k, err)) ||
       (rc = parse_context_tail(root, cfg, now, out, err))) {
@@ -522,20 +531,16 @@ int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
 }
 
 int hr_api_parse_similar(const char *body, size_t len, const hr_config_t *cfg,
-                         hr_recommend_req_t *out, hr_error_t *err) {
+                         long long now, hr_recommend_req_t *out,
+                         hr_error_t *err) {
   static const char *const known[] = {"item_id", "user_id", "k", "exclude",
                                       "filters", NULL};
   json_t *root, *v;
   int rc;
 
-  memset(out, 0, sizeof(*out));
-  out->ts = -1;
-  out->k = cfg->recommend.default_k;
-  if ((root = load(body, len, err)) == NULL)
-    return err ? err->code : HR_EBADJSON;
-  out->_root = root;
-  if ((rc = check_unknown(root, known, "", cfg, err)))
-    goto fail;
+  (void)now; /* no time field: the signature of the other list parsers */
+  if ((rc = begin(body, len, cfg, known, out, &root, err)))
+    return rc;
   v = json_object_get(root, "item_id");
   if (v == NULL || json_is_null(v)) {
     rc = hr_error_set(err, HR_EMISSING, "item_id", "item_id is required");

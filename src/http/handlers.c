@@ -106,19 +106,10 @@ static void context_json(hr_jsonw_t *j, const hr_context_t *cx) {
   hr_jsonw_close(j, '}');
 }
 
-/* The answer of docs/api.md for a result; `rid` its recommendation id.
- * NULL when out of memory. */
-static char *recommend_json(const hr_recommend_req_t *r,
-                            const hr_rec_result_t *res, const char *rid) {
+/* "items" (with explanations when asked) and "model" of a list. */
+static void items_json(hr_jsonw_t *j, const hr_recommend_req_t *r,
+                       const hr_rec_result_t *res) {
   const hr_model_t *m = res->model;
-  const hr_context_t *cx = &res->ctx;
-  hr_jsonw_t *j = thread_writer();
-
-  if (j == NULL)
-    return NULL;
-  hr_jsonw_open(j, NULL, '{');
-  hr_jsonw_str(j, "recommendation_id", rid);
-  hr_jsonw_str(j, "user_id", r->user_id);
   hr_jsonw_open(j, "items", '[');
   for (size_t i = 0; i < res->n_items; i++) {
     const hr_rec_item_t *it = &res->items[i];
@@ -134,6 +125,32 @@ static char *recommend_json(const hr_recommend_req_t *r,
   hr_jsonw_str(j, "name", hr_model_name(m));
   hr_jsonw_int(j, "version", (long long)hr_model_version(m));
   hr_jsonw_close(j, '}');
+}
+
+/* A list's last fields (degraded, retrieval, filter_matches), closed:
+ * the text, or NULL when out of memory. */
+static char *finish_json(hr_jsonw_t *j, const hr_rec_result_t *res) {
+  hr_jsonw_bool(j, "degraded", res->degraded);
+  hr_jsonw_str(j, "retrieval", hr_rec_retrieval_name(res->retrieval));
+  if (res->filtered)
+    hr_jsonw_int(j, "filter_matches", (long long)res->filter_matches);
+  hr_jsonw_close(j, '}');
+  return hr_jsonw_take(j);
+}
+
+/* The answer of docs/api.md for a result; `rid` its recommendation id.
+ * NULL when out of memory. */
+static char *recommend_json(const hr_recommend_req_t *r,
+                            const hr_rec_result_t *res, const char *rid) {
+  const hr_context_t *cx = &res->ctx;
+  hr_jsonw_t *j = thread_writer();
+
+  if (j == NULL)
+    return NULL;
+  hr_jsonw_open(j, NULL, '{');
+  hr_jsonw_str(j, "recommendation_id", rid);
+  hr_jsonw_str(j, "user_id", r->user_id);
+  items_json(j, r, res);
   if (res->variant != NULL) {
     hr_jsonw_open(j, "variant", '{');
     hr_jsonw_str(j, "experiment", res->exp->name);
@@ -144,12 +161,7 @@ static char *recommend_json(const hr_recommend_req_t *r,
   }
   context_json(j, cx);
   hr_jsonw_int(j, "history_used", (long long)res->history_used);
-  hr_jsonw_bool(j, "degraded", res->degraded);
-  hr_jsonw_str(j, "retrieval", hr_rec_retrieval_name(res->retrieval));
-  if (res->filtered)
-    hr_jsonw_int(j, "filter_matches", (long long)res->filter_matches);
-  hr_jsonw_close(j, '}');
-  return hr_jsonw_take(j);
+  return finish_json(j, res);
 }
 
 /* POST /recommend: parse, run the pipeline (recommend.h), encode, count. */
@@ -214,7 +226,6 @@ void hr__h_recommend(const hr_hreq_t *req, hr_hresp_t *resp) {
 /* The answer of /similar (r->item_id set) or /popular. */
 static char *list_json(const hr_recommend_req_t *r, const hr_rec_result_t *res,
                        const char *rid) {
-  const hr_model_t *m = res->model;
   hr_jsonw_t *j = thread_writer();
 
   if (j == NULL)
@@ -225,28 +236,12 @@ static char *list_json(const hr_recommend_req_t *r, const hr_rec_result_t *res,
     hr_jsonw_str(j, "item_id", r->item_id);
     hr_jsonw_str(j, "user_id", r->user_id);
   }
-  hr_jsonw_open(j, "items", '[');
-  for (size_t i = 0; i < res->n_items; i++) {
-    hr_jsonw_open(j, NULL, '{');
-    hr_jsonw_str(j, "item_id", hr_model_item_id(m, (size_t)res->items[i].index));
-    hr_jsonw_real(j, "score", (double)res->items[i].score, 7);
-    hr_jsonw_close(j, '}');
-  }
-  hr_jsonw_close(j, ']');
-  hr_jsonw_open(j, "model", '{');
-  hr_jsonw_str(j, "name", hr_model_name(m));
-  hr_jsonw_int(j, "version", (long long)hr_model_version(m));
-  hr_jsonw_close(j, '}');
+  items_json(j, r, res);
   if (r->item_id == NULL)
     context_json(j, &res->ctx);
   if (r->user_id != NULL)
     hr_jsonw_int(j, "history_used", (long long)res->history_used);
-  hr_jsonw_bool(j, "degraded", res->degraded);
-  hr_jsonw_str(j, "retrieval", hr_rec_retrieval_name(res->retrieval));
-  if (res->filtered)
-    hr_jsonw_int(j, "filter_matches", (long long)res->filter_matches);
-  hr_jsonw_close(j, '}');
-  return hr_jsonw_take(j);
+  return finish_json(j, res);
 }
 
 /* POST /similar and /popular: parse (done by the caller into r), check
@@ -295,23 +290,33 @@ static void run_list(const hr_hreq_t *req, hr_hresp_t *resp,
   hr_recommend_req_destroy(r);
 }
 
-void hr__h_similar(const hr_hreq_t *req, hr_hresp_t *resp) {
+typedef int (*list_parse_fn)(const char *, size_t, const hr_config_t *,
+                             long long, hr_recommend_req_t *, hr_error_t *);
+
+static void list_endpoint(const hr_hreq_t *req, hr_hresp_t *resp,
+                          list_parse_fn parse, const char *what,
+                          const char *rid_prefix,
+                          int (*run)(hr_rec_worker_t *, hr_registry_t *,
+                                     const hr_config_t *,
+                                     const hr_recommend_req_t *,
+                                     hr_rec_result_t *, hr_error_t *)) {
   hr_recommend_req_t r;
   hr_error_t err = {0};
-  if (hr_api_parse_similar(req->body, req->body_len, req->cfg, &r, &err) != 0)
+  if (parse(req->body, req->body_len, req->cfg, (long long)time(NULL), &r,
+            &err) != 0)
     hr__http_error(resp, &err);
   else
-    run_list(req, resp, &r, "POST /similar", "s1-", hr_rec_similar);
+    run_list(req, resp, &r, what, rid_prefix, run);
+}
+
+void hr__h_similar(const hr_hreq_t *req, hr_hresp_t *resp) {
+  list_endpoint(req, resp, hr_api_parse_similar, "POST /similar", "s1-",
+                hr_rec_similar);
 }
 
 void hr__h_popular(const hr_hreq_t *req, hr_hresp_t *resp) {
-  hr_recommend_req_t r;
-  hr_error_t err = {0};
-  if (hr_api_parse_popular(req->body, req->body_len, req->cfg,
-                           (long long)time(NULL), &r, &err) != 0)
-    hr__http_error(resp, &err);
-  else
-    run_list(req, resp, &r, "POST /popular", "p1-", hr_rec_popular);
+  list_endpoint(req, resp, hr_api_parse_popular, "POST /popular", "p1-",
+                hr_rec_popular);
 }
 
 void hr__h_event(const hr_hreq_t *req, hr_hresp_t *resp) {

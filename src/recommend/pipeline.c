@@ -733,6 +733,19 @@ static int pick_variant(const hr_config_t *cfg, const hr_recommend_req_t *r,
   return 0;
 }
 
+/* The user's Redis state into w->st (the calling thread's connection):
+ * &w->st, or NULL with out->degraded set when Redis cannot be read. */
+static hr_user_state_t *read_user(hr_rec_worker_t *w, const hr_config_t *cfg,
+                                  const char *user_id, hr_rec_result_t *out) {
+  hr_ctxstore_t *cs = hr_ctxstore_thread();
+  if (cs != NULL && hr_ctxstore_read_user(cs, user_id,
+                                          (size_t)cfg->redis.history_cap,
+                                          &w->st, NULL) == 0)
+    return &w->st;
+  out->degraded = 1;
+  return NULL;
+}
+
 int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
                const hr_config_t *cfg, const hr_recommend_req_t *req,
                const char *force_variant, hr_rec_result_t *out,
@@ -769,15 +782,8 @@ int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
     }
     n_allow = (long)na;
   }
-  if (req->user_id != NULL) {
-    hr_ctxstore_t *cs = hr_ctxstore_thread();
-    if (cs != NULL && hr_ctxstore_read_user(cs, req->user_id,
-                                            (size_t)cfg->redis.history_cap,
-                                            &w->st, NULL) == 0)
-      st = &w->st;
-    else
-      out->degraded = 1;
-  }
+  if (req->user_id != NULL)
+    st = read_user(w, cfg, req->user_id, out);
   rc = rank(w, out->_snap, cfg, req, st,
             out->variant ? out->variant->candidates : 0, n_allow, out, err);
   if (rc != 0) /* nothing to release for the caller */
@@ -786,6 +792,36 @@ int hr_rec_run(hr_rec_worker_t *w, hr_registry_t *reg,
 }
 
 /* ------------------------------------------------------------- similar */
+
+/* The first slot's snapshot into a cleared out (release with
+ * hr_rec_done): its model, or NULL with HR_ENOMODEL in err. */
+static const hr_model_t *first_slot(hr_registry_t *reg, hr_rec_result_t *out,
+                                    hr_error_t *err) {
+  memset(out, 0, sizeof(*out));
+  if ((out->_snap = hr_registry_acquire(reg, 0)) == NULL) {
+    hr_error_set(err, HR_ENOMODEL, "", "no model is loaded yet");
+    return NULL;
+  }
+  out->_reg = reg;
+  return out->model = out->_snap->model;
+}
+
+/* Scratch for a list of k (nc candidates, `kept` kept, nh history
+ * entries, ne exclusions) and the request's filter into w->allow: 0, or
+ * HR_ENOMEM / HR_EBADFIELD with err set. */
+static int prepare(hr_rec_worker_t *w, const hr_model_t *m,
+                   const hr_recommend_req_t *req, size_t k, size_t nc,
+                   size_t kept, size_t nh, size_t ne, hr_rec_result_t *out,
+                   size_t *n_allow, hr_error_t *err) {
+  int rc;
+  if (reserve(w, m, k, nc, kept, nh, ne) != 0)
+    return hr_error_set(err, HR_ENOMEM, "", "out of memory");
+  out->filtered = req->n_filters > 0;
+  if (out->filtered && (rc = filter(w, m, req, n_allow, err)) != 0)
+    return rc;
+  out->filter_matches = *n_allow;
+  return 0;
+}
 
 /* The result's items from w->top[0..n), without explanations. */
 static void plain_items(hr_rec_worker_t *w, hr_rec_result_t *out, size_t n) {
@@ -916,11 +952,8 @@ int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
   long anchor;
   int rc = 0, personal = req->user_id != NULL;
 
-  memset(out, 0, sizeof(*out));
-  if ((out->_snap = hr_registry_acquire(reg, 0)) == NULL)
-    return hr_error_set(err, HR_ENOMODEL, "", "no model is loaded yet");
-  out->_reg = reg;
-  m = out->model = out->_snap->model;
+  if ((m = first_slot(reg, out, err)) == NULL)
+    return err->code;
   dim = (size_t)hr_model_dim(m);
   if ((anchor = hr_model_item_index(m, req->item_id)) < 0) {
     rc = hr_error_set(err, HR_ENOTFOUND, "item_id", "item \"%.128s\" is not "
@@ -929,27 +962,16 @@ int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
   }
   nc = personal ? (5 * k > 50 ? 5 * k : 50) : k;
   if (personal) {
-    hr_ctxstore_t *cs = hr_ctxstore_thread();
-    if (cs != NULL && hr_ctxstore_read_user(cs, req->user_id,
-                                            (size_t)cfg->redis.history_cap,
-                                            &w->st, NULL) == 0)
-      st = &w->st;
-    else
-      out->degraded = 1;
+    st = read_user(w, cfg, req->user_id, out);
     hr_model_user_history(m, hr_model_user_index(m, req->user_id), &nt);
   }
   nh = req->n_history + (st ? st->n_hist : 0);
-  if (reserve(w, m, nc, nc > (size_t)cfg->ann.candidates
-                            ? nc : (size_t)cfg->ann.candidates,
-              (size_t)cfg->ann.kept, nh,
-              nh + nt + req->n_exclude + 1) != 0) {
-    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+  if ((rc = prepare(w, m, req, nc,
+                    nc > (size_t)cfg->ann.candidates
+                        ? nc : (size_t)cfg->ann.candidates,
+                    (size_t)cfg->ann.kept, nh, nh + nt + req->n_exclude + 1,
+                    out, &n_allow, err)) != 0)
     goto fail;
-  }
-  out->filtered = req->n_filters > 0;
-  if (out->filtered && (rc = filter(w, m, req, &n_allow, err)) != 0)
-    goto fail;
-  out->filter_matches = n_allow;
   exclude(w, &n_excl, anchor);
   /* the anchor's vector is the query */
   memcpy(w->u, hr_model_item_vectors(m) + (size_t)anchor * dim,
@@ -987,19 +1009,11 @@ int hr_rec_popular(hr_rec_worker_t *w, hr_registry_t *reg,
   size_t k = (size_t)req->k, n_excl = 0, n_allow = 0, n_top;
   int rc = 0;
 
-  memset(out, 0, sizeof(*out));
-  if ((out->_snap = hr_registry_acquire(reg, 0)) == NULL)
-    return hr_error_set(err, HR_ENOMODEL, "", "no model is loaded yet");
-  out->_reg = reg;
-  m = out->model = out->_snap->model;
-  if (reserve(w, m, k, k, 0, 0, req->n_exclude + 1) != 0) {
-    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+  if ((m = first_slot(reg, out, err)) == NULL)
+    return err->code;
+  if ((rc = prepare(w, m, req, k, k, 0, 0, req->n_exclude + 1, out, &n_allow,
+                    err)) != 0)
     goto fail;
-  }
-  out->filtered = req->n_filters > 0;
-  if (out->filtered && (rc = filter(w, m, req, &n_allow, err)) != 0)
-    goto fail;
-  out->filter_matches = n_allow;
   hr_features_resolve(req->ctx, req->ts, NULL, &out->ctx);
   prior_query(&out->ctx, req, &w->pq);
   exclude_request(w, m, req, &n_excl);

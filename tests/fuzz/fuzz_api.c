@@ -118,7 +118,7 @@ HR_FUZZ_TARGET(api) {
   memset(&err, 0, sizeof(err));
   if ((data[0] & 5) == 4) {
     hr_recommend_req_t r;
-    if (hr_api_parse_similar(body, len, &cfg, &r, &err) == 0) {
+    if (hr_api_parse_similar(body, len, &cfg, NOW, &r, &err) == 0) {
       hr_fuzz_accepted++;
       id_ok(r.item_id, "item_id");
       FUZZ_EXPECT(r.n_history == 0 && r.n_ctx_extra == 0 && r.n_uattr == 0,

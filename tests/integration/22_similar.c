@@ -165,11 +165,7 @@ HR_TEST_T(similar_for_a_user_leaves_out_what_they_had, 60) {
 /* Each bad request: its status, code and field; nothing written. */
 HR_TEST_T(similar_bad_input_one_case_each, 60) {
   HRT_ENV(e);
-  static const struct {
-    const char *body;
-    int status;
-    const char *code, *field;
-  } cases[] = {
+  static const hrt_bad_case_t cases[] = {
       {"{}", 400, "missing_field", "item_id"},
       {"{\"item_id\": null}", 400, "missing_field", "item_id"},
       {"{\"item_id\": \"\"}", 400, "invalid_field", "item_id"},
@@ -190,17 +186,10 @@ HR_TEST_T(similar_bad_input_one_case_each, 60) {
       {"[\"i00001\"]", 400, "invalid_json", ""},
       {"{\"item_id\": \"i00001\",", 400, "invalid_json", ""},
   };
-  int st;
 
   ASSERT_EQ(hrt_env_start(&e, NULL), 0);
-  long long keys0 = hrt_rint(&e, "DBSIZE");
-  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-    json_t *j = hrt_post_text(&e, "/similar", cases[c].body, &st);
-    ASSERT_NOT_NULL(j);
-    ASSERT_API_ERROR(j, st, cases[c].status, cases[c].code, cases[c].field);
-    json_decref(j);
-  }
-  ASSERT_EQ(hrt_rint(&e, "DBSIZE"), keys0);
+  ASSERT_EQ(hrt_bad_inputs(&e, "/similar", cases,
+                           sizeof(cases) / sizeof(cases[0])), 0);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }

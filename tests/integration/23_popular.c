@@ -95,11 +95,7 @@ HR_TEST_T(popular_filters_and_exclusions, 60) {
 
 HR_TEST_T(popular_bad_input_one_case_each, 60) {
   HRT_ENV(e);
-  static const struct {
-    const char *body;
-    int status;
-    const char *code, *field;
-  } cases[] = {
+  static const hrt_bad_case_t cases[] = {
       {"{\"k\": 0}", 400, "out_of_range", "k"},
       {"{\"k\": 1.5}", 400, "invalid_field", "k"},
       {"{\"context\": \"home\"}", 400, "invalid_field", "context"},
@@ -117,17 +113,10 @@ HR_TEST_T(popular_bad_input_one_case_each, 60) {
        "user_attrs.age"},
       {"nope", 400, "invalid_json", ""},
   };
-  int st;
 
   ASSERT_EQ(hrt_env_start(&e, NULL), 0);
-  long long keys0 = hrt_rint(&e, "DBSIZE");
-  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-    json_t *j = hrt_post_text(&e, "/popular", cases[c].body, &st);
-    ASSERT_NOT_NULL(j);
-    ASSERT_API_ERROR(j, st, cases[c].status, cases[c].code, cases[c].field);
-    json_decref(j);
-  }
-  ASSERT_EQ(hrt_rint(&e, "DBSIZE"), keys0);
+  ASSERT_EQ(hrt_bad_inputs(&e, "/popular", cases,
+                           sizeof(cases) / sizeof(cases[0])), 0);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }
