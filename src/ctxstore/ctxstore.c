@@ -714,11 +714,22 @@ int hr_ctxstore_ping(hr_ctxstore_t *s) {
   redisReply *r;
   int ok;
 
-  if (ensure(s, NULL) != 0)
-    return HR_EREDIS;
-  r = redisCommand(s->c, "PING");
-  if (r == NULL)
-    return fail(s, NULL, "ping");
+  for (int attempt = 0;; attempt++) {
+    int reused = s->c != NULL;
+    if (ensure(s, NULL) != 0)
+      return HR_EREDIS;
+    if ((r = redisCommand(s->c, "PING")) != NULL)
+      break;
+    fail(s, NULL, "ping");
+    /* A connection that Redis closed while idle (a restart) fails its
+     * first command, which says nothing of Redis now: dial again at once,
+     * as hr_ctxstore_write_events does, so that a health check or a
+     * metrics scrape on this thread does not report a Redis that is up
+     * as down. Not after a timeout: Redis is not answering. */
+    if (attempt > 0 || !reused || s->timed_out)
+      return HR_EREDIS;
+    s->next_try_ms = 0;
+  }
   ok = r->type == REDIS_REPLY_STATUS;
   freeReplyObject(r);
   atomic_store(&g_up, ok);
