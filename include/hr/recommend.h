@@ -9,7 +9,9 @@
  * The HTTP handler parses, calls hr_rec_run and encodes the result; the
  * trainer's evaluation calls hr_rec_rank, the same retrieval, scoring and
  * top-k, on a model it loaded, so offline figures are what the server
- * serves. Nothing here speaks HTTP or JSON.
+ * serves. /similar and /popular (hr_rec_similar, hr_rec_popular) take the
+ * same retrieval with an item's vector as the query, or with none (the
+ * context prior). Nothing here speaks HTTP or JSON.
  *
  * Memory: each thread that ranks owns one hr_rec_worker_t, scratch sized
  * by the largest request and model seen (grown rarely, never shrunk), so

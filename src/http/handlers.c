@@ -244,16 +244,17 @@ static char *list_json(const hr_recommend_req_t *r, const hr_rec_result_t *res,
   return finish_json(j, res);
 }
 
+/* The pipeline call of a list endpoint (hr_rec_similar, hr_rec_popular). */
+typedef int (*list_run_fn)(hr_rec_worker_t *, hr_registry_t *,
+                           const hr_config_t *, const hr_recommend_req_t *,
+                           hr_rec_result_t *, hr_error_t *);
+
 /* POST /similar and /popular: parse (done by the caller into r), check
  * the caller, run, encode. A user_id needs what a /recommend for that user
  * needs; no user, what an anonymous /recommend needs. Takes r. */
 static void run_list(const hr_hreq_t *req, hr_hresp_t *resp,
                      hr_recommend_req_t *r, const char *what,
-                     const char *rid_prefix,
-                     int (*run)(hr_rec_worker_t *, hr_registry_t *,
-                                const hr_config_t *,
-                                const hr_recommend_req_t *,
-                                hr_rec_result_t *, hr_error_t *)) {
+                     const char *rid_prefix, list_run_fn run) {
   hr_rec_result_t res;
   hr_error_t err = {0};
   hr_rec_worker_t *w = hr_rec_worker_thread();
@@ -295,11 +296,7 @@ typedef int (*list_parse_fn)(const char *, size_t, const hr_config_t *,
 
 static void list_endpoint(const hr_hreq_t *req, hr_hresp_t *resp,
                           list_parse_fn parse, const char *what,
-                          const char *rid_prefix,
-                          int (*run)(hr_rec_worker_t *, hr_registry_t *,
-                                     const hr_config_t *,
-                                     const hr_recommend_req_t *,
-                                     hr_rec_result_t *, hr_error_t *)) {
+                          const char *rid_prefix, list_run_fn run) {
   hr_recommend_req_t r;
   hr_error_t err = {0};
   if (parse(req->body, req->body_len, req->cfg, (long long)time(NULL), &r,

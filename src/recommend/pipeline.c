@@ -189,6 +189,16 @@ static inline int exclude(hr_rec_worker_t *w, size_t *n_excl, long i) {
   return 1;
 }
 
+/* The request's own exclusions, added to w->xbits / w->excl. */
+static void exclude_request(hr_rec_worker_t *w, const hr_model_t *m,
+                            const hr_recommend_req_t *req, size_t *n_excl) {
+  for (size_t j = 0; j < req->n_exclude; j++) {
+    long idx = hr_model_item_index(m, req->exclude[j]);
+    if (idx >= 0)
+      exclude(w, n_excl, idx);
+  }
+}
+
 static void clear_excluded(hr_rec_worker_t *w, size_t n_excl) {
   for (size_t j = 0; j < n_excl; j++)
     w->xbits[w->excl[j] >> 6] = 0;
@@ -648,11 +658,7 @@ static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
     hr_history_t h = {NULL,       w->uc.meta.n_hist, &newest,
                       (int64_t)out->ctx.ts, w->pq.name, w->pq.val,
                       w->pq.n};
-    for (size_t j = 0; j < req->n_exclude; j++) {
-      long idx = hr_model_item_index(m, req->exclude[j]);
-      if (idx >= 0)
-        exclude(w, &n_excl, idx);
-    }
+    exclude_request(w, m, req, &n_excl);
     hr_model_user_finish(m, user_idx, &h, w->base, w->u);
     n_top = two_stage(w, m, cfg, 0, user_idx, &h, k, &out->retrieval);
     clear_excluded(w, n_excl);
@@ -668,11 +674,7 @@ static int rank(hr_rec_worker_t *w, hr_snapshot_t *snap,
   for (size_t j = 0; j < n_trained; j++)
     exclude(w, &n_excl, trained[j]);
   n_key_excl = n_excl;
-  for (size_t j = 0; j < req->n_exclude; j++) {
-    long idx = hr_model_item_index(m, req->exclude[j]);
-    if (idx >= 0)
-      exclude(w, &n_excl, idx);
-  }
+  exclude_request(w, m, req, &n_excl);
   out->history_used = n_hist;
 
   hr_history_t h = {w->hist,    n_hist,     w->hist_ts, (int64_t)out->ctx.ts,
@@ -885,26 +887,15 @@ static size_t neighbours(hr_rec_worker_t *w, const hr_model_t *m,
                   &none, nc, path);
 }
 
-/* The request's own exclusions, added to w->xbits / w->excl. */
-static void exclude_request(hr_rec_worker_t *w, const hr_model_t *m,
-                            const hr_recommend_req_t *req, size_t *n_excl) {
-  for (size_t j = 0; j < req->n_exclude; j++) {
-    long idx = hr_model_item_index(m, req->exclude[j]);
-    if (idx >= 0)
-      exclude(w, n_excl, idx);
-  }
-}
-
 /* An anchor's neighbours are the same for every plain request (no filter,
- * no user): the best ann.candidates of them are kept in the snapshot's
- * cache, under a key no user has, and a request takes the first k that it
- * does not exclude. 1 when w->top holds the answer (n in *n_top), 0 when
- * it must be computed (no cache, or the request excludes too many). */
+ * no user): the best ann.candidates of them, with the anchor alone
+ * excluded, are kept in the snapshot's cache under a key no user has.
+ * Into w->kept / w->kept_sc (found now or kept), with their count in
+ * *n_kept and the path that found them in *path; 0 when there is no cache
+ * or it cannot hold them. Call with only the anchor excluded. */
 static int kept_neighbours(hr_rec_worker_t *w, hr_snapshot_t *snap,
-                           const hr_config_t *cfg,
-                           const hr_recommend_req_t *req, long anchor,
-                           size_t k, size_t *n_excl, size_t *n_top,
-                           hr_retrieval_t *path) {
+                           const hr_config_t *cfg, long anchor, size_t k,
+                           size_t *n_kept, hr_retrieval_t *path) {
   const hr_model_t *m = snap->model;
   size_t want = (size_t)cfg->ann.candidates, got;
   hr__ucache_t *c = hr__ucache_of(snap, hr_model_dim(m),
@@ -917,29 +908,31 @@ static int kept_neighbours(hr_rec_worker_t *w, hr_snapshot_t *snap,
     return 0;
   if (!hr__ucache_get(c, key, w->base, w->kept, w->kept_sc, &meta) ||
       meta.asked != want) {
-    /* with the anchor alone excluded: what every request starts from */
-    got = neighbours(w, m, cfg, 0, 0, *n_excl, want, path);
+    got = neighbours(w, m, cfg, 0, 0, 1, want, path);
     for (size_t j = 0; j < got; j++) {
       w->kept[j] = (uint32_t)w->top[j].index;
       w->kept_sc[j] = w->top[j].score;
     }
+    /* an entry of no user: n_hist carries the retrieval path */
     meta = (hr__ukept_t){(uint32_t)got, (uint32_t)want, (uint32_t)*path, 1,
                          -1};
     hr__ucache_put(c, key, w->u, w->kept, w->kept_sc, &meta);
   }
-  *path = (hr_retrieval_t)meta.n_hist; /* the path that found them */
-  exclude_request(w, m, req, n_excl);
-  got = 0;
-  for (size_t j = 0; j < meta.n_ids && got < k; j++)
+  *path = (hr_retrieval_t)meta.n_hist;
+  *n_kept = meta.n_ids;
+  return 1;
+}
+
+/* The first k kept neighbours the request does not exclude, into w->top;
+ * their count. */
+static size_t take_kept(hr_rec_worker_t *w, size_t n_kept, size_t k) {
+  size_t got = 0;
+  for (size_t j = 0; j < n_kept && got < k; j++)
     if (!bit(w->xbits, w->kept[j])) {
       w->top[got].index = (long)w->kept[j];
       w->top[got++].score = w->kept_sc[j];
     }
-  /* a list cut at `want` that the exclusions emptied below k: compute */
-  if (got < k && meta.n_ids == want && *n_excl > 1)
-    return 0;
-  *n_top = got;
-  return 1;
+  return got;
 }
 
 int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
@@ -948,9 +941,9 @@ int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
   hr_user_state_t *st = NULL;
   const hr_model_t *m;
   size_t k = (size_t)req->k, n_excl = 0, n_allow = 0, n_top, nh, nt = 0;
-  size_t nc, dim;
+  size_t nc, dim, n_kept = 0;
   long anchor;
-  int rc = 0, personal = req->user_id != NULL;
+  int rc = 0, personal = req->user_id != NULL, kept;
 
   if ((m = first_slot(reg, out, err)) == NULL)
     return err->code;
@@ -976,12 +969,15 @@ int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
   /* the anchor's vector is the query */
   memcpy(w->u, hr_model_item_vectors(m) + (size_t)anchor * dim,
          dim * sizeof(float));
-  if (!personal && !out->filtered && !cfg->ann.exact &&
-      kept_neighbours(w, out->_snap, cfg, req, anchor, k, &n_excl, &n_top,
-                      &out->retrieval))
+  kept = !personal && !out->filtered && !cfg->ann.exact &&
+         kept_neighbours(w, out->_snap, cfg, anchor, k, &n_kept,
+                         &out->retrieval);
+  exclude_request(w, m, req, &n_excl);
+  /* the kept list answers unless the exclusions took it below k while
+   * more neighbours exist past its end */
+  if (kept && ((n_top = take_kept(w, n_kept, k)) == k ||
+               n_kept < (size_t)cfg->ann.candidates))
     goto found;
-  if (n_excl == 1) /* not added by kept_neighbours */
-    exclude_request(w, m, req, &n_excl);
   if (personal && similar_user(w, m, req, st, &n_excl, out) != 0) {
     clear_excluded(w, n_excl);
     rc = hr_error_set(err, HR_EINTERNAL, "", "model failed to embed the user");
