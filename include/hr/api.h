@@ -55,6 +55,7 @@ typedef struct {
   const char *uattr_val[HR_API_MAX_USER_ATTRS];
   char uattr_buf[HR_API_MAX_USER_ATTRS][HR_MODEL_MAX_ATTR_NAME + 8];
   long long ts;                        /* -1: now */
+  int trending;                        /* POST /popular: by recent events */
   json_t *_root;
 } hr_recommend_req_t;
 
@@ -80,7 +81,9 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
                            hr_error_t *err);
 void hr_recommend_req_destroy(hr_recommend_req_t *r);
 /** Parse POST /popular: k, context (with extra), exclude, filters and
- *  user_attrs, as /recommend has them. Same errors and release. */
+ *  user_attrs, as /recommend has them, and trending (a boolean; with it,
+ *  context and user_attrs are refused: the trending list is the same in
+ *  every context). Same errors and release. */
 int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
                          long long now, hr_recommend_req_t *out,
                          hr_error_t *err);
@@ -90,6 +93,12 @@ int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
 int hr_api_parse_similar(const char *body, size_t len, const hr_config_t *cfg,
                          long long now, hr_recommend_req_t *out,
                          hr_error_t *err);
+
+/** Parse PUT /items/<id>: the id from the path (checked as a body's ids
+ *  are) and the body {"hidden": true|false} into *hidden. Same errors. */
+int hr_api_parse_item_update(const char *path_id, const char *body, size_t len,
+                             const hr_config_t *cfg, int *hidden,
+                             hr_error_t *err);
 
 /** Parse POST /event (one event or {"events":[...]}). Events without `ts`
  *  get `now`. Same error codes as above. */

@@ -127,6 +127,19 @@ typedef struct {
     int exact;                  /* 1: norm-bound pass makes retrieval exact */
     int kept;                   /* candidates kept per user history */
   } ann;
+  /* Item sets every replica reads from Redis (itemsets.h). */
+  struct {
+    int refresh_ms;             /* hidden set and event stream read this often */
+    int max_hidden;             /* items hidden at once */
+  } items;
+  struct {
+    int half_life_s;            /* an event's weight halves this often */
+    int window_s;               /* read back at start */
+    int max_items;              /* items counted at once */
+  } trending;
+  struct {
+    int enabled;                /* 1: the console at /ui/ */
+  } ui;
 } hr_config_t;
 
 /** Fill `c` with the built-in defaults. */

@@ -161,6 +161,43 @@ unsigned long hr_ctxstore_error_count(void);
  *  0 after it or a later round trip failed. */
 int hr_ctxstore_up(void);
 
+/* ------------------------------------------------------- hidden items */
+/* <prefix>items:{hidden} is the set of hidden item ids, and
+ * <prefix>items:{hidden}:version a counter moved by every change, which
+ * replicas read to know when to read the set again. */
+
+/** Hide (hidden 1) or show an item: one script that changes the set and
+ *  moves the version when the item's state changed (*changed 1), nothing
+ *  when it was so already (0). HR_ECONFLICT when items.max_hidden items
+ *  are hidden already; HR_EREDIS; HR_EINTERNAL. */
+int hr_ctxstore_hidden_set(hr_ctxstore_t *s, const char *item_id, int hidden,
+                           int *changed, hr_error_t *err);
+
+/** The hidden set's version (0 when it was never changed). */
+int hr_ctxstore_hidden_version(hr_ctxstore_t *s, long long *version,
+                               hr_error_t *err);
+
+/** The version and at most `max` of the hidden ids, read together (one
+ *  MULTI/EXEC). *ids is the caller's: hr_ctxstore_free_ids. */
+int hr_ctxstore_hidden_list(hr_ctxstore_t *s, size_t max, long long *version,
+                            char ***ids, size_t *n, hr_error_t *err);
+void hr_ctxstore_free_ids(char **ids, size_t n);
+
+/* ------------------------------------------------------ stream reading */
+
+/** Called with each stream entry's item_id and its arrival time (the
+ *  entry id's milliseconds); non-zero stops the read with that code. */
+typedef int (*hr_stream_item_fn)(void *arg, const char *item_id,
+                                 long long t_ms);
+
+/** Read at most `count` entries of the event stream after the entry id in
+ *  `after` ("0-0", "<ms>-0", ...), calling fn on those with an item; the
+ *  last id read is written back to `after`. *n_read counts the entries
+ *  (fewer than count: the end was reached). */
+int hr_ctxstore_stream_items(hr_ctxstore_t *s, char *after, size_t after_len,
+                             size_t count, hr_stream_item_fn fn, void *arg,
+                             size_t *n_read, hr_error_t *err);
+
 /** Build "<prefix><kind>:{<user>}" into buf; returns 0 or HR_EINVAL. */
 int hr_ctxstore_user_key(const char *prefix, const char *kind,
                          const char *user_id, char *buf, size_t len);

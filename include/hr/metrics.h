@@ -22,6 +22,8 @@
   XX(MODELS, "models")                                                        \
   XX(EXPERIMENTS, "experiments")                                              \
   XX(ADMIN, "admin")                                                          \
+  XX(ITEMS, "items")                                                          \
+  XX(UI, "ui")                                                                \
   XX(OTHER, "other")
 
 typedef enum {
@@ -51,7 +53,8 @@ void hr_metrics_attributed(unsigned long n);
   XX(ANN_KEPT, "ann_kept")   /* the index's candidates kept for the user */   \
   XX(ANN_EXACT, "ann_exact") /* the index + the norm-bound pass */            \
   XX(FILTER_PASS, "filter_pass") /* filtered: the norm-bound pass alone */    \
-  XX(FILTER_SCAN, "filter_scan") /* filtered: the matching items scored */
+  XX(FILTER_SCAN, "filter_scan") /* filtered: the matching items scored */ \
+  XX(TRENDING, "trending")   /* /popular's recent events */
 
 typedef enum {
 #define XX(name, str) HR_RET_##name,

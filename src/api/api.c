@@ -514,20 +514,40 @@ int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
                          long long now, hr_recommend_req_t *out,
                          hr_error_t *err) {
   static const char *const known[] = {"k", "context", "exclude", "filters",
-                                      "user_attrs", NULL};
-  json_t *root;
+                                      "user_attrs", "trending", NULL};
+  json_t *root, *v;
   int rc;
 
   if ((rc = begin(body, len, cfg, known, out, &root, err)))
     return rc;
+  v = json_object_get(root, "trending");
+  if (v != NULL && !json_is_null(v)) {
+    if (!json_is_boolean(v)) {
+      rc = hr_error_set(err, HR_EBADFIELD, "trending", "trending must be "
+                        "true or false");
+      goto fail;
+    }
+    out->trending = json_is_true(v);
+  }
+  for (int i = 0; out->trending && i < 2; i++) {
+    const char *f = i == 0 ? "context" : "user_attrs";
+    v = json_object_get(root, f);
+    if (v != NULL && !json_is_null(v)) {
+      rc = hr_error_set(err, HR_EBADFIELD, f, "a trending list is the same "
+                        "in every context and for every user: send %s or "
+                        "trending, not both", f);
+      goto fail;
+    }
+  }
   if ((rc = parse_id_list(root, "exclude", (size_t)cfg->recommend.max_exclude,
                           &out->exclude, &out->n_exclude, err)) ||
       (rc = parse_k(root, cfg, &out->k, err)) ||
-      (rc = parse_context_tail(root, cfg, now, out, err))) {
-    hr_recommend_req_destroy(out);
-    return rc;
-  }
+      (rc = parse_context_tail(root, cfg, now, out, err)))
+    goto fail;
   return 0;
+fail:
+  hr_recommend_req_destroy(out);
+  return rc;
 }
 
 int hr_api_parse_similar(const char *body, size_t len, const hr_config_t *cfg,
@@ -746,4 +766,33 @@ char *hr_api_error_body(const hr_error_t *err) {
     s = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"the error "
                "could not be encoded\",\"field\":\"\"}}");
   return s;
+}
+
+int hr_api_parse_item_update(const char *path_id, const char *body, size_t len,
+                             const hr_config_t *cfg, int *hidden,
+                             hr_error_t *err) {
+  static const char *const known[] = {"hidden", NULL};
+  json_t *root, *v;
+  int rc = 0;
+
+  if (!valid_text(path_id, strlen(path_id), HR_API_MAX_ID))
+    return hr_error_set(err, HR_EBADFIELD, "item_id", "the item id in the "
+                        "path must be 1 to %d bytes without control "
+                        "characters", HR_API_MAX_ID);
+  if ((root = load(body, len, err)) == NULL)
+    return err->code;
+  if ((rc = check_unknown(root, known, "", cfg, err)) != 0)
+    goto done;
+  v = json_object_get(root, "hidden");
+  if (v == NULL)
+    rc = hr_error_set(err, HR_EMISSING, "hidden", "hidden is required "
+                      "(true or false)");
+  else if (!json_is_boolean(v))
+    rc = hr_error_set(err, HR_EBADFIELD, "hidden", "hidden must be true or "
+                      "false");
+  else
+    *hidden = json_is_true(v);
+done:
+  json_decref(root);
+  return rc;
 }

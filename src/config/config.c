@@ -150,6 +150,27 @@ static const key_desc keys[] = {
    "recommend.user_cache_mb), for every later request to score with its own "
    "vector; at least ann.candidates, else 0: the index is searched for every "
    "request (reloadable)"},
+  {"items.refresh_ms", K_INT, OFF(items.refresh_ms), 0, 0, 50, 60000, "250",
+   "how often each replica reads the hidden items' version and the new "
+   "events of the stream from Redis: a PUT /items/<id> reaches every "
+   "replica within this (plus one read)"},
+  {"items.max_hidden", K_INT, OFF(items.max_hidden), 0, 0, 0, 1000000,
+   "10000", "most items hidden at once (PUT /items/<id> answers 409 "
+   "above)"},
+  {"trending.half_life_s", K_INT, OFF(trending.half_life_s), 0, 0, 60,
+   2592000, "3600",
+   "POST /popular with \"trending\": an event's weight halves every this "
+   "many seconds"},
+  {"trending.window_s", K_INT, OFF(trending.window_s), 0, 0, 0, 31536000,
+   "21600", "how far back in the event stream a starting replica reads "
+   "(events older than this weigh little: six half-lives by default)"},
+  {"trending.max_items", K_INT, OFF(trending.max_items), 0, 0, 100,
+   10000000, "100000",
+   "distinct items counted at once; past it the least-weighted half is "
+   "dropped"},
+  {"ui.enabled", K_INT, OFF(ui.enabled), 0, 0, 0, 1, "0",
+   "1: serve the console (static pages shipped in the binary) at /ui/; it "
+   "calls the same public endpoints a front end does"},
   {"experiments_force_header", K_INT, OFF(experiments_force_header), 0, 0, 0,
    1, "0",
    "1: a request's X-Hyperrec-Variant header picks the variant (for QA); "

@@ -965,3 +965,178 @@ int hr_ctxstore_exp_read(hr_ctxstore_t *s, const char *experiment,
   freeReplyObject(h);
   return rc;
 }
+
+/* ------------------------------------------------------- hidden items */
+
+/* KEYS: the set, its version. ARGV: item, "1" hide / "0" show, the most
+ * hidden at once. Returns 1 (changed: the version moved), 0 (already so)
+ * or -1 (full: nothing written). */
+static const char hidden_script[] =
+    "if ARGV[2] == '1' then\n"
+    "  if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end\n"
+    "  if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end\n"
+    "  redis.call('SADD', KEYS[1], ARGV[1])\n"
+    "elseif redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('INCR', KEYS[2])\n"
+    "return 1\n";
+
+int hr_ctxstore_hidden_set(hr_ctxstore_t *s, const char *item_id, int hidden,
+                           int *changed, hr_error_t *err) {
+  const char *prefix = s->cfg.redis.key_prefix;
+  redisReply *r;
+  int rc = 0;
+
+  if ((rc = ensure(s, err)) != 0)
+    return rc;
+  r = redisCommand(s->c, "EVAL %s 2 %sitems:{hidden} %sitems:{hidden}:version "
+                   "%s %s %d", hidden_script, prefix, prefix, item_id,
+                   hidden ? "1" : "0", s->cfg.items.max_hidden);
+  if (r == NULL)
+    return fail(s, err, "hide item");
+  if (r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+    *changed = (int)r->integer;
+  } else if (r->type == REDIS_REPLY_INTEGER) {
+    rc = hr_error_set(err, HR_ECONFLICT, "", "%d items are hidden already "
+                      "(items.max_hidden); show one first",
+                      s->cfg.items.max_hidden);
+  } else {
+    rc = hr_error_set(err, r->type == REDIS_REPLY_ERROR &&
+                               transient_reply(r->str) ? HR_EREDIS
+                                                       : HR_EINTERNAL,
+                      "", "redis refused the change (%s); nothing was "
+                      "written", r->type == REDIS_REPLY_ERROR ? r->str
+                                                              : "bad reply");
+  }
+  freeReplyObject(r);
+  return rc;
+}
+
+int hr_ctxstore_hidden_version(hr_ctxstore_t *s, long long *version,
+                               hr_error_t *err) {
+  redisReply *r;
+  int rc = 0;
+  if ((rc = ensure(s, err)) != 0)
+    return rc;
+  r = redisCommand(s->c, "GET %sitems:{hidden}:version",
+                   s->cfg.redis.key_prefix);
+  if (r == NULL)
+    return fail(s, err, "hidden items' version");
+  if (r->type == REDIS_REPLY_NIL)
+    *version = 0;
+  else if (r->type == REDIS_REPLY_STRING)
+    *version = strtoll(r->str, NULL, 10);
+  else
+    rc = hr_error_set(err, HR_EINTERNAL, "", "unexpected reply to GET of the "
+                      "hidden items' version");
+  freeReplyObject(r);
+  return rc;
+}
+
+int hr_ctxstore_hidden_list(hr_ctxstore_t *s, size_t max, long long *version,
+                            char ***ids, size_t *n, hr_error_t *err) {
+  const char *prefix = s->cfg.redis.key_prefix;
+  redisReply *r = NULL, *e;
+  int rc = 0;
+
+  *ids = NULL;
+  *n = 0;
+  if ((rc = ensure(s, err)) != 0)
+    return rc;
+  /* one transaction: the version and the members that go with it */
+  if (redisAppendCommand(s->c, "MULTI") != REDIS_OK ||
+      redisAppendCommand(s->c, "GET %sitems:{hidden}:version", prefix) !=
+          REDIS_OK ||
+      redisAppendCommand(s->c, "SMEMBERS %sitems:{hidden}", prefix) !=
+          REDIS_OK ||
+      redisAppendCommand(s->c, "EXEC") != REDIS_OK)
+    return fail(s, err, "append");
+  for (int i = 0; i < 4; i++) {
+    if (redisGetReply(s->c, (void **)&r) != REDIS_OK || r == NULL)
+      return fail(s, err, "hidden items");
+    if (i < 3) {
+      freeReplyObject(r);
+      r = NULL;
+    }
+  }
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+      (r->element[0]->type != REDIS_REPLY_NIL &&
+       r->element[0]->type != REDIS_REPLY_STRING) ||
+      r->element[1]->type != REDIS_REPLY_ARRAY) {
+    freeReplyObject(r);
+    return hr_error_set(err, HR_EINTERNAL, "", "unexpected reply reading the "
+                        "hidden items (a key of another type?)");
+  }
+  *version = r->element[0]->type == REDIS_REPLY_STRING
+                 ? strtoll(r->element[0]->str, NULL, 10) : 0;
+  e = r->element[1];
+  size_t m = e->elements < max ? e->elements : max;
+  if (m > 0 && (*ids = calloc(m, sizeof(char *))) == NULL)
+    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+  for (size_t i = 0; rc == 0 && i < m; i++) {
+    if (e->element[i]->type != REDIS_REPLY_STRING)
+      continue;
+    if (((*ids)[*n] = strdup(e->element[i]->str)) == NULL)
+      rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+    else
+      (*n)++;
+  }
+  freeReplyObject(r);
+  if (rc != 0) {
+    hr_ctxstore_free_ids(*ids, *n);
+    *ids = NULL;
+    *n = 0;
+  }
+  return rc;
+}
+
+void hr_ctxstore_free_ids(char **ids, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(ids[i]);
+  free(ids);
+}
+
+/* ------------------------------------------------------ stream reading */
+
+int hr_ctxstore_stream_items(hr_ctxstore_t *s, char *after, size_t after_len,
+                             size_t count, hr_stream_item_fn fn, void *arg,
+                             size_t *n_read, hr_error_t *err) {
+  redisReply *r;
+  int rc = 0;
+
+  *n_read = 0;
+  if ((rc = ensure(s, err)) != 0)
+    return rc;
+  char cnt[24];
+  snprintf(cnt, sizeof(cnt), "%zu", count);
+  r = redisCommand(s->c, "XRANGE %sevents (%s + COUNT %s",
+                   s->cfg.redis.key_prefix, after, cnt);
+  if (r == NULL)
+    return fail(s, err, "read the event stream");
+  if (r->type != REDIS_REPLY_ARRAY) {
+    rc = hr_error_set(err, HR_EINTERNAL, "", "unexpected reply to XRANGE "
+                      "(%s)", r->type == REDIS_REPLY_ERROR ? r->str
+                                                           : "not an array");
+    freeReplyObject(r);
+    return rc;
+  }
+  for (size_t i = 0; i < r->elements && rc == 0; i++) {
+    redisReply *en = r->element[i], *f;
+    const char *item = NULL;
+    if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 ||
+        en->element[0]->type != REDIS_REPLY_STRING)
+      continue;
+    f = en->element[1];
+    for (size_t j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements;
+         j += 2)
+      if (f->element[j]->type == REDIS_REPLY_STRING &&
+          f->element[j + 1]->type == REDIS_REPLY_STRING &&
+          strcmp(f->element[j]->str, "item_id") == 0)
+        item = f->element[j + 1]->str;
+    snprintf(after, after_len, "%s", en->element[0]->str);
+    (*n_read)++;
+    if (item != NULL)
+      rc = fn(arg, item, strtoll(en->element[0]->str, NULL, 10));
+  }
+  freeReplyObject(r);
+  return rc;
+}

@@ -50,6 +50,9 @@ static const route_t routes[] = {
     {"/admin/reload", "POST", hr__h_admin_reload, HR_EP_ADMIN, 0, 1},
     /* /admin/models/<name>/rollback, optional body {"version": N} */
     {"/admin/models/", "POST", hr__h_admin_rollback, HR_EP_ADMIN, 0, 1},
+    {"/items/hidden", "GET", hr__h_items_hidden, HR_EP_ITEMS, 0, 0},
+    /* /items/<id> {"hidden": bool} */
+    {"/items/", "PUT", hr__h_item_put, HR_EP_ITEMS, 1, 1},
     {NULL, NULL, NULL, HR_EP_OTHER, 0, 0},
 };
 
@@ -277,7 +280,7 @@ static enum MHD_Result send_preflight(struct MHD_Connection *c, conn_t *cc) {
     return MHD_NO;
   add_common_headers(c, r, cc);
   MHD_add_response_header(r, "Access-Control-Allow-Methods",
-                          "GET, POST, OPTIONS");
+                          "GET, POST, PUT, OPTIONS");
   MHD_add_response_header(r, "Access-Control-Allow-Headers",
                           "Content-Type, Authorization, X-API-Key, "
                           "X-Request-Id, X-Hyperrec-Variant");

@@ -1,5 +1,6 @@
 /* pipeline.c -- the recommendation pipeline (see recommend.h). */
 #include "hr/recommend.h"
+#include "hr/itemsets.h"
 
 #include "hr/experiments.h"
 #include "hr/grow.h"
@@ -32,6 +33,21 @@ typedef struct {
  * stays. `xbits` (one bit per item of the largest model seen) is all zero
  * between requests: a request sets the bits of what it excludes and
  * clears them before it returns. */
+/* A published item list (itemsets.h) mapped to one model's dense indices;
+ * mapped again only when the list's generation or the model changes. */
+typedef struct {
+  uint64_t gen;               /* 0: empty */
+  const hr_model_t *m;
+  uint64_t version;
+  size_t n_items;             /* of the model: with m and version, its id */
+  uint32_t *idx;              /* the ids the model knows, in list order */
+  double *weight;             /* trending: their weights */
+  size_t n, cap, wcap;
+  unsigned long used;         /* for replacing the least recently used */
+} mapped_t;
+
+#define MAPPED_MODELS 2 /* an experiment's two models in turn */
+
 struct hr_rec_worker {
   hr_model_work_t fwd;        /* the model's forward pass */
   hr_ann_scratch_t *ann;      /* index search, for up to ann_cap items */
@@ -65,6 +81,9 @@ struct hr_rec_worker {
   long explain[HR_REC_EXPLAIN_SCAN];
   int32_t explain_set[512];   /* open hash set of explain[] */
   prior_q_t pq;
+  mapped_t lists[HR_SET_N][MAPPED_MODELS];
+  const mapped_t *hidden;     /* this request's hidden items */
+  unsigned long uses;
 };
 
 #define GROW HR_GROW
@@ -83,6 +102,11 @@ void hr_rec_worker_free(hr_rec_worker_t *w) {
                     w->scores, w->ids,    w->csc,  w->top,   w->items,
                     w->u,      w->base,   w->un,   w->kept,  w->kept_sc,
                     w};
+  for (int k = 0; k < HR_SET_N; k++)
+    for (int j = 0; j < MAPPED_MODELS; j++) {
+      free(w->lists[k][j].idx);
+      free(w->lists[k][j].weight);
+    }
   for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++)
     free(arrays[i]);
 }
@@ -111,11 +135,64 @@ hr_rec_worker_t *hr_rec_worker_thread(void) {
 
 /* Room for a model of n items and dim floats, nc candidates (at least k),
  * `kept` kept candidates, nh history entries and ne exclusions. */
+/* List `kind` as model m's indices: the entry mapped last for m when
+ * neither changed, else the least recently used entry mapped again.
+ * NULL on out of memory. */
+static const mapped_t *mapped(hr_rec_worker_t *w, hr_set_kind_t kind,
+                              const hr_model_t *m) {
+  uint64_t gen = hr_itemsets_gen(kind), ver = hr_model_version(m);
+  size_t ni = hr_model_n_items(m);
+  mapped_t *e = NULL, *lists = w->lists[kind];
+  hr_itemlist_t *l;
+  void *tmp_;
+
+  for (int j = 0; j < MAPPED_MODELS; j++) {
+    mapped_t *x = &lists[j];
+    if (x->m == m && x->version == ver && x->n_items == ni) {
+      e = x;
+      break;
+    }
+    if (e == NULL || x->used < e->used)
+      e = x;
+  }
+  e->used = ++w->uses;
+  if (e->m == m && e->version == ver && e->n_items == ni && e->gen == gen)
+    return e;
+  e->m = m;
+  e->version = ver;
+  e->n_items = ni;
+  e->gen = gen;
+  e->n = 0;
+  if (gen == 0 || (l = hr_itemsets_acquire(kind)) == NULL)
+    return e;
+  e->gen = l->gen; /* what was mapped (a newer one may have come since) */
+  if (GROW(e->idx, e->cap, l->n + 1) ||
+      (l->weight && GROW(e->weight, e->wcap, l->n + 1))) {
+    hr_itemsets_release(l);
+    e->m = NULL;
+    return NULL;
+  }
+  for (size_t i = 0; i < l->n; i++) {
+    long idx = hr_model_item_index(m, l->ids[i]);
+    if (idx < 0)
+      continue;
+    if (l->weight)
+      e->weight[e->n] = l->weight[i];
+    e->idx[e->n++] = (uint32_t)idx;
+  }
+  hr_itemsets_release(l);
+  return e;
+}
+
 static int reserve(hr_rec_worker_t *w, const hr_model_t *m, size_t k,
                    size_t nc, size_t kept, size_t nh, size_t ne) {
   size_t n = hr_model_n_items(m), dim = (size_t)hr_model_dim(m);
   size_t words = n / 64 + 1, old = w->xbits_cap, ni = n > nc ? n : nc;
   void *tmp_;
+  /* the hidden items are excluded from every answer (exclude_request) */
+  if ((w->hidden = mapped(w, HR_SET_HIDDEN, m)) == NULL)
+    return HR_ENOMEM;
+  ne += w->hidden->n;
   if (GROW(w->hist, w->hist_cap, nh + 1) ||
       GROW(w->hist_ts, w->hist_ts_cap, nh + 1) ||
       GROW(w->excl, w->excl_cap, ne + 1) ||
@@ -150,6 +227,8 @@ const char *hr_rec_retrieval_name(hr_retrieval_t r) {
     return "popularity";
   case HR_RET_CTX_POPULARITY:
     return "context_popularity";
+  case HR_RET_TRENDING:
+    return "trending";
   case HR_RET_ANN:
   case HR_RET_ANN_KEPT:
   case HR_RET_ANN_EXACT:
@@ -189,7 +268,8 @@ static inline int exclude(hr_rec_worker_t *w, size_t *n_excl, long i) {
   return 1;
 }
 
-/* The request's own exclusions, added to w->xbits / w->excl. */
+/* The request's own exclusions and the hidden items (mapped by reserve),
+ * added to w->xbits / w->excl. */
 static void exclude_request(hr_rec_worker_t *w, const hr_model_t *m,
                             const hr_recommend_req_t *req, size_t *n_excl) {
   for (size_t j = 0; j < req->n_exclude; j++) {
@@ -197,6 +277,8 @@ static void exclude_request(hr_rec_worker_t *w, const hr_model_t *m,
     if (idx >= 0)
       exclude(w, n_excl, idx);
   }
+  for (size_t j = 0; w->hidden != NULL && j < w->hidden->n; j++)
+    exclude(w, n_excl, (long)w->hidden->idx[j]);
 }
 
 static void clear_excluded(hr_rec_worker_t *w, size_t n_excl) {
@@ -998,28 +1080,70 @@ fail:
 
 /* ------------------------------------------------------------- popular */
 
+/* The heaviest trending items this request may show (not excluded, not
+ * hidden, passing its filters), at most k, into w->kept / w->kept_sc, each
+ * then excluded so the rest of the list cannot repeat it. Returns the
+ * count, (size_t)-1 on out of memory. */
+static size_t trending(hr_rec_worker_t *w, const hr_model_t *m, int filtered,
+                       size_t k, size_t *n_excl) {
+  const mapped_t *t = mapped(w, HR_SET_TRENDING, m);
+  size_t n = 0;
+  if (t == NULL)
+    return (size_t)-1;
+  for (size_t j = 0; j < t->n && n < k; j++) {
+    long i = (long)t->idx[j];
+    if (bit(w->xbits, (size_t)i) || (filtered && !bit(w->allow, (size_t)i)))
+      continue;
+    w->kept[n] = (uint32_t)i;
+    w->kept_sc[n++] = (float)t->weight[j];
+    exclude(w, n_excl, i);
+  }
+  return n;
+}
+
 int hr_rec_popular(hr_rec_worker_t *w, hr_registry_t *reg,
                    const hr_config_t *cfg, const hr_recommend_req_t *req,
                    hr_rec_result_t *out, hr_error_t *err) {
   const hr_model_t *m;
-  size_t k = (size_t)req->k, n_excl = 0, n_allow = 0, n_top;
+  size_t k = (size_t)req->k, n_excl = 0, n_allow = 0, n_top, n_trend = 0;
   int rc = 0;
 
   if ((m = first_slot(reg, out, err)) == NULL)
     return err->code;
-  if ((rc = prepare(w, m, req, k, k, 0, 0, req->n_exclude + 1, out, &n_allow,
-                    err)) != 0)
+  if ((rc = prepare(w, m, req, k, k, req->trending ? k : 0, 0,
+                    req->n_exclude + 1 + (req->trending ? k : 0), out,
+                    &n_allow, err)) != 0)
     goto fail;
   hr_features_resolve(req->ctx, req->ts, NULL, &out->ctx);
   prior_query(&out->ctx, req, &w->pq);
   exclude_request(w, m, req, &n_excl);
-  /* nobody: the context prior, or popularity (retrieve's zero vector) */
+  if (req->trending && (n_trend = trending(w, m, out->filtered, k, &n_excl)) ==
+                           (size_t)-1) {
+    clear_excluded(w, n_excl);
+    rc = hr_error_set(err, HR_ENOMEM, "", "out of memory");
+    goto fail;
+  }
+  /* nobody: the context prior, or popularity (retrieve's zero vector);
+   * after trending items, the rest of the list */
   memset(w->u, 0, (size_t)hr_model_dim(m) * sizeof(float));
   memset(&w->uc, 0, sizeof(w->uc));
   hr_history_t none = {NULL, 0, NULL, -1, NULL, NULL, 0};
-  n_top = retrieve(w, m, cfg, 0, out->filtered, n_allow, n_excl, n_excl, -1,
-                   &none, k, &out->retrieval);
+  n_top = n_trend < k ? retrieve(w, m, cfg, 0, out->filtered, n_allow,
+                                 n_excl, n_excl, -1, &none, k - n_trend,
+                                 &out->retrieval)
+                      : 0;
   clear_excluded(w, n_excl);
+  if (req->trending) {
+    memmove(w->top + n_trend, w->top, n_top * sizeof(*w->top));
+    for (size_t j = 0; j < n_top; j++) /* no recent event counted */
+      w->top[n_trend + j].score = 0;
+    for (size_t j = 0; j < n_trend; j++) {
+      w->top[j].index = (long)w->kept[j];
+      w->top[j].score = w->kept_sc[j];
+    }
+    n_top += n_trend;
+    out->retrieval = HR_RET_TRENDING;
+  }
   plain_items(w, out, n_top < k ? n_top : k);
   return 0;
 fail:

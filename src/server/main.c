@@ -11,6 +11,7 @@
 #include "hr/experiments.h"
 #include "hr/features.h"
 #include "hr/http.h"
+#include "hr/itemsets.h"
 #include "hr/log.h"
 #include "hr/registry.h"
 
@@ -421,6 +422,7 @@ static void on_stop(uv_signal_t *sig, int signum) {
                    "grace_ms", s->cfg.http.shutdown_grace_ms));
   hr_http_stop(s->http, s->cfg.http.shutdown_grace_ms);
   s->http = NULL;
+  hr_itemsets_stop();
   uv_timer_stop(&s->poll);
   uv_close((uv_handle_t *)&s->poll, NULL);
   for (int i = 0; i < s->n_watch; i++) {
@@ -483,6 +485,7 @@ static int fail_start(server_t *s) {
   uv_run(&s->loop, UV_RUN_DEFAULT);
   uv_loop_close(&s->loop);
   hr_exp_counts_stop();
+  hr_itemsets_stop();
   if (s->reg != NULL)
     hr_registry_free(s->reg);
   hr_tz_cache_clear();
@@ -534,6 +537,10 @@ int main(int argc, char **argv) {
   uv_signal_start(&s.sig_hup, on_hup, SIGHUP);
   hr_ctxstore_configure(&s.cfg);
   if (hr_exp_counts_start(&s.cfg) != 0) {
+    hr_log(HR_LOG_ERROR, "out_of_memory", NULL);
+    return fail_start(&s);
+  }
+  if (hr_itemsets_start(&s.cfg) != 0) {
     hr_log(HR_LOG_ERROR, "out_of_memory", NULL);
     return fail_start(&s);
   }

@@ -190,23 +190,6 @@ HR_TEST(experiments_config_is_validated) {
   "{\"name\":\"checkout\",\"salt\":\"co\",\"variants\":["                    \
   "{\"name\":\"a\",\"weight\":1},{\"name\":\"b\",\"weight\":1}]}]}"
 
-static json_t *http_json(int port, const char *method, const char *path,
-                         const char *extra_hdr, const char *body, int *st) {
-  char hdr[256];
-  hrt_resp_t r = {0};
-  json_t *j = NULL;
-  hrt_fmt(hdr, sizeof(hdr), "%sContent-Type: application/json\r\n%s",
-          extra_hdr ? extra_hdr : "", HRT_AUTH_HEADER);
-  *st = 0;
-  if (hrt_http(port, method, path, body ? hdr : extra_hdr, body,
-               body ? strlen(body) : 0, 10000, &r) == 0) {
-    *st = r.status;
-    j = json_loads(r.body, 0, NULL);
-  }
-  hrt_resp_free(&r);
-  return j;
-}
-
 /* The reference computations the report must agree with, written
  * differently from the server's: the Wilson bounds as the roots of
  * (p^ - p)^2 = z^2 p (1 - p) / n, the z-test's p-value from the 2x2
@@ -321,7 +304,7 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
     hrt_fmt(user, sizeof(user), "u%05d", u + 1);
     for (int q = 0; q < reqs; q++) {
       hrt_fmt(body, sizeof(body), "{\"user_id\":\"%s\",\"k\":3}", user);
-      j = http_json(q == 0 ? port_a : b.port, "POST", "/recommend", NULL,
+      j = hrt_port_json(q == 0 ? port_a : b.port, "POST", "/recommend", NULL,
                     body, &st);
       ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(j));
       int v = variant_index(hrt_jstr(j, "variant.name"));
@@ -359,13 +342,13 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
       json_decref(j);
       if (n_ev >= 60) { /* a batch, to each server in turn */
         strcat(ev, "]}");
-        j = http_json(ev_id % 2 ? port_a : b.port, "POST", "/event", NULL,
+        j = hrt_port_json(ev_id % 2 ? port_a : b.port, "POST", "/event", NULL,
                       ev, &st);
         ASSERT_MSG(st == 202, "%d %s", st, hrt_jdump(j));
         got_attr += hrt_jint(j, "attributed");
         json_decref(j);
         /* the same batch again: every event_id is a duplicate */
-        j = http_json(port_a, "POST", "/event", NULL, ev, &st);
+        j = hrt_port_json(port_a, "POST", "/event", NULL, ev, &st);
         ASSERT_EQ(st, 202);
         ASSERT_EQ(hrt_jint(j, "duplicates"), n_ev);
         ASSERT_EQ(hrt_jint(j, "attributed"), 0);
@@ -377,7 +360,7 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
   }
   if (n_ev > 0) {
     strcat(ev, "]}");
-    j = http_json(b.port, "POST", "/event", NULL, ev, &st);
+    j = hrt_port_json(b.port, "POST", "/event", NULL, ev, &st);
     ASSERT_EQ(st, 202);
     got_attr += hrt_jint(j, "attributed");
     json_decref(j);
@@ -390,13 +373,13 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
     char rid[128], qa[128];
     int v0;
     hrt_fmt(body, sizeof(body), "{\"user_id\":\"u00002\",\"k\":3}");
-    j = http_json(port_a, "POST", "/recommend", NULL, body, &st);
+    j = hrt_port_json(port_a, "POST", "/recommend", NULL, body, &st);
     ASSERT_EQ(st, 200);
     v0 = variant_index(hrt_jstr(j, "variant.name"));
     hrt_fmt(rid, sizeof(rid), "%s", hrt_jstr(j, "recommendation_id"));
     json_decref(j);
     t[v0].impressions++;
-    j = http_json(b.port, "POST", "/recommend", "X-Hyperrec-Variant: c\r\n",
+    j = hrt_port_json(b.port, "POST", "/recommend", "X-Hyperrec-Variant: c\r\n",
                   body, &st);
     ASSERT_EQ(st, 200);
     hrt_fmt(qa, sizeof(qa), "%s", hrt_jstr(j, "recommendation_id"));
@@ -414,7 +397,7 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
             "{\"user_id\":\"u00002\",\"item_id\":\"i00002\",\"type\":\"click\","
             "\"recommendation_id\":\"r1-0123456789abcdef.other.b\"}]}",
             rid, rid, qa, rid);
-    j = http_json(b.port, "POST", "/event", NULL, ev, &st);
+    j = hrt_port_json(b.port, "POST", "/event", NULL, ev, &st);
     ASSERT_MSG(st == 202, "%d %s", st, hrt_jdump(j));
     ASSERT_EQ(hrt_jint(j, "accepted"), 5);
     ASSERT_EQ(hrt_jint(j, "attributed"), 2);
@@ -429,7 +412,7 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
   /* Server A stops (its pending impressions go to Redis on the way out);
    * B's report flushes B's and reads the sum. */
   ASSERT_EQ(hrt_server_stop(&e.srv), 0);
-  rep = http_json(b.port, "GET", "/experiments/home", NULL, NULL, &st);
+  rep = hrt_port_json(b.port, "GET", "/experiments/home", NULL, NULL, &st);
   ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(rep));
   ASSERT_STR_EQ(hrt_jstr(rep, "control"), "control");
   ASSERT_EQ(json_array_size(hrt_jget(rep, "variants")), 3);
@@ -474,7 +457,7 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
       ASSERT(r != NULL);
       freeReplyObject(r);
     }
-    rep = http_json(b.port, "GET", "/experiments/checkout", NULL, NULL, &st);
+    rep = hrt_port_json(b.port, "GET", "/experiments/checkout", NULL, NULL, &st);
     ASSERT_MSG(st == 200, "%d %s", st, hrt_jdump(rep));
     ASSERT(near(json_real_value(hrt_jget(rep, "srm.chi_square")),
                 100.0 * 100.0 / 900.0 * 2.0));
@@ -489,13 +472,13 @@ HR_TEST_T(experiments_attribution_and_report_match_reference, 180) {
   }
 
   /* The list, and errors */
-  j = http_json(b.port, "GET", "/experiments", NULL, NULL, &st);
+  j = hrt_port_json(b.port, "GET", "/experiments", NULL, NULL, &st);
   ASSERT_EQ(st, 200);
   ASSERT_STR_EQ(hrt_jstr(j, "experiments[1].name"), "checkout");
   ASSERT(json_is_true(hrt_jget(j, "experiments[0].splits_recommend")));
   ASSERT_EQ(hrt_jint(j, "experiments[0].variants[1].weight"), 30);
   json_decref(j);
-  j = http_json(b.port, "GET", "/experiments/nope", NULL, NULL, &st);
+  j = hrt_port_json(b.port, "GET", "/experiments/nope", NULL, NULL, &st);
   ASSERT_API_ERROR(j, st, 404, "not_found", "");
   json_decref(j);
   ASSERT_EQ(hrt_server_stop(&b), 0);

@@ -431,12 +431,45 @@ const char *hrt_one_se_winner(json_t *list, const char *score,
   return NULL;
 }
 
+json_t *hrt_send(hrt_env_t *e, const char *method, const char *path,
+                 const char *headers, const char *body, int *status) {
+  hrt_resp_t r;
+  char hdr[512];
+  hrt_fmt(hdr, sizeof(hdr), "Content-Type: application/json\r\n%s",
+          headers ? headers : "");
+  hrt_req(e, method, path, hdr, body, strlen(body), &r);
+  return parse_resp(&r, status);
+}
+
+json_t *hrt_port_json(int port, const char *method, const char *path,
+                      const char *headers, const char *body, int *status) {
+  char hdr[512];
+  hrt_resp_t r = {0};
+  json_t *j = NULL;
+  hrt_fmt(hdr, sizeof(hdr), "%s%s%s", headers ? headers : "",
+          body ? "Content-Type: application/json\r\n" : "",
+          headers && strstr(headers, "Authorization:") ? "" : HRT_AUTH_HEADER);
+  *status = 0;
+  if (hrt_http(port, method, path, hdr, body,
+               body ? strlen(body) : 0, 10000, &r) == 0) {
+    *status = r.status;
+    j = json_loads(r.body, 0, NULL);
+  }
+  hrt_resp_free(&r);
+  return j;
+}
+
 int hrt_bad_inputs(hrt_env_t *e, const char *path, const hrt_bad_case_t *c,
                    size_t n) {
+  return hrt_bad_requests(e, "POST", path, NULL, c, n);
+}
+
+int hrt_bad_requests(hrt_env_t *e, const char *method, const char *path,
+                     const char *headers, const hrt_bad_case_t *c, size_t n) {
   long long keys0 = hrt_rint(e, "DBSIZE");
   for (size_t i = 0; i < n; i++) {
     int st;
-    json_t *j = hrt_post_text(e, path, c[i].body, &st);
+    json_t *j = hrt_send(e, method, path, headers, c[i].body, &st);
     const char *code = hrt_jstr(j, "error.code");
     const char *field = hrt_jstr(j, "error.field");
     const char *msg = hrt_jstr(j, "error.message");
@@ -444,15 +477,15 @@ int hrt_bad_inputs(hrt_env_t *e, const char *path, const hrt_bad_case_t *c,
              strcmp(code, c[i].code) == 0 && field != NULL &&
              strcmp(field, c[i].field) == 0 && msg != NULL && *msg != '\0';
     if (!ok)
-      fprintf(stderr, "  %s %s: wanted %d %s (field \"%s\"), got %d %s\n",
-              path, c[i].body, c[i].status, c[i].code, c[i].field, st,
+      fprintf(stderr, "  %s %s %s: wanted %d %s (field \"%s\"), got %d %s\n",
+              method, path, c[i].body, c[i].status, c[i].code, c[i].field, st,
               hrt_jdump(j));
     json_decref(j);
     if (!ok)
       return -1;
   }
   if (hrt_rint(e, "DBSIZE") != keys0) {
-    fprintf(stderr, "  %s: bad requests wrote to Redis\n", path);
+    fprintf(stderr, "  %s %s: bad requests wrote to Redis\n", method, path);
     return -1;
   }
   return 0;

@@ -100,6 +100,16 @@ typedef struct {
  *  before (nothing written); -1 after printing the first mismatch. */
 int hrt_bad_inputs(hrt_env_t *e, const char *path, const hrt_bad_case_t *c,
                    size_t n);
+/** The same with another method and extra header lines (may be NULL). */
+int hrt_bad_requests(hrt_env_t *e, const char *method, const char *path,
+                     const char *headers, const hrt_bad_case_t *c, size_t n);
+/** A JSON body (Content-Type set) with extra header lines (may be NULL). */
+json_t *hrt_send(hrt_env_t *e, const char *method, const char *path,
+                 const char *headers, const char *body, int *status);
+/** A request to another server on 127.0.0.1:port with the tests' API key;
+ *  body NULL sends none. The answer parsed as JSON. */
+json_t *hrt_port_json(int port, const char *method, const char *path,
+                      const char *headers, const char *body, int *status);
 
 /* An API error: status, error.code and error.field (and a message). */
 #define ASSERT_API_ERROR(j, status, want_status, want_code, want_field)      \
