@@ -18,6 +18,7 @@ WORKDIR /src
 COPY Makefile ./
 COPY include include
 COPY src src
+COPY clients/js/index.js clients/js/index.js
 RUN make -j"$(nproc)" bin/hyperrec bin/hyperrec-train
 
 # The runtime stage: the shared libraries, time zones and the two programs;

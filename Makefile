@@ -10,6 +10,7 @@
 #   make bench-e2e  /recommend and /event against nginx and the Python peer
 #   make test-replicas  3 replicas behind HAProxy under load and faults
 #   make test-js    the JavaScript client (clients/js) against a live server
+#   make test-web   the console (/ui/) in headless Chromium (tests/web/)
 #   make image      the container image hyperrec:VERSION (root; buildah)
 #   make image-test build it, train and serve inside it (tests/image/run.sh)
 #   make deps       install the Debian 12 packages (apt-get, as root)
@@ -51,6 +52,11 @@ all: $(BIN)/hyperrec $(BIN)/hyperrec-train $(BIN)/hyperrec-bench
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The console's files are compiled into the server (src/http/ui.c).
+UI_FILES   := src/ui/index.html src/ui/console.js src/ui/console.css \
+              clients/js/index.js
+$(BUILD)/src/http/ui.o: $(UI_FILES)
 
 $(LIBHR): $(LIB_OBJ)
 	@rm -f $@
@@ -252,6 +258,27 @@ check-js-deps: check-deps
 test-js: check-js-deps
 	@$(MAKE) --no-print-directory all
 	cd clients/js && HR_BIN_DIR=$(abspath $(BIN)) node --test test/
+
+# The console (src/ui) in Debian's Chromium, headless, through
+# playwright-core (tests/web/package-lock.json) against a live server.
+.PHONY: test-web web-shots check-web-deps
+check-web-deps: check-js-deps
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "hyperrec: installing chromium"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends chromium; fi; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' || { \
+	  echo "make test-web: playwright-core needs Node.js 20 or newer (this is $$(node --version))"; exit 1; }
+	cd tests/web && npm ci --no-audit --no-fund --loglevel=error
+
+test-web: check-web-deps
+	@$(MAKE) --no-print-directory all
+	HR_BIN_DIR=$(abspath $(BIN)) node --test tests/web/
+
+# The same, writing the screenshots docs/console/ shows.
+web-shots: check-web-deps
+	@$(MAKE) --no-print-directory all
+	HR_BIN_DIR=$(abspath $(BIN)) HR_WEB_SHOTS=docs/console node --test tests/web/
 
 # The container image (Dockerfile) with buildah; no Docker engine needed.
 .PHONY: image image-test

@@ -53,6 +53,9 @@ static const route_t routes[] = {
     {"/items/hidden", "GET", hr__h_items_hidden, HR_EP_ITEMS, 0, 0},
     /* /items/<id> {"hidden": bool} */
     {"/items/", "PUT", hr__h_item_put, HR_EP_ITEMS, 1, 1},
+    /* the console (ui.enabled) */
+    {"/ui", "GET", hr__h_ui, HR_EP_UI, 0, 0},
+    {"/ui/", "GET", hr__h_ui, HR_EP_UI, 0, 0},
     {NULL, NULL, NULL, HR_EP_OTHER, 0, 0},
 };
 
@@ -248,6 +251,16 @@ static enum MHD_Result send_body(struct MHD_Connection *c, conn_t *cc,
     MHD_add_response_header(r, "Allow", allow);
   if (status == 401)
     MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+  if (cc->route && cc->route->ep == HR_EP_UI) {
+    /* the console: its own files and this server, nothing else */
+    MHD_add_response_header(r, "Content-Security-Policy",
+                            "default-src 'none'; script-src 'self'; "
+                            "style-src 'self'; connect-src 'self'; "
+                            "img-src 'self' data:; base-uri 'none'; "
+                            "form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+  }
   if (cc->close)
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   observe(cc, status);

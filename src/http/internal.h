@@ -50,6 +50,7 @@ void hr__h_admin_reload(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_admin_rollback(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_item_put(const hr_hreq_t *req, hr_hresp_t *resp);
 void hr__h_items_hidden(const hr_hreq_t *req, hr_hresp_t *resp);
+void hr__h_ui(const hr_hreq_t *req, hr_hresp_t *resp);
 
 /* Fill resp with `o` as compact JSON (taken; NULL or a failed dump is a
  * 500 out-of-memory error), reals with `digits` significant digits. */

@@ -679,6 +679,9 @@ json_t *hr_registry_describe(hr_registry_t *r) {
       json_object_set_new(o, "context_fields", cf);
       json_object_set_new(o, "context_features",
                           json_boolean(hr_model_context_features(m)));
+      const json_t *rep = hr_model_report(m);
+      json_object_set_new(o, "report",
+                          rep ? json_deep_copy(rep) : json_null());
       hr_snapshot_release(r, i, snap);
     } else {
       json_object_set_new(o, "version", json_null());

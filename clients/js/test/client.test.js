@@ -3,55 +3,23 @@
 // directory of bin/hyperrec and bin/hyperrec-train (default ../../bin).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
-import os from "node:os";
+import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { HyperrecClient } from "../index.js";
+import { Stack, freePort, train, until } from "../../../tests/lib/live.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, "..", "..", "..");
-const bin = path.resolve(root, process.env.HR_BIN_DIR || "bin");
+
 const KEY = "hrk_js_client_test_0123456789";
-let tmp, redisPort, port, redis, server, base;
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-    s.on("error", reject);
-  });
-}
-
-async function until(what, cond, ms = 10000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try { if (await cond()) return; } catch { /* not yet */ }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const rcli = (...args) =>
-  execFileSync("redis-cli", ["-p", String(redisPort), ...args]).toString().trim();
-
-function startRedis() {
-  redis = spawn("redis-server", ["--port", String(redisPort), "--bind",
-    "127.0.0.1", "--save", "", "--appendonly", "yes", "--dir", tmp],
-  { stdio: "ignore" });
-  return until("redis", () => rcli("PING") === "PONG");
-}
+const stack = new Stack("hr-js-");
+let base;
 
 /** The stream's events, as objects of their fields. */
 function streamEvents() {
-  const out = execFileSync("redis-cli", ["-p", String(redisPort), "--raw",
-    "XRANGE", "hr:events", "-", "+"]).toString().split("\n");
+  const out = execFileSync("redis-cli", ["-p", String(stack.redisPort),
+    "--raw", "XRANGE", "hr:events", "-", "+"]).toString().split("\n");
   const events = [];
   let cur = null;
   for (let i = 0; i < out.length; i++) {
@@ -62,32 +30,16 @@ function streamEvents() {
 }
 
 before(async () => {
-  tmp = mkdtempSync(path.join(os.tmpdir(), "hr-js-"));
-  redisPort = await freePort();
-  port = await freePort();
-  await startRedis();
-  execFileSync(path.join(bin, "hyperrec-train"), ["gen", "--out",
-    path.join(tmp, "data"), "--users", "200", "--items", "80", "--events",
-    "4000", "--seed", "4"], { stdio: "ignore" });
-  execFileSync(path.join(bin, "hyperrec-train"), ["fit", "--data",
-    path.join(tmp, "data", "events.csv"), "--kind", "ials", "--out",
-    path.join(tmp, "models", "default"), "--quiet"], { stdio: "ignore" });
-  const hash = execFileSync(path.join(bin, "hyperrec"), ["hash-key", KEY])
-    .toString().trim();
-  server = spawn(path.join(bin, "hyperrec"), ["--listen", `127.0.0.1:${port}`,
-    "--redis", `127.0.0.1:${redisPort}`, "--models", path.join(tmp, "models"),
-    "--set", `auth.api_keys=js:${hash}`, "--log-level", "error"],
-  { stdio: "ignore" });
-  base = `http://127.0.0.1:${port}`;
-  await until("the server", async () => (await fetch(`${base}/readyz`)).ok);
+  await stack.start();
+  const data = stack.gen("--users", "200", "--items", "80", "--events",
+    "4000", "--seed", "4");
+  train("fit", "--data", data, "--kind", "ials", "--out",
+    `${stack.models}/default`, "--quiet");
+  base = await stack.startServer(null, ["--set",
+    `auth.api_keys=js:${stack.hashKey(KEY)}`]);
 });
 
-after(async () => {
-  if (server) server.kill("SIGTERM");
-  if (redis) redis.kill("SIGTERM");
-  await new Promise((r) => setTimeout(r, 100));
-  rmSync(tmp, { recursive: true, force: true });
-});
+after(() => stack.stop());
 
 /** A fetch that records each call (path, status, time) before answering. */
 function recording(onAnswer) {
@@ -146,14 +98,14 @@ test("events go in batches of batchSize", async () => {
   const { f, calls } = recording();
   const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY, fetch: f,
     batchSize: 10, flushIntervalMs: 60000 });
-  const before = Number(rcli("XLEN", "hr:events"));
+  const before = Number(stack.rcli("XLEN", "hr:events"));
   for (let i = 0; i < 25; i++) {
     hr.track({ user_id: `b${i % 3}`, type: "view", item_id: `i000${i % 9}` });
   }
   await hr.flush();
   assert.equal(calls.filter((c) => c.path === "/event").length, 3);
   assert.ok(calls.every((c) => c.status === 202));
-  assert.equal(Number(rcli("XLEN", "hr:events")) - before, 25);
+  assert.equal(Number(stack.rcli("XLEN", "hr:events")) - before, 25);
   assert.equal(hr.stats().sent, 25);
 });
 
@@ -171,11 +123,11 @@ test("a batch sent again is acknowledged as duplicates, not stored twice", async
 test("Redis down: 503 with Retry-After is waited out, then delivered", async () => {
   let restarted = null;
   const { f, calls } = recording(async (res) => {
-    if (res.status === 503 && !restarted) restarted = startRedis();
+    if (res.status === 503 && !restarted) restarted = stack.start();
   });
-  rcli("SHUTDOWN");
+  stack.rcli("SHUTDOWN");
   await until("redis down", () => {
-    try { rcli("PING"); return false; } catch { return true; }
+    try { stack.rcli("PING"); return false; } catch { return true; }
   });
   const hr = new HyperrecClient({ baseUrl: base, apiKey: KEY, fetch: f,
     backoffMs: 10 });
