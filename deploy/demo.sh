@@ -90,6 +90,7 @@ API_KEY=$(sed -n 's/^API_KEY=//p' "$CREDS")
 TOKEN_SECRET=$(sed -n 's/^TOKEN_SECRET=//p' "$CREDS")
 export HYPERREC_AUTH_API_KEYS="demo:$("$BIN/hyperrec" hash-key "$API_KEY")"
 export HYPERREC_AUTH_TOKEN_SECRETS="$TOKEN_SECRET"
+export HYPERREC_UI_ENABLED=1 # the console at /ui/ (loopback only here)
 TOKEN=$("$BIN/hyperrec" token --user "$USER" --ttl 86400)
 
 # 5. The server.
@@ -136,5 +137,8 @@ needs no credentials (no user_id). Without credentials /event and
 /recommend for a user answer 401 (docs/security.md).
 
 Also: /healthz /readyz /metrics /models (GET).
+
+The console: http://$LISTEN/ui/ (under Credentials, paste the API key
+$API_KEY; docs/console.md).
 MSG
 wait "${pids[-1]}"

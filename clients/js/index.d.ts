@@ -55,7 +55,7 @@ export interface RecommendResponse {
   context_source: Record<string, "request" | "redis" | "now" | "default" | "none">;
   history_used: number;
   degraded: boolean;
-  retrieval: "ann" | "exact" | "popularity" | "context_popularity";
+  retrieval: "ann" | "exact" | "popularity" | "context_popularity" | "trending";
   filter_matches?: number;
 }
 
@@ -66,6 +66,8 @@ export interface PopularRequest {
   exclude?: Id[];
   filters?: Record<string, FilterValue | FilterValue[]>;
   user_attrs?: Record<string, string | number>;
+  /** rank by recent events (not with context or user_attrs) */
+  trending?: boolean;
 }
 
 export interface SimilarRequest {
@@ -87,7 +89,7 @@ export interface SimilarResponse {
   /** present with a user_id */
   history_used?: number;
   degraded: boolean;
-  retrieval: "ann" | "exact" | "popularity" | "context_popularity";
+  retrieval: "ann" | "exact" | "popularity" | "context_popularity" | "trending";
   filter_matches?: number;
 }
 

@@ -99,7 +99,7 @@ test("each page loads without console errors, on a phone and a desktop", async (
         `${hash[0].toUpperCase()}${hash.slice(1)} · hyperrec console`);
       assert.equal(await page.isVisible(`#page-${hash}`), true);
       assert.equal(await overflows(page), false, `${hash} overflows on a ${name}`);
-      if (hash !== "try") {
+      if (hash !== "try" && hash !== "live") { // those two after some use
         await page.screenshot({ path: path.join(SHOTS, `${hash}-${name}.png`),
           fullPage: true });
       }
@@ -239,14 +239,19 @@ test("Live: request rate and latency from /metrics", async () => {
   const t0 = Date.now();
   const sent = (async () => {
     while (Date.now() - t0 < 3000) {
-      await fetch(`${base}/popular`, { method: "POST", body: "{}",
+      await fetch(`${base}/recommend`, { method: "POST", body: '{"k": 5}',
         headers: { "Content-Type": "application/json" } });
     }
   })();
   await page.waitForFunction(() => {
-    const v = document.querySelector("[data-tile='rps'] .value span");
-    return v && Number(v.textContent) > 0;
+    const v = (t) => document.querySelector(`[data-tile='${t}'] .value span`);
+    return v("rps") && Number(v("rps").textContent) > 0 &&
+      Number(v("p50").textContent) > 0;
   }, null, { timeout: 15000 });
+  for (const [name, vp] of [["desktop", DESKTOP], ["phone", PHONE]]) {
+    await page.setViewportSize(vp);
+    await page.screenshot({ path: path.join(SHOTS, `live-${name}.png`), fullPage: true });
+  }
   await sent;
   assert.deepEqual(errors, []);
   await close();
