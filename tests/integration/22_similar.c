@@ -1,6 +1,6 @@
 /* 22_similar.c -- POST /similar: the items nearest to an item, as an exact
  * scan of the model's vectors ranks them (through the index, and through
- * the filter pass), personalised for a user, and its bad input. */
+ * the filter pass), personalised for a user (bad input: 40_badinput.c). */
 #include "lib/env.h"
 
 #include "hr/model.h"
@@ -158,38 +158,6 @@ HR_TEST_T(similar_for_a_user_leaves_out_what_they_had, 60) {
   hrt_strv_free(&users);
   hrt_strv_free(&had);
   hrt_strv_free(&got);
-  ASSERT_EQ(hrt_env_stop(&e), 0);
-  return 0;
-}
-
-/* Each bad request: its status, code and field; nothing written. */
-HR_TEST_T(similar_bad_input_one_case_each, 60) {
-  HRT_ENV(e);
-  static const hrt_bad_case_t cases[] = {
-      {"{}", 400, "missing_field", "item_id"},
-      {"{\"item_id\": null}", 400, "missing_field", "item_id"},
-      {"{\"item_id\": \"\"}", 400, "invalid_field", "item_id"},
-      {"{\"item_id\": [1]}", 400, "invalid_field", "item_id"},
-      {"{\"item_id\": -3}", 400, "invalid_field", "item_id"},
-      {"{\"item_id\": \"no-such-item\"}", 404, "not_found", "item_id"},
-      {"{\"item_id\": \"i00001\", \"k\": 0}", 400, "out_of_range", "k"},
-      {"{\"item_id\": \"i00001\", \"k\": 101}", 400, "out_of_range", "k"},
-      {"{\"item_id\": \"i00001\", \"k\": \"3\"}", 400, "invalid_field", "k"},
-      {"{\"item_id\": \"i00001\", \"exclude\": \"i00002\"}", 400,
-       "invalid_field", "exclude"},
-      {"{\"item_id\": \"i00001\", \"filters\": {\"colour\": \"red\"}}", 400,
-       "invalid_field", "filters.colour"},
-      {"{\"item_id\": \"i00001\", \"history\": []}", 400, "unknown_field",
-       "history"},
-      {"{\"item_id\": \"i00001\", \"user_id\": {}}", 400, "invalid_field",
-       "user_id"},
-      {"[\"i00001\"]", 400, "invalid_json", ""},
-      {"{\"item_id\": \"i00001\",", 400, "invalid_json", ""},
-  };
-
-  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
-  ASSERT_EQ(hrt_bad_inputs(&e, "/similar", cases,
-                           sizeof(cases) / sizeof(cases[0])), 0);
   ASSERT_EQ(hrt_env_stop(&e), 0);
   return 0;
 }

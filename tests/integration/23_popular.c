@@ -1,7 +1,7 @@
 /* 23_popular.c -- POST /popular: the model's context prior for nobody
  * (the generator plants a context effect: the lists differ by context),
- * plain popularity without a known context value, filters and exclusions,
- * and its bad input. */
+ * plain popularity without a known context value, filters and exclusions
+ * (bad input: 40_badinput.c). */
 #include "lib/env.h"
 
 #include <stdlib.h>
@@ -93,30 +93,3 @@ HR_TEST_T(popular_filters_and_exclusions, 60) {
   return 0;
 }
 
-HR_TEST_T(popular_bad_input_one_case_each, 60) {
-  HRT_ENV(e);
-  static const hrt_bad_case_t cases[] = {
-      {"{\"k\": 0}", 400, "out_of_range", "k"},
-      {"{\"k\": 1.5}", 400, "invalid_field", "k"},
-      {"{\"context\": \"home\"}", 400, "invalid_field", "context"},
-      {"{\"context\": {\"tz\": \"Mars/Olympus\"}}", 400, "invalid_field",
-       "context.tz"},
-      {"{\"context\": {\"planet\": \"mars\"}}", 400, "unknown_field",
-       "context.planet"},
-      {"{\"context\": {\"extra\": {\"Bad Name\": \"x\"}}}", 400,
-       "invalid_field", "context.extra.Bad Name"},
-      {"{\"filters\": {\"colour\": \"red\"}}", 400, "invalid_field",
-       "filters.colour"},
-      {"{\"exclude\": {}}", 400, "invalid_field", "exclude"},
-      {"{\"user_id\": \"u1\"}", 400, "unknown_field", "user_id"},
-      {"{\"user_attrs\": {\"age\": 500}}", 400, "out_of_range",
-       "user_attrs.age"},
-      {"nope", 400, "invalid_json", ""},
-  };
-
-  ASSERT_EQ(hrt_env_start(&e, NULL), 0);
-  ASSERT_EQ(hrt_bad_inputs(&e, "/popular", cases,
-                           sizeof(cases) / sizeof(cases[0])), 0);
-  ASSERT_EQ(hrt_env_stop(&e), 0);
-  return 0;
-}

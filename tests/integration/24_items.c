@@ -1,6 +1,7 @@
 /* 24_items.c -- hidden items (PUT /items/<id>, GET /items/hidden) applied
  * by /recommend, /similar and /popular on two replicas of one Redis within
- * a second; /popular's trending list from the event stream; bad input. */
+ * a second; /popular's trending list from the event stream; the hidden
+ * items' limit (bad input: 40_badinput.c). */
 #include "lib/env.h"
 
 #include <stdio.h>
@@ -260,69 +261,6 @@ HR_TEST_T(popular_trending_follows_the_event_stream, 90) {
   return 0;
 }
 
-HR_TEST_T(items_bad_input_one_case_each, 60) {
-  HRT_ENV(e);
-  hrt_env_opts_t o = {.config_json = ITEMS_CFG};
-  char long_path[200] = "/items/";
-  memset(long_path + 7, 'x', 129);
-  static const hrt_bad_case_t put_cases[] = {
-      {"{}", 400, "missing_field", "hidden"},
-      {"{\"hidden\": \"yes\"}", 400, "invalid_field", "hidden"},
-      {"{\"hidden\": 1}", 400, "invalid_field", "hidden"},
-      {"{\"hidden\": true, \"reason\": \"x\"}", 400, "unknown_field",
-       "reason"},
-      {"[true]", 400, "invalid_json", ""},
-      {"nope", 400, "invalid_json", ""},
-  };
-  static const hrt_bad_case_t trending_cases[] = {
-      {"{\"trending\": \"yes\"}", 400, "invalid_field", "trending"},
-      {"{\"trending\": true, \"context\": {\"mood\": \"happy\"}}", 400,
-       "invalid_field", "context"},
-      {"{\"trending\": true, \"user_attrs\": {\"age\": 30}}", 400,
-       "invalid_field", "user_attrs"},
-  };
-  int st;
-
-  ASSERT_EQ(hrt_env_start(&e, &o), 0);
-  ASSERT_EQ(hrt_bad_requests(&e, "PUT", "/items/i1", ITEMS_AUTH, put_cases,
-                             sizeof(put_cases) / sizeof(put_cases[0])),
-            0);
-  ASSERT_EQ(hrt_bad_inputs(&e, "/popular", trending_cases,
-                           sizeof(trending_cases) /
-                               sizeof(trending_cases[0])),
-            0);
-  long long keys0 = hrt_rint(&e, "DBSIZE");
-  /* the id in the path: too long, empty */
-  const char *id_paths[] = {long_path, "/items/"};
-  for (int i = 0; i < 2; i++) {
-    json_t *j = hrt_send(&e, "PUT", id_paths[i], ITEMS_AUTH,
-                         "{\"hidden\": true}", &st);
-    ASSERT_API_ERROR(j, st, 400, "invalid_field", "item_id");
-    json_decref(j);
-  }
-  /* without the admin token, with a wrong one, without JSON, as POST */
-  json_t *j = hrt_send(&e, "PUT", "/items/i1", NULL, "{\"hidden\": true}",
-                       &st);
-  ASSERT_API_ERROR(j, st, 401, "unauthorized", "");
-  json_decref(j);
-  j = hrt_send(&e, "PUT", "/items/i1",
-               "Authorization: Bearer wrong-token-0123456789\r\n",
-               "{\"hidden\": true}", &st);
-  ASSERT_API_ERROR(j, st, 401, "unauthorized", "");
-  json_decref(j);
-  hrt_resp_t r = {0};
-  ASSERT_EQ(hrt_req(&e, "PUT", "/items/i1", ITEMS_AUTH "Content-Type: "
-                    "text/plain\r\n", "{\"hidden\": true}", 16, &r), 0);
-  ASSERT_EQ(r.status, 415);
-  hrt_resp_free(&r);
-  j = hrt_send(&e, "POST", "/items/i1", ITEMS_AUTH, "{\"hidden\": true}",
-               &st);
-  ASSERT_API_ERROR(j, st, 405, "method_not_allowed", "");
-  json_decref(j);
-  ASSERT_EQ(hrt_rint(&e, "DBSIZE"), keys0);
-  ASSERT_EQ(hrt_env_stop(&e), 0);
-  return 0;
-}
 
 /* items.max_hidden: past it, 409 and nothing written. */
 HR_TEST_T(items_hidden_limit_is_a_conflict, 60) {

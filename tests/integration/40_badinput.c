@@ -364,6 +364,111 @@ BAD_CASE(content_type_missing, "POST", "/event", NULL,
          "{\"user_id\":\"u1\",\"type\":\"view\",\"item_id\":\"i1\"}", NULL,
          415, "unsupported_media_type", "", NULL)
 
+/* ---------------------------------------------------------- /similar */
+#define BAD_SIMILAR(name, body, status, code, field)                          \
+  BAD_POST(similar_##name, "/similar", body, status, code, field)
+BAD_SIMILAR(no_item_id, "{}", 400, "missing_field", "item_id")
+BAD_SIMILAR(item_id_null, "{\"item_id\": null}", 400, "missing_field",
+            "item_id")
+BAD_SIMILAR(item_id_empty, "{\"item_id\": \"\"}", 400, "invalid_field",
+            "item_id")
+BAD_SIMILAR(item_id_array, "{\"item_id\": [1]}", 400, "invalid_field",
+            "item_id")
+BAD_SIMILAR(item_id_negative, "{\"item_id\": -3}", 400, "invalid_field",
+            "item_id")
+BAD_SIMILAR(item_unknown, "{\"item_id\": \"no-such-item\"}", 404,
+            "not_found", "item_id")
+BAD_SIMILAR(k_zero, "{\"item_id\": \"i00001\", \"k\": 0}", 400,
+            "out_of_range", "k")
+BAD_SIMILAR(k_too_big, "{\"item_id\": \"i00001\", \"k\": 101}", 400,
+            "out_of_range", "k")
+BAD_SIMILAR(k_string, "{\"item_id\": \"i00001\", \"k\": \"3\"}", 400,
+            "invalid_field", "k")
+BAD_SIMILAR(exclude_string, "{\"item_id\": \"i00001\", \"exclude\": \"i2\"}",
+            400, "invalid_field", "exclude")
+BAD_SIMILAR(filter_unknown_attribute,
+            "{\"item_id\": \"i00001\", \"filters\": {\"colour\": \"red\"}}",
+            400, "invalid_field", "filters.colour")
+BAD_SIMILAR(history_unknown, "{\"item_id\": \"i00001\", \"history\": []}",
+            400, "unknown_field", "history")
+BAD_SIMILAR(user_id_object, "{\"item_id\": \"i00001\", \"user_id\": {}}", 400,
+            "invalid_field", "user_id")
+BAD_SIMILAR(json_array, "[\"i00001\"]", 400, "invalid_json", "")
+BAD_SIMILAR(json_cut, "{\"item_id\": \"i00001\",", 400, "invalid_json", "")
+
+/* ---------------------------------------------------------- /popular */
+#define BAD_POPULAR(name, body, status, code, field)                          \
+  BAD_POST(popular_##name, "/popular", body, status, code, field)
+BAD_POPULAR(k_zero, "{\"k\": 0}", 400, "out_of_range", "k")
+BAD_POPULAR(k_fraction, "{\"k\": 1.5}", 400, "invalid_field", "k")
+BAD_POPULAR(context_string, "{\"context\": \"home\"}", 400, "invalid_field",
+            "context")
+BAD_POPULAR(context_bad_tz, "{\"context\": {\"tz\": \"Mars/Olympus\"}}", 400,
+            "invalid_field", "context.tz")
+BAD_POPULAR(context_unknown_field, "{\"context\": {\"planet\": \"mars\"}}",
+            400, "unknown_field", "context.planet")
+BAD_POPULAR(context_extra_bad_name,
+            "{\"context\": {\"extra\": {\"Bad Name\": \"x\"}}}", 400,
+            "invalid_field", "context.extra.Bad Name")
+BAD_POPULAR(filter_unknown_attribute, "{\"filters\": {\"colour\": \"red\"}}",
+            400, "invalid_field", "filters.colour")
+BAD_POPULAR(exclude_object, "{\"exclude\": {}}", 400, "invalid_field",
+            "exclude")
+BAD_POPULAR(user_id_unknown, "{\"user_id\": \"u1\"}", 400, "unknown_field",
+            "user_id")
+BAD_POPULAR(user_age_out_of_range, "{\"user_attrs\": {\"age\": 500}}", 400,
+            "out_of_range", "user_attrs.age")
+BAD_POPULAR(not_json, "nope", 400, "invalid_json", "")
+BAD_POPULAR(trending_string, "{\"trending\": \"yes\"}", 400, "invalid_field",
+            "trending")
+BAD_POPULAR(trending_with_context,
+            "{\"trending\": true, \"context\": {\"mood\": \"happy\"}}", 400,
+            "invalid_field", "context")
+BAD_POPULAR(trending_with_user_attrs,
+            "{\"trending\": true, \"user_attrs\": {\"age\": 30}}", 400,
+            "invalid_field", "user_attrs")
+
+/* ---------------------------------------------------------- /items */
+#define ITEMS_TOKEN "test-admin-token-0123456789"
+#define ITEMS_CFG "{\"admin\": {\"token\": \"" ITEMS_TOKEN "\"}}"
+#define ADMIN_JSON JSON "Authorization: Bearer " ITEMS_TOKEN "\r\n"
+#define BAD_ITEM(name, path, headers, body, status, code, field)              \
+  BAD_CASE(item_##name, "PUT", path, headers, body, ITEMS_CFG, status, code,  \
+           field, NULL)
+BAD_ITEM(no_hidden, "/items/i1", ADMIN_JSON, "{}", 400, "missing_field",
+         "hidden")
+BAD_ITEM(hidden_string, "/items/i1", ADMIN_JSON, "{\"hidden\": \"yes\"}", 400,
+         "invalid_field", "hidden")
+BAD_ITEM(hidden_number, "/items/i1", ADMIN_JSON, "{\"hidden\": 1}", 400,
+         "invalid_field", "hidden")
+BAD_ITEM(unknown_field, "/items/i1", ADMIN_JSON,
+         "{\"hidden\": true, \"reason\": \"x\"}", 400, "unknown_field",
+         "reason")
+BAD_ITEM(json_array, "/items/i1", ADMIN_JSON, "[true]", 400, "invalid_json",
+         "")
+BAD_ITEM(not_json, "/items/i1", ADMIN_JSON, "nope", 400, "invalid_json", "")
+BAD_ITEM(id_empty, "/items/", ADMIN_JSON, "{\"hidden\": true}", 400,
+         "invalid_field", "item_id")
+BAD_ITEM(id_too_long,
+         "/items/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aa", /* 129 bytes */
+         ADMIN_JSON, "{\"hidden\": true}", 400, "invalid_field", "item_id")
+BAD_ITEM(no_token, "/items/i1", JSON, "{\"hidden\": true}", 401,
+         "unauthorized", "")
+BAD_ITEM(wrong_token, "/items/i1",
+         JSON "Authorization: Bearer wrong-token-0123456789\r\n",
+         "{\"hidden\": true}", 401, "unauthorized", "")
+BAD_ITEM(not_json_type, "/items/i1",
+         "Content-Type: text/plain\r\nAuthorization: Bearer " ITEMS_TOKEN
+         "\r\n",
+         "{\"hidden\": true}", 415, "unsupported_media_type", "")
+BAD_ITEM(no_body, "/items/i1", ADMIN_JSON, "", 400, "invalid_json", "")
+BAD_CASE(item_post, "POST", "/items/i1", ADMIN_JSON, "{\"hidden\": true}",
+         ITEMS_CFG, 405, "method_not_allowed", "", "PUT")
+BAD_CASE(item_without_admin_token, "PUT", "/items/i1", JSON,
+         "{\"hidden\": true}", NULL, 404, "not_found", "", NULL)
+
 /* ---------------------------------------------------------- the good twins */
 /* The policy's other setting, and a charset parameter, are accepted. */
 HR_TEST_T(unknown_fields_ignored_by_policy, 60) {

@@ -459,34 +459,3 @@ json_t *hrt_port_json(int port, const char *method, const char *path,
   return j;
 }
 
-int hrt_bad_inputs(hrt_env_t *e, const char *path, const hrt_bad_case_t *c,
-                   size_t n) {
-  return hrt_bad_requests(e, "POST", path, NULL, c, n);
-}
-
-int hrt_bad_requests(hrt_env_t *e, const char *method, const char *path,
-                     const char *headers, const hrt_bad_case_t *c, size_t n) {
-  long long keys0 = hrt_rint(e, "DBSIZE");
-  for (size_t i = 0; i < n; i++) {
-    int st;
-    json_t *j = hrt_send(e, method, path, headers, c[i].body, &st);
-    const char *code = hrt_jstr(j, "error.code");
-    const char *field = hrt_jstr(j, "error.field");
-    const char *msg = hrt_jstr(j, "error.message");
-    int ok = j != NULL && st == c[i].status && code != NULL &&
-             strcmp(code, c[i].code) == 0 && field != NULL &&
-             strcmp(field, c[i].field) == 0 && msg != NULL && *msg != '\0';
-    if (!ok)
-      fprintf(stderr, "  %s %s %s: wanted %d %s (field \"%s\"), got %d %s\n",
-              method, path, c[i].body, c[i].status, c[i].code, c[i].field, st,
-              hrt_jdump(j));
-    json_decref(j);
-    if (!ok)
-      return -1;
-  }
-  if (hrt_rint(e, "DBSIZE") != keys0) {
-    fprintf(stderr, "  %s %s: bad requests wrote to Redis\n", method, path);
-    return -1;
-  }
-  return 0;
-}

@@ -88,21 +88,6 @@ int hrt_scores_sorted(json_t *resp);
 /** Compact dump for messages (static buffer, truncated). */
 const char *hrt_jdump(const json_t *j);
 
-/* One bad request body and the error it must get. */
-typedef struct {
-  const char *body;
-  int status;
-  const char *code, *field;
-} hrt_bad_case_t;
-
-/** POSTs each case's body to path: 0 when every answer has its status,
- *  error.code, error.field and a message, and Redis holds as many keys as
- *  before (nothing written); -1 after printing the first mismatch. */
-int hrt_bad_inputs(hrt_env_t *e, const char *path, const hrt_bad_case_t *c,
-                   size_t n);
-/** The same with another method and extra header lines (may be NULL). */
-int hrt_bad_requests(hrt_env_t *e, const char *method, const char *path,
-                     const char *headers, const hrt_bad_case_t *c, size_t n);
 /** A JSON body (Content-Type set) with extra header lines (may be NULL). */
 json_t *hrt_send(hrt_env_t *e, const char *method, const char *path,
                  const char *headers, const char *body, int *status);
