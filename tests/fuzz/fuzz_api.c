@@ -1,9 +1,10 @@
-/* fuzz_api.c -- the request parsers: POST /recommend, /similar and /event
- * bodies.
+/* fuzz_api.c -- the request parsers: POST /recommend, /similar, /popular
+ * and /event bodies, and PUT /items/<id>.
  *
- * Input: one selector byte (odd: /event; even: /recommend, or /similar
- * when bit 2 is set; bit 1 sets http.unknown_fields to "ignore"), then the
- * body. A body the parser
+ * Input: one selector byte (bit 4: PUT /items, the id up to the first
+ * newline, then the body; else odd: /event; even: /recommend, /similar
+ * when bit 2 is set, /popular when bit 3 is; bit 1 sets
+ * http.unknown_fields to "ignore"), then the body. A body the parser
  * accepts must hold only what the validation promises: bounded counts, ids
  * of 1..HR_API_MAX_ID bytes, times in range. A refused one must come with
  * an error code and an error body that is valid JSON. */
@@ -116,7 +117,41 @@ HR_FUZZ_TARGET(api) {
   const char *body = (const char *)data + 1;
   size_t len = size - 1;
   memset(&err, 0, sizeof(err));
-  if ((data[0] & 5) == 4) {
+  if (data[0] & 16) {
+    /* the id is a C string from the path: up to the first newline */
+    const char *nl = memchr(body, '\n', len);
+    size_t il = nl ? (size_t)(nl - body) : len;
+    char id[512];
+    int hidden = -1;
+    if (il >= sizeof(id) || memchr(body, '\0', il) != NULL)
+      return 0;
+    memcpy(id, body, il);
+    id[il] = '\0';
+    body += nl ? il + 1 : il;
+    len -= nl ? il + 1 : il;
+    if (hr_api_parse_item_update(id, body, len, &cfg, &hidden, &err) == 0) {
+      hr_fuzz_accepted++;
+      id_ok(id, "the path's item id");
+      FUZZ_EXPECT(hidden == 0 || hidden == 1, "hidden %d", hidden);
+    } else {
+      check_error(&err);
+    }
+  } else if ((data[0] & 13) == 8) {
+    hr_recommend_req_t r;
+    if (hr_api_parse_popular(body, len, &cfg, NOW, &r, &err) == 0) {
+      hr_fuzz_accepted++;
+      FUZZ_EXPECT(r.user_id == NULL && r.n_history == 0 && r.item_id == NULL,
+                  "/popular took a field it does not have");
+      FUZZ_EXPECT(!r.trending ||
+                      (r.n_uattr == 0 && r.n_ctx_extra == 0 && r.ts == -1 &&
+                       !r.ctx[0] && !r.ctx[1] && !r.ctx[2] && !r.ctx[3]),
+                  "trending with a context");
+      check_recommend(&r, &cfg);
+      hr_recommend_req_destroy(&r);
+    } else {
+      check_error(&err);
+    }
+  } else if ((data[0] & 5) == 4) {
     hr_recommend_req_t r;
     if (hr_api_parse_similar(body, len, &cfg, NOW, &r, &err) == 0) {
       hr_fuzz_accepted++;

@@ -12,8 +12,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$out"/{api,auth,config,model,index,tzif}
 
-# ---- api: selector byte (even /recommend, 04 /similar, odd /event), then
-# the body
+# ---- api: selector byte (even /recommend, 04 /similar, 08 /popular, odd
+# /event; 10 PUT /items with the id before a newline), then the body
 api() { printf "\\x$1" >"$out/api/$2"; printf '%s' "$3" >>"$out/api/$2"; }
 api 00 rec-min '{}'
 api 00 rec-user '{"user_id":"u1","k":5}'
@@ -24,6 +24,14 @@ api 00 rec-bad-k '{"user_id":"u1","k":0}'
 api 04 sim-min '{"item_id":"i1"}'
 api 04 sim-full '{"item_id":7,"user_id":"u1","k":20,"exclude":["i4"],"filters":{"genre":["a","b"]}}'
 api 04 sim-bad '{"item_id":"","history":["i1"]}'
+api 08 pop-min '{}'
+api 08 pop-full '{"k":20,"context":{"location":"gym","tz":"Europe/Paris","extra":{"weather":"rain"}},"filters":{"genre":["a"]},"exclude":["i4"],"user_attrs":{"age":31}}'
+api 08 pop-trending '{"k":5,"trending":true,"exclude":["i4"]}'
+api 08 pop-bad '{"trending":true,"context":{"mood":"calm"}}'
+api 10 item-hide 'i00042
+{"hidden":true}'
+api 10 item-bad 'i1
+{"hidden":"yes","why":1}'
 api 01 ev-one '{"user_id":"u1","item_id":"i1","type":"click"}'
 api 01 ev-full '{"user_id":"u1","item_id":"i1","type":"purchase","value":12.5,"event_id":"e-1","recommendation_id":"r.ab.exp1.v2.123","ts":1767225000,"context":{"location":"work","mood":"sad","device":"desktop","tz":"America/New_York"}}'
 api 01 ev-batch '{"events":[{"user_id":"u1","item_id":"i1","type":"view"},{"user_id":"u2","type":"context","context":{"mood":"calm"}},{"user_id":3,"item_id":4,"type":"click","ts":1767220000}]}'
