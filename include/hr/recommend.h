@@ -9,7 +9,9 @@
  * The HTTP handler parses, calls hr_rec_run and encodes the result; the
  * trainer's evaluation calls hr_rec_rank, the same retrieval, scoring and
  * top-k, on a model it loaded, so offline figures are what the server
- * serves. /similar and /popular (hr_rec_similar, hr_rec_popular) take the
+ * serves. Every list leaves out the hidden items (itemsets.h; none in a
+ * process that publishes none, such as the trainer). /similar and /popular
+ * (hr_rec_similar, hr_rec_popular) take the
  * same retrieval with an item's vector as the query, or with none (the
  * context prior). Nothing here speaks HTTP or JSON.
  *
@@ -132,7 +134,9 @@ int hr_rec_similar(hr_rec_worker_t *w, hr_registry_t *reg,
 /** POST /popular: what the first slot's model ranks for nobody in the
  *  request's context -- its context prior (log popularity lifted by each
  *  context value and user attribute it knows), or plain popularity when it
- *  knows none -- with req's filters and exclusions; no Redis. Returns 0
+ *  knows none -- with req's filters and exclusions; no Redis. With
+ *  req->trending, the published trending items first (score: their recent
+ *  weight), then that order with score 0. Returns 0
  *  (release with hr_rec_done), HR_ENOMODEL, HR_EBADFIELD (filter) or
  *  HR_ENOMEM. */
 int hr_rec_popular(hr_rec_worker_t *w, hr_registry_t *reg,

@@ -216,6 +216,20 @@ static json_t *load(const char *body, size_t len, hr_error_t *err) {
   return root;
 }
 
+/* An optional boolean field into *out (left as it is when absent or
+ * null): 0, or HR_EBADFIELD naming it. */
+static int opt_bool(json_t *root, const char *name, int *out,
+                    hr_error_t *err) {
+  json_t *v = json_object_get(root, name);
+  if (v == NULL || json_is_null(v))
+    return 0;
+  if (!json_is_boolean(v))
+    return hr_error_set(err, HR_EBADFIELD, name, "%s must be true or false",
+                        name);
+  *out = json_is_true(v);
+  return 0;
+}
+
 static int parse_id_list(json_t *root, const char *name, size_t max,
                          const char ***out, size_t *n, hr_error_t *err) {
   json_t *arr = json_object_get(root, name);
@@ -494,15 +508,8 @@ int hr_api_parse_recommend(const char *body, size_t len, const hr_config_t *cfg,
   }
   if ((rc = parse_k(root, cfg, &out->k, err)))
     goto fail;
-  v = json_object_get(root, "explain");
-  if (v != NULL && !json_is_null(v)) {
-    if (!json_is_boolean(v)) {
-      rc = hr_error_set(err, HR_EBADFIELD, "explain", "explain must be a boolean");
-      goto fail;
-    }
-    out->explain = json_is_true(v);
-  }
-  if ((rc = parse_context_tail(root, cfg, now, out, err)))
+  if ((rc = opt_bool(root, "explain", &out->explain, err)) ||
+      (rc = parse_context_tail(root, cfg, now, out, err)))
     goto fail;
   return 0;
 fail:
@@ -520,15 +527,8 @@ int hr_api_parse_popular(const char *body, size_t len, const hr_config_t *cfg,
 
   if ((rc = begin(body, len, cfg, known, out, &root, err)))
     return rc;
-  v = json_object_get(root, "trending");
-  if (v != NULL && !json_is_null(v)) {
-    if (!json_is_boolean(v)) {
-      rc = hr_error_set(err, HR_EBADFIELD, "trending", "trending must be "
-                        "true or false");
-      goto fail;
-    }
-    out->trending = json_is_true(v);
-  }
+  if ((rc = opt_bool(root, "trending", &out->trending, err)))
+    goto fail;
   for (int i = 0; out->trending && i < 2; i++) {
     const char *f = i == 0 ? "context" : "user_attrs";
     v = json_object_get(root, f);
@@ -787,11 +787,11 @@ int hr_api_parse_item_update(const char *path_id, const char *body, size_t len,
   if (v == NULL)
     rc = hr_error_set(err, HR_EMISSING, "hidden", "hidden is required "
                       "(true or false)");
-  else if (!json_is_boolean(v))
+  else if (json_is_null(v)) /* not "absent": a value that is not a boolean */
     rc = hr_error_set(err, HR_EBADFIELD, "hidden", "hidden must be true or "
                       "false");
   else
-    *hidden = json_is_true(v);
+    rc = opt_bool(root, "hidden", hidden, err);
 done:
   json_decref(root);
   return rc;

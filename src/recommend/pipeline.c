@@ -29,10 +29,6 @@ typedef struct {
  * so an item the rounding put just below the k-th is still rescored. */
 #define KEPT_MARGIN 32
 
-/* Scratch of one thread: every array grows to the largest need seen and
- * stays. `xbits` (one bit per item of the largest model seen) is all zero
- * between requests: a request sets the bits of what it excludes and
- * clears them before it returns. */
 /* A published item list (itemsets.h) mapped to one model's dense indices;
  * mapped again only when the list's generation or the model changes. */
 typedef struct {
@@ -48,6 +44,10 @@ typedef struct {
 
 #define MAPPED_MODELS 2 /* an experiment's two models in turn */
 
+/* Scratch of one thread: every array grows to the largest need seen and
+ * stays. `xbits` (one bit per item of the largest model seen) is all zero
+ * between requests: a request sets the bits of what it excludes and
+ * clears them before it returns. */
 struct hr_rec_worker {
   hr_model_work_t fwd;        /* the model's forward pass */
   hr_ann_scratch_t *ann;      /* index search, for up to ann_cap items */
@@ -133,8 +133,6 @@ hr_rec_worker_t *hr_rec_worker_thread(void) {
   return w;
 }
 
-/* Room for a model of n items and dim floats, nc candidates (at least k),
- * `kept` kept candidates, nh history entries and ne exclusions. */
 /* List `kind` as model m's indices: the entry mapped last for m when
  * neither changed, else the least recently used entry mapped again.
  * NULL on out of memory. */
@@ -184,6 +182,9 @@ static const mapped_t *mapped(hr_rec_worker_t *w, hr_set_kind_t kind,
   return e;
 }
 
+/* Room for a model of n items and dim floats, nc candidates (at least k),
+ * `kept` kept candidates, nh history entries and ne exclusions
+ * besides the hidden items (mapped here into w->hidden). */
 static int reserve(hr_rec_worker_t *w, const hr_model_t *m, size_t k,
                    size_t nc, size_t kept, size_t nh, size_t ne) {
   size_t n = hr_model_n_items(m), dim = (size_t)hr_model_dim(m);
